@@ -1,0 +1,77 @@
+import { Command, CommanderError } from 'commander';
+import { createRequire } from 'node:module';
+import { EXIT, IntegError, InterruptedError } from './util/errors.js';
+import { registerBaseline } from './commands/baseline.js';
+import { registerCheck } from './commands/check.js';
+import { registerSnapshot } from './commands/snapshot.js';
+import { registerVerify } from './commands/verify.js';
+import { registerAccept } from './commands/accept.js';
+import { registerHistory } from './commands/history.js';
+import { registerDiff } from './commands/diff.js';
+import { registerKeygen } from './commands/keygen.js';
+
+const require = createRequire(import.meta.url);
+export const VERSION: string = (require('../../package.json') as { version: string }).version;
+
+const REPORT_URL = 'https://github.com/integ-project/integ/issues';
+
+export function buildProgram(): Command {
+  const program = new Command('integ')
+    .description('Host integrity monitor and live-response collector.\n\n' +
+      'In peacetime record what the system normally looks like (baseline), detect tampering by\n' +
+      're-hashing and comparing (check), and on an incident preserve volatile state in a sealed,\n' +
+      'verifiable evidence bundle (snapshot).')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ sortSubcommands: false })
+    .exitOverride();
+  program.addHelpText('after', `
+Examples:
+  $ sudo integ baseline --note "after patching 2026-11"
+  $ sudo integ check                      # exit 0 clean; 1/2/4 added/removed/changed; +8 unreadable
+  $ sudo integ check --format json | jq .summary
+  $ sudo integ snapshot --note "case 42: suspicious outbound traffic"
+  $ integ verify /var/lib/integ/evidence/integ-web1-20261121T230000Z.tar.gz
+
+Exit codes: 0 clean, 1|2|4 added|removed|changed (summed), +8 scan incomplete, 16 not trustworthy,
+64 usage, 65 bad policy/input, 66 no baseline/input, 70 internal error, 73/74 cannot create/I/O error,
+75 store busy, 130 interrupted.`);
+  registerBaseline(program);
+  registerCheck(program);
+  registerSnapshot(program);
+  registerVerify(program);
+  registerAccept(program);
+  registerHistory(program);
+  registerDiff(program);
+  registerKeygen(program);
+  for (const cmd of program.commands) cmd.exitOverride();
+  return program;
+}
+
+/** The one place that turns errors into exit codes. */
+export async function main(argv: string[]): Promise<void> {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  });
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    process.exitCode = exitCodeFor(err);
+  }
+}
+
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    // commander has already printed its one-line message.
+    return EXIT.USAGE;
+  }
+  if (err instanceof IntegError) {
+    process.stderr.write(`integ: ${err.message}\n`);
+    return err.exitCode;
+  }
+  const e = err as Error;
+  process.stderr.write(`integ: internal error: ${e?.message ?? String(err)}\n${e?.stack ?? ''}\n` +
+    `This is a bug in integ ${VERSION}. Please report it with the command line and the output above at ${REPORT_URL}\n`);
+  return EXIT.SOFTWARE;
+}
