@@ -1,17 +1,9 @@
 import { Command, CommanderError } from 'commander';
-import { createRequire } from 'node:module';
 import { EXIT, IntegError, InterruptedError } from './util/errors.js';
 import { registerBaseline } from './commands/baseline.js';
 import { registerCheck } from './commands/check.js';
-import { registerSnapshot } from './commands/snapshot.js';
-import { registerVerify } from './commands/verify.js';
-import { registerAccept } from './commands/accept.js';
-import { registerHistory } from './commands/history.js';
-import { registerDiff } from './commands/diff.js';
-import { registerKeygen } from './commands/keygen.js';
 
-const require = createRequire(import.meta.url);
-export const VERSION: string = (require('../../package.json') as { version: string }).version;
+import { VERSION } from './version.js';
 
 const REPORT_URL = 'https://github.com/integ-project/integ/issues';
 
@@ -38,12 +30,6 @@ Exit codes: 0 clean, 1|2|4 added|removed|changed (summed), +8 scan incomplete, 1
 75 store busy, 130 interrupted.`);
   registerBaseline(program);
   registerCheck(program);
-  registerSnapshot(program);
-  registerVerify(program);
-  registerAccept(program);
-  registerHistory(program);
-  registerDiff(program);
-  registerKeygen(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -6,7 +6,7 @@ import type { RunContext } from '../util/context.js';
  * SIGTERM (a second signal exits at once with 130), environment.
  */
 export async function makeContext(logFile: string | undefined): Promise<RunContext> {
-  const { createLogger } = await import('./util/logger.js');
+  const { createLogger } = await import('../util/logger.js');
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { pino, type Logger } from 'pino';
+import { pino, destination, type Logger } from 'pino';
 
 /**
  * Logs are pino JSON lines, to stderr or to --log FILE (created 0600: logs name paths
@@ -10,7 +10,7 @@ export function createLogger(logFile: string | undefined, env: NodeJS.ProcessEnv
   const level = env.INTEG_LOG_LEVEL ?? (logFile ? 'info' : 'warn');
   if (logFile) {
     const fd = fs.openSync(logFile, 'a', 0o600);
-    return pino({ level, base: { pid: process.pid } }, pino.destination({ fd, sync: true }));
+    return pino({ level, base: { pid: process.pid } }, destination({ fd, sync: true }));
   }
-  return pino({ level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
+  return pino({ level, base: { pid: process.pid } }, destination({ fd: 2, sync: true }));
 }

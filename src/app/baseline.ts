@@ -1,0 +1,123 @@
+import { Selector } from '../core/selector.js';
+import type { ScanError } from '../core/types.js';
+import { scanAll } from '../scan/hash-pool.js';
+import type { ScanJob } from '../scan/scan-entry.js';
+import { walk } from '../scan/walk.js';
+import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
+import { openWritable, storeError } from '../store/db.js';
+import { computeGenerationDigest, policyDigest } from '../store/generation-digest.js';
+import type { RunContext } from '../util/context.js';
+import { EXIT, IntegError, InterruptedError } from '../util/errors.js';
+import type { Progress } from '../report/progress.js';
+import { loadPolicy, resolveRoot, whoami } from './common.js';
+import { VERSION } from '../version.js';
+import { signDigest } from './signing.js';
+
+export interface BaselineOptions {
+  policy?: string;
+  db: string;
+  note: string | null;
+  root?: string;
+  jobs: number;
+  signKey?: string;
+}
+
+export interface BaselineResult {
+  generation: Generation;
+  entries: number;
+  bytes: number;
+  seconds: number;
+  errors: ScanError[];
+  exitCode: number;
+}
+
+/**
+ * Walk the policy's paths, hash every regular file in parallel and record a new generation
+ * in one transaction. The previous generation stays current until the final COMMIT: a killed
+ * or interrupted run leaves the store as it was.
+ */
+export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progress?: Progress): Promise<BaselineResult> {
+  const policy = loadPolicy(opts.policy, ctx.env);
+  const root = resolveRoot(opts.root);
+  const who = whoami();
+  const sign = opts.signKey ? await signDigest(opts.signKey) : null;
+  const started = Date.now();
+  const db = openWritable(opts.db);
+  const repo = new BaselineRepo(db);
+  const errors: ScanError[] = [];
+  let entries = 0;
+  let bytes = 0;
+  let open = false;
+  try {
+    try {
+      db.exec('BEGIN IMMEDIATE');
+    } catch (e) {
+      throw storeError(e, opts.db);
+    }
+    open = true;
+    const parent = repo.current();
+    const header = {
+      createdAt: new Date().toISOString(),
+      kind: 'baseline' as const,
+      user: who.user,
+      uid: who.uid,
+      hostname: who.hostname,
+      note: opts.note,
+      root: root || '/',
+      policySource: policy.source,
+      policyText: policy.text,
+      policyDigest: policyDigest(policy.text),
+      hashAlgos: policy.hash.join(','),
+      parentId: parent?.id ?? null,
+      parentDigest: parent?.digest ?? null,
+      toolVersion: VERSION,
+    };
+    const gen = repo.begin(header);
+    const selector = new Selector(policy);
+    let nextId = 0;
+    const jobs = function* (): Generator<ScanJob & { rule: string }> {
+      for (const ev of walk(selector, root)) {
+        if (ev.kind === 'error') {
+          errors.push({ path: ev.path, code: ev.code, message: ev.message });
+          continue;
+        }
+        yield { id: ++nextId, path: ev.path, real: ev.real, algos: policy.hash, growing: false, prefixLen: null, rule: ev.rule.name };
+      }
+    };
+    ctx.log.info({ db: opts.db, policy: policy.source, root: root || '/', jobs: opts.jobs }, 'baseline started');
+    for await (const [job, res] of scanAll(jobs(), opts.jobs, ctx.signal)) {
+      if (!res.ok) {
+        errors.push({ path: job.path, code: res.code, message: res.message });
+        ctx.log.warn({ path: job.path.toString('utf8'), code: res.code }, res.message);
+      }
+      if (res.rec) {
+        repo.insert(gen, job.rule, res.rec, res.ok ? null : res.code);
+        entries++;
+        if (res.rec.type === 'file') bytes += Number(res.rec.size);
+      }
+      progress?.update(entries, bytes);
+    }
+    if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new InterruptedError();
+    const d = computeGenerationDigest(db, { id: gen, ...header });
+    const sig = sign ? sign(d.digest) : null;
+    repo.finish(gen, d, d.digest, sig?.signature ?? null, sig?.keyId ?? null);
+    db.exec('COMMIT');
+    open = false;
+    const generation = repo.get(gen)!;
+    ctx.log.info({ generation: gen, entries, bytes, errors: errors.length, digest: d.digest }, 'baseline recorded');
+    return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, exitCode: errors.length ? EXIT.INCOMPLETE : EXIT.OK };
+  } catch (e) {
+    if (open) {
+      try {
+        db.exec('ROLLBACK');
+      } catch {
+        /* the connection may already have rolled back */
+      }
+    }
+    if (e instanceof IntegError) throw e;
+    throw storeError(e, opts.db);
+  } finally {
+    progress?.stop();
+    db.close();
+  }
+}

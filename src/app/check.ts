@@ -1,0 +1,225 @@
+import { compareEntry } from '../core/compare.js';
+import { pathToText } from '../core/pathenc.js';
+import { Selector } from '../core/selector.js';
+import type { Finding, Policy, Rule, ScanError } from '../core/types.js';
+import { checkExitCode, summarize, type Summary } from '../core/verdict.js';
+import { scanAll } from '../scan/hash-pool.js';
+import type { ScanJob } from '../scan/scan-entry.js';
+import { walk } from '../scan/walk.js';
+import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
+import { openReadOnly, openWritable, probeWriteLock, storeError } from '../store/db.js';
+import { policyDigest } from '../store/generation-digest.js';
+import { RunRepo } from '../store/run-repo.js';
+import type { Progress } from '../report/progress.js';
+import type { RunContext } from '../util/context.js';
+import { IntegError, InterruptedError, NoInputError } from '../util/errors.js';
+import { blake3Hex } from '../util/blake3.js';
+import { loadPolicy, resolveRoot, whoami, type Who } from './common.js';
+
+export interface CheckOptions {
+  policy?: string;
+  db: string;
+  root?: string;
+  jobs: number;
+  /** undefined: as the policy says (on_alert.snapshot) */
+  snapshot?: boolean;
+  out?: string;
+  verifyKey?: string;
+  expectDigest?: string;
+}
+
+export interface EvidenceRef {
+  bundle: string;
+  sha256: string;
+  reused: boolean;
+}
+
+export interface CheckResult {
+  startedAt: string;
+  finishedAt: string;
+  who: Who;
+  root: string;
+  policy: Policy;
+  baseline: Generation;
+  summary: Summary;
+  findings: Finding[];
+  errors: ScanError[];
+  evidence: EvidenceRef | null;
+  /** notices for the operator (policy changed since the baseline, run not recorded …) */
+  notices: string[];
+  runId: number | null;
+  exitCode: number;
+}
+
+const SEVERITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 } as const;
+
+/** Findings in report order: severity, then path bytes. */
+export function sortFindings(f: Finding[]): Finding[] {
+  return f.sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || Buffer.compare(a.path, b.path));
+}
+
+/** A digest of the set of findings, so a repeated identical alert can reuse the earlier bundle. */
+export function findingsDigest(findings: readonly Finding[]): string {
+  const lines = findings
+    .map((f) => {
+      const a = f.after;
+      return `${f.path.toString('hex')} ${f.kind} ${f.attributes.join(',')} ${a ? `${a.type} ${a.mode} ${a.uid} ${a.gid} ${a.size} ${a.blake3 ?? '-'} ${a.sha256 ?? '-'} ${a.target?.toString('hex') ?? '-'}` : '-'}`;
+    })
+    .sort();
+  return `blake3:${blake3Hex(lines.join('\n'))}`;
+}
+
+function isUnderAny(p: Buffer, dirs: Buffer[]): boolean {
+  return dirs.some((d) => p.length > d.length && p[d.length] === 0x2f && p.subarray(0, d.length).equals(d));
+}
+
+/**
+ * Re-walk and re-hash in parallel, compare with the current generation rule by rule, record
+ * the run. The comparison streams: each observed entry is looked up by path in the stored
+ * generation and marked in a bitmap over its rows, so memory grows with the findings, not
+ * with the number of files; unmarked rows are the removed entries.
+ */
+export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: Progress): Promise<CheckResult> {
+  const policy = loadPolicy(opts.policy, ctx.env);
+  const root = resolveRoot(opts.root);
+  const who = whoami();
+  const startedAt = new Date().toISOString();
+  const notices: string[] = [];
+  const writable = probeWriteLock0(opts.db);
+  const db = openReadOnly(opts.db);
+  const findings: Finding[] = [];
+  const errors: ScanError[] = [];
+  let scanned = 0;
+  let baseline: Generation;
+  try {
+    const repo = new BaselineRepo(db);
+    const cur = repo.current();
+    if (!cur) throw new NoInputError(`no baseline yet in ${opts.db} (run "integ baseline" first)`);
+    baseline = cur;
+    const { verifyTrust } = await import('./trust-gate.js');
+    await verifyTrust(db, cur, { verifyKey: opts.verifyKey ?? policy.trust.publicKey ?? undefined, expectDigest: opts.expectDigest }, ctx);
+    const pd = policyDigest(policy.text);
+    if (pd !== cur.policyDigest) notices.push(`the policy differs from the one baseline #${cur.id} was taken with; entries are judged by the current policy`);
+    const selector = new Selector(policy);
+    const range = repo.rowidRange(cur.id);
+    const seen = new Uint8Array(range ? range.max - range.min + 1 : 0);
+    const errorDirs: Buffer[] = [];
+    let nextId = 0;
+    type Job = ScanJob & { rule: Rule; base: StoredEntry | undefined };
+    const jobs = function* (): Generator<Job> {
+      for (const ev of walk(selector, root)) {
+        if (ev.kind === 'error') {
+          errors.push({ path: ev.path, code: ev.code, message: ev.message });
+          errorDirs.push(ev.path);
+          const b = repo.lookup(cur.id, ev.path);
+          if (b && range) seen[b.rowid - range.min] = 1;
+          continue;
+        }
+        const base = repo.lookup(cur.id, ev.path);
+        if (base && range) seen[base.rowid - range.min] = 1;
+        const growing = ev.rule.check.includes('growing');
+        yield {
+          id: ++nextId,
+          path: ev.path,
+          real: ev.real,
+          algos: policy.hash,
+          growing,
+          prefixLen: growing && base && base.rec.type === 'file' ? Number(base.rec.size) : null,
+          rule: ev.rule,
+          base,
+        };
+      }
+    };
+    let bytes = 0;
+    for await (const [job, res] of scanAll(jobs(), opts.jobs, ctx.signal)) {
+      scanned++;
+      if (!res.ok) {
+        errors.push({ path: job.path, code: res.code, message: res.message });
+        ctx.log.warn({ path: pathToText(job.path), code: res.code }, res.message);
+      }
+      if (res.rec) {
+        if (res.rec.type === 'file') bytes += Number(res.rec.size);
+        // A vanished entry (no rec) is an error, not a removal: we cannot tell which it is.
+        const f = compareEntry(job.base?.rec ?? null, res.rec, job.rule);
+        if (f) findings.push(f);
+      }
+      progress?.update(scanned, bytes);
+    }
+    if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new InterruptedError();
+    // Removed: rows never marked, still in scope, and not below a directory we could not list.
+    if (range) {
+      for (const e of repo.entries(cur.id)) {
+        if (seen[e.rowid - range.min]) continue;
+        const rule = selector.ruleFor(e.rec.path.toString('utf8'));
+        if (!rule || isUnderAny(e.rec.path, errorDirs)) continue;
+        const f = compareEntry(e.rec, null, rule);
+        if (f) findings.push(f);
+      }
+    }
+  } catch (e) {
+    if (e instanceof IntegError) throw e;
+    throw storeError(e, opts.db);
+  } finally {
+    progress?.stop();
+    db.close();
+  }
+  sortFindings(findings);
+  errors.sort((a, b) => Buffer.compare(a.path, b.path));
+  const summary = summarize(scanned, findings, errors.length);
+  const exitCode = checkExitCode(summary);
+  const result: CheckResult = {
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    who,
+    root: root || '/',
+    policy,
+    baseline,
+    summary,
+    findings,
+    errors,
+    evidence: null,
+    notices,
+    runId: null,
+    exitCode,
+  };
+  const digest = findingsDigest(findings);
+  if (exitCode & 7) {
+    const { captureOnAlert } = await import('./alert.js');
+    result.evidence = await captureOnAlert(result, digest, opts, ctx);
+  }
+  if (writable) {
+    try {
+      const wdb = openWritable(opts.db);
+      try {
+        result.runId = new RunRepo(wdb).record(
+          {
+            kind: 'check', startedAt, finishedAt: result.finishedAt, gen: baseline.id, baselineDigest: baseline.digest, user: who.user, uid: who.uid,
+            hostname: who.hostname, root: root || '/', policyDigest: policyDigest(policy.text), ...summary, exitCode, findingsDigest: digest,
+            evidence: result.evidence?.bundle ?? null,
+          },
+          findings,
+          errors,
+        );
+      } finally {
+        wdb.close();
+      }
+    } catch (e) {
+      const err = e instanceof IntegError ? e : storeError(e, opts.db);
+      notices.push(`this run was not recorded in the store: ${err.message}`);
+    }
+  } else {
+    notices.push('the store is read-only: this run was not recorded');
+  }
+  return result;
+}
+
+function probeWriteLock0(file: string): boolean {
+  try {
+    return probeWriteLock(file);
+  } catch (e) {
+    // A missing store is reported by openReadOnly with the right code.
+    if ((e as { code?: string }).code === 'SQLITE_CANTOPEN') return false;
+    if (e instanceof IntegError && e.exitCode !== 73) throw e;
+    return false;
+  }
+}

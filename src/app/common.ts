@@ -1,0 +1,60 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parsePolicy } from '../core/policy.js';
+import type { Policy } from '../core/types.js';
+import { NoInputError, UsageError } from '../util/errors.js';
+
+/** The embedded default policy, shipped in the package. */
+export const DEFAULT_POLICY_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../baselines/default.yml');
+
+/** --policy FILE, else $INTEG_POLICY, else the embedded default. */
+export function loadPolicy(flag: string | undefined, env: NodeJS.ProcessEnv): Policy {
+  const file = flag ?? env.INTEG_POLICY ?? DEFAULT_POLICY_FILE;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new NoInputError(`policy file not found: ${file}`);
+    if (code === 'EISDIR') throw new UsageError(`policy ${file} is a directory, expected a YAML file`);
+    throw new NoInputError(`cannot read policy ${file}: ${(e as Error).message}`);
+  }
+  return parsePolicy(text, file === DEFAULT_POLICY_FILE ? 'embedded default policy (baselines/default.yml)' : file);
+}
+
+/** Validate --root: an existing directory; returns "" for "/" (no prefix). */
+export function resolveRoot(flag: string | undefined): string {
+  if (flag === undefined || flag === '/') return '';
+  const abs = path.resolve(flag);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(abs);
+  } catch {
+    throw new NoInputError(`--root ${flag}: no such directory`);
+  }
+  if (!st.isDirectory()) throw new UsageError(`--root ${flag}: not a directory`);
+  return abs === '/' ? '' : abs;
+}
+
+export interface Who {
+  user: string;
+  uid: number;
+  hostname: string;
+}
+
+export function whoami(): Who {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : -1;
+  let user = String(uid);
+  try {
+    user = os.userInfo().username;
+  } catch {
+    /* a uid with no passwd entry (containers): keep the number */
+  }
+  return { user, uid, hostname: os.hostname() };
+}
+
+export function defaultJobs(): number {
+  return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+}

@@ -1,0 +1,38 @@
+import type { Command } from 'commander';
+
+export function registerBaseline(program: Command): void {
+  program
+    .command('baseline')
+    .description('walk the policy\'s paths, hash every file in parallel, record a new baseline generation and make it current')
+    .option('--policy <file>', 'policy YAML (default: $INTEG_POLICY, else the embedded baselines/default.yml)')
+    .option('--db <file>', 'baseline store (default: $INTEG_DB, else /var/lib/integ/integ.db for root, ~/.local/state/integ/integ.db otherwise)')
+    .option('--note <text>', 'why this baseline was taken, e.g. "after patching 2026-11"')
+    .option('--root <dir>', 'read the policy\'s paths under DIR (mounted image, restored backup, container root)')
+    .option('--jobs <n>', 'hashing threads (default: available cores; 0 hashes on the main thread)')
+    .option('--sign-key <file>', 'sign the generation with this Ed25519 private key (see integ keygen)')
+    .option('--log <file>', 'write JSON logs here instead of stderr')
+    .addHelpText('after', `
+Examples:
+  $ sudo integ baseline --note "after patching 2026-11"
+  $ integ baseline --policy baselines/webserver.yml --db ./web.db
+  $ sudo integ baseline --root /mnt/image --db /media/usb/image.db --note "golden image"
+  $ sudo integ baseline --sign-key /root/integ.key --note "signed after patch day"
+
+Exit: 0 recorded; 8 recorded, but some entries could not be read (listed); 65 bad policy;
+73/74 cannot write the store; 75 another run holds the store; 130 interrupted (previous baseline kept).`)
+    .action(async (flags: { policy?: string; db?: string; note?: string; root?: string; jobs?: string; signKey?: string; log?: string }) => {
+      const { makeContext, parseCount } = await import('./run-context.js');
+      const { defaultDbPath } = await import('../util/paths.js');
+      const { defaultJobs } = await import('../app/common.js');
+      const jobs = parseCount('--jobs', flags.jobs) ?? defaultJobs();
+      const ctx = await makeContext(flags.log);
+      const { createProgress } = await import('../report/progress.js');
+      const { runBaseline } = await import('../app/baseline.js');
+      const db = defaultDbPath(flags.db, ctx.env);
+      const progress = await createProgress(ctx, 'baseline', null);
+      const r = await runBaseline({ policy: flags.policy, db, note: flags.note ?? null, root: flags.root, jobs, signKey: flags.signKey }, ctx, progress);
+      const { baselineText } = await import('../report/baseline-report.js');
+      process.stdout.write(baselineText(r));
+      process.exitCode = r.exitCode;
+    });
+}

@@ -1,0 +1,78 @@
+import type { Attribute, CheckItem, EntryRecord, Finding, Observed, Rule } from './types.js';
+
+/**
+ * A directory's size, mtime, ctime and nlink change whenever an entry inside it is added,
+ * removed or renamed. integ reports those entries themselves, so on directories these four
+ * are not compared (the change shows as the added/removed child instead).
+ */
+const DIR_NOISE: ReadonlySet<Attribute> = new Set(['size', 'mtime', 'ctime', 'nlink']);
+/** With `growing`, these follow from appending and are judged by the growth rule instead. */
+const GROWING_NOISE: ReadonlySet<Attribute> = new Set(['size', 'mtime', 'ctime', 'content']);
+
+function contentDiffers(before: EntryRecord, after: EntryRecord): boolean {
+  // Compare every algorithm both sides have; a side without digests (unreadable then) is unknown, not different.
+  let compared = false;
+  if (before.blake3 && after.blake3) {
+    if (before.blake3 !== after.blake3) return true;
+    compared = true;
+  }
+  if (before.sha256 && after.sha256) {
+    if (before.sha256 !== after.sha256) return true;
+    compared = true;
+  }
+  void compared;
+  return false;
+}
+
+function bufEq(a: Buffer | null, b: Buffer | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.equals(b);
+}
+
+/** The attributes in which `after` differs from `before`, as far as `check` asks. Pure. */
+export function differingAttributes(before: EntryRecord, after: Observed, check: readonly CheckItem[]): Attribute[] {
+  const want = new Set(check);
+  const growing = want.has('growing') && before.type === 'file' && after.type === 'file';
+  const out: Attribute[] = [];
+  const consider = (a: Attribute): boolean => {
+    if (!want.has(a) && !(growing && (a === 'content' || a === 'size'))) return false;
+    if (before.type === 'dir' && after.type === 'dir' && DIR_NOISE.has(a)) return false;
+    return true;
+  };
+  if (consider('content') && before.type === 'file' && after.type === 'file') {
+    if (growing) {
+      const prefixChanged =
+        (before.blake3 && after.prefixBlake3 !== undefined && after.prefixBlake3 !== null && before.blake3 !== after.prefixBlake3) ||
+        (before.sha256 && after.prefixSha256 !== undefined && after.prefixSha256 !== null && before.sha256 !== after.prefixSha256);
+      if (after.size < before.size) out.push('size');
+      else if (prefixChanged) out.push('content');
+    } else if (contentDiffers(before, after)) out.push('content');
+  }
+  if (consider('type') && before.type !== after.type) out.push('type');
+  if (consider('mode') && before.mode !== after.mode) out.push('mode');
+  if (consider('uid') && before.uid !== after.uid) out.push('uid');
+  if (consider('gid') && before.gid !== after.gid) out.push('gid');
+  if (!growing && consider('size') && before.type === after.type && before.size !== after.size) out.push('size');
+  if (!(growing && GROWING_NOISE.has('mtime')) && consider('mtime') && before.mtimeNs !== after.mtimeNs) out.push('mtime');
+  if (!(growing && GROWING_NOISE.has('ctime')) && consider('ctime') && before.ctimeNs !== after.ctimeNs) out.push('ctime');
+  if (consider('inode') && before.inode !== after.inode) out.push('inode');
+  if (consider('nlink') && before.nlink !== after.nlink) out.push('nlink');
+  if (consider('target') && (before.type === 'symlink' || after.type === 'symlink') && !bufEq(before.target, after.target)) out.push('target');
+  // Attributes always in canonical order, content first.
+  return out;
+}
+
+/** Compare one path's baseline record with what was observed; null when nothing in `rule.check` differs. */
+export function compareEntry(before: EntryRecord | null, after: Observed | null, rule: Rule): Finding | null {
+  const path = (after ?? before)!.path;
+  if (before && !after) return { path, kind: 'removed', rule: rule.name, severity: rule.severity, attributes: [], before, after: null };
+  if (!before && after) return { path, kind: 'added', rule: rule.name, severity: rule.severity, attributes: [], before: null, after: stripPrefix(after) };
+  const attributes = differingAttributes(before!, after!, rule.check);
+  if (attributes.length === 0) return null;
+  return { path, kind: 'changed', rule: rule.name, severity: rule.severity, attributes, before, after: stripPrefix(after!) };
+}
+
+function stripPrefix(o: Observed): EntryRecord {
+  const { prefixBlake3: _a, prefixSha256: _b, ...rest } = o;
+  return rest;
+}

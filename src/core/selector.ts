@@ -1,0 +1,76 @@
+import picomatch from 'picomatch';
+import type { Policy, Rule } from './types.js';
+
+type Matcher = (s: string) => boolean;
+const PM_OPTS = { dot: true } as const;
+
+interface CompiledRule {
+  rule: Rule;
+  include: Matcher;
+  exclude: Matcher;
+  /** true when everything below a directory is excluded for this rule */
+  excludesTree: Matcher;
+  /** static prefixes of the include patterns: nothing outside them can match */
+  bases: string[];
+}
+
+function treeMatcher(patterns: string[]): Matcher {
+  // "/x/**" excludes the whole tree below /x: a directory matching "/x" can be pruned.
+  const trees = patterns.filter((p) => p.endsWith('/**')).map((p) => p.slice(0, -3) || '/');
+  return trees.length ? picomatch(trees, PM_OPTS) : () => false;
+}
+
+function isUnder(child: string, parent: string): boolean {
+  return parent === '/' || child === parent || child.startsWith(parent.endsWith('/') ? parent : `${parent}/`);
+}
+
+function staticBase(pattern: string): string {
+  const s = picomatch.scan(pattern);
+  const base = s.isGlob ? s.base : pattern;
+  return base === '' ? '/' : base.replace(/\/+$/, '') || '/';
+}
+
+/**
+ * The policy compiled for the walk.
+ * How rules combine: global `exclude` removes a path from every rule. Otherwise the LAST rule
+ * (in file order) whose `paths` match the path and whose own `exclude` does not, governs it —
+ * so a later, narrower rule overrides an earlier, broader one (like .gitignore). A path that
+ * a rule excludes falls back to the earlier rules. A path no rule governs is out of scope.
+ */
+export class Selector {
+  private readonly rules: CompiledRule[];
+  private readonly globalExclude: Matcher;
+  private readonly globalTree: Matcher;
+  /** top-level directories (or files) to walk; none is below another */
+  readonly roots: string[];
+
+  constructor(policy: Pick<Policy, 'rules' | 'exclude'>) {
+    this.rules = policy.rules.map((rule) => ({
+      rule,
+      include: picomatch(rule.paths, PM_OPTS),
+      exclude: rule.exclude.length ? picomatch(rule.exclude, PM_OPTS) : () => false,
+      excludesTree: treeMatcher(rule.exclude),
+      bases: rule.paths.map(staticBase),
+    }));
+    this.globalExclude = policy.exclude.length ? picomatch(policy.exclude, PM_OPTS) : () => false;
+    this.globalTree = treeMatcher(policy.exclude);
+    const all = [...new Set(this.rules.flatMap((r) => r.bases))].sort();
+    this.roots = all.filter((b) => !all.some((o) => o !== b && isUnder(b, o)));
+  }
+
+  /** The rule governing this path, or null when it is out of scope. */
+  ruleFor(path: string): Rule | null {
+    if (this.globalExclude(path)) return null;
+    for (let i = this.rules.length - 1; i >= 0; i--) {
+      const r = this.rules[i]!;
+      if (r.include(path) && !r.exclude(path)) return r.rule;
+    }
+    return null;
+  }
+
+  /** Whether anything below directory `dir` could be in scope (prunes the walk). */
+  mayDescend(dir: string): boolean {
+    if (this.globalTree(dir)) return false;
+    return this.rules.some((r) => !r.excludesTree(dir) && r.bases.some((b) => isUnder(dir, b) || isUnder(b, dir)));
+  }
+}

@@ -1,0 +1,97 @@
+/** Attributes a rule can check; the JSON report names differences from this list. */
+export const ATTRIBUTES = ['content', 'type', 'mode', 'uid', 'gid', 'size', 'mtime', 'ctime', 'inode', 'nlink', 'target'] as const;
+export type Attribute = (typeof ATTRIBUTES)[number];
+/** `growing` is a check mode, not an attribute: a log may grow but not shrink or be rewritten. */
+export type CheckItem = Attribute | 'growing';
+
+export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+export const HASH_ALGOS = ['blake3', 'sha256'] as const;
+export type HashAlgo = (typeof HASH_ALGOS)[number];
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev' | 'unknown';
+
+/**
+ * One filesystem entry as recorded in a baseline or observed by a check.
+ * Paths are bytes (Linux file names are bytes), as the policy names them (no --root prefix).
+ * 64-bit quantities are bigint so nanosecond times and large inodes stay exact.
+ */
+export interface EntryRecord {
+  path: Buffer;
+  type: EntryType;
+  /** st_mode & 0o7777 */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  inode: bigint;
+  nlink: number;
+  /** symlink target bytes, else null */
+  target: Buffer | null;
+  blake3: string | null;
+  sha256: string | null;
+}
+
+/** What a check observed for one path, plus the digest of the baseline-length prefix for `growing` rules. */
+export interface Observed extends EntryRecord {
+  prefixBlake3?: string | null;
+  prefixSha256?: string | null;
+}
+
+export interface Rule {
+  name: string;
+  severity: Severity;
+  paths: string[];
+  exclude: string[];
+  check: CheckItem[];
+}
+
+export interface OnAlert {
+  snapshot: boolean;
+  /** seconds within which an identical set of findings reuses the earlier bundle */
+  cooldownSeconds: number;
+  copyMaxFileBytes: number;
+  copyMaxTotalBytes: number;
+}
+
+export interface Retention {
+  maxBundles: number;
+  maxBytes: number;
+}
+
+export interface Policy {
+  version: 1;
+  hash: HashAlgo[];
+  /** global excludes: out of scope for every rule */
+  exclude: string[];
+  rules: Rule[];
+  onAlert: OnAlert;
+  retention: Retention;
+  trust: { publicKey: string | null };
+  /** where the policy came from (file path or "embedded default") */
+  source: string;
+  /** the policy text exactly as read, stored with each generation */
+  text: string;
+}
+
+export type FindingKind = 'added' | 'removed' | 'changed';
+
+export interface Finding {
+  path: Buffer;
+  kind: FindingKind;
+  rule: string;
+  severity: Severity;
+  attributes: Attribute[];
+  before: EntryRecord | null;
+  after: EntryRecord | null;
+}
+
+/** An in-scope entry that could not be read completely: a finding of its own (exit bit 8). */
+export interface ScanError {
+  path: Buffer;
+  code: string;
+  message: string;
+}

@@ -1,0 +1,97 @@
+import chalk from 'chalk';
+import type { CheckResult } from '../app/check.js';
+import { pathForTerminal, pathJson } from '../core/pathenc.js';
+import type { Finding, Severity } from '../core/types.js';
+import { VERSION } from '../version.js';
+import { nsToIso, recordJson } from './records.js';
+
+/** The `integ.check/1` JSON document of the contract. */
+export function checkJson(r: CheckResult): Record<string, unknown> {
+  return {
+    schema: 'integ.check/1',
+    tool: { name: 'integ', version: VERSION },
+    host: { hostname: r.who.hostname },
+    started_at: r.startedAt,
+    finished_at: r.finishedAt,
+    root: r.root,
+    policy: { source: r.policy.source, hash: r.policy.hash },
+    baseline: {
+      generation: r.baseline.id,
+      created_at: r.baseline.createdAt,
+      note: r.baseline.note,
+      digest: r.baseline.digest,
+      signed: r.baseline.signature !== null,
+    },
+    summary: r.summary,
+    changes: r.findings.map((f) => ({
+      ...pathJson(f.path),
+      kind: f.kind,
+      rule: f.rule,
+      severity: f.severity,
+      attributes: f.attributes,
+      before: f.before ? recordJson(f.before) : null,
+      after: f.after ? recordJson(f.after) : null,
+    })),
+    errors: r.errors.map((e) => ({ ...pathJson(e.path), code: e.code, message: e.message })),
+    evidence: r.evidence ? { bundle: r.evidence.bundle, sha256: r.evidence.sha256, reused: r.evidence.reused } : null,
+    notices: r.notices,
+    exit_code: r.exitCode,
+  };
+}
+
+const SEV_COLOR: Record<Severity, (s: string) => string> = {
+  critical: (s) => chalk.bold.red(s),
+  high: (s) => chalk.red(s),
+  medium: (s) => chalk.yellow(s),
+  low: (s) => chalk.cyan(s),
+};
+const KIND_LABEL = { added: 'ADDED  ', removed: 'REMOVED', changed: 'CHANGED' } as const;
+
+function detail(f: Finding): string {
+  if (f.kind !== 'changed' || !f.before || !f.after) return '';
+  const b = f.before;
+  const a = f.after;
+  const parts = f.attributes.map((attr) => {
+    switch (attr) {
+      case 'mode': return `mode ${b.mode.toString(8)}→${a.mode.toString(8)}`;
+      case 'uid': return `uid ${b.uid}→${a.uid}`;
+      case 'gid': return `gid ${b.gid}→${a.gid}`;
+      case 'size': return `size ${b.size}→${a.size}`;
+      case 'type': return `type ${b.type}→${a.type}`;
+      case 'target': return `target ${b.target ? pathForTerminal(b.target) : '-'}→${a.target ? pathForTerminal(a.target) : '-'}`;
+      case 'mtime': return `mtime ${nsToIso(b.mtimeNs)}→${nsToIso(a.mtimeNs)}`;
+      case 'inode': return `inode ${b.inode}→${a.inode}`;
+      case 'nlink': return `nlink ${b.nlink}→${a.nlink}`;
+      default: return attr;
+    }
+  });
+  return parts.join(', ');
+}
+
+/** Findings grouped by severity, then errors, then a one-line summary. */
+export function checkText(r: CheckResult): string {
+  const out: string[] = [];
+  for (const sev of ['critical', 'high', 'medium', 'low'] as const) {
+    const group = r.findings.filter((f) => f.severity === sev);
+    if (!group.length) continue;
+    out.push(SEV_COLOR[sev](`${sev.toUpperCase()} (${group.length})`));
+    for (const f of group) {
+      const d = detail(f);
+      out.push(`  ${KIND_LABEL[f.kind]}  ${pathForTerminal(f.path)}${f.kind === 'changed' ? `  [${f.attributes.join(', ')}]` : ''}  (${f.rule})`);
+      if (d) out.push(chalk.dim(`           ${d}`));
+    }
+  }
+  if (r.errors.length) {
+    out.push(chalk.magenta(`UNREADABLE (${r.errors.length}) — scan incomplete`));
+    for (const e of r.errors) out.push(`  ${e.code.padEnd(8)} ${pathForTerminal(e.path)}: ${e.message}`);
+  }
+  for (const n of r.notices) out.push(chalk.dim(`note: ${n}`));
+  if (r.evidence) out.push(`evidence: ${r.evidence.bundle}${r.evidence.reused ? ' (reused: same findings within the cooldown)' : ''}\nsha256:   ${r.evidence.sha256}`);
+  const s = r.summary;
+  const verdict = r.exitCode === 0 ? chalk.green('OK') : chalk.bold.red('ALERT');
+  out.push(
+    `${verdict} ${s.scanned} scanned, ${s.added} added, ${s.removed} removed, ${s.changed} changed, ${s.errors} unreadable — ` +
+      `baseline #${r.baseline.id} ${r.baseline.digest.slice(0, 23)}… — exit ${r.exitCode}`,
+  );
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,175 @@
+import fs from 'node:fs';
+import crypto from 'node:crypto';
+import { createBlake3 } from '../util/blake3.js';
+import type { EntryRecord, EntryType, HashAlgo, Observed } from '../core/types.js';
+
+/** Work for one in-scope path. Paths travel as bytes; the worker never sees a lossy string. */
+export interface ScanJob {
+  id: number;
+  /** path as the policy names it */
+  path: Buffer;
+  /** path to read: --root prefix + path */
+  real: Buffer;
+  algos: HashAlgo[];
+  /** `growing` rule: hash also the first `prefixLen` bytes (the baseline's size) and tolerate growth while reading */
+  growing: boolean;
+  prefixLen: number | null;
+}
+
+export type ScanResult =
+  | { id: number; ok: true; rec: Observed }
+  /** rec carries what lstat told when only the content could not be read */
+  | { id: number; ok: false; code: string; message: string; rec: Observed | null };
+
+interface IncrementalHash {
+  update(b: Buffer): void;
+  /** digest so far, without ending the hash */
+  peek(): string;
+  digest(): string;
+}
+
+export function createHasher(algo: HashAlgo): IncrementalHash {
+  if (algo === 'sha256') {
+    const h = crypto.createHash('sha256');
+    return { update: (b) => h.update(b), peek: () => h.copy().digest('hex'), digest: () => h.digest('hex') };
+  }
+  const h = createBlake3();
+  return {
+    update: (b) => void h.update(b),
+    peek: () => h.digest({ dispose: false }).toString('hex'),
+    digest: () => h.digest({ dispose: true }).toString('hex'),
+  };
+}
+
+const S_IFMT = 0o170000;
+export function typeOfMode(mode: number): EntryType {
+  switch (mode & S_IFMT) {
+    case 0o100000: return 'file';
+    case 0o040000: return 'dir';
+    case 0o120000: return 'symlink';
+    case 0o010000: return 'fifo';
+    case 0o140000: return 'socket';
+    case 0o020000: return 'chardev';
+    case 0o060000: return 'blockdev';
+    default: return 'unknown';
+  }
+}
+
+export function recordFromStat(path: Buffer, st: fs.BigIntStats): EntryRecord {
+  const mode = Number(st.mode);
+  return {
+    path,
+    type: typeOfMode(mode),
+    mode: mode & 0o7777,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: st.size,
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+    inode: st.ino,
+    nlink: Number(st.nlink),
+    target: null,
+    blake3: null,
+    sha256: null,
+  };
+}
+
+const C = fs.constants;
+const BASE_FLAGS = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
+// O_NOATIME keeps reads from disturbing access times (evidence); only the owner or root may use it.
+let noatime: number = (C as Record<string, number>).O_NOATIME ?? 0;
+
+function errInfo(e: unknown): { code: string; message: string } {
+  const err = e as NodeJS.ErrnoException;
+  const code = err.code ?? 'EIO';
+  const messages: Record<string, string> = {
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    ENOENT: 'vanished while scanning',
+    ELOOP: 'replaced by a symbolic link while scanning',
+    EIO: 'I/O error',
+    ENAMETOOLONG: 'path too long',
+  };
+  return { code, message: messages[code] ?? err.message ?? String(e) };
+}
+
+/**
+ * Scan one path: lstat; for a symlink read its target; for a regular file open it with
+ * O_NOFOLLOW|O_NONBLOCK, check with fstat that it is still the file lstat saw, and stream it
+ * through the hashers. FIFOs, sockets and devices are recorded by metadata and never opened.
+ * Never throws: every failure becomes a result with an errno-style code.
+ */
+export function scanEntry(job: ScanJob, buf: Buffer): ScanResult {
+  let st: fs.BigIntStats;
+  try {
+    st = fs.lstatSync(job.real, { bigint: true });
+  } catch (e) {
+    return { id: job.id, ok: false, ...errInfo(e), rec: null };
+  }
+  const rec: Observed = recordFromStat(job.path, st);
+  if (rec.type === 'symlink') {
+    try {
+      rec.target = fs.readlinkSync(job.real, { encoding: 'buffer' });
+    } catch (e) {
+      return { id: job.id, ok: false, ...errInfo(e), rec };
+    }
+    return { id: job.id, ok: true, rec };
+  }
+  if (rec.type !== 'file') return { id: job.id, ok: true, rec };
+  return hashFile(job, st, rec, buf);
+}
+
+function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: Buffer): ScanResult {
+  let fd: number;
+  try {
+    fd = fs.openSync(job.real, BASE_FLAGS | noatime);
+  } catch (e) {
+    if (noatime && (e as NodeJS.ErrnoException).code === 'EPERM') {
+      noatime = 0; // not the owner: fall back for the rest of this thread's life
+      return hashFile(job, st, rec, buf);
+    }
+    return { id: job.id, ok: false, ...errInfo(e), rec };
+  }
+  try {
+    const before = fs.fstatSync(fd, { bigint: true });
+    if (typeOfMode(Number(before.mode)) !== 'file' || before.ino !== st.ino || before.dev !== st.dev)
+      return { id: job.id, ok: false, code: 'ERACE', message: 'replaced between lstat and open; not hashed', rec };
+    const hashers = job.algos.map((a) => [a, createHasher(a)] as const);
+    const prefixLen = job.growing && job.prefixLen !== null ? job.prefixLen : -1;
+    let pos = 0;
+    const takePrefix = (): void => {
+      for (const [a, h] of hashers) rec[a === 'blake3' ? 'prefixBlake3' : 'prefixSha256'] = h.peek();
+    };
+    if (prefixLen === 0) takePrefix();
+    for (;;) {
+      const want = prefixLen > pos ? Math.min(buf.length, prefixLen - pos) : buf.length;
+      const n = fs.readSync(fd, buf, 0, want, null);
+      if (n === 0) break;
+      const chunk = buf.subarray(0, n);
+      for (const [, h] of hashers) h.update(chunk);
+      pos += n;
+      if (pos === prefixLen) takePrefix();
+    }
+    const after = fs.fstatSync(fd, { bigint: true });
+    for (const [a, h] of hashers) rec[a] = h.digest();
+    if (job.growing) {
+      rec.size = BigInt(pos);
+      rec.mtimeNs = after.mtimeNs;
+      rec.ctimeNs = after.ctimeNs;
+    } else if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || BigInt(pos) !== before.size) {
+      rec.blake3 = null;
+      rec.sha256 = null;
+      return { id: job.id, ok: false, code: 'ECHANGED', message: 'changed while being read; digest not trusted', rec };
+    }
+    return { id: job.id, ok: true, rec };
+  } catch (e) {
+    rec.blake3 = null;
+    rec.sha256 = null;
+    return { id: job.id, ok: false, ...errInfo(e), rec };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Read buffer per thread: large reads keep syscalls and hasher calls few. */
+export const READ_SIZE = 1024 * 1024;

@@ -1,0 +1,94 @@
+/**
+ * Numbered migrations, applied in order; all pending ones run in one transaction that ends
+ * by setting user_version. Never edit a released migration: add the next one.
+ */
+export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
+  {
+    version: 1,
+    sql: `
+CREATE TABLE generations (
+  id INTEGER PRIMARY KEY,
+  created_at TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  user TEXT NOT NULL,
+  uid INTEGER NOT NULL,
+  hostname TEXT NOT NULL,
+  note TEXT,
+  root TEXT NOT NULL,
+  policy_source TEXT NOT NULL,
+  policy_text TEXT NOT NULL,
+  policy_digest TEXT NOT NULL,
+  hash_algos TEXT NOT NULL,
+  entry_count INTEGER NOT NULL,
+  total_bytes INTEGER NOT NULL,
+  error_count INTEGER NOT NULL,
+  parent_id INTEGER,
+  parent_digest TEXT,
+  digest TEXT NOT NULL,
+  signature TEXT,
+  key_id TEXT,
+  tool_version TEXT NOT NULL
+) STRICT;
+CREATE TABLE entries (
+  gen INTEGER NOT NULL REFERENCES generations(id) ON DELETE CASCADE,
+  path BLOB NOT NULL,
+  rule TEXT NOT NULL,
+  type TEXT NOT NULL,
+  mode INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  gid INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  ctime_ns INTEGER NOT NULL,
+  inode INTEGER NOT NULL,
+  nlink INTEGER NOT NULL,
+  target BLOB,
+  blake3 TEXT,
+  sha256 TEXT,
+  error TEXT
+) STRICT;
+CREATE UNIQUE INDEX entries_gen_path ON entries(gen, path);
+CREATE TABLE runs (
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL,
+  started_at TEXT NOT NULL,
+  finished_at TEXT NOT NULL,
+  gen INTEGER,
+  baseline_digest TEXT,
+  user TEXT NOT NULL,
+  uid INTEGER NOT NULL,
+  hostname TEXT NOT NULL,
+  root TEXT NOT NULL,
+  policy_digest TEXT NOT NULL,
+  scanned INTEGER NOT NULL,
+  added INTEGER NOT NULL,
+  removed INTEGER NOT NULL,
+  changed INTEGER NOT NULL,
+  errors INTEGER NOT NULL,
+  exit_code INTEGER NOT NULL,
+  findings_digest TEXT NOT NULL,
+  evidence TEXT
+) STRICT;
+CREATE TABLE run_findings (
+  run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  path BLOB NOT NULL,
+  kind TEXT NOT NULL,
+  rule TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  attributes TEXT NOT NULL,
+  type TEXT, mode INTEGER, uid INTEGER, gid INTEGER, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER,
+  inode INTEGER, nlink INTEGER, target BLOB, blake3 TEXT, sha256 TEXT
+) STRICT;
+CREATE INDEX run_findings_run ON run_findings(run, path);
+CREATE TABLE run_errors (
+  run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  path BLOB NOT NULL,
+  code TEXT NOT NULL,
+  message TEXT NOT NULL
+) STRICT;
+CREATE INDEX run_errors_run ON run_errors(run);
+`,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
