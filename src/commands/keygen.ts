@@ -1,0 +1,30 @@
+import type { Command } from 'commander';
+
+export function registerKeygen(program: Command): void {
+  program
+    .command('keygen')
+    .description('Create an Ed25519 key pair for signing baselines and evidence bundles:\n' +
+      'FILE (private key, PKCS#8 PEM, mode 0600) and FILE.pub (public key, SPKI PEM).\n' +
+      'Never overwrites an existing key.')
+    .requiredOption('--out <file>', 'where to write the private key; the public key goes to FILE.pub')
+    .option('--format <fmt>', 'text or json', 'text')
+    .addHelpText('after', `
+Examples:
+  $ integ keygen --out /root/integ-signing.key
+  $ sudo integ baseline --sign-key /root/integ-signing.key
+  $ integ verify integ-web1-20261121T230000Z.tar.gz --verify-key integ-signing.key.pub
+
+Keep the private key off the monitored host if you can (sign from an admin box); the
+.pub file is what verifiers need. Exit 73 if FILE or FILE.pub already exists.`)
+    .action(async (flags: { out: string; format?: string }) => {
+      const { parseFormat } = await import('./run-context.js');
+      const format = parseFormat(flags.format);
+      const { generateKeyPair } = await import('../trust/keys.js');
+      const made = await generateKeyPair(flags.out);
+      process.stdout.write(format === 'json'
+        ? JSON.stringify({ schema: 'integ.keygen/1', private_key: made.privatePath, public_key: made.publicPath, key_id: made.keyId }) + '\n'
+        : `private key: ${made.privatePath}  (mode 0600, keep it secret)\n` +
+          `public key:  ${made.publicPath}\n` +
+          `key id:      ${made.keyId}\n`);
+    });
+}
