@@ -4,6 +4,18 @@ import type { Policy, Rule } from './types.js';
 type Matcher = (s: string) => boolean;
 const PM_OPTS = { dot: true } as const;
 
+/**
+ * picomatch's regular expressions use "." which does not match a newline, and Linux file
+ * names may contain one: compile with the dotAll flag so such names stay in scope.
+ */
+function compile(patterns: string[]): Matcher {
+  if (patterns.length === 0) return () => false;
+  // One alternation per list: a single regex test per path and list.
+  const source = patterns.map((p) => `(?:${picomatch.makeRe(p, PM_OPTS).source})`).join('|');
+  const re = new RegExp(source, 's');
+  return (s) => re.test(s);
+}
+
 interface CompiledRule {
   rule: Rule;
   include: Matcher;
@@ -17,7 +29,7 @@ interface CompiledRule {
 function treeMatcher(patterns: string[]): Matcher {
   // "/x/**" excludes the whole tree below /x: a directory matching "/x" can be pruned.
   const trees = patterns.filter((p) => p.endsWith('/**')).map((p) => p.slice(0, -3) || '/');
-  return trees.length ? picomatch(trees, PM_OPTS) : () => false;
+  return compile(trees);
 }
 
 function isUnder(child: string, parent: string): boolean {
@@ -47,12 +59,12 @@ export class Selector {
   constructor(policy: Pick<Policy, 'rules' | 'exclude'>) {
     this.rules = policy.rules.map((rule) => ({
       rule,
-      include: picomatch(rule.paths, PM_OPTS),
-      exclude: rule.exclude.length ? picomatch(rule.exclude, PM_OPTS) : () => false,
+      include: compile(rule.paths),
+      exclude: compile(rule.exclude),
       excludesTree: treeMatcher(rule.exclude),
       bases: rule.paths.map(staticBase),
     }));
-    this.globalExclude = policy.exclude.length ? picomatch(policy.exclude, PM_OPTS) : () => false;
+    this.globalExclude = compile(policy.exclude);
     this.globalTree = treeMatcher(policy.exclude);
     const all = [...new Set(this.rules.flatMap((r) => r.bases))].sort();
     this.roots = all.filter((b) => !all.some((o) => o !== b && isUnder(b, o)));

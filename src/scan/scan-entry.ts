@@ -119,7 +119,8 @@ export function scanEntry(job: ScanJob, buf: Buffer): ScanResult {
   return hashFile(job, st, rec, buf);
 }
 
-function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: Buffer): ScanResult {
+/** Hash a regular file that lstat `st` described; exported for the race tests. */
+export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: Buffer): ScanResult {
   let fd: number;
   try {
     fd = fs.openSync(job.real, BASE_FLAGS | noatime);

@@ -1,0 +1,187 @@
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Selector } from '../../src/core/selector.js';
+import { scanAll } from '../../src/scan/hash-pool.js';
+import { hashFile, recordFromStat, scanEntry, type ScanJob, type ScanResult } from '../../src/scan/scan-entry.js';
+import { walk } from '../../src/scan/walk.js';
+import { blake3Hex } from '../../src/util/blake3.js';
+import { rule } from '../helpers/build.js';
+import { tmpdir } from '../helpers/cli.js';
+
+const BAD = Buffer.concat([Buffer.from('bad'), Buffer.from([0xff, 0xfe]), Buffer.from('name')]);
+let dir: string;
+let tree: string;
+let server: net.Server;
+
+function job(p: string | Buffer, over: Partial<ScanJob> = {}): ScanJob {
+  const b = Buffer.isBuffer(p) ? p : Buffer.from(p);
+  return { id: 1, path: b, real: b, algos: ['blake3', 'sha256'], growing: false, prefixLen: null, ...over };
+}
+
+async function collect(jobs: ScanJob[], n: number): Promise<ScanResult[]> {
+  const out: ScanResult[] = [];
+  for await (const [, r] of scanAll(jobs, n, new AbortController().signal)) out.push(r);
+  return out.sort((a, b) => a.id - b.id);
+}
+
+beforeAll(async () => {
+  dir = tmpdir();
+  tree = path.join(dir, 'tree');
+  fs.mkdirSync(tree);
+  fs.writeFileSync(path.join(tree, 'file'), 'hello\n');
+  fs.writeFileSync(path.join(tree, 'empty'), '');
+  fs.writeFileSync(Buffer.concat([Buffer.from(`${tree}/`), BAD]), 'x');
+  fs.writeFileSync(path.join(tree, 'new\nline'), 'y');
+  execFileSync('mkfifo', [path.join(tree, 'fifo')]);
+  fs.symlinkSync('loop2', path.join(tree, 'loop1'));
+  fs.symlinkSync('loop1', path.join(tree, 'loop2'));
+  fs.symlinkSync('/', path.join(tree, 'to-root'));
+  fs.mkdirSync(path.join(tree, 'sub'));
+  fs.symlinkSync('..', path.join(tree, 'sub', 'up'));
+  const fd = fs.openSync(path.join(tree, 'sparse'), 'w');
+  fs.ftruncateSync(fd, 64 * 1024 * 1024);
+  fs.closeSync(fd);
+  server = net.createServer().listen(path.join(tree, 'sock'));
+  await new Promise((r) => server.once('listening', r));
+});
+
+afterAll(() => {
+  server?.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('walk', () => {
+  it('yields every entry exactly once, with non-UTF-8 and newline names as exact bytes, never following symlinks', () => {
+    const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${tree}/**`] })] });
+    const paths = [...walk(sel, '')].map((e) => (e.kind === 'entry' ? e.path : Buffer.from('ERR')));
+    const names = paths.map((p) => p.subarray(tree.length).toString('latin1'));
+    expect(names.sort()).toEqual(
+      ['', '/bad\xff\xfename', '/empty', '/fifo', '/file', '/loop1', '/loop2', '/new\nline', '/sock', '/sparse', '/sub', '/sub/up', '/to-root'].sort(),
+    );
+    expect(paths.some((p) => p.equals(Buffer.concat([Buffer.from(`${tree}/`), BAD])))).toBe(true);
+  });
+
+  it('reads under --root but reports paths as the policy names them', () => {
+    const sel = new Selector({ exclude: [], rules: [rule({ paths: ['/tree/file'] })] });
+    const ev = [...walk(sel, dir)];
+    expect(ev).toHaveLength(1);
+    expect(ev[0]).toMatchObject({ kind: 'entry' });
+    const e = ev[0] as { path: Buffer; real: Buffer };
+    expect(e.path.toString()).toBe('/tree/file');
+    expect(e.real.toString()).toBe(`${dir}/tree/file`);
+  });
+
+  it('handles a tree 400 levels deep and a directory with 20 000 entries', () => {
+    const deep = path.join(dir, 'deep');
+    let p = deep;
+    for (let i = 0; i < 400; i++) p = path.join(p, 'd');
+    fs.mkdirSync(p, { recursive: true });
+    fs.writeFileSync(path.join(p, 'leaf'), 'leaf');
+    const wide = path.join(dir, 'wide');
+    fs.mkdirSync(wide);
+    for (let i = 0; i < 20000; i++) fs.writeFileSync(path.join(wide, `f${i}`), '');
+    const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${deep}/**`, `${wide}/**`] })] });
+    let n = 0;
+    let leaf = false;
+    for (const e of walk(sel, '')) {
+      if (e.kind === 'entry') n++;
+      if (e.kind === 'entry' && e.path.toString().endsWith('/leaf')) leaf = true;
+    }
+    expect(leaf).toBe(true);
+    expect(n).toBe(1 + 400 + 1 + 1 + 20000);
+  });
+});
+
+describe('scanEntry', () => {
+  const buf = Buffer.allocUnsafe(1 << 20);
+
+  it('hashes regular files with every algorithm of the policy', () => {
+    const r = scanEntry(job(path.join(tree, 'file')), buf);
+    expect(r.ok).toBe(true);
+    expect(r.rec).toMatchObject({ type: 'file', size: 6n, blake3: blake3Hex('hello\n'), sha256: crypto.createHash('sha256').update('hello\n').digest('hex') });
+  });
+
+  it('records FIFOs, sockets and devices by metadata without opening them (a FIFO would block)', () => {
+    for (const [name, type] of [['fifo', 'fifo'], ['sock', 'socket']] as const) {
+      const r = scanEntry(job(path.join(tree, name)), buf);
+      expect(r.ok).toBe(true);
+      expect(r.rec).toMatchObject({ type, blake3: null, sha256: null });
+    }
+    const dev = scanEntry(job('/dev/null'), buf);
+    expect(dev.rec).toMatchObject({ type: 'chardev', blake3: null });
+  });
+
+  it('records symlinks by target, loops included', () => {
+    expect(scanEntry(job(path.join(tree, 'loop1')), buf).rec?.target?.toString()).toBe('loop2');
+    expect(scanEntry(job(path.join(tree, 'to-root')), buf).rec).toMatchObject({ type: 'symlink', blake3: null });
+  });
+
+  it('hashes zero-byte and sparse files', () => {
+    expect(scanEntry(job(path.join(tree, 'empty')), buf).rec?.blake3).toBe(blake3Hex(''));
+    const sp = scanEntry(job(path.join(tree, 'sparse'), { algos: ['sha256'] }), buf);
+    expect(sp.rec?.size).toBe(64n * 1024n * 1024n);
+    expect(sp.rec?.sha256).toBe(crypto.createHash('sha256').update(Buffer.alloc(64 * 1024 * 1024)).digest('hex'));
+  });
+
+  it('reports a file that vanished with ENOENT', () => {
+    expect(scanEntry(job(path.join(tree, 'nope')), buf)).toMatchObject({ ok: false, code: 'ENOENT', rec: null });
+  });
+
+  it('refuses to hash a file swapped between lstat and open', () => {
+    const a = path.join(dir, 'swap-a');
+    const b = path.join(dir, 'swap-b');
+    fs.writeFileSync(a, 'original');
+    fs.writeFileSync(b, 'attacker');
+    const st = fs.lstatSync(a, { bigint: true });
+    fs.renameSync(b, a); // now `a` is another inode
+    const j = job(a);
+    const r = hashFile(j, st, recordFromStat(j.path, st), buf);
+    expect(r).toMatchObject({ ok: false, code: 'ERACE' });
+    expect(r.rec?.blake3).toBeNull();
+  });
+
+  it('refuses to follow a file replaced by a symlink between lstat and open', () => {
+    const a = path.join(dir, 'swap-l');
+    fs.writeFileSync(a, 'x');
+    const st = fs.lstatSync(a, { bigint: true });
+    fs.rmSync(a);
+    fs.symlinkSync('/etc/passwd', a);
+    const j = job(a);
+    expect(hashFile(j, st, recordFromStat(j.path, st), buf)).toMatchObject({ ok: false, code: 'ELOOP' });
+  });
+
+  it('takes the digest of the baseline-length prefix for growing files', () => {
+    const f = path.join(dir, 'log');
+    fs.writeFileSync(f, 'line1\nline2\n');
+    const r = scanEntry(job(f, { growing: true, prefixLen: 6, algos: ['blake3', 'sha256'] }), buf);
+    expect(r.rec).toMatchObject({ prefixBlake3: blake3Hex('line1\n'), prefixSha256: crypto.createHash('sha256').update('line1\n').digest('hex'), blake3: blake3Hex('line1\nline2\n') });
+  });
+});
+
+describe('scanAll', () => {
+  it('gives the same results on worker threads as on the main thread, for every entry', async () => {
+    const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${tree}/**`] })] });
+    let id = 0;
+    const jobs = [...walk(sel, '')].flatMap((e) => (e.kind === 'entry' ? [job(e.path, { id: ++id })] : []));
+    const inline = await collect(jobs, 0);
+    const pooled = await collect(jobs, 2);
+    expect(pooled).toHaveLength(jobs.length);
+    expect(pooled.map((r) => [r.id, r.ok, r.rec?.blake3, r.rec?.path.toString('hex')])).toEqual(inline.map((r) => [r.id, r.ok, r.rec?.blake3, r.rec?.path.toString('hex')]));
+    const bad = pooled.find((r) => r.rec?.path.subarray(tree.length + 1).equals(BAD));
+    expect(bad?.rec?.blake3).toBe(blake3Hex('x'));
+  });
+
+  it('stops with the abort reason when interrupted', async () => {
+    const ac = new AbortController();
+    const jobs = Array.from({ length: 2000 }, (_, i) => job(path.join(tree, 'file'), { id: i }));
+    const run = async () => {
+      let n = 0;
+      for await (const _ of scanAll(jobs, 2, ac.signal)) if (++n === 10) ac.abort(new Error('stop now'));
+    };
+    await expect(run()).rejects.toThrow('stop now');
+  });
+});
