@@ -60,6 +60,8 @@ function detail(f: Finding): string {
       case 'type': return `type ${b.type}→${a.type}`;
       case 'target': return `target ${b.target ? pathForTerminal(b.target) : '-'}→${a.target ? pathForTerminal(a.target) : '-'}`;
       case 'mtime': return `mtime ${nsToIso(b.mtimeNs)}→${nsToIso(a.mtimeNs)}`;
+      case 'ctime': return `ctime ${nsToIso(b.ctimeNs)}→${nsToIso(a.ctimeNs)}`;
+      case 'content': return `content ${(b.blake3 ?? b.sha256 ?? '?').slice(0, 12)}…→${(a.blake3 ?? a.sha256 ?? '?').slice(0, 12)}…`;
       case 'inode': return `inode ${b.inode}→${a.inode}`;
       case 'nlink': return `nlink ${b.nlink}→${a.nlink}`;
       default: return attr;
