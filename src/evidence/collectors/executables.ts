@@ -1,0 +1,193 @@
+/**
+ * Step 5, executables: sha256 and blake3 of every distinct running executable, read
+ * through /proc/PID/exe, so a deleted or replaced binary is still hashed as it runs.
+ * Artifact: executables.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
+import { errCode, expired, isGone, timeoutError, toError } from './fsread.js';
+import { listPids, type ProcessRecord } from './processes.js';
+
+interface Blake3Hasher {
+  update(data: Uint8Array): Blake3Hasher;
+  digest(encoding: 'hex'): string;
+  dispose(): void;
+}
+let blake3: (() => Blake3Hasher) | null = null;
+/** blake3-wasm is CommonJS: load it once, lazily, so --help never pays for the wasm. */
+export function createBlake3(): Blake3Hasher {
+  if (!blake3) {
+    const require = createRequire(import.meta.url);
+    blake3 = (require('blake3-wasm') as { createHash: () => Blake3Hasher }).createHash;
+  }
+  return blake3();
+}
+
+export interface ExecutableEntry {
+  pids: number[];
+  path: string | null;
+  deleted: boolean;
+  dev: number | null;
+  ino: number | null;
+  size: number | null;
+  sha256: string | null;
+  blake3: string | null;
+  /** the /proc/PID/exe the bytes were read through */
+  read_via: string | null;
+  error: string | null;
+}
+
+export interface ExecutablesOptions {
+  /** bytes per executable at most (default 256 MiB) */
+  maxBytes?: number;
+}
+
+interface ExeRef {
+  pid: number;
+  exe: string | null;
+  deleted: boolean | null;
+  dev: number | null;
+  ino: number | null;
+}
+
+/** When the core step did not run: readlink and stat /proc/PID/exe for every listed pid. */
+function scanExes(procRoot: string, errors: CollectError[]): ExeRef[] {
+  const out: ExeRef[] = [];
+  for (const pid of listPids(procRoot)) {
+    let link: string;
+    try {
+      link = fs.readlinkSync(`${procRoot}/${pid}/exe`);
+    } catch (err) {
+      if (!isGone(err)) errors.push(toError(err, `${procRoot}/${pid}/exe`, 'executables'));
+      continue;
+    }
+    try {
+      const st = fs.statSync(`${procRoot}/${pid}/exe`);
+      const deleted = st.nlink === 0;
+      out.push({ pid, exe: deleted && link.endsWith(' (deleted)') ? link.slice(0, -10) : link, deleted, dev: st.dev, ino: st.ino });
+    } catch (err) {
+      if (!isGone(err)) errors.push(toError(err, `${procRoot}/${pid}/exe`, 'executables'));
+    }
+  }
+  return out;
+}
+
+const CHUNK = 1 << 20;
+
+/** Hash one open executable; returns null digests with an error on a bound or a read failure. */
+async function hashThrough(file: string, want: { dev: number | null; ino: number | null }, maxBytes: number, ctx: CollectContext): Promise<{ size: number; sha256: string; blake3: string } | { error: string; code: string; size?: number }> {
+  // O_NONBLOCK: an exe is always a regular file, but never risk blocking on anything else.
+  const fh = await fs.promises.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) return { error: 'not a regular file', code: 'ENOTREG' };
+    if (want.ino !== null && (st.ino !== want.ino || st.dev !== want.dev)) return { error: 'process now runs another file', code: 'ECHANGED' };
+    if (st.size > maxBytes) return { error: `larger than the ${maxBytes}-byte bound`, code: 'EFBIG', size: st.size };
+    const sha = crypto.createHash('sha256');
+    const b3 = createBlake3();
+    const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(st.size, 1)));
+    let pos = 0;
+    try {
+      for (;;) {
+        if (expired(ctx)) return { error: 'time bound reached while hashing', code: 'TIMEOUT', size: st.size };
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) break;
+        const part = buf.subarray(0, bytesRead);
+        sha.update(part);
+        b3.update(part);
+        pos += bytesRead;
+        if (pos > maxBytes) return { error: `grew beyond the ${maxBytes}-byte bound`, code: 'EFBIG', size: pos };
+      }
+      return { size: pos, sha256: sha.digest('hex'), blake3: b3.digest('hex') };
+    } finally {
+      try {
+        b3.dispose();
+      } catch {
+        // already disposed by digest()
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function collectExecutables(ctx: CollectContext, processes: ProcessRecord[] | undefined, opts: ExecutablesOptions = {}): Promise<ArtifactOutput> {
+  const errors: CollectError[] = [];
+  const maxBytes = opts.maxBytes ?? 256 << 20;
+  const refs: ExeRef[] = processes
+    ? processes.filter((p) => p.exe_link !== null).map((p) => ({ pid: p.pid, exe: p.exe, deleted: p.exe_deleted, dev: p.exe_dev, ino: p.exe_ino }))
+    : scanExes(ctx.procRoot, errors);
+
+  // Distinct files by (dev, inode); when stat failed, by path (best effort).
+  const groups = new Map<string, { refs: ExeRef[] }>();
+  for (const r of refs) {
+    const k = r.ino !== null ? `${r.dev}:${r.ino}` : `path:${r.exe}`;
+    const g = groups.get(k);
+    if (g) g.refs.push(r);
+    else groups.set(k, { refs: [r] });
+  }
+
+  const out: ExecutableEntry[] = [];
+  let stopped = false;
+  for (const g of groups.values()) {
+    const head = g.refs[0]!;
+    const entry: ExecutableEntry = {
+      pids: g.refs.map((r) => r.pid).sort((a, b) => a - b),
+      path: head.exe,
+      deleted: g.refs.some((r) => r.deleted === true),
+      dev: head.dev,
+      ino: head.ino,
+      size: null,
+      sha256: null,
+      blake3: null,
+      read_via: null,
+      error: null,
+    };
+    out.push(entry);
+    if (stopped || expired(ctx)) {
+      stopped = true;
+      entry.error = 'TIMEOUT: not hashed, time bound reached';
+      continue;
+    }
+    // Any pid of the group will do; the first may have exited meanwhile.
+    let lastErr: { code: string; message: string; path: string } | null = null;
+    for (const r of g.refs) {
+      const via = `${ctx.procRoot}/${r.pid}/exe`;
+      try {
+        const h = await hashThrough(via, { dev: r.dev, ino: r.ino }, maxBytes, ctx);
+        if ('error' in h) {
+          if (h.size !== undefined) entry.size = h.size;
+          lastErr = { code: h.code, message: h.error, path: via };
+          if (h.code === 'ECHANGED') continue;
+          break;
+        }
+        Object.assign(entry, { size: h.size, sha256: h.sha256, blake3: h.blake3, read_via: via });
+        lastErr = null;
+        break;
+      } catch (err) {
+        lastErr = { code: errCode(err), message: toError(err, via).message, path: via };
+        if (!isGone(err)) break;
+      }
+    }
+    if (lastErr) {
+      entry.error = `${lastErr.code}: ${lastErr.message}`;
+      if (lastErr.code === 'TIMEOUT') stopped = true;
+      errors.push({ path: lastErr.path, code: lastErr.code, message: `${entry.path ?? '?'}: ${lastErr.message}`, artifact: 'executables' });
+    }
+  }
+  if (stopped) errors.push(timeoutError(`hashed ${out.filter((e) => e.sha256).length} of ${out.length} executables`, 'executables'));
+  out.sort((a, b) => (a.path ?? '').localeCompare(b.path ?? '') || (a.pids[0] ?? 0) - (b.pids[0] ?? 0));
+  return {
+    json: [
+      {
+        name: 'executables',
+        data: { count: out.length, max_bytes: maxBytes, executables: out },
+        method: 'open /proc/[pid]/exe (deleted files included), fstat (dev, inode) to deduplicate, sha256 (node:crypto) and blake3 (blake3-wasm) of the bytes, bounded per file and by the step deadline',
+      },
+    ],
+    raw: [],
+    errors,
+  };
+}
