@@ -1,0 +1,180 @@
+/**
+ * The snapshot orchestrator: runs the collectors in order of volatility, each within a
+ * time bound, hands every artifact and raw copy to the bundle sink, logs each step, and
+ * returns the manifest's artifact list in collection order.
+ */
+import { InterruptedError, UsageError } from '../util/errors.js';
+import { STEPS, type CollectorStep, type StepShared } from './collectors/index.js';
+import type { ArtifactOutput, BundleSink, CollectContext, CollectError, ManifestArtifact } from './types.js';
+
+export interface StepResult {
+  step: string;
+  name: string;
+  method: string;
+  started_at: string;
+  finished_at: string;
+  status: 'ok' | 'partial' | 'failed' | 'timeout';
+  error: string | null;
+  errors: CollectError[];
+  duration_ms: number;
+}
+
+export interface CollectAllOptions {
+  /** overrides of /proc, /sys and / (tests use fixtures/) */
+  ctx?: Partial<CollectContext>;
+  /** the run's abort signal (SIGINT/SIGTERM) */
+  signal: AbortSignal;
+  /** one time bound (ms) for every step instead of each step's default */
+  stepTimeoutMs?: number;
+  /** run only these steps (by step name or artifact name) */
+  only?: string[];
+  /** integ's argv, recorded in the system artifact */
+  argv: string[];
+}
+
+export interface CollectAllResult {
+  artifacts: ManifestArtifact[];
+  steps: StepResult[];
+  timings: { core_bracket_ms: number; steps_1_4_ms: number; total_ms: number };
+}
+
+/** Time a step that does not return gets after its bound before it is abandoned. */
+const HARD_STOP_GRACE_MS = 1000;
+/** Errors kept per step in the log line (all of them are in StepResult.errors). */
+const LOG_ERRORS_MAX = 1000;
+
+class StepTimeout extends Error {}
+
+/** The step names and artifact names `only` accepts. */
+export function stepNames(): string[] {
+  return STEPS.flatMap((s) => [s.name, ...s.artifacts]);
+}
+
+function selectSteps(only: string[] | undefined): readonly CollectorStep[] {
+  if (!only || only.length === 0) return STEPS;
+  const known = new Set(stepNames());
+  const unknown = only.filter((n) => !known.has(n));
+  if (unknown.length) throw new UsageError(`unknown snapshot step or artifact: ${unknown.join(', ')} (known: ${STEPS.map((s) => s.name).join(', ')})`);
+  return STEPS.filter((s) => only.includes(s.name) || s.artifacts.some((a) => only.includes(a)));
+}
+
+function statusOf(errors: CollectError[]): 'ok' | 'partial' | 'timeout' {
+  if (errors.some((e) => e.code === 'TIMEOUT')) return 'timeout';
+  return errors.length ? 'partial' : 'ok';
+}
+
+function summarise(errors: CollectError[]): string | null {
+  if (errors.length === 0) return null;
+  const head = errors.slice(0, 3).map((e) => `${e.code}${e.path ? ` ${e.path}` : ''}: ${e.message}`);
+  return `${errors.length} error${errors.length === 1 ? '' : 's'}: ${head.join('; ')}${errors.length > 3 ? '; …' : ''}`;
+}
+
+/**
+ * Run the snapshot's collection steps in order. Throws UsageError off Linux and
+ * InterruptedError when `signal` aborts (the caller discards the partial bundle).
+ */
+export async function collectAll(sink: BundleSink, opts: CollectAllOptions): Promise<CollectAllResult> {
+  if (process.platform !== 'linux') throw new UsageError(`integ snapshot is supported on Linux only (this system is ${process.platform})`);
+  const steps = selectSteps(opts.only);
+  const tStart = performance.now();
+  const base = { procRoot: opts.ctx?.procRoot ?? '/proc', sysRoot: opts.ctx?.sysRoot ?? '/sys', fsRoot: opts.ctx?.fsRoot ?? '/' };
+  const shared: StepShared = { argv: opts.argv };
+  const artifacts: ManifestArtifact[] = [];
+  const results: StepResult[] = [];
+  let coreBracketMs = 0;
+  let t14Start: number | null = null;
+  let t14End: number | null = null;
+
+  const checkInterrupted = (): void => {
+    if (opts.signal.aborted) throw opts.signal.reason instanceof InterruptedError ? opts.signal.reason : new InterruptedError();
+  };
+
+  for (const step of steps) {
+    checkInterrupted();
+    const timeoutMs = opts.stepTimeoutMs ?? step.timeoutMs;
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort(opts.signal.reason);
+    opts.signal.addEventListener('abort', onAbort, { once: true });
+    const startedMs = Date.now();
+    const started = new Date(startedMs).toISOString();
+    const t0 = performance.now();
+    if (Number(step.step) <= 4 && t14Start === null) t14Start = t0;
+    sink.log({ event: 'step_start', step: step.step, name: step.name, method: step.method, started_at: started, timeout_ms: timeoutMs });
+
+    const ctx: CollectContext = { ...base, signal: controller.signal, deadline: startedMs + timeoutMs };
+    const timer = setTimeout(() => controller.abort(new StepTimeout(`step ${step.name} reached its ${timeoutMs} ms bound`)), timeoutMs);
+    let hardTimer: NodeJS.Timeout | undefined;
+    const hardStop = new Promise<never>((_, reject) => {
+      hardTimer = setTimeout(() => reject(new StepTimeout(`step ${step.name} did not stop within ${timeoutMs + HARD_STOP_GRACE_MS} ms`)), timeoutMs + HARD_STOP_GRACE_MS);
+    });
+    let out: ArtifactOutput | null = null;
+    let failure: { status: 'failed' | 'timeout'; message: string } | null = null;
+    try {
+      const running = step.run(ctx, shared);
+      running.catch(() => undefined); // if abandoned at the hard stop, a late rejection must not go unhandled
+      out = await Promise.race([running, hardStop]);
+    } catch (err) {
+      failure = err instanceof StepTimeout ? { status: 'timeout', message: err.message } : { status: 'failed', message: (err as Error)?.message ?? String(err) };
+    } finally {
+      clearTimeout(timer);
+      clearTimeout(hardTimer);
+      opts.signal.removeEventListener('abort', onAbort);
+    }
+    const t1 = performance.now();
+    const finished = new Date().toISOString();
+    checkInterrupted();
+    if (Number(step.step) <= 4) t14End = t1;
+
+    const errors: CollectError[] = out?.errors ?? [];
+    if (failure) errors.push({ code: failure.status === 'timeout' ? 'TIMEOUT' : 'EFAILED', message: failure.message });
+    const status: StepResult['status'] = failure ? failure.status : statusOf(errors);
+
+    if (out) {
+      for (const j of out.json) {
+        const mine = errors.filter((e) => e.artifact === undefined || e.artifact === j.name);
+        const res = await sink.addFile(`artifacts/${j.name}.json`, JSON.stringify(j.data, null, 2));
+        artifacts.push({ name: j.name, file: res.file, method: j.method ?? step.method, started_at: started, finished_at: finished, status: statusOf(mine), error: summarise(mine), size: res.size, sha256: res.sha256 });
+        if (j.name === 'core_churn') coreBracketMs = (j.data as { bracket_ms?: number }).bracket_ms ?? 0;
+      }
+      for (const r of out.raw) {
+        const res = await sink.addFile(`raw/${r.file}`, r.data);
+        artifacts.push({ name: `raw/${r.file}`, file: res.file, method: `raw copy read by step ${step.name}`, started_at: started, finished_at: finished, status: 'ok', error: null, size: res.size, sha256: res.sha256 });
+      }
+    } else {
+      // Nothing came back: still list every artifact the step owes, saying why it is empty.
+      for (const name of step.artifacts) {
+        const res = await sink.addFile(`artifacts/${name}.json`, JSON.stringify({ status: failure?.status ?? 'failed', error: failure?.message ?? null }, null, 2));
+        artifacts.push({ name, file: res.file, method: step.method, started_at: started, finished_at: finished, status: failure?.status ?? 'failed', error: failure?.message ?? null, size: res.size, sha256: res.sha256 });
+      }
+    }
+
+    const duration = Math.round((t1 - t0) * 1000) / 1000;
+    const result: StepResult = { step: step.step, name: step.name, method: step.method, started_at: started, finished_at: finished, status, error: failure?.message ?? summarise(errors), errors, duration_ms: duration };
+    results.push(result);
+    sink.log({
+      event: 'step_end',
+      step: step.step,
+      name: step.name,
+      status,
+      started_at: started,
+      finished_at: finished,
+      duration_ms: duration,
+      artifacts: out ? out.json.map((j) => j.name) : [...step.artifacts],
+      raw_files: out?.raw.length ?? 0,
+      error: result.error,
+      errors_count: errors.length,
+      errors: errors.slice(0, LOG_ERRORS_MAX),
+    });
+  }
+
+  const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+  return {
+    artifacts,
+    steps: results,
+    timings: {
+      core_bracket_ms: coreBracketMs,
+      steps_1_4_ms: t14Start !== null && t14End !== null ? round(t14End - t14Start) : 0,
+      total_ms: round(performance.now() - tStart),
+    },
+  };
+}
