@@ -1,0 +1,187 @@
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BIN, REPO, integ, tmpdir, writePolicy } from '../helpers/cli.js';
+
+const dirs: string[] = [];
+function setup(files = 3): { dir: string; tree: string; db: string; policy: string } {
+  const dir = tmpdir();
+  dirs.push(dir);
+  const tree = path.join(dir, 'tree');
+  fs.mkdirSync(tree);
+  for (let i = 0; i < files; i++) fs.writeFileSync(path.join(tree, `f${i}`), `file ${i}\n`);
+  return { dir, tree, db: path.join(dir, 's.db'), policy: writePolicy(dir, tree) };
+}
+
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true, maxRetries: 3 });
+});
+
+function oneLine(stderr: string): void {
+  expect(stderr.trim().split('\n')).toHaveLength(1);
+  expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
+}
+
+describe('bad input: one clear line and the contract\'s exit code', () => {
+  it('64 for an unknown flag or a bad --jobs / --format', () => {
+    const s = setup();
+    expect(integ(['check', '--bogus']).code).toBe(64);
+    const j = integ(['check', '--jobs', 'many', '--db', s.db]);
+    expect(j.code).toBe(64);
+    expect(j.stderr).toBe('integ: --jobs must be a whole number >= 0, got "many"\n');
+    expect(integ(['check', '--format', 'xml', '--db', s.db]).code).toBe(64);
+  });
+
+  it('65 for an invalid policy, naming file, line and what was expected', () => {
+    const s = setup();
+    fs.writeFileSync(s.policy, 'version: 1\nrules:\n  - name: x\n    paths: ["/tmp/**"]\n    severity: severe\n');
+    const r = integ(['baseline', '--db', s.db, '--policy', s.policy]);
+    expect(r.code).toBe(65);
+    expect(r.stderr).toBe(`integ: ${s.policy}:5:15: rules[0].severity: expected one of low | medium | high | critical, got "severe"\n`);
+    expect(fs.existsSync(s.db)).toBe(false);
+  });
+
+  it('66 when there is no baseline yet or the policy file is missing', () => {
+    const s = setup();
+    const r = integ(['check', '--db', s.db, '--policy', s.policy, '--no-snapshot']);
+    expect(r.code).toBe(66);
+    expect(r.stderr).toMatch(/no baseline yet/);
+    oneLine(r.stderr);
+    expect(integ(['baseline', '--db', s.db, '--policy', '/nonexistent.yml']).code).toBe(66);
+  });
+
+  it('16 for a corrupt store or one from a newer version, and the file is left exactly as it was', async () => {
+    const s = setup();
+    fs.writeFileSync(s.db, 'this is not a database, it is a text file that is long enough to have a header'.repeat(20));
+    const before = fs.readFileSync(s.db);
+    for (const cmd of ['check', 'baseline']) {
+      const r = integ([cmd, '--db', s.db, '--policy', s.policy, ...(cmd === 'check' ? ['--no-snapshot'] : [])]);
+      expect(r.code).toBe(16);
+      oneLine(r.stderr);
+      expect(r.stderr).toMatch(/corrupt or not an integ store/);
+    }
+    expect(fs.readFileSync(s.db).equals(before)).toBe(true);
+    const s2 = setup();
+    expect(integ(['baseline', '--db', s2.db, '--policy', s2.policy]).code).toBe(0);
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(s2.db);
+    db.pragma('user_version = 99');
+    db.close();
+    const r = integ(['check', '--db', s2.db, '--policy', s2.policy, '--no-snapshot']);
+    expect(r.code).toBe(16);
+    expect(r.stderr).toMatch(/newer than this integ understands/);
+  });
+
+  it('73 when the store cannot be created', () => {
+    const s = setup();
+    const r = integ(['baseline', '--db', path.join(s.tree, 'f0', 'sub', 's.db'), '--policy', s.policy]);
+    expect(r.code).toBe(73);
+    oneLine(r.stderr);
+  });
+
+  it('--help lists examples and loads neither SQLite nor the wasm hasher', () => {
+    const r = integ(['check', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Examples:/);
+    const probe = spawnSync(process.execPath, ['--input-type=module', '-e', `
+      import { createRequire } from 'node:module';
+      const { buildProgram } = await import(${JSON.stringify(path.join(REPO, 'dist/src/cli.js'))});
+      const p = buildProgram(); p.configureOutput({ writeOut: () => {} });
+      for (const argv of [['--help'], ['check', '--help'], ['baseline', '--help']]) { try { await p.parseAsync(['node', 'integ', ...argv]); } catch {} }
+      const loaded = Object.keys(createRequire(import.meta.url).cache);
+      process.stderr.write('LOADED ' + JSON.stringify(loaded.filter((k) => /better-sqlite3|blake3-wasm/.test(k))) + '\\n');
+    `], { encoding: 'utf8' });
+    expect(probe.stdout).toMatch(/Usage: integ check/);
+    const line = probe.stderr.split('\n').find((l) => l.startsWith('LOADED '));
+    expect(JSON.parse(line!.slice(7))).toEqual([]);
+  });
+});
+
+describe('unreadable entries (run as an unprivileged user)', () => {
+  const canDrop = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
+  it.runIf(canDrop)('lists them with their code, adds 8 to the exit code, and completes', () => {
+    const s = setup();
+    fs.chmodSync(s.dir, 0o755);
+    fs.writeFileSync(path.join(s.tree, 'secret'), 'secret');
+    fs.chmodSync(path.join(s.tree, 'secret'), 0o600);
+    fs.mkdirSync(path.join(s.tree, 'private'));
+    fs.writeFileSync(path.join(s.tree, 'private', 'inner'), 'x');
+    fs.chmodSync(path.join(s.tree, 'private'), 0o700);
+    const store = path.join(s.dir, 'store');
+    fs.mkdirSync(store, { mode: 0o777 });
+    fs.chmodSync(store, 0o777);
+    const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+    const db = path.join(store, 's.db');
+    const b = integ(['baseline', '--db', db, '--policy', s.policy, '--jobs', '1'], { prefix: asNobody });
+    expect(b.code).toBe(8);
+    expect(b.stdout).toMatch(/EACCES +.*\/secret: permission denied/);
+    expect(b.stdout).toMatch(/EACCES +.*\/private: permission denied/);
+    const c = integ(['check', '--db', db, '--policy', s.policy, '--jobs', '1', '--no-snapshot', '--format', 'json'], { prefix: asNobody });
+    expect(c.code).toBe(8);
+    const rep = JSON.parse(c.stdout) as { errors: Array<{ path: string; code: string }>; summary: { errors: number; removed: number } };
+    expect(rep.errors.map((e) => [path.basename(e.path), e.code])).toEqual([['private', 'EACCES'], ['secret', 'EACCES']]);
+    expect(rep.summary.removed).toBe(0);
+    // The store is private: 0600 file in a 0700 folder when integ creates it.
+    const own = path.join(s.dir, 'own', 'deep', 's.db');
+    expect(integ(['baseline', '--db', own, '--policy', s.policy]).code).toBe(0);
+    expect(fs.statSync(own).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.dirname(own)).mode & 0o777).toBe(0o700);
+  });
+});
+
+describe('crash safety and concurrency', () => {
+  /** A tree slow enough to interrupt: one large sparse file read at a few hundred MB/s. */
+  function slowSetup(): ReturnType<typeof setup> {
+    const s = setup(5);
+    const fd = fs.openSync(path.join(s.tree, 'big'), 'w');
+    fs.ftruncateSync(fd, 6 * 1024 ** 3);
+    fs.closeSync(fd);
+    return s;
+  }
+
+  async function waitForStderr(child: ReturnType<typeof spawn>, ms: number): Promise<void> {
+    await new Promise((r) => setTimeout(r, ms));
+    void child;
+  }
+
+  function generations(db: string): number[] {
+    const r = spawnSync(process.execPath, ['-e', `const D=require(${JSON.stringify(path.join(REPO, 'node_modules/better-sqlite3'))});const d=new D(${JSON.stringify(db)},{readonly:true});console.log(JSON.stringify({g:d.prepare('select id from generations').all().map(r=>r.id),ok:d.pragma('integrity_check',{simple:true})}))`], { encoding: 'utf8' });
+    const o = JSON.parse(r.stdout) as { g: number[]; ok: string };
+    expect(o.ok).toBe('ok');
+    return o.g;
+  }
+
+  it('kill -9 during baseline leaves the previous generation current and the store intact', async () => {
+    const s = slowSetup();
+    fs.writeFileSync(path.join(s.dir, 'small.yml'), `version: 1\nrules:\n  - name: t\n    paths: ["${s.tree}/f*"]\n`);
+    expect(integ(['baseline', '--db', s.db, '--policy', path.join(s.dir, 'small.yml')]).code).toBe(0);
+    const child = spawn(process.execPath, [BIN, 'baseline', '--db', s.db, '--policy', s.policy, '--jobs', '1'], { env: { ...process.env, NO_COLOR: '1' } });
+    await waitForStderr(child, 1500);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    expect(generations(s.db)).toEqual([1]);
+    const c = integ(['check', '--db', s.db, '--policy', path.join(s.dir, 'small.yml'), '--no-snapshot']);
+    expect(c.code).toBe(0);
+  });
+
+  it('Ctrl-C during baseline exits 130 and keeps the previous generation; a second run meanwhile exits 75', async () => {
+    const s = slowSetup();
+    fs.writeFileSync(path.join(s.dir, 'small.yml'), `version: 1\nrules:\n  - name: t\n    paths: ["${s.tree}/f*"]\n`);
+    expect(integ(['baseline', '--db', s.db, '--policy', path.join(s.dir, 'small.yml')]).code).toBe(0);
+    const child = spawn(process.execPath, [BIN, 'baseline', '--db', s.db, '--policy', s.policy, '--jobs', '1'], { env: { ...process.env, NO_COLOR: '1' } });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    await waitForStderr(child, 1000);
+    const second = integ(['baseline', '--db', s.db, '--policy', path.join(s.dir, 'small.yml')]);
+    expect(second.code).toBe(75);
+    expect(second.stderr).toMatch(/another integ run holds the store/);
+    const check = integ(['check', '--db', s.db, '--policy', path.join(s.dir, 'small.yml'), '--no-snapshot']);
+    expect(check.code).toBe(75);
+    child.kill('SIGINT');
+    const code = await new Promise((r) => child.once('exit', (c) => r(c)));
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/SIGINT received/);
+    expect(generations(s.db)).toEqual([1]);
+  });
+});
