@@ -4,6 +4,8 @@ import crypto, { type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
+import * as tar from 'tar';
 import { BundleWriter, type SealedBundle } from '../../src/evidence/bundle-writer.js';
 
 export const NOW = new Date('2026-11-21T23:00:00.000Z');
@@ -74,4 +76,26 @@ export function tamper(archive: string, edit: (top: string) => void): void {
 export function rewriteSums(top: string): void {
   const out = execFileSync('sh', ['-c', 'find . -type f ! -name SHA256SUMS | sed "s|^\\./||" | LC_ALL=C sort | xargs sha256sum'], { cwd: top });
   fs.writeFileSync(path.join(top, 'SHA256SUMS'), out);
+}
+
+/** A hand-made tar.gz, for entries the tar package refuses to write (../, links, duplicates). */
+export function rawTarGz(
+  file: string,
+  entries: Array<{ path: string; type?: 'File' | 'Directory' | 'SymbolicLink'; data?: string; linkpath?: string; mode?: number }>,
+): void {
+  const blocks: Buffer[] = [];
+  for (const e of entries) {
+    const data = Buffer.from(e.data ?? '');
+    const type = e.type ?? 'File';
+    const h = new tar.Header({
+      path: e.path, type, size: type === 'File' ? data.length : 0, linkpath: e.linkpath,
+      mode: e.mode ?? (type === 'Directory' ? 0o700 : 0o600), mtime: NOW, uid: 0, gid: 0,
+    });
+    const block = Buffer.alloc(512);
+    h.encode(block, 0);
+    blocks.push(block);
+    if (type === 'File' && data.length > 0) blocks.push(data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  fs.writeFileSync(file, zlib.gzipSync(Buffer.concat(blocks)));
 }

@@ -1,0 +1,31 @@
+import type { Command } from 'commander';
+
+export function registerVerify(program: Command): void {
+  program
+    .command('verify')
+    .argument('<bundle>', 'evidence bundle: a .tar.gz, or the folder extracted from one')
+    .description('Re-check an evidence bundle\'s seal: every file against SHA256SUMS and manifest.json,\n' +
+      'the log\'s hash chain, and (with --verify-key) the Ed25519 signature. Names each file\n' +
+      'that was altered, added or removed. Exit 0 intact, 16 not trustworthy, 66 not found.')
+    .option('--verify-key <file>', 'public key (FILE.pub from integ keygen) that must have signed the bundle')
+    .option('--format <fmt>', 'text or json', 'text')
+    .option('--log <file>', 'write JSON logs here instead of stderr')
+    .addHelpText('after', `
+Examples:
+  $ integ verify /var/lib/integ/evidence/integ-web1-20261121T230000Z.tar.gz
+  $ integ verify integ-web1-20261121T230000Z.tar.gz --verify-key /etc/integ/signing.pub
+  $ integ verify ./integ-web1-20261121T230000Z/ --format json | jq .problems
+
+Each problem is one line: ALTERED <file>, ADDED <file>, REMOVED <file>, TRUNCATED archive,
+LOG line <n>: chain broken, SIGNATURE … The last line repeats the archive's SHA-256:
+compare it with the one printed when the bundle was sealed.`)
+    .action(async (bundle: string, flags: { verifyKey?: string; format?: string; log?: string }) => {
+      const { makeContext, parseFormat } = await import('./run-context.js');
+      const format = parseFormat(flags.format);
+      const ctx = await makeContext(flags.log);
+      const { verifyBundle, renderVerify } = await import('../evidence/verify.js');
+      const result = await verifyBundle(bundle, { verifyKey: flags.verifyKey }, ctx);
+      process.stdout.write(renderVerify(result, format));
+      process.exitCode = result.ok ? 0 : 16;
+    });
+}

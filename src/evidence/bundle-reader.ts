@@ -1,0 +1,328 @@
+/**
+ * Reads an evidence bundle — a `.tar.gz` as `integ snapshot` writes it, or a folder
+ * extracted from one — into memory, defensively: the bundle may come from a
+ * compromised host or have been damaged in transit.
+ *
+ * - Nothing is written to disk; entries are kept in memory, so there is no path
+ *   traversal to exploit. Entry names that are absolute, contain `..`, lie outside the
+ *   single top folder, or are links/devices are reported, not followed.
+ * - Total size is bounded (default 512 MiB, at most 100 000 files): beyond that the
+ *   bundle is refused with DataError (65) rather than exhausting memory.
+ * - A truncated or corrupt gzip/tar is reported as an issue; whatever could be read
+ *   before the damage is still returned. A file whose data was cut short is not
+ *   returned (it is reported as TRUNCATED).
+ * - A path that appears twice in the archive is reported (extraction would silently
+ *   keep the last copy); the last copy is returned, as `tar x` would give.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import * as tar from 'tar';
+import { DataError, NoInputError } from '../util/errors.js';
+
+/** Kinds of archive-level issues found while reading. */
+export type BundleIssueKind = 'TRUNCATED' | 'CORRUPT' | 'UNSAFE' | 'DUPLICATE';
+
+/** One structured issue; `file` is relative to the top folder, or null for the archive itself. */
+export interface BundleIssue {
+  kind: BundleIssueKind;
+  file: string | null;
+  detail: string;
+}
+
+export interface ReadBundle {
+  /** The top folder's name (the bundle name), or '' when none could be read. */
+  name: string;
+  /** Regular files, keyed by path relative to the top folder (e.g. "artifacts/processes.json"). */
+  files: Map<string, Buffer>;
+  /** Parsed manifest.json, or null when missing or not valid JSON (see problems). */
+  manifest: Record<string, unknown> | null;
+  /** Everything that went wrong while reading, one human-readable line each. */
+  problems: string[];
+  /** The same problems, structured (used by `integ verify`). */
+  issues: BundleIssue[];
+  /** Whether the input was a .tar.gz/.tar file or an extracted folder. */
+  source: 'archive' | 'folder';
+}
+
+export interface ReadBundleOptions {
+  /** Upper bound on the total bytes of file content kept in memory. */
+  maxBytes?: number;
+  /** Upper bound on the number of entries. */
+  maxEntries?: number;
+  signal?: AbortSignal;
+}
+
+const DEFAULT_MAX_BYTES = 512 * 1024 * 1024;
+const DEFAULT_MAX_ENTRIES = 100_000;
+
+/**
+ * Read a bundle. Throws NoInputError (66) when `p` does not exist or cannot be read, and
+ * DataError (65) when it is larger than the bounds; every other defect is returned in
+ * `problems`/`issues`.
+ */
+export async function readBundle(p: string, opts: ReadBundleOptions = {}): Promise<ReadBundle> {
+  let st: fs.Stats;
+  try {
+    st = await fsp.stat(p);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new NoInputError(`bundle ${p} not found`);
+    throw new NoInputError(`cannot read bundle ${p}: ${(err as Error).message}`);
+  }
+  const limits = { maxBytes: opts.maxBytes ?? DEFAULT_MAX_BYTES, maxEntries: opts.maxEntries ?? DEFAULT_MAX_ENTRIES };
+  const raw = st.isDirectory() ? await readFolder(p, limits) : await readArchive(p, limits, opts.signal);
+  let manifest: Record<string, unknown> | null = null;
+  const m = raw.files.get('manifest.json');
+  if (m) {
+    try {
+      const parsed: unknown = JSON.parse(m.toString('utf8'));
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) manifest = parsed as Record<string, unknown>;
+      else raw.issues.push({ kind: 'CORRUPT', file: 'manifest.json', detail: 'not a JSON object' });
+    } catch (err) {
+      raw.issues.push({ kind: 'CORRUPT', file: 'manifest.json', detail: `not valid JSON: ${(err as Error).message}` });
+    }
+  }
+  return {
+    name: raw.name,
+    files: raw.files,
+    manifest,
+    problems: raw.issues.map(describeIssue),
+    issues: raw.issues,
+    source: st.isDirectory() ? 'folder' : 'archive',
+  };
+}
+
+/** "TRUNCATED archive: …", "UNSAFE ../x: …" */
+export function describeIssue(i: BundleIssue): string {
+  return `${i.kind} ${i.file ?? 'archive'}: ${i.detail}`;
+}
+
+interface Limits {
+  maxBytes: number;
+  maxEntries: number;
+}
+
+interface Raw {
+  name: string;
+  files: Map<string, Buffer>;
+  issues: BundleIssue[];
+}
+
+function tooLarge(what: string, limits: Limits): DataError {
+  return new DataError(`${what}: larger than the reading limit (${limits.maxBytes} bytes, ${limits.maxEntries} entries)`);
+}
+
+/** Splits an archive path into top folder + relative path, or explains why it is unsafe. */
+function splitEntryPath(entryPath: string): { top: string; rel: string } | { unsafe: string } {
+  const p = entryPath.replace(/\/+$/, '');
+  if (p === '' || p.startsWith('/')) return { unsafe: 'absolute or empty path' };
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00]/.test(p)) return { unsafe: 'NUL in path' };
+  const segs = p.split('/');
+  if (segs.some((s) => s === '..')) return { unsafe: 'path contains ".."' };
+  const clean = segs.filter((s) => s !== '' && s !== '.');
+  if (clean.length === 0) return { unsafe: 'empty path' };
+  return { top: clean[0] ?? '', rel: clean.slice(1).join('/') };
+}
+
+async function readArchive(file: string, limits: Limits, signal: AbortSignal | undefined): Promise<Raw> {
+  const files = new Map<string, Buffer>();
+  const issues: BundleIssue[] = [];
+  let top = '';
+  let total = 0;
+  let entries = 0;
+  let fatal: Error | undefined;
+
+  if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+  await new Promise<void>((resolve, reject) => {
+    const input = fs.createReadStream(file);
+    /** Run at the end: files whose data never finished arriving. */
+    const pending = new Set<() => void>();
+    let settled = false;
+    const done = (err?: Error): void => {
+      if (settled) return;
+      settled = true;
+      input.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    const parser = new tar.Parser({
+      strict: false,
+      // Our own byte bound below protects memory; tar's ratio check would refuse
+      // legitimate bundles of highly compressible raw files.
+      maxDecompressionRatio: Infinity,
+      onwarn: (code: string, message: string | Error) => {
+        const msg = typeof message === 'string' ? message : message.message;
+        if (code === 'TAR_ENTRY_INVALID' || code === 'TAR_ENTRY_UNSUPPORTED') {
+          issues.push({ kind: 'CORRUPT', file: null, detail: msg });
+        } else if (/truncated|unexpected end/i.test(msg)) {
+          issues.push({ kind: 'TRUNCATED', file: null, detail: msg });
+        } else {
+          issues.push({ kind: 'CORRUPT', file: null, detail: msg });
+        }
+      },
+      onReadEntry: (entry: tar.ReadEntry) => {
+        entries += 1;
+        if (entries > limits.maxEntries) {
+          fatal = tooLarge(`bundle ${file}`, limits);
+          parser.abort(fatal);
+          return;
+        }
+        const split = splitEntryPath(entry.path);
+        if ('unsafe' in split) {
+          issues.push({ kind: 'UNSAFE', file: entry.path, detail: split.unsafe });
+          entry.resume();
+          return;
+        }
+        // The top folder is the first folder seen; a loose file at the archive root cannot claim it.
+        if (top === '' && (entry.type === 'Directory' || split.rel !== '')) top = split.top;
+        const inTop = top !== '' && split.top === top;
+        // Outside the single top folder: reported under its archive path.
+        const rel = inTop ? split.rel : entry.path;
+        if (entry.type === 'Directory') {
+          if (!inTop) issues.push({ kind: 'UNSAFE', file: rel, detail: top ? `folder outside the top folder ${top}` : 'folder outside the top folder' });
+          entry.resume();
+          return;
+        }
+        if (entry.type !== 'File' && entry.type !== 'OldFile' && entry.type !== 'ContiguousFile') {
+          issues.push({ kind: 'UNSAFE', file: rel || entry.path, detail: `unexpected ${entry.type} entry (bundles hold only regular files)` });
+          entry.resume();
+          return;
+        }
+        if (!inTop || rel === '') {
+          issues.push({ kind: 'UNSAFE', file: rel || entry.path, detail: top ? `file outside the top folder ${top}` : 'file outside the top folder' });
+          entry.resume();
+          return;
+        }
+        const declared = entry.size ?? 0;
+        if (total + declared > limits.maxBytes) {
+          fatal = tooLarge(`bundle ${file}`, limits);
+          parser.abort(fatal);
+          return;
+        }
+        total += declared;
+        const chunks: Buffer[] = [];
+        let got = 0;
+        let ended = false;
+        entry.on('data', (c: Buffer) => {
+          got += c.length;
+          if (got <= declared) chunks.push(c);
+        });
+        entry.on('end', () => {
+          ended = true;
+          if (got !== declared) {
+            issues.push({ kind: 'TRUNCATED', file: rel, detail: `only ${got} of ${declared} bytes in the archive` });
+            return;
+          }
+          if (files.has(rel)) issues.push({ kind: 'DUPLICATE', file: rel, detail: 'appears more than once in the archive; the last copy is used' });
+          files.set(rel, Buffer.concat(chunks, got));
+        });
+        pending.add(() => {
+          if (!ended) issues.push({ kind: 'TRUNCATED', file: rel, detail: `archive ends inside this file (${got} of ${declared} bytes)` });
+        });
+      },
+    });
+    const finish = (): void => {
+      for (const f of pending) f();
+      pending.clear();
+    };
+    parser.on('end', () => {
+      finish();
+      done();
+    });
+    parser.on('close', () => {
+      finish();
+      done();
+    });
+    const archiveIssue = (err: Error | undefined): void => {
+      const detail = err?.message ?? 'archive could not be read';
+      // 'abort' and 'error' usually both come, with the same message.
+      if (issues.some((i) => i.file === null && i.detail === detail)) return;
+      issues.push({ kind: /unexpected end|truncated/i.test(detail) ? 'TRUNCATED' : 'CORRUPT', file: null, detail });
+    };
+    parser.on('abort', (err: Error) => {
+      if (fatal) return done(fatal);
+      archiveIssue(err);
+      finish();
+      done();
+    });
+    parser.on('error', (err: Error) => {
+      if (fatal) return done(fatal);
+      archiveIssue(err);
+      finish();
+      done();
+    });
+    input.on('error', (err) => done(new NoInputError(`cannot read bundle ${file}: ${err.message}`)));
+    signal?.addEventListener('abort', () => done(signal.reason instanceof Error ? signal.reason : new Error('aborted')), { once: true });
+    input.pipe(parser as unknown as NodeJS.WritableStream);
+  });
+
+  if (top === '' && issues.length === 0) issues.push({ kind: 'CORRUPT', file: null, detail: 'archive holds no files' });
+  return { name: top, files, issues };
+}
+
+/**
+ * An extracted bundle: `p` is the top folder itself (it holds SHA256SUMS or
+ * manifest.json), or a folder holding exactly one such top folder.
+ */
+async function readFolder(p: string, limits: Limits): Promise<Raw> {
+  let topDir = path.resolve(p);
+  const looksLikeTop = async (d: string): Promise<boolean> =>
+    (await isFile(path.join(d, 'SHA256SUMS'))) || (await isFile(path.join(d, 'manifest.json')));
+  if (!(await looksLikeTop(topDir))) {
+    const subs = (await fsp.readdir(topDir, { withFileTypes: true })).filter((d) => d.isDirectory());
+    const only = subs.length === 1 ? subs[0] : undefined;
+    if (only && (await looksLikeTop(path.join(topDir, only.name)))) topDir = path.join(topDir, only.name);
+  }
+  const files = new Map<string, Buffer>();
+  const issues: BundleIssue[] = [];
+  let total = 0;
+  let entries = 0;
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    const list = await fsp.readdir(dir, { withFileTypes: true });
+    list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const d of list) {
+      entries += 1;
+      if (entries > limits.maxEntries) throw tooLarge(`bundle folder ${topDir}`, limits);
+      const r = rel ? `${rel}/${d.name}` : d.name;
+      const abs = path.join(dir, d.name);
+      const st = await fsp.lstat(abs);
+      if (st.isDirectory()) {
+        await walk(abs, r);
+      } else if (st.isFile()) {
+        total += st.size;
+        if (total > limits.maxBytes) throw tooLarge(`bundle folder ${topDir}`, limits);
+        try {
+          files.set(r, await readRegular(abs));
+        } catch (err) {
+          issues.push({ kind: 'CORRUPT', file: r, detail: `cannot read: ${(err as Error).message}` });
+        }
+      } else {
+        issues.push({ kind: 'UNSAFE', file: r, detail: `unexpected ${st.isSymbolicLink() ? 'symbolic link' : 'special file'} (not followed)` });
+      }
+    }
+  };
+  await walk(topDir, '');
+  return { name: path.basename(topDir), files, issues };
+}
+
+/** Read a regular file without following a symlink swapped in after lstat. */
+async function readRegular(abs: string): Promise<Buffer> {
+  const h = await fsp.open(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  try {
+    const st = await h.stat();
+    if (!st.isFile()) throw new Error('not a regular file');
+    return await h.readFile();
+  } finally {
+    await h.close();
+  }
+}
+
+async function isFile(p: string): Promise<boolean> {
+  try {
+    return (await fsp.lstat(p)).isFile();
+  } catch {
+    return false;
+  }
+}
