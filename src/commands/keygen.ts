@@ -3,9 +3,7 @@ import type { Command } from 'commander';
 export function registerKeygen(program: Command): void {
   program
     .command('keygen')
-    .description('Create an Ed25519 key pair for signing baselines and evidence bundles:\n' +
-      'FILE (private key, PKCS#8 PEM, mode 0600) and FILE.pub (public key, SPKI PEM).\n' +
-      'Never overwrites an existing key.')
+    .description('create an Ed25519 key pair for signing baselines and evidence bundles')
     .requiredOption('--out <file>', 'where to write the private key; the public key goes to FILE.pub')
     .option('--format <fmt>', 'text or json', 'text')
     .addHelpText('after', `
@@ -14,8 +12,10 @@ Examples:
   $ sudo integ baseline --sign-key /root/integ-signing.key
   $ integ verify integ-web1-20261121T230000Z.tar.gz --verify-key integ-signing.key.pub
 
-Keep the private key off the monitored host if you can (sign from an admin box); the
-.pub file is what verifiers need. Exit 73 if FILE or FILE.pub already exists.`)
+Writes FILE (private key, PKCS#8 PEM, mode 0600) and FILE.pub (public key, SPKI PEM,
+0644) and prints the key id (first 16 hex digits of the SHA-256 of the public key).
+Never overwrites: exit 73 if FILE or FILE.pub already exists. Keep the private key
+safe; verifiers need only the .pub file.`)
     .action(async (flags: { out: string; format?: string }) => {
       const { parseFormat } = await import('./run-context.js');
       const format = parseFormat(flags.format);

@@ -4,9 +4,7 @@ export function registerVerify(program: Command): void {
   program
     .command('verify')
     .argument('<bundle>', 'evidence bundle: a .tar.gz, or the folder extracted from one')
-    .description('Re-check an evidence bundle\'s seal: every file against SHA256SUMS and manifest.json,\n' +
-      'the log\'s hash chain, and (with --verify-key) the Ed25519 signature. Names each file\n' +
-      'that was altered, added or removed. Exit 0 intact, 16 not trustworthy, 66 not found.')
+    .description('re-check an evidence bundle\'s seal and name every file that does not match')
     .option('--verify-key <file>', 'public key (FILE.pub from integ keygen) that must have signed the bundle')
     .option('--format <fmt>', 'text or json', 'text')
     .option('--log <file>', 'write JSON logs here instead of stderr')
@@ -16,9 +14,13 @@ Examples:
   $ integ verify integ-web1-20261121T230000Z.tar.gz --verify-key /etc/integ/signing.pub
   $ integ verify ./integ-web1-20261121T230000Z/ --format json | jq .problems
 
+Checks every file against SHA256SUMS and manifest.json, the hash chain of log.jsonl,
+and with --verify-key the Ed25519 signature of manifest.json (an unsigned bundle then fails).
 Each problem is one line: ALTERED <file>, ADDED <file>, REMOVED <file>, TRUNCATED archive,
 LOG line <n>: chain broken, SIGNATURE … The last line repeats the archive's SHA-256:
-compare it with the one printed when the bundle was sealed.`)
+compare it with the one printed when the bundle was sealed.
+
+Exit codes: 0 intact, 16 altered/added/removed/truncated or bad signature, 66 not found.`)
     .action(async (bundle: string, flags: { verifyKey?: string; format?: string; log?: string }) => {
       const { makeContext, parseFormat } = await import('./run-context.js');
       const format = parseFormat(flags.format);

@@ -111,13 +111,16 @@ export async function verifyBundle(
   const actual = new Map<string, string>();
   for (const [rel, buf] of b.files) actual.set(rel, sha256hex(buf));
   const missing = (rel: string): boolean => !actual.has(rel) && !problems.has('TRUNCATED', rel);
+  // In a cut-short archive a missing file may simply never have arrived; say so.
+  const truncated = problems.has('TRUNCATED', null);
+  const why = (listedIn: string): string => `listed in ${listedIn} but not in the bundle${truncated ? ' (the archive is truncated)' : ''}`;
 
   // 1. SHA256SUMS
   const sums = parseSums(b.files.get('SHA256SUMS'), problems);
   if (sums) {
     for (const [rel, hex] of sums) {
       if (rel === 'SHA256SUMS') continue;
-      if (missing(rel)) problems.add('REMOVED', rel, 'listed in SHA256SUMS but not in the bundle');
+      if (missing(rel)) problems.add('REMOVED', rel, why('SHA256SUMS'));
       else if (actual.has(rel) && actual.get(rel) !== hex) {
         problems.add('ALTERED', rel, `sha256 ${actual.get(rel)} does not match SHA256SUMS (${hex})`);
       }
@@ -156,7 +159,7 @@ export async function verifyBundle(
         if (SEAL_FILES.has(rel)) continue;
         const got = actual.get(rel);
         if (got === undefined) {
-          if (missing(rel)) problems.add('REMOVED', rel, 'listed in manifest.json but not in the bundle');
+          if (missing(rel)) problems.add('REMOVED', rel, why('manifest.json'));
         } else if (got !== rec.sha256 || b.files.get(rel)?.length !== rec.size) {
           const viaSums = sums?.get(rel) === got;
           problems.add('ALTERED', rel, viaSums

@@ -50,8 +50,11 @@ export async function generateKeyPair(out: string): Promise<GeneratedKeyPair> {
   const privPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
   const pubPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
 
-  // Check FILE.pub first so an existing public key does not leave a fresh private key behind.
-  if (await exists(pubPath)) throw new CantCreateError(`${pubPath} already exists; refusing to overwrite a key (choose another --out)`);
+  // Both checked before writing, so an existing FILE.pub does not leave a fresh FILE behind;
+  // the O_EXCL opens below still guard against a race.
+  for (const p of [out, pubPath]) {
+    if (await exists(p)) throw new CantCreateError(`${p} already exists; refusing to overwrite a key (choose another --out)`);
+  }
   await writeExclusive(out, privPem, 0o600);
   try {
     await writeExclusive(pubPath, pubPem, 0o644);
