@@ -20,7 +20,8 @@ safe; verifiers need only the .pub file.`)
       const { parseFormat } = await import('./run-context.js');
       const format = parseFormat(flags.format);
       const { generateKeyPair } = await import('../trust/keys.js');
-      const made = await generateKeyPair(flags.out);
+      const { resolve } = await import('node:path');
+      const made = await generateKeyPair(resolve(flags.out));
       process.stdout.write(format === 'json'
         ? JSON.stringify({ schema: 'integ.keygen/1', private_key: made.privatePath, public_key: made.publicPath, key_id: made.keyId }) + '\n'
         : `private key: ${made.privatePath}  (mode 0600, keep it secret)\n` +

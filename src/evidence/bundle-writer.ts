@@ -162,7 +162,13 @@ export class BundleWriter implements BundleSink {
       await fs.chmod(topDir, 0o700);
       const logHandle = await fs.open(path.join(topDir, 'log.jsonl'), 'wx', 0o600);
       await logHandle.chmod(0o600);
-      return new BundleWriter(name, outDir, stagingDir, topDir, partialPath, partial, logHandle, now, opts.signal);
+      const writer = new BundleWriter(name, outDir, stagingDir, topDir, partialPath, partial, logHandle, now, opts.signal);
+      // An abort that came while we were creating fired before our listener existed.
+      if (opts.signal?.aborted) {
+        await writer.abort();
+        throwIfAborted(opts.signal);
+      }
+      return writer;
     } catch (err) {
       await partial?.close().catch(() => undefined);
       if (partial) await fs.rm(partialPath, { force: true }).catch(() => undefined);
