@@ -4,6 +4,7 @@
  * returns the manifest's artifact list in collection order.
  */
 import { InterruptedError, UsageError } from '../util/errors.js';
+import { bundleSafePath } from './collectors/fsread.js';
 import { STEPS, type CollectorStep, type StepShared } from './collectors/index.js';
 import type { ArtifactOutput, BundleSink, CollectContext, CollectError, ManifestArtifact } from './types.js';
 
@@ -30,6 +31,8 @@ export interface CollectAllOptions {
   only?: string[];
   /** integ's argv, recorded in the system artifact */
   argv: string[];
+  /** replaces the collection steps (tests of the orchestrator itself) */
+  steps?: readonly CollectorStep[];
 }
 
 export interface CollectAllResult {
@@ -50,12 +53,12 @@ export function stepNames(): string[] {
   return STEPS.flatMap((s) => [s.name, ...s.artifacts]);
 }
 
-function selectSteps(only: string[] | undefined): readonly CollectorStep[] {
-  if (!only || only.length === 0) return STEPS;
-  const known = new Set(stepNames());
+function selectSteps(all: readonly CollectorStep[], only: string[] | undefined): readonly CollectorStep[] {
+  if (!only || only.length === 0) return all;
+  const known = new Set(all.flatMap((s) => [s.name, ...s.artifacts]));
   const unknown = only.filter((n) => !known.has(n));
-  if (unknown.length) throw new UsageError(`unknown snapshot step or artifact: ${unknown.join(', ')} (known: ${STEPS.map((s) => s.name).join(', ')})`);
-  return STEPS.filter((s) => only.includes(s.name) || s.artifacts.some((a) => only.includes(a)));
+  if (unknown.length) throw new UsageError(`unknown snapshot step or artifact: ${unknown.join(', ')} (known: ${all.map((s) => s.name).join(', ')})`);
+  return all.filter((s) => only.includes(s.name) || s.artifacts.some((a) => only.includes(a)));
 }
 
 function statusOf(errors: CollectError[]): 'ok' | 'partial' | 'timeout' {
@@ -75,7 +78,7 @@ function summarise(errors: CollectError[]): string | null {
  */
 export async function collectAll(sink: BundleSink, opts: CollectAllOptions): Promise<CollectAllResult> {
   if (process.platform !== 'linux') throw new UsageError(`integ snapshot is supported on Linux only (this system is ${process.platform})`);
-  const steps = selectSteps(opts.only);
+  const steps = selectSteps(opts.steps ?? STEPS, opts.only);
   const tStart = performance.now();
   const base = { procRoot: opts.ctx?.procRoot ?? '/proc', sysRoot: opts.ctx?.sysRoot ?? '/sys', fsRoot: opts.ctx?.fsRoot ?? '/' };
   const shared: StepShared = { argv: opts.argv };
@@ -137,8 +140,9 @@ export async function collectAll(sink: BundleSink, opts: CollectAllOptions): Pro
         if (j.name === 'core_churn') coreBracketMs = (j.data as { bracket_ms?: number }).bracket_ms ?? 0;
       }
       for (const r of out.raw) {
-        const res = await sink.addFile(`raw/${r.file}`, r.data);
-        artifacts.push({ name: `raw/${r.file}`, file: res.file, method: `raw copy read by step ${step.name}`, started_at: started, finished_at: finished, status: 'ok', error: null, size: res.size, sha256: res.sha256 });
+        const rel = `raw/${bundleSafePath(r.file)}`;
+        const res = await sink.addFile(rel, r.data);
+        artifacts.push({ name: rel, file: res.file, method: `raw copy read by step ${step.name}`, started_at: started, finished_at: finished, status: 'ok', error: null, size: res.size, sha256: res.sha256 });
       }
     } else {
       // Nothing came back: still list every artifact the step owes, saying why it is empty.

@@ -29,36 +29,21 @@ function str(v: unknown): string | null {
   return typeof v === 'string' ? v : null;
 }
 
-/** One item with a stable key; `count` lets a multiset say "one more nginx worker". */
+/** One item with a stable key. */
 interface Keyed {
   key: string;
   item: Obj;
 }
 
-/** Multiset difference of keyed items; an item that occurs n more times is reported once with instances n. */
-function multisetDiff(a: Keyed[], b: Keyed[], countField: boolean): { added: unknown[]; removed: unknown[] } {
-  const count = (xs: Keyed[]): Map<string, { n: number; item: Obj }> => {
-    const m = new Map<string, { n: number; item: Obj }>();
-    for (const x of xs) {
-      const e = m.get(x.key);
-      if (e) e.n++;
-      else m.set(x.key, { n: 1, item: x.item });
-    }
-    return m;
-  };
-  const ca = count(a);
-  const cb = count(b);
+/** Set difference of keyed items. */
+function setDiff(a: Keyed[], b: Keyed[]): { added: unknown[]; removed: unknown[] } {
+  const ma = new Map(a.map((x) => [x.key, x.item]));
+  const mb = new Map(b.map((x) => [x.key, x.item]));
   const added: unknown[] = [];
   const removed: unknown[] = [];
-  const keys = [...new Set([...ca.keys(), ...cb.keys()])].sort();
-  for (const k of keys) {
-    const na = ca.get(k)?.n ?? 0;
-    const nb = cb.get(k)?.n ?? 0;
-    if (countField) {
-      if (nb > na) added.push({ ...cb.get(k)!.item, instances: nb - na });
-      else if (na > nb) removed.push({ ...ca.get(k)!.item, instances: na - nb });
-    } else if (nb > 0 && na === 0) added.push(cb.get(k)!.item);
-    else if (na > 0 && nb === 0) removed.push(ca.get(k)!.item);
+  for (const k of [...new Set([...ma.keys(), ...mb.keys()])].sort()) {
+    if (!ma.has(k)) added.push(mb.get(k));
+    else if (!mb.has(k)) removed.push(ma.get(k));
   }
   return { added, removed };
 }
@@ -91,8 +76,14 @@ export function normaliseKernelThreadName(name: string): string {
   return name.replace(/\d+/g, '#');
 }
 
-// ---- processes: (executable sha256, else path; cmdline; user) — never the pid
-function processItems(data: unknown, exes: unknown, system: unknown, useSha: boolean): { user: Keyed[]; kernel: Keyed[] } | null {
+// ---- processes: (executable, cmdline, user) — never the pid
+interface ProcEntry {
+  key: string;
+  item: Obj;
+  sha: string | null;
+}
+
+function processItems(data: unknown, exes: unknown, system: unknown): { user: ProcEntry[]; kernel: Keyed[] } | null {
   const list = isObj(data) ? arr(data['processes']) : null;
   if (!list) return null;
   const shaByPid = new Map<number, string>();
@@ -103,7 +94,7 @@ function processItems(data: unknown, exes: unknown, system: unknown, useSha: boo
   }
   // integ's own process is in every snapshot, with a different argv each time.
   const integ = isObj(system) && isObj(system['integ']) ? system['integ']['pid'] : undefined;
-  const user: Keyed[] = [];
+  const user: ProcEntry[] = [];
   const kernel: Keyed[] = [];
   for (const p of list) {
     if (!isObj(p)) continue;
@@ -117,14 +108,60 @@ function processItems(data: unknown, exes: unknown, system: unknown, useSha: boo
     const cmdline = (arr(p['cmdline']) ?? []).map(String);
     const u = str(p['user']) ?? '';
     const exe = str(p['exe']);
-    const sha = useSha ? (shaByPid.get(pid) ?? null) : null;
-    const item: Obj = { exe, exe_sha256: sha, cmdline, user: u };
+    const item: Obj = { exe, cmdline, user: u };
     // A zombie or unreadable process has no cmdline: its name is all there is.
     if (cmdline.length === 0) item['name'] = str(p['name']);
-    const ident = sha ?? `path:${exe ?? ''}`;
-    user.push({ key: keyOf(ident, cmdline, u, cmdline.length === 0 ? item['name'] : null), item });
+    user.push({ key: keyOf(exe, cmdline, u, item['name'] ?? null), item, sha: shaByPid.get(pid) ?? null });
   }
   return { user, kernel };
+}
+
+/**
+ * Processes are matched by (path, cmdline, user) and counted; where both snapshots know the
+ * sha256 of a group's executables and the sets differ (a binary replaced in place), the
+ * group is compared by (path, cmdline, user, sha256) instead. A hash missing on one side
+ * (a bound, a time-out) therefore never makes a process look new.
+ */
+function processDiff(a: ProcEntry[], b: ProcEntry[]): { added: unknown[]; removed: unknown[] } {
+  interface Group {
+    item: Obj;
+    n: number;
+    shas: Map<string, number>;
+  }
+  const group = (xs: ProcEntry[]): Map<string, Group> => {
+    const m = new Map<string, Group>();
+    for (const x of xs) {
+      let g = m.get(x.key);
+      if (!g) m.set(x.key, (g = { item: x.item, n: 0, shas: new Map() }));
+      g.n++;
+      if (x.sha) g.shas.set(x.sha, (g.shas.get(x.sha) ?? 0) + 1);
+    }
+    return m;
+  };
+  const ga = group(a);
+  const gb = group(b);
+  const added: unknown[] = [];
+  const removed: unknown[] = [];
+  const firstSha = (g: Group | undefined): string | null => (g ? ([...g.shas.keys()][0] ?? null) : null);
+  for (const k of [...new Set([...ga.keys(), ...gb.keys()])].sort()) {
+    const x = ga.get(k);
+    const y = gb.get(k);
+    const shaSetsDiffer = x && y && x.shas.size > 0 && y.shas.size > 0 && ([...x.shas.keys()].some((h) => !y.shas.has(h)) || [...y.shas.keys()].some((h) => !x.shas.has(h)));
+    if (shaSetsDiffer) {
+      for (const h of [...new Set([...x.shas.keys(), ...y.shas.keys()])].sort()) {
+        const ca = x.shas.get(h) ?? 0;
+        const cb = y.shas.get(h) ?? 0;
+        if (cb > ca) added.push({ ...y.item, exe_sha256: h, instances: cb - ca });
+        else if (ca > cb) removed.push({ ...x.item, exe_sha256: h, instances: ca - cb });
+      }
+      continue;
+    }
+    const na = x?.n ?? 0;
+    const nb = y?.n ?? 0;
+    if (nb > na) added.push({ ...y!.item, exe_sha256: firstSha(y), instances: nb - na });
+    else if (na > nb) removed.push({ ...x!.item, exe_sha256: firstSha(x), instances: na - nb });
+  }
+  return { added, removed };
 }
 
 // ---- sessions: (user, line, host) from utmp and logind
@@ -173,22 +210,22 @@ export function diffSnapshots(a: Map<string, unknown>, b: Map<string, unknown>):
   const skipped: SnapshotDiff['skipped'] = [];
   // An artifact present in one snapshot only means the two cannot be called the same.
   let lopsided = false;
-  const compare = (name: string, artifact: string, ka: Keyed[] | null, kb: Keyed[] | null, countField = false): void => {
+  const compare = (name: string, artifact: string, ka: Keyed[] | null, kb: Keyed[] | null): void => {
     if (ka === null || kb === null) {
       const where = ka === null && kb === null ? 'both snapshots' : ka === null ? 'the first snapshot' : 'the second snapshot';
       if ((ka === null) !== (kb === null)) lopsided = true;
       skipped.push({ name, reason: `artifact "${artifact}" missing or unusable in ${where}` });
       return;
     }
-    sections.push({ name, ...multisetDiff(ka, kb, countField) });
+    sections.push({ name, ...setDiff(ka, kb) });
   };
 
   compare('listening', 'listening', listeningItems(a.get('listening')), listeningItems(b.get('listening')));
 
-  const useSha = isObj(a.get('executables')) && isObj(b.get('executables'));
-  const pa = processItems(a.get('processes'), a.get('executables'), a.get('system'), useSha);
-  const pb = processItems(b.get('processes'), b.get('executables'), b.get('system'), useSha);
-  compare('processes', 'processes', pa?.user ?? null, pb?.user ?? null, true);
+  const pa = processItems(a.get('processes'), a.get('executables'), a.get('system'));
+  const pb = processItems(b.get('processes'), b.get('executables'), b.get('system'));
+  if (pa && pb) sections.push({ name: 'processes', ...processDiff(pa.user, pb.user) });
+  else compare('processes', 'processes', pa ? [] : null, pb ? [] : null);
   compare('kernel_threads', 'processes', pa?.kernel ?? null, pb?.kernel ?? null);
 
   compare('sessions', 'sessions', sessionItems(a.get('sessions')), sessionItems(b.get('sessions')));

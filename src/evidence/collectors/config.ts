@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
-import { errCode, expired, fileType, readRegular, timeoutError, toError, under } from './fsread.js';
+import { bundleSafePath, errCode, expired, fileType, readRegular, timeoutError, toError, under } from './fsread.js';
 
 export interface ConfigOptions {
   /** systemd units changed (mtime or ctime) within this many days (default 7) */
@@ -92,8 +92,9 @@ export async function collectConfig(ctx: CollectContext, opts: ConfigOptions = {
       total += r.data.length;
       e.sha256 = r.truncated ? null : crypto.createHash('sha256').update(r.data).digest('hex');
       e.truncated = r.truncated;
-      e.copy = `raw/config/${rel}`;
-      raw.push({ file: `config/${rel}`, data: r.data });
+      const file = bundleSafePath(`config/${rel}`);
+      e.copy = `raw/${file}`;
+      raw.push({ file, data: r.data });
     } catch (err) {
       const code = errCode(err);
       if (code === 'ENOENT' && !lst) {

@@ -188,6 +188,19 @@ export function readUsers(fsRoot: string): Map<number, string> {
   return users;
 }
 
-export function isoFromMs(ms: number): string {
-  return new Date(ms).toISOString();
+/**
+ * A path inside the bundle made acceptable to the bundle writer: control characters and
+ * backslashes (legal in Linux file names) become %XX, "." and ".." segments become %2E…,
+ * empty segments go. Idempotent.
+ */
+export function bundleSafePath(rel: string): string {
+  return rel
+    .split('/')
+    .filter((seg) => seg !== '')
+    .map((seg) => {
+      // eslint-disable-next-line no-control-regex
+      const enc = seg.replace(/[\x00-\x1f\x7f\\]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+      return enc === '.' || enc === '..' ? enc.replace(/\./g, '%2E') : enc;
+    })
+    .join('/');
 }

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
-import { decodeLossless, errCode, expired, fileType, readRegular, timeoutError, toError, under } from './fsread.js';
+import { bundleSafePath, decodeLossless, errCode, expired, fileType, readRegular, timeoutError, toError, under } from './fsread.js';
 import { formatIPv6 } from './net.js';
 
 /** sizeof(struct utmp) for glibc on x86_64 (and arm64): 384 bytes. */
@@ -286,7 +286,7 @@ export async function collectSessions(ctx: CollectContext, opts: SessionsOptions
     if (name.includes('.')) continue;
     try {
       const r = readRegular(`${sessDir}/${name}`, 64 << 10);
-      raw.push({ file: `run/systemd/sessions/${name}`, data: r.data });
+      raw.push({ file: bundleSafePath(`run/systemd/sessions/${name}`), data: r.data });
       logind.push(parseLogindSession(name, r.data.toString('utf8')));
     } catch (err) {
       if (errCode(err) !== 'ENOTREG' && errCode(err) !== 'ENOENT') errors.push(toError(err, `${sessDir}/${name}`, 'sessions'));
