@@ -146,6 +146,60 @@ export class BaselineRepo {
     this.insEntry!.run(gen, rec.path, rule, error, ...recValues(rec));
   }
 
+  /** Every entry of a generation in path byte order (SQLite compares BLOBs with memcmp, as Buffer.compare does). Streams. */
+  *entriesByPath(gen: number): Generator<StoredEntry> {
+    const st = this.db.prepare(`SELECT rowid, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).safeIntegers(true);
+    for (const r of st.iterate(gen) as Iterable<Row>) {
+      yield { rowid: Number(r.rowid), rule: r.rule as string, error: (r.error as string | null) ?? null, rec: recFromRow(r.path as Buffer, r) };
+    }
+  }
+
+  /** Copy every entry of generation `from` into generation `to` inside SQLite (no rows pass through JS). */
+  copyEntries(from: number, to: number): number {
+    return this.db.prepare(`INSERT INTO entries (gen, path, rule, error, ${ENTRY_COLUMNS}) SELECT ?, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE gen = ?`).run(to, from).changes;
+  }
+
+  deleteEntry(gen: number, path: Buffer): number {
+    return this.db.prepare('DELETE FROM entries WHERE gen = ? AND path = ?').run(gen, path).changes;
+  }
+
+  /** Generations removed by prune/export, whose digests anchor the chain of the ones kept. */
+  prunedAnchors(): { id: number; digest: string; prunedAt: string | null }[] {
+    if (!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pruned'").get()) return [];
+    return (this.db.prepare('SELECT id, digest, pruned_at FROM pruned ORDER BY id').all() as Row[]).map((r) => ({
+      id: Number(r.id),
+      digest: r.digest as string,
+      prunedAt: (r.pruned_at as string | null) ?? null,
+    }));
+  }
+
+  /** Remove a generation (its entries and accept records cascade) and remember its digest as a chain anchor. */
+  prune(id: number, digest: string, at: string): void {
+    this.db.prepare('INSERT OR REPLACE INTO pruned (id, digest, pruned_at) VALUES (?, ?, ?)').run(id, digest, at);
+    this.db.prepare('DELETE FROM generations WHERE id = ?').run(id);
+  }
+
+  /** Provenance of an accept generation: the check run it folded in and each accepted path. */
+  recordAccept(gen: number, run: { id: number; findingsDigest: string }, forced: boolean, paths: readonly { path: Buffer; kind: string; rule: string; recheck: string }[]): void {
+    this.db.prepare('INSERT INTO accepts (gen, run, run_findings_digest, forced, paths) VALUES (?, ?, ?, ?, ?)').run(gen, run.id, run.findingsDigest, forced ? 1 : 0, paths.length);
+    const ins = this.db.prepare('INSERT INTO accepted_paths (gen, path, kind, rule, recheck) VALUES (?, ?, ?, ?, ?)');
+    for (const p of paths) ins.run(gen, p.path, p.kind, p.rule, p.recheck);
+  }
+
+  /** The accept record of a generation, or null (a baseline, or a store from before migration 2). */
+  acceptOf(gen: number): { run: number; runFindingsDigest: string; forced: boolean; paths: number } | null {
+    if (!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'accepts'").get()) return null;
+    const r = this.db.prepare('SELECT run, run_findings_digest, forced, paths FROM accepts WHERE gen = ?').get(gen) as Row | undefined;
+    return r ? { run: Number(r.run), runFindingsDigest: r.run_findings_digest as string, forced: Number(r.forced) === 1, paths: Number(r.paths) } : null;
+  }
+
+  /** How an accept generation treated one path, or null when the path was not accepted there. */
+  acceptedPath(gen: number, path: Buffer): { kind: string; rule: string; recheck: string } | null {
+    if (!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'accepted_paths'").get()) return null;
+    const r = this.db.prepare('SELECT kind, rule, recheck FROM accepted_paths WHERE gen = ? AND path = ?').get(gen, path) as Row | undefined;
+    return r ? { kind: r.kind as string, rule: r.rule as string, recheck: r.recheck as string } : null;
+  }
+
   finish(gen: number, counts: { entryCount: number; totalBytes: number; errorCount: number }, digest: string, signature: string | null, keyId: string | null): void {
     this.db
       .prepare('UPDATE generations SET entry_count = ?, total_bytes = ?, error_count = ?, digest = ?, signature = ?, key_id = ? WHERE id = ?')

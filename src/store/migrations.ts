@@ -89,6 +89,37 @@ CREATE TABLE run_errors (
 CREATE INDEX run_errors_run ON run_errors(run);
 `,
   },
+  {
+    // Pruning and accept provenance. `pruned` keeps the id and digest of every generation
+    // that `integ prune` or `integ export` removed, so the next generation's parent link can
+    // still be checked (the trust gate treats it as the chain's anchor). `accepts` records
+    // which check run an accept generation folded in; its rows are the difference between the
+    // generation and its parent, which the generation digests themselves already cover.
+    version: 2,
+    sql: `
+CREATE TABLE pruned (
+  id INTEGER PRIMARY KEY,
+  digest TEXT NOT NULL,
+  pruned_at TEXT
+) STRICT;
+CREATE TABLE accepts (
+  gen INTEGER PRIMARY KEY REFERENCES generations(id) ON DELETE CASCADE,
+  run INTEGER NOT NULL,
+  run_findings_digest TEXT NOT NULL,
+  forced INTEGER NOT NULL,
+  paths INTEGER NOT NULL
+) STRICT;
+CREATE TABLE accepted_paths (
+  gen INTEGER NOT NULL REFERENCES generations(id) ON DELETE CASCADE,
+  path BLOB NOT NULL,
+  kind TEXT NOT NULL,
+  rule TEXT NOT NULL,
+  recheck TEXT NOT NULL
+) STRICT;
+CREATE INDEX accepted_paths_gen ON accepted_paths(gen, path);
+CREATE INDEX runs_gen ON runs(gen);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -110,6 +110,20 @@ export class RunRepo {
     return r ? runFromRow(r) : null;
   }
 
+  /** The unreadable entries of a run, by path. */
+  errors(runId: number): ScanError[] {
+    return (this.db.prepare('SELECT path, code, message FROM run_errors WHERE run = ? ORDER BY path').all(runId) as Row[]).map((r) => ({
+      path: r.path as Buffer,
+      code: r.code as string,
+      message: r.message as string,
+    }));
+  }
+
+  /** Forget the runs (and, by cascade, findings and errors) made against a generation. */
+  deleteForGeneration(gen: number): number {
+    return this.db.prepare('DELETE FROM runs WHERE gen = ?').run(gen).changes;
+  }
+
   findings(runId: number): StoredFinding[] {
     const rows = this.db.prepare(`SELECT path, kind, rule, severity, attributes, ${ENTRY_COLUMNS} FROM run_findings WHERE run = ? ORDER BY path`).safeIntegers(true).all(runId) as Row[];
     return rows.map((r) => ({
