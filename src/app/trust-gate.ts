@@ -5,41 +5,166 @@ import type { RunContext } from '../util/context.js';
 import { TrustError } from '../util/errors.js';
 
 export interface TrustOptions {
-  /** public key file: the current generation must carry a valid signature by it */
+  /** public key file: the current generation (and every signed one) must carry a valid signature by it */
   verifyKey?: string;
   /** the current generation's digest must be exactly this (catches rollback to an older, validly signed generation) */
   expectDigest?: string;
+  /** what the refusal means for the caller, for the message: "nothing compared" (default), "nothing written" … */
+  refusal?: string;
+}
+
+/** What the gate established, for reports and logs. */
+export interface TrustReport {
+  /** generations whose links were checked, oldest first */
+  chain: number[];
+  /** the pruned generation the oldest kept one links to, if any */
+  anchor: { id: number; digest: string } | null;
+  /** generations whose signature verified with the key (empty without a key) */
+  signaturesVerified: number[];
+  /** generations older than the first signed one, accepted unsigned (covered by the chain) */
+  unsignedBeforeSigning: number[];
+  keyId: string | null;
+}
+
+interface Link {
+  id: number;
+  parentId: number | null;
+  parentDigest: string | null;
+  digest: string;
+  signature: string | null;
+  keyId: string | null;
+}
+
+const short = (d: string | null): string => (d === null ? '-' : d.length > 23 ? `${d.slice(0, 23)}…` : d);
+
+/** Recompute one generation's content digest from its rows; a problem description, or null when it matches. */
+export function contentProblem(db: DB, g: Generation): string | null {
+  const d = computeGenerationDigest(db, g);
+  const count = d.entryCount !== g.entryCount ? `${d.entryCount} entries stored, ${g.entryCount} recorded` : null;
+  if (d.digest !== g.digest) return `generation #${g.id}: content does not match its recorded digest (rows edited, added or deleted, or the header changed${count ? `; ${count}` : ''})`;
+  if (count) return `generation #${g.id}: ${count}`;
+  return null;
+}
+
+function prunedAnchors(db: DB): Map<number, string> {
+  const m = new Map<number, string>();
+  if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pruned'").get()) return m;
+  for (const r of db.prepare('SELECT id, digest FROM pruned').all() as { id: number; digest: string }[]) m.set(Number(r.id), r.digest);
+  return m;
+}
+
+/**
+ * The hash chain over the stored headers: generations are made one on top of the other
+ * (each new one's parent is the newest before it), so in id order every generation must
+ * name the one before it as parent and carry that one's stored digest. The oldest kept
+ * generation links to nothing (the first ever) or to a pruned anchor. A deleted generation,
+ * an edited digest or a re-pointed parent shows here.
+ */
+export function chainProblems(db: DB): { problems: string[]; chain: Link[]; anchor: { id: number; digest: string } | null } {
+  const chain = (db.prepare('SELECT id, parent_id, parent_digest, digest, signature, key_id FROM generations ORDER BY id').all() as Record<string, unknown>[]).map(
+    (r): Link => ({
+      id: Number(r.id),
+      parentId: r.parent_id === null ? null : Number(r.parent_id),
+      parentDigest: (r.parent_digest as string | null) ?? null,
+      digest: r.digest as string,
+      signature: (r.signature as string | null) ?? null,
+      keyId: (r.key_id as string | null) ?? null,
+    }),
+  );
+  const pruned = prunedAnchors(db);
+  const ids = new Set(chain.map((l) => l.id));
+  const problems: string[] = [];
+  let anchor: { id: number; digest: string } | null = null;
+  for (const [i, g] of chain.entries()) {
+    const prev = i > 0 ? chain[i - 1]! : null;
+    if (g.parentId === null) {
+      if (prev) problems.push(`generation #${g.id}: has no parent, but generation #${prev.id} comes before it (chain broken)`);
+      else if (g.parentDigest !== null) problems.push(`generation #${g.id}: records a parent digest but no parent (chain broken)`);
+      continue;
+    }
+    let parentDigest: string;
+    if (prev) {
+      if (g.parentId !== prev.id) {
+        if (ids.has(g.parentId)) problems.push(`generation #${g.id}: its parent is #${g.parentId}, but #${prev.id} comes between them (chain forked or re-pointed)`);
+        else problems.push(`generation #${g.id}: its parent #${g.parentId} is missing and not recorded as pruned (a generation was deleted; chain broken)`);
+        continue;
+      }
+      parentDigest = prev.digest;
+    } else {
+      const a = pruned.get(g.parentId);
+      if (a === undefined) {
+        problems.push(`generation #${g.id}: its parent #${g.parentId} is missing and not recorded as pruned (a generation was deleted; chain broken)`);
+        continue;
+      }
+      anchor = { id: g.parentId, digest: a };
+      parentDigest = a;
+    }
+    if (parentDigest !== g.parentDigest)
+      problems.push(
+        `generation #${g.id}: records parent digest ${short(g.parentDigest)}, but generation #${g.parentId}${prev ? '' : ' (pruned anchor)'} has ${short(parentDigest)} (chain broken: a digest was edited)`,
+      );
+  }
+  return { problems, chain, anchor };
 }
 
 /**
  * Runs before any comparison: a baseline that is not what it claims to be must not be
- * compared against. Recomputes the current generation's digest from its rows (an edited,
- * added or deleted row shows), checks the link to its parent, and with a key, the signature.
+ * compared against. Checks, all before throwing, so the message names everything wrong:
+ * - the current generation's content: its digest is recomputed from its rows (an edited,
+ *   added or deleted row, or an edited header field, shows);
+ * - the whole chain of stored headers (see chainProblems); older generations' rows are not
+ *   re-hashed here (their digests are pinned by the chain; `diff --generation` re-hashes the
+ *   generations it reads);
+ * - with a key: the current generation must be signed, every signed generation's signature
+ *   must verify, and once one generation is signed every later one must be too (a dropped
+ *   signature or a generation made without the key shows);
+ * - with an expected digest: the current generation must have exactly it (rollback).
+ * Any problem: TrustError (exit 16) listing them.
  */
-export async function verifyTrust(db: DB, g: Generation, opts: TrustOptions, ctx: RunContext): Promise<void> {
+export async function verifyTrust(db: DB, g: Generation, opts: TrustOptions, ctx: RunContext): Promise<TrustReport> {
+  // Load the key first: a missing or wrong key fails fast, before any hashing.
+  const keys = opts.verifyKey ? await import('../trust/keys.js') : null;
+  const pub = keys && opts.verifyKey ? await keys.loadPublicKey(opts.verifyKey) : null;
+  const wantKeyId = keys && pub ? keys.keyId(pub) : null;
+
   const problems: string[] = [];
-  const d = computeGenerationDigest(db, g);
-  if (d.digest !== g.digest) problems.push(`generation #${g.id}: content does not match its recorded digest (rows edited, added or deleted)`);
-  if (d.entryCount !== g.entryCount) problems.push(`generation #${g.id}: ${d.entryCount} entries stored, ${g.entryCount} recorded`);
-  if (g.parentId !== null) {
-    const parent = db.prepare('SELECT digest FROM generations WHERE id = ?').get(g.parentId) as { digest: string } | undefined;
-    const anchor = db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'pruned'").get()
-      ? (db.prepare('SELECT digest FROM pruned WHERE id = ?').get(g.parentId) as { digest: string } | undefined)
-      : undefined;
-    const parentDigest = parent?.digest ?? anchor?.digest;
-    if (parentDigest === undefined) problems.push(`generation #${g.id}: parent generation #${g.parentId} is missing (chain broken)`);
-    else if (parentDigest !== g.parentDigest) problems.push(`generation #${g.id}: parent digest does not match generation #${g.parentId} (chain broken)`);
-  }
+  const content = contentProblem(db, g);
+  if (content) problems.push(content);
+  const { problems: links, chain, anchor } = chainProblems(db);
+  problems.push(...links);
+  const newest = chain[chain.length - 1];
+  if (!newest || newest.id !== g.id) problems.push(`generation #${g.id} is not the newest generation in the store (#${newest?.id ?? '-'})`);
+
   if (opts.expectDigest && opts.expectDigest !== g.digest)
     problems.push(`current generation #${g.id} has digest ${g.digest}, expected ${opts.expectDigest} (rollback or replaced store?)`);
-  if (opts.verifyKey) {
-    const keys = await import('../trust/keys.js');
-    const pub = await keys.loadPublicKey(opts.verifyKey);
-    if (!g.signature) problems.push(`generation #${g.id} is not signed, but a signature was demanded (--verify-key / trust.public_key)`);
-    else if (!keys.verify(Buffer.from(g.digest, 'utf8'), g.signature, pub)) problems.push(`generation #${g.id}: signature does not verify with ${opts.verifyKey}`);
+
+  const signaturesVerified: number[] = [];
+  const unsignedBeforeSigning: number[] = [];
+  if (keys && pub) {
+    let seenSigned = false;
+    for (const l of chain) {
+      const isCurrent = l.id === g.id;
+      // The current generation's digest is the recomputed one when content matched; sign over what is stored.
+      const digest = isCurrent ? g.digest : l.digest;
+      if (!l.signature) {
+        if (isCurrent) problems.push(`generation #${l.id} (current) is not signed, but a signature was demanded (--verify-key / trust.public_key)`);
+        else if (seenSigned) problems.push(`generation #${l.id} is not signed, though an earlier generation is (signature dropped, or made without the key)`);
+        else unsignedBeforeSigning.push(l.id);
+        continue;
+      }
+      seenSigned = true;
+      if (keys.verify(Buffer.from(digest, 'utf8'), l.signature, pub)) signaturesVerified.push(l.id);
+      else
+        problems.push(
+          `generation #${l.id}: signature does not verify with ${opts.verifyKey} (key id ${wantKeyId}` +
+            `${l.keyId && l.keyId !== wantKeyId ? `; the generation names key id ${l.keyId}` : ''})`,
+        );
+    }
   }
   if (problems.length) {
     for (const p of problems) ctx.log.error({ generation: g.id }, p);
-    throw new TrustError(`baseline not trustworthy, nothing compared: ${problems.join('; ')}`);
+    throw new TrustError(`baseline not trustworthy, ${opts.refusal ?? 'nothing compared'}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   }
+  ctx.log.info({ generation: g.id, chain: chain.length, anchor, signed: signaturesVerified.length }, 'baseline trusted');
+  return { chain: chain.map((l) => l.id), anchor, signaturesVerified, unsignedBeforeSigning, keyId: wantKeyId };
 }
