@@ -1,0 +1,148 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
+import { openReadOnly, storeError } from '../store/db.js';
+import type { RunContext } from '../util/context.js';
+import { CantCreateError, IntegError, NoInputError, TrustError, writeErrorFor } from '../util/errors.js';
+import { chainProblems, contentProblem } from './trust-gate.js';
+
+export interface ExportOptions {
+  db: string;
+  out: string;
+  /** verify the source's chain and signatures with this key before copying */
+  verifyKey?: string;
+}
+
+export interface ExportResult {
+  source: string;
+  out: string;
+  generation: Generation;
+  /** generations left out of the copy, recorded there as pruned anchors */
+  omitted: number[];
+  journalMode: string;
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * Write a self-contained copy of the current generation that works from read-only media
+ * (a CD, a write-protected USB stick, a read-only bind mount): SQLite's online backup takes a
+ * consistent copy while other runs may write; in the copy every other generation and every
+ * run is removed (their digests kept in `pruned`, so the chain check passes), the journal
+ * mode is switched from WAL to DELETE (a WAL store needs a writable -shm beside it) and the
+ * file is vacuumed. Written as OUT.partial and linked into place: an existing OUT is never
+ * replaced, and a failed export leaves nothing behind.
+ */
+export async function runExport(opts: ExportOptions, ctx: RunContext): Promise<ExportResult> {
+  if (fs.existsSync(opts.out)) throw new CantCreateError(`${opts.out} already exists; refusing to overwrite it (choose another --out)`);
+  const dir = path.dirname(path.resolve(opts.out));
+  if (!fs.existsSync(dir)) throw new CantCreateError(`cannot create ${opts.out}: folder ${dir} does not exist`);
+  const src = openReadOnly(opts.db);
+  const tmp = `${opts.out}.partial`;
+  const cleanup = (): void => {
+    for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`]) fs.rmSync(f, { force: true });
+  };
+  let generation: Generation;
+  try {
+    const cur = new BaselineRepo(src).current();
+    if (!cur) throw new NoInputError(`no baseline yet in ${opts.db} (run "integ baseline" first)`);
+    generation = cur;
+    const { verifyTrust } = await import('./trust-gate.js');
+    await verifyTrust(src, cur, { verifyKey: opts.verifyKey, refusal: 'nothing exported' }, ctx);
+    cleanup(); // a .partial left by a killed export is ours to replace
+    try {
+      await src.backup(tmp);
+    } catch (e) {
+      throw writeErrorFor(e, `cannot write ${tmp}`);
+    }
+  } catch (e) {
+    cleanup();
+    if (e instanceof IntegError) throw e;
+    throw storeError(e, opts.db);
+  } finally {
+    src.close();
+  }
+  let omitted: number[] = [];
+  try {
+    fs.chmodSync(tmp, 0o600);
+    const copy = new Database(tmp);
+    try {
+      copy.pragma('foreign_keys = ON');
+      const repo = new BaselineRepo(copy);
+      const at = new Date().toISOString();
+      omitted = copy
+        .transaction(() => {
+          const others = repo.list().filter((g) => g.id !== generation.id);
+          for (const g of others) repo.prune(g.id, g.digest, at);
+          copy.prepare('DELETE FROM runs').run();
+          return others.map((g) => g.id);
+        })
+        .immediate();
+      // Self-check: the copy must pass the same gate the source did.
+      const problems = [...chainProblems(copy).problems];
+      const g = repo.current();
+      if (!g || g.id !== generation.id || g.digest !== generation.digest) problems.push('the copy\'s current generation is not the source\'s');
+      else {
+        const c = contentProblem(copy, g);
+        if (c) problems.push(c);
+      }
+      if (problems.length) throw new TrustError(`export self-check failed, nothing exported:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+      copy.pragma('journal_mode = DELETE');
+      copy.exec('VACUUM');
+    } finally {
+      copy.close();
+    }
+    const fd = fs.openSync(tmp, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    // link() fails if OUT appeared meanwhile: never clobber.
+    fs.linkSync(tmp, opts.out);
+    fs.rmSync(tmp);
+  } catch (e) {
+    cleanup();
+    if (e instanceof IntegError) throw e;
+    if ((e as { code?: string }).code?.startsWith('SQLITE')) throw storeError(e, tmp);
+    throw writeErrorFor(e, `cannot write ${opts.out}`);
+  }
+  const { bytes, sha256 } = sha256File(opts.out);
+  const check = new Database(opts.out, { readonly: true });
+  let journalMode: string;
+  try {
+    journalMode = String(check.pragma('journal_mode', { simple: true }));
+  } finally {
+    check.close();
+  }
+  ctx.log.info({ out: opts.out, generation: generation.id, omitted, journalMode }, 'export written');
+  return {
+    source: opts.db,
+    out: opts.out,
+    generation,
+    omitted,
+    journalMode,
+    bytes,
+    sha256,
+  };
+}
+
+function sha256File(file: string): { bytes: number; sha256: string } {
+  const h = crypto.createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const fd = fs.openSync(file, 'r');
+  let bytes = 0;
+  try {
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      bytes += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { bytes, sha256: h.digest('hex') };
+}

@@ -1,0 +1,55 @@
+import type { Command } from 'commander';
+
+export function registerAccept(program: Command): void {
+  program
+    .command('accept')
+    .summary('fold findings of the last check into a new baseline generation')
+    .argument('[paths...]', 'findings of the last check to accept, exactly as it reported them (b64:… for names that are not UTF-8)')
+    .description('fold chosen findings of the last check into a new baseline generation (kind "accept"),\n' +
+      'recording who, when and why; each accepted path is re-read first and refused if it changed again since the check')
+    .option('--all', 'accept every open finding of the last check')
+    .option('--rule <name>', 'only findings of this policy rule (alone: all of them)')
+    .option('--note <text>', 'why these changes are expected (required; recorded with the generation)')
+    .option('--force', 'accept what the check saw even if a path changed again since (the next check reports the new change)')
+    .option('--sign-key <file>', 'sign the new generation with this Ed25519 private key (see integ keygen)')
+    .option('--db <file>', 'baseline store (default: $INTEG_DB, else the per-user or system store)')
+    .option('--policy <file>', 'the policy the check used (default: $INTEG_POLICY, else the embedded default)')
+    .option('--root <dir>', 're-read the paths under DIR (default: the root the check used)')
+    .option('--format <fmt>', 'text or json', 'text')
+    .option('--log <file>', 'write JSON logs here instead of stderr')
+    .addHelpText('after', `
+Examples:
+  $ sudo integ check                                        # review what it reports
+  $ sudo integ accept /etc/ssh/sshd_config --note "CHG-1234: hardened ciphers"
+  $ sudo integ accept --all --note "apt upgrade 2026-11-21" --sign-key /root/integ.key
+  $ sudo integ accept --rule binaries --note "kernel update"
+  $ integ accept b64:L2V0Yy9mb2/+ --note "odd file name, reviewed"
+
+Findings may be accepted in several steps from one check. Exit: 0 accepted; 64 nothing or an
+unknown path named, no --note, or no check run yet; 65 refused: a path changed again since
+the check (re-run check, or --force), the findings are stale (a baseline or accept from
+another check came in between), or a different policy; 16 the store is not trustworthy;
+66 no store; 75 store busy. Refusals write nothing.`)
+    .action(async (paths: string[], flags: { all?: boolean; rule?: string; note?: string; force?: boolean; signKey?: string; db?: string; policy?: string; root?: string; format?: string; log?: string }) => {
+      const { makeContext, parseFormat } = await import('./run-context.js');
+      const { UsageError } = await import('../util/errors.js');
+      const format = parseFormat(flags.format);
+      if (flags.note === undefined || !flags.note.trim()) throw new UsageError('--note TEXT is required: say why these changes are accepted (it is recorded with the generation)');
+      const { pathFromArg } = await import('../core/pathenc.js');
+      const bytes = paths.map((p) => {
+        const b = pathFromArg(p);
+        if (!b.length || b[0] !== 0x2f) throw new UsageError(`${p}: expected an absolute path as the check reported it`);
+        return b;
+      });
+      const { defaultDbPath } = await import('../util/paths.js');
+      const ctx = await makeContext(flags.log);
+      const { runAccept } = await import('../app/accept.js');
+      const r = await runAccept(
+        { paths: bytes, all: Boolean(flags.all), rule: flags.rule, note: flags.note, force: Boolean(flags.force), signKey: flags.signKey, db: defaultDbPath(flags.db, ctx.env), policy: flags.policy, root: flags.root },
+        ctx,
+      );
+      const { acceptJson, acceptText } = await import('../report/history-report.js');
+      process.stdout.write(format === 'json' ? `${JSON.stringify(acceptJson(r), null, 2)}\n` : acceptText(r));
+      process.exitCode = r.exitCode;
+    });
+}

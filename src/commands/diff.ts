@@ -1,0 +1,108 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import type { RunContext } from '../util/context.js';
+
+/** An evidence bundle: a .tar.gz, or the folder extracted from one (it has a manifest.json). */
+export function looksLikeBundle(p: string): boolean {
+  if (p.endsWith('.tar.gz')) return true;
+  try {
+    return fs.statSync(p).isDirectory() && fs.existsSync(path.join(p, 'manifest.json'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The interface the snapshot-bundle diff is expected to offer (src/app/snapshot-diff.ts,
+ * owned by the snapshot work): render the comparison itself and return the exit code
+ * (0 same, 1 different).
+ */
+type DiffBundles = (a: string, b: string, opts: { format: 'text' | 'json' }, ctx: RunContext) => Promise<number>;
+
+async function loadDiffBundles(): Promise<DiffBundles | null> {
+  // A non-literal specifier: this build may not contain the module yet.
+  const spec = '../app/snapshot-diff.js';
+  try {
+    const mod = (await import(spec)) as { diffBundles?: DiffBundles };
+    return typeof mod.diffBundles === 'function' ? mod.diffBundles : null;
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String((e as Error).message).includes('snapshot-diff')) return null;
+    throw e;
+  }
+}
+
+export function registerDiff(program: Command): void {
+  program
+    .command('diff')
+    .summary('compare two baselines (two stores, or two generations) or two snapshots')
+    .argument('[a]', 'first store (or evidence bundle)')
+    .argument('[b]', 'second store (or evidence bundle)')
+    .description('compare two baselines — the current generations of two stores ("is web1 still like web2?"),\n' +
+      'or two generations of one store — or two evidence bundles. Exit 0 same, 1 different.')
+    .option('--generation <n...>', 'compare generations N and M of one store (--db) instead of two stores')
+    .option('--db <file>', 'with --generation: the store (default: $INTEG_DB, else the per-user or system store)')
+    .option('--ignore <attrs>', 'attributes not to compare, comma-separated (e.g. inode,ctime,mtime between two hosts)')
+    .option('--verify-key <file>', 'verify each store\'s signatures with this public key first')
+    .option('--format <fmt>', 'text or json', 'text')
+    .option('--log <file>', 'write JSON logs here instead of stderr')
+    .addHelpText('after', `
+Examples:
+  $ integ diff web1.db web2.db --ignore inode,ctime,mtime,nlink   # two hosts of one role
+  $ sudo integ diff --generation 3 7                              # what changed between two generations
+  $ integ diff --generation 1 2 --db golden.db --format json | jq .summary
+  $ integ diff integ-web1-20261121T230000Z.tar.gz integ-web1-20261122T230000Z.tar.gz
+
+A is the reference: ADDED means only in B, REMOVED only in A. All attributes are compared
+unless --ignore says otherwise (content type mode uid gid size mtime ctime inode nlink target).
+Both sides pass the trust gate first (chain, content digests; signatures with --verify-key).
+Exit: 0 same; 1 different; 16 a store is not trustworthy; 64 usage; 66 missing store or generation.`)
+    .action(async (a: string | undefined, b: string | undefined, flags: { generation?: string[]; db?: string; ignore?: string; verifyKey?: string; format?: string; log?: string }) => {
+      const { makeContext, parseFormat } = await import('./run-context.js');
+      const { UsageError } = await import('../util/errors.js');
+      const format = parseFormat(flags.format);
+
+      // ── Snapshot-bundle diff: both arguments are bundles. ──────────────────────────────
+      if (a !== undefined && b !== undefined && looksLikeBundle(a) && looksLikeBundle(b)) {
+        if (flags.generation) throw new UsageError('--generation compares generations of one store, not bundles');
+        const diffBundles = await loadDiffBundles();
+        if (!diffBundles) throw new UsageError('bundle diff not available in this build of integ (it compares two stores, or --generation N M)');
+        const ctx = await makeContext(flags.log);
+        process.exitCode = await diffBundles(a, b, { format }, ctx);
+        return;
+      }
+      // ── Store diff. ───────────────────────────────────────────────────────────────────
+      if ((a !== undefined && looksLikeBundle(a)) || (b !== undefined && looksLikeBundle(b)))
+        throw new UsageError('cannot compare an evidence bundle with a store: give two bundles or two stores');
+      const { ATTRIBUTES } = await import('../core/types.js');
+      type Attr = (typeof ATTRIBUTES)[number];
+      const ignore = (flags.ignore ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+      for (const x of ignore) if (!(ATTRIBUTES as readonly string[]).includes(x)) throw new UsageError(`--ignore: unknown attribute "${x}" (expected some of: ${ATTRIBUTES.join(', ')})`);
+      let gens: [number, number] | undefined;
+      if (flags.generation) {
+        if (a !== undefined) throw new UsageError('give either two stores (integ diff A B) or --generation N M [--db F], not both');
+        const g = flags.generation;
+        if (g.length !== 2 || !g.every((s) => /^\d+$/.test(s))) throw new UsageError(`--generation takes two generation numbers, got "${g.join(' ')}"`);
+        gens = [Number(g[0]), Number(g[1])];
+      } else if (a === undefined || b === undefined) {
+        throw new UsageError('give two stores (integ diff A B) or --generation N M [--db F]');
+      }
+      const { defaultDbPath } = await import('../util/paths.js');
+      const ctx = await makeContext(flags.log);
+      const { openStoreDiff, diffExitCode } = await import('../app/store-diff.js');
+      const d = await openStoreDiff(
+        gens
+          ? { generations: gens, db: defaultDbPath(flags.db, ctx.env), ignore: ignore as Attr[], verifyKey: flags.verifyKey }
+          : { stores: [a!, b!], ignore: ignore as Attr[], verifyKey: flags.verifyKey },
+        ctx,
+      );
+      const { renderStoreDiff } = await import('../report/store-diff-report.js');
+      try {
+        const summary = renderStoreDiff(d, format, (s) => process.stdout.write(s), diffExitCode);
+        process.exitCode = diffExitCode(summary);
+      } finally {
+        d.differences.return(undefined as never);
+        d.close();
+      }
+    });
+}
