@@ -2,6 +2,8 @@ import { Command, CommanderError } from 'commander';
 import { EXIT, IntegError, InterruptedError } from './util/errors.js';
 import { registerBaseline } from './commands/baseline.js';
 import { registerCheck } from './commands/check.js';
+import { registerVerify } from './commands/verify.js';
+import { registerKeygen } from './commands/keygen.js';
 import { registerAccept } from './commands/accept.js';
 import { registerHistory } from './commands/history.js';
 import { registerDiff } from './commands/diff.js';
@@ -35,11 +37,13 @@ Exit codes: 0 clean, 1|2|4 added|removed|changed (summed), +8 scan incomplete, 1
 75 store busy, 130 interrupted.`);
   registerBaseline(program);
   registerCheck(program);
+  registerVerify(program);
   registerAccept(program);
   registerHistory(program);
   registerDiff(program);
   registerPrune(program);
   registerExport(program);
+  registerKeygen(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -148,8 +148,10 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new InterruptedError();
     // Removed: rows never marked, still in scope, and not below a directory we could not list.
     if (range) {
-      for (const e of repo.entries(cur.id)) {
-        if (seen[e.rowid - range.min]) continue;
+      const unseen: number[] = [];
+      for (const id of repo.rowids(cur.id)) if (!seen[id - range.min]) unseen.push(id);
+      for (const id of unseen) {
+        const e = repo.byRowid(id)!;
         const rule = selector.ruleFor(e.rec.path.toString('utf8'));
         if (!rule || isUnderAny(e.rec.path, errorDirs)) continue;
         const f = compareEntry(e.rec, null, rule);

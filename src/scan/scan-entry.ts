@@ -172,5 +172,9 @@ export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: B
   }
 }
 
-/** Read buffer per thread: large reads keep syscalls and hasher calls few. */
-export const READ_SIZE = 1024 * 1024;
+/**
+ * Read buffer per thread. 256 KiB keeps syscalls few while the buffer stays in the L2 cache,
+ * so the copy out of the page cache and the hashing that follows both hit cache (measured
+ * faster here than 1 MiB, which spills to memory).
+ */
+export const READ_SIZE = 256 * 1024;

@@ -122,12 +122,15 @@ export class BaselineRepo {
     return r.lo === null || r.hi === null ? null : { min: r.lo, max: r.hi };
   }
 
-  /** Every entry of a generation, in rowid order (cheap, for the removed-entries sweep). */
-  *entries(gen: number): Generator<StoredEntry> {
-    const st = this.db.prepare(`SELECT rowid, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE gen = ? ORDER BY rowid`).safeIntegers(true);
-    for (const r of st.iterate(gen) as Iterable<Row>) {
-      yield { rowid: Number(r.rowid), rule: r.rule as string, error: (r.error as string | null) ?? null, rec: recFromRow(r.path as Buffer, r) };
-    }
+  /** Row ids of a generation, in order: the cheap pass of the removed-entries sweep. */
+  *rowids(gen: number): Generator<number> {
+    yield* this.db.prepare('SELECT rowid FROM entries WHERE gen = ? ORDER BY rowid').pluck(true).iterate(gen) as Iterable<number>;
+  }
+
+  /** One entry by row id (for the few rows the sweep finds unseen). */
+  byRowid(rowid: number): StoredEntry | undefined {
+    const r = this.db.prepare(`SELECT rowid, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE rowid = ?`).safeIntegers(true).get(rowid) as Row | undefined;
+    return r ? { rowid: Number(r.rowid), rule: r.rule as string, error: (r.error as string | null) ?? null, rec: recFromRow(r.path as Buffer, r) } : undefined;
   }
 
   /** Insert the header of a new generation (digest filled in by finish()). Call inside a write transaction. */
