@@ -95,6 +95,15 @@ describe('core bracket on the fake /proc', () => {
     expect(art(out, 'listening').listening.map((l: any) => l.port)).not.toContain(3306);
   });
 
+  it('finds a pid hidden from the listing, reads it, and credits it with its sockets', async () => {
+    const out = await collectCore(ctxFor(), {}, { ...quick, hiddenMargin: 8192, listPids: () => [1, 2, 777] });
+    const churn = art(out, 'core_churn');
+    expect(churn.hidden_pids.hidden).toEqual([expect.objectContaining({ pid: 4242, name: 'evil) R 1 (x y', cmdline: ['/usr/sbin/sshd', '-D', '-o', 'Arg With Space'] })]);
+    const p = art(out, 'processes').processes.find((x: any) => x.pid === 4242);
+    expect(p).toMatchObject({ hidden_from_listing: true, exe: '../../fsroot/usr/bin/fake-sshd' });
+    expect(art(out, 'listening').listening.find((l: any) => l.port === 22).owners.map((o: any) => o.pid)).toEqual([4242]);
+  });
+
   it('stops the walk at the deadline, still closes the bracket, and says so', async () => {
     const out = await collectCore(ctxFor({ deadline: Date.now() - 1 }), {}, quick);
     expect(out.errors.filter((e) => e.code === 'TIMEOUT').length).toBeGreaterThan(0);

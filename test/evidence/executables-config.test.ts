@@ -24,6 +24,14 @@ describe('collectExecutables', () => {
     expect(sshd).toMatchObject({ pids: [777, 4242], deleted: false, size: 3, sha256: ABC_SHA256, blake3: ABC_BLAKE3, error: null });
   });
 
+  it('counts the processes whose executable could not be read, leaving out kernel threads', async () => {
+    const procs = [1, 2, 4242].map((pid) => readProcess(PROC, pid, { btime: null, users: new Map(), maxFds: 10 }, [])!);
+    procs[2] = { ...procs[2]!, exe_link: null, exe: null, exe_dev: null, exe_ino: null };
+    const data = (await collectExecutables(ctxFor(), procs)).json[0]!.data as any;
+    expect(data.pids_without_exe).toEqual([4242]);
+    expect(data.executables.map((e: any) => e.pids)).toEqual([[1]]);
+  });
+
   it('finds the executables itself when the core step did not run', async () => {
     const out = await collectExecutables(ctxFor(), undefined);
     const exes = (out.json[0]!.data as any).executables;

@@ -20,6 +20,8 @@ export interface CoreOptions {
   hiddenBudgetMs?: number;
   /** test seam: called between the process walk and the second read of the socket tables */
   onBetweenReads?: () => void;
+  /** test seam: the /proc listing (a rootkit's filtered getdents, in tests) */
+  listPids?: (procRoot: string) => number[];
 }
 
 /** What later steps (executables) reuse from the core step. */
@@ -158,7 +160,8 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
   const euid = process.geteuid?.() ?? null;
 
   // ---- before the bracket: the listing and each pid's network namespace (cheap readlinks).
-  const listed = listPids(P);
+  const list = opts.listPids ?? listPids;
+  const listed = list(P);
   let ownNs: number | null = null;
   try {
     ownNs = nsInode(fs.readlinkSync(`${P}/self/ns/net`));
@@ -229,8 +232,14 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
       pidMax,
       margin: opts.hiddenMargin ?? 32768,
       stopAt: Math.min(ctx.deadline, Date.now() + budget),
-      relist: () => listPids(P),
+      relist: () => list(P),
     });
+    // Read the hidden ones like any other process (after the bracket), so their sockets get
+    // an owner and their executables get hashed.
+    for (const h of hidden.hidden) {
+      const rec = readProcess(P, h.pid, { btime, users, maxFds }, errors);
+      if (rec) processes.push({ ...rec, hidden_from_listing: true });
+    }
   } else {
     errors.push(timeoutError('hidden-pid probe skipped', 'core_churn'));
   }
@@ -351,8 +360,6 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
     first_read: { started_at: new Date(firstStartWall).toISOString(), duration_ms: round(t1 - t0) },
     process_walk_ms: round(t2 - t1),
     second_read: { duration_ms: round(t3 - t2) },
-    /** from the end of the first read to the start of the second */
-    gap_ms: round(t2 - t1),
     namespaces: namespaces.length,
     processes_listed: listed.length,
     processes_read: processes.length,

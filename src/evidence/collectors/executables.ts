@@ -177,13 +177,23 @@ export async function collectExecutables(ctx: CollectContext, processes: Process
       errors.push({ path: lastErr.path, code: lastErr.code, message: `${entry.path ?? '?'}: ${lastErr.message}`, artifact: 'executables' });
     }
   }
+  // Kernel threads have no executable; for the rest a missing link means it was unreadable
+  // (another user's process without root) or a zombie: say how many were not covered.
+  const withoutExe = processes ? processes.filter((p) => p.exe_link === null && !p.kernel_thread).map((p) => p.pid) : null;
   if (stopped) errors.push(timeoutError(`hashed ${out.filter((e) => e.sha256).length} of ${out.length} executables`, 'executables'));
   out.sort((a, b) => (a.path ?? '').localeCompare(b.path ?? '') || (a.pids[0] ?? 0) - (b.pids[0] ?? 0));
   return {
     json: [
       {
         name: 'executables',
-        data: { count: out.length, max_bytes: maxBytes, executables: out },
+        data: {
+          count: out.length,
+          max_bytes: maxBytes,
+          executables: out,
+          // null when the core step did not run (then unreadable links are in errors)
+          pids_without_exe: withoutExe,
+          notes: withoutExe?.length ? ['pids_without_exe: /proc/PID/exe unreadable (not root) or the process is a zombie'] : [],
+        },
         method: 'open /proc/[pid]/exe (deleted files included), fstat (dev, inode) to deduplicate, sha256 (node:crypto) and blake3 (blake3-wasm) of the bytes, bounded per file and by the step deadline',
       },
     ],

@@ -140,6 +140,8 @@ export interface ProcessRecord {
   /** -1 when the fd directory could not be read */
   fd_count: number;
   socket_inodes: number[];
+  /** answered stat(/proc/N) but was missing from the /proc listing (read after the bracket) */
+  hidden_from_listing?: true;
   status: Record<string, string>;
   /** /proc/PID/stat exactly as read */
   stat_raw: string;

@@ -248,7 +248,8 @@ export async function collectSessions(ctx: CollectContext, opts: SessionsOptions
   const raw: ArtifactOutput['raw'] = [];
   const want = opts.logins ?? 50;
   const R = ctx.fsRoot;
-  const notes: string[] = [];
+  const sessionNotes: string[] = [];
+  const loginNotes: string[] = [];
 
   // utmp: /var/run/utmp, which is /run/utmp through a symlink on most systems; lstat refuses
   // the symlink, so try the real place next.
@@ -267,7 +268,7 @@ export async function collectSessions(ctx: CollectContext, opts: SessionsOptions
       errors.push(toError(err, p, 'sessions'));
     }
   }
-  if (!utmp) notes.push('no utmp found (/var/run/utmp, /run/utmp): systems without utmp rely on logind and wtmpdb');
+  if (!utmp) sessionNotes.push('no utmp found (/var/run/utmp, /run/utmp): systems without utmp rely on logind and wtmpdb');
 
   // logind: regular files only (the *.ref entries beside them are FIFOs).
   const logind: LogindSession[] = [];
@@ -304,7 +305,7 @@ export async function collectSessions(ctx: CollectContext, opts: SessionsOptions
     raw.push({ file: 'var/log/wtmp.tail', data });
     if (t.logins.length < want && !t.reached_start) {
       if (expired(ctx)) errors.push(timeoutError('wtmp read stopped early', 'logins'));
-      else notes.push(`wtmp: read the last ${t.bytes_read} of ${t.file_size} bytes (bound)`);
+      else loginNotes.push(`wtmp: read the last ${t.bytes_read} of ${t.file_size} bytes (bound)`);
     }
   } catch (err) {
     if (errCode(err) !== 'ENOENT') errors.push(toError(err, under(R, 'var/log/wtmp'), 'logins'));
@@ -316,23 +317,23 @@ export async function collectSessions(ctx: CollectContext, opts: SessionsOptions
     const st = fs.lstatSync(dbPath);
     if (!st.isFile()) throw Object.assign(new Error(`not a regular file (${fileType(st)})`), { code: 'ENOTREG' });
     wtmpdb = readWtmpdb(dbPath, want);
-    notes.push('wtmpdb: rows read through SQLite (read-only); the database file is not copied');
+    loginNotes.push('wtmpdb: rows read through SQLite (read-only); the database file is not copied');
   } catch (err) {
     if (errCode(err) !== 'ENOENT') errors.push(toError(err, dbPath, 'logins'));
   }
-  if (!wtmpFound && wtmpdb === null) notes.push('neither /var/log/wtmp nor /var/lib/wtmpdb/wtmp.db found');
+  if (!wtmpFound && wtmpdb === null) loginNotes.push('neither /var/log/wtmp nor /var/lib/wtmpdb/wtmp.db found');
 
   const current = (utmp?.records ?? []).filter((r) => r.type_code === 7).map((r) => ({ user: r.user, line: r.line, host: r.host, addr: r.addr, pid: r.pid, login_at: r.time }));
   return {
     json: [
       {
         name: 'sessions',
-        data: { current, utmp, logind, notes: notes.filter((n) => !n.startsWith('wtmp')) },
+        data: { current, utmp, logind, notes: sessionNotes },
         method: 'parse /var/run/utmp (384-byte glibc records); read /run/systemd/sessions/* (regular files, key=value)',
       },
       {
         name: 'logins',
-        data: { limit: want, wtmp, wtmpdb, notes: notes.filter((n) => n.startsWith('wtmp') || n.startsWith('neither')) },
+        data: { limit: want, wtmp, wtmpdb, notes: loginNotes },
         method: 'read /var/log/wtmp backwards from its end (bounded); SELECT from /var/lib/wtmpdb/wtmp.db opened read-only',
       },
     ],
