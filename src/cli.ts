@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT, IntegError, InterruptedError } from './util/errors.js';
 import { registerBaseline } from './commands/baseline.js';
 import { registerCheck } from './commands/check.js';
+import { registerSnapshot } from './commands/snapshot.js';
 import { registerVerify } from './commands/verify.js';
 import { registerKeygen } from './commands/keygen.js';
 import { registerAccept } from './commands/accept.js';
@@ -37,6 +38,7 @@ Exit codes: 0 clean, 1|2|4 added|removed|changed (summed), +8 scan incomplete, 1
 75 store busy, 130 interrupted.`);
   registerBaseline(program);
   registerCheck(program);
+  registerSnapshot(program);
   registerVerify(program);
   registerAccept(program);
   registerHistory(program);

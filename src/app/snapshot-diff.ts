@@ -1,0 +1,33 @@
+import { readBundle } from '../evidence/bundle-reader.js';
+import { diffSnapshots } from '../evidence/snapshot-diff.js';
+import type { RunContext } from '../util/context.js';
+import { DataError } from '../util/errors.js';
+
+async function artifactsOf(p: string): Promise<Map<string, unknown>> {
+  const b = await readBundle(p);
+  if (b.problems.length) throw new DataError(`${p}: not a readable evidence bundle: ${b.problems[0]} (run "integ verify" on it)`);
+  const m = new Map<string, unknown>();
+  for (const [file, data] of b.files) {
+    const match = /^artifacts\/(.+)\.json$/.exec(file);
+    if (!match) continue;
+    try {
+      m.set(match[1]!, JSON.parse(data.toString('utf8')));
+    } catch {
+      throw new DataError(`${p}: ${file} is not valid JSON`);
+    }
+  }
+  return m;
+}
+
+/**
+ * `integ diff A.tar.gz B.tar.gz`: what is new or gone between two snapshots, matched by stable
+ * keys (executable, command line, user, port …), never pids. Renders and returns the exit code.
+ */
+export async function diffBundles(a: string, b: string, opts: { format: 'text' | 'json' }, ctx: RunContext): Promise<number> {
+  const [ma, mb] = [await artifactsOf(a), await artifactsOf(b)];
+  const d = diffSnapshots(ma, mb);
+  ctx.log.info({ a, b, same: d.same }, 'snapshot diff');
+  if (opts.format === 'json') process.stdout.write(`${JSON.stringify({ schema: 'integ.snapshot-diff/1', a, b, ...d }, null, 2)}\n`);
+  else process.stdout.write((await import('../report/snapshot-report.js')).snapshotDiffText(d, a, b));
+  return d.same ? 0 : 1;
+}

@@ -1,0 +1,36 @@
+import type { Command } from 'commander';
+
+export function registerSnapshot(program: Command): void {
+  program
+    .command('snapshot')
+    .summary('capture volatile state into a sealed, verifiable evidence bundle')
+    .description('capture volatile state (processes, sockets, sessions, kernel and network state, running executables,\n' +
+      'configuration) in order of volatility into a timestamped, sealed, verifiable evidence bundle.\n' +
+      'Reads the kernel\'s files directly and runs no external programs. Linux only.')
+    .option('--out <dir>', 'where the bundle goes (default: $INTEG_EVIDENCE, else /var/lib/integ/evidence or ~/.local/state/integ/evidence)')
+    .option('--note <text>', 'case notes recorded in the manifest, e.g. "case 42: outbound traffic to 203.0.113.9"')
+    .option('--format <fmt>', 'text or json', 'text')
+    .option('--sign-key <file>', 'sign the manifest with this Ed25519 private key (see integ keygen)')
+    .option('--log <file>', 'write JSON logs here instead of stderr')
+    .addHelpText('after', `
+Examples:
+  $ sudo integ snapshot --note "case 42: suspicious outbound traffic"
+  $ sudo integ snapshot --out /media/usb/evidence --sign-key /root/integ.key --format json
+  $ integ verify /var/lib/integ/evidence/integ-web1-20261121T230000Z.tar.gz
+  $ integ diff reference.tar.gz now.tar.gz     # what is new since the peacetime reference
+
+Prints the bundle's path and its SHA-256 (write it in your notes).
+Exit: 0 sealed (some artifacts may be partial without root: see the manifest); 64 not Linux;
+73/74 cannot write the output (nothing that looks complete is left); 130 interrupted.`)
+    .action(async (flags: { out?: string; note?: string; format?: string; signKey?: string; log?: string }) => {
+      const { makeContext, parseFormat } = await import('./run-context.js');
+      const { defaultEvidenceDir } = await import('../util/paths.js');
+      const format = parseFormat(flags.format);
+      const ctx = await makeContext(flags.log);
+      const { runSnapshot } = await import('../app/snapshot.js');
+      const r = await runSnapshot({ out: defaultEvidenceDir(flags.out, ctx.env), note: flags.note ?? null, signKey: flags.signKey }, ctx);
+      const { snapshotJson, snapshotText } = await import('../report/snapshot-report.js');
+      process.stdout.write(format === 'json' ? `${JSON.stringify(snapshotJson(r), null, 2)}\n` : snapshotText(r));
+      process.exitCode = 0;
+    });
+}

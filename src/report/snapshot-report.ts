@@ -1,0 +1,43 @@
+import chalk from 'chalk';
+import type { SnapshotResult } from '../app/snapshot.js';
+import type { SnapshotDiff } from '../evidence/snapshot-diff.js';
+
+export function snapshotJson(r: SnapshotResult): Record<string, unknown> {
+  return {
+    schema: 'integ.snapshot/1',
+    bundle: r.bundle,
+    sha256: r.sha256,
+    size: r.size,
+    name: r.name,
+    started_at: r.startedAt,
+    finished_at: r.finishedAt,
+    artifacts: r.artifacts,
+    timings: r.timings,
+    steps: r.steps.map((s) => ({ step: s.step, name: s.name, status: s.status, duration_ms: s.duration_ms, error: s.error, errors: s.errors.length })),
+  };
+}
+
+export function snapshotText(r: SnapshotResult): string {
+  const out: string[] = [];
+  for (const s of r.steps) {
+    const mark = s.status === 'ok' ? chalk.green('ok     ') : s.status === 'partial' ? chalk.yellow('partial') : chalk.red(s.status.padEnd(7));
+    out.push(`  ${mark} ${s.step}. ${s.name.padEnd(14)} ${s.duration_ms.toFixed(0).padStart(6)} ms${s.errors.length ? chalk.dim(`  (${s.errors.length} not readable: ${s.errors[0]?.code ?? ''} …)`) : ''}`);
+  }
+  out.push(`${r.artifacts} artifacts in ${r.timings.total_ms.toFixed(0)} ms (steps 1-4: ${r.timings.steps_1_4_ms.toFixed(0)} ms, /proc/net bracket: ${r.timings.core_bracket_ms.toFixed(1)} ms)`);
+  out.push(`bundle: ${r.bundle}`);
+  out.push(`sha256: ${r.sha256}`);
+  return `${out.join('\n')}\n`;
+}
+
+export function snapshotDiffText(d: SnapshotDiff, a: string, b: string): string {
+  const out: string[] = [`A: ${a}`, `B: ${b}`];
+  for (const s of d.sections) {
+    if (!s.added.length && !s.removed.length) continue;
+    out.push(chalk.bold(`${s.name}:`));
+    for (const x of s.added) out.push(chalk.red(`  NEW   ${JSON.stringify(x)}`));
+    for (const x of s.removed) out.push(chalk.dim(`  GONE  ${JSON.stringify(x)}`));
+  }
+  for (const s of d.skipped) out.push(chalk.yellow(`not compared: ${s.name}: ${s.reason}`));
+  out.push(d.same ? chalk.green('same: nothing new or gone') : chalk.bold.red('different'));
+  return `${out.join('\n')}\n`;
+}
