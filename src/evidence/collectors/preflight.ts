@@ -90,7 +90,7 @@ export async function collectPreflight(ctx: CollectContext, argv: string[]): Pro
     const s = Number(fs.readFileSync(rtcPath, 'utf8').trim());
     if (Number.isFinite(s)) {
       raw.push({ file: 'sys/class/rtc/rtc0/since_epoch', data: Buffer.from(`${s}\n`) });
-      rtc = { readable: true, path: rtcPath, since_epoch_s: s, skew_s: Math.round((s - rtcNow / 1000) * 1000) / 1000, note: 'skew = RTC - system clock, RTC resolution 1 s' };
+      rtc = { readable: true, path: rtcPath, since_epoch_s: s, skew_s: Math.round((s - rtcNow / 1000) * 1000) / 1000, note: 'skew = RTC - system clock in seconds; the RTC counts whole seconds, and one kept in local time shows the UTC offset as skew' };
     }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;

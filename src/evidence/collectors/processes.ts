@@ -375,6 +375,9 @@ export function probeHiddenPids(
     }
     hidden.set(tgid, { pid: tgid, found_via_tid: tgid === c ? null : c, name, cmdline, exe });
   }
+  // A pid reused by a new process after the second listing would look hidden: a hidden
+  // process is missing from every listing, so one more settles it.
+  if (hidden.size > 0) for (const p of opts.relist()) hidden.delete(p);
   return {
     hidden: [...hidden.values()],
     probed_up_to: probedUpTo,
