@@ -17,10 +17,9 @@ const REPORT_URL = 'https://github.com/integ-project/integ/issues';
 
 export function buildProgram(): Command {
   const program = new Command('integ')
-    .description('Host integrity monitor and live-response collector.\n\n' +
-      'In peacetime record what the system normally looks like (baseline), detect tampering by\n' +
-      're-hashing and comparing (check), and on an incident preserve volatile state in a sealed,\n' +
-      'verifiable evidence bundle (snapshot).')
+    .description('Host integrity monitor and live-response collector. In peacetime record what the system normally ' +
+      'looks like (baseline), detect tampering by re-hashing and comparing (check), and on an incident preserve ' +
+      'volatile state in a sealed, verifiable evidence bundle (snapshot).')
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false })

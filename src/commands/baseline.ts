@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 export function registerBaseline(program: Command): void {
   program
     .command('baseline')
+    .summary('walk, hash and record a new baseline generation')
     .description('walk the policy\'s paths, hash every file in parallel, record a new baseline generation and make it current')
     .option('--policy <file>', 'policy YAML (default: $INTEG_POLICY, else the embedded baselines/default.yml)')
     .option('--db <file>', 'baseline store (default: $INTEG_DB, else /var/lib/integ/integ.db for root, ~/.local/state/integ/integ.db otherwise)')

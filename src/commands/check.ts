@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 export function registerCheck(program: Command): void {
   program
     .command('check')
+    .summary('re-hash and compare with the current baseline; exit code says what changed')
     .description('re-hash in parallel, compare with the current baseline, report added/removed/changed entries, record the run')
     .option('--policy <file>', 'policy YAML (default: $INTEG_POLICY, else the embedded default)')
     .option('--db <file>', 'baseline store (default: $INTEG_DB, else the per-user or system store)')
