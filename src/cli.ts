@@ -1,3 +1,4 @@
+import chalk from 'chalk';
 import { Command, CommanderError } from 'commander';
 import { EXIT, IntegError, InterruptedError } from './util/errors.js';
 import { registerBaseline } from './commands/baseline.js';
@@ -51,6 +52,8 @@ Exit codes: 0 clean, 1|2|4 added|removed|changed (summed), +8 scan incomplete, 1
 
 /** The one place that turns errors into exit codes. */
 export async function main(argv: string[]): Promise<void> {
+  // no-color.org: a non-empty NO_COLOR turns colour off (chalk already does so when stdout is not a TTY).
+  if (process.env.NO_COLOR) chalk.level = 0;
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
   });

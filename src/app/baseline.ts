@@ -56,6 +56,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     }
     open = true;
     const parent = repo.current();
+    if (parent) progress?.setTotal(parent.totalBytes);
     const header = {
       createdAt: new Date().toISOString(),
       kind: 'baseline' as const,

@@ -96,6 +96,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     const cur = repo.current();
     if (!cur) throw new NoInputError(`no baseline yet in ${opts.db} (run "integ baseline" first)`);
     baseline = cur;
+    progress?.setTotal(cur.totalBytes);
     const { verifyTrust } = await import('./trust-gate.js');
     await verifyTrust(db, cur, { verifyKey: opts.verifyKey ?? policy.trust.publicKey ?? undefined, expectDigest: opts.expectDigest }, ctx);
     const pd = policyDigest(policy.text);

@@ -2,11 +2,13 @@ import type { RunContext } from '../util/context.js';
 
 /** What apps call while scanning; a no-op unless stderr is a TTY. */
 export interface Progress {
+  /** the expected total (the previous generation's bytes), for percentage and ETA */
+  setTotal(bytes: number): void;
   update(entries: number, bytes: number): void;
   stop(): void;
 }
 
-const NOOP: Progress = { update: () => undefined, stop: () => undefined };
+const NOOP: Progress = { setTotal: () => undefined, update: () => undefined, stop: () => undefined };
 
 function fmtBytes(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
@@ -24,7 +26,7 @@ export async function createProgress(ctx: RunContext, label: string, expectedByt
   if (!ctx.interactive || ctx.env.INTEG_NO_PROGRESS) return NOOP;
   const { default: cliProgress } = await import('cli-progress');
   const start = Date.now();
-  const total = expectedBytes && expectedBytes > 0 ? expectedBytes : 0;
+  let total = expectedBytes && expectedBytes > 0 ? expectedBytes : 0;
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,
@@ -47,6 +49,10 @@ export async function createProgress(ctx: RunContext, label: string, expectedByt
   );
   bar.start(total || 1, 0, { entries: 0, bytes: 0 });
   return {
+    setTotal: (bytes) => {
+      total = bytes > 0 ? bytes : 0;
+      bar.setTotal(total || 1);
+    },
     update: (entries, bytes) => bar.update(Math.min(bytes, total || 1), { entries, bytes }),
     stop: () => bar.stop(),
   };

@@ -185,3 +185,27 @@ describe('crash safety and concurrency', () => {
     expect(generations(s.db)).toEqual([1]);
   });
 });
+
+describe('progress', () => {
+  const hasScript = spawnSync('script', ['--version']).status === 0;
+  it.runIf(hasScript)('draws a bar with entries, bytes, rate and ETA on a terminal, and nothing when stderr is not one', () => {
+    const s = setup(50);
+    expect(integ(['baseline', '--db', s.db, '--policy', s.policy]).stderr).toBe('');
+    const cmd = `${process.execPath} ${BIN} check --db ${s.db} --policy ${s.policy} --no-snapshot --jobs 1`;
+    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', INTEG_LOG_LEVEL: 'error' } });
+    expect(r.stdout).toMatch(/check \[[#.]+\] \d+% \d+ entries, [\d.]+ [kMG]?B, [\d.]+ [kMG]?B\/s, ETA \d+s/);
+    expect(r.stdout).toMatch(/OK \d+ scanned, 0 added/);
+  });
+});
+
+describe('colour', () => {
+  const hasScript = spawnSync('script', ['--version']).status === 0;
+  it.runIf(hasScript)('is on for a terminal and off with NO_COLOR', () => {
+    const s = setup(1);
+    expect(integ(['baseline', '--db', s.db, '--policy', s.policy]).code).toBe(0);
+    const cmd = `${process.execPath} ${BIN} check --db ${s.db} --policy ${s.policy} --no-snapshot`;
+    const run = (env: Record<string, string>) => spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env: { PATH: process.env.PATH, TERM: 'xterm-256color', INTEG_NO_PROGRESS: '1', ...env } }).stdout;
+    expect(run({})).toContain('\u001b[32mOK');
+    expect(run({ NO_COLOR: '1' })).not.toContain('\u001b[');
+  });
+});
