@@ -41,6 +41,8 @@ export interface StoreDiff {
   b: DiffSide;
   /** the attributes compared */
   attributes: Attribute[];
+  /** caveats the reader must see, e.g. content hashed with different algorithms on each side */
+  notices: string[];
   differences: Generator<Difference, DiffSummary>;
   close(): void;
 }
@@ -107,6 +109,15 @@ export function* mergeDiff(a: Iterable<StoredEntry>, b: Iterable<StoredEntry>, c
   }
 }
 
+/** Content is only compared where both sides hash with a common algorithm. */
+function algoNotices(a: Generation, b: Generation, attributes: readonly Attribute[]): string[] {
+  if (!attributes.includes('content')) return [];
+  const x = a.hashAlgos.split(',');
+  const common = b.hashAlgos.split(',').filter((h) => x.includes(h));
+  if (common.length) return [];
+  return [`A hashes with ${a.hashAlgos} and B with ${b.hashAlgos}: file content cannot be compared, only metadata`];
+}
+
 function generationOf(repo: BaselineRepo, db: string, n: number): Generation {
   const g = repo.get(n);
   if (g) return g;
@@ -146,6 +157,7 @@ export async function openStoreDiff(opts: StoreDiffOptions, ctx: RunContext): Pr
         a: { db: fa, generation: A.cur },
         b: { db: fb, generation: B.cur },
         attributes,
+        notices: algoNotices(A.cur, B.cur, attributes),
         differences: mergeDiff(A.repo.entriesByPath(A.cur.id), B.repo.entriesByPath(B.cur.id), attributes),
         close,
       };
@@ -162,6 +174,7 @@ export async function openStoreDiff(opts: StoreDiffOptions, ctx: RunContext): Pr
       a: { db: opts.db, generation: ga },
       b: { db: opts.db, generation: gb },
       attributes,
+      notices: algoNotices(ga, gb, attributes),
       differences: mergeDiff(S.repo.entriesByPath(ga.id), S.repo.entriesByPath(gb.id), attributes),
       close,
     };

@@ -63,10 +63,11 @@ export function renderStoreDiff(d: StoreDiff, format: 'text' | 'json', sink: Sin
   const side = (label: string, s: DiffSide): string =>
     `${label}: ${s.db}  generation #${s.generation.id} (${s.generation.kind}, ${s.generation.hostname}, ${s.generation.createdAt}) ${s.generation.digest}`;
   if (format === 'json') {
-    const head = { schema: 'integ.diff/1', tool: { name: 'integ', version: VERSION }, a: sideJson(d.a), b: sideJson(d.b), attributes: d.attributes };
+    const head = { schema: 'integ.diff/1', tool: { name: 'integ', version: VERSION }, a: sideJson(d.a), b: sideJson(d.b), attributes: d.attributes, notices: d.notices };
     out.push(`${JSON.stringify(head, null, 2).slice(0, -2)},\n  "differences": [`);
   } else {
     out.push(`${side('A', d.a)}\n${side('B', d.b)}\n`);
+    for (const n of d.notices) out.push(chalk.yellow(`note: ${n}\n`));
   }
   let first = true;
   let step = d.differences.next();

@@ -82,6 +82,17 @@ describe('integ diff A B (two stores)', () => {
     expect(t.stdout).toMatch(/DIFFERENT 4 paths differ: 1 only in B, 1 only in A, 2 changed/);
   });
 
+  it('says so when the two sides hash with different algorithms (content cannot be compared)', () => {
+    const a = path.join(dir, 'web1.db');
+    const b = path.join(dir, 'sha.db');
+    const shaPolicy = path.join(dir, 'sha.yml');
+    fs.writeFileSync(shaPolicy, 'version: 1\nhash: sha256\nrules:\n  - name: app\n    paths: ["/srv/app/**"]\n');
+    expect(integ('baseline', '--db', b, '--policy', shaPolicy, '--root', root1(), '--jobs', '0').status).toBe(0);
+    const j = JSON.parse(integ('diff', a, b, '--format', 'json').stdout);
+    expect(j.notices).toEqual([expect.stringMatching(/A hashes with blake3 and B with sha256: file content cannot be compared/)]);
+    expect(integ('diff', a, b, '--ignore', 'content').stdout).not.toMatch(/note:/);
+  });
+
   it('usage and input errors: unknown attribute, one argument, a bundle against a store, a missing store', () => {
     const a = path.join(dir, 'web1.db');
     expect(integ('diff', a, a, '--ignore', 'colour').status).toBe(64);
