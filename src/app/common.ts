@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../util/package-root.js';
 import { parsePolicy } from '../core/policy.js';
 import type { Policy } from '../core/types.js';
 import { NoInputError, UsageError } from '../util/errors.js';
 
 /** The embedded default policy, shipped in the package. */
-export const DEFAULT_POLICY_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../baselines/default.yml');
+export const DEFAULT_POLICY_FILE = path.join(PACKAGE_ROOT, 'baselines', 'default.yml');
 
 /** --policy FILE, else $INTEG_POLICY, else the embedded default. */
 export function loadPolicy(flag: string | undefined, env: NodeJS.ProcessEnv): Policy {

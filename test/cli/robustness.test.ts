@@ -209,3 +209,46 @@ describe('colour', () => {
     expect(run({ NO_COLOR: '1' })).not.toContain('\u001b[');
   });
 });
+
+describe('a full disk', () => {
+  const canMount = process.getuid?.() === 0 && (() => {
+    const d = tmpdir();
+    const ok = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', d]).status === 0;
+    if (ok) spawnSync('umount', [d]);
+    fs.rmSync(d, { recursive: true, force: true });
+    return ok;
+  })();
+  it.runIf(canMount)('baseline exits 74 with one line, and the previous generation stays current', () => {
+    const s = setup(2);
+    const mnt = tmpdir();
+    dirs.push(mnt);
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=400k', 'tmpfs', mnt]).status).toBe(0);
+    try {
+      const db = path.join(mnt, 's.db');
+      expect(integ(['baseline', '--db', db, '--policy', s.policy]).code).toBe(0);
+      for (let i = 0; i < 3000; i++) fs.writeFileSync(path.join(s.tree, `many-${i}-${'x'.repeat(100)}`), '');
+      const r = integ(['baseline', '--db', db, '--policy', s.policy]);
+      expect(r.code).toBe(74);
+      expect(r.stderr).toMatch(/no space left on device; the previous baseline is unchanged/);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      fs.rmSync(s.tree, { recursive: true });
+      fs.mkdirSync(s.tree);
+      for (let i = 0; i < 2; i++) fs.writeFileSync(path.join(s.tree, `f${i}`), `file ${i}\n`);
+      const c = integ(['check', '--db', db, '--policy', s.policy, '--no-snapshot', '--format', 'json']);
+      expect((JSON.parse(c.stdout) as { baseline: { generation: number } }).baseline.generation).toBe(1);
+    } finally {
+      spawnSync('umount', ['-l', mnt]);
+    }
+  });
+});
+
+describe('--log FILE', () => {
+  it('writes JSON log lines to the file (0600) and keeps stderr clean', () => {
+    const s = setup(2);
+    const log = path.join(s.dir, 'integ.log');
+    expect(integ(['baseline', '--db', s.db, '--policy', s.policy, '--log', log], { env: { INTEG_LOG_LEVEL: 'info' } }).stderr).toBe('');
+    expect(fs.statSync(log).mode & 0o777).toBe(0o600);
+    const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number });
+    expect(lines.map((l) => l.msg)).toEqual(['baseline started', 'baseline recorded']);
+  });
+});
