@@ -82,8 +82,14 @@ export function openReadOnly(file: string): DB {
     const v = checkVersion(db, file);
     if (v < SCHEMA_VERSION) {
       db.close();
-      // An older store: bring it up to date through a writable connection, then reopen.
-      openWritable(file).close();
+      // An older store: bring it up to date through a writable connection, then reopen. On
+      // read-only media that is impossible; every migration so far only adds tables, which
+      // the readers treat as optional, so read it as it is.
+      try {
+        openWritable(file).close();
+      } catch (e) {
+        if (!(e instanceof CantCreateError)) throw e;
+      }
       db = new Database(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
     }
     db.prepare('SELECT count(*) FROM generations').get();
@@ -100,6 +106,12 @@ export function openReadOnly(file: string): DB {
  * Returns false when the store cannot be written at all (read-only media).
  */
 export function probeWriteLock(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.W_OK);
+    fs.accessSync(path.dirname(file), fs.constants.W_OK);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+  }
   let db: DB | undefined;
   try {
     db = new Database(file, { fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
