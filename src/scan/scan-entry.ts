@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import crypto from 'node:crypto';
 import { createBlake3 } from '../util/blake3.js';
+import { Blake3Simd, simdSupported } from './blake3-simd.js';
 import type { EntryRecord, EntryType, HashAlgo, Observed } from '../core/types.js';
 
 /** Work for one in-scope path. Paths travel as bytes; the worker never sees a lossy string. */
@@ -39,6 +40,17 @@ export function createHasher(algo: HashAlgo): IncrementalHash {
     peek: () => h.digest({ dispose: false }).toString('hex'),
     digest: () => h.digest({ dispose: true }).toString('hex'),
   };
+}
+
+let simdInstance: Blake3Simd | null | undefined;
+/** One SIMD hasher per thread, reused file after file (reset at the start of each). */
+function threadSimd(): Blake3Simd | null {
+  if (simdInstance === undefined) simdInstance = simdSupported() ? new Blake3Simd() : null;
+  return simdInstance;
+}
+
+function simdHasher(h: Blake3Simd): IncrementalHash {
+  return { update: (b) => h.update(b), peek: () => h.peekHex(), digest: () => h.digestHex() };
 }
 
 const S_IFMT = 0o170000;
@@ -135,7 +147,11 @@ export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: B
     const before = fs.fstatSync(fd, { bigint: true });
     if (typeOfMode(Number(before.mode)) !== 'file' || before.ino !== st.ino || before.dev !== st.dev)
       return { id: job.id, ok: false, code: 'ERACE', message: 'replaced between lstat and open; not hashed', rec };
-    const hashers = job.algos.map((a) => [a, createHasher(a)] as const);
+    // With the SIMD hasher, file data is read straight into its wasm memory: no copy.
+    const simd = job.algos.includes('blake3') ? threadSimd() : null;
+    const readBuf = simd ? simd.inputBuffer() : buf;
+    simd?.reset();
+    const hashers = job.algos.map((a) => [a, a === 'blake3' && simd ? simdHasher(simd) : createHasher(a)] as const);
     const prefixLen = job.growing && job.prefixLen !== null ? job.prefixLen : -1;
     let pos = 0;
     const takePrefix = (): void => {
@@ -143,10 +159,10 @@ export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: B
     };
     if (prefixLen === 0) takePrefix();
     for (;;) {
-      const want = prefixLen > pos ? Math.min(buf.length, prefixLen - pos) : buf.length;
-      const n = fs.readSync(fd, buf, 0, want, null);
+      const want = prefixLen > pos ? Math.min(readBuf.length, prefixLen - pos) : readBuf.length;
+      const n = fs.readSync(fd, readBuf, 0, want, null);
       if (n === 0) break;
-      const chunk = buf.subarray(0, n);
+      const chunk = readBuf.subarray(0, n);
       for (const [, h] of hashers) h.update(chunk);
       pos += n;
       if (pos === prefixLen) takePrefix();

@@ -4,7 +4,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { collectConfig } from '../../src/evidence/collectors/config.js';
-import { collectExecutables, createBlake3 } from '../../src/evidence/collectors/executables.js';
+import { createRequire } from 'node:module';
+import { collectExecutables } from '../../src/evidence/collectors/executables.js';
+
+/** The reference: blake3-wasm, independent of integ's own SIMD implementation. */
+const oracle = createRequire(import.meta.url)('blake3-wasm') as { createHash(): { update(b: Uint8Array): { digest(enc: 'hex'): string } } };
 import { readProcess } from '../../src/evidence/collectors/processes.js';
 import { cleanupTmp, copyTree, ctxFor, FSROOT, PROC, tmpDir } from './collect-helpers.js';
 
@@ -50,7 +54,7 @@ describe('collectExecutables', () => {
     const out = await collectExecutables(ctxFor({ procRoot: proc }), [ref]);
     const e = (out.json[0]!.data as any).executables[0];
     expect(e.sha256).toBe(crypto.createHash('sha256').update(bytes).digest('hex'));
-    expect(e.blake3).toBe(createBlake3().update(bytes).digest('hex'));
+    expect(e.blake3).toBe(oracle.createHash().update(bytes).digest('hex'));
     expect(e.size).toBe(bytes.length);
 
     const bounded = await collectExecutables(ctxFor({ procRoot: proc }), [ref], { maxBytes: 1024 });

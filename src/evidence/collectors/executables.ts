@@ -4,26 +4,12 @@
  * Artifact: executables.
  */
 import crypto from 'node:crypto';
+import { createBlake3 } from '../../util/blake3.js';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
 import { errCode, expired, isGone, timeoutError, toError } from './fsread.js';
 import { listPids, type ProcessRecord } from './processes.js';
 
-interface Blake3Hasher {
-  update(data: Uint8Array): Blake3Hasher;
-  digest(encoding: 'hex'): string;
-  dispose(): void;
-}
-let blake3: (() => Blake3Hasher) | null = null;
-/** blake3-wasm is CommonJS: load it once, lazily, so --help never pays for the wasm. */
-export function createBlake3(): Blake3Hasher {
-  if (!blake3) {
-    const require = createRequire(import.meta.url);
-    blake3 = (require('blake3-wasm') as { createHash: () => Blake3Hasher }).createHash;
-  }
-  return blake3();
-}
 
 export interface ExecutableEntry {
   pids: number[];
@@ -100,7 +86,7 @@ async function hashThrough(file: string, want: { dev: number | null; ino: number
         pos += bytesRead;
         if (pos > maxBytes) return { error: `grew beyond the ${maxBytes}-byte bound`, code: 'EFBIG', size: pos };
       }
-      return { size: pos, sha256: sha.digest('hex'), blake3: b3.digest('hex') };
+      return { size: pos, sha256: sha.digest('hex'), blake3: b3.digest().toString('hex') };
     } finally {
       try {
         b3.dispose();
@@ -194,7 +180,7 @@ export async function collectExecutables(ctx: CollectContext, processes: Process
           pids_without_exe: withoutExe,
           notes: withoutExe?.length ? ['pids_without_exe: /proc/PID/exe unreadable (not root) or the process is a zombie'] : [],
         },
-        method: 'open /proc/[pid]/exe (deleted files included), fstat (dev, inode) to deduplicate, sha256 (node:crypto) and blake3 (blake3-wasm) of the bytes, bounded per file and by the step deadline',
+        method: 'open /proc/[pid]/exe (deleted files included), fstat (dev, inode) to deduplicate, sha256 (node:crypto) and blake3 of the bytes, bounded per file and by the step deadline',
       },
     ],
     raw: [],
