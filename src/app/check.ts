@@ -6,13 +6,14 @@ import { checkExitCode, summarize, type Summary } from '../core/verdict.js';
 import { scanAll } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { walk } from '../scan/walk.js';
-import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
-import { openReadOnly, openWritable, probeWriteLock, storeError } from '../store/db.js';
-import { policyDigest } from '../store/generation-digest.js';
+import { BaselineRepo, recFromRaw, type Generation, type StoredEntry } from '../store/baseline-repo.js';
+import { openReadOnly, openWritable, probeWriteLock, storeError, type DB } from '../store/db.js';
+import { GenerationDigester, policyDigest, type DigestRow, type GenerationDigestResult } from '../store/generation-digest.js';
+import { DIGEST_COLUMNS } from '../store/generation-digest.js';
 import { RunRepo } from '../store/run-repo.js';
 import type { Progress } from '../report/progress.js';
 import type { RunContext } from '../util/context.js';
-import { IntegError, InterruptedError, NoInputError } from '../util/errors.js';
+import { IntegError, InterruptedError, NoInputError, TrustError } from '../util/errors.js';
 import { blake3Hex } from '../util/blake3.js';
 import { loadPolicy, resolveRoot, whoami, type Who } from './common.js';
 
@@ -69,6 +70,47 @@ export function findingsDigest(findings: readonly Finding[]): string {
   return `blake3:${blake3Hex(lines.join('\n'))}`;
 }
 
+/**
+ * Reads a generation in path order alongside a walk that yields paths in the same order,
+ * feeding every row to the generation digest on the way.
+ */
+class MergeCursor {
+  private readonly it: Iterator<[number | bigint, ...DigestRow]>;
+  private row: [number | bigint, ...DigestRow] | null;
+  private readonly digester: GenerationDigester;
+  private last: Buffer | null = null;
+
+  constructor(db: DB, private readonly gen: Generation, private readonly repo: BaselineRepo) {
+    this.digester = new GenerationDigester(gen);
+    this.it = (db.prepare(`SELECT rowid, ${DIGEST_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen.id) as Iterable<[number | bigint, ...DigestRow]>)[Symbol.iterator]();
+    this.row = this.next();
+  }
+
+  private next(): [number | bigint, ...DigestRow] | null {
+    const r = this.it.next();
+    if (r.done) return null;
+    this.digester.add(r.value.slice(1) as DigestRow);
+    return r.value;
+  }
+
+  /** The stored entry for path p, or undefined when the generation has none. */
+  lookup(p: Buffer): StoredEntry | undefined {
+    if (this.last !== null && Buffer.compare(p, this.last) <= 0) return this.repo.lookup(this.gen.id, p); // not in order: ask directly
+    this.last = p;
+    while (this.row && Buffer.compare(this.row[1], p) < 0) this.row = this.next();
+    if (!this.row || !this.row[1].equals(p)) return undefined;
+    const r = this.row;
+    this.row = this.next();
+    return { rowid: Number(r[0]), rule: r[2], error: r[3], rec: recFromRaw(r[1], r.slice(4) as unknown[]) };
+  }
+
+  /** Read the rest and return the recomputed digest. */
+  finish(): GenerationDigestResult {
+    while (this.row) this.row = this.next();
+    return this.digester.finish();
+  }
+}
+
 function isUnderAny(p: Buffer, dirs: Buffer[]): boolean {
   return dirs.some((d) => p.length > d.length && p[d.length] === 0x2f && p.subarray(0, d.length).equals(d));
 }
@@ -91,33 +133,43 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
   const errors: ScanError[] = [];
   let scanned = 0;
   let baseline: Generation;
+  let cursorDb: DB | undefined;
   try {
     const repo = new BaselineRepo(db);
     const cur = repo.current();
     if (!cur) throw new NoInputError(`no baseline yet in ${opts.db} (run "integ baseline" first)`);
     baseline = cur;
     progress?.setTotal(cur.totalBytes);
-    const { verifyTrust } = await import('./trust-gate.js');
-    await verifyTrust(db, cur, { verifyKey: opts.verifyKey ?? policy.trust.publicKey ?? undefined, expectDigest: opts.expectDigest }, ctx);
+    const { verifyTrust, contentProblemOf } = await import('./trust-gate.js');
+    // Chain, signatures and --expect-digest now; the content digest in the pass below.
+    await verifyTrust(db, cur, { verifyKey: opts.verifyKey ?? policy.trust.publicKey ?? undefined, expectDigest: opts.expectDigest, deferContent: true }, ctx);
     const pd = policyDigest(policy.text);
     if (pd !== cur.policyDigest) notices.push(`the policy differs from the one baseline #${cur.id} was taken with; entries are judged by the current policy`);
     const selector = new Selector(policy);
     const range = repo.rowidRange(cur.id);
     const seen = new Uint8Array(range ? range.max - range.min + 1 : 0);
     const errorDirs: Buffer[] = [];
+    // The walk yields paths in byte order, so it merge-joins with the generation read in path
+    // order: one sequential pass instead of a point query per file, and the same pass feeds the
+    // generation's digest. A second connection holds that cursor open while the first answers
+    // the rare out-of-order lookup.
+    cursorDb = openReadOnly(opts.db);
+    const merge = new MergeCursor(cursorDb, cur, repo);
     let nextId = 0;
     type Job = ScanJob & { rule: Rule; base: StoredEntry | undefined };
+    const mark = (b: StoredEntry | undefined): void => {
+      if (b && range) seen[b.rowid - range.min] = 1;
+    };
     const jobs = function* (): Generator<Job> {
       for (const ev of walk(selector, root)) {
         if (ev.kind === 'error') {
           errors.push({ path: ev.path, code: ev.code, message: ev.message });
           errorDirs.push(ev.path);
-          const b = repo.lookup(cur.id, ev.path);
-          if (b && range) seen[b.rowid - range.min] = 1;
+          mark(merge.lookup(ev.path));
           continue;
         }
-        const base = repo.lookup(cur.id, ev.path);
-        if (base && range) seen[base.rowid - range.min] = 1;
+        const base = merge.lookup(ev.path);
+        mark(base);
         const growing = ev.rule.check.includes('growing');
         yield {
           id: ++nextId,
@@ -147,6 +199,12 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
       progress?.update(scanned, bytes);
     }
     if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new InterruptedError();
+    // Nothing is used before the generation's content is known to be what was recorded.
+    const problem = contentProblemOf(merge.finish(), cur);
+    if (problem) {
+      ctx.log.error({ generation: cur.id }, problem);
+      throw new TrustError(`baseline not trustworthy, nothing compared:\n  - ${problem}`);
+    }
     // Removed: rows never marked, still in scope, and not below a directory we could not list.
     if (range) {
       const unseen: number[] = [];
@@ -164,6 +222,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     throw storeError(e, opts.db);
   } finally {
     progress?.stop();
+    cursorDb?.close();
     db.close();
   }
   sortFindings(findings);

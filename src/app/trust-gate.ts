@@ -1,6 +1,6 @@
 import type { Generation } from '../store/baseline-repo.js';
 import type { DB } from '../store/db.js';
-import { computeGenerationDigest } from '../store/generation-digest.js';
+import { computeGenerationDigest, type GenerationDigestResult } from '../store/generation-digest.js';
 import type { RunContext } from '../util/context.js';
 import { TrustError } from '../util/errors.js';
 
@@ -11,6 +11,11 @@ export interface TrustOptions {
   expectDigest?: string;
   /** what the refusal means for the caller, for the message: "nothing compared" (default), "nothing written" … */
   refusal?: string;
+  /**
+   * The caller recomputes the current generation's content digest itself, in the same ordered
+   * pass it reads the rows with (check), and calls contentProblemOf() before using anything.
+   */
+  deferContent?: boolean;
 }
 
 /** What the gate established, for reports and logs. */
@@ -39,7 +44,11 @@ const short = (d: string | null): string => (d === null ? '-' : d.length > 23 ? 
 
 /** Recompute one generation's content digest from its rows; a problem description, or null when it matches. */
 export function contentProblem(db: DB, g: Generation): string | null {
-  const d = computeGenerationDigest(db, g);
+  return contentProblemOf(computeGenerationDigest(db, g), g);
+}
+
+/** Compare a recomputed digest with what the generation records; a problem description, or null. */
+export function contentProblemOf(d: GenerationDigestResult, g: Generation): string | null {
   const count = d.entryCount !== g.entryCount ? `${d.entryCount} entries stored, ${g.entryCount} recorded` : null;
   if (d.digest !== g.digest) return `generation #${g.id}: content does not match its recorded digest (rows edited, added or deleted, or the header changed${count ? `; ${count}` : ''})`;
   if (count) return `generation #${g.id}: ${count}`;
@@ -128,7 +137,7 @@ export async function verifyTrust(db: DB, g: Generation, opts: TrustOptions, ctx
   const wantKeyId = keys && pub ? keys.keyId(pub) : null;
 
   const problems: string[] = [];
-  const content = contentProblem(db, g);
+  const content = opts.deferContent ? null : contentProblem(db, g);
   if (content) problems.push(content);
   const { problems: links, chain, anchor } = chainProblems(db);
   problems.push(...links);

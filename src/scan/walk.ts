@@ -8,66 +8,83 @@ export type WalkEvent =
 
 const SLASH = Buffer.from('/');
 
+/** A pending step of the walk: yield one entry, or list one directory. */
+type Item = { key: Buffer; path: Buffer; descend: boolean };
+
 /**
- * Walks the policy's roots depth-first, reading directories as bytes so that names that are
- * not valid UTF-8 (or contain newlines) are kept exactly. Symlinks are never followed (the
- * walk descends only into real directories, by d_type or lstat), so loops cannot occur and
- * nothing outside scope is read. Iterative, so trees hundreds of levels deep are fine.
- * Synchronous on purpose: the hash pool pulls from it lazily, and sync readdir is the
- * fastest way to list directories in Node.
+ * Orders the items of one directory so that the walk yields paths in global byte order (the
+ * order of SQLite's ORDER BY path): an entry sorts by its name, the subtree below a directory
+ * by name + "/". A plain depth-first walk would not do: "a/x" must come after "a-b".
+ */
+function sortItems(items: Item[]): Item[] {
+  return items.sort((x, y) => Buffer.compare(x.key, y.key));
+}
+
+/**
+ * Walks the policy's roots, reading directories as bytes so that names that are not valid
+ * UTF-8 (or contain newlines) are kept exactly. Symlinks are never followed (the walk descends
+ * only into real directories, by d_type or lstat), so loops cannot occur and nothing outside
+ * scope is read. Iterative, so trees hundreds of levels deep are fine. Paths come out in
+ * global byte order, which lets `check` merge-join them with the stored generation.
+ * Synchronous on purpose: the hash pool pulls from it lazily, and sync readdir is the fastest
+ * way to list directories in Node.
  *
  * `root` is the --root prefix ("" for "/"); yielded paths are as the policy names them.
  */
 export function* walk(selector: Selector, root: string): Generator<WalkEvent> {
   const rootBuf = Buffer.from(root.replace(/\/+$/, ''), 'utf8');
   const realOf = (p: Buffer): Buffer => (rootBuf.length ? Buffer.concat([rootBuf, p]) : p);
-  for (const top of selector.roots) {
-    const topBuf = Buffer.from(top, 'utf8');
+  const top: Item[] = [];
+  for (const r of selector.roots) {
+    const p = Buffer.from(r, 'utf8');
     let st: fs.Stats;
     try {
-      st = fs.lstatSync(realOf(topBuf));
+      st = fs.lstatSync(realOf(p));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
       // A policy path this host does not have is simply empty scope, not an error.
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') yield { kind: 'error', path: topBuf, code, message: (e as Error).message };
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') yield { kind: 'error', path: p, code, message: (e as Error).message };
       continue;
     }
-    const rule = selector.ruleFor(top);
-    if (rule) yield { kind: 'entry', path: topBuf, real: realOf(topBuf), rule };
-    if (!st.isDirectory()) continue;
-    const stack: Buffer[] = [topBuf];
-    while (stack.length > 0) {
-      const dir = stack.pop()!;
-      const dirReal = realOf(dir);
-      let names: fs.Dirent<Buffer>[];
-      try {
-        names = fs.readdirSync(dirReal, { withFileTypes: true, encoding: 'buffer' });
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-        if (code === 'ENOENT') continue; // vanished: its own entry shows that
-        yield { kind: 'error', path: dir, code, message: code === 'EACCES' ? 'permission denied (directory not listed)' : (e as Error).message };
-        continue;
-      }
-      names.sort((a, b) => Buffer.compare(a.name, b.name));
-      const prefix = dir.length === 1 ? dir : Buffer.concat([dir, SLASH]);
-      const subdirs: Buffer[] = [];
-      for (const d of names) {
-        const p = Buffer.concat([prefix, d.name]);
-        const ps = p.toString('utf8');
-        let isDir = d.isDirectory();
-        if (!isDir && !d.isFile() && !d.isSymbolicLink() && !d.isFIFO() && !d.isSocket() && !d.isCharacterDevice() && !d.isBlockDevice()) {
-          // DT_UNKNOWN (some filesystems): ask lstat.
-          try {
-            isDir = fs.lstatSync(realOf(p)).isDirectory();
-          } catch {
-            /* the scan of the entry itself reports it */
-          }
-        }
-        const r = selector.ruleFor(ps);
-        if (r) yield { kind: 'entry', path: p, real: realOf(p), rule: r };
-        if (isDir && selector.mayDescend(ps)) subdirs.push(p);
-      }
-      for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
+    top.push({ key: p, path: p, descend: false });
+    if (st.isDirectory()) top.push({ key: Buffer.concat([p, SLASH]), path: p, descend: true });
+  }
+  const stack: Item[] = sortItems(top).reverse();
+  while (stack.length > 0) {
+    const item = stack.pop()!;
+    if (!item.descend) {
+      const rule = selector.ruleFor(item.path.toString('utf8'));
+      if (rule) yield { kind: 'entry', path: item.path, real: realOf(item.path), rule };
+      continue;
     }
+    const dir = item.path;
+    let names: fs.Dirent[];
+    try {
+      names = fs.readdirSync(realOf(dir), { withFileTypes: true, encoding: 'buffer' }) as unknown as fs.Dirent[];
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+      if (code === 'ENOENT' || code === 'ENOTDIR') continue; // vanished or replaced: its own entry shows that
+      yield { kind: 'error', path: dir, code, message: code === 'EACCES' ? 'permission denied (directory not listed)' : (e as Error).message };
+      continue;
+    }
+    const prefix = dir.length === 1 ? dir : Buffer.concat([dir, SLASH]);
+    const items: Item[] = [];
+    for (const d of names) {
+      const name = d.name as unknown as Buffer;
+      const p = Buffer.concat([prefix, name]);
+      items.push({ key: name, path: p, descend: false });
+      let isDir = d.isDirectory();
+      if (!isDir && !d.isFile() && !d.isSymbolicLink() && !d.isFIFO() && !d.isSocket() && !d.isCharacterDevice() && !d.isBlockDevice()) {
+        // DT_UNKNOWN (some filesystems): ask lstat.
+        try {
+          isDir = fs.lstatSync(realOf(p)).isDirectory();
+        } catch {
+          /* the scan of the entry itself reports it */
+        }
+      }
+      if (isDir && selector.mayDescend(p.toString('utf8'))) items.push({ key: Buffer.concat([name, SLASH]), path: p, descend: true });
+    }
+    const sorted = sortItems(items);
+    for (let i = sorted.length - 1; i >= 0; i--) stack.push(sorted[i]!);
   }
 }

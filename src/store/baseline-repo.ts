@@ -82,6 +82,25 @@ export function recFromRow(path: Buffer, r: Row): EntryRecord {
   };
 }
 
+/** Rebuild an EntryRecord from the 12 ENTRY_COLUMNS values of a raw row (safe integers). */
+export function recFromRaw(path: Buffer, v: unknown[]): EntryRecord {
+  return {
+    path,
+    type: v[0] as EntryType,
+    mode: Number(v[1]),
+    uid: Number(v[2]),
+    gid: Number(v[3]),
+    size: BigInt(v[4] as bigint),
+    mtimeNs: BigInt(v[5] as bigint),
+    ctimeNs: BigInt(v[6] as bigint),
+    inode: BigInt(v[7] as bigint),
+    nlink: Number(v[8]),
+    target: (v[9] as Buffer | null) ?? null,
+    blake3: (v[10] as string | null) ?? null,
+    sha256: (v[11] as string | null) ?? null,
+  };
+}
+
 /** Values for the 12 entry columns, in ENTRY_COLUMNS order. */
 export function recValues(rec: EntryRecord): unknown[] {
   return [rec.type, rec.mode, rec.uid, rec.gid, rec.size, rec.mtimeNs, rec.ctimeNs, BigInt.asIntN(64, rec.inode), rec.nlink, rec.target, rec.blake3, rec.sha256];

@@ -5,48 +5,84 @@ import { ENTRY_COLUMNS } from './baseline-repo.js';
 
 const hex = (b: Buffer | null): string => (b === null ? '-' : b.length === 0 ? '""' : b.toString('hex'));
 
+type Header = Pick<Generation, 'id' | 'createdAt' | 'kind' | 'user' | 'uid' | 'hostname' | 'note' | 'root' | 'policyDigest' | 'hashAlgos' | 'parentDigest' | 'toolVersion'>;
+
+/** The row shape the digest reads: DIGEST_COLUMNS, raw, with safe integers. */
+export const DIGEST_COLUMNS = `path, rule, error, ${ENTRY_COLUMNS}`;
+export type DigestRow = [Buffer, string, string | null, string, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, Buffer | null, string | null, string | null];
+
+export interface GenerationDigestResult {
+  digest: string;
+  entryCount: number;
+  totalBytes: number;
+  errorCount: number;
+}
+
 /**
  * The canonical digest of a generation: blake3 over a text header (every header field that
  * matters, including the parent's digest, which chains generations) followed by one line per
  * entry in path byte order. Recomputing it from the rows detects any edited, added or deleted
  * row, and a parent digest that no longer matches detects a broken chain.
+ * Incremental, so `check` can compute it from the same ordered pass it compares with.
  */
-export function computeGenerationDigest(db: DB, g: Pick<Generation, 'id' | 'createdAt' | 'kind' | 'user' | 'uid' | 'hostname' | 'note' | 'root' | 'policyDigest' | 'hashAlgos' | 'parentDigest' | 'toolVersion'>): { digest: string; entryCount: number; totalBytes: number; errorCount: number } {
-  const h = createBlake3();
-  const header = [
-    'integ.generation/1',
-    `id ${g.id}`,
-    `parent ${g.parentDigest ?? '-'}`,
-    `created_at ${g.createdAt}`,
-    `kind ${g.kind}`,
-    `user ${JSON.stringify(g.user)} uid ${g.uid}`,
-    `hostname ${JSON.stringify(g.hostname)}`,
-    `note ${JSON.stringify(g.note)}`,
-    `root ${JSON.stringify(g.root)}`,
-    `policy ${g.policyDigest}`,
-    `hash ${g.hashAlgos}`,
-    `tool ${g.toolVersion}`,
-    '',
-  ].join('\n');
-  h.update(header);
-  const st = db.prepare(`SELECT path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true);
-  let entryCount = 0;
-  let totalBytes = 0n;
-  let errorCount = 0;
-  let chunk = '';
-  for (const r of st.iterate(g.id) as Iterable<unknown[]>) {
-    const [path, rule, error, type, mode, uid, gid, size, mtime, ctime, inode, nlink, target, b3, s256] = r as [Buffer, string, string | null, string, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, Buffer | null, string | null, string | null];
-    chunk += `${hex(path)} ${rule} ${type} ${mode} ${uid} ${gid} ${size} ${mtime} ${ctime} ${inode} ${nlink} ${hex(target)} ${b3 ?? '-'} ${s256 ?? '-'} ${error ?? '-'}\n`;
-    if (chunk.length > 1 << 16) {
-      h.update(chunk);
-      chunk = '';
-    }
-    entryCount++;
-    if (type === 'file') totalBytes += size;
-    if (error !== null) errorCount++;
+export class GenerationDigester {
+  private readonly h = createBlake3();
+  private chunk = '';
+  private entryCount = 0;
+  private totalBytes = 0n;
+  private errorCount = 0;
+  private last: Buffer | null = null;
+
+  constructor(g: Header) {
+    this.h.update(
+      [
+        'integ.generation/1',
+        `id ${g.id}`,
+        `parent ${g.parentDigest ?? '-'}`,
+        `created_at ${g.createdAt}`,
+        `kind ${g.kind}`,
+        `user ${JSON.stringify(g.user)} uid ${g.uid}`,
+        `hostname ${JSON.stringify(g.hostname)}`,
+        `note ${JSON.stringify(g.note)}`,
+        `root ${JSON.stringify(g.root)}`,
+        `policy ${g.policyDigest}`,
+        `hash ${g.hashAlgos}`,
+        `tool ${g.toolVersion}`,
+        '',
+      ].join('\n'),
+    );
   }
-  h.update(`${chunk}entries ${entryCount}\n`);
-  return { digest: `blake3:${h.digest().toString('hex')}`, entryCount, totalBytes: Number(totalBytes), errorCount };
+
+  /** Add the next row; rows must come in path byte order (ORDER BY path). */
+  add(r: DigestRow): void {
+    const [path, rule, error, type, mode, uid, gid, size, mtime, ctime, inode, nlink, target, b3, s256] = r;
+    if (this.last !== null && Buffer.compare(this.last, path) >= 0) throw new Error('generation digest: rows out of path order');
+    this.last = path;
+    this.chunk += `${hex(path)} ${rule} ${type} ${mode} ${uid} ${gid} ${size} ${mtime} ${ctime} ${inode} ${nlink} ${hex(target)} ${b3 ?? '-'} ${s256 ?? '-'} ${error ?? '-'}\n`;
+    if (this.chunk.length > 1 << 16) {
+      this.h.update(this.chunk);
+      this.chunk = '';
+    }
+    this.entryCount++;
+    if (type === 'file') this.totalBytes += size;
+    if (error !== null) this.errorCount++;
+  }
+
+  finish(): GenerationDigestResult {
+    this.h.update(`${this.chunk}entries ${this.entryCount}\n`);
+    return { digest: `blake3:${this.h.digest().toString('hex')}`, entryCount: this.entryCount, totalBytes: Number(this.totalBytes), errorCount: this.errorCount };
+  }
+}
+
+/** The rows of a generation in path byte order, as the digest reads them. */
+export function orderedRows(db: DB, gen: number): Iterable<DigestRow> {
+  return db.prepare(`SELECT ${DIGEST_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen) as Iterable<DigestRow>;
+}
+
+export function computeGenerationDigest(db: DB, g: Header): GenerationDigestResult {
+  const d = new GenerationDigester(g);
+  for (const r of orderedRows(db, g.id)) d.add(r);
+  return d.finish();
 }
 
 /** Digest of a policy text, stored with each generation. */

@@ -170,6 +170,21 @@ describe('integ check: exit codes one at a time', () => {
     expect(text).toContain(`${t.tree}/x\\xffy`);
   });
 
+  it('merge-joins names whose byte order differs from depth-first order without false findings', () => {
+    const t = fresh();
+    for (const d of ['a', 'a/b', 'a-b', 'a.b', 'a0']) fs.mkdirSync(path.join(t.tree, d), { recursive: true });
+    for (const f of ['a/x', 'a/b/y', 'a-b/z', 'a!', 'a.b/w', 'a0/v']) fs.writeFileSync(path.join(t.tree, f), f);
+    expect(t.run('baseline').code).toBe(0);
+    expect(t.run('check').code).toBe(0);
+    fs.writeFileSync(path.join(t.tree, 'a/b/new'), 'n');
+    fs.rmSync(path.join(t.tree, 'a-b/z'));
+    fs.writeFileSync(path.join(t.tree, 'a.b/w'), 'changed');
+    const r = t.run('check', '--format', 'json');
+    expect(r.code).toBe(7);
+    const ch = (JSON.parse(r.stdout) as { changes: Change[] }).changes.map((c) => [c.kind, c.path.slice(t.tree.length)]);
+    expect(ch.sort()).toEqual([['added', '/a/b/new'], ['changed', '/a.b/w'], ['removed', '/a-b/z']]);
+  });
+
   it('lets a growing log grow but flags one that shrank or was rewritten', () => {
     const t = fresh();
     const pol = writePolicy(t.dir, t.tree, '    check: [type, mode, uid, gid, growing]\n');

@@ -69,6 +69,20 @@ describe('walk', () => {
     expect(paths.some((p) => p.equals(Buffer.concat([Buffer.from(`${tree}/`), BAD])))).toBe(true);
   });
 
+  it('yields paths in global byte order (what ORDER BY path gives), even where depth-first order differs', () => {
+    const t = path.join(dir, 'order');
+    for (const d of ['a', 'a/b', 'a-b', 'a.b', 'a0', 'b', 'B', 'a/b/c']) fs.mkdirSync(path.join(t, d), { recursive: true });
+    for (const f of ['a/x', 'a/b/c/y', 'a-b/z', 'a!', 'a.b/w', 'é', 'z', 'a/b-c']) fs.writeFileSync(path.join(t, f), '');
+    fs.writeFileSync(Buffer.from(`${t}/a\xff`, 'latin1'), '');
+    const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${t}/**`, `${t}-sibling/**`] })] });
+    fs.mkdirSync(`${t}-sibling`);
+    fs.writeFileSync(`${t}-sibling/s`, '');
+    const paths = [...walk(sel, '')].flatMap((e) => (e.kind === 'entry' ? [e.path] : []));
+    expect(paths.length).toBe(1 + 8 + 9 + 2);
+    const sorted = [...paths].sort(Buffer.compare);
+    expect(paths.map((p) => p.toString('latin1'))).toEqual(sorted.map((p) => p.toString('latin1')));
+  });
+
   it('reads under --root but reports paths as the policy names them', () => {
     const sel = new Selector({ exclude: [], rules: [rule({ paths: ['/tree/file'] })] });
     const ev = [...walk(sel, dir)];
