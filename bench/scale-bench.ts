@@ -1,0 +1,109 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { TARGETS } from './fs-bench.js';
+import { waitIdle } from './lib/proc.js';
+import { describeFailure, integBaseline, integCheck, writePolicy } from './lib/integ.js';
+import type { BenchContext, Section, SectionResult, TargetResult } from './lib/section.js';
+import { fmt, renderTable } from './lib/table.js';
+import { TREE_CACHE_DIR, ensureTinyTree, scanTree } from './lib/tree.js';
+
+const GROUPS = 10;
+
+interface Point {
+  label: string;
+  entries: number;
+  baselineS: number;
+  baselineRssMiB: number | null;
+  checkS: number;
+  checkRssMiB: number | null;
+  checkExit: number;
+  scanned: number | null;
+  dbMiB: number;
+}
+
+/**
+ * Memory scaling: integ baseline and check over N/10 and N tiny files (default 100k and 1M),
+ * to show that peak RSS does not grow with the number of files beyond what the comparison
+ * needs (a bitmap of one byte per baseline row). The tree is built once and cached: 10
+ * groups of N/10 files; the small run's policy covers group 0, the large one all of them.
+ */
+export async function runScaleBench(ctx: BenchContext): Promise<SectionResult> {
+  const { opts, log } = ctx;
+  const perGroup = Math.max(1000, Math.round(opts.scaleFiles / GROUPS));
+  const dir = path.join(ctx.work, 'scale');
+  fs.mkdirSync(dir, { recursive: true });
+  log(`tiny-file tree ${GROUPS} x ${perGroup} (cache: ${TREE_CACHE_DIR}) …`);
+  const t = ensureTinyTree(GROUPS, perGroup, log);
+  const notes: string[] = [t.built ? `tiny-file tree built in ${t.seconds.toFixed(0)} s and cached` : 'tiny-file tree reused from the cache'];
+  const sets = [
+    { label: `${(perGroup / 1000).toFixed(0)}k files`, roots: [path.join(t.root, 'g0')] },
+    { label: `${((perGroup * GROUPS) / 1000).toFixed(0)}k files`, roots: [t.root] },
+  ];
+  const points: Point[] = [];
+  let failed = false;
+  for (const [i, s] of sets.entries()) {
+    log(`scale ${s.label}: warming metadata caches …`);
+    const st = scanTree(s.roots, false);
+    const entries = st.files + st.dirs + st.symlinks + st.other - s.roots.length;
+    const policy = writePolicy(path.join(dir, `policy-${i}.yml`), s.roots, 'blake3');
+    const db = path.join(dir, `integ-${i}.db`);
+    if (opts.waitIdle) await waitIdle(0.1, 120, log);
+    log(`scale ${s.label}: integ baseline …`);
+    const b = await integBaseline(db, policy, opts.jobs, dir, `scale-baseline-${i}`);
+    if (opts.waitIdle) await waitIdle(0.1, 120, log);
+    log(`scale ${s.label}: integ check …`);
+    const c = await integCheck(db, policy, opts.jobs, dir, `scale-check-${i}`);
+    if (c.exitCode !== 0) {
+      failed = true;
+      notes.push(`${s.label}: integ check UNEXPECTED ${describeFailure(c)}`);
+    }
+    points.push({
+      label: s.label,
+      entries,
+      baselineS: b.wallS,
+      baselineRssMiB: b.peakRssMiB,
+      checkS: c.wallS,
+      checkRssMiB: c.peakRssMiB,
+      checkExit: c.exitCode,
+      scanned: c.scanned,
+      dbMiB: fs.statSync(db).size / 2 ** 20,
+    });
+    for (const f of [db, `${db}-wal`, `${db}-shm`]) fs.rmSync(f, { force: true });
+  }
+  const header = ['tree', 'entries', 'baseline s', 'baseline RSS MB', 'check s', 'check files/s', 'check RSS MB', 'store MB', 'check exit'];
+  const rows = points.map((p) => [p.label, fmt.int(p.entries), fmt.s(p.baselineS), fmt.num(p.baselineRssMiB), fmt.s(p.checkS), fmt.int(p.entries / p.checkS), fmt.num(p.checkRssMiB), fmt.num(p.dbMiB), String(p.checkExit)]);
+  const [a, b] = [points[0]!, points[1]!];
+  const perEntry = (x: number | null, y: number | null): number | null => (x === null || y === null ? null : ((y - x) * 2 ** 20) / (b.entries - a.entries));
+  const checkGrowth = perEntry(a.checkRssMiB, b.checkRssMiB);
+  const baseGrowth = perEntry(a.baselineRssMiB, b.baselineRssMiB);
+  const text = [
+    `trees: ${t.root} (${GROUPS} groups x ${perGroup.toLocaleString('en-US')} files of a few bytes); jobs: ${opts.jobs}`,
+    '',
+    renderTable(header, rows),
+    '',
+    `peak RSS growth per extra entry: check ${checkGrowth === null ? '-' : checkGrowth.toFixed(1)} bytes, baseline ${baseGrowth === null ? '-' : baseGrowth.toFixed(1)} bytes` +
+      ' (the comparison itself needs 1 byte per baseline row: the "seen" bitmap)',
+  ];
+  const targets: TargetResult[] = [
+    { target: `integ check over ${b.label} completes (exit 0)`, measured: `exit ${b.checkExit}`, status: b.checkExit === 0 ? 'pass' : 'fail' },
+    {
+      target: `integ check peak RSS over ${b.label} <= ${TARGETS.rssMiB} MB`,
+      measured: b.checkRssMiB === null ? 'unknown' : `${b.checkRssMiB.toFixed(0)} MB`,
+      status: b.checkRssMiB === null ? 'n/a' : b.checkRssMiB <= TARGETS.rssMiB ? 'pass' : 'fail',
+    },
+    {
+      // Allow for allocator noise and SQLite's page cache; linear growth of a JS object per file would be ~100+ bytes.
+      target: 'check RSS grows <= 16 bytes per extra entry',
+      measured: checkGrowth === null ? 'unknown' : `${checkGrowth.toFixed(1)} bytes/entry`,
+      status: checkGrowth === null ? 'n/a' : checkGrowth <= 16 ? 'pass' : 'fail',
+    },
+  ];
+  return { name: 'scale', title: 'Memory scaling: integ over many tiny files', text, notes, targets, failed, data: { root: t.root, groups: GROUPS, perGroup, points, checkGrowthBytesPerEntry: checkGrowth, baselineGrowthBytesPerEntry: baseGrowth } };
+}
+
+export const scaleSection: Section = {
+  name: 'scale',
+  summary: 'integ peak RSS at 100k vs 1M tiny files (opt-in: --scale; builds 1M files once)',
+  byDefault: () => false,
+  run: runScaleBench,
+};
