@@ -38,6 +38,9 @@ Options:
   --scale-files N   largest file count for --scale (default 1000000)
   --only A,B        run exactly these sections (e.g. --only fs,scale)
   --wait-idle       before each timed run, wait (up to 2 min) until other processes use < 10% CPU
+  --no-rewarm       do not re-read the tree before every timed run (only once at the start)
+  --procs N         snapshot section: start N extra idle processes first
+  --uac DIR         snapshot section: compare with the UAC checkout in DIR
   --profile         also run one integ check under node --cpu-prof and summarise it
   --no-aide         skip AIDE even when installed
   --no-b3sum        skip b3sum even when installed
@@ -79,6 +82,9 @@ function parse(argv: string[]): { opts: BenchOptions; sections: Section[]; stric
         only: { type: 'string' },
         profile: { type: 'boolean' },
         'wait-idle': { type: 'boolean' },
+        'no-rewarm': { type: 'boolean' },
+        procs: { type: 'string' },
+        uac: { type: 'string' },
         'no-aide': { type: 'boolean' },
         'no-b3sum': { type: 'boolean' },
         json: { type: 'boolean' },
@@ -113,6 +119,9 @@ function parse(argv: string[]): { opts: BenchOptions; sections: Section[]; stric
     noB3sum: v['no-b3sum'] ?? false,
     profile: v.profile ?? false,
     waitIdle: v['wait-idle'] ?? false,
+    rewarm: !(v['no-rewarm'] ?? false),
+    procs: intArg('--procs', v.procs, 0),
+    uac: v.uac ?? null,
   };
   let sections: Section[];
   if (v.only) {

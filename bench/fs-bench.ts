@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { summarizeProfile } from './lib/cpuprofile.js';
 import { describeFailure, integBaseline, integCheck, writePolicy, type IntegCheck } from './lib/integ.js';
-import { runMeasured, waitIdle, type Measured } from './lib/proc.js';
+import { waitIdle, type Measured } from './lib/proc.js';
 import type { BenchContext, Section, SectionResult, TargetResult } from './lib/section.js';
 import { fmt, renderTable } from './lib/table.js';
-import { b3sumCommand, detectAide, detectB3sum, runAide, runB3sum } from './lib/tools.js';
+import { aideCheck, aideInit, b3sumCommand, detectAide, detectB3sum, runB3sum, writeAideConfig } from './lib/tools.js';
 import { TREE_CACHE_DIR, ensureSyntheticTree, scanTree, syntheticName, type SyntheticSpec, type TreeStats } from './lib/tree.js';
 
 /** Targets from the issue, for `/usr` (~117k files, 5.3 GB, warm cache) on 2 cores. */
@@ -45,10 +45,10 @@ interface Repeated<T> {
 }
 
 /** Run `once` `n` times; wall and CPU time are medians, peak RSS and machine busyness the largest seen. */
-async function repeated<T extends Measured>(ctx: BenchContext, n: number, once: (i: number) => Promise<T>): Promise<Repeated<T>> {
+async function repeated<T extends Measured>(ready: () => Promise<void>, n: number, once: (i: number) => Promise<T>): Promise<Repeated<T>> {
   const runs: T[] = [];
   for (let i = 0; i < n; i++) {
-    if (ctx.opts.waitIdle) await waitIdle(0.1, 120, ctx.log);
+    await ready();
     runs.push(await once(i));
   }
   const nums = (xs: Array<number | null>): number[] => xs.filter((v): v is number => v !== null);
@@ -114,6 +114,14 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
   const warmS = (Date.now() - tw) / 1000;
   notes.push(`page cache warmed first: one pass read every file (${warmS.toFixed(1)} s); all tools ran on a warm cache`);
   const mb = stats.bytes / 1e6;
+  /** Before every timed run: wait for a quiet machine (--wait-idle), then re-read the tree. */
+  const ready = async (): Promise<void> => {
+    if (opts.waitIdle) await waitIdle(0.1, 120, log);
+    if (opts.rewarm) scanTree(roots, true);
+  };
+  if (opts.rewarm) notes.push('the tree was read again right before every timed run (keeps the cache warm where the kernel pages out idle page cache, e.g. DAMON reclaim)');
+  const damon = damonReclaim();
+  if (damon) notes.push(damon);
   log(`tree: ${stats.files} files, ${(stats.bytes / 1e9).toFixed(2)} GB, ${stats.dirs} dirs, ${stats.symlinks} symlinks (warm pass ${warmS.toFixed(1)} s)`);
 
   const rows: Row[] = [];
@@ -125,7 +133,7 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
   let b3Row: Row | null = null;
   if (b3?.available) {
     log('b3sum …');
-    const r = await repeated(ctx, opts.repeat, () => runB3sum(b3, roots, jobs, dir));
+    const r = await repeated(ready, opts.repeat, () => runB3sum(b3, roots, jobs, dir));
     b3Row = rowOf(`b3sum ${b3.version ?? ''} (floor)`.replace('  ', ' '), b3sumCommand(b3.path!, roots, jobs), r);
     if (r.last.exitCode !== 0) b3Row.note = `exit ${r.last.exitCode}`;
     rows.push(b3Row);
@@ -137,29 +145,18 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
   let aideInitRow: Row | null = null;
   if (aide?.available) {
     if (aide.note) notes.push(aide.note);
+    const conf = writeAideConfig(aide, roots, jobs, path.join(dir, 'aide'));
     log(`aide ${aide.version} --init …`);
-    let first = true;
-    let initM: Measured | null = null;
-    const r = await repeated(ctx, opts.repeat, async () => {
-      // One --init; --check repeated against it.
-      if (first) {
-        const a = await runAide(aide, roots, jobs, path.join(dir, 'aide'));
-        first = false;
-        initM = a.init;
-        log('aide --check …');
-        return a.check;
-      }
-      return runMeasured(aide.path!, ['--check', '-c', path.join(dir, 'aide', 'aide.conf')], { scratch: path.join(dir, 'aide'), label: 'aide-check' });
-    });
+    await ready();
+    const im = await aideInit(aide, conf);
+    log('aide --check …');
+    const r = await repeated(ready, opts.repeat, (i) => aideCheck(aide, conf, `aide-check-${i}`));
     const workers = aide.workers ? `num_workers=${jobs}` : 'single-threaded';
     aideRow = rowOf(`aide ${aide.version} --check (sha256, ${workers})`, 'aide --check -c aide.conf', r);
     if (r.last.exitCode !== 0) aideRow.note = `exit ${r.last.exitCode} (AIDE saw differences or errors)`;
     rows.push(aideRow);
-    const im = initM as Measured | null;
-    if (im) {
-      aideInitRow = rowOfOne(`aide ${aide.version} --init (sha256, ${workers})`, 'aide --init -c aide.conf', im);
-      setupRows.push(aideInitRow);
-    }
+    aideInitRow = rowOfOne(`aide ${aide.version} --init (sha256, ${workers})`, 'aide --init -c aide.conf', im);
+    setupRows.push(aideInitRow);
     notes.push(`AIDE rule: sha256+p+i+n+u+g+s+m+c over the same tree (${workers}); config in ${path.join(dir, 'aide', 'aide.conf')}${opts.keep ? '' : ' (removed at exit; --keep keeps it)'}`);
   } else notes.push(aide ? aide.note! : 'AIDE skipped (--no-aide)');
 
@@ -169,11 +166,11 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
     const policy = writePolicy(path.join(dir, `policy-${hash}.yml`), roots, hash);
     const db = path.join(dir, `integ-${hash}.db`);
     log(`integ baseline (${hash}) …`);
-    if (opts.waitIdle) await waitIdle(0.1, 120, log);
+    await ready();
     const base = await integBaseline(db, policy, jobs, dir, `integ-baseline-${hash}`);
     setupRows.push(rowOfOne(`integ baseline (${hash})`, `node bin/integ.js baseline --db DB --policy P --jobs ${jobs}`, base));
     log(`integ check (${hash}) …`);
-    const r = await repeated<IntegCheck>(ctx, opts.repeat, (i) => integCheck(db, policy, jobs, dir, `integ-check-${hash}-${i}`));
+    const r = await repeated<IntegCheck>(ready, opts.repeat, (i) => integCheck(db, policy, jobs, dir, `integ-check-${hash}-${i}`));
     const row = rowOf(`integ check (${hash})`, `node bin/integ.js check --db DB --policy P --jobs ${jobs} --no-snapshot --format json`, r);
     if (r.last.exitCode !== 0) {
       row.note = `UNEXPECTED ${describeFailure(r.last)}`;
@@ -189,6 +186,7 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
   const profileText: string[] = [];
   let profiles: ReturnType<typeof summarizeProfile>[] = [];
   if (opts.profile) {
+    await ready();
     const profDir = path.join(dir, 'cpuprof');
     log('integ check (blake3) under --cpu-prof …');
     const p = await integCheck(path.join(dir, 'integ-blake3.db'), path.join(dir, 'policy-blake3.yml'), jobs, dir, 'integ-check-prof', ['--cpu-prof', '--cpu-prof-dir', profDir]);
@@ -275,6 +273,29 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
       profiles,
     },
   };
+}
+
+/** A note when the kernel pages out idle page cache on its own (DAMON "pageout" schemes). */
+export function damonReclaim(): string | null {
+  const base = '/sys/kernel/mm/damon/admin/kdamonds';
+  try {
+    for (const k of fs.readdirSync(base)) {
+      if (!/^\d+$/.test(k) || fs.readFileSync(path.join(base, k, 'state'), 'utf8').trim() !== 'on') continue;
+      const ctxs = path.join(base, k, 'contexts');
+      for (const c of fs.readdirSync(ctxs).filter((x) => /^\d+$/.test(x))) {
+        const schemes = path.join(ctxs, c, 'schemes');
+        for (const sc of fs.readdirSync(schemes).filter((x) => /^\d+$/.test(x))) {
+          if (fs.readFileSync(path.join(schemes, sc, 'action'), 'utf8').trim() !== 'pageout') continue;
+          const aggrUs = Number(fs.readFileSync(path.join(ctxs, c, 'monitoring_attrs', 'intervals', 'aggr_us'), 'utf8'));
+          const minAge = Number(fs.readFileSync(path.join(schemes, sc, 'access_pattern', 'age', 'min'), 'utf8'));
+          return `this kernel runs DAMON pageout (kdamond ${k}): page cache idle for ~${((aggrUs * minAge) / 1e6).toFixed(0)} s is dropped, so a cache is only warm right after it was read`;
+        }
+      }
+    }
+  } catch {
+    /* no DAMON sysfs */
+  }
+  return null;
 }
 
 export const fsSection: Section = {

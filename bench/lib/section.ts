@@ -17,6 +17,12 @@ export interface BenchOptions {
   profile: boolean;
   /** before each timed run, wait for other processes to go quiet */
   waitIdle: boolean;
+  /** re-read the tree right before every timed run */
+  rewarm: boolean;
+  /** snapshot section: extra idle processes to start (--procs N) */
+  procs?: number;
+  /** snapshot section: a UAC checkout to compare with (--uac DIR) */
+  uac?: string | null;
 }
 
 export interface BenchContext {

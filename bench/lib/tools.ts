@@ -60,20 +60,12 @@ function aideRegex(p: string): string {
   return p.replace(/[\\^$.|?*+()[\]{}]/g, (c) => `\\${c}`);
 }
 
-export interface AideRun {
-  init: Measured;
-  check: Measured;
-  workers: number | null;
-  config: string;
-}
-
 /**
- * AIDE with a configuration equivalent to integ's default checks: sha256 plus permissions,
+ * Write an AIDE configuration equivalent to integ's default checks: sha256 plus permissions,
  * inode, link count, uid, gid, size, mtime and ctime (`sha256+p+i+n+u+g+s+m+c`), over the
- * same roots, with num_workers = jobs where supported. --init builds the database; --check
- * (what is compared) re-reads the tree and compares.
+ * same roots, with num_workers = jobs where supported; the databases live in `dir`.
  */
-export async function runAide(info: AideInfo, roots: string[], jobs: number, dir: string): Promise<AideRun> {
+export function writeAideConfig(info: AideInfo, roots: string[], jobs: number, dir: string): string {
   fs.mkdirSync(dir, { recursive: true });
   const conf = path.join(dir, 'aide.conf');
   const db = path.join(dir, 'aide.db');
@@ -91,11 +83,22 @@ export async function runAide(info: AideInfo, roots: string[], jobs: number, dir
   fs.writeFileSync(conf, lines.join('\n'));
   fs.rmSync(db, { force: true });
   fs.rmSync(`${db}.new`, { force: true });
+  return conf;
+}
+
+/** `aide --init`, then the new database becomes the one --check reads. */
+export async function aideInit(info: AideInfo, conf: string): Promise<Measured> {
+  const dir = path.dirname(conf);
+  const db = path.join(dir, 'aide.db');
   const init = await runMeasured(info.path!, ['--init', '-c', conf], { scratch: dir, label: 'aide-init' });
   if (init.exitCode !== 0) throw new Error(`aide --init failed (exit ${init.exitCode}): ${tail(init.stderrFile)} ${tail(init.stdoutFile)}`);
   fs.renameSync(`${db}.new`, db);
-  const check = await runMeasured(info.path!, ['--check', '-c', conf], { scratch: dir, label: 'aide-check' });
-  return { init, check, workers: info.workers ? jobs : null, config: conf };
+  return init;
+}
+
+/** `aide --check` (exit 0: no differences; AIDE sums 1 added, 2 removed, 4 changed like integ). */
+export async function aideCheck(info: AideInfo, conf: string, label = 'aide-check'): Promise<Measured> {
+  return runMeasured(info.path!, ['--check', '-c', conf], { scratch: path.dirname(conf), label });
 }
 
 /** Shell-quote one argument. */
