@@ -158,6 +158,10 @@ export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: B
       for (const [a, h] of hashers) rec[a === 'blake3' ? 'prefixBlake3' : 'prefixSha256'] = h.peek();
     };
     if (prefixLen === 0) takePrefix();
+    // Syscalls are what small files cost (each one is dear in a VM): stop without the extra
+    // read that would return 0 when a short read ends exactly at the size fstat gave. A file
+    // that grew meanwhile is caught by the fstat below (size or mtime changed).
+    const expected = Number(before.size);
     for (;;) {
       const want = prefixLen > pos ? Math.min(readBuf.length, prefixLen - pos) : readBuf.length;
       const n = fs.readSync(fd, readBuf, 0, want, null);
@@ -166,6 +170,7 @@ export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: B
       for (const [, h] of hashers) h.update(chunk);
       pos += n;
       if (pos === prefixLen) takePrefix();
+      if (n < want && pos === expected && !job.growing) break;
     }
     const after = fs.fstatSync(fd, { bigint: true });
     for (const [a, h] of hashers) rec[a] = h.digest();
