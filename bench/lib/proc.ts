@@ -40,7 +40,7 @@ export function gnuTimeAvailable(): boolean {
   try {
     fs.accessSync(GNU_TIME, fs.constants.X_OK);
     const probe = path.join(os.tmpdir(), `integ-bench-time-probe-${process.pid}`);
-    const r = spawnSyncQuiet(GNU_TIME, ['-f', '%M', '-o', probe, 'true']);
+    const r = spawnSyncQuiet(GNU_TIME, ['-f', '%M', '-o', probe, process.execPath, '-e', '']);
     hasGnuTime = r === 0 && /^\d+\s*$/m.test(fs.readFileSync(probe, 'utf8'));
     fs.rmSync(probe, { force: true });
   } catch {
