@@ -15,10 +15,11 @@ import { gnuTimeAvailable } from './lib/proc.js';
 import type { BenchContext, BenchOptions, Section, SectionResult } from './lib/section.js';
 import { renderTable } from './lib/table.js';
 import { scaleSection } from './scale-bench.js';
+import { snapshotSection } from './snapshot-bench.js';
 import { stagesSection } from './stages-bench.js';
 
 /** Every section, in the order they run. A new section (e.g. snapshot) is one more entry here. */
-export const SECTIONS: Section[] = [fsSection, scaleSection, stagesSection];
+export const SECTIONS: Section[] = [fsSection, scaleSection, stagesSection, snapshotSection];
 
 const HELP = `Usage: npm run bench -- [options]
 
