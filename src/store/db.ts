@@ -92,6 +92,8 @@ export function openReadOnly(file: string): DB {
       }
       db = new Database(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
     }
+    // Check reads the generation once, in order: a large page cache would only add memory.
+    db.pragma('cache_size = -2000');
     db.prepare('SELECT count(*) FROM generations').get();
     return db;
   } catch (e) {
