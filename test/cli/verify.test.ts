@@ -19,13 +19,13 @@ afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-// verify and keygen are wired into src/cli.ts by the CLI owner; until then there is nothing to run.
-const wired = (() => {
-  const help = integ(['--help']).stdout;
-  return /^\s+verify\b/m.test(help) && /^\s+keygen\b/m.test(help);
-})();
+describe('integ keygen (CLI)', () => {
+  it('is listed in integ --help', () => {
+    const help = integ(['--help']).stdout;
+    expect(help).toMatch(/^\s+verify\b/m);
+    expect(help).toMatch(/^\s+keygen\b/m);
+  });
 
-describe.skipIf(!wired)('integ keygen (CLI)', () => {
   it('writes FILE (0600) and FILE.pub, prints both paths and the key id; refuses to overwrite (73)', () => {
     const d = fresh();
     const key = path.join(d, 'signing.key');
@@ -41,7 +41,7 @@ describe.skipIf(!wired)('integ keygen (CLI)', () => {
   });
 });
 
-describe.skipIf(!wired)('integ verify (CLI)', () => {
+describe('integ verify (CLI)', () => {
   it('exit 0 and one OK line for an intact bundle; stdout carries only the report', async () => {
     const sealed = await makeBundle(fresh());
     const r = integ(['verify', sealed.path]);
