@@ -333,6 +333,11 @@ export class BundleWriter implements BundleSink {
       await fs.chmod(abs, 0o700);
       this.dirs.add(p);
     }
+    await this.writeNew(rel, buf);
+  }
+
+  /** Create a new file (never over an existing one), 0600 whatever the umask. */
+  private async writeNew(rel: string, buf: Buffer): Promise<void> {
     const handle = await fs.open(path.join(this.topDir, rel), 'wx', 0o600);
     try {
       await handle.chmod(0o600);
@@ -343,13 +348,7 @@ export class BundleWriter implements BundleSink {
   }
 
   private async writeOwn(rel: string, buf: Buffer): Promise<ManifestFile> {
-    const handle = await fs.open(path.join(this.topDir, rel), 'wx', 0o600);
-    try {
-      await handle.chmod(0o600);
-      await handle.writeFile(buf);
-    } finally {
-      await handle.close();
-    }
+    await this.writeNew(rel, buf);
     return { file: rel, size: buf.length, sha256: sha256hex(buf) };
   }
 

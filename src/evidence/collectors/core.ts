@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
 import { expired, isGone, readUsers, timeoutError, toError } from './fsread.js';
-import { INET_PROTOS, NET_FILES, parseInetTable, parsePacketTable, parseUnixTable, type Endpoint, type InetProto, type NetFile } from './net.js';
+import { INET_PROTOS, NET_FILES, parseInetTable, parsePacketTable, parseUnixTable, type Endpoint, type InetProto, type NetFile, type PacketSocketRow } from './net.js';
 import { listPids, nsInode, probeHiddenPids, readProcess, round, type HiddenProbeResult, type ProcessRecord } from './processes.js';
 import { readBtime } from './preflight.js';
 
@@ -93,14 +93,9 @@ export interface SocketEntry {
   seen: 'both' | 'first' | 'second';
 }
 
-export interface PacketEntry {
+/** A packet socket with where and when it was seen and who owns it. */
+export interface PacketEntry extends PacketSocketRow {
   netns: number | null;
-  inode: number;
-  type: string;
-  protocol: string;
-  ifindex: number;
-  running: boolean;
-  uid: number;
   pids: number[];
   seen: 'both' | 'first' | 'second';
 }
