@@ -166,6 +166,7 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
   const nsMap = new Map<string, NsEntry>();
   const nsKey = (n: number | null): string => (n === null ? 'own' : String(n));
   nsMap.set(nsKey(ownNs), { netns: ownNs, own: true, pids: [] });
+  const netLinks = new Map<number, string>();
   for (const pid of listed) {
     let link: string;
     try {
@@ -173,6 +174,7 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
     } catch {
       continue; // unknown here; the walk records the error
     }
+    netLinks.set(pid, link);
     const ino = nsInode(link);
     const k = nsKey(ino);
     let e = nsMap.get(k);
@@ -197,7 +199,7 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
       break;
     }
     const pid = listed[i]!;
-    const rec = readProcess(P, pid, { btime, users, maxFds }, errors);
+    const rec = readProcess(P, pid, { btime, users, maxFds, netLinks }, errors);
     if (rec === null) {
       vanished.push(pid);
       continue;

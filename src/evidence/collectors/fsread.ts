@@ -92,9 +92,12 @@ export function readProcScratch(file: string): Buffer {
         scratch.copy(bigger, 0, 0, n);
         scratch = bigger;
       }
-      const r = fs.readSync(fd, scratch, n, scratch.length - n, null);
-      if (r === 0) break;
+      const want = scratch.length - n;
+      const r = fs.readSync(fd, scratch, n, want, null);
       n += r;
+      // /proc/PID/{stat,status,cmdline} hand over everything they have in one read: a short read
+      // is the end. Not asking again saves a syscall per file inside the bracket.
+      if (r < want) break;
     }
     return scratch.subarray(0, n);
   } finally {

@@ -153,6 +153,8 @@ export interface ReadProcessOptions {
   users: Map<number, string>;
   /** stop reading fd links after this many (a process can hold a million fds) */
   maxFds: number;
+  /** ns/net links already read just before the bracket, so they are not read twice inside it */
+  netLinks?: Map<number, string>;
 }
 
 function tryLink(p: string, errors: CollectError[], quietENOENT: boolean): string | null {
@@ -215,7 +217,7 @@ export function readProcess(procRoot: string, pid: number, opts: ReadProcessOpti
   const exe = exeLink !== null && deleted === true && exeLink.endsWith(' (deleted)') ? exeLink.slice(0, -' (deleted)'.length) : exeLink;
   const cwd = tryLink(`${base}/cwd`, errors, true);
   const root = tryLink(`${base}/root`, errors, true);
-  const netLink = tryLink(`${base}/ns/net`, errors, true);
+  const netLink = opts.netLinks?.get(pid) ?? tryLink(`${base}/ns/net`, errors, true);
 
   let fdCount = -1;
   const sockets: number[] = [];
