@@ -66,7 +66,8 @@ export async function main(argv: string[]): Promise<void> {
 
 export function exitCodeFor(err: unknown): number {
   if (err instanceof CommanderError) {
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    // --help and --version succeed; help shown because no command was given is a usage error.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
     // commander has already printed its one-line message.
     return EXIT.USAGE;
   }

@@ -29,6 +29,8 @@ describe('exitCodeFor: the one place errors become exit codes', () => {
     capture();
     expect(exitCodeFor(new CommanderError(1, 'commander.unknownOption', "error: unknown option '--x'"))).toBe(64);
     expect(exitCodeFor(new CommanderError(0, 'commander.helpDisplayed', '(outputHelp)'))).toBe(0);
+    expect(exitCodeFor(new CommanderError(0, 'commander.version', '0.1.0'))).toBe(0);
+    expect(exitCodeFor(new CommanderError(1, 'commander.help', '(outputHelp)'))).toBe(64); // no command given
   });
 
   it('maps write failures: full disk and I/O to 74, permissions and missing folders to 73', () => {
