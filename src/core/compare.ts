@@ -11,17 +11,8 @@ const GROWING_NOISE: ReadonlySet<Attribute> = new Set(['size', 'mtime', 'ctime',
 
 function contentDiffers(before: EntryRecord, after: EntryRecord): boolean {
   // Compare every algorithm both sides have; a side without digests (unreadable then) is unknown, not different.
-  let compared = false;
-  if (before.blake3 && after.blake3) {
-    if (before.blake3 !== after.blake3) return true;
-    compared = true;
-  }
-  if (before.sha256 && after.sha256) {
-    if (before.sha256 !== after.sha256) return true;
-    compared = true;
-  }
-  void compared;
-  return false;
+  if (before.blake3 && after.blake3 && before.blake3 !== after.blake3) return true;
+  return Boolean(before.sha256 && after.sha256 && before.sha256 !== after.sha256);
 }
 
 function bufEq(a: Buffer | null, b: Buffer | null): boolean {

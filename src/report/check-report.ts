@@ -3,7 +3,7 @@ import type { CheckResult } from '../app/check.js';
 import { pathForTerminal, pathJson } from '../core/pathenc.js';
 import type { Finding, Severity } from '../core/types.js';
 import { VERSION } from '../version.js';
-import { nsToIso, recordJson } from './records.js';
+import { describeChanges, recordJson } from './records.js';
 
 /** The `integ.check/1` JSON document of the contract. */
 export function checkJson(r: CheckResult): Record<string, unknown> {
@@ -48,26 +48,7 @@ const SEV_COLOR: Record<Severity, (s: string) => string> = {
 const KIND_LABEL = { added: 'ADDED  ', removed: 'REMOVED', changed: 'CHANGED' } as const;
 
 function detail(f: Finding): string {
-  if (f.kind !== 'changed' || !f.before || !f.after) return '';
-  const b = f.before;
-  const a = f.after;
-  const parts = f.attributes.map((attr) => {
-    switch (attr) {
-      case 'mode': return `mode ${b.mode.toString(8)}→${a.mode.toString(8)}`;
-      case 'uid': return `uid ${b.uid}→${a.uid}`;
-      case 'gid': return `gid ${b.gid}→${a.gid}`;
-      case 'size': return `size ${b.size}→${a.size}`;
-      case 'type': return `type ${b.type}→${a.type}`;
-      case 'target': return `target ${b.target ? pathForTerminal(b.target) : '-'}→${a.target ? pathForTerminal(a.target) : '-'}`;
-      case 'mtime': return `mtime ${nsToIso(b.mtimeNs)}→${nsToIso(a.mtimeNs)}`;
-      case 'ctime': return `ctime ${nsToIso(b.ctimeNs)}→${nsToIso(a.ctimeNs)}`;
-      case 'content': return `content ${(b.blake3 ?? b.sha256 ?? '?').slice(0, 12)}…→${(a.blake3 ?? a.sha256 ?? '?').slice(0, 12)}…`;
-      case 'inode': return `inode ${b.inode}→${a.inode}`;
-      case 'nlink': return `nlink ${b.nlink}→${a.nlink}`;
-      default: return attr;
-    }
-  });
-  return parts.join(', ');
+  return f.kind === 'changed' && f.before && f.after ? describeChanges(f.before, f.after, f.attributes) : '';
 }
 
 /** Findings grouped by severity, then errors, then a one-line summary. */

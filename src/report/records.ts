@@ -1,5 +1,5 @@
-import { pathJson } from '../core/pathenc.js';
-import type { EntryRecord } from '../core/types.js';
+import { pathForTerminal, pathJson } from '../core/pathenc.js';
+import type { Attribute, EntryRecord } from '../core/types.js';
 
 /** Nanoseconds since the epoch → ISO-8601 UTC with nanoseconds kept. */
 export function nsToIso(ns: bigint): string {
@@ -27,4 +27,30 @@ export function recordJson(r: EntryRecord): Record<string, unknown> {
     blake3: r.blake3,
     sha256: r.sha256,
   };
+}
+
+const shortDigest = (r: EntryRecord): string => `${(r.blake3 ?? r.sha256 ?? '-').slice(0, 12)}…`;
+
+/** "mode 644→755, uid 0→1000, …": what changed between two records, for text reports. */
+export function describeChanges(before: EntryRecord, after: EntryRecord, attributes: readonly Attribute[]): string {
+  const b = before;
+  const a = after;
+  return attributes
+    .map((attr) => {
+      switch (attr) {
+        case 'mode': return `mode ${b.mode.toString(8)}→${a.mode.toString(8)}`;
+        case 'uid': return `uid ${b.uid}→${a.uid}`;
+        case 'gid': return `gid ${b.gid}→${a.gid}`;
+        case 'size': return `size ${b.size}→${a.size}`;
+        case 'type': return `type ${b.type}→${a.type}`;
+        case 'target': return `target ${b.target ? pathForTerminal(b.target) : '-'}→${a.target ? pathForTerminal(a.target) : '-'}`;
+        case 'mtime': return `mtime ${nsToIso(b.mtimeNs)}→${nsToIso(a.mtimeNs)}`;
+        case 'ctime': return `ctime ${nsToIso(b.ctimeNs)}→${nsToIso(a.ctimeNs)}`;
+        case 'content': return `content ${shortDigest(b)}→${shortDigest(a)}`;
+        case 'inode': return `inode ${b.inode}→${a.inode}`;
+        case 'nlink': return `nlink ${b.nlink}→${a.nlink}`;
+        default: return attr;
+      }
+    })
+    .join(', ');
 }

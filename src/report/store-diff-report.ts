@@ -2,7 +2,7 @@ import chalk from 'chalk';
 import type { Difference, DiffSide, DiffSummary, StoreDiff } from '../app/store-diff.js';
 import { pathForTerminal, pathJson } from '../core/pathenc.js';
 import { VERSION } from '../version.js';
-import { nsToIso, recordJson } from './records.js';
+import { describeChanges, recordJson } from './records.js';
 
 /** Where rendered text goes; buffered so a million differences are not a million writes. */
 export type Sink = (chunk: string) => void;
@@ -30,25 +30,7 @@ function sideJson(s: DiffSide): Record<string, unknown> {
 }
 
 function detail(d: Difference): string {
-  const a = d.a!;
-  const b = d.b!;
-  return d.attributes
-    .map((attr) => {
-      switch (attr) {
-        case 'mode': return `mode ${a.mode.toString(8)}→${b.mode.toString(8)}`;
-        case 'uid': return `uid ${a.uid}→${b.uid}`;
-        case 'gid': return `gid ${a.gid}→${b.gid}`;
-        case 'size': return `size ${a.size}→${b.size}`;
-        case 'type': return `type ${a.type}→${b.type}`;
-        case 'target': return `target ${a.target ? pathForTerminal(a.target) : '-'}→${b.target ? pathForTerminal(b.target) : '-'}`;
-        case 'mtime': return `mtime ${nsToIso(a.mtimeNs)}→${nsToIso(b.mtimeNs)}`;
-        case 'inode': return `inode ${a.inode}→${b.inode}`;
-        case 'nlink': return `nlink ${a.nlink}→${b.nlink}`;
-        case 'content': return `content ${(a.blake3 ?? a.sha256 ?? '-').slice(0, 12)}…→${(b.blake3 ?? b.sha256 ?? '-').slice(0, 12)}…`;
-        default: return attr;
-      }
-    })
-    .join(', ');
+  return describeChanges(d.a!, d.b!, d.attributes);
 }
 
 const LABEL = { added: 'ADDED  ', removed: 'REMOVED', changed: 'CHANGED' } as const;
