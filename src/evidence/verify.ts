@@ -12,13 +12,12 @@
  *     that key (an unsigned bundle then fails).
  * Anything else is a problem naming the file; any problem means exit 16.
  */
-import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import type { RunContext } from '../util/context.js';
-import { InterruptedError, IntegError } from '../util/errors.js';
 import { readBundle } from './bundle-reader.js';
-import { BUNDLE_SCHEMA, LOG_GENESIS } from './bundle-writer.js';
+import { BUNDLE_SCHEMA, LOG_GENESIS, sha256hex } from './bundle-format.js';
+import { throwIfAborted as checkAborted } from '../util/abort.js';
+import { textForTerminal } from '../core/pathenc.js';
 import { keyId, loadPublicKey, verify as verifySig } from '../trust/keys.js';
 
 export const VERIFY_SCHEMA = 'integ.verify/1';
@@ -234,7 +233,8 @@ export async function verifyBundle(
     problems.add('SIGNATURE', 'signature.json', 'bundle is not signed, but --verify-key was given');
   }
 
-  const archiveSha = b.source === 'archive' ? await hashFile(abs) : null;
+  // Hashed while it was read: the file is never opened a second time (it could have been swapped for a FIFO).
+  const archiveSha = b.archiveSha256;
   checkAborted(ctx.signal);
   const result: VerifyResult = {
     schema: VERIFY_SCHEMA,
@@ -327,16 +327,17 @@ function checkLogChain(buf: Buffer, record: { lines: number; last: string | null
 export function renderVerify(r: VerifyResult, format: 'text' | 'json'): string {
   if (format === 'json') return JSON.stringify(r, null, 2) + '\n';
   const out: string[] = [];
+  // Names and details come from the bundle, which may be hostile: one escaped line each.
   for (const p of r.problems) {
-    out.push(p.kind === 'LOG' ? `LOG ${p.detail}` : `${p.kind} ${p.file ?? 'archive'}: ${p.detail}`);
+    out.push(textForTerminal(p.kind === 'LOG' ? `LOG ${p.detail}` : `${p.kind} ${p.file ?? 'archive'}: ${p.detail}`));
   }
   const sig = {
-    valid: `signature valid (key ${r.key_id ?? '?'})`,
+    valid: `signature valid (key ${textForTerminal(r.key_id ?? '?')})`,
     invalid: 'signature INVALID',
     absent: 'not signed',
-    'not-checked': `signed by key ${r.key_id ?? '?'}, not checked (give --verify-key)`,
+    'not-checked': `signed by key ${textForTerminal(r.key_id ?? '?')}, not checked (give --verify-key)`,
   }[r.signature];
-  const name = r.name || path.basename(r.bundle);
+  const name = textForTerminal(r.name || path.basename(r.bundle));
   if (r.ok) {
     out.push(`OK ${name}: ${r.files} files match SHA256SUMS and manifest.json; log chain intact (${r.log_lines} lines); ${sig}`);
   } else {
@@ -345,20 +346,4 @@ export function renderVerify(r: VerifyResult, format: 'text' | 'json'): string {
   }
   if (r.archive_sha256) out.push(`archive sha256: ${r.archive_sha256}`);
   return out.join('\n') + '\n';
-}
-
-function sha256hex(buf: Buffer): string {
-  return crypto.createHash('sha256').update(buf).digest('hex');
-}
-
-async function hashFile(p: string): Promise<string> {
-  const h = crypto.createHash('sha256');
-  for await (const chunk of fs.createReadStream(p)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
-function checkAborted(signal: AbortSignal | undefined): void {
-  if (!signal?.aborted) return;
-  const reason: unknown = signal.reason;
-  throw reason instanceof IntegError ? reason : new InterruptedError();
 }
