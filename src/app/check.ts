@@ -13,7 +13,8 @@ import { DIGEST_COLUMNS } from '../store/generation-digest.js';
 import { RunRepo } from '../store/run-repo.js';
 import type { Progress } from '../report/progress.js';
 import type { RunContext } from '../util/context.js';
-import { IntegError, InterruptedError, NoInputError, TrustError } from '../util/errors.js';
+import { IntegError, NoInputError, TrustError } from '../util/errors.js';
+import { throwIfAborted } from '../util/abort.js';
 import { blake3Hex } from '../util/blake3.js';
 import { loadPolicy, resolveRoot, whoami, type Who } from './common.js';
 
@@ -198,7 +199,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
       }
       progress?.update(scanned, bytes);
     }
-    if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new InterruptedError();
+    throwIfAborted(ctx.signal);
     // Nothing is used before the generation's content is known to be what was recorded.
     const problem = contentProblemOf(merge.finish(), cur);
     if (problem) {
