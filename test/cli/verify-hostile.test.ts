@@ -9,7 +9,7 @@ import zlib from 'node:zlib';
 import * as tar from 'tar';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readBundle } from '../../src/evidence/bundle-reader.js';
-import { DataError } from '../../src/util/errors.js';
+import { DataError, InterruptedError } from '../../src/util/errors.js';
 import { extract, makeBundle } from '../evidence/bundle-fixtures.js';
 import { integ, tmpdir } from '../helpers/cli.js';
 
@@ -74,6 +74,19 @@ describe('integ verify against hostile input', () => {
     const k = integ(['verify', sealed.path, '--verify-key', fifo]);
     expect(k.code).toBe(65);
     expect(k.stderr).toMatch(/^integ: public key .*fifo is not a regular file \(a FIFO\)\n$/);
+  });
+
+  it('an abort (SIGINT/SIGTERM in the CLI) ends a read in progress with InterruptedError (130)', async () => {
+    const d = dir();
+    const sealed = await makeBundle(path.join(d, 'ev'));
+    const big = path.join(d, 'big.tar.gz');
+    await withTrailingZeros(sealed.path, 900 << 10, big);
+    const ac = new AbortController();
+    const reading = readBundle(big, { signal: ac.signal });
+    setImmediate(() => ac.abort(new InterruptedError('interrupted by SIGTERM')));
+    const err = await reading.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InterruptedError);
+    expect((err as InterruptedError).exitCode).toBe(130);
   });
 
   it('reading is bounded in time and in entries (65)', async () => {
