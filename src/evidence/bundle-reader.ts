@@ -370,8 +370,8 @@ async function readArchive(file: string, st: fs.Stats, limits: Limits, signal: A
         decoder.on('error', (err: Error) => {
           if (settled) return;
           // A cut-short or damaged gzip stream: what was read so far still counts.
-          archiveIssue(/unexpected end/i.test(err.message) ? new Error(`TAR_BAD_ARCHIVE: gzip data ends early (${err.message})`) : err);
-          if (/unexpected end/i.test(err.message)) issues[issues.length - 1]!.kind = 'TRUNCATED';
+          const cut = /unexpected end/i.test(err.message);
+          issues.push({ kind: cut ? 'TRUNCATED' : 'CORRUPT', file: null, detail: `gzip data ${cut ? 'ends early' : 'is damaged'} (${err.message})` });
           parser.end();
           ended();
         });
