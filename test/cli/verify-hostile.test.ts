@@ -66,7 +66,9 @@ describe('integ verify against hostile input', () => {
     expect(b.problems.length).toBeLessThanOrEqual(1001);
     const r = integ(['verify', bomb]);
     expect(r.code).toBe(16);
-    expect(r.stdout).toMatch(/^CORRUPT archive: more than 1000 problems; stopped reading$/m);
+    // verify names one problem per kind and file: one CORRUPT archive line, not thousands
+    expect(r.stdout).toMatch(/^CORRUPT archive: /m);
+    expect(r.stdout.trimEnd().split('\n').length).toBeLessThan(10);
   });
 
   it('verify /dev/zero: refused with 65 before reading', () => {
