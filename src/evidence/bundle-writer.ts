@@ -110,6 +110,7 @@ export class BundleWriter implements BundleSink {
     const now = opts.now ?? new Date();
     throwIfAborted(opts.signal);
     let out: fs.FileHandle | undefined;
+    if (!fsSync.existsSync('/proc/self/fd')) throw new CantCreateError(`cannot create evidence in ${outDir}: /proc is not mounted (the writer works through /proc/self/fd)`);
     try {
       await mkdirp(outDir);
       // The folder named by the user may be a symlink; from here on we hold the folder itself.
