@@ -13,6 +13,10 @@ export const STOP_GRACE_MS = 5000;
  */
 export async function makeContext(logFile: string | undefined): Promise<RunContext> {
   const { createLogger } = await import('../util/logger.js');
+  // Opened before our handlers replace the signals' default action: opening a --log FIFO waits
+  // for a reader in the main thread, where no JavaScript handler could ever run, so until it is
+  // open SIGTERM must still end the process the ordinary way.
+  const log = createLogger(logFile, process.env);
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -29,7 +33,7 @@ export async function makeContext(logFile: string | undefined): Promise<RunConte
   };
   for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   return {
-    log: createLogger(logFile, process.env),
+    log,
     signal: controller.signal,
     env: process.env,
     interactive: Boolean(process.stderr.isTTY),

@@ -120,3 +120,27 @@ describe.runIf(process.platform === 'linux')('snapshot and signals', () => {
     expect(fs.readdirSync(target)).toEqual(['precious']);
   });
 });
+
+describe.runIf(process.platform === 'linux')('a run blocked before it can listen', () => {
+  it('--log on a FIFO without a reader: SIGTERM still ends the run (it used to ignore it forever)', async () => {
+    const out = outDir();
+    const fifo = path.join(path.dirname(out), 'log.fifo');
+    spawnSync('mkfifo', [fifo]);
+    const child = spawn(process.execPath, [BIN, 'snapshot', '--out', out, '--log', fifo], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1' } });
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+    // Wait until the kernel reports the main thread blocked opening the FIFO (an event we can observe, not a guess).
+    const wchan = `/proc/${child.pid}/wchan`;
+    for (let i = 0; i < 2000 && child.exitCode === null; i += 1) {
+      if (fs.existsSync(wchan) && fs.readFileSync(wchan, 'utf8') === 'wait_for_partner') break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(fs.readFileSync(wchan, 'utf8')).toBe('wait_for_partner');
+    child.kill('SIGTERM');
+    // A hang would be a failure: give it far more than enough, then make sure it is gone.
+    const guard = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const end = await exit;
+    clearTimeout(guard);
+    expect(end).toEqual({ code: null, signal: 'SIGTERM' });
+    expect(fs.readdirSync(out)).toEqual([]);
+  });
+});
