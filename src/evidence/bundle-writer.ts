@@ -130,8 +130,13 @@ export class BundleWriter implements BundleSink {
       // The staging folder comes first: a live run's .partial always has a live staging folder (see stale-sweep.ts).
       const made = path.basename(await fs.mkdtemp(at(out.fd, stagingPrefix(base)))); // mkdtemp: 0700, random, O_EXCL
       const sh = await fs.open(at(out.fd, made), O_DIR_NOFOLLOW);
-      staging = { name: made, handle: sh, stat: await sh.stat() };
-      if (staging.stat.uid !== euid()) throw errno('EPERM', `staging folder ${made} was replaced by another user's`);
+      const shStat = await sh.stat();
+      if (shStat.uid !== euid()) {
+        // Swapped for someone else's folder between mkdtemp and open: never clean up inside it.
+        await sh.close();
+        throw errno('EPERM', `staging folder ${made} was replaced by another user's`);
+      }
+      staging = { name: made, handle: sh, stat: shStat };
       await sh.chmod(0o700);
       let name = '';
       for (let n = 1; partial === undefined; n += 1) {

@@ -112,11 +112,15 @@ export async function findEntry(dirFd: number, target: Pick<Stats, 'dev' | 'ino'
 }
 
 /**
- * Remove everything inside the folder open as `dirFd` (never following symlinks: fs.rm
+ * Remove everything inside the private folder open as `dir` (never following symlinks: fs.rm
  * lstats each entry), then the folder itself from `parentFd`, found by its dev/inode
  * wherever a renaming user put it in that folder. Best effort; returns whether it is gone.
  */
 export async function removeTreeAt(parentFd: number, dir: fs.FileHandle, dirStat: Stats, hint: string): Promise<boolean> {
+  // fs.rm walks by name, which is safe only where no one else can rename: a private (0700-style)
+  // folder of this user. Anything else is left alone.
+  const now = await dir.stat().catch(() => undefined);
+  if (!now || now.uid !== euid() || (now.mode & 0o077) !== 0) return false;
   try {
     for (const n of await fs.readdir(at(dir.fd))) await fs.rm(at(dir.fd, n), { recursive: true, force: true });
   } catch {

@@ -83,6 +83,7 @@ describe.runIf(process.platform === 'linux')('snapshot and signals', () => {
       const p = path.join(out, name);
       fs.mkdirSync(path.join(p, 'inner'), { recursive: true });
       fs.writeFileSync(path.join(p, 'inner', 'f'), 'x');
+      fs.chmodSync(p, 0o700); // as integ makes them
       fs.chownSync(p, uid, uid);
       return name;
     };
