@@ -18,7 +18,7 @@ const C = fsSync.constants;
 /** A folder, never through a symlink as the last component. */
 export const O_DIR_NOFOLLOW = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
 /** A new file: fails if anything (a symlink included) already has the name. */
-export const O_NEW_FILE = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
+const O_NEW_FILE = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
 
 /** The path through which the kernel resolves `rel` inside the folder open as `fd`. */
 export function at(fd: number, rel = ''): string {
@@ -95,7 +95,7 @@ export async function writeNewFileAt(dirFd: number, rel: string, buf: Buffer): P
  * The name under which the folder open as `dirFd` holds the object `target` (dev/inode),
  * trying `hint` first; undefined when it is not there (moved away or removed).
  */
-export async function findEntry(dirFd: number, target: Pick<Stats, 'dev' | 'ino'>, hint: string): Promise<string | undefined> {
+async function findEntry(dirFd: number, target: Pick<Stats, 'dev' | 'ino'>, hint: string): Promise<string | undefined> {
   const first = await lstatOrNull(at(dirFd, hint)).catch(() => undefined);
   if (first && sameFile(first, target)) return hint;
   let names: string[];

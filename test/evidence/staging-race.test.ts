@@ -25,7 +25,7 @@ afterEach(() => {
 });
 
 /** A world-traversable scene: out (root), loot (nobody's), victim (root, 0755, one file), the attacker script. */
-export function scene(): { base: string; out: string; loot: string; victim: string; attacker: string } {
+function scene(): { base: string; out: string; loot: string; victim: string; attacker: string } {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'integ-race-'));
   dirs.push(base);
   fs.chmodSync(base, 0o755);
