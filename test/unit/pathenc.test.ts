@@ -33,3 +33,15 @@ describe('textForTerminal / pathForTerminal (issue 13 item 7)', () => {
     expect(pathForTerminal(Buffer.from('/etc/\u202eevil'))).toBe('/etc/\\u202eevil');
   });
 });
+
+describe('integ diff of two bundles prints hostile artifact text escaped', () => {
+  it('a process name with ESC, C1 and a bidi override cannot act on the terminal', async () => {
+    const { snapshotDiffText } = await import('../../src/report/snapshot-report.js');
+    const text = snapshotDiffText(
+      { same: false, sections: [{ name: 'processes', added: [{ comm: 'x\u001b[2J\u0085\u202eexe.sh' }], removed: [] }], skipped: [{ name: 'logins\u202e', reason: 'missing \u2066' }] },
+      'a.tar.gz', 'b\u202e.tar.gz');
+    expect(text).not.toMatch(/[\u001b\u0085\u202a-\u202e\u2066-\u2069]/);
+    expect(text).toContain('NEW   {"comm":"x\\u001b[2J\\u0085\\u202eexe.sh"}');
+    expect(text).toContain('B: b\\u202e.tar.gz');
+  });
+});
