@@ -37,6 +37,8 @@ describe('textForTerminal / pathForTerminal (issue 13 item 7)', () => {
 describe('integ diff of two bundles prints hostile artifact text escaped', () => {
   it('a process name with ESC, C1 and a bidi override cannot act on the terminal', async () => {
     const { snapshotDiffText } = await import('../../src/report/snapshot-report.js');
+    const chalk = (await import('chalk')).default;
+    chalk.level = 0; // colour codes are ESC sequences of our own; this test is about the bundle's text
     const text = snapshotDiffText(
       { same: false, sections: [{ name: 'processes', added: [{ comm: 'x\u001b[2J\u0085\u202eexe.sh' }], removed: [] }], skipped: [{ name: 'logins\u202e', reason: 'missing \u2066' }] },
       'a.tar.gz', 'b\u202e.tar.gz');
