@@ -52,7 +52,7 @@ export interface ReadBundle {
   issues: BundleIssue[];
   /** Whether the input was a .tar.gz/.tar file or an extracted folder. */
   source: 'archive' | 'folder';
-  /** sha256 of the archive file as read (null for a folder, or when reading stopped early). */
+  /** sha256 of the archive file, hashed while it was read (null for a folder). */
   archiveSha256: string | null;
 }
 
@@ -225,10 +225,24 @@ async function readArchive(file: string, st: fs.Stats, limits: Limits, signal: A
         for (const f of pending) f();
         pending.clear();
       };
+      let draining = false;
+      let inputEnded = false;
+      /**
+       * The tar side has its answer: read the rest of the file only to hash it (bounded by
+       * rawLimit, the timer and the signal), so the archive's SHA-256 can still be compared
+       * with the responder's notes.
+       */
+      const drain = (): void => {
+        if (settled || draining) return;
+        if (inputEnded) return done();
+        draining = true;
+        decoder?.destroy();
+        input.resume();
+      };
       const stop = (issue: BundleIssue): void => {
         issues.push(issue);
         finish();
-        done();
+        drain();
       };
       const addIssue = (i: BundleIssue): void => {
         issues.push(i);
@@ -240,7 +254,7 @@ async function readArchive(file: string, st: fs.Stats, limits: Limits, signal: A
         // legitimate bundles of highly compressible raw files.
         maxDecompressionRatio: Infinity,
         onwarn: (code: string, message: string | Error) => {
-          if (settled) return;
+          if (settled || draining) return;
           const msg = typeof message === 'string' ? message : message.message;
           if (code === 'TAR_ENTRY_INVALID' || code === 'TAR_ENTRY_UNSUPPORTED') {
             addIssue({ kind: 'CORRUPT', file: null, detail: msg });
@@ -251,6 +265,10 @@ async function readArchive(file: string, st: fs.Stats, limits: Limits, signal: A
           }
         },
         onReadEntry: (entry: tar.ReadEntry) => {
+          if (settled || draining) {
+            entry.resume();
+            return;
+          }
           entries += 1;
           if (entries > limits.maxEntries) {
             fatal = tooLarge(`bundle ${file}`, limits);
@@ -320,7 +338,7 @@ async function readArchive(file: string, st: fs.Stats, limits: Limits, signal: A
       };
       const ended = (): void => {
         finish();
-        done();
+        drain();
       };
       parser.on('end', ended);
       parser.on('close', ended);
@@ -334,7 +352,7 @@ async function readArchive(file: string, st: fs.Stats, limits: Limits, signal: A
       });
       /** Tar bytes (after gunzip) into the parser, counted. */
       const feed = (chunk: Buffer): void => {
-        if (settled) return;
+        if (settled || draining) return;
         decoded += chunk.length;
         if (afterEof !== undefined) {
           afterEof += chunk.length;
@@ -351,6 +369,7 @@ async function readArchive(file: string, st: fs.Stats, limits: Limits, signal: A
         raw += buf.length;
         if (raw > rawLimit) return done(tooLarge(`bundle ${file}`, limits));
         hash.update(buf);
+        if (draining) return;
         if (!decoder) return feed(buf);
         if (!decoder.write(buf)) {
           input.pause();
@@ -358,27 +377,28 @@ async function readArchive(file: string, st: fs.Stats, limits: Limits, signal: A
         }
       });
       input.on('end', () => {
-        if (decoder) decoder.end();
+        inputEnded = true;
+        if (draining) done();
+        else if (decoder) decoder.end();
         else parser.end();
       });
       input.on('error', (err) => done(new NoInputError(`cannot read bundle ${file}: ${err.message}`)));
       if (decoder) {
         decoder.on('data', (c: Buffer) => feed(c));
         decoder.on('end', () => {
-          if (!settled) parser.end();
+          if (!settled && !draining) parser.end();
         });
         decoder.on('error', (err: Error) => {
-          if (settled) return;
+          if (settled || draining) return;
           // A cut-short or damaged gzip stream: what was read so far still counts.
           const cut = /unexpected end/i.test(err.message);
           issues.push({ kind: cut ? 'TRUNCATED' : 'CORRUPT', file: null, detail: `gzip data ${cut ? 'ends early' : 'is damaged'} (${err.message})` });
-          parser.end();
           ended();
         });
       }
       signal?.addEventListener('abort', onAbort, { once: true });
     });
-    // The archive's own hash, for the responder's notes: only when every byte of it was read.
+    // The archive's own hash, for the responder's notes (every byte is read, even after the tar side stopped).
     if (raw === fst.size) sha256 = hash.digest('hex');
   } finally {
     await handle.close().catch(() => undefined);
