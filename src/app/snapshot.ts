@@ -30,6 +30,8 @@ export interface SnapshotOptions {
   stepTimeoutMs?: number;
   /** known-bad digests (IOC feeds) for ioc_match findings; the caller loads the feeds */
   iocMatch?: IocMatcher;
+  /** keep password hashes in the bundle (default: redacted) */
+  shadowHashes?: boolean;
 }
 
 export interface SnapshotResult {
@@ -130,7 +132,7 @@ export async function runSnapshot(opts: SnapshotOptions, ctx: RunContext): Promi
   }
   try {
     writer.log({ event: 'start', tool: `integ ${VERSION}`, argv: ctx.argv, trigger: opts.trigger ? 'check' : 'manual', note: opts.note });
-    const col = await collectAll(writer, { signal: ctx.signal, argv: ctx.argv, ctx: opts.roots, stepTimeoutMs: opts.stepTimeoutMs, iocMatch: opts.iocMatch });
+    const col = await collectAll(writer, { signal: ctx.signal, argv: ctx.argv, ctx: opts.roots, stepTimeoutMs: opts.stepTimeoutMs, iocMatch: opts.iocMatch, shadowHashes: opts.shadowHashes });
     let changedFiles: unknown[] | null = null;
     let reportFile: string | null = null;
     if (opts.trigger) {

@@ -36,6 +36,8 @@ export interface CollectAllOptions {
   steps?: readonly CollectorStep[];
   /** known-bad digests for ioc_match findings (the IOC feeds) */
   iocMatch?: IocMatcher;
+  /** keep password hashes of shadow/gshadow (default: redacted) */
+  shadowHashes?: boolean;
 }
 
 export interface CollectAllResult {
@@ -86,7 +88,7 @@ export async function collectAll(sink: BundleSink, opts: CollectAllOptions): Pro
   const steps = selectSteps(opts.steps ?? STEPS, opts.only);
   const tStart = performance.now();
   const base = { procRoot: opts.ctx?.procRoot ?? '/proc', sysRoot: opts.ctx?.sysRoot ?? '/sys', fsRoot: opts.ctx?.fsRoot ?? '/' };
-  const shared: StepShared = { argv: opts.argv, artifacts: new Map(), iocMatch: opts.iocMatch };
+  const shared: StepShared = { argv: opts.argv, artifacts: new Map(), iocMatch: opts.iocMatch, shadowHashes: opts.shadowHashes };
   const artifacts: ManifestArtifact[] = [];
   const results: StepResult[] = [];
   let coreBracketMs = 0;

@@ -12,6 +12,7 @@ import type { ProcessRecord } from './processes.js';
 import { collectPreflight } from './preflight.js';
 import { collectSessions } from './sessions.js';
 import { collectFindings } from './maps.js';
+import { collectPersistence } from './persistence.js';
 import type { IocMatcher } from '../findings.js';
 
 /** What steps hand to later steps within one snapshot. */
@@ -23,6 +24,8 @@ export interface StepShared {
   artifacts?: Map<string, unknown>;
   /** known-bad digests (IOC feeds), for ioc_match findings */
   iocMatch?: IocMatcher;
+  /** keep password hashes in the accounts artifact (default: redacted) */
+  shadowHashes?: boolean;
 }
 
 export interface CollectorStep {
@@ -98,6 +101,14 @@ export const STEPS: readonly CollectorStep[] = [
     artifacts: ['findings', 'maps'],
     timeoutMs: 5000,
     run: (ctx, shared) => collectFindings(ctx, shared.artifacts ?? new Map(), shared.iocMatch),
+  },
+  {
+    step: '8',
+    name: 'persistence',
+    method: 'accounts, authorized_keys and shell histories of every home, systemd units and timers, cron, at, rc/profile, PAM, udev, ld.so.conf, sudoers; firewall state from /proc',
+    artifacts: ['accounts', 'persistence', 'firewall'],
+    timeoutMs: 20_000,
+    run: (ctx, shared) => collectPersistence(ctx, { shadowHashes: shared.shadowHashes }),
   },
 ];
 
