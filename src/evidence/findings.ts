@@ -65,6 +65,15 @@ export function deriveFindings(artifacts: ReadonlyMap<string, unknown>, opts: { 
     if (pid !== null && !byPid.has(pid)) byPid.set(pid, p);
   }
   const churn = artifacts.get('core_churn');
+  // processes read through one of their threads because /proc/PID itself is covered
+  const unmasked = new Map<number, Obj>();
+  for (const p of procs) if (typeof p['unmasked_via_tid'] === 'number' && num(p['pid']) !== null) unmasked.set(num(p['pid'])!, p);
+  const unmaskedNote = (pid: number): string => {
+    const u = unmasked.get(pid);
+    if (!u) return '';
+    const cmd = arr(u['cmdline']).map(String).join(' ');
+    return `; read through its thread /proc/${String(u['unmasked_via_tid'])}: ${String(u['name'] ?? '?')} ${str(u['exe']) ?? '?'}${cmd ? ` [${cmd}]` : ''}`;
+  };
 
   // ---- hidden processes
   const hiddenPids = new Set<number>();
@@ -96,7 +105,7 @@ export function deriveFindings(artifacts: ReadonlyMap<string, unknown>, opts: { 
       const pid = num(m['pid']);
       if (pid === null) continue;
       const mp = str(m['mount_point']) ?? `/proc/${pid}`;
-      hide(pid, `${mp} is a mount point (${str(m['fs_type']) ?? '?'} ${str(m['source']) ?? '?'} root ${str(m['root']) ?? '?'}): what /proc shows for this pid is not the process`, null);
+      hide(pid, `${mp} is a mount point (${str(m['fs_type']) ?? '?'} ${str(m['source']) ?? '?'} root ${str(m['root']) ?? '?'}): what /proc shows for this pid is not the process${unmaskedNote(pid)}`, str(unmasked.get(pid)?.['exe']));
     }
     for (const d of arr(churn['proc_dev_mismatch']).filter(isObj)) {
       const pid = num(d['pid']);
@@ -119,6 +128,10 @@ export function deriveFindings(artifacts: ReadonlyMap<string, unknown>, opts: { 
       hide(pid, `/proc/${pid} reports another process (pid ${uniq.join('/')}): the real process ${pid} is not visible`, null);
     }
     if (p['hidden_from_listing'] === true && !hiddenPids.has(pid)) hide(pid, 'missing from the /proc listing', exe);
+    if (typeof p['unmasked_via_tid'] === 'number') {
+      const f = findings.find((x) => x.kind === 'hidden_process' && x.pid === pid);
+      if (f && !f.exe) f.exe = exe;
+    }
     if (link !== null && link.startsWith('/memfd:')) {
       findings.push({ kind: 'memfd_executable', severity: 'critical', pid, exe: link, path: link, detail: `runs from an anonymous memory file (${link}): fileless execution` });
     } else if (p['exe_deleted'] === true) {
@@ -154,7 +167,7 @@ export function deriveFindings(artifacts: ReadonlyMap<string, unknown>, opts: { 
       kind: 'unowned_listener',
       severity: euid === 0 ? 'high' : 'low',
       path: `${String(l['proto'])} ${ep}`,
-      detail: `${String(l['proto'])} ${ep} (netns ${String(l['netns'])}, inode ${String(l['inode'])}, uid ${String(l['uid'])}) has no owning process${euid === 0 ? ': held by the kernel, passed over a unix socket, or by a hidden process' : ' visible to a non-root integ'}`,
+      detail: `${String(l['proto'])} ${ep} (netns ${String(l['netns'])}, inode ${String(l['inode'])}, uid ${String(l['uid'])}) has no owning process${euid === 0 ? ': held by the kernel, passed over a unix socket, or by a hidden process' : ' visible to a non-root integ'}${hiddenPids.size ? ` (hidden here: pid ${[...hiddenPids].sort((x, y) => x - y).join(', ')})` : ''}`,
     });
   }
 

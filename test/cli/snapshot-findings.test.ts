@@ -86,6 +86,13 @@ describe.skipIf(skipReason !== null)('integ snapshot findings against /proc tric
     fs.rmSync(copy);
     expect(fs.readlinkSync(`/proc/${del}/exe`)).toBe(`${copy} (deleted)`);
 
+    // 4. a hidden multi-threaded server: its threads' /proc/TID still show it, so its listener keeps its owner
+    const srv = spawn(process.execPath, ['-e', 'require("net").createServer().listen(0, "127.0.0.1", function () { console.log(this.address().port) })'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    kids.push(srv);
+    const port = await new Promise<number>((res) => srv.stdout!.once('data', (x: Buffer) => res(Number(x.toString().trim()))));
+    expect(fs.readdirSync(`/proc/${srv.pid}/task`).length).toBeGreaterThan(1);
+
+    bindMount(empty, `/proc/${srv.pid}`);
     bindMount(empty, `/proc/${hid}`);
     bindMount(`/proc/${a}`, `/proc/${b}`);
     let jsonOut: { bundle: string; findings: Finding[] };
@@ -105,6 +112,7 @@ describe.skipIf(skipReason !== null)('integ snapshot findings against /proc tric
     } finally {
       unmount(`/proc/${b}`);
       unmount(`/proc/${hid}`);
+      unmount(`/proc/${srv.pid}`);
     }
 
     const bundle = await readBundle(jsonOut.bundle);
@@ -114,6 +122,12 @@ describe.skipIf(skipReason !== null)('integ snapshot findings against /proc tric
     expect(has('hidden_process', hid)?.detail).toMatch(new RegExp(`/proc/${hid} is a mount point`));
     expect(has('hidden_process', hid)?.severity).toBe('critical');
     expect(has('masquerade', b)?.detail).toMatch(new RegExp(`reports pid ${a}`));
+    const hs = has('hidden_process', srv.pid!);
+    expect(hs?.detail).toMatch(/mount point.*read through its thread \/proc\/\d+/);
+    expect(hs?.exe).toBe(fs.realpathSync(process.execPath));
+    const listening = JSON.parse(bundle.files.get('artifacts/listening.json')!.toString()) as { listening: Array<{ port: number; owners: Array<{ pid: number }> }> };
+    expect(listening.listening.find((l) => l.port === port)?.owners.map((o) => o.pid)).toEqual([srv.pid]);
+    expect(fj.findings.find((f) => f.kind === 'unowned_listener' && f.path?.endsWith(`:${port}`))).toBeUndefined();
     expect(has('hidden_process', b)).toBeDefined();
     expect(has('masquerade', a)).toBeUndefined();
     expect(has('deleted_executable', del)).toMatchObject({ exe: copy, severity: 'high' });

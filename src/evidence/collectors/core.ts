@@ -257,7 +257,16 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
       relist: () => list(P),
       lastPid: opts.lastPid !== undefined ? opts.lastPid : readLastPid(P),
       extra: children.pids,
+      covered: new Set([...procMounts.map((m) => m.pid), ...devMismatch.map((m) => m.pid), ...bracketReads.filter((b) => b.st.pid !== b.pid).map((b) => b.pid)]),
     });
+    // A covered process with another thread: read it through /proc/TID (its fd table, exe and
+    // cmdline are the process's), so its sockets get their owner back.
+    for (const { pid, tid } of hidden.covered_via_tid) {
+      const rec = readProcess(P, tid, { btime, users, maxFds }, errors);
+      if (!rec) continue;
+      delete rec.identity_mismatch;
+      processes.push({ ...rec, pid, unmasked_via_tid: tid });
+    }
     // Read the hidden ones like any other process (after the bracket), so their sockets get
     // an owner and their executables get hashed.
     for (const h of hidden.hidden) {

@@ -206,6 +206,8 @@ export interface ProcessRecord {
    * status, is not PID (a bind mount of /proc/OTHER over /proc/PID, or a hooked read).
    */
   identity_mismatch?: { stat_pid: number; status_pid: number | null; tgid: number | null };
+  /** its /proc/PID is covered by a mount: read through /proc/TID of one of its threads instead */
+  unmasked_via_tid?: number;
   /** exited between the bracket and the detail read: only what the bracket read is known */
   exited_after_bracket?: true;
   /** the pid was reused by another process between the bracket and the detail read (start times differ) */
@@ -523,6 +525,8 @@ export interface HiddenProbeResult {
   threads_seen: number;
   /** pids named in some task's children file (the process tree walk, independent of the pid range) */
   children_walked: number;
+  /** covered pids (something mounted over /proc/PID) with a thread whose own /proc/TID still shows the process */
+  covered_via_tid: Array<{ pid: number; tid: number }>;
   duration_ms: number;
 }
 
@@ -542,7 +546,7 @@ export interface HiddenProbeResult {
 export function probeHiddenPids(
   procRoot: string,
   listed: ReadonlySet<number>,
-  opts: { pidMax: number | null; margin: number; stopAt: number; relist: () => number[]; lastPid?: number | null; extra?: Iterable<number> },
+  opts: { pidMax: number | null; margin: number; stopAt: number; relist: () => number[]; lastPid?: number | null; extra?: Iterable<number>; covered?: ReadonlySet<number> },
 ): HiddenProbeResult {
   const t0 = performance.now();
   let maxListed = 0;
@@ -576,6 +580,7 @@ export function probeHiddenPids(
   const later = new Set(opts.relist());
   const isListed = (p: number): boolean => listed.has(p) || later.has(p);
   const hidden = new Map<number, HiddenPid>();
+  const coveredVia = new Map<number, number>();
   let threads = 0;
   for (const c of [...candidates].sort((a, b) => a - b)) {
     if (later.has(c)) continue;
@@ -587,6 +592,8 @@ export function probeHiddenPids(
     }
     const tgid = Number(status['Tgid'] ?? c);
     if (tgid !== c && isListed(tgid)) {
+      // A mount over /proc/PID covers that directory only: /proc/TID of its other threads still shows the process.
+      if (opts.covered?.has(tgid) && !coveredVia.has(tgid)) coveredVia.set(tgid, c);
       threads++;
       continue;
     }
@@ -626,6 +633,7 @@ export function probeHiddenPids(
     complete: probedUpTo >= limit,
     threads_seen: threads,
     children_walked: extra.length,
+    covered_via_tid: [...coveredVia].map(([pid, tid]) => ({ pid, tid })),
     duration_ms: round(performance.now() - t0),
   };
 }
