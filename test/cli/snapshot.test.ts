@@ -29,7 +29,7 @@ describe.runIf(process.platform === 'linux')('integ snapshot', () => {
     expect(fs.statSync(j.bundle).mode & 0o777).toBe(0o600);
     expect(fs.statSync(out).mode & 0o777).toBe(0o700);
     expect(fs.readdirSync(out)).toEqual([path.basename(j.bundle)]); // no .partial, no staging left
-    expect(j.steps.map((s) => s.name)).toEqual(['preflight', 'core', 'sessions', 'kernel', 'executables', 'config', 'findings']);
+    expect(j.steps.map((s) => s.name)).toEqual(['preflight', 'core', 'sessions', 'kernel', 'executables', 'config', 'findings', 'persistence']);
     expect(j.timings.core_bracket_ms).toBeLessThan(1000);
     const v = integ(['verify', j.bundle]);
     expect(v.code).toBe(0);

@@ -14,7 +14,7 @@ describe('collectAll on the fake host', () => {
     const sink = new MemSink();
     const r = await run(sink);
     const names = r.artifacts.filter((a) => !a.name.startsWith('raw/')).map((a) => a.name);
-    expect(names).toEqual(['system', 'processes', 'sockets', 'listening', 'unix_sockets', 'core_churn', 'sessions', 'logins', 'modules', 'kernel', 'mounts', 'ld_so_preload', 'routes', 'neighbours', 'interfaces', 'executables', 'config', 'findings', 'maps']);
+    expect(names).toEqual(['system', 'processes', 'sockets', 'listening', 'unix_sockets', 'core_churn', 'sessions', 'logins', 'modules', 'kernel', 'mounts', 'ld_so_preload', 'routes', 'neighbours', 'interfaces', 'executables', 'config', 'findings', 'maps', 'accounts', 'persistence', 'firewall']);
     for (const a of r.artifacts) {
       const buf = sink.files.get(a.file)!;
       expect(buf, a.file).toBeDefined();
@@ -43,8 +43,9 @@ describe('collectAll on the fake host', () => {
       ['5', 'executables', 'ok'],
       ['6', 'config', 'ok'],
       ['7', 'findings', 'ok'],
+      ['8', 'persistence', 'ok'],
     ]);
-    expect(sink.logs.map((l) => `${l['event']}:${l['name']}`)).toEqual(['preflight', 'core', 'sessions', 'kernel', 'executables', 'config', 'findings'].flatMap((n) => [`step_start:${n}`, `step_end:${n}`]));
+    expect(sink.logs.map((l) => `${l['event']}:${l['name']}`)).toEqual(['preflight', 'core', 'sessions', 'kernel', 'executables', 'config', 'findings', 'persistence'].flatMap((n) => [`step_start:${n}`, `step_end:${n}`]));
     expect(sink.logs[3]).toMatchObject({ event: 'step_end', name: 'core', status: 'ok', artifacts: ['processes', 'sockets', 'listening', 'unix_sockets', 'core_churn'] });
     expect(r.timings.core_bracket_ms).toBeGreaterThan(0);
     expect(r.timings.steps_1_4_ms).toBeGreaterThanOrEqual(r.timings.core_bracket_ms);
