@@ -26,6 +26,8 @@ export interface CoreOptions {
   lastPid?: number | null;
   /** bytes of each /proc/PID/environ kept (default 32 KiB) */
   maxEnvironBytes?: number;
+  /** bytes of environments kept in all (default 16 MiB); later processes get environ null */
+  maxEnvironTotal?: number;
 }
 
 /** What later steps (executables) reuse from the core step. */
@@ -218,13 +220,20 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
   // The rest of each process, matched to the bracket's read by pid + start time.
   const processes: ProcessRecord[] = [];
   const readOpts = { btime, users, maxFds, netLinks, maxEnvironBytes: opts.maxEnvironBytes };
+  const environTotalMax = opts.maxEnvironTotal ?? 16 << 20;
+  let environTotal = 0;
   let detailsStopped = false;
   for (const b of bracketReads) {
     if (!detailsStopped && expired(ctx)) {
       detailsStopped = true;
       errors.push(timeoutError('process details (status, cmdline, exe, environ …) not read for the remaining pids', 'processes'));
     }
+    if (readOpts.maxEnvironBytes !== 0 && environTotal >= environTotalMax) {
+      readOpts.maxEnvironBytes = 0;
+      errors.push({ code: 'ELIMIT', message: `environments not read beyond ${environTotalMax} bytes in all`, artifact: 'processes' });
+    }
     const rec = detailsStopped ? completeProcess(P, b, { ...readOpts, maxEnvironBytes: 0 }, errors) : completeProcess(P, b, readOpts, errors);
+    for (const e of rec.environ ?? []) environTotal += e.length + 1;
     processes.push(rec);
     const k = nsKey(rec.netns);
     if (rec.netns !== null && !nsMap.has(k)) nsMap.set(k, { netns: rec.netns, own: false, pids: [rec.pid] });

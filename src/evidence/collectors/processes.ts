@@ -225,7 +225,7 @@ export interface ReadProcessOptions {
   maxFds: number;
   /** fd paths kept per process (default 1024) */
   maxFdPaths?: number;
-  /** bytes of /proc/PID/environ kept (default 32 KiB) */
+  /** bytes of /proc/PID/environ kept (default 32 KiB); 0 = not read */
   maxEnvironBytes?: number;
   /** ns/net links already read just before the bracket, so they are not read twice inside it */
   netLinks?: Map<number, string>;
@@ -460,7 +460,7 @@ export function completeProcess(procRoot: string, b: BracketRead, opts: ReadProc
   } catch (err) {
     if (!isGone(err)) errors.push(toError(err, `${base}/cgroup`, 'processes'));
   }
-  if (!rec.kernel_thread) {
+  if (!rec.kernel_thread && opts.maxEnvironBytes !== 0) {
     const env = readEnviron(`${base}/environ`, opts.maxEnvironBytes ?? 32 << 10, errors);
     rec.environ = env.env;
     rec.environ_truncated = env.truncated;
