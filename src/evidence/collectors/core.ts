@@ -289,7 +289,10 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
   // ---- parse and join (outside the bracket)
   const owners = new Map<number, number[]>();
   const byPid = new Map<number, ProcessRecord>();
+  const readPids = new Set(processes.map((p) => p.pid));
   for (const p of processes) {
+    // /proc/B showing process A (a bind mount): its fds are A's, already counted under A.
+    if (p.identity_mismatch && readPids.has(p.identity_mismatch.stat_pid)) continue;
     byPid.set(p.pid, p);
     for (const ino of p.socket_inodes) {
       const l = owners.get(ino);

@@ -40,6 +40,8 @@ export interface ExecutablesOptions {
 
 interface ExeRef {
   pid: number;
+  /** the /proc entry to read through when it is not pid's (a thread of a process whose /proc/PID is covered) */
+  via?: number;
   exe: string | null;
   deleted: boolean | null;
   dev: number | null;
@@ -116,7 +118,7 @@ export async function collectExecutables(ctx: CollectContext, processes: Process
   let copied = 0;
   const raw: ArtifactOutput['raw'] = [];
   const refs: ExeRef[] = processes
-    ? processes.filter((p) => p.exe_link !== null).map((p) => ({ pid: p.pid, exe: p.exe, deleted: p.exe_deleted, dev: p.exe_dev, ino: p.exe_ino }))
+    ? processes.filter((p) => p.exe_link !== null && !p.identity_mismatch).map((p) => ({ pid: p.pid, ...(p.unmasked_via_tid !== undefined ? { via: p.unmasked_via_tid } : {}), exe: p.exe, deleted: p.exe_deleted, dev: p.exe_dev, ino: p.exe_ino }))
     : scanExes(ctx.procRoot, errors);
 
   // Distinct files by (dev, inode); when stat failed, by path (best effort).
@@ -156,7 +158,7 @@ export async function collectExecutables(ctx: CollectContext, processes: Process
     // Any pid of the group will do; the first may have exited meanwhile.
     let lastErr: { code: string; message: string; path: string } | null = null;
     for (const r of g.refs) {
-      const via = `${ctx.procRoot}/${r.pid}/exe`;
+      const via = `${ctx.procRoot}/${r.via ?? r.pid}/exe`;
       try {
         let keep: Buffer[] | undefined;
         if (wantCopy) {
