@@ -197,3 +197,27 @@ describe('per-process helpers', () => {
     expect(r).toMatchObject({ complete: true, supported: true });
   });
 });
+
+describe('bracket read, then details matched by pid + start time', () => {
+  it('flags a pid reused between the two reads and keeps what the bracket read of one that exited', async () => {
+    const { readProcessBracket, completeProcess } = await import('../../src/evidence/collectors/processes.js');
+    const { copyTree } = await import('./collect-helpers.js');
+    const root = tmpDir('reuse');
+    copyTree(PROC, root);
+    const errors: CollectError[] = [];
+    const b = readProcessBracket(root, 4242, 100, errors)!;
+    expect(b.sockets.sort()).toEqual([2002, 2003, 2004, 4001]);
+    const same = completeProcess(root, b, { btime: null, users, maxFds: 100 }, errors);
+    expect(same.reused_after_bracket).toBeUndefined();
+    expect(same.cmdline).toEqual(['/usr/sbin/sshd', '-D', '-o', 'Arg With Space']);
+    // another process now has pid 4242: other start time
+    const stat = path.join(root, '4242/stat');
+    fs.writeFileSync(stat, fs.readFileSync(stat, 'utf8').replace(' 360000 ', ' 999999 '));
+    const reused = completeProcess(root, b, { btime: null, users, maxFds: 100 }, errors);
+    expect(reused).toMatchObject({ reused_after_bracket: true, cmdline: [], socket_inodes: b.sockets, starttime_ticks: 360000 });
+    fs.rmSync(path.join(root, '4242'), { recursive: true });
+    const gone = completeProcess(root, b, { btime: null, users, maxFds: 100 }, errors);
+    expect(gone).toMatchObject({ exited_after_bracket: true, name: 'evil) R 1 (x y', socket_inodes: b.sockets });
+    expect(errors).toEqual([]);
+  });
+});
