@@ -105,7 +105,7 @@ export function deriveFindings(artifacts: ReadonlyMap<string, unknown>, opts: { 
       const pid = num(m['pid']);
       if (pid === null) continue;
       const mp = str(m['mount_point']) ?? `/proc/${pid}`;
-      hide(pid, `${mp} is a mount point (${str(m['fs_type']) ?? '?'} ${str(m['source']) ?? '?'} root ${str(m['root']) ?? '?'}): what /proc shows for this pid is not the process${unmaskedNote(pid)}`, str(unmasked.get(pid)?.['exe']));
+      hide(pid, `${mp} is a mount point (${str(m['fs_type']) ?? '?'} ${str(m['source']) ?? '?'} root ${str(m['root']) ?? '?'}): what /proc shows for this pid is not the process${isObj(m['parent']) ? `; child of pid ${String(m['parent']['pid'])} (${String(m['parent']['name'] ?? '?')} ${String(m['parent']['exe'] ?? '?')})` : ''}${unmaskedNote(pid)}`, str(unmasked.get(pid)?.['exe']));
     }
     for (const d of arr(churn['proc_dev_mismatch']).filter(isObj)) {
       const pid = num(d['pid']);

@@ -119,7 +119,7 @@ describe.skipIf(skipReason !== null)('integ snapshot findings against /proc tric
     const fj = JSON.parse(bundle.files.get('artifacts/findings.json')!.toString()) as { findings: Finding[]; notes: string[] };
     expect(jsonOut.findings).toEqual(fj.findings);
     const has = (kind: string, pid: number): Finding | undefined => fj.findings.find((f) => f.kind === kind && f.pid === pid);
-    expect(has('hidden_process', hid)?.detail).toMatch(new RegExp(`/proc/${hid} is a mount point`));
+    expect(has('hidden_process', hid)?.detail).toMatch(new RegExp(`/proc/${hid} is a mount point.*; child of pid ${process.pid} \\(`));
     expect(has('hidden_process', hid)?.severity).toBe('critical');
     expect(has('masquerade', b)?.detail).toMatch(new RegExp(`reports pid ${a}`));
     const hs = has('hidden_process', srv.pid!);

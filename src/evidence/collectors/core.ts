@@ -268,6 +268,12 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
       extra: children.pids,
       covered: new Set([...procMounts.map((m) => m.pid), ...devMismatch.map((m) => m.pid), ...bracketReads.filter((b) => b.st.pid !== b.pid).map((b) => b.pid)]),
     });
+    for (const m of procMounts) {
+      const pp = children.parentOf.get(m.pid);
+      if (pp === undefined) continue;
+      const rec = processes.find((x) => x.pid === pp && !x.identity_mismatch);
+      m.parent = { pid: pp, name: rec?.name ?? null, exe: rec?.exe ?? null };
+    }
     // A covered process with another thread: read it through /proc/TID (its fd table, exe and
     // cmdline are the process's), so its sockets get their owner back.
     for (const { pid, tid } of hidden.covered_via_tid) {

@@ -660,8 +660,9 @@ export function readLastPid(procRoot: string): number | null {
  * following children of children: the process tree as the scheduler knows it, which a
  * filtered /proc listing does not change. Bounded by maxPids and the deadline.
  */
-export function walkChildren(procRoot: string, roots: Iterable<number>, opts: { stopAt: number; maxPids: number }): { pids: Set<number>; complete: boolean; supported: boolean } {
+export function walkChildren(procRoot: string, roots: Iterable<number>, opts: { stopAt: number; maxPids: number }): { pids: Set<number>; parentOf: Map<number, number>; complete: boolean; supported: boolean } {
   const seen = new Set<number>();
+  const parentOf = new Map<number, number>();
   const queue = [...roots];
   const queued = new Set(queue);
   let supported = false;
@@ -690,6 +691,7 @@ export function walkChildren(procRoot: string, roots: Iterable<number>, opts: { 
         const c = Number(w);
         if (!Number.isInteger(c) || c <= 0 || w.trim() === '') continue;
         seen.add(c);
+        if (!parentOf.has(c)) parentOf.set(c, pid);
         if (!queued.has(c) && queue.length < opts.maxPids) {
           queued.add(c);
           queue.push(c);
@@ -697,7 +699,7 @@ export function walkChildren(procRoot: string, roots: Iterable<number>, opts: { 
       }
     }
   }
-  return { pids: seen, complete, supported };
+  return { pids: seen, parentOf, complete, supported };
 }
 
 /** A mount whose mount point is /proc/N or below it: it covers what /proc/N shows. */
@@ -708,6 +710,8 @@ export interface ProcMount {
   root: string;
   fs_type: string;
   source: string;
+  /** the process whose children file names this pid (from the children walk), when known */
+  parent?: { pid: number; name: string | null; exe: string | null };
 }
 
 /** Mount points over /proc/N or anything below it, from a mountinfo text (paths as the kernel escapes them). */
