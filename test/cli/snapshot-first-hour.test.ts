@@ -51,6 +51,9 @@ function plant(root: string): void {
   w('home/alice/.config/systemd/user/user-evil.service', `[Service]\nExecStart=/bin/true ${M}\n`);
   w('etc/crontab', `* * * * * root /bin/true ${M}\n`);
   w('etc/cron.daily/evil', `#!/bin/sh\n${M}\n`, 0o755);
+  // a name that is not UTF-8 must be listed with its exact bytes, not dropped
+  fs.mkdirSync(path.join(root, 'etc/cron.d'), { recursive: true });
+  fs.writeFileSync(Buffer.concat([Buffer.from(path.join(root, 'etc/cron.d/job')), Buffer.from([0xff])]), `* * * * * root /tmp/${M}-nonutf8\n`);
   spawnSync('mkfifo', [path.join(root, 'etc/cron.daily/fifo')]); // must be listed, never opened
   w('var/spool/cron/crontabs/alice', `@reboot /tmp/${M}\n`);
   w('var/spool/at/a00001019', `#!/bin/sh\n# atrun uid=0\n${M}\n`);
@@ -159,6 +162,9 @@ describe.runIf(linux)('integ snapshot: first-hour artifacts', () => {
     expect(p.enabled_units).toContainEqual({ path: '/etc/systemd/system/evil.service', enabled_by: ['multi-user.target.wants'] });
     expect(p.entries.find((x: any) => x.path === '/etc/systemd/system/evil.timer').enabled_by).toBeUndefined();
     expect(p.entries.find((x: any) => x.path === '/etc/cron.daily/fifo')).toMatchObject({ type: 'fifo', copy: null });
+    const odd = p.entries.find((x: any) => x.path === '/etc/cron.d/job\\xff');
+    expect(odd).toMatchObject({ category: 'cron', type: 'file', path_b64: Buffer.concat([Buffer.from('/etc/cron.d/job'), Buffer.from([0xff])]).toString('base64') });
+    expect(rawText(bundle, odd.copy)).toContain(`${M}-nonutf8`);
     const pam = p.entries.find((x: any) => x.path === '/lib/security/pam_evil.so');
     expect(pam).toMatchObject({ category: 'pam_module', copy: null, sha256: crypto.createHash('sha256').update(`ELF${M}`).digest('hex') });
   });

@@ -6,9 +6,11 @@
  * out of a home directory; FIFOs and devices are listed, never opened.
  * Artifacts: accounts, persistence, firewall.
  */
+import { isUtf8 } from 'node:buffer';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pathToText } from '../../core/pathenc.js';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
 import { bundleSafePath, decodeLossless, errCode, expired, fileType, readRegular, timeoutError, toError, under } from './fsread.js';
 
@@ -44,7 +46,9 @@ export type PersistenceCategory =
   | 'autostart';
 
 export interface PersistenceEntry {
+  /** the path; a name that is not UTF-8 shows its bytes as \xHH and is given exactly in path_b64 */
   path: string;
+  path_b64?: string;
   category: PersistenceCategory;
   /** the account whose home directory it is in */
   user?: string;
@@ -215,6 +219,9 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
   const limits: string[] = [];
   let timedOut = false;
 
+  const rootSlash = Buffer.from(R.endsWith('/') ? R : `${R}/`);
+  const absBytes = (relBytes: Buffer): Buffer => Buffer.concat([rootSlash, relBytes]);
+
   const stop = (): boolean => {
     if (!timedOut && expired(ctx)) {
       timedOut = true;
@@ -224,22 +231,24 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
   };
 
   /** List one path (relative to the root); copy it when it is a regular file. */
-  const add = (rel: string, category: PersistenceCategory, extra: { user?: string; hashOnly?: boolean; tail?: boolean; lst?: fs.Stats } = {}): PersistenceEntry | null => {
+  const add = (rel: string, category: PersistenceCategory, extra: { user?: string; hashOnly?: boolean; tail?: boolean; lst?: fs.Stats; bytes?: Buffer } = {}): PersistenceEntry | null => {
     if (seen.has(rel)) return entries.find((e) => e.path === `/${rel}`) ?? null;
     if (entries.length >= maxFiles) {
       if (!limits.includes('files')) limits.push('files');
       return null;
     }
-    const abs = under(R, rel);
+    // extra.bytes: the exact relative path when a name is not UTF-8 (rel is then its \xHH text)
+    const abs: string | Buffer = extra.bytes ? absBytes(extra.bytes) : under(R, rel);
+    const absText = typeof abs === 'string' ? abs : under(R, rel);
     let st: fs.Stats;
     try {
       st = extra.lst ?? fs.lstatSync(abs);
     } catch (err) {
       if (errCode(err) !== 'ENOENT' && errCode(err) !== 'ENOTDIR') {
-        errors.push(toError(err, abs, 'persistence'));
+        errors.push(toError(err, absText, 'persistence'));
         seen.add(rel);
         const e = blank(rel, category, extra.user);
-        e.error = `${errCode(err)}: ${toError(err, abs).message}`;
+        e.error = `${errCode(err)}: ${toError(err, absText).message}`;
         entries.push(e);
         return e;
       }
@@ -247,6 +256,7 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
     }
     seen.add(rel);
     const e = blank(rel, category, extra.user);
+    if (extra.bytes) e.path_b64 = Buffer.concat([Buffer.from('/'), extra.bytes]).toString('base64');
     entries.push(e);
     e.type = fileType(st);
     e.size = st.size;
@@ -257,7 +267,7 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
     e.ctime = st.ctime.toISOString();
     try {
       if (st.isSymbolicLink()) {
-        e.symlink_target = fs.readlinkSync(abs);
+        e.symlink_target = decodeLossless(fs.readlinkSync(abs, { encoding: 'buffer' }));
         return e;
       }
       if (!st.isFile()) return e;
@@ -283,31 +293,37 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
       e.copy = `raw/${file}`;
       raw.push({ file, data: r.data });
     } catch (err) {
-      e.error = `${errCode(err)}: ${toError(err, abs).message}`;
-      errors.push(toError(err, abs, 'persistence'));
+      e.error = `${errCode(err)}: ${toError(err, absText).message}`;
+      errors.push(toError(err, absText, 'persistence'));
     }
     return e;
   };
 
   /** List a directory's entries (recursing depth levels), never following a symlinked directory. */
-  const addDir = (rel: string, category: PersistenceCategory, depth: number, extra: { user?: string; hashOnly?: boolean } = {}): void => {
+  // Names are read as bytes: a name that is not UTF-8 (a way to hide a cron job from tools that
+  // decode names) is listed with its exact bytes, never dropped.
+  const addDir = (rel: string, category: PersistenceCategory, depth: number, extra: { user?: string; hashOnly?: boolean; bytes?: Buffer } = {}): void => {
     if (stop()) return;
-    let names: fs.Dirent[];
+    const relBytes = extra.bytes ?? Buffer.from(rel);
+    let names: Array<fs.Dirent<Buffer>>;
     try {
-      names = fs.readdirSync(under(R, rel), { withFileTypes: true });
+      names = fs.readdirSync(absBytes(relBytes), { withFileTypes: true, encoding: 'buffer' });
     } catch (err) {
       if (errCode(err) !== 'ENOENT' && errCode(err) !== 'ENOTDIR') errors.push(toError(err, under(R, rel), 'persistence'));
       return;
     }
-    names.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    names.sort((a, b) => Buffer.compare(a.name, b.name));
     for (const d of names) {
       if (stop()) return;
-      const child = `${rel}/${d.name}`;
+      const childBytes = Buffer.concat([relBytes, Buffer.from('/'), d.name]);
+      const exact = !extra.bytes && isUtf8(d.name);
+      const child = exact ? `${rel}/${d.name.toString('utf8')}` : pathToText(childBytes);
+      const sub = { user: extra.user, hashOnly: extra.hashOnly, ...(exact ? {} : { bytes: childBytes }) };
       if (d.isDirectory()) {
-        if (depth > 0) addDir(child, category, depth - 1, extra);
+        if (depth > 0) addDir(child, category, depth - 1, sub);
         continue;
       }
-      add(child, category, extra);
+      add(child, category, sub);
     }
   };
 
