@@ -129,7 +129,7 @@ function persistenceItems(data: unknown): Keyed[] | null {
   const list = isObj(data) ? arr(data['entries']) : null;
   if (!list) return null;
   return list.filter(isObj).map((e) => {
-    const item = { path: str(e['path']), category: str(e['category']), type: str(e['type']), sha256: str(e['sha256']), symlink_target: str(e['symlink_target']), ...(e['sha256'] === null && e['type'] === 'file' ? { size: e['size'] } : {}), ...(arr(e['enabled_by']) ? { enabled_by: e['enabled_by'] } : {}) };
+    const item = { path: str(e['path']), ...(typeof e['path_b64'] === 'string' ? { path_b64: e['path_b64'] } : {}), category: str(e['category']), type: str(e['type']), sha256: str(e['sha256']), symlink_target: str(e['symlink_target']), ...(e['sha256'] === null && e['type'] === 'file' ? { size: e['size'] } : {}), ...(arr(e['enabled_by']) ? { enabled_by: e['enabled_by'] } : {}) };
     return { key: keyOf(item), item };
   });
 }
