@@ -108,3 +108,24 @@ describe('collectAll on the fake host', () => {
     }
   });
 });
+
+describe('collectAll: the IOC matcher hook', () => {
+  it('turns a running executable whose sha256 the matcher knows into an ioc_match finding, in findings.json and the result', async () => {
+    const plain = new MemSink();
+    await run(plain);
+    const exes = plain.json<{ executables: Array<{ sha256: string | null; pids: number[]; path: string }> }>('executables').executables.filter((e) => e.sha256);
+    expect(exes.length).toBeGreaterThan(0);
+    const target = exes[0]!;
+    expect(plain.json<{ findings: Array<{ kind: string }>; ioc_checked: boolean }>('findings')).toMatchObject({ ioc_checked: false });
+    const seen: string[] = [];
+    const sink = new MemSink();
+    const r = await run(sink, { iocMatch: ({ sha256 }) => (seen.push(sha256), sha256 === target.sha256 ? { label: 'fixture-bad', source: 'test-feed' } : undefined) });
+    expect(seen).toContain(target.sha256);
+    const f = sink.json<{ ioc_checked: boolean; findings: Array<{ kind: string; pid?: number; detail: string }> }>('findings');
+    expect(f.ioc_checked).toBe(true);
+    const hits = f.findings.filter((x) => x.kind === 'ioc_match');
+    expect(hits.map((h) => h.pid)).toEqual(target.pids);
+    expect(hits[0]!.detail).toBe(`sha256 ${target.sha256} is known bad: fixture-bad (test-feed)`);
+    expect(r.findings?.findings.filter((x) => x.kind === 'ioc_match')).toHaveLength(target.pids.length);
+  });
+});
