@@ -200,9 +200,10 @@ function processItems(data: unknown, exes: unknown, system: unknown): { user: Pr
     // Arguments that are not UTF-8 are shown with \xHH escapes and kept exactly in base64:
     // the key uses the exact bytes, so two different argv never compare equal.
     if (isObj(p['cmdline_b64'])) item['cmdline_b64'] = p['cmdline_b64'];
+    if (typeof p['exe_b64'] === 'string') item['exe_b64'] = p['exe_b64'];
     // A zombie or unreadable process has no cmdline: its name is all there is.
     if (cmdline.length === 0) item['name'] = str(p['name']);
-    user.push({ key: keyOf(exe, cmdline, item['cmdline_b64'] ?? null, u, item['name'] ?? null), item, sha: shaByPid.get(pid) ?? null });
+    user.push({ key: keyOf(exe, item['exe_b64'] ?? null, cmdline, item['cmdline_b64'] ?? null, u, item['name'] ?? null), item, sha: shaByPid.get(pid) ?? null });
   }
   return { user, kernel };
 }

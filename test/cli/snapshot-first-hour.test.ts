@@ -74,6 +74,7 @@ describe.runIf(linux)('integ snapshot: first-hour artifacts', () => {
   let bundlePath: string;
   let child: number;
   let memfdPid: number | null = null;
+  let oddPid: number;
   let deletedFile: string;
   const sleepSha = crypto.createHash('sha256').update(fs.readFileSync(fs.realpathSync('/bin/sleep'))).digest('hex');
 
@@ -85,9 +86,16 @@ describe.runIf(linux)('integ snapshot: first-hour artifacts', () => {
     // a process with a planted environment, a deleted open file and a pipe
     deletedFile = path.join(d, `gone-${M}`);
     fs.writeFileSync(deletedFile, 'x');
-    const c = spawn('bash', ['-c', 'exec 3<"$F"; rm "$F"; exec 4< <(sleep 300); exec sleep 300'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', F: deletedFile, INTEG_TEST_MARKER: M }, stdio: ['ignore', 'pipe', 'ignore'] });
+    // names that are not UTF-8: an open file and an executable
+    fs.writeFileSync(Buffer.concat([Buffer.from(`${d}/odd`), Buffer.from([0xff])]), 'x');
+    fs.copyFileSync(fs.realpathSync('/bin/sleep'), Buffer.concat([Buffer.from(`${d}/sl`), Buffer.from([0xff]), Buffer.from('p')]));
+    fs.chmodSync(Buffer.concat([Buffer.from(`${d}/sl`), Buffer.from([0xff]), Buffer.from('p')]), 0o755);
+    const c = spawn('bash', ['-c', 'exec 3<"$F"; rm "$F"; exec 4< <(sleep 300); exec 5<"$D"/$\'odd\\xff\'; exec sleep 300'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', F: deletedFile, D: d, INTEG_TEST_MARKER: M }, stdio: ['ignore', 'pipe', 'ignore'] });
     kids.push(c);
     child = c.pid!;
+    const odd = spawn('bash', ['-c', 'exec "$D"/$\'sl\\xffp\' 300'], { env: { D: d }, stdio: 'ignore' });
+    kids.push(odd);
+    oddPid = odd.pid!;
     // a fileless process: sleep copied into a memfd and executed from it
     if (spawnSync('python3', ['-c', 'import os; os.memfd_create']).status === 0) {
       const py = spawn('python3', ['-c', `import os\nfd=os.memfd_create("${M}")\nos.write(fd, open(os.path.realpath("/bin/sleep"),"rb").read())\nos.execv("/proc/self/fd/%d" % fd, ["sleep", "300"])`], { stdio: 'ignore' });
@@ -178,6 +186,10 @@ describe.runIf(linux)('integ snapshot: first-hour artifacts', () => {
     expect(p.fds.find((f: any) => f.fd === 1).kind).toBe('socket'); // node's stdio "pipe" is a socketpair
     const ns = (k: string): number => Number(/\[(\d+)\]/.exec(fs.readlinkSync(`/proc/${child}/ns/${k}`))![1]);
     for (const k of ['pid', 'mnt', 'net', 'user', 'uts', 'ipc', 'cgroup']) expect(p.namespaces[k], k).toBe(ns(k));
+    expect(p.fds.find((f: any) => f.fd === 5)).toEqual({ fd: 5, target: `${path.dirname(deletedFile)}/odd\\xff`, target_b64: Buffer.concat([Buffer.from(`${path.dirname(deletedFile)}/odd`), Buffer.from([0xff])]).toString('base64'), kind: 'file' });
+    const o = procs.find((x: any) => x.pid === oddPid);
+    expect(o.exe).toBe(`${path.dirname(deletedFile)}/sl\\xffp`);
+    expect(Buffer.from(o.exe_b64, 'base64')).toEqual(Buffer.concat([Buffer.from(`${path.dirname(deletedFile)}/sl`), Buffer.from([0xff]), Buffer.from('p')]));
     expect(p.cgroup).toEqual(fs.readFileSync(`/proc/${child}/cgroup`, 'utf8').split('\n').filter(Boolean));
   });
 

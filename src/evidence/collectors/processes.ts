@@ -109,6 +109,8 @@ const STATUS_KEEP = ['State', 'Tgid', 'NSpid', 'TracerPid', 'Groups', 'Threads',
 export interface FdEntry {
   fd: number;
   target: string;
+  /** the target's exact bytes in base64 when they are not UTF-8 */
+  target_b64?: string;
   /** socket, pipe, memfd, deleted (a file unlinked while open), anon (anon_inode:…), dev (/dev/…), file */
   kind: 'socket' | 'pipe' | 'memfd' | 'deleted' | 'anon' | 'dev' | 'file';
 }
@@ -166,6 +168,8 @@ export interface ProcessRecord {
   cmdline_b64?: Record<string, string>;
   /** readlink of /proc/PID/exe exactly as the kernel gives it; null for kernel threads or when unreadable */
   exe_link: string | null;
+  /** exe_link's exact bytes in base64 when they are not UTF-8 (exe_link then shows them as \xHH) */
+  exe_b64?: string;
   /** the executable's path: exe_link without the " (deleted)" suffix only when the file really is deleted */
   exe: string | null;
   /** nlink == 0 from stat of /proc/PID/exe (the suffix alone can be faked by a file name); null when unknown */
@@ -348,7 +352,22 @@ export function completeProcess(procRoot: string, b: BracketRead, opts: ReadProc
   const { pid, st, statRaw } = b;
   const base = `${procRoot}/${pid}`;
   const maxFdPaths = opts.maxFdPaths ?? 1024;
-  const fds: FdEntry[] = b.fdLinks.slice(0, maxFdPaths).map(([fd, target]) => ({ fd, target, kind: fdKind(target) }));
+  const fds: FdEntry[] = b.fdLinks.slice(0, maxFdPaths).map(([fd, target]) => {
+    const e: FdEntry = { fd, target, kind: fdKind(target) };
+    // The bracket read it as a string (fast); a name that is not UTF-8 is re-read as bytes.
+    if (target.includes('\uFFFD')) {
+      try {
+        const raw = fs.readlinkSync(`${base}/fd/${fd}`, { encoding: 'buffer' });
+        if (!isUtf8(raw)) {
+          e.target = pathToText(raw);
+          e.target_b64 = raw.toString('base64');
+        }
+      } catch {
+        // closed meanwhile: keep what the bracket read
+      }
+    }
+    return e;
+  });
   const rec: ProcessRecord = {
     pid,
     ppid: st.ppid,
@@ -426,7 +445,14 @@ export function completeProcess(procRoot: string, b: BracketRead, opts: ReadProc
     if (!isGone(err)) errors.push(toError(err, `${base}/cmdline`, 'processes'));
   }
   // Kernel threads and zombies have no exe/cwd: ENOENT there is expected, not an error.
-  const exeLink = tryLink(`${base}/exe`, errors, true);
+  let exeLink: string | null = null;
+  try {
+    const raw = fs.readlinkSync(`${base}/exe`, { encoding: 'buffer' });
+    exeLink = pathToText(raw);
+    if (!isUtf8(raw)) rec.exe_b64 = raw.toString('base64');
+  } catch (err) {
+    if (!isGone(err)) errors.push(toError(err, `${base}/exe`, 'processes'));
+  }
   if (exeLink !== null) {
     try {
       const es = fs.statSync(`${base}/exe`);
