@@ -20,6 +20,12 @@ Examples:
   $ sudo integ snapshot --out /media/usb/evidence --sign-key /root/integ.key --format json
   $ integ verify /var/lib/integ/evidence/integ-web1-20261121T230000Z.tar.gz
   $ integ diff reference.tar.gz now.tar.gz     # what is new since the peacetime reference
+  $ sudo integ snapshot --root /mnt/image       # persistence and accounts from a mounted disk image
+
+The text output ends with a triage summary: one line per finding (hidden process, masquerade,
+deleted or memfd executable, executable in /tmp, preload, unowned listener, module mismatch),
+most severe first; artifacts/findings.json in the bundle has the same list.
+Password hashes from /etc/shadow are redacted unless --shadow-hashes is given.
 
 Prints the bundle's path and its SHA-256 (write it in your notes).
 Exit: 0 sealed (some artifacts may be partial without root: see the manifest); 64 not Linux;
