@@ -147,6 +147,8 @@ describe.skipIf(skipReason !== null)('integ snapshot findings against /proc tric
     const m = maps.maps.find((x) => x.pid === del)!;
     expect(m.file).toBe(`raw/proc/${del}/maps`);
     expect(m.suspicious.join('\n')).toContain(`${copy} (deleted)`);
+    // the hidden server's maps were read through one of its threads
+    expect(maps.maps.find((x) => x.pid === srv.pid)?.file).toBe(`raw/proc/${srv.pid}/maps`);
     expect(integ(['verify', jsonOut.bundle]).code).toBe(0);
 
     // the triage summary ends the text output: one line per finding with severity, kind, pid, executable

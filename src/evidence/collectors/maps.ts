@@ -66,12 +66,16 @@ export async function collectFindings(ctx: CollectContext, artifacts: ReadonlyMa
   const maxBytes = opts.maxBytes ?? 1 << 20;
   const pids = [...new Set(findings.map((f) => f.pid).filter((p): p is number => p !== undefined))];
   const maps: MapsEntry[] = [];
+  // a process whose /proc/PID is covered by a mount is read through one of its threads
+  const viaTid = new Map<number, number>();
+  const procs = artifacts.get('processes') as { processes?: Array<{ pid: number; unmasked_via_tid?: number }> } | undefined;
+  for (const p of procs?.processes ?? []) if (typeof p.unmasked_via_tid === 'number') viaTid.set(p.pid, p.unmasked_via_tid);
   for (const pid of pids.slice(0, maxProcs)) {
     if (expired(ctx)) {
       errors.push(timeoutError(`maps read for ${maps.length} of ${pids.length} processes`, 'maps'));
       break;
     }
-    const file = `${ctx.procRoot}/${pid}/maps`;
+    const file = `${ctx.procRoot}/${viaTid.get(pid) ?? pid}/maps`;
     try {
       const r = readBounded(file, maxBytes);
       const text = r.data.toString('latin1');
