@@ -232,7 +232,7 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
       readOpts.maxEnvironBytes = 0;
       errors.push({ code: 'ELIMIT', message: `environments not read beyond ${environTotalMax} bytes in all`, artifact: 'processes' });
     }
-    const rec = detailsStopped ? completeProcess(P, b, { ...readOpts, maxEnvironBytes: 0 }, errors) : completeProcess(P, b, readOpts, errors);
+    const rec = completeProcess(P, b, detailsStopped ? { ...readOpts, bracketOnly: true } : readOpts, errors);
     for (const e of rec.environ ?? []) environTotal += e.length + 1;
     processes.push(rec);
     const k = nsKey(rec.netns);

@@ -233,6 +233,8 @@ export interface ReadProcessOptions {
   maxEnvironBytes?: number;
   /** ns/net links already read just before the bracket, so they are not read twice inside it */
   netLinks?: Map<number, string>;
+  /** the time bound is reached: keep what the bracket read, read nothing more */
+  bracketOnly?: boolean;
 }
 
 function tryLink(p: string, errors: CollectError[], quietENOENT: boolean): string | null {
@@ -412,6 +414,7 @@ export function completeProcess(procRoot: string, b: BracketRead, opts: ReadProc
   if (netLink !== undefined) rec.netns = nsInode(netLink);
   if (st.pid !== pid) rec.identity_mismatch = { stat_pid: st.pid, status_pid: null, tgid: null };
 
+  if (opts.bracketOnly) return rec;
   // Same process as in the bracket? (a pid is only reused after its process is gone)
   try {
     const again = parseStat(decodeLossless(readProcScratch(`${base}/stat`)));
