@@ -215,6 +215,9 @@ describe('bracket read, then details matched by pid + start time', () => {
     fs.writeFileSync(stat, fs.readFileSync(stat, 'utf8').replace(' 360000 ', ' 999999 '));
     const reused = completeProcess(root, b, { btime: null, users, maxFds: 100 }, errors);
     expect(reused).toMatchObject({ reused_after_bracket: true, cmdline: [], socket_inodes: b.sockets, starttime_ticks: 360000 });
+    const bounded = completeProcess(root, readProcessBracket(root, 1, 100, errors)!, { btime: null, users, maxFds: 100, bracketOnly: true }, errors);
+    expect(bounded).toMatchObject({ pid: 1, cmdline: [], exe: null, environ: null });
+    expect(bounded.socket_inodes.length).toBeGreaterThan(0);
     fs.rmSync(path.join(root, '4242'), { recursive: true });
     const gone = completeProcess(root, b, { btime: null, users, maxFds: 100 }, errors);
     expect(gone).toMatchObject({ exited_after_bracket: true, name: 'evil) R 1 (x y', socket_inodes: b.sockets });
