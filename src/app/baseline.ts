@@ -74,6 +74,8 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
       toolVersion: VERSION,
     };
     const gen = repo.begin(header);
+    // Tests synchronise on this line (the write lock is held and the new generation is open).
+    ctx.log.debug({ db: opts.db, generation: gen }, 'store locked, generation begun');
     const selector = new Selector(policy);
     let nextId = 0;
     const jobs = function* (): Generator<ScanJob & { rule: string }> {

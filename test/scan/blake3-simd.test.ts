@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
 import { Blake3Simd, blake3SimdHex, simdSupported } from '../../src/scan/blake3-simd.js';
+import { editText } from '../helpers/tamper.js';
 
 // The oracle: blake3-wasm, the implementation the stack prescribes.
 const oracleLib = createRequire(import.meta.url)('blake3-wasm') as {
@@ -432,7 +433,8 @@ describe('blake3-simd', () => {
     const ok = spawnSync(process.execPath, [GEN, '--check'], { encoding: 'utf8' });
     expect(ok.status, ok.stderr).toBe(0);
     const tampered = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'b3gen-')), 'blake3-simd.wasm.ts');
-    fs.writeFileSync(tampered, fs.readFileSync(path.join(ROOT, 'src/scan/blake3-simd.wasm.ts'), 'utf8').replace(/A/, 'B'));
+    fs.copyFileSync(path.join(ROOT, 'src/scan/blake3-simd.wasm.ts'), tampered);
+    editText(tampered, (t) => t.replace(/A/, 'B'));
     const bad = spawnSync(process.execPath, [GEN, '--check', '--out', tampered], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
   });
