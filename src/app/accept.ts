@@ -12,6 +12,7 @@ import { DataError, IntegError, NoInputError, UsageError } from '../util/errors.
 import { VERSION } from '../version.js';
 import { loadPolicy, resolveRoot, whoami } from './common.js';
 import { signDigest } from './signing.js';
+import { exitCodeOf } from '../core/verdict.js';
 
 export interface AcceptOptions {
   /** paths as bytes (the command decodes `b64:` arguments) */
@@ -217,7 +218,7 @@ export async function runAccept(opts: AcceptOptions, ctx: RunContext): Promise<A
     for (const a of accepted.filter((x) => x.recheck === 'forced'))
       ctx.log.warn({ path: pathToText(a.path), changed: a.changedSince }, 'accepted with --force although it changed again since the check');
     ctx.log.info({ generation: gen.id, parent: cur.id, run: run.id, accepted: accepted.length, digest: gen.digest }, 'accept recorded');
-    return { generation: gen, parent: cur, run, accepted, remaining: open.length - chosen.length, exitCode: 0 };
+    return { generation: gen, parent: cur, run, accepted, remaining: open.length - chosen.length, exitCode: exitCodeOf({ command: 'done' }) };
   } catch (e) {
     if (e instanceof IntegError) throw e;
     throw storeError(e, opts.db);

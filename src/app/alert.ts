@@ -5,7 +5,17 @@ import { openReadOnly } from '../store/db.js';
 import { RunRepo } from '../store/run-repo.js';
 import type { RunContext } from '../util/context.js';
 import { defaultEvidenceDir } from '../util/paths.js';
-import type { CheckOptions, CheckResult, EvidenceRef } from './check.js';
+import type { CheckResult, EvidenceRef } from '../core/check-result.js';
+
+/** What the command passes on from its flags. */
+export interface AlertOptions {
+  /** --snapshot / --no-snapshot; undefined: as the policy says (on_alert.snapshot) */
+  snapshot?: boolean;
+  /** --out */
+  out?: string;
+  /** the store, consulted for the cooldown and earlier bundles */
+  db: string;
+}
 
 function sha256File(p: string): string {
   const h = crypto.createHash('sha256');
@@ -46,12 +56,13 @@ export function applyRetention(bundles: string[], maxBundles: number, maxBytes: 
 }
 
 /**
- * On an alert (findings 1|2|4), seal an evidence bundle unless turned off. An identical set of
+ * On an alert (findings 1|2|4), seal an evidence bundle holding `report` (the check's rendered
+ * JSON report) unless turned off. An identical set of
  * findings within the cooldown reuses the earlier bundle, so a cron job repeating the same alert
  * does not fill the disk. A failure to capture is reported as a notice: the check's findings and
  * exit code stand regardless.
  */
-export async function captureOnAlert(r: CheckResult, findingsDigest: string, opts: CheckOptions, ctx: RunContext): Promise<EvidenceRef | null> {
+export async function captureOnAlert(r: CheckResult, report: object, opts: AlertOptions, ctx: RunContext): Promise<EvidenceRef | null> {
   const enabled = opts.snapshot ?? r.policy.onAlert.snapshot;
   if (!enabled) return null;
   if (process.platform !== 'linux') {
@@ -65,7 +76,7 @@ export async function captureOnAlert(r: CheckResult, findingsDigest: string, opt
     try {
       const runs = new RunRepo(db);
       const since = new Date(Date.now() - r.policy.onAlert.cooldownSeconds * 1000).toISOString();
-      const prev = runs.lastWithFindings(findingsDigest, since);
+      const prev = runs.lastWithFindings(r.findingsDigest, since);
       if (prev?.evidence && fs.existsSync(prev.evidence)) {
         ctx.log.info({ bundle: prev.evidence, run: prev.id }, 'same findings within the cooldown: reusing the earlier bundle');
         return { bundle: prev.evidence, sha256: sha256File(prev.evidence), reused: true };
@@ -79,14 +90,13 @@ export async function captureOnAlert(r: CheckResult, findingsDigest: string, opt
   }
   try {
     const { runSnapshot } = await import('./snapshot.js');
-    const { checkJson } = await import('../report/check-report.js');
     const s = r.summary;
     const snap = await runSnapshot(
       {
         out,
         note: `automatic: integ check found ${s.added} added, ${s.removed} removed, ${s.changed} changed (baseline #${r.baseline.id})`,
         trigger: {
-          report: checkJson(r),
+          report,
           findings: r.findings,
           root: r.root === '/' ? '' : r.root,
           maxFileBytes: r.policy.onAlert.copyMaxFileBytes,

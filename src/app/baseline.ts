@@ -7,7 +7,8 @@ import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
 import { openWritable, storeError } from '../store/db.js';
 import { computeGenerationDigest, policyDigest } from '../store/generation-digest.js';
 import type { RunContext } from '../util/context.js';
-import { EXIT, IntegError, InterruptedError } from '../util/errors.js';
+import { IntegError, InterruptedError } from '../util/errors.js';
+import { exitCodeOf } from '../core/verdict.js';
 import type { Progress } from '../report/progress.js';
 import { loadPolicy, resolveRoot, whoami } from './common.js';
 import { VERSION } from '../version.js';
@@ -108,7 +109,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     open = false;
     const generation = repo.get(gen)!;
     ctx.log.info({ generation: gen, entries, bytes, errors: errors.length, digest: d.digest }, 'baseline recorded');
-    return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, exitCode: errors.length ? EXIT.INCOMPLETE : EXIT.OK };
+    return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, exitCode: exitCodeOf({ command: 'baseline', unreadable: errors.length }) };
   } catch (e) {
     if (open) {
       try {

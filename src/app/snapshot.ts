@@ -10,7 +10,7 @@ import { VERSION } from '../version.js';
 /** What a check hands over when it triggers a snapshot. */
 export interface SnapshotTrigger {
   /** the check's JSON report */
-  report: Record<string, unknown>;
+  report: object;
   /** findings whose current files are copied into the bundle (added and changed regular files) */
   findings: readonly Finding[];
   /** --root prefix of that check ("" for /) */

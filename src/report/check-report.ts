@@ -1,5 +1,5 @@
 import chalk from 'chalk';
-import type { CheckResult } from '../app/check.js';
+import type { CheckResult } from '../core/check-result.js';
 import { pathForTerminal, pathJson } from '../core/pathenc.js';
 import type { Finding, Severity } from '../core/types.js';
 import { VERSION } from '../version.js';

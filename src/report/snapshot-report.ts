@@ -29,6 +29,11 @@ export function snapshotText(r: SnapshotResult): string {
   return `${out.join('\n')}\n`;
 }
 
+/** The `integ.snapshot-diff/1` JSON document. */
+export function snapshotDiffJson(d: SnapshotDiff, a: string, b: string): Record<string, unknown> {
+  return { schema: 'integ.snapshot-diff/1', a, b, ...d };
+}
+
 export function snapshotDiffText(d: SnapshotDiff, a: string, b: string): string {
   const out: string[] = [`A: ${a}`, `B: ${b}`];
   for (const s of d.sections) {

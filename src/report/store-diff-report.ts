@@ -1,6 +1,7 @@
 import chalk from 'chalk';
 import type { Difference, DiffSide, DiffSummary, StoreDiff } from '../app/store-diff.js';
 import { pathForTerminal, pathJson } from '../core/pathenc.js';
+import { exitCodeOf } from '../core/verdict.js';
 import { VERSION } from '../version.js';
 import { describeChanges, recordJson } from './records.js';
 
@@ -37,10 +38,9 @@ const LABEL = { added: 'ADDED  ', removed: 'REMOVED', changed: 'CHANGED' } as co
 const WHERE = { added: '  (only in B)', removed: '  (only in A)', changed: '' } as const;
 
 /**
- * Render a store diff as it streams and return its summary (the command decides the exit
- * code from it). JSON is one document, written incrementally: `integ.diff/1`.
+ * Render a store diff as it streams and return its summary. JSON is one document, written incrementally: `integ.diff/1`.
  */
-export function renderStoreDiff(d: StoreDiff, format: 'text' | 'json', sink: Sink, exitCodeOf: (s: DiffSummary) => number): DiffSummary {
+export function renderStoreDiff(d: StoreDiff, format: 'text' | 'json', sink: Sink): DiffSummary {
   const out = buffered(sink);
   const side = (label: string, s: DiffSide): string =>
     `${label}: ${s.db}  generation #${s.generation.id} (${s.generation.kind}, ${s.generation.hostname}, ${s.generation.createdAt}) ${s.generation.digest}`;
@@ -66,8 +66,8 @@ export function renderStoreDiff(d: StoreDiff, format: 'text' | 'json', sink: Sin
     step = d.differences.next();
   }
   const s = step.value;
-  const exit = exitCodeOf(s);
   const n = s.added + s.removed + s.changed;
+  const exit = exitCodeOf({ command: 'diff', same: n === 0 });
   if (format === 'json') {
     out.push(`${first ? '' : '\n  '}],\n  "summary": ${JSON.stringify({ added: s.added, removed: s.removed, changed: s.changed, entries_a: s.entriesA, entries_b: s.entriesB })},\n  "exit_code": ${exit}\n}\n`);
   } else {

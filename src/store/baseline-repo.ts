@@ -1,30 +1,8 @@
 import type { DB } from './db.js';
 import type { EntryRecord, EntryType } from '../core/types.js';
+import type { Generation } from '../core/generation.js';
 
-/** A generation as stored. Digest covers the header fields and every entry (see generation-digest.ts). */
-export interface Generation {
-  id: number;
-  createdAt: string;
-  kind: 'baseline' | 'accept';
-  user: string;
-  uid: number;
-  hostname: string;
-  note: string | null;
-  root: string;
-  policySource: string;
-  policyText: string;
-  policyDigest: string;
-  hashAlgos: string;
-  entryCount: number;
-  totalBytes: number;
-  errorCount: number;
-  parentId: number | null;
-  parentDigest: string | null;
-  digest: string;
-  signature: string | null;
-  keyId: string | null;
-  toolVersion: string;
-}
+export type { Generation };
 
 export interface StoredEntry {
   rowid: number;

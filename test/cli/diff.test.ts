@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { integ as run } from '../helpers/cli.js';
 import { tamperDb } from '../helpers/tamper.js';
@@ -106,11 +105,8 @@ describe('integ diff A B (two stores)', () => {
   it('two bundles go to the bundle diff, never to the store code', () => {
     const r = integ('diff', path.join(dir, 'x.tar.gz'), path.join(dir, 'y.tar.gz'));
     expect(r.stderr).not.toMatch(/no baseline yet|store/);
-    // Until the snapshot-bundle diff lands this is a clear usage error.
-    if (!fs.existsSync(fileURLToPath(new URL('../../dist/src/app/snapshot-diff.js', import.meta.url)))) {
-      expect(r.status).toBe(64);
-      expect(r.stderr).toMatch(/bundle diff not available/);
-    }
+    expect(r.status).toBe(66);
+    expect(r.stderr).toBe(`integ: bundle ${path.join(dir, 'x.tar.gz')} not found\n`);
   });
 });
 
