@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { openReadOnly } from '../store/db.js';
@@ -6,6 +5,8 @@ import { RunRepo } from '../store/run-repo.js';
 import type { RunContext } from '../util/context.js';
 import { defaultEvidenceDir } from '../util/paths.js';
 import type { CheckResult, EvidenceRef } from '../core/check-result.js';
+import { linuxOnlyProblem } from '../util/platform.js';
+import { sha256File } from '../util/sha256.js';
 
 /** What the command passes on from its flags. */
 export interface AlertOptions {
@@ -15,18 +16,6 @@ export interface AlertOptions {
   out?: string;
   /** the store, consulted for the cooldown and earlier bundles */
   db: string;
-}
-
-function sha256File(p: string): string {
-  const h = crypto.createHash('sha256');
-  const fd = fs.openSync(p, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
 }
 
 /**
@@ -65,8 +54,9 @@ export function applyRetention(bundles: string[], maxBundles: number, maxBytes: 
 export async function captureOnAlert(r: CheckResult, report: object, opts: AlertOptions, ctx: RunContext): Promise<EvidenceRef | null> {
   const enabled = opts.snapshot ?? r.policy.onAlert.snapshot;
   if (!enabled) return null;
-  if (process.platform !== 'linux') {
-    r.notices.push(`no evidence captured: snapshot is supported on Linux only (this system is ${process.platform})`);
+  const notLinux = linuxOnlyProblem();
+  if (notLinux) {
+    r.notices.push(`no evidence captured: ${notLinux.replace(/^integ /, '')}`);
     return null;
   }
   const out = defaultEvidenceDir(opts.out, ctx.env);
@@ -79,7 +69,7 @@ export async function captureOnAlert(r: CheckResult, report: object, opts: Alert
       const prev = runs.lastWithFindings(r.findingsDigest, since);
       if (prev?.evidence && fs.existsSync(prev.evidence)) {
         ctx.log.info({ bundle: prev.evidence, run: prev.id }, 'same findings within the cooldown: reusing the earlier bundle');
-        return { bundle: prev.evidence, sha256: sha256File(prev.evidence), reused: true };
+        return { bundle: prev.evidence, sha256: sha256File(prev.evidence).sha256, reused: true };
       }
       previous = (db.prepare('SELECT DISTINCT evidence FROM runs WHERE evidence IS NOT NULL').pluck(true).all() as string[]).filter((b) => path.dirname(b) === path.resolve(out));
     } finally {

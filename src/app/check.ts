@@ -15,7 +15,7 @@ import { RunRepo } from '../store/run-repo.js';
 import type { Progress } from '../report/progress.js';
 import type { RunContext } from '../util/context.js';
 import { CantCreateError, IntegError, InterruptedError, NoInputError, TrustError } from '../util/errors.js';
-import { blake3Hex } from '../util/blake3.js';
+import { blake3Hex } from '../scan/blake3.js';
 import { loadPolicy, resolveRoot, whoami } from './common.js';
 
 export interface CheckOptions {

@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -7,6 +6,7 @@ import { openReadOnly, storeError } from '../store/db.js';
 import type { RunContext } from '../util/context.js';
 import { CantCreateError, IntegError, NoInputError, TrustError, writeErrorFor } from '../util/errors.js';
 import { chainProblems, contentProblem } from './trust-gate.js';
+import { sha256File } from '../util/sha256.js';
 
 export interface ExportOptions {
   db: string;
@@ -127,22 +127,4 @@ export async function runExport(opts: ExportOptions, ctx: RunContext): Promise<E
     bytes,
     sha256,
   };
-}
-
-function sha256File(file: string): { bytes: number; sha256: string } {
-  const h = crypto.createHash('sha256');
-  const buf = Buffer.allocUnsafe(1 << 20);
-  const fd = fs.openSync(file, 'r');
-  let bytes = 0;
-  try {
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-      bytes += n;
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return { bytes, sha256: h.digest('hex') };
 }

@@ -111,10 +111,7 @@ async function copyChangedFiles(w: { addFile(rel: string, d: Buffer): Promise<{ 
 export async function runSnapshot(opts: SnapshotOptions, ctx: RunContext): Promise<SnapshotResult> {
   const { collectAll } = await import('../evidence/collect.js');
   const { BundleWriter } = await import('../evidence/bundle-writer.js');
-  if (process.platform !== 'linux') {
-    const { UsageError } = await import('../util/errors.js');
-    throw new UsageError(`integ snapshot is supported on Linux only (this system is ${process.platform})`);
-  }
+  (await import('../util/platform.js')).assertLinux();
   const signKey = opts.signKey ? await (await import('../trust/keys.js')).loadPrivateKey(opts.signKey) : undefined;
   const start = clocks();
   let writer: import('../evidence/bundle-writer.js').BundleWriter;

@@ -35,7 +35,6 @@ function utf8SeqLen(b: Buffer, i: number): number {
 
 /** For terminals and one-line logs: also escape control characters so a name cannot forge lines. */
 export function pathForTerminal(p: Buffer): string {
-  // eslint-disable-next-line no-control-regex
   return pathToText(p).replace(/[\u0000-\u001f\u007f]/g, (c) => {
     if (c === '\n') return '\\n';
     if (c === '\t') return '\\t';

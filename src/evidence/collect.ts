@@ -7,6 +7,7 @@ import { InterruptedError, UsageError } from '../util/errors.js';
 import { bundleSafePath } from './collectors/fsread.js';
 import { STEPS, type CollectorStep, type StepShared } from './collectors/index.js';
 import type { ArtifactOutput, BundleSink, CollectContext, CollectError, ManifestArtifact } from './types.js';
+import { assertLinux } from '../util/platform.js';
 
 export interface StepResult {
   step: string;
@@ -77,7 +78,7 @@ function summarise(errors: CollectError[]): string | null {
  * InterruptedError when `signal` aborts (the caller discards the partial bundle).
  */
 export async function collectAll(sink: BundleSink, opts: CollectAllOptions): Promise<CollectAllResult> {
-  if (process.platform !== 'linux') throw new UsageError(`integ snapshot is supported on Linux only (this system is ${process.platform})`);
+  assertLinux();
   const steps = selectSteps(opts.steps ?? STEPS, opts.only);
   const tStart = performance.now();
   const base = { procRoot: opts.ctx?.procRoot ?? '/proc', sysRoot: opts.ctx?.sysRoot ?? '/sys', fsRoot: opts.ctx?.fsRoot ?? '/' };

@@ -12,14 +12,13 @@
  *     that key (an unsigned bundle then fails).
  * Anything else is a problem naming the file; any problem means exit 16.
  */
-import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import type { RunContext } from '../util/context.js';
 import { InterruptedError, IntegError } from '../util/errors.js';
 import { readBundle } from './bundle-reader.js';
 import { BUNDLE_SCHEMA, LOG_GENESIS } from './bundle-writer.js';
 import { keyId, loadPublicKey, verify as verifySig } from '../trust/keys.js';
+import { sha256FileAsync, sha256Hex } from '../util/sha256.js';
 
 export const VERIFY_SCHEMA = 'integ.verify/1';
 
@@ -109,7 +108,7 @@ export async function verifyBundle(
   for (const i of b.issues) problems.add(i.kind, i.file, i.detail);
 
   const actual = new Map<string, string>();
-  for (const [rel, buf] of b.files) actual.set(rel, sha256hex(buf));
+  for (const [rel, buf] of b.files) actual.set(rel, sha256Hex(buf));
   const missing = (rel: string): boolean => !actual.has(rel) && !problems.has('TRUNCATED', rel);
   // In a cut-short archive a missing file may simply never have arrived; say so.
   const truncated = problems.has('TRUNCATED', null);
@@ -234,7 +233,7 @@ export async function verifyBundle(
     problems.add('SIGNATURE', 'signature.json', 'bundle is not signed, but --verify-key was given');
   }
 
-  const archiveSha = b.source === 'archive' ? await hashFile(abs) : null;
+  const archiveSha = b.source === 'archive' ? await sha256FileAsync(abs) : null;
   checkAborted(ctx.signal);
   const result: VerifyResult = {
     schema: VERIFY_SCHEMA,
@@ -308,7 +307,7 @@ function checkLogChain(buf: Buffer, record: { lines: number; last: string | null
       if (entry.seq !== n) why.push(`seq ${JSON.stringify(entry.seq)}, expected ${n}`);
       if (why.length > 0) problems.add('LOG', 'log.jsonl', `line ${n}: chain broken (${why.join('; ')})`);
     }
-    prev = sha256hex(line);
+    prev = sha256Hex(line);
   });
   if (unterminated) problems.add('LOG', 'log.jsonl', `line ${lines.length}: has no final newline (log truncated)`);
   if (record) {
@@ -321,16 +320,6 @@ function checkLogChain(buf: Buffer, record: { lines: number; last: string | null
     }
   }
   return lines.length;
-}
-
-function sha256hex(buf: Buffer): string {
-  return crypto.createHash('sha256').update(buf).digest('hex');
-}
-
-async function hashFile(p: string): Promise<string> {
-  const h = crypto.createHash('sha256');
-  for await (const chunk of fs.createReadStream(p)) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {

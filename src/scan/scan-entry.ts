@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import crypto from 'node:crypto';
-import { createBlake3 } from '../util/blake3.js';
+import { createBlake3 } from './blake3.js';
 import { Blake3Simd, simdSupported } from './blake3-simd.js';
 import type { EntryRecord, EntryType, HashAlgo, Observed } from '../core/types.js';
 

@@ -1,4 +1,4 @@
-import { blake3Hex, createBlake3 } from '../util/blake3.js';
+import { blake3Hex, createBlake3 } from '../scan/blake3.js';
 import type { DB } from './db.js';
 import type { Generation } from './baseline-repo.js';
 import { ENTRY_COLUMNS } from './baseline-repo.js';

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { integ as run } from '../helpers/cli.js';
 import { tamperDb } from '../helpers/tamper.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -15,7 +15,11 @@ export function dbFingerprint(db: DB): string {
   const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[];
   for (const t of tables) {
     h.update(`\0table ${t}\0`);
-    const rows = db.prepare(`SELECT * FROM "${t.replace(/"/g, '""')}"`).raw(true).safeIntegers(true).all() as unknown[][];
+    const rows = db
+      .prepare(`SELECT * FROM "${t.replace(/"/g, '""')}"`)
+      .raw(true)
+      .safeIntegers(true)
+      .all() as unknown[][];
     for (const row of rows) for (const v of row) h.update(Buffer.isBuffer(v) ? `b${v.toString('hex')}|` : `${typeof v}${String(v)}|`);
   }
   return h.digest('hex');

@@ -201,7 +201,6 @@ export function bundleSafePath(rel: string): string {
     .split('/')
     .filter((seg) => seg !== '')
     .map((seg) => {
-      // eslint-disable-next-line no-control-regex
       const enc = seg.replace(/[\x00-\x1f\x7f\\]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
       return enc === '.' || enc === '..' ? enc.replace(/\./g, '%2E') : enc;
     })
