@@ -86,7 +86,7 @@ function openFindings(repo: BaselineRepo, cur: Generation, run: StoredRun, findi
 }
 
 /** Which findings the operator chose; usage errors name what is wrong. */
-export function selectFindings(open: StoredFinding[], done: Map<string, number>, all: StoredFinding[], opts: Pick<AcceptOptions, 'paths' | 'all' | 'rule'>, runId: number): StoredFinding[] {
+function selectFindings(open: StoredFinding[], done: Map<string, number>, all: StoredFinding[], opts: Pick<AcceptOptions, 'paths' | 'all' | 'rule'>, runId: number): StoredFinding[] {
   if (opts.paths.length && opts.all) throw new UsageError('give PATHs or --all, not both');
   if (!opts.paths.length && !opts.all && opts.rule === undefined)
     throw new UsageError('nothing to accept: name the PATHs to accept, or --all, or --rule NAME (see "integ accept --help")');

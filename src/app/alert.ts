@@ -22,7 +22,7 @@ export interface AlertOptions {
  * Retention for bundles that checks created (manual snapshots are never removed): keep the
  * newest `maxBundles` and at most `maxBytes` in total; log each removal.
  */
-export function applyRetention(bundles: string[], maxBundles: number, maxBytes: number, ctx: RunContext): string[] {
+function applyRetention(bundles: string[], maxBundles: number, maxBytes: number, ctx: RunContext): string[] {
   const existing = [...new Set(bundles)]
     .filter((b) => fs.existsSync(b))
     .map((b) => ({ b, st: fs.statSync(b) }))

@@ -32,7 +32,7 @@ export type { CheckResult, EvidenceRef } from '../core/check-result.js';
 const SEVERITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 } as const;
 
 /** Findings in report order: severity, then path bytes. */
-export function sortFindings(f: Finding[]): Finding[] {
+function sortFindings(f: Finding[]): Finding[] {
   return f.sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || Buffer.compare(a.path, b.path));
 }
 

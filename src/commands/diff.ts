@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 
 /** An evidence bundle: a .tar.gz, or the folder extracted from one (it has a manifest.json). */
-export function looksLikeBundle(p: string): boolean {
+function looksLikeBundle(p: string): boolean {
   if (p.endsWith('.tar.gz')) return true;
   try {
     return fs.statSync(p).isDirectory() && fs.existsSync(path.join(p, 'manifest.json'));

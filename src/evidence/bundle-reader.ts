@@ -94,7 +94,7 @@ export async function readBundle(p: string, opts: ReadBundleOptions = {}): Promi
 }
 
 /** "TRUNCATED archive: …", "UNSAFE ../x: …" */
-export function describeIssue(i: BundleIssue): string {
+function describeIssue(i: BundleIssue): string {
   return `${i.kind} ${i.file ?? 'archive'}: ${i.detail}`;
 }
 

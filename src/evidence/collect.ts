@@ -49,11 +49,6 @@ const LOG_ERRORS_MAX = 1000;
 
 class StepTimeout extends Error {}
 
-/** The step names and artifact names `only` accepts. */
-export function stepNames(): string[] {
-  return STEPS.flatMap((s) => [s.name, ...s.artifacts]);
-}
-
 function selectSteps(all: readonly CollectorStep[], only: string[] | undefined): readonly CollectorStep[] {
   if (!only || only.length === 0) return all;
   const known = new Set(all.flatMap((s) => [s.name, ...s.artifacts]));

@@ -20,7 +20,7 @@ import { BUNDLE_SCHEMA, LOG_GENESIS } from './bundle-writer.js';
 import { keyId, loadPublicKey, verify as verifySig } from '../trust/keys.js';
 import { sha256FileAsync, sha256Hex } from '../util/sha256.js';
 
-export const VERIFY_SCHEMA = 'integ.verify/1';
+const VERIFY_SCHEMA = 'integ.verify/1';
 
 /**
  * ALTERED/ADDED/REMOVED: a file differs from, is missing from, or is absent in the

@@ -15,7 +15,7 @@ import { nsToIso, recordJson } from './records.js';
 const TOOL = { name: 'integ', version: VERSION };
 
 /** A generation as JSON, the same shape in every report. */
-export function generationJson(g: Generation): Record<string, unknown> {
+function generationJson(g: Generation): Record<string, unknown> {
   return {
     generation: g.id,
     kind: g.kind,

@@ -7,7 +7,7 @@ import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 export type DB = Database.Database;
 
 /** How long a second run waits for the store before exiting 75. */
-export const BUSY_TIMEOUT_MS = 2000;
+const BUSY_TIMEOUT_MS = 2000;
 
 /** Turn a SQLite failure into the contract's error classes. */
 export function storeError(e: unknown, file: string): Error {

@@ -75,7 +75,7 @@ export class GenerationDigester {
 }
 
 /** The rows of a generation in path byte order, as the digest reads them. */
-export function orderedRows(db: DB, gen: number): Iterable<DigestRow> {
+function orderedRows(db: DB, gen: number): Iterable<DigestRow> {
   return db.prepare(`SELECT ${DIGEST_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen) as Iterable<DigestRow>;
 }
 

@@ -66,15 +66,6 @@ export function readProcFile(
   }
 }
 
-export function readProcText(
-  file: string,
-  errors: CollectError[],
-  opts: { optional?: boolean; artifact?: string } = {},
-): string | null {
-  const b = readProcFile(file, errors, opts);
-  return b === null ? null : b.toString('utf8');
-}
-
 let scratch = Buffer.allocUnsafe(64 << 10);
 
 /**
