@@ -71,7 +71,7 @@ export async function captureOnAlert(r: CheckResult, report: object, opts: Alert
         ctx.log.info({ bundle: prev.evidence, run: prev.id }, 'same findings within the cooldown: reusing the earlier bundle');
         return { bundle: prev.evidence, sha256: sha256File(prev.evidence).sha256, reused: true };
       }
-      previous = (db.prepare('SELECT DISTINCT evidence FROM runs WHERE evidence IS NOT NULL').pluck(true).all() as string[]).filter((b) => path.dirname(b) === path.resolve(out));
+      previous = runs.evidenceBundles().filter((b) => path.dirname(b) === path.resolve(out));
     } finally {
       db.close();
     }

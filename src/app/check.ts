@@ -7,10 +7,10 @@ import type { CheckResult } from '../core/check-result.js';
 import { scanAll } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { walk } from '../scan/walk.js';
-import { BaselineRepo, recFromRaw, type Generation, type StoredEntry } from '../store/baseline-repo.js';
+import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
+import { decodeEntryValues } from '../store/rows.js';
 import { openReadOnly, openWritable, probeWriteLock, storeError, type DB } from '../store/db.js';
-import { GenerationDigester, policyDigest, type DigestRow, type GenerationDigestResult } from '../store/generation-digest.js';
-import { DIGEST_COLUMNS } from '../store/generation-digest.js';
+import { GenerationDigester, policyDigest, rowsWithRowidByPath, type GenerationDigestResult, type RowidDigestRow } from '../store/generation-digest.js';
 import { RunRepo } from '../store/run-repo.js';
 import type { Progress } from '../report/progress.js';
 import type { RunContext } from '../util/context.js';
@@ -52,21 +52,22 @@ export function findingsDigest(findings: readonly Finding[]): string {
  * feeding every row to the generation digest on the way.
  */
 class MergeCursor {
-  private readonly it: Iterator<[number | bigint, ...DigestRow]>;
-  private row: [number | bigint, ...DigestRow] | null;
+  private readonly it: Iterator<RowidDigestRow>;
+  private row: RowidDigestRow | null;
   private readonly digester: GenerationDigester;
   private last: Buffer | null = null;
 
   constructor(db: DB, private readonly gen: Generation, private readonly repo: BaselineRepo) {
     this.digester = new GenerationDigester(gen);
-    this.it = (db.prepare(`SELECT rowid, ${DIGEST_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen.id) as Iterable<[number | bigint, ...DigestRow]>)[Symbol.iterator]();
+    this.it = rowsWithRowidByPath(db, gen.id);
     this.row = this.next();
   }
 
-  private next(): [number | bigint, ...DigestRow] | null {
+  private next(): RowidDigestRow | null {
     const r = this.it.next();
     if (r.done) return null;
-    this.digester.add(r.value.slice(1) as DigestRow);
+    const [, ...row] = r.value;
+    this.digester.add(row);
     return r.value;
   }
 
@@ -76,9 +77,9 @@ class MergeCursor {
     this.last = p;
     while (this.row && Buffer.compare(this.row[1], p) < 0) this.row = this.next();
     if (!this.row || !this.row[1].equals(p)) return undefined;
-    const r = this.row;
+    const [rowid, path, rule, error, ...values] = this.row;
     this.row = this.next();
-    return { rowid: Number(r[0]), rule: r[2], error: r[3], rec: recFromRaw(r[1], r.slice(4) as unknown[]) };
+    return { rowid: Number(rowid), rule, error, rec: decodeEntryValues(path, values) };
   }
 
   /** Read the rest and return the recomputed digest. */
