@@ -4,7 +4,7 @@ import { pathToText } from '../core/pathenc.js';
 import { ATTRIBUTES, type Attribute, type CheckItem, type FindingKind, type Policy, type Severity } from '../core/types.js';
 import { READ_SIZE, scanEntry } from '../scan/scan-entry.js';
 import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
-import { openWritable, storeError, type DB } from '../store/db.js';
+import { beginWrite, commit, openWritable, rollbackQuietly, storeError, type DB } from '../store/db.js';
 import { computeGenerationDigest, policyDigest } from '../store/generation-digest.js';
 import { RunRepo, type StoredFinding, type StoredRun } from '../store/run-repo.js';
 import type { RunContext } from '../util/context.js';
@@ -237,11 +237,7 @@ function write(
   o: { policy: Policy; root: string; who: ReturnType<typeof whoami>; note: string; force: boolean; sign: ((d: string) => { signature: string; keyId: string }) | null; errorCode: Map<string, string> },
   file: string,
 ): Generation {
-  try {
-    db.exec('BEGIN IMMEDIATE');
-  } catch (e) {
-    throw storeError(e, file);
-  }
+  beginWrite(db, file);
   try {
     // Someone may have baselined or accepted while we were re-reading files.
     const now = repo.current();
@@ -273,14 +269,10 @@ function write(
     const sig = o.sign ? o.sign(d.digest) : null;
     repo.finish(gen, d, d.digest, sig?.signature ?? null, sig?.keyId ?? null);
     repo.recordAccept(gen, { id: run.id, findingsDigest: run.findingsDigest }, o.force && accepted.some((a) => a.recheck === 'forced'), accepted.map((a) => ({ path: a.path, kind: a.kind, rule: a.rule, recheck: a.recheck })));
-    db.exec('COMMIT');
+    commit(db);
     return repo.get(gen)!;
   } catch (e) {
-    try {
-      db.exec('ROLLBACK');
-    } catch {
-      /* already rolled back */
-    }
+    rollbackQuietly(db);
     throw e;
   }
 }

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
-import { openReadOnly, storeError } from '../store/db.js';
+import { journalModeOf, openCopy, openReadOnly, prepareForReadOnlyMedia, storeError } from '../store/db.js';
+import { RunRepo } from '../store/run-repo.js';
 import type { RunContext } from '../util/context.js';
 import { CantCreateError, IntegError, NoInputError, TrustError, writeErrorFor } from '../util/errors.js';
 import { chainProblems, contentProblem } from './trust-gate.js';
@@ -67,16 +67,15 @@ export async function runExport(opts: ExportOptions, ctx: RunContext): Promise<E
   let omitted: number[] = [];
   try {
     fs.chmodSync(tmp, 0o600);
-    const copy = new Database(tmp);
+    const copy = openCopy(tmp);
     try {
-      copy.pragma('foreign_keys = ON');
       const repo = new BaselineRepo(copy);
       const at = new Date().toISOString();
       omitted = copy
         .transaction(() => {
           const others = repo.list().filter((g) => g.id !== generation.id);
           for (const g of others) repo.prune(g.id, g.digest, at);
-          copy.prepare('DELETE FROM runs').run();
+          new RunRepo(copy).deleteAll();
           return others.map((g) => g.id);
         })
         .immediate();
@@ -89,8 +88,7 @@ export async function runExport(opts: ExportOptions, ctx: RunContext): Promise<E
         if (c) problems.push(c);
       }
       if (problems.length) throw new TrustError(`export self-check failed, nothing exported:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-      copy.pragma('journal_mode = DELETE');
-      copy.exec('VACUUM');
+      prepareForReadOnlyMedia(copy);
     } finally {
       copy.close();
     }
@@ -110,13 +108,7 @@ export async function runExport(opts: ExportOptions, ctx: RunContext): Promise<E
     throw writeErrorFor(e, `cannot write ${opts.out}`);
   }
   const { bytes, sha256 } = sha256File(opts.out);
-  const check = new Database(opts.out, { readonly: true });
-  let journalMode: string;
-  try {
-    journalMode = String(check.pragma('journal_mode', { simple: true }));
-  } finally {
-    check.close();
-  }
+  const journalMode = journalModeOf(opts.out);
   ctx.log.info({ out: opts.out, generation: generation.id, omitted, journalMode }, 'export written');
   return {
     source: opts.db,

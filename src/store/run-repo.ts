@@ -118,6 +118,11 @@ export class RunRepo {
     return this.db.prepare<[number], RunErrorRow>('SELECT path, code, message FROM run_errors WHERE run = ? ORDER BY path').all(runId);
   }
 
+  /** Forget every run (export: the copy carries no run history). */
+  deleteAll(): number {
+    return this.db.prepare('DELETE FROM runs').run().changes;
+  }
+
   /** Forget the runs (and, by cascade, findings and errors) made against a generation. */
   deleteForGeneration(gen: number): number {
     return this.db.prepare('DELETE FROM runs WHERE gen = ?').run(gen).changes;

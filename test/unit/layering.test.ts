@@ -107,4 +107,15 @@ describe('layering', () => {
     }
     expect(bad).toEqual([]);
   });
+
+  it('SQL only in store/ (the wtmpdb reader opens a foreign database, not the store)', () => {
+    const outside: string[] = [];
+    for (const f of files(SRC)) {
+      const rel = path.relative(SRC, f);
+      if (layer(rel) === 'store' || rel === path.join('evidence', 'collectors', 'sessions.ts')) continue;
+      const text = fs.readFileSync(f, 'utf8');
+      if (/from 'better-sqlite3'|\.prepare(<[^>]*>)?\(|\.pragma\(|\.exec\('|\b(SELECT|INSERT|UPDATE|DELETE) .*\b(FROM|INTO|SET)\b/.test(text)) outside.push(rel);
+    }
+    expect(outside).toEqual([]);
+  });
 });
