@@ -1,8 +1,9 @@
 import chalk from 'chalk';
 import type { SnapshotResult } from '../app/snapshot.js';
 import type { SnapshotDiff } from '../evidence/snapshot-diff.js';
+import type { SnapshotDiffDocument, SnapshotDocument } from './documents.js';
 
-export function snapshotJson(r: SnapshotResult): Record<string, unknown> {
+export function snapshotJson(r: SnapshotResult): SnapshotDocument {
   return {
     schema: 'integ.snapshot/1',
     bundle: r.bundle,
@@ -30,7 +31,7 @@ export function snapshotText(r: SnapshotResult): string {
 }
 
 /** The `integ.snapshot-diff/1` JSON document. */
-export function snapshotDiffJson(d: SnapshotDiff, a: string, b: string): Record<string, unknown> {
+export function snapshotDiffJson(d: SnapshotDiff, a: string, b: string): SnapshotDiffDocument {
   return { schema: 'integ.snapshot-diff/1', a, b, ...d };
 }
 

@@ -56,7 +56,7 @@ export function renderStoreDiff(d: StoreDiff, format: 'text' | 'json', sink: Sin
   while (!step.done) {
     const x = step.value;
     if (format === 'json') {
-      const item = { ...pathJson(x.path), kind: x.kind, attributes: x.attributes, a: x.a ? recordJson(x.a) : null, b: x.b ? recordJson(x.b) : null };
+      const item = { ...pathJson(x.path, 'path'), kind: x.kind, attributes: x.attributes, a: x.a ? recordJson(x.a) : null, b: x.b ? recordJson(x.b) : null };
       out.push(`${first ? '' : ','}\n    ${JSON.stringify(item)}`);
     } else {
       out.push(`  ${LABEL[x.kind]}  ${pathForTerminal(x.path)}${x.kind === 'changed' ? `  [${x.attributes.join(', ')}]` : ''}${WHERE[x.kind]}\n`);
