@@ -5,6 +5,7 @@ import { RunRepo } from '../store/run-repo.js';
 import type { RunContext } from '../util/context.js';
 import { defaultEvidenceDir } from '../util/paths.js';
 import type { CheckResult, EvidenceRef } from '../core/check-result.js';
+import type { CheckDocument } from '../report/documents.js';
 import { linuxOnlyProblem } from '../util/platform.js';
 import { sha256File } from '../util/sha256.js';
 
@@ -51,7 +52,7 @@ function applyRetention(bundles: string[], maxBundles: number, maxBytes: number,
  * does not fill the disk. A failure to capture is reported as a notice: the check's findings and
  * exit code stand regardless.
  */
-export async function captureOnAlert(r: CheckResult, report: object, opts: AlertOptions, ctx: RunContext): Promise<EvidenceRef | null> {
+export async function captureOnAlert(r: CheckResult, report: CheckDocument, opts: AlertOptions, ctx: RunContext): Promise<EvidenceRef | null> {
   const enabled = opts.snapshot ?? r.policy.onAlert.snapshot;
   if (!enabled) return null;
   const notLinux = linuxOnlyProblem();

@@ -6,11 +6,12 @@ import type { StepResult } from '../evidence/collect.js';
 import type { RunContext } from '../util/context.js';
 import { IntegError, writeErrorFor } from '../util/errors.js';
 import { VERSION } from '../version.js';
+import type { CheckDocument } from '../report/documents.js';
 
 /** What a check hands over when it triggers a snapshot. */
 export interface SnapshotTrigger {
   /** the check's JSON report */
-  report: object;
+  report: CheckDocument;
   /** findings whose current files are copied into the bundle (added and changed regular files) */
   findings: readonly Finding[];
   /** --root prefix of that check ("" for /) */

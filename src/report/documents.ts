@@ -154,6 +154,32 @@ export interface ExportDocument {
   sha256: string;
 }
 
+/** One side of `integ diff`. */
+export interface DiffSideJson {
+  db: string;
+  generation: number;
+  kind: 'baseline' | 'accept';
+  created_at: string;
+  hostname: string;
+  note: string | null;
+  entries: number;
+  digest: string;
+  signed: boolean;
+}
+
+/**
+ * `integ diff A B --format json` (stores), written as it streams: this head, then
+ * `differences`, `summary` and `exit_code` (report/store-diff-report.ts).
+ */
+export interface StoreDiffDocumentHead {
+  schema: 'integ.diff/1';
+  tool: ToolJson;
+  a: DiffSideJson;
+  b: DiffSideJson;
+  attributes: Attribute[];
+  notices: string[];
+}
+
 /** `integ snapshot --format json` */
 export interface SnapshotDocument {
   schema: 'integ.snapshot/1';

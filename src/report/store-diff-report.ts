@@ -2,6 +2,7 @@ import chalk from 'chalk';
 import type { Difference, DiffSide, DiffSummary, StoreDiff } from '../app/store-diff.js';
 import { pathForTerminal, pathJson } from '../core/pathenc.js';
 import { exitCodeOf } from '../core/verdict.js';
+import type { DiffSideJson, StoreDiffDocumentHead } from './documents.js';
 import { VERSION } from '../version.js';
 import { describeChanges, recordJson } from './records.js';
 
@@ -25,7 +26,7 @@ function buffered(sink: Sink): { push(s: string): void; flush(): void } {
   };
 }
 
-function sideJson(s: DiffSide): Record<string, unknown> {
+function sideJson(s: DiffSide): DiffSideJson {
   const g = s.generation;
   return { db: s.db, generation: g.id, kind: g.kind, created_at: g.createdAt, hostname: g.hostname, note: g.note, entries: g.entryCount, digest: g.digest, signed: g.signature !== null };
 }
@@ -45,7 +46,7 @@ export function renderStoreDiff(d: StoreDiff, format: 'text' | 'json', sink: Sin
   const side = (label: string, s: DiffSide): string =>
     `${label}: ${s.db}  generation #${s.generation.id} (${s.generation.kind}, ${s.generation.hostname}, ${s.generation.createdAt}) ${s.generation.digest}`;
   if (format === 'json') {
-    const head = { schema: 'integ.diff/1', tool: { name: 'integ', version: VERSION }, a: sideJson(d.a), b: sideJson(d.b), attributes: d.attributes, notices: d.notices };
+    const head: StoreDiffDocumentHead = { schema: 'integ.diff/1', tool: { name: 'integ', version: VERSION }, a: sideJson(d.a), b: sideJson(d.b), attributes: d.attributes, notices: d.notices };
     out.push(`${JSON.stringify(head, null, 2).slice(0, -2)},\n  "differences": [`);
   } else {
     out.push(`${side('A', d.a)}\n${side('B', d.b)}\n`);
