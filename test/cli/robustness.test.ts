@@ -129,11 +129,15 @@ describe('unreadable entries (run as an unprivileged user)', () => {
 });
 
 describe('crash safety and concurrency', () => {
-  /** A tree slow enough to interrupt: one large sparse file read at a few hundred MB/s. */
+  /**
+   * A tree that takes far longer to hash than the test needs to act (one 64 GiB sparse file:
+   * half a minute even at 2 GB/s), so the run is certainly still holding the lock when the test
+   * signals it; interrupting it is immediate (workers are stopped, not waited for).
+   */
   function slowSetup(): ReturnType<typeof setup> {
     const s = setup(5);
     const fd = fs.openSync(path.join(s.tree, 'big'), 'w');
-    fs.ftruncateSync(fd, 6 * 1024 ** 3);
+    fs.ftruncateSync(fd, 64 * 1024 ** 3);
     fs.closeSync(fd);
     return s;
   }
