@@ -6,6 +6,7 @@
 import type { PathJson } from '../core/pathenc.js';
 import type { Attribute, EntryType, FindingKind, Severity } from '../core/types.js';
 import type { Summary } from '../core/verdict.js';
+import type { SnapshotFinding } from '../evidence/findings.js';
 import type { DiffSection } from '../evidence/snapshot-diff.js';
 
 export interface ToolJson {
@@ -192,6 +193,9 @@ export interface SnapshotDocument {
   artifacts: number;
   timings: { core_bracket_ms: number; steps_1_4_ms: number; total_ms: number };
   steps: { step: string; name: string; status: string; duration_ms: number; error: string | null; errors: number }[];
+  /** artifacts/findings.json's findings; null when the findings step did not run */
+  findings: SnapshotFinding[] | null;
+  findings_notes: string[];
 }
 
 /** `integ diff A.tar.gz B.tar.gz --format json` */
