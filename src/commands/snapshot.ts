@@ -48,6 +48,7 @@ users could rename entries in (not root's or yours, or group/world-writable with
       const r = await runSnapshot({ out: defaultEvidenceDir(flags.out, ctx.env), note: flags.note ?? null, signKey: flags.signKey, shadowHashes: flags.shadowHashes === true, ...(fsRoot ? { roots: { fsRoot } } : {}) }, ctx);
       const { snapshotJson, snapshotText } = await import('../report/snapshot-report.js');
       process.stdout.write(format === 'json' ? `${JSON.stringify(snapshotJson(r), null, 2)}\n` : snapshotText(r));
-      process.exitCode = 0;
+      const { exitCodeOf } = await import('../core/verdict.js');
+      process.exitCode = exitCodeOf({ command: 'done' });
     });
 }

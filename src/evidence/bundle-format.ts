@@ -1,5 +1,5 @@
 /** The evidence bundle's format: schemas, record types, names and paths (pure helpers shared by the writer, verify and tests). */
-import crypto, { type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { DataError } from '../util/errors.js';
 
 export const BUNDLE_SCHEMA = 'integ.bundle/1';
@@ -87,9 +87,8 @@ export function parentDirs(rel: string): string[] {
   return out;
 }
 
-export function sha256hex(buf: Buffer): string {
-  return crypto.createHash('sha256').update(buf).digest('hex');
-}
+/** The one sha256 helper, under the name the writer's callers know. */
+export { sha256Hex as sha256hex } from '../util/sha256.js';
 
 export function byteCompare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));

@@ -128,7 +128,7 @@ function notRegular(p: string, st: fs.Stats): DataError {
 }
 
 /** "TRUNCATED archive: …", "UNSAFE ../x: …" */
-export function describeIssue(i: BundleIssue): string {
+function describeIssue(i: BundleIssue): string {
   return `${i.kind} ${i.file ?? 'archive'}: ${i.detail}`;
 }
 
@@ -159,7 +159,6 @@ function tooLarge(what: string, limits: Limits): DataError {
 function splitEntryPath(entryPath: string): { top: string; rel: string } | { unsafe: string } {
   const p = entryPath.replace(/\/+$/, '');
   if (p === '' || p.startsWith('/')) return { unsafe: 'absolute or empty path' };
-  // eslint-disable-next-line no-control-regex
   if (/[\x00]/.test(p)) return { unsafe: 'NUL in path' };
   const segs = p.split('/');
   if (segs.some((s) => s === '..')) return { unsafe: 'path contains ".."' };

@@ -33,7 +33,7 @@
  * the staging folder and the .partial must still be the very ones created (dev/inode) before
  * the bundle is sealed and published.
  */
-import crypto, { type KeyObject } from 'node:crypto';
+import crypto from 'node:crypto';
 import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';

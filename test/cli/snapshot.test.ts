@@ -31,7 +31,7 @@ describe.runIf(process.platform === 'linux')('integ snapshot', () => {
     expect(fs.statSync(out).mode & 0o777).toBe(0o700);
     expect(fs.readdirSync(out)).toEqual([path.basename(j.bundle)]); // no .partial, no staging left
     expect(j.steps.map((s) => s.name)).toEqual(['preflight', 'core', 'sessions', 'kernel', 'executables', 'config', 'findings', 'persistence']);
-    expect(j.timings.core_bracket_ms).toEqual(expect.any(Number)); // how fast is the benchmark's business, not a test's
+    expect(j.timings.core_bracket_ms).toBeGreaterThanOrEqual(0); // how short it is: npm run bench -- --only snapshot
     const v = integ(['verify', j.bundle]);
     expect(v.code).toBe(0);
     const text = integ(['snapshot', '--out', out]);
@@ -76,7 +76,9 @@ describe.runIf(process.platform === 'linux')('integ snapshot', () => {
     const child = spawn(process.execPath, ['-e', 'require("net").createServer().listen(0, "127.0.0.1", function () { console.log(this.address().port) })']);
     const port = await new Promise<number>((res) => child.stdout.once('data', (b: Buffer) => res(Number(b.toString().trim()))));
     try {
+      // Same second or not, the second bundle gets its own name (a -N suffix within one second).
       const b = JSON.parse(integ(['snapshot', '--out', out, '--format', 'json']).stdout) as { bundle: string };
+      expect(b.bundle).not.toBe(a.bundle);
       const r = integ(['diff', a.bundle, b.bundle, '--format', 'json']);
       expect(r.code).toBe(1);
       const j = JSON.parse(r.stdout) as { same: boolean; sections: Array<{ name: string; added: Array<Record<string, unknown>> }> };
