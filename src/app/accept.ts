@@ -12,6 +12,7 @@ import { DataError, IntegError, NoInputError, UsageError } from '../util/errors.
 import { VERSION } from '../version.js';
 import { loadPolicy, resolveRoot, whoami } from './common.js';
 import { signDigest } from './signing.js';
+import { metaWanted } from './entries.js';
 
 export interface AcceptOptions {
   /** paths as bytes (the command decodes `b64:` arguments) */
@@ -144,6 +145,7 @@ export function recheck(findings: StoredFinding[], policy: Policy, root: string)
       algos: policy.hash,
       growing,
       prefixLen: growing && f.after ? Number(f.after.size) : null,
+      ...(rule ? metaWanted(rule) : {}),
     };
     const res = scanEntry(job, buf);
     if (f.kind === 'removed') {
@@ -226,6 +228,35 @@ export async function runAccept(opts: AcceptOptions, ctx: RunContext): Promise<A
   }
 }
 
+/**
+ * An accepted added, removed or replaced entry moved its directory's mtime and ctime: record
+ * the directory's times as they are now, so the next check does not report that directory's
+ * `entries` (a trace nothing explains any more once the child is part of the baseline).
+ */
+function refreshParents(repo: BaselineRepo, gen: number, chosen: StoredFinding[], root: string): void {
+  const dirs = new Map<string, Buffer>();
+  for (const f of chosen) {
+    if (f.kind === 'changed' && !f.attributes.includes('inode') && !f.attributes.includes('type')) continue;
+    const i = f.path.lastIndexOf(0x2f);
+    const parent = i <= 0 ? Buffer.from('/') : f.path.subarray(0, i);
+    dirs.set(parent.toString('hex'), parent);
+  }
+  const prefix = Buffer.from(root.replace(/\/+$/, ''), 'utf8');
+  for (const dir of dirs.values()) {
+    const cur = repo.lookup(gen, dir);
+    if (!cur || cur.rec.type !== 'dir' || cur.error !== null) continue;
+    let st: fs.BigIntStats;
+    try {
+      st = fs.lstatSync(prefix.length ? Buffer.concat([prefix, dir]) : dir, { bigint: true });
+    } catch {
+      continue;
+    }
+    if (!st.isDirectory() || st.ino !== cur.rec.inode) continue;
+    repo.deleteEntry(gen, dir);
+    repo.insert(gen, cur.rule, { ...cur.rec, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, size: st.size, nlink: Number(st.nlink) }, null);
+  }
+}
+
 function write(
   db: DB,
   repo: BaselineRepo,
@@ -268,6 +299,7 @@ function write(
       repo.deleteEntry(gen, f.path);
       if (f.kind !== 'removed' && f.after) repo.insert(gen, f.rule, f.after, o.errorCode.get(f.path.toString('hex')) ?? null);
     }
+    refreshParents(repo, gen, chosen, o.root);
     const d = computeGenerationDigest(db, { id: gen, ...header });
     const sig = o.sign ? o.sign(d.digest) : null;
     repo.finish(gen, d, d.digest, sig?.signature ?? null, sig?.keyId ?? null);

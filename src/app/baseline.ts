@@ -12,6 +12,7 @@ import type { Progress } from '../report/progress.js';
 import { loadPolicy, resolveRoot, whoami } from './common.js';
 import { VERSION } from '../version.js';
 import { signDigest } from './signing.js';
+import { metaWanted } from './entries.js';
 
 export interface BaselineOptions {
   policy?: string;
@@ -82,7 +83,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
           errors.push({ path: ev.path, code: ev.code, message: ev.message });
           continue;
         }
-        yield { id: ++nextId, path: ev.path, real: ev.real, algos: policy.hash, growing: false, prefixLen: null, rule: ev.rule.name };
+        yield { id: ++nextId, path: ev.path, real: ev.real, algos: policy.hash, growing: false, prefixLen: null, ...metaWanted(ev.rule), rule: ev.rule.name };
       }
     };
     ctx.log.info({ db: opts.db, policy: policy.source, root: root || '/', jobs: opts.jobs }, 'baseline started');

@@ -9,13 +9,14 @@ import { walk } from '../scan/walk.js';
 import { BaselineRepo, recFromRaw, type Generation, type StoredEntry } from '../store/baseline-repo.js';
 import { openReadOnly, openWritable, probeWriteLock, storeError, type DB } from '../store/db.js';
 import { GenerationDigester, policyDigest, type DigestRow, type GenerationDigestResult } from '../store/generation-digest.js';
-import { DIGEST_COLUMNS } from '../store/generation-digest.js';
+import { digestColumns } from '../store/generation-digest.js';
 import { RunRepo } from '../store/run-repo.js';
 import type { Progress } from '../report/progress.js';
 import type { RunContext } from '../util/context.js';
 import { IntegError, InterruptedError, NoInputError, TrustError } from '../util/errors.js';
 import { blake3Hex } from '../util/blake3.js';
 import { loadPolicy, resolveRoot, whoami, type Who } from './common.js';
+import { explainEntries, metaWanted, outOfScopeChild } from './entries.js';
 
 export interface CheckOptions {
   policy?: string;
@@ -82,7 +83,7 @@ class MergeCursor {
 
   constructor(db: DB, private readonly gen: Generation, private readonly repo: BaselineRepo) {
     this.digester = new GenerationDigester(gen);
-    this.it = (db.prepare(`SELECT rowid, ${DIGEST_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen.id) as Iterable<[number | bigint, ...DigestRow]>)[Symbol.iterator]();
+    this.it = (db.prepare(`SELECT rowid, ${digestColumns(db)} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen.id) as Iterable<[number | bigint, ...DigestRow]>)[Symbol.iterator]();
     this.row = this.next();
   }
 
@@ -178,6 +179,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
           algos: policy.hash,
           growing,
           prefixLen: growing && base && base.rec.type === 'file' ? Number(base.rec.size) : null,
+          ...metaWanted(ev.rule),
           rule: ev.rule,
           base,
         };
@@ -217,6 +219,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
         if (f) findings.push(f);
       }
     }
+    explainEntries(findings, errors, (dir) => outOfScopeChild(dir, root, selector));
   } catch (e) {
     if (e instanceof IntegError) throw e;
     throw storeError(e, opts.db);

@@ -61,7 +61,19 @@ function genFromRow(r: Row): Generation {
   };
 }
 
-export const ENTRY_COLUMNS = 'type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, nlink, target, blake3, sha256';
+export const ENTRY_COLUMNS = 'type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, nlink, target, blake3, sha256, xattrs, flags';
+/** How many values ENTRY_COLUMNS has. */
+export const ENTRY_COLUMN_COUNT = 14;
+
+/**
+ * ENTRY_COLUMNS as this store can answer them: a store from before migration 3 opened
+ * read-only (read-only media cannot be migrated) has no xattrs/flags columns; they read as
+ * NULL, "not recorded".
+ */
+export function entryColumns(db: DB, table = 'entries'): string {
+  const cols = db.prepare(`SELECT name FROM pragma_table_info('${table}')`).pluck(true).all() as string[];
+  return cols.includes('xattrs') ? ENTRY_COLUMNS : ENTRY_COLUMNS.replace('xattrs, flags', 'NULL AS xattrs, NULL AS flags');
+}
 
 /** Rebuild an EntryRecord from a row read with safeIntegers (bigint columns). */
 export function recFromRow(path: Buffer, r: Row): EntryRecord {
@@ -79,10 +91,12 @@ export function recFromRow(path: Buffer, r: Row): EntryRecord {
     target: (r.target as Buffer | null) ?? null,
     blake3: (r.blake3 as string | null) ?? null,
     sha256: (r.sha256 as string | null) ?? null,
+    xattrs: (r.xattrs as string | null | undefined) ?? null,
+    flags: r.flags === null || r.flags === undefined ? null : Number(r.flags),
   };
 }
 
-/** Rebuild an EntryRecord from the 12 ENTRY_COLUMNS values of a raw row (safe integers). */
+/** Rebuild an EntryRecord from the 14 ENTRY_COLUMNS values of a raw row (safe integers). */
 export function recFromRaw(path: Buffer, v: unknown[]): EntryRecord {
   return {
     path,
@@ -98,23 +112,31 @@ export function recFromRaw(path: Buffer, v: unknown[]): EntryRecord {
     target: (v[9] as Buffer | null) ?? null,
     blake3: (v[10] as string | null) ?? null,
     sha256: (v[11] as string | null) ?? null,
+    xattrs: (v[12] as string | null | undefined) ?? null,
+    flags: v[13] === null || v[13] === undefined ? null : Number(v[13]),
   };
 }
 
-/** Values for the 12 entry columns, in ENTRY_COLUMNS order. */
+/** Values for the 14 entry columns, in ENTRY_COLUMNS order. */
 export function recValues(rec: EntryRecord): unknown[] {
-  return [rec.type, rec.mode, rec.uid, rec.gid, rec.size, rec.mtimeNs, rec.ctimeNs, BigInt.asIntN(64, rec.inode), rec.nlink, rec.target, rec.blake3, rec.sha256];
+  return [rec.type, rec.mode, rec.uid, rec.gid, rec.size, rec.mtimeNs, rec.ctimeNs, BigInt.asIntN(64, rec.inode), rec.nlink, rec.target, rec.blake3, rec.sha256, rec.xattrs ?? null, rec.flags ?? null];
 }
 
 /** Baselines: generations and their entries. Prepared statements are created once per repo. */
 export class BaselineRepo {
   private readonly getEntry;
   private readonly insEntry;
+  /** ENTRY_COLUMNS as this store answers them (see entryColumns) */
+  readonly cols: string;
 
   constructor(readonly db: DB) {
-    this.getEntry = db.prepare(`SELECT rowid, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE gen = ? AND path = ?`).safeIntegers(true);
-    this.insEntry = db.readonly ? null : db.prepare(`INSERT INTO entries (gen, path, rule, error, ${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.cols = entryColumns(db);
+    this.getEntry = db.prepare(`SELECT rowid, rule, error, ${this.cols} FROM entries WHERE gen = ? AND path = ?`).safeIntegers(true);
+    this.insCount = this.cols === ENTRY_COLUMNS ? ENTRY_COLUMN_COUNT : ENTRY_COLUMN_COUNT - 2;
+    const insCols = this.cols === ENTRY_COLUMNS ? ENTRY_COLUMNS : ENTRY_COLUMNS.replace(', xattrs, flags', '');
+    this.insEntry = db.readonly ? null : db.prepare(`INSERT INTO entries (gen, path, rule, error, ${insCols}) VALUES (?, ?, ?, ?, ${new Array(this.insCount).fill('?').join(', ')})`);
   }
+  private readonly insCount: number;
 
   current(): Generation | null {
     const r = this.db.prepare('SELECT * FROM generations ORDER BY id DESC LIMIT 1').get() as Row | undefined;
@@ -148,7 +170,7 @@ export class BaselineRepo {
 
   /** One entry by row id (for the few rows the sweep finds unseen). */
   byRowid(rowid: number): StoredEntry | undefined {
-    const r = this.db.prepare(`SELECT rowid, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE rowid = ?`).safeIntegers(true).get(rowid) as Row | undefined;
+    const r = this.db.prepare(`SELECT rowid, path, rule, error, ${this.cols} FROM entries WHERE rowid = ?`).safeIntegers(true).get(rowid) as Row | undefined;
     return r ? { rowid: Number(r.rowid), rule: r.rule as string, error: (r.error as string | null) ?? null, rec: recFromRow(r.path as Buffer, r) } : undefined;
   }
 
@@ -165,12 +187,12 @@ export class BaselineRepo {
   }
 
   insert(gen: number, rule: string, rec: EntryRecord, error: string | null): void {
-    this.insEntry!.run(gen, rec.path, rule, error, ...recValues(rec));
+    this.insEntry!.run(gen, rec.path, rule, error, ...recValues(rec).slice(0, this.insCount));
   }
 
   /** Every entry of a generation in path byte order (SQLite compares BLOBs with memcmp, as Buffer.compare does). Streams. */
   *entriesByPath(gen: number): Generator<StoredEntry> {
-    const st = this.db.prepare(`SELECT rowid, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).safeIntegers(true);
+    const st = this.db.prepare(`SELECT rowid, path, rule, error, ${this.cols} FROM entries WHERE gen = ? ORDER BY path`).safeIntegers(true);
     for (const r of st.iterate(gen) as Iterable<Row>) {
       yield { rowid: Number(r.rowid), rule: r.rule as string, error: (r.error as string | null) ?? null, rec: recFromRow(r.path as Buffer, r) };
     }

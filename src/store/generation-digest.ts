@@ -1,7 +1,7 @@
 import { blake3Hex, createBlake3 } from '../util/blake3.js';
 import type { DB } from './db.js';
 import type { Generation } from './baseline-repo.js';
-import { ENTRY_COLUMNS } from './baseline-repo.js';
+import { ENTRY_COLUMNS, entryColumns } from './baseline-repo.js';
 
 const hex = (b: Buffer | null): string => (b === null ? '-' : b.length === 0 ? '""' : b.toString('hex'));
 
@@ -9,7 +9,11 @@ type Header = Pick<Generation, 'id' | 'createdAt' | 'kind' | 'user' | 'uid' | 'h
 
 /** The row shape the digest reads: DIGEST_COLUMNS, raw, with safe integers. */
 export const DIGEST_COLUMNS = `path, rule, error, ${ENTRY_COLUMNS}`;
-export type DigestRow = [Buffer, string, string | null, string, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, Buffer | null, string | null, string | null];
+/** DIGEST_COLUMNS as this store answers them (NULL xattrs/flags on an unmigrated read-only store). */
+export function digestColumns(db: DB): string {
+  return `path, rule, error, ${entryColumns(db)}`;
+}
+export type DigestRow = [Buffer, string, string | null, string, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, Buffer | null, string | null, string | null, string | null, bigint | null];
 
 export interface GenerationDigestResult {
   digest: string;
@@ -55,10 +59,13 @@ export class GenerationDigester {
 
   /** Add the next row; rows must come in path byte order (ORDER BY path). */
   add(r: DigestRow): void {
-    const [path, rule, error, type, mode, uid, gid, size, mtime, ctime, inode, nlink, target, b3, s256] = r;
+    const [path, rule, error, type, mode, uid, gid, size, mtime, ctime, inode, nlink, target, b3, s256, xattrs, flags] = r;
     if (this.last !== null && Buffer.compare(this.last, path) >= 0) throw new Error('generation digest: rows out of path order');
     this.last = path;
-    this.chunk += `${hex(path)} ${rule} ${type} ${mode} ${uid} ${gid} ${size} ${mtime} ${ctime} ${inode} ${nlink} ${hex(target)} ${b3 ?? '-'} ${s256 ?? '-'} ${error ?? '-'}\n`;
+    // Extended attributes and flags (migration 3) are appended only when recorded, so rows
+    // of older generations hash exactly as they did; nulling them out of a newer row shows.
+    const fsattrs = xattrs === null && flags === null ? '' : ` x ${xattrs === null ? '-' : JSON.stringify(xattrs)} f ${flags ?? '-'}`;
+    this.chunk += `${hex(path)} ${rule} ${type} ${mode} ${uid} ${gid} ${size} ${mtime} ${ctime} ${inode} ${nlink} ${hex(target)} ${b3 ?? '-'} ${s256 ?? '-'} ${error ?? '-'}${fsattrs}\n`;
     if (this.chunk.length > 1 << 16) {
       this.h.update(this.chunk);
       this.chunk = '';
@@ -76,7 +83,7 @@ export class GenerationDigester {
 
 /** The rows of a generation in path byte order, as the digest reads them. */
 export function orderedRows(db: DB, gen: number): Iterable<DigestRow> {
-  return db.prepare(`SELECT ${DIGEST_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen) as Iterable<DigestRow>;
+  return db.prepare(`SELECT ${digestColumns(db)} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen) as Iterable<DigestRow>;
 }
 
 export function computeGenerationDigest(db: DB, g: Header): GenerationDigestResult {

@@ -1,6 +1,6 @@
 import type { DB } from './db.js';
 import type { Finding, ScanError } from '../core/types.js';
-import { ENTRY_COLUMNS, recFromRow, recValues } from './baseline-repo.js';
+import { ENTRY_COLUMNS, ENTRY_COLUMN_COUNT, entryColumns, recFromRow, recValues } from './baseline-repo.js';
 import type { EntryRecord, FindingKind, Severity, Attribute } from '../core/types.js';
 
 export interface RunRecord {
@@ -76,7 +76,7 @@ export class RunRepo {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const insF = this.db.prepare(
-      `INSERT INTO run_findings (run, path, kind, rule, severity, attributes, ${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO run_findings (run, path, kind, rule, severity, attributes, ${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ${new Array(ENTRY_COLUMN_COUNT).fill('?').join(', ')})`,
     );
     const insE = this.db.prepare('INSERT INTO run_errors (run, path, code, message) VALUES (?, ?, ?, ?)');
     return this.db.transaction(() => {
@@ -85,7 +85,7 @@ export class RunRepo {
           run.scanned, run.added, run.removed, run.changed, run.errors, run.exitCode, run.findingsDigest, run.evidence).lastInsertRowid,
       );
       for (const f of findings) {
-        const vals = f.after ? recValues(f.after) : new Array(12).fill(null);
+        const vals = f.after ? recValues(f.after) : new Array(ENTRY_COLUMN_COUNT).fill(null);
         insF.run(id, f.path, f.kind, f.rule, f.severity, f.attributes.join(','), ...vals);
       }
       for (const e of errors) insE.run(id, e.path, e.code, e.message);
@@ -125,7 +125,7 @@ export class RunRepo {
   }
 
   findings(runId: number): StoredFinding[] {
-    const rows = this.db.prepare(`SELECT path, kind, rule, severity, attributes, ${ENTRY_COLUMNS} FROM run_findings WHERE run = ? ORDER BY path`).safeIntegers(true).all(runId) as Row[];
+    const rows = this.db.prepare(`SELECT path, kind, rule, severity, attributes, ${entryColumns(this.db, 'run_findings')} FROM run_findings WHERE run = ? ORDER BY path`).safeIntegers(true).all(runId) as Row[];
     return rows.map((r) => ({
       path: r.path as Buffer,
       kind: r.kind as FindingKind,

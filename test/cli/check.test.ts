@@ -113,7 +113,7 @@ describe('integ check: the tampering matrix', () => {
     expect((report.baseline as { digest: string }).digest).toMatch(/^blake3:[0-9a-f]{64}$/);
     expect(String(report.started_at)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     const c = find('content')!;
-    expect(Object.keys(c.before!)).toEqual(['type', 'mode', 'uid', 'gid', 'size', 'mtime', 'ctime', 'inode', 'nlink', 'target', 'blake3', 'sha256']);
+    expect(Object.keys(c.before!)).toEqual(['type', 'mode', 'uid', 'gid', 'size', 'mtime', 'ctime', 'inode', 'nlink', 'target', 'blake3', 'sha256', 'xattrs', 'caps', 'acl', 'label', 'flags']);
     expect(c.before!.blake3).not.toBe(c.after!.blake3);
   });
 
