@@ -16,6 +16,7 @@ import type { RunContext } from '../util/context.js';
 import { IntegError, InterruptedError, NoInputError, TrustError } from '../util/errors.js';
 import { blake3Hex } from '../util/blake3.js';
 import { loadPolicy, resolveRoot, whoami, type Who } from './common.js';
+import { riskTags } from '../core/risk.js';
 import { explainEntries, metaWanted, outOfScopeChild } from './entries.js';
 
 export interface CheckOptions {
@@ -55,9 +56,10 @@ export interface CheckResult {
 
 const SEVERITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 } as const;
 
-/** Findings in report order: severity, then path bytes. */
+/** Findings in report order: those with risk tags first, then severity, then path bytes. */
 export function sortFindings(f: Finding[]): Finding[] {
-  return f.sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || Buffer.compare(a.path, b.path));
+  const risky = (x: Finding): number => (x.risk?.length ? 0 : 1);
+  return f.sort((a, b) => risky(a) - risky(b) || SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || Buffer.compare(a.path, b.path));
 }
 
 /** A digest of the set of findings, so a repeated identical alert can reuse the earlier bundle. */
@@ -228,6 +230,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     cursorDb?.close();
     db.close();
   }
+  for (const f of findings) f.risk = riskTags(f);
   sortFindings(findings);
   errors.sort((a, b) => Buffer.compare(a.path, b.path));
   const summary = summarize(scanned, findings, errors.length);

@@ -96,6 +96,19 @@ export interface Finding {
   attributes: Attribute[];
   before: EntryRecord | null;
   after: EntryRecord | null;
+  /** risk tags (core/risk.ts); findings with any sort first */
+  risk?: string[];
+  /** which package owns the path and whether its content is what the package shipped */
+  package?: PackageOwner | null;
+}
+
+/** Package provenance of a path (dpkg): digest_matches null when it cannot be told. */
+export interface PackageOwner {
+  manager: 'dpkg';
+  name: string;
+  version: string;
+  digestMatches: boolean | null;
+  conffile: boolean;
 }
 
 /** An in-scope entry that could not be read completely: a finding of its own (exit bit 8). */

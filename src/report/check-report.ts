@@ -1,9 +1,11 @@
 import chalk from 'chalk';
 import type { CheckResult } from '../app/check.js';
 import { pathForTerminal, pathJson } from '../core/pathenc.js';
-import type { Finding, Severity } from '../core/types.js';
+import type { IdNames } from '../core/fsattrs.js';
+import type { EntryRecord, Finding, Severity } from '../core/types.js';
+import { idNames } from './idnames.js';
 import { VERSION } from '../version.js';
-import { describeChanges, recordJson } from './records.js';
+import { aclNote, describeChanges, recordJson } from './records.js';
 
 /** The `integ.check/1` JSON document of the contract. */
 export function checkJson(r: CheckResult): Record<string, unknown> {
@@ -29,6 +31,7 @@ export function checkJson(r: CheckResult): Record<string, unknown> {
       rule: f.rule,
       severity: f.severity,
       attributes: f.attributes,
+      risk: f.risk ?? [],
       before: f.before ? recordJson(f.before) : null,
       after: f.after ? recordJson(f.after) : null,
     })),
@@ -51,18 +54,36 @@ function detail(f: Finding): string {
   return f.kind === 'changed' && f.before && f.after ? describeChanges(f.before, f.after, f.attributes) : '';
 }
 
+/** "file 4755 root:root (ACL present)": what an added or removed entry is, so a set-uid root file cannot be overlooked. */
+function summaryOf(r: EntryRecord, names: IdNames): string {
+  const owner = `${names.user(r.uid) ?? r.uid}:${names.group(r.gid) ?? r.gid}`;
+  return `${r.type} ${r.mode.toString(8).padStart(4, '0')} ${owner}${aclNote(r)}`;
+}
+
+function findingLines(f: Finding, names: IdNames, withSeverity = false): string[] {
+  const rec = f.after ?? f.before;
+  const what = f.kind === 'changed' ? `[${f.attributes.join(', ')}]` : rec ? summaryOf(rec, names) : '';
+  const risk = f.risk?.length ? `  ${chalk.bold.red(`risk: ${f.risk.join(', ')}`)}` : '';
+  const out = [`  ${KIND_LABEL[f.kind]}  ${pathForTerminal(f.path)}  ${what}  (${f.rule}${withSeverity ? `, ${f.severity}` : ''})${risk}`];
+  const d = detail(f);
+  if (d) out.push(chalk.dim(`           ${d}`));
+  return out;
+}
+
 /** Findings grouped by severity, then errors, then a one-line summary. */
 export function checkText(r: CheckResult): string {
   const out: string[] = [];
+  const names = idNames(r.root);
+  const risky = r.findings.filter((f) => f.risk?.length);
+  if (risky.length) {
+    out.push(chalk.bold.red(`RISK (${risky.length})`));
+    for (const f of risky) out.push(...findingLines(f, names, true));
+  }
   for (const sev of ['critical', 'high', 'medium', 'low'] as const) {
-    const group = r.findings.filter((f) => f.severity === sev);
+    const group = r.findings.filter((f) => f.severity === sev && !f.risk?.length);
     if (!group.length) continue;
     out.push(SEV_COLOR[sev](`${sev.toUpperCase()} (${group.length})`));
-    for (const f of group) {
-      const d = detail(f);
-      out.push(`  ${KIND_LABEL[f.kind]}  ${pathForTerminal(f.path)}${f.kind === 'changed' ? `  [${f.attributes.join(', ')}]` : ''}  (${f.rule})`);
-      if (d) out.push(chalk.dim(`           ${d}`));
-    }
+    for (const f of group) out.push(...findingLines(f, names));
   }
   if (r.errors.length) {
     out.push(chalk.magenta(`UNREADABLE (${r.errors.length}) — scan incomplete`));

@@ -14,6 +14,7 @@ import { integ, tmpdir, writePolicy } from '../helpers/cli.js';
 interface Change {
   path: string;
   kind: string;
+  risk: string[];
   attributes: string[];
   before: Record<string, unknown> | null;
   after: Record<string, unknown> | null;
@@ -111,6 +112,9 @@ describe.skipIf(Boolean(why))('integ check: xattrs, capabilities, ACLs, labels, 
       expect(after.mtimeNs).not.toBe(before.mtimeNs);
       // An added file explains its directory's new mtime: no `entries` for busy/.
       fs.writeFileSync(p('busy/new'), 'new\n');
+      fs.writeFileSync(p('busy/suid'), '#!/bin/sh\n');
+      fs.chmodSync(p('busy/suid'), 0o4755);
+      fs.chmodSync(p('quiet'), 0o666);
       const r = run('check', '--format', 'json');
       code = r.code;
       const doc = JSON.parse(r.stdout) as { changes: Change[] };
@@ -169,10 +173,47 @@ describe.skipIf(Boolean(why))('integ check: xattrs, capabilities, ACLs, labels, 
       expect(byPath('busy/new')!.kind).toBe('added');
     });
 
+    it('risk tags: set-uid, capability, immutable/append-only, world-writable; risky findings first, ADDED lines show type, mode and owner', () => {
+      expect(byPath('busy/suid')!.risk).toContain('setuid');
+      expect(byPath('python3')!.risk).toEqual(['capability']);
+      expect(byPath('quiet')!.risk).toEqual(['world-writable']);
+      expect(byPath('busy/new')!.risk).toEqual([]);
+      expect(byPath('acl-file')!.risk).toEqual([]);
+      if (flagsOk) {
+        expect(byPath('immutable')!.risk).toEqual(['immutable']);
+        expect(byPath('append-only')!.risk).toEqual(['append-only']);
+      }
+      const firstPlain = changes.findIndex((c) => c.risk.length === 0);
+      expect(changes.slice(firstPlain).every((c) => c.risk.length === 0)).toBe(true);
+      expect(text.split('\n')[0]).toMatch(/^RISK \(\d+\)$/);
+      expect(text).toContain(`ADDED    ${p('busy/suid')}  file 4755 root:root  (tree, high)  risk: setuid`);
+    });
+
     it('nothing else is reported (no false positives), exit 4|1', () => {
-      const expected = ['python3', 'acl-file', 'mask-file', 'default-acl', 'xattr-file', 'has-xattr', 'cron.d', 'busy/new', ...(flagsOk ? ['immutable', 'append-only'] : [])];
+      const expected = ['python3', 'acl-file', 'mask-file', 'default-acl', 'xattr-file', 'has-xattr', 'cron.d', 'busy/new', 'busy/suid', 'quiet', ...(flagsOk ? ['immutable', 'append-only'] : [])];
       expect(changes.map((c) => path.relative(tree, c.path)).sort()).toEqual(expected.sort());
       expect(code).toBe(5);
     });
+  });
+});
+
+describe('directory traces after accept', () => {
+  it('accepting an added file also records its directory\'s new times: the next check is clean', () => {
+    const d = tmpdir();
+    dirs.push(d);
+    const tree = path.join(d, 'tree');
+    fs.mkdirSync(path.join(tree, 'sub'), { recursive: true });
+    const db = path.join(d, 's.db');
+    const policy = writePolicy(d, tree);
+    const run = (cmd: string, ...a: string[]) => integ([cmd, '--db', db, '--policy', policy, ...(cmd === 'accept' ? [] : ['--jobs', '0']), ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
+    expect(run('baseline').code).toBe(0);
+    fs.writeFileSync(path.join(tree, 'sub/new'), 'x');
+    const c = run('check', '--format', 'json');
+    expect(c.code).toBe(1);
+    expect((JSON.parse(c.stdout) as { changes: Change[] }).changes.map((x) => [path.relative(tree, x.path), x.kind])).toEqual([['sub/new', 'added']]);
+    expect(run('accept', '--all', '--note', 'ok').code).toBe(0);
+    const again = run('check');
+    expect(again.stdout).toMatch(/^OK /m);
+    expect(again.code).toBe(0);
   });
 });
