@@ -1,5 +1,5 @@
 import { Selector } from '../core/selector.js';
-import type { ScanError } from '../core/types.js';
+import type { IocMatch, ScanError } from '../core/types.js';
 import { scanAll } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { walk } from '../scan/walk.js';
@@ -9,7 +9,7 @@ import { computeGenerationDigest, policyDigest } from '../store/generation-diges
 import type { RunContext } from '../util/context.js';
 import { EXIT, IntegError, InterruptedError } from '../util/errors.js';
 import type { Progress } from '../report/progress.js';
-import { loadPolicy, resolveRoot, whoami } from './common.js';
+import { iocMatchOf, loadIoc, loadPolicy, resolveRoot, whoami } from './common.js';
 import { VERSION } from '../version.js';
 import { signDigest } from './signing.js';
 import { metaWanted } from './entries.js';
@@ -21,6 +21,8 @@ export interface BaselineOptions {
   root?: string;
   jobs: number;
   signKey?: string;
+  /** known-bad hash lists (--ioc, repeatable), besides the policy's `ioc:` */
+  ioc?: string[];
 }
 
 export interface BaselineResult {
@@ -29,6 +31,10 @@ export interface BaselineResult {
   bytes: number;
   seconds: number;
   errors: ScanError[];
+  /** files whose content is on a known-bad hash list (exit bit 32): a baseline of a compromised host */
+  iocMatches: IocMatch[];
+  iocFeeds: string[];
+  root: string;
   exitCode: number;
 }
 
@@ -42,6 +48,9 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
   const root = resolveRoot(opts.root);
   const who = whoami();
   const sign = opts.signKey ? await signDigest(opts.signKey) : null;
+  const ioc = await loadIoc(policy, opts.ioc);
+  const iocMatches: IocMatch[] = [];
+  const extra = ioc?.algorithms();
   const started = Date.now();
   const db = openWritable(opts.db);
   const repo = new BaselineRepo(db);
@@ -83,7 +92,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
           errors.push({ path: ev.path, code: ev.code, message: ev.message });
           continue;
         }
-        yield { id: ++nextId, path: ev.path, real: ev.real, algos: policy.hash, growing: false, prefixLen: null, ...metaWanted(ev.rule), rule: ev.rule.name };
+        yield { id: ++nextId, path: ev.path, real: ev.real, algos: policy.hash, growing: false, prefixLen: null, ...metaWanted(ev.rule), extra, rule: ev.rule.name };
       }
     };
     ctx.log.info({ db: opts.db, policy: policy.source, root: root || '/', jobs: opts.jobs }, 'baseline started');
@@ -93,6 +102,12 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
         ctx.log.warn({ path: job.path.toString('utf8'), code: res.code }, res.message);
       }
       if (res.rec) {
+        const hit = ioc && res.ok ? iocMatchOf(ioc, job.path, job.rule, res.rec) : null;
+        if (hit) {
+          iocMatches.push(hit);
+          ctx.log.error({ path: job.path.toString('utf8'), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source }, 'known-bad content');
+        }
+        delete res.rec.extra;
         repo.insert(gen, job.rule, res.rec, res.ok ? null : res.code);
         entries++;
         if (res.rec.type === 'file') bytes += Number(res.rec.size);
@@ -107,7 +122,9 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     open = false;
     const generation = repo.get(gen)!;
     ctx.log.info({ generation: gen, entries, bytes, errors: errors.length, digest: d.digest }, 'baseline recorded');
-    return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, exitCode: errors.length ? EXIT.INCOMPLETE : EXIT.OK };
+    iocMatches.sort((a, b) => Buffer.compare(a.path, b.path));
+    const exitCode = (errors.length ? EXIT.INCOMPLETE : EXIT.OK) | (iocMatches.length ? EXIT.KNOWN_BAD : 0);
+    return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, iocMatches, iocFeeds: ioc?.files ?? [], root: root || '/', exitCode };
   } catch (e) {
     if (open) {
       try {

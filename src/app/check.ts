@@ -1,7 +1,7 @@
 import { compareEntry } from '../core/compare.js';
 import { pathToText } from '../core/pathenc.js';
 import { Selector } from '../core/selector.js';
-import type { Finding, Policy, Rule, ScanError } from '../core/types.js';
+import type { Finding, IocMatch, Policy, Rule, ScanError } from '../core/types.js';
 import { checkExitCode, summarize, type Summary } from '../core/verdict.js';
 import { scanAll } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
@@ -13,9 +13,9 @@ import { digestColumns } from '../store/generation-digest.js';
 import { RunRepo } from '../store/run-repo.js';
 import type { Progress } from '../report/progress.js';
 import type { RunContext } from '../util/context.js';
-import { IntegError, InterruptedError, NoInputError, TrustError } from '../util/errors.js';
+import { EXIT, IntegError, InterruptedError, NoInputError, TrustError } from '../util/errors.js';
 import { blake3Hex } from '../util/blake3.js';
-import { loadPolicy, resolveRoot, whoami, type Who } from './common.js';
+import { iocMatchOf, loadIoc, loadPolicy, resolveRoot, whoami, type Who } from './common.js';
 import { riskTags } from '../core/risk.js';
 import { explainEntries, metaWanted, outOfScopeChild } from './entries.js';
 
@@ -29,6 +29,8 @@ export interface CheckOptions {
   out?: string;
   verifyKey?: string;
   expectDigest?: string;
+  /** known-bad hash lists (--ioc, repeatable), besides the policy's `ioc:` */
+  ioc?: string[];
 }
 
 export interface EvidenceRef {
@@ -47,6 +49,10 @@ export interface CheckResult {
   summary: Summary;
   findings: Finding[];
   errors: ScanError[];
+  /** files whose content is on a known-bad hash list, changed or not (exit bit 32) */
+  iocMatches: IocMatch[];
+  /** the feed files matched against (empty: none given) */
+  iocFeeds: string[];
   evidence: EvidenceRef | null;
   /** notices for the operator (policy changed since the baseline, run not recorded …) */
   notices: string[];
@@ -130,6 +136,9 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
   const who = whoami();
   const startedAt = new Date().toISOString();
   const notices: string[] = [];
+  const ioc = await loadIoc(policy, opts.ioc);
+  const iocMatches: IocMatch[] = [];
+  const extra = ioc?.algorithms();
   const writable = probeWriteLock0(opts.db);
   const db = openReadOnly(opts.db);
   const findings: Finding[] = [];
@@ -182,6 +191,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
           growing,
           prefixLen: growing && base && base.rec.type === 'file' ? Number(base.rec.size) : null,
           ...metaWanted(ev.rule),
+          extra,
           rule: ev.rule,
           base,
         };
@@ -199,6 +209,11 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
         // A vanished entry (no rec) is an error, not a removal: we cannot tell which it is.
         const f = compareEntry(job.base?.rec ?? null, res.rec, job.rule);
         if (f) findings.push(f);
+        const hit = ioc && res.ok ? iocMatchOf(ioc, job.path, job.rule.name, res.rec) : null;
+        if (hit) {
+          iocMatches.push(hit);
+          ctx.log.error({ path: pathToText(job.path), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source }, 'known-bad content');
+        }
       }
       progress?.update(scanned, bytes);
     }
@@ -234,7 +249,8 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
   sortFindings(findings);
   errors.sort((a, b) => Buffer.compare(a.path, b.path));
   const summary = summarize(scanned, findings, errors.length);
-  const exitCode = checkExitCode(summary);
+  iocMatches.sort((a, b) => Buffer.compare(a.path, b.path));
+  const exitCode = checkExitCode(summary, iocMatches.length);
   const result: CheckResult = {
     startedAt,
     finishedAt: new Date().toISOString(),
@@ -245,13 +261,15 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     summary,
     findings,
     errors,
+    iocMatches,
+    iocFeeds: ioc?.files ?? [],
     evidence: null,
     notices,
     runId: null,
     exitCode,
   };
   const digest = findingsDigest(findings);
-  if (exitCode & 7) {
+  if (exitCode & (7 | EXIT.KNOWN_BAD)) {
     const { captureOnAlert } = await import('./alert.js');
     result.evidence = await captureOnAlert(result, digest, opts, ctx);
   }

@@ -80,6 +80,8 @@ export interface Policy {
   onAlert: OnAlert;
   retention: Retention;
   trust: { publicKey: string | null };
+  /** known-bad hash lists to match every file against (absolute, resolved against the policy's folder) */
+  ioc: string[];
   /** where the policy came from (file path or "embedded default") */
   source: string;
   /** the policy text exactly as read, stored with each generation */
@@ -109,6 +111,16 @@ export interface PackageOwner {
   version: string;
   digestMatches: boolean | null;
   conffile: boolean;
+}
+
+/** A file in scope whose content is on a known-bad hash list. */
+export interface IocMatch {
+  path: Buffer;
+  rule: string;
+  algorithm: 'sha256' | 'sha1' | 'md5';
+  digest: string;
+  label: string | null;
+  source: string;
 }
 
 /** An in-scope entry that could not be read completely: a finding of its own (exit bit 8). */

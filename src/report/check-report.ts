@@ -2,10 +2,22 @@ import chalk from 'chalk';
 import type { CheckResult } from '../app/check.js';
 import { pathForTerminal, pathJson } from '../core/pathenc.js';
 import type { IdNames } from '../core/fsattrs.js';
-import type { EntryRecord, Finding, Severity } from '../core/types.js';
+import type { EntryRecord, Finding, IocMatch, Severity } from '../core/types.js';
 import { idNames } from './idnames.js';
 import { VERSION } from '../version.js';
 import { aclNote, describeChanges, recordJson } from './records.js';
+
+export function iocJson(m: IocMatch): Record<string, unknown> {
+  return { ...pathJson(m.path), rule: m.rule, algorithm: m.algorithm, digest: m.digest, label: m.label, source: m.source };
+}
+
+/** The CRITICAL section that comes first: files whose content is on a known-bad hash list. */
+export function iocText(matches: readonly IocMatch[]): string[] {
+  if (!matches.length) return [];
+  const out = [chalk.bold.red(`CRITICAL: KNOWN-BAD CONTENT (${matches.length}) — matches a known-bad hash list`)];
+  for (const m of matches) out.push(`  KNOWN-BAD  ${pathForTerminal(m.path)}  ${m.algorithm}:${m.digest}${m.label ? `  "${m.label}"` : ''}  (${m.source})`);
+  return out;
+}
 
 /** The `integ.check/1` JSON document of the contract. */
 export function checkJson(r: CheckResult): Record<string, unknown> {
@@ -36,6 +48,8 @@ export function checkJson(r: CheckResult): Record<string, unknown> {
       after: f.after ? recordJson(f.after) : null,
     })),
     errors: r.errors.map((e) => ({ ...pathJson(e.path), code: e.code, message: e.message })),
+    ioc_matches: r.iocMatches.map(iocJson),
+    ioc_feeds: r.iocFeeds,
     evidence: r.evidence ? { bundle: r.evidence.bundle, sha256: r.evidence.sha256, reused: r.evidence.reused } : null,
     notices: r.notices,
     exit_code: r.exitCode,
@@ -74,6 +88,7 @@ function findingLines(f: Finding, names: IdNames, withSeverity = false): string[
 export function checkText(r: CheckResult): string {
   const out: string[] = [];
   const names = idNames(r.root);
+  out.push(...iocText(r.iocMatches));
   const risky = r.findings.filter((f) => f.risk?.length);
   if (risky.length) {
     out.push(chalk.bold.red(`RISK (${risky.length})`));
@@ -94,7 +109,7 @@ export function checkText(r: CheckResult): string {
   const s = r.summary;
   const verdict = r.exitCode === 0 ? chalk.green('OK') : chalk.bold.red('ALERT');
   out.push(
-    `${verdict} ${s.scanned} scanned, ${s.added} added, ${s.removed} removed, ${s.changed} changed, ${s.errors} unreadable — ` +
+    `${verdict} ${s.scanned} scanned, ${s.added} added, ${s.removed} removed, ${s.changed} changed, ${s.errors} unreadable${r.iocFeeds.length ? `, ${r.iocMatches.length} known-bad` : ''} — ` +
       `baseline #${r.baseline.id} ${r.baseline.digest.slice(0, 23)}… — exit ${r.exitCode}`,
   );
   return `${out.join('\n')}\n`;

@@ -9,6 +9,8 @@ export const EXIT = {
   CHANGED: 4,
   INCOMPLETE: 8,
   UNTRUSTED: 16,
+  /** check/baseline: a file in scope matches a known-bad hash list (added to 1|2|4|8) */
+  KNOWN_BAD: 32,
   USAGE: 64,
   DATAERR: 65,
   NOINPUT: 66,
