@@ -1,5 +1,6 @@
 import { Selector } from '../core/selector.js';
 import type { IocMatch, ScanError } from '../core/types.js';
+import { loadDpkg, type PackageMismatch } from '../pkg/dpkg.js';
 import { scanAll } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { walk } from '../scan/walk.js';
@@ -34,6 +35,11 @@ export interface BaselineResult {
   /** files whose content is on a known-bad hash list (exit bit 32): a baseline of a compromised host */
   iocMatches: IocMatch[];
   iocFeeds: string[];
+  /** packaged files whose content differs from what dpkg recorded; conffiles separately (admins edit those) */
+  packageMismatches: PackageMismatch[];
+  conffilesModified: PackageMismatch[];
+  /** how many packaged files were compared with their package's digest (0: no dpkg database) */
+  packagedChecked: number;
   root: string;
   exitCode: number;
 }
@@ -50,7 +56,10 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
   const sign = opts.signKey ? await signDigest(opts.signKey) : null;
   const ioc = await loadIoc(policy, opts.ioc);
   const iocMatches: IocMatch[] = [];
-  const extra = ioc?.algorithms();
+  const extra = ioc?.algorithms() ?? [];
+  const withMd5 = [...new Set([...extra, 'md5' as const])];
+  const mismatches: PackageMismatch[] = [];
+  let packagedChecked = 0;
   const started = Date.now();
   const db = openWritable(opts.db);
   const repo = new BaselineRepo(db);
@@ -86,13 +95,15 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     const gen = repo.begin(header);
     const selector = new Selector(policy);
     let nextId = 0;
+    // Every packaged file in scope is checked against its package: md5 in the same read.
+    const dpkg = loadDpkg(root);
     const jobs = function* (): Generator<ScanJob & { rule: string }> {
       for (const ev of walk(selector, root)) {
         if (ev.kind === 'error') {
           errors.push({ path: ev.path, code: ev.code, message: ev.message });
           continue;
         }
-        yield { id: ++nextId, path: ev.path, real: ev.real, algos: policy.hash, growing: false, prefixLen: null, ...metaWanted(ev.rule), extra, rule: ev.rule.name };
+        yield { id: ++nextId, path: ev.path, real: ev.real, algos: policy.hash, growing: false, prefixLen: null, ...metaWanted(ev.rule), extra: dpkg?.lookup(ev.path.toString('utf8'))?.md5 ? withMd5 : extra, rule: ev.rule.name };
       }
     };
     ctx.log.info({ db: opts.db, policy: policy.source, root: root || '/', jobs: opts.jobs }, 'baseline started');
@@ -106,6 +117,12 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
         if (hit) {
           iocMatches.push(hit);
           ctx.log.error({ path: job.path.toString('utf8'), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source }, 'known-bad content');
+        }
+        const shipped = dpkg && res.ok && res.rec.type === 'file' && res.rec.extra?.md5 ? dpkg.lookup(job.path.toString('utf8')) : undefined;
+        if (shipped?.md5) {
+          packagedChecked++;
+          if (shipped.md5 !== res.rec.extra!.md5)
+            mismatches.push({ path: job.path, package: { manager: 'dpkg', name: shipped.pkg.name, version: shipped.pkg.version }, expectedMd5: shipped.md5, actualMd5: res.rec.extra!.md5!, conffile: shipped.conffile });
         }
         delete res.rec.extra;
         repo.insert(gen, job.rule, res.rec, res.ok ? null : res.code);
@@ -123,8 +140,12 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     const generation = repo.get(gen)!;
     ctx.log.info({ generation: gen, entries, bytes, errors: errors.length, digest: d.digest }, 'baseline recorded');
     iocMatches.sort((a, b) => Buffer.compare(a.path, b.path));
+    mismatches.sort((a, b) => Buffer.compare(a.path, b.path));
+    if (mismatches.some((m) => !m.conffile))
+      ctx.log.warn({ count: mismatches.filter((m) => !m.conffile).length }, 'packaged files differ from what their package shipped');
     const exitCode = (errors.length ? EXIT.INCOMPLETE : EXIT.OK) | (iocMatches.length ? EXIT.KNOWN_BAD : 0);
-    return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, iocMatches, iocFeeds: ioc?.files ?? [], root: root || '/', exitCode };
+    return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, iocMatches, iocFeeds: ioc?.files ?? [],
+      packageMismatches: mismatches.filter((m) => !m.conffile), conffilesModified: mismatches.filter((m) => m.conffile), packagedChecked, root: root || '/', exitCode };
   } catch (e) {
     if (open) {
       try {

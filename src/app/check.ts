@@ -17,6 +17,7 @@ import { EXIT, IntegError, InterruptedError, NoInputError, TrustError } from '..
 import { blake3Hex } from '../util/blake3.js';
 import { iocMatchOf, loadIoc, loadPolicy, resolveRoot, whoami, type Who } from './common.js';
 import { riskTags } from '../core/risk.js';
+import { loadDpkg, md5File } from '../pkg/dpkg.js';
 import { explainEntries, metaWanted, outOfScopeChild } from './entries.js';
 
 export interface CheckOptions {
@@ -246,6 +247,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     db.close();
   }
   for (const f of findings) f.risk = riskTags(f);
+  attachProvenance(findings, root);
   sortFindings(findings);
   errors.sort((a, b) => Buffer.compare(a.path, b.path));
   const summary = summarize(scanned, findings, errors.length);
@@ -297,6 +299,23 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     notices.push('the store is read-only: this run was not recorded');
   }
   return result;
+}
+
+/** Which package owns each finding's path and whether the content now is what it shipped (dpkg, read under --root). */
+function attachProvenance(findings: Finding[], root: string): void {
+  if (!findings.length) return;
+  const dpkg = loadDpkg(root);
+  if (!dpkg) return;
+  const prefix = Buffer.from(root.replace(/\/+$/, ''), 'utf8');
+  for (const f of findings) {
+    const p = f.path.toString('utf8');
+    if (!dpkg.lookup(p)) {
+      f.package = null;
+      continue;
+    }
+    const md5 = f.after?.type === 'file' ? md5File(prefix.length ? Buffer.concat([prefix, f.path]) : f.path) : null;
+    f.package = dpkg.owner(p, md5);
+  }
 }
 
 function probeWriteLock0(file: string): boolean {

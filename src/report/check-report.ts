@@ -2,7 +2,7 @@ import chalk from 'chalk';
 import type { CheckResult } from '../app/check.js';
 import { pathForTerminal, pathJson } from '../core/pathenc.js';
 import type { IdNames } from '../core/fsattrs.js';
-import type { EntryRecord, Finding, IocMatch, Severity } from '../core/types.js';
+import type { EntryRecord, Finding, IocMatch, PackageOwner, Severity } from '../core/types.js';
 import { idNames } from './idnames.js';
 import { VERSION } from '../version.js';
 import { aclNote, describeChanges, recordJson } from './records.js';
@@ -44,6 +44,7 @@ export function checkJson(r: CheckResult): Record<string, unknown> {
       severity: f.severity,
       attributes: f.attributes,
       risk: f.risk ?? [],
+      package: f.package ? packageJson(f.package) : null,
       before: f.before ? recordJson(f.before) : null,
       after: f.after ? recordJson(f.after) : null,
     })),
@@ -81,7 +82,21 @@ function findingLines(f: Finding, names: IdNames, withSeverity = false): string[
   const out = [`  ${KIND_LABEL[f.kind]}  ${pathForTerminal(f.path)}  ${what}  (${f.rule}${withSeverity ? `, ${f.severity}` : ''})${risk}`];
   const d = detail(f);
   if (d) out.push(chalk.dim(`           ${d}`));
+  if (f.package) out.push(`           package: ${packageText(f.package, f.kind)}`);
   return out;
+}
+
+export function packageJson(p: PackageOwner): Record<string, unknown> {
+  return { manager: p.manager, name: p.name, version: p.version, digest_matches: p.digestMatches, conffile: p.conffile };
+}
+
+/** "matches coreutils 9.1-1 as shipped" / "DOES NOT MATCH what coreutils 9.1-1 shipped". */
+export function packageText(p: PackageOwner, kind: Finding['kind']): string {
+  const who = `${p.name} ${p.version}`;
+  if (kind === 'removed') return `shipped by ${who}${p.conffile ? ' (conffile)' : ''}`;
+  if (p.digestMatches === null) return `owned by ${who} (no digest to compare)`;
+  if (p.conffile) return p.digestMatches ? `conffile of ${who}, as shipped` : `conffile of ${who}, edited since installation`;
+  return p.digestMatches ? `matches ${who} as shipped` : chalk.bold(`DOES NOT MATCH what ${who} shipped`);
 }
 
 /** Findings grouped by severity, then errors, then a one-line summary. */
