@@ -14,7 +14,7 @@ export interface Run {
 }
 
 /** Run the real CLI (built dist/ through bin/integ.js) with colour off and no inherited integ settings. */
-export function integ(args: string[], opts: { env?: Record<string, string>; input?: string; prefix?: string[]; cwd?: string } = {}): Run {
+export function integ(args: string[], opts: { env?: Record<string, string>; input?: string; prefix?: string[]; cwd?: string; timeout?: number } = {}): Run {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', INTEG_LOG_LEVEL: 'error', ...opts.env };
   const cmd = opts.prefix ?? [];
   const r: SpawnSyncReturns<string> = spawnSync(cmd[0] ?? process.execPath, [...cmd.slice(1), ...(cmd.length ? [process.execPath] : []), BIN, ...args], {
@@ -22,7 +22,7 @@ export function integ(args: string[], opts: { env?: Record<string, string>; inpu
     encoding: 'utf8',
     input: opts.input,
     cwd: opts.cwd ?? REPO,
-    timeout: 120_000,
+    timeout: opts.timeout ?? 120_000,
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
