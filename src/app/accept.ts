@@ -14,7 +14,7 @@ import { loadPolicy, resolveRoot, whoami } from './common.js';
 import { signDigest } from './signing.js';
 import { metaWanted } from './entries.js';
 import { riskTags } from '../core/risk.js';
-import { loadDpkg, md5File } from '../pkg/dpkg.js';
+import { fileDigest, loadPackages } from '../pkg/dpkg.js';
 
 export interface AcceptOptions {
   /** paths as bytes (the command decodes `b64:` arguments) */
@@ -202,7 +202,7 @@ export async function runAccept(opts: AcceptOptions, ctx: RunContext): Promise<A
     const root0 = resolveRoot(opts.root ?? run.root);
     let pool = open;
     if (opts.packaged) {
-      pool = packagedFindings(open, root0);
+      pool = await packagedFindings(open, root0);
       if (!pool.length)
         throw new UsageError(`nothing to accept: no open finding of check run #${run.id} has content that matches what its package shipped (${open.length} left for review)`);
     }
@@ -274,11 +274,11 @@ const UPGRADE_ATTRS: ReadonlySet<string> = new Set(['content', 'size', 'mtime', 
 
 /**
  * The findings `--packaged` accepts: an added or changed regular file whose content now has
- * the md5 its owning package recorded, that changed in nothing an upgrade would not change
+ * the digest its owning package recorded, that changed in nothing an upgrade would not change
  * and that carries no risk tag (a package's set-uid file is still for a person to accept).
  */
-export function packagedFindings(open: StoredFinding[], root: string): StoredFinding[] {
-  const dpkg = loadDpkg(root);
+export async function packagedFindings(open: StoredFinding[], root: string): Promise<StoredFinding[]> {
+  const dpkg = await loadPackages(root);
   if (!dpkg) return [];
   const prefix = Buffer.from(root.replace(/\/+$/, ''), 'utf8');
   return open.filter((f) => {
@@ -286,9 +286,10 @@ export function packagedFindings(open: StoredFinding[], root: string): StoredFin
     if (!f.attributes.every((a) => UPGRADE_ATTRS.has(a))) return false;
     if (riskTags({ path: f.path, kind: f.kind, before: null, after: f.after }).length) return false;
     const p = f.path.toString('utf8');
-    if (!dpkg.lookup(p)?.md5) return false;
-    const md5 = md5File(prefix.length ? Buffer.concat([prefix, f.path]) : f.path);
-    return dpkg.owner(p, md5)?.digestMatches === true;
+    const shipped = dpkg.lookup(p);
+    if (!shipped?.digest) return false;
+    const now = fileDigest(prefix.length ? Buffer.concat([prefix, f.path]) : f.path, shipped.algo);
+    return dpkg.owner(p, now)?.digestMatches === true;
   });
 }
 

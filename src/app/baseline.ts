@@ -1,6 +1,6 @@
 import { Selector } from '../core/selector.js';
 import type { IocMatch, ScanError } from '../core/types.js';
-import { loadDpkg, type PackageMismatch } from '../pkg/dpkg.js';
+import { loadPackages, type PackageMismatch } from '../pkg/dpkg.js';
 import { scanAll } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { walk } from '../scan/walk.js';
@@ -57,7 +57,12 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
   const ioc = await loadIoc(policy, opts.ioc);
   const iocMatches: IocMatch[] = [];
   const extra = ioc?.algorithms() ?? [];
-  const withMd5 = [...new Set([...extra, 'md5' as const])];
+  const withAlgo = new Map<string, typeof extra>();
+  const extraFor = (algo: (typeof extra)[number]): typeof extra => {
+    let l = withAlgo.get(algo);
+    if (!l) withAlgo.set(algo, (l = [...new Set([...extra, algo])]));
+    return l;
+  };
   const mismatches: PackageMismatch[] = [];
   let packagedChecked = 0;
   const started = Date.now();
@@ -95,15 +100,19 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     const gen = repo.begin(header);
     const selector = new Selector(policy);
     let nextId = 0;
-    // Every packaged file in scope is checked against its package: md5 in the same read.
-    const dpkg = loadDpkg(root);
+    // Every packaged file in scope is checked against its package: its digest in the same read.
+    const dpkg = await loadPackages(root);
+    const packagedExtra = (p: Buffer): typeof extra => {
+      const shipped = dpkg?.lookup(p.toString('utf8'));
+      return shipped?.digest ? extraFor(shipped.algo) : extra;
+    };
     const jobs = function* (): Generator<ScanJob & { rule: string }> {
       for (const ev of walk(selector, root)) {
         if (ev.kind === 'error') {
           errors.push({ path: ev.path, code: ev.code, message: ev.message });
           continue;
         }
-        yield { id: ++nextId, path: ev.path, real: ev.real, algos: policy.hash, growing: false, prefixLen: null, ...metaWanted(ev.rule), extra: dpkg?.lookup(ev.path.toString('utf8'))?.md5 ? withMd5 : extra, rule: ev.rule.name };
+        yield { id: ++nextId, path: ev.path, real: ev.real, algos: policy.hash, growing: false, prefixLen: null, ...metaWanted(ev.rule), extra: packagedExtra(ev.path), rule: ev.rule.name };
       }
     };
     ctx.log.info({ db: opts.db, policy: policy.source, root: root || '/', jobs: opts.jobs }, 'baseline started');
@@ -118,11 +127,12 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
           iocMatches.push(hit);
           ctx.log.error({ path: job.path.toString('utf8'), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source }, 'known-bad content');
         }
-        const shipped = dpkg && res.ok && res.rec.type === 'file' && res.rec.extra?.md5 ? dpkg.lookup(job.path.toString('utf8')) : undefined;
-        if (shipped?.md5) {
+        const shipped = dpkg && res.ok && res.rec.type === 'file' && res.rec.extra ? dpkg.lookup(job.path.toString('utf8')) : undefined;
+        const now = shipped ? res.rec.extra?.[shipped.algo] : undefined;
+        if (shipped?.digest && now) {
           packagedChecked++;
-          if (shipped.md5 !== res.rec.extra!.md5)
-            mismatches.push({ path: job.path, package: { manager: 'dpkg', name: shipped.pkg.name, version: shipped.pkg.version }, expectedMd5: shipped.md5, actualMd5: res.rec.extra!.md5!, conffile: shipped.conffile });
+          if (shipped.digest !== now)
+            mismatches.push({ path: job.path, package: { manager: dpkg!.manager, name: shipped.pkg.name, version: shipped.pkg.version }, algorithm: shipped.algo, expected: shipped.digest, actual: now, conffile: shipped.conffile });
         }
         delete res.rec.extra;
         repo.insert(gen, job.rule, res.rec, res.ok ? null : res.code);

@@ -17,7 +17,7 @@ import { EXIT, IntegError, InterruptedError, NoInputError, TrustError } from '..
 import { blake3Hex } from '../util/blake3.js';
 import { iocMatchOf, loadIoc, loadPolicy, resolveRoot, whoami, type Who } from './common.js';
 import { riskTags } from '../core/risk.js';
-import { loadDpkg, md5File } from '../pkg/dpkg.js';
+import { fileDigest, loadPackages } from '../pkg/dpkg.js';
 import { explainEntries, metaWanted, outOfScopeChild } from './entries.js';
 
 export interface CheckOptions {
@@ -247,7 +247,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     db.close();
   }
   for (const f of findings) f.risk = riskTags(f);
-  attachProvenance(findings, root);
+  await attachProvenance(findings, root);
   sortFindings(findings);
   errors.sort((a, b) => Buffer.compare(a.path, b.path));
   const summary = summarize(scanned, findings, errors.length);
@@ -301,20 +301,21 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
   return result;
 }
 
-/** Which package owns each finding's path and whether the content now is what it shipped (dpkg, read under --root). */
-function attachProvenance(findings: Finding[], root: string): void {
+/** Which package owns each finding's path and whether the content now is what it shipped (dpkg or rpm's database, read under --root). */
+async function attachProvenance(findings: Finding[], root: string): Promise<void> {
   if (!findings.length) return;
-  const dpkg = loadDpkg(root);
+  const dpkg = await loadPackages(root);
   if (!dpkg) return;
   const prefix = Buffer.from(root.replace(/\/+$/, ''), 'utf8');
   for (const f of findings) {
     const p = f.path.toString('utf8');
-    if (!dpkg.lookup(p)) {
+    const shipped = dpkg.lookup(p);
+    if (!shipped) {
       f.package = null;
       continue;
     }
-    const md5 = f.after?.type === 'file' ? md5File(prefix.length ? Buffer.concat([prefix, f.path]) : f.path) : null;
-    f.package = dpkg.owner(p, md5);
+    const now = f.after?.type === 'file' && shipped.digest ? fileDigest(prefix.length ? Buffer.concat([prefix, f.path]) : f.path, shipped.algo) : null;
+    f.package = dpkg.owner(p, now);
   }
 }
 

@@ -104,9 +104,9 @@ export interface Finding {
   package?: PackageOwner | null;
 }
 
-/** Package provenance of a path (dpkg): digest_matches null when it cannot be told. */
+/** Package provenance of a path (dpkg or rpm): digestMatches null when it cannot be told. */
 export interface PackageOwner {
-  manager: 'dpkg';
+  manager: 'dpkg' | 'rpm';
   name: string;
   version: string;
   digestMatches: boolean | null;

@@ -1,7 +1,10 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { PackageOwner } from '../core/types.js';
+import type { ExtraAlgo, PackageOwner } from '../core/types.js';
+
+/** The digest a package manager recorded for a file. */
+export type PackageDigestAlgo = ExtraAlgo;
 
 /**
  * Package provenance from dpkg's own database, read as files (dpkg is never run, so this works
@@ -16,7 +19,8 @@ import type { PackageOwner } from '../core/types.js';
 
 interface Owned {
   pkg: string; // key name[:arch]
-  md5: string | null;
+  digest: string | null;
+  algo: PackageDigestAlgo;
   conffile: boolean;
 }
 
@@ -26,12 +30,13 @@ export interface DpkgPackage {
   version: string;
 }
 
-export class DpkgIndex {
+/** Which installed package owns which path, and the digest it recorded (dpkg or rpm). */
+export class PackageIndex {
   private readonly paths = new Map<string, Owned>();
   private readonly packages = new Map<string, DpkgPackage>();
   private readonly aliased: string[];
 
-  constructor(readonly root: string) {
+  constructor(readonly root: string, readonly manager: 'dpkg' | 'rpm' = 'dpkg') {
     // Merged /usr: these top-level names are symlinks into /usr on the scanned system.
     this.aliased = ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'].filter((d) => {
       try {
@@ -52,12 +57,12 @@ export class DpkgIndex {
     if (!this.packages.has(p.name)) this.packages.set(p.name, p);
   }
 
-  /** Record that `pkg` owns `p`, with the md5 it shipped (null: not a regular file, or unknown). */
-  addPath(p: string, pkg: string, md5: string | null, conffile = false): void {
+  /** Record that `pkg` owns `p`, with the digest it shipped (null: not a regular file, or unknown). */
+  addPath(p: string, pkg: string, digest: string | null, conffile = false, algo: PackageDigestAlgo = 'md5'): void {
     const cur = this.paths.get(p);
-    if (!cur) this.paths.set(p, { pkg, md5, conffile });
-    else if (conffile) this.paths.set(p, { pkg, md5, conffile: true });
-    else if (cur.md5 === null && md5 !== null && cur.pkg === pkg) cur.md5 = md5;
+    if (!cur) this.paths.set(p, { pkg, digest, algo, conffile });
+    else if (conffile) this.paths.set(p, { pkg, digest, algo, conffile: true });
+    else if (cur.digest === null && digest !== null && cur.pkg === pkg) Object.assign(cur, { digest, algo });
   }
 
   private candidates(p: string): string[] {
@@ -70,32 +75,32 @@ export class DpkgIndex {
   }
 
   /** Which package owns a path (as the policy names it), and what it shipped there. */
-  lookup(p: string): { pkg: DpkgPackage; md5: string | null; conffile: boolean } | undefined {
+  lookup(p: string): { pkg: DpkgPackage; digest: string | null; algo: PackageDigestAlgo; conffile: boolean } | undefined {
     for (const c of this.candidates(p)) {
       const o = this.paths.get(c);
       if (!o) continue;
       const pkg = this.packages.get(o.pkg) ?? this.packages.get(o.pkg.split(':')[0]!);
       if (!pkg) continue; // listed by a package that is no longer installed
-      return { pkg, md5: o.md5, conffile: o.conffile };
+      return { pkg, digest: o.digest, algo: o.algo, conffile: o.conffile };
     }
     return undefined;
   }
 
   /**
-   * Provenance of a path: owner, version, and whether `md5` (the content now; null when there
-   * is none, e.g. removed) is what the package shipped.
+   * Provenance of a path: owner, version, and whether `digest` (of the content now, in the
+   * algorithm lookup() names; null when there is none, e.g. removed) is what the package shipped.
    */
-  owner(p: string, md5: string | null): PackageOwner | null {
+  owner(p: string, digest: string | null): PackageOwner | null {
     const o = this.lookup(p);
     if (!o) return null;
-    return { manager: 'dpkg', name: o.pkg.name, version: o.pkg.version, digestMatches: md5 === null || o.md5 === null ? null : md5 === o.md5, conffile: o.conffile };
+    return { manager: this.manager, name: o.pkg.name, version: o.pkg.version, digestMatches: digest === null || o.digest === null ? null : digest === o.digest, conffile: o.conffile };
   }
 }
 
 const INSTALLED = new Set(['installed', 'half-configured', 'unpacked', 'half-installed', 'triggers-awaited', 'triggers-pending']);
 
 /** Parse dpkg's status file into `idx`: installed packages and their conffiles. */
-export function parseStatus(text: string, idx: DpkgIndex): void {
+export function parseStatus(text: string, idx: PackageIndex): void {
   for (const stanza of text.split(/\n\s*\n/)) {
     const fields = new Map<string, string>();
     let last = '';
@@ -123,7 +128,7 @@ export function parseStatus(text: string, idx: DpkgIndex): void {
 }
 
 /** Load ROOT/var/lib/dpkg, or null when there is no dpkg database there. */
-export function loadDpkg(root: string): DpkgIndex | null {
+export function loadDpkg(root: string): PackageIndex | null {
   const base = path.join(root || '/', 'var/lib/dpkg');
   let status: string;
   try {
@@ -131,7 +136,7 @@ export function loadDpkg(root: string): DpkgIndex | null {
   } catch {
     return null;
   }
-  const idx = new DpkgIndex(root);
+  const idx = new PackageIndex(root, 'dpkg');
   parseStatus(status, idx);
   let names: string[] = [];
   try {
@@ -164,14 +169,23 @@ export function loadDpkg(root: string): DpkgIndex | null {
 /** A packaged file whose content is not what its package shipped (found by `baseline`). */
 export interface PackageMismatch {
   path: Buffer;
-  package: { manager: 'dpkg'; name: string; version: string };
-  expectedMd5: string;
-  actualMd5: string;
+  package: { manager: 'dpkg' | 'rpm'; name: string; version: string };
+  algorithm: PackageDigestAlgo;
+  expected: string;
+  actual: string;
   conffile: boolean;
 }
 
-/** md5 of a regular file (opened without following symlinks), or null when it cannot be read. */
-export function md5File(real: string | Buffer): string | null {
+/** The package database under ROOT: dpkg's, else rpm's (sqlite), else null. */
+export async function loadPackages(root: string): Promise<PackageIndex | null> {
+  const dpkg = loadDpkg(root);
+  if (dpkg) return dpkg;
+  const { loadRpm } = await import('./rpm.js');
+  return loadRpm(root);
+}
+
+/** A digest of a regular file (opened without following symlinks), or null when it cannot be read. */
+export function fileDigest(real: string | Buffer, algo: PackageDigestAlgo): string | null {
   let fd: number;
   try {
     fd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
@@ -180,7 +194,7 @@ export function md5File(real: string | Buffer): string | null {
   }
   try {
     if (!fs.fstatSync(fd).isFile()) return null;
-    const h = crypto.createHash('md5');
+    const h = crypto.createHash(algo);
     const buf = Buffer.allocUnsafe(256 * 1024);
     for (;;) {
       const n = fs.readSync(fd, buf, 0, buf.length, null);

@@ -32,7 +32,7 @@ export function baselineJson(r: BaselineResult): Record<string, unknown> {
 }
 
 function mismatchJson(m: PackageMismatch): Record<string, unknown> {
-  return { ...pathJson(m.path), package: m.package, expected_md5: m.expectedMd5, actual_md5: m.actualMd5, conffile: m.conffile };
+  return { ...pathJson(m.path), package: m.package, algorithm: m.algorithm, expected: m.expected, actual: m.actual, conffile: m.conffile };
 }
 
 export function baselineText(r: BaselineResult): string {
@@ -40,7 +40,7 @@ export function baselineText(r: BaselineResult): string {
   out.push(...iocText(r.iocMatches));
   if (r.packageMismatches.length) {
     out.push(chalk.bold.red(`WARNING: ${r.packageMismatches.length} packaged file${r.packageMismatches.length > 1 ? 's' : ''} already differ${r.packageMismatches.length > 1 ? '' : 's'} from what the package shipped — was this host already tampered with? (recorded as found)`));
-    for (const m of r.packageMismatches) out.push(`  DOES NOT MATCH  ${pathForTerminal(m.path)}  (${m.package.name} ${m.package.version}: md5 ${m.expectedMd5} shipped, ${m.actualMd5} now)`);
+    for (const m of r.packageMismatches) out.push(`  DOES NOT MATCH  ${pathForTerminal(m.path)}  (${m.package.name} ${m.package.version}: ${m.algorithm} ${m.expected} shipped, ${m.actual} now)`);
   }
   if (r.conffilesModified.length) {
     out.push(chalk.dim(`note: ${r.conffilesModified.length} configuration file${r.conffilesModified.length > 1 ? 's' : ''} (dpkg conffiles) edited since installation:`));
@@ -57,6 +57,6 @@ export function baselineText(r: BaselineResult): string {
       `(${(r.seconds > 0 ? mb / r.seconds : 0).toFixed(1)} MB/s)${r.errors.length ? `, ${r.errors.length} unreadable` : ''}`,
   );
   out.push(`digest ${g.digest}${g.signature ? ` (signed, key ${g.keyId})` : ''}`);
-  if (r.packagedChecked) out.push(`packages: ${r.packagedChecked} packaged files compared with dpkg's md5sums, ${r.packageMismatches.length} differ, ${r.conffilesModified.length} conffiles edited`);
+  if (r.packagedChecked) out.push(`packages: ${r.packagedChecked} packaged files compared with the package database, ${r.packageMismatches.length} differ, ${r.conffilesModified.length} conffiles edited`);
   return `${out.join('\n')}\n`;
 }

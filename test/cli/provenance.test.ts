@@ -46,9 +46,9 @@ describe('package provenance (dpkg) under --root', () => {
     const doc = JSON.parse(j.stdout) as Record<string, unknown>;
     expect(doc.packaged_checked).toBe(3);
     expect(doc.package_mismatches).toEqual([
-      { path: '/usr/bin/other', package: { manager: 'dpkg', name: 'toolpkg', version: '1.0-1' }, expected_md5: md5('other v1\n'), actual_md5: md5('trojaned other\n'), conffile: false },
+      { path: '/usr/bin/other', package: { manager: 'dpkg', name: 'toolpkg', version: '1.0-1' }, algorithm: 'md5', expected: md5('other v1\n'), actual: md5('trojaned other\n'), conffile: false },
     ]);
-    expect(doc.conffiles_modified).toEqual([expect.objectContaining({ path: '/etc/app.conf', conffile: true, expected_md5: md5('shipped conf\n') })]);
+    expect(doc.conffiles_modified).toEqual([expect.objectContaining({ path: '/etc/app.conf', conffile: true, algorithm: 'md5', expected: md5('shipped conf\n') })]);
     const t = run('baseline');
     expect(t.code).toBe(0);
     expect(t.stdout).toContain('WARNING: 1 packaged file already differs from what the package shipped');
@@ -92,3 +92,80 @@ describe('package provenance (dpkg) under --root', () => {
   });
 });
 fs.writeFileSync(path.join(d, 'feed.txt'), `${sha256('trojaned other, again\n')} Trojan.Other\n`);
+
+/** An rpm header as rpm exports it into rpmdb.sqlite: il, dl, index entries, data. */
+function rpmHeader(tags: Array<[number, 'string' | 'strings' | 'int32', string | string[] | number[]]>): Buffer {
+  const entries: Buffer[] = [];
+  const data: Buffer[] = [];
+  let off = 0;
+  for (const [tag, kind, v] of tags) {
+    let b: Buffer;
+    let type: number;
+    let count: number;
+    if (kind === 'string') [b, type, count] = [Buffer.from(`${v as string}\0`), 6, 1];
+    else if (kind === 'strings') [b, type, count] = [Buffer.from((v as string[]).map((x) => `${x}\0`).join('')), 8, (v as string[]).length];
+    else {
+      const pad = (4 - (off % 4)) % 4;
+      if (pad) {
+        data.push(Buffer.alloc(pad));
+        off += pad;
+      }
+      b = Buffer.alloc((v as number[]).length * 4);
+      (v as number[]).forEach((n, i) => b.writeUInt32BE(n, i * 4));
+      [type, count] = [4, (v as number[]).length];
+    }
+    const e = Buffer.alloc(16);
+    e.writeInt32BE(tag, 0);
+    e.writeUInt32BE(type, 4);
+    e.writeInt32BE(off, 8);
+    e.writeUInt32BE(count, 12);
+    entries.push(e);
+    data.push(b);
+    off += b.length;
+  }
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(entries.length, 0);
+  head.writeUInt32BE(off, 4);
+  return Buffer.concat([head, ...entries, ...data]);
+}
+
+describe('package provenance (rpm, SQLite database) under --root', () => {
+  it('baseline and check name the rpm package, compare its sha256 digests, and treat %config files as conffiles', async () => {
+    const { default: Database } = await import('better-sqlite3');
+    const R2 = path.join(d, 'rpmroot');
+    const put = (rel: string, text: string): void => {
+      fs.mkdirSync(path.dirname(path.join(R2, rel)), { recursive: true });
+      fs.writeFileSync(path.join(R2, rel), text);
+    };
+    put('usr/bin/curl', 'curl 8\n');
+    put('usr/bin/wget', 'trojaned wget\n');
+    put('etc/curlrc', 'edited\n');
+    fs.mkdirSync(path.join(R2, 'var/lib/rpm'), { recursive: true });
+    const rdb = new Database(path.join(R2, 'var/lib/rpm/rpmdb.sqlite'));
+    rdb.exec('CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)');
+    rdb.prepare('INSERT INTO Packages (blob) VALUES (?)').run(rpmHeader([
+      [1000, 'string', 'curl'], [1001, 'string', '8.2.1'], [1002, 'string', '3.fc39'], [1003, 'int32', [1]], [1022, 'string', 'x86_64'],
+      [1035, 'strings', [sha256('curl 8\n'), sha256('wget 1\n'), sha256('shipped\n'), '']],
+      [1037, 'int32', [0, 0, 1, 0]],
+      [1116, 'int32', [0, 0, 1, 0]],
+      [1117, 'strings', ['curl', 'wget', 'curlrc', 'bin']],
+      [1118, 'strings', ['/usr/bin/', '/etc/', '/usr/']],
+      [5011, 'int32', [8]],
+    ]));
+    rdb.close();
+    const db2 = path.join(d, 'rpm.db');
+    const run2 = (cmd: string, ...a: string[]) => integ([cmd, '--db', db2, '--policy', policy, '--root', R2, '--jobs', '1', ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
+    const b = JSON.parse(run2('baseline', '--format', 'json').stdout) as Record<string, unknown>;
+    expect(b.packaged_checked).toBe(3);
+    expect(b.package_mismatches).toEqual([
+      { path: '/usr/bin/wget', package: { manager: 'rpm', name: 'curl', version: '1:8.2.1-3.fc39' }, algorithm: 'sha256', expected: sha256('wget 1\n'), actual: sha256('trojaned wget\n'), conffile: false },
+    ]);
+    expect(b.conffiles_modified).toEqual([expect.objectContaining({ path: '/etc/curlrc', conffile: true })]);
+    put('usr/bin/curl', 'curl 9, not from the package\n');
+    put('usr/bin/wget', 'wget 1\n');
+    const c = JSON.parse(run2('check', '--format', 'json').stdout) as { changes: Change[] };
+    const by = (p: string) => c.changes.find((x) => x.path === p)!;
+    expect(by('/usr/bin/curl').package).toEqual({ manager: 'rpm', name: 'curl', version: '1:8.2.1-3.fc39', digest_matches: false, conffile: false });
+    expect(by('/usr/bin/wget').package).toEqual({ manager: 'rpm', name: 'curl', version: '1:8.2.1-3.fc39', digest_matches: true, conffile: false });
+  });
+});
