@@ -217,3 +217,25 @@ describe('directory traces after accept', () => {
     expect(again.code).toBe(0);
   });
 });
+
+describe('directory traces stay quiet where the policy cannot see every child', () => {
+  it('a directory holding an excluded file that is rewritten by rename is not reported', () => {
+    const d = tmpdir();
+    dirs.push(d);
+    const tree = path.join(d, 'tree');
+    fs.mkdirSync(path.join(tree, 'etc'), { recursive: true });
+    fs.writeFileSync(path.join(tree, 'etc/kept'), 'k');
+    fs.writeFileSync(path.join(tree, 'etc/state.cache'), 'v1');
+    const db = path.join(d, 's.db');
+    const policy = writePolicy(d, tree, `    exclude: ["${tree}/etc/*.cache"]\n`);
+    const run = (cmd: string) => integ([cmd, '--db', db, '--policy', policy, '--jobs', '0', ...(cmd === 'check' ? ['--no-snapshot', '--format', 'json'] : [])]);
+    expect(run('baseline').code).toBe(0);
+    const before = fs.statSync(path.join(tree, 'etc'), { bigint: true }).mtimeNs;
+    fs.writeFileSync(path.join(tree, 'etc/.state.tmp'), 'v2');
+    fs.renameSync(path.join(tree, 'etc/.state.tmp'), path.join(tree, 'etc/state.cache'));
+    expect(fs.statSync(path.join(tree, 'etc'), { bigint: true }).mtimeNs).not.toBe(before);
+    const c = run('check');
+    expect((JSON.parse(c.stdout) as { changes: unknown[] }).changes).toEqual([]);
+    expect(c.code).toBe(0);
+  });
+});
