@@ -239,3 +239,38 @@ describe('directory traces stay quiet where the policy cannot see every child', 
     expect(c.code).toBe(0);
   });
 });
+
+describe.skipIf(!has('setfattr'))('a store from before these attributes (schema 2)', () => {
+  it('compares them as not recorded: no change reported, and the old digest still verifies', async () => {
+    const { default: Database } = await import('better-sqlite3');
+    const { computeGenerationDigest } = await import('../../src/store/generation-digest.js');
+    const { BaselineRepo } = await import('../../src/store/baseline-repo.js');
+    const d = tmpdir();
+    dirs.push(d);
+    const tree = path.join(d, 'tree');
+    fs.mkdirSync(tree);
+    fs.writeFileSync(path.join(tree, 'f'), 'x');
+    const db = path.join(d, 's.db');
+    const policy = writePolicy(d, tree);
+    const run = (cmd: string, ...a: string[]) => integ([cmd, '--db', db, '--policy', policy, '--jobs', '0', ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
+    expect(run('baseline').code).toBe(0);
+    // Turn the store into what integ wrote before migration 3: no xattrs/flags columns, user_version 2.
+    const s = new Database(db);
+    for (const t of ['entries', 'run_findings']) for (const c of ['xattrs', 'flags']) s.exec(`ALTER TABLE ${t} DROP COLUMN ${c}`);
+    const g = new BaselineRepo(s).current()!;
+    s.prepare('UPDATE generations SET digest = ? WHERE id = ?').run(computeGenerationDigest(s, g).digest, g.id);
+    s.pragma('user_version = 2');
+    s.close();
+    sh('setfattr', '-n', 'user.added', '-v', 'later', path.join(tree, 'f'));
+    const r = run('check', '--format', 'json');
+    expect(r.stderr).toBe('');
+    const doc = JSON.parse(r.stdout) as { changes: Change[] };
+    // ctime moved with the setfattr; the xattr itself is "not recorded" in that baseline.
+    expect(doc.changes.map((c) => c.attributes)).toEqual([['ctime']]);
+    expect(doc.changes[0]!.before!.xattrs).toBeNull();
+    expect(doc.changes[0]!.after!.xattrs).toEqual({ 'user.added': '"later"' });
+    // The store was migrated; a new baseline records the attributes, and the next check is clean.
+    expect(run('baseline').code).toBe(0);
+    expect(run('check').code).toBe(0);
+  });
+});
