@@ -274,3 +274,19 @@ describe.skipIf(!has('setfattr'))('a store from before these attributes (schema 
     expect(run('check').code).toBe(0);
   });
 });
+
+describe.skipIf(!fs.existsSync('/proc/sys'))('a file system without inode flags', () => {
+  it('records flags as "unsupported", never an error, and checks clean', () => {
+    const d = tmpdir();
+    dirs.push(d);
+    const db = path.join(d, 's.db');
+    const policy = path.join(d, 'p.yml');
+    fs.writeFileSync(policy, 'version: 1\nrules:\n  - name: p\n    paths: ["/proc/sys"]\n');
+    const b = integ(['baseline', '--db', db, '--policy', policy]);
+    expect(b.stderr).toBe('');
+    expect(b.code).toBe(0);
+    const show = JSON.parse(integ(['show', '/proc/sys', '--db', db, '--format', 'json']).stdout) as { generations: Array<{ record: Record<string, unknown> }> };
+    expect(show.generations[0]!.record.flags).toBe('unsupported');
+    expect(integ(['check', '--db', db, '--policy', policy, '--no-snapshot']).code).toBe(0);
+  });
+});
