@@ -24,6 +24,8 @@ export interface BaselineOptions {
   signKey?: string;
   /** known-bad hash lists (--ioc, repeatable), besides the policy's `ioc:` */
   ioc?: string[];
+  /** compare packaged files with the package database (default true; --no-packages) */
+  packages?: boolean;
 }
 
 export interface BaselineResult {
@@ -101,7 +103,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     const selector = new Selector(policy);
     let nextId = 0;
     // Every packaged file in scope is checked against its package: its digest in the same read.
-    const dpkg = await loadPackages(root);
+    const dpkg = opts.packages === false ? null : await loadPackages(root);
     const packagedExtra = (p: Buffer): typeof extra => {
       const shipped = dpkg?.lookup(p.toString('utf8'));
       return shipped?.digest ? extraFor(shipped.algo) : extra;

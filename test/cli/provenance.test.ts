@@ -49,6 +49,8 @@ describe('package provenance (dpkg) under --root', () => {
       { path: '/usr/bin/other', package: { manager: 'dpkg', name: 'toolpkg', version: '1.0-1' }, algorithm: 'md5', expected: md5('other v1\n'), actual: md5('trojaned other\n'), conffile: false },
     ]);
     expect(doc.conffiles_modified).toEqual([expect.objectContaining({ path: '/etc/app.conf', conffile: true, algorithm: 'md5', expected: md5('shipped conf\n') })]);
+    const off = JSON.parse(run('baseline', '--no-packages', '--format', 'json').stdout) as Record<string, unknown>;
+    expect(off).toMatchObject({ packaged_checked: 0, package_mismatches: [], conffiles_modified: [] });
     const t = run('baseline');
     expect(t.code).toBe(0);
     expect(t.stdout).toContain('WARNING: 1 packaged file already differs from what the package shipped');
