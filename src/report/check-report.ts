@@ -5,7 +5,7 @@ import type { IdNames } from '../core/fsattrs.js';
 import type { EntryRecord, Finding, IocMatch, PackageOwner, Severity } from '../core/types.js';
 import { idNames } from './idnames.js';
 import { VERSION } from '../version.js';
-import { aclNote, describeChanges, recordJson } from './records.js';
+import { aclNote, describeChanges, recordJson, terminalText } from './records.js';
 
 export function iocJson(m: IocMatch): Record<string, unknown> {
   return { ...pathJson(m.path), rule: m.rule, algorithm: m.algorithm, digest: m.digest, label: m.label, source: m.source };
@@ -15,7 +15,7 @@ export function iocJson(m: IocMatch): Record<string, unknown> {
 export function iocText(matches: readonly IocMatch[]): string[] {
   if (!matches.length) return [];
   const out = [chalk.bold.red(`CRITICAL: KNOWN-BAD CONTENT (${matches.length}) — matches a known-bad hash list`)];
-  for (const m of matches) out.push(`  KNOWN-BAD  ${pathForTerminal(m.path)}  ${m.algorithm}:${m.digest}${m.label ? `  "${m.label}"` : ''}  (${m.source})`);
+  for (const m of matches) out.push(`  KNOWN-BAD  ${pathForTerminal(m.path)}  ${m.algorithm}:${m.digest}${m.label ? `  "${terminalText(m.label)}"` : ''}  (${terminalText(m.source)})`);
   return out;
 }
 

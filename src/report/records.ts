@@ -53,7 +53,7 @@ function xattrChange(b: EntryRecord, a: EntryRecord, cls: 'xattrs' | 'caps' | 'a
   const bp = parseXattrs(b.xattrs) ?? [];
   const ap = parseXattrs(a.xattrs) ?? [];
   if (cls === 'caps') return `caps ${capsText(bp) ?? '(none)'}→${capsText(ap) ?? '(none)'}`;
-  if (cls === 'label') return `label ${labelText(bp) ?? '(none)'}→${labelText(ap) ?? '(none)'}`;
+  if (cls === 'label') return terminalText(`label ${labelText(bp) ?? '(none)'}→${labelText(ap) ?? '(none)'}`);
   if (cls === 'acl') {
     const be = withBaseEntries(aclEntries(bp, names), b.mode);
     const ae = withBaseEntries(aclEntries(ap, names), a.mode);
@@ -62,7 +62,8 @@ function xattrChange(b: EntryRecord, a: EntryRecord, cls: 'xattrs' | 'caps' | 'a
   }
   const d = differingXattrNames(bp, ap, 'xattrs');
   const parts = [...d.appeared.map((n) => `+${n}`), ...d.vanished.map((n) => `-${n}`), ...d.changed.map((n) => `~${n}`)];
-  return `xattrs ${parts.join(' ')}`;
+  // Names and labels come from the file system: escape control characters so they cannot forge report lines.
+  return `xattrs ${terminalText(parts.join(' '))}`;
 }
 
 const rwx = (m: number): string => `${m & 4 ? 'r' : '-'}${m & 2 ? 'w' : '-'}${m & 1 ? 'x' : '-'}`;
@@ -71,6 +72,11 @@ const rwx = (m: number): string => `${m & 4 ? 'r' : '-'}${m & 2 ? 'w' : '-'}${m 
 function withBaseEntries(entries: string[], mode: number): string[] {
   if (entries.some((e) => !e.startsWith('default:'))) return entries;
   return [`user::${rwx(mode >> 6)}`, `group::${rwx(mode >> 3)}`, `other::${rwx(mode)}`, ...entries];
+}
+
+/** Text from the file system or a feed, with control characters escaped as pathForTerminal does. */
+export function terminalText(t: string): string {
+  return pathForTerminal(Buffer.from(t, 'utf8'));
 }
 
 /** "(ACL present)" next to mode: the group bits then show the ACL mask, not the owning group's permissions. */

@@ -72,3 +72,13 @@ describe('comparing the new attributes', () => {
     expect(differingAttributes(dir, { ...dir, mtimeNs: dir.mtimeNs + 1n }, ['mtime'])).toEqual([]);
   });
 });
+
+describe('text reports of xattrs', () => {
+  it('escape control characters in names, so a crafted xattr cannot forge report lines', async () => {
+    const { describeChanges } = await import('../../src/report/records.js');
+    const after = rec({ xattrs: xa([['user.a\nALERT forged line', Buffer.from('x')]]) });
+    const t = describeChanges(rec({ xattrs: '[]' }), after, ['xattrs']);
+    expect(t).toBe('xattrs +user.a\\nALERT forged line');
+    expect(t).not.toContain('\n');
+  });
+});
