@@ -23,7 +23,7 @@ describe('shipped policy profiles', () => {
     expect(s.ruleFor('/usr/bin/sudo')?.name).toBe('system-binaries');
     expect(s.ruleFor('/usr/lib/x86_64-linux-gnu/libc.so.6')?.name).toBe('shared-libraries');
     expect(s.ruleFor('/usr/share/doc/README')).toBeNull();
-    expect(s.ruleFor('/etc/resolv.conf')?.check).toEqual(['type', 'mode', 'uid', 'gid']);
+    expect(s.ruleFor('/etc/resolv.conf')?.check).toEqual(['type', 'mode', 'uid', 'gid', 'acl', 'caps', 'flags']);
     expect(s.ruleFor('/etc/mtab')).toBeNull();
     expect(s.ruleFor('/etc/hosts')?.name).toBe('system-config');
   });
