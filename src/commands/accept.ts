@@ -9,7 +9,7 @@ export function registerAccept(program: Command): void {
       'recording who, when and why; each accepted path is re-read first and refused if it changed again since the check')
     .option('--all', 'accept every open finding of the last check')
     .option('--rule <name>', 'only findings of this policy rule (alone: all of them)')
-    .option('--packaged', 'accept exactly the findings whose new content matches what their package shipped (dpkg md5sums); the rest stay for review')
+    .option('--packaged', 'accept exactly the findings whose new content matches what their package shipped (dpkg md5sums or rpm digests); the rest stay for review')
     .option('--note <text>', 'why these changes are expected (required; recorded with the generation)')
     .option('--force', 'accept what the check saw even if a path changed again since (the next check reports the new change)')
     .option('--sign-key <file>', 'sign the new generation with this Ed25519 private key (see integ keygen)')

@@ -21,8 +21,7 @@ Examples:
   $ integ baseline --policy baselines/webserver.yml --db ./web.db
   $ sudo integ baseline --root /mnt/image --db /media/usb/image.db --note "golden image"
   $ sudo integ baseline --sign-key /root/integ.key --note "signed after patch day"
-
-  $ sudo integ baseline --ioc /etc/integ/malware-sha256.txt --format json
+  $ sudo integ baseline --ioc /etc/integ/malware-sha256.txt --format json   # also lists packaged files that already differ
 
 Exit: 0 recorded; 8 recorded, but some entries could not be read (listed); 32 (added) a file
 matches a known-bad hash list (--ioc): the host may already be compromised; 65 bad policy or feed;

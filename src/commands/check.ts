@@ -24,7 +24,6 @@ Examples:
   $ sudo integ check --no-snapshot --jobs 1           # gentle, e.g. on a busy host
   $ sudo integ check --verify-key /etc/integ/key.pub --expect-digest blake3:4f…
   $ integ check --root /mnt/suspect --db golden.db    # an image against a golden baseline
-
   $ sudo integ check --ioc /etc/integ/malware-sha256.txt  # also match every file against a feed
 
 Exit (summed): 1 added, 2 removed, 4 changed, 8 scan incomplete (unreadable entries listed),
