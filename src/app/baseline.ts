@@ -1,14 +1,16 @@
 import { Selector } from '../core/selector.js';
 import type { IocMatch, ScanError } from '../core/types.js';
-import { loadPackages, type PackageMismatch } from '../pkg/dpkg.js';
+import type { PackageMismatch } from '../pkg/dpkg.js';
+import { loadPackages } from '../pkg/packages.js';
 import { scanAll } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { walk } from '../scan/walk.js';
 import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
-import { openWritable, storeError } from '../store/db.js';
+import { beginWrite, commit, openWritable, rollbackQuietly, storeError } from '../store/db.js';
 import { computeGenerationDigest, policyDigest } from '../store/generation-digest.js';
 import type { RunContext } from '../util/context.js';
-import { EXIT, IntegError, InterruptedError } from '../util/errors.js';
+import { IntegError, InterruptedError } from '../util/errors.js';
+import { exitCodeOf } from '../core/verdict.js';
 import type { Progress } from '../report/progress.js';
 import { iocMatchOf, loadIoc, loadPolicy, resolveRoot, whoami } from './common.js';
 import { VERSION } from '../version.js';
@@ -75,11 +77,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
   let bytes = 0;
   let open = false;
   try {
-    try {
-      db.exec('BEGIN IMMEDIATE');
-    } catch (e) {
-      throw storeError(e, opts.db);
-    }
+    beginWrite(db, opts.db);
     open = true;
     const parent = repo.current();
     if (parent) progress?.setTotal(parent.totalBytes);
@@ -100,6 +98,8 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
       toolVersion: VERSION,
     };
     const gen = repo.begin(header);
+    // Tests synchronise on this line (the write lock is held and the new generation is open).
+    ctx.log.debug({ db: opts.db, generation: gen }, 'store locked, generation begun');
     const selector = new Selector(policy);
     let nextId = 0;
     // Every packaged file in scope is checked against its package: its digest in the same read.
@@ -147,7 +147,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     const d = computeGenerationDigest(db, { id: gen, ...header });
     const sig = sign ? sign(d.digest) : null;
     repo.finish(gen, d, d.digest, sig?.signature ?? null, sig?.keyId ?? null);
-    db.exec('COMMIT');
+    commit(db);
     open = false;
     const generation = repo.get(gen)!;
     ctx.log.info({ generation: gen, entries, bytes, errors: errors.length, digest: d.digest }, 'baseline recorded');
@@ -155,17 +155,11 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     mismatches.sort((a, b) => Buffer.compare(a.path, b.path));
     if (mismatches.some((m) => !m.conffile))
       ctx.log.warn({ count: mismatches.filter((m) => !m.conffile).length }, 'packaged files differ from what their package shipped');
-    const exitCode = (errors.length ? EXIT.INCOMPLETE : EXIT.OK) | (iocMatches.length ? EXIT.KNOWN_BAD : 0);
+    const exitCode = exitCodeOf({ command: 'baseline', unreadable: errors.length, knownBad: iocMatches.length });
     return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, iocMatches, iocFeeds: ioc?.files ?? [],
       packageMismatches: mismatches.filter((m) => !m.conffile), conffilesModified: mismatches.filter((m) => m.conffile), packagedChecked, root: root || '/', exitCode };
   } catch (e) {
-    if (open) {
-      try {
-        db.exec('ROLLBACK');
-      } catch {
-        /* the connection may already have rolled back */
-      }
-    }
+    if (open) rollbackQuietly(db);
     if (e instanceof IntegError) throw e;
     throw storeError(e, opts.db);
   } finally {

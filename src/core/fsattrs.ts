@@ -56,12 +56,47 @@ const valueBuf = (v: string): Buffer | null => (v.startsWith('sha256:') ? null :
 // ---- capabilities (linux/capability.h: struct vfs_cap_data / vfs_ns_cap_data) ----
 
 export const CAP_NAMES = [
-  'cap_chown', 'cap_dac_override', 'cap_dac_read_search', 'cap_fowner', 'cap_fsetid', 'cap_kill', 'cap_setgid', 'cap_setuid',
-  'cap_setpcap', 'cap_linux_immutable', 'cap_net_bind_service', 'cap_net_broadcast', 'cap_net_admin', 'cap_net_raw', 'cap_ipc_lock',
-  'cap_ipc_owner', 'cap_sys_module', 'cap_sys_rawio', 'cap_sys_chroot', 'cap_sys_ptrace', 'cap_sys_pacct', 'cap_sys_admin',
-  'cap_sys_boot', 'cap_sys_nice', 'cap_sys_resource', 'cap_sys_time', 'cap_sys_tty_config', 'cap_mknod', 'cap_lease',
-  'cap_audit_write', 'cap_audit_control', 'cap_setfcap', 'cap_mac_override', 'cap_mac_admin', 'cap_syslog', 'cap_wake_alarm',
-  'cap_block_suspend', 'cap_audit_read', 'cap_perfmon', 'cap_bpf', 'cap_checkpoint_restore',
+  'cap_chown',
+  'cap_dac_override',
+  'cap_dac_read_search',
+  'cap_fowner',
+  'cap_fsetid',
+  'cap_kill',
+  'cap_setgid',
+  'cap_setuid',
+  'cap_setpcap',
+  'cap_linux_immutable',
+  'cap_net_bind_service',
+  'cap_net_broadcast',
+  'cap_net_admin',
+  'cap_net_raw',
+  'cap_ipc_lock',
+  'cap_ipc_owner',
+  'cap_sys_module',
+  'cap_sys_rawio',
+  'cap_sys_chroot',
+  'cap_sys_ptrace',
+  'cap_sys_pacct',
+  'cap_sys_admin',
+  'cap_sys_boot',
+  'cap_sys_nice',
+  'cap_sys_resource',
+  'cap_sys_time',
+  'cap_sys_tty_config',
+  'cap_mknod',
+  'cap_lease',
+  'cap_audit_write',
+  'cap_audit_control',
+  'cap_setfcap',
+  'cap_mac_override',
+  'cap_mac_admin',
+  'cap_syslog',
+  'cap_wake_alarm',
+  'cap_block_suspend',
+  'cap_audit_read',
+  'cap_perfmon',
+  'cap_bpf',
+  'cap_checkpoint_restore',
 ] as const;
 
 /**
@@ -141,13 +176,18 @@ export function describeXattr(name: string, value: string, names?: IdNames): str
   const v = valueBuf(value);
   if (!v) return value; // sha256:… for a long value
   switch (xattrClass(name)) {
-    case 'caps': return decodeCaps(v);
-    case 'acl': return (name === 'system.posix_acl_default' ? decodeAcl(v, names).map((e) => `default:${e}`) : decodeAcl(v, names)).join(',');
-    case 'label': return decodeLabel(v);
+    case 'caps':
+      return decodeCaps(v);
+    case 'acl':
+      return (name === 'system.posix_acl_default' ? decodeAcl(v, names).map((e) => `default:${e}`) : decodeAcl(v, names)).join(',');
+    case 'label':
+      return decodeLabel(v);
     default: {
       const s = v.toString('utf8');
       // eslint-disable-next-line no-control-regex
-      return v.length <= 64 && !/[\u0000-\u001f\u007f\ufffd]/.test(s) ? JSON.stringify(s) : `${v.length} bytes hex:${v.subarray(0, 32).toString('hex')}${v.length > 32 ? '…' : ''}`;
+      return v.length <= 64 && !/[\u0000-\u001f\u007f\ufffd]/.test(s)
+        ? JSON.stringify(s)
+        : `${v.length} bytes hex:${v.subarray(0, 32).toString('hex')}${v.length > 32 ? '…' : ''}`;
     }
   }
 }

@@ -21,7 +21,10 @@ function newly(before: EntryRecord | null, after: EntryRecord, test: (r: EntryRe
   return test(after) && !(before && test(before));
 }
 
-const flagSet = (bit: number) => (r: EntryRecord): boolean => typeof r.flags === 'number' && r.flags !== -1 && (r.flags & bit) !== 0;
+const flagSet =
+  (bit: number) =>
+  (r: EntryRecord): boolean =>
+    typeof r.flags === 'number' && r.flags !== -1 && (r.flags & bit) !== 0;
 
 export function riskTags(f: Pick<Finding, 'path' | 'kind' | 'before' | 'after'>): RiskTag[] {
   const tags = new Set<RiskTag>();
@@ -33,8 +36,9 @@ export function riskTags(f: Pick<Finding, 'path' | 'kind' | 'before' | 'after'>)
   if (a) {
     const notLink = a.type !== 'symlink';
     if (notLink && newly(b, a, (r) => r.type !== 'symlink' && (r.mode & 0o4000) !== 0)) tags.add('setuid');
-    if (notLink && newly(b, a, (r) => r.type !== 'symlink' && (r.mode & 0o2000) !== 0 && (r.type !== 'dir'))) tags.add('setgid');
-    if ((a.type === 'file' || a.type === 'dir') && newly(b, a, (r) => (r.type === 'file' || r.type === 'dir') && (r.mode & 0o002) !== 0)) tags.add('world-writable');
+    if (notLink && newly(b, a, (r) => r.type !== 'symlink' && (r.mode & 0o2000) !== 0 && r.type !== 'dir')) tags.add('setgid');
+    if ((a.type === 'file' || a.type === 'dir') && newly(b, a, (r) => (r.type === 'file' || r.type === 'dir') && (r.mode & 0o002) !== 0))
+      tags.add('world-writable');
     const capsAfter = capsList(parseXattrs(a.xattrs));
     const capsBefore = b ? capsList(parseXattrs(b.xattrs)) : [];
     if (capsAfter.some((c) => !capsBefore.includes(c)) && (b === null || (b.xattrs ?? null) !== null)) tags.add('capability');

@@ -22,7 +22,47 @@ export function summarize(scanned: number, findings: readonly Finding[], errors:
 }
 
 /**
- * The one function that decides a check's exit code: AIDE/Tripwire bitmask, plus 8 for an
+ * What a command found, as far as its exit code is concerned. Failures are not outcomes: they
+ * are IntegErrors, mapped in src/cli.ts.
+ */
+export type Outcome =
+  /** check: findings, unreadable entries, files on a known-bad hash list */
+  | { command: 'check'; summary: Summary; knownBad?: number }
+  /** baseline: recorded; some entries could not be read; files on a known-bad hash list */
+  | { command: 'baseline'; unreadable: number; knownBad?: number }
+  /** diff (stores or bundles): whether the two sides are the same */
+  | { command: 'diff'; same: boolean }
+  /** verify: the bundle's seal (and signature) hold */
+  | { command: 'verify'; intact: boolean }
+  /** every other command: it did what was asked */
+  | { command: 'done' };
+
+/**
+ * The one function that decides every command's exit code from its outcome (restic's
+ * ComputeExitCode is the model). The codes themselves are the EXIT table.
+ */
+export function exitCodeOf(o: Outcome): number {
+  switch (o.command) {
+    case 'check':
+      return checkExitCode(o.summary, o.knownBad ?? 0);
+    case 'baseline':
+      return (o.unreadable > 0 ? EXIT.INCOMPLETE : EXIT.OK) | ((o.knownBad ?? 0) > 0 ? EXIT.KNOWN_BAD : 0);
+    case 'diff':
+      return o.same ? EXIT.OK : EXIT.DIFFERENT;
+    case 'verify':
+      return o.intact ? EXIT.OK : EXIT.UNTRUSTED;
+    case 'done':
+      return EXIT.OK;
+  }
+}
+
+/** A check found added, removed or changed entries (the alert that captures evidence). */
+export function isAlert(s: Summary): boolean {
+  return s.added + s.removed + s.changed > 0;
+}
+
+/**
+ * check's exit code (the 'check' case of exitCodeOf): AIDE/Tripwire bitmask, plus 8 for an
  * incomplete scan, plus 32 when content matches a known-bad hash list.
  */
 export function checkExitCode(s: Summary, iocMatches = 0): number {

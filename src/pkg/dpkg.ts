@@ -36,7 +36,10 @@ export class PackageIndex {
   private readonly packages = new Map<string, DpkgPackage>();
   private readonly aliased: string[];
 
-  constructor(readonly root: string, readonly manager: 'dpkg' | 'rpm' = 'dpkg') {
+  constructor(
+    readonly root: string,
+    readonly manager: 'dpkg' | 'rpm' = 'dpkg',
+  ) {
     // Merged /usr: these top-level names are symlinks into /usr on the scanned system.
     this.aliased = ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'].filter((d) => {
       try {
@@ -93,7 +96,13 @@ export class PackageIndex {
   owner(p: string, digest: string | null): PackageOwner | null {
     const o = this.lookup(p);
     if (!o) return null;
-    return { manager: this.manager, name: o.pkg.name, version: o.pkg.version, digestMatches: digest === null || o.digest === null ? null : digest === o.digest, conffile: o.conffile };
+    return {
+      manager: this.manager,
+      name: o.pkg.name,
+      version: o.pkg.version,
+      digestMatches: digest === null || o.digest === null ? null : digest === o.digest,
+      conffile: o.conffile,
+    };
   }
 }
 
@@ -174,14 +183,6 @@ export interface PackageMismatch {
   expected: string;
   actual: string;
   conffile: boolean;
-}
-
-/** The package database under ROOT: dpkg's, else rpm's (sqlite), else null. */
-export async function loadPackages(root: string): Promise<PackageIndex | null> {
-  const dpkg = loadDpkg(root);
-  if (dpkg) return dpkg;
-  const { loadRpm } = await import('./rpm.js');
-  return loadRpm(root);
 }
 
 /** A digest of a regular file (opened without following symlinks), or null when it cannot be read. */

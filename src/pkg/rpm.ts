@@ -12,8 +12,17 @@ import { PackageIndex, type PackageDigestAlgo } from './dpkg.js';
  */
 
 const TAG = {
-  NAME: 1000, VERSION: 1001, RELEASE: 1002, EPOCH: 1003, ARCH: 1022,
-  FILEDIGESTS: 1035, FILEFLAGS: 1037, DIRINDEXES: 1116, BASENAMES: 1117, DIRNAMES: 1118, FILEDIGESTALGO: 5011,
+  NAME: 1000,
+  VERSION: 1001,
+  RELEASE: 1002,
+  EPOCH: 1003,
+  ARCH: 1022,
+  FILEDIGESTS: 1035,
+  FILEFLAGS: 1037,
+  DIRINDEXES: 1116,
+  BASENAMES: 1117,
+  DIRNAMES: 1118,
+  FILEDIGESTALGO: 5011,
 } as const;
 const TYPE = { INT16: 3, INT32: 4, STRING: 6, STRING_ARRAY: 8, I18NSTRING: 9 } as const;
 /** RPMFILE_CONFIG: %config files, the counterpart of dpkg's conffiles */
@@ -57,7 +66,10 @@ export function parseRpmHeader(blob: Buffer): Map<number, Value> {
     } else if (type === TYPE.INT32 || type === TYPE.INT16) {
       const size = type === TYPE.INT32 ? 4 : 2;
       if (off + count * size > dataStart + dl) throw new Error('malformed rpm header array');
-      out.set(tag, Array.from({ length: count }, (_, k) => (size === 4 ? blob.readUInt32BE(off + k * 4) : blob.readUInt16BE(off + k * 2))));
+      out.set(
+        tag,
+        Array.from({ length: count }, (_, k) => (size === 4 ? blob.readUInt32BE(off + k * 4) : blob.readUInt16BE(off + k * 2))),
+      );
     }
   }
   return out;

@@ -1,13 +1,14 @@
 import chalk from 'chalk';
-import type { CheckResult } from '../app/check.js';
+import type { CheckResult } from '../core/check-result.js';
 import { pathForTerminal, pathJson } from '../core/pathenc.js';
 import type { IdNames } from '../core/fsattrs.js';
 import type { EntryRecord, Finding, IocMatch, PackageOwner, Severity } from '../core/types.js';
 import { idNames } from './idnames.js';
 import { VERSION } from '../version.js';
+import type { CheckDocument, IocMatchJson, PackageJson } from './documents.js';
 import { aclNote, describeChanges, recordJson, terminalText } from './records.js';
 
-export function iocJson(m: IocMatch): Record<string, unknown> {
+export function iocJson(m: IocMatch): IocMatchJson {
   return { ...pathJson(m.path), rule: m.rule, algorithm: m.algorithm, digest: m.digest, label: m.label, source: m.source };
 }
 
@@ -20,7 +21,7 @@ export function iocText(matches: readonly IocMatch[]): string[] {
 }
 
 /** The `integ.check/1` JSON document of the contract. */
-export function checkJson(r: CheckResult): Record<string, unknown> {
+export function checkJson(r: CheckResult): CheckDocument {
   return {
     schema: 'integ.check/1',
     tool: { name: 'integ', version: VERSION },
@@ -38,7 +39,7 @@ export function checkJson(r: CheckResult): Record<string, unknown> {
     },
     summary: r.summary,
     changes: r.findings.map((f) => ({
-      ...pathJson(f.path),
+      ...pathJson(f.path, 'path'),
       kind: f.kind,
       rule: f.rule,
       severity: f.severity,
@@ -48,7 +49,7 @@ export function checkJson(r: CheckResult): Record<string, unknown> {
       before: f.before ? recordJson(f.before) : null,
       after: f.after ? recordJson(f.after) : null,
     })),
-    errors: r.errors.map((e) => ({ ...pathJson(e.path), code: e.code, message: e.message })),
+    errors: r.errors.map((e) => ({ ...pathJson(e.path, 'path'), code: e.code, message: e.message })),
     ioc_matches: r.iocMatches.map(iocJson),
     ioc_feeds: r.iocFeeds,
     evidence: r.evidence ? { bundle: r.evidence.bundle, sha256: r.evidence.sha256, reused: r.evidence.reused } : null,
@@ -86,7 +87,7 @@ function findingLines(f: Finding, names: IdNames, withSeverity = false): string[
   return out;
 }
 
-export function packageJson(p: PackageOwner): Record<string, unknown> {
+export function packageJson(p: PackageOwner): PackageJson {
   return { manager: p.manager, name: p.name, version: p.version, digest_matches: p.digestMatches, conffile: p.conffile };
 }
 

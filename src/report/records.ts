@@ -1,5 +1,6 @@
 import { pathForTerminal, pathJson } from '../core/pathenc.js';
 import type { Attribute, EntryRecord } from '../core/types.js';
+import type { FsattrsJson, RecordJson } from './documents.js';
 import {
   aclEntries, capsText, describeXattr, differingXattrNames, flagDiff, flagNames, hasExtendedAcl, labelText, parseXattrs, xattrClass, XATTRS_UNSUPPORTED,
   type IdNames,
@@ -7,7 +8,7 @@ import {
 import { idNames } from './idnames.js';
 
 /** Extended attributes, ACL, capabilities, label and flags of a record as JSON (null: not recorded). */
-export function fsattrsJson(r: EntryRecord, names: IdNames = idNames()): Record<string, unknown> {
+export function fsattrsJson(r: EntryRecord, names: IdNames = idNames()): FsattrsJson {
   const pairs = parseXattrs(r.xattrs);
   const recorded = pairs !== null;
   const other = pairs?.filter(([n]) => xattrClass(n) === 'xattrs') ?? [];
@@ -31,7 +32,7 @@ export function nsToIso(ns: bigint): string {
 const num = (b: bigint): number | string => (b <= BigInt(Number.MAX_SAFE_INTEGER) && b >= -BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b.toString());
 
 /** An entry as JSON: mode as an octal string, times as ISO-8601 UTC (nanoseconds), digests hex. */
-export function recordJson(r: EntryRecord): Record<string, unknown> {
+export function recordJson(r: EntryRecord): RecordJson {
   return {
     type: r.type,
     mode: r.mode.toString(8).padStart(4, '0'),

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import crypto from 'node:crypto';
-import { createBlake3 } from '../util/blake3.js';
+import { createBlake3 } from './blake3.js';
 import { Blake3Simd, simdSupported } from './blake3-simd.js';
 import type { EntryRecord, EntryType, ExtraAlgo, HashAlgo, Observed } from '../core/types.js';
 import { readFlags, readXattrs } from './fsmeta.js';
@@ -36,7 +36,7 @@ interface IncrementalHash {
   digest(): string;
 }
 
-export function createHasher(algo: HashAlgo | ExtraAlgo): IncrementalHash {
+function createHasher(algo: HashAlgo | ExtraAlgo): IncrementalHash {
   if (algo !== 'blake3') {
     const h = crypto.createHash(algo);
     return { update: (b) => h.update(b), peek: () => h.copy().digest('hex'), digest: () => h.digest('hex') };
@@ -61,7 +61,7 @@ function simdHasher(h: Blake3Simd): IncrementalHash {
 }
 
 const S_IFMT = 0o170000;
-export function typeOfMode(mode: number): EntryType {
+function typeOfMode(mode: number): EntryType {
   switch (mode & S_IFMT) {
     case 0o100000: return 'file';
     case 0o040000: return 'dir';

@@ -1,7 +1,7 @@
-import { blake3Hex, createBlake3 } from '../util/blake3.js';
+import { blake3Hex, createBlake3 } from '../scan/blake3.js';
 import type { DB } from './db.js';
 import type { Generation } from './baseline-repo.js';
-import { ENTRY_COLUMNS, entryColumns } from './baseline-repo.js';
+import { ENTRY_COLUMNS, entryColumnsFor, type EntryValues } from './rows.js';
 
 const hex = (b: Buffer | null): string => (b === null ? '-' : b.length === 0 ? '""' : b.toString('hex'));
 
@@ -11,9 +11,11 @@ type Header = Pick<Generation, 'id' | 'createdAt' | 'kind' | 'user' | 'uid' | 'h
 export const DIGEST_COLUMNS = `path, rule, error, ${ENTRY_COLUMNS}`;
 /** DIGEST_COLUMNS as this store answers them (NULL xattrs/flags on an unmigrated read-only store). */
 export function digestColumns(db: DB): string {
-  return `path, rule, error, ${entryColumns(db)}`;
+  return `path, rule, error, ${entryColumnsFor(db.prepare<[], string>("SELECT name FROM pragma_table_info('entries')").pluck(true).all())}`;
 }
-export type DigestRow = [Buffer, string, string | null, string, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, Buffer | null, string | null, string | null, string | null, bigint | null];
+export type DigestRow = [path: Buffer, rule: string, error: string | null, ...entry: EntryValues];
+/** A DigestRow with the entry's row id first: what check's merge join reads. */
+export type RowidDigestRow = [rowid: bigint, ...row: DigestRow];
 
 export interface GenerationDigestResult {
   digest: string;
@@ -64,7 +66,7 @@ export class GenerationDigester {
     this.last = path;
     // Extended attributes and flags (migration 3) are appended only when recorded, so rows
     // of older generations hash exactly as they did; nulling them out of a newer row shows.
-    const fsattrs = xattrs === null && flags === null ? '' : ` x ${xattrs === null ? '-' : JSON.stringify(xattrs)} f ${flags ?? '-'}`;
+    const fsattrs = (xattrs ?? null) === null && (flags ?? null) === null ? '' : ` x ${xattrs == null ? '-' : JSON.stringify(xattrs)} f ${flags ?? '-'}`;
     this.chunk += `${hex(path)} ${rule} ${type} ${mode} ${uid} ${gid} ${size} ${mtime} ${ctime} ${inode} ${nlink} ${hex(target)} ${b3 ?? '-'} ${s256 ?? '-'} ${error ?? '-'}${fsattrs}\n`;
     if (this.chunk.length > 1 << 16) {
       this.h.update(this.chunk);
@@ -82,8 +84,13 @@ export class GenerationDigester {
 }
 
 /** The rows of a generation in path byte order, as the digest reads them. */
-export function orderedRows(db: DB, gen: number): Iterable<DigestRow> {
-  return db.prepare(`SELECT ${digestColumns(db)} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen) as Iterable<DigestRow>;
+function orderedRows(db: DB, gen: number): Iterable<DigestRow> {
+  return db.prepare<[number], DigestRow>(`SELECT ${digestColumns(db)} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen);
+}
+
+/** The rows of a generation in path byte order with their row ids: one sequential pass (streams). */
+export function rowsWithRowidByPath(db: DB, gen: number): Iterator<RowidDigestRow> {
+  return db.prepare<[number], RowidDigestRow>(`SELECT rowid, ${digestColumns(db)} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen);
 }
 
 export function computeGenerationDigest(db: DB, g: Header): GenerationDigestResult {

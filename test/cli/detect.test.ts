@@ -42,7 +42,11 @@ function flagsSupported(dir: string): boolean {
   return ok;
 }
 
-const why = !isRoot ? 'needs root (setcap, chattr, trusted xattrs)' : missing.length ? `missing tools: ${missing.join(', ')} (install libcap2-bin acl attr e2fsprogs)` : '';
+const why = !isRoot
+  ? 'needs root (setcap, chattr, trusted xattrs)'
+  : missing.length
+    ? `missing tools: ${missing.join(', ')} (install libcap2-bin acl attr e2fsprogs)`
+    : '';
 if (why) console.warn(`skipping xattr/caps/ACL/flags CLI tests: ${why}`);
 
 describe.skipIf(Boolean(why))('integ check: xattrs, capabilities, ACLs, labels, inode flags, directory traces', () => {
@@ -61,7 +65,8 @@ describe.skipIf(Boolean(why))('integ check: xattrs, capabilities, ACLs, labels, 
 
   beforeAll(() => {
     fs.mkdirSync(tree);
-    for (const n of ['python3', 'acl-file', 'mask-file', 'xattr-file', 'immutable', 'append-only', 'quiet', 'has-xattr', 'has-acl']) fs.writeFileSync(p(n), `${n}\n`);
+    for (const n of ['python3', 'acl-file', 'mask-file', 'xattr-file', 'immutable', 'append-only', 'quiet', 'has-xattr', 'has-acl'])
+      fs.writeFileSync(p(n), `${n}\n`);
     for (const n of ['cron.d', 'default-acl', 'quiet-dir', 'busy']) fs.mkdirSync(p(n));
     fs.writeFileSync(p('cron.d/job'), '* * * * * root true\n');
     fs.symlinkSync('python3', p('link'));
@@ -190,7 +195,19 @@ describe.skipIf(Boolean(why))('integ check: xattrs, capabilities, ACLs, labels, 
     });
 
     it('nothing else is reported (no false positives), exit 4|1', () => {
-      const expected = ['python3', 'acl-file', 'mask-file', 'default-acl', 'xattr-file', 'has-xattr', 'cron.d', 'busy/new', 'busy/suid', 'quiet', ...(flagsOk ? ['immutable', 'append-only'] : [])];
+      const expected = [
+        'python3',
+        'acl-file',
+        'mask-file',
+        'default-acl',
+        'xattr-file',
+        'has-xattr',
+        'cron.d',
+        'busy/new',
+        'busy/suid',
+        'quiet',
+        ...(flagsOk ? ['immutable', 'append-only'] : []),
+      ];
       expect(changes.map((c) => path.relative(tree, c.path)).sort()).toEqual(expected.sort());
       expect(code).toBe(5);
     });
@@ -198,14 +215,15 @@ describe.skipIf(Boolean(why))('integ check: xattrs, capabilities, ACLs, labels, 
 });
 
 describe('directory traces after accept', () => {
-  it('accepting an added file also records its directory\'s new times: the next check is clean', () => {
+  it("accepting an added file also records its directory's new times: the next check is clean", () => {
     const d = tmpdir();
     dirs.push(d);
     const tree = path.join(d, 'tree');
     fs.mkdirSync(path.join(tree, 'sub'), { recursive: true });
     const db = path.join(d, 's.db');
     const policy = writePolicy(d, tree);
-    const run = (cmd: string, ...a: string[]) => integ([cmd, '--db', db, '--policy', policy, ...(cmd === 'accept' ? [] : ['--jobs', '0']), ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
+    const run = (cmd: string, ...a: string[]) =>
+      integ([cmd, '--db', db, '--policy', policy, ...(cmd === 'accept' ? [] : ['--jobs', '0']), ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
     expect(run('baseline').code).toBe(0);
     fs.writeFileSync(path.join(tree, 'sub/new'), 'x');
     const c = run('check', '--format', 'json');
@@ -252,7 +270,8 @@ describe.skipIf(!has('setfattr'))('a store from before these attributes (schema 
     fs.writeFileSync(path.join(tree, 'f'), 'x');
     const db = path.join(d, 's.db');
     const policy = writePolicy(d, tree);
-    const run = (cmd: string, ...a: string[]) => integ([cmd, '--db', db, '--policy', policy, '--jobs', '0', ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
+    const run = (cmd: string, ...a: string[]) =>
+      integ([cmd, '--db', db, '--policy', policy, '--jobs', '0', ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
     expect(run('baseline').code).toBe(0);
     // Turn the store into what integ wrote before migration 3: no xattrs/flags columns, user_version 2.
     const s = new Database(db);

@@ -22,7 +22,9 @@ describe('known-bad hash lists: parsing', () => {
     expect(set.match({ sha256: hash('sha256', 'x'), md5: hash('md5', 'x') })).toBeUndefined();
   });
   it('a malformed line is a data error naming file:line', async () => {
-    expect(() => parseIocText(`${hash('md5', 'c')}\nnot-a-hash label\n`, 'f.txt')).toThrow(/^f\.txt:2: expected a sha256 \(64\), sha1 \(40\) or md5 \(32\) hex digest/);
+    expect(() => parseIocText(`${hash('md5', 'c')}\nnot-a-hash label\n`, 'f.txt')).toThrow(
+      /^f\.txt:2: expected a sha256 \(64\), sha1 \(40\) or md5 \(32\) hex digest/,
+    );
     expect(() => parseIocText('abcd\n', 'g.txt')).toThrow(/^g\.txt:1: /);
     const d = tmpdir();
     dirs.push(d);
@@ -53,7 +55,16 @@ describe('integ check/baseline --ioc', () => {
     expect(b.code).toBe(32);
     const doc = JSON.parse(b.stdout) as { ioc_matches: Array<Record<string, unknown>>; generation: number };
     expect(doc.generation).toBe(1);
-    expect(doc.ioc_matches).toEqual([{ path: path.join(tree, 'implant'), rule: 'tree', algorithm: 'sha256', digest: hash('sha256', 'evil payload\n'), label: 'Implant.Linux.A', source: `${feed}:2` }]);
+    expect(doc.ioc_matches).toEqual([
+      {
+        path: path.join(tree, 'implant'),
+        rule: 'tree',
+        algorithm: 'sha256',
+        digest: hash('sha256', 'evil payload\n'),
+        label: 'Implant.Linux.A',
+        source: `${feed}:2`,
+      },
+    ]);
   });
 
   it('without a feed the unchanged tree checks clean (exit 0)', () => {
@@ -67,7 +78,10 @@ describe('integ check/baseline --ioc', () => {
     expect(lines[0]).toBe('CRITICAL: KNOWN-BAD CONTENT (2) — matches a known-bad hash list');
     expect(lines[1]).toBe(`  KNOWN-BAD  ${path.join(tree, 'implant')}  sha256:${hash('sha256', 'evil payload\n')}  "Implant.Linux.A"  (${feed}:2)`);
     expect(lines[2]).toBe(`  KNOWN-BAD  ${path.join(tree, 'kit')}  md5:${hash('md5', 'rootkit\n')}  (${feed2}:1)`);
-    const j = JSON.parse(run('check', '--ioc', feed2, '--format', 'json').stdout) as { ioc_matches: Array<{ path: string; algorithm: string }>; exit_code: number };
+    const j = JSON.parse(run('check', '--ioc', feed2, '--format', 'json').stdout) as {
+      ioc_matches: Array<{ path: string; algorithm: string }>;
+      exit_code: number;
+    };
     expect(j.ioc_matches.map((m) => [m.path, m.algorithm])).toEqual([[path.join(tree, 'kit'), 'md5']]);
     expect(j.exit_code).toBe(32);
   });
@@ -79,7 +93,7 @@ describe('integ check/baseline --ioc', () => {
     fs.writeFileSync(path.join(tree, 'clean'), 'clean\n');
   });
 
-  it('the policy\'s ioc: list (relative to the policy file) is used too', () => {
+  it("the policy's ioc: list (relative to the policy file) is used too", () => {
     const p2 = writePolicy(d, tree, '', 'ioc: [feed.txt]\n');
     const r = integ(['check', '--db', db, '--policy', p2, '--no-snapshot', '--format', 'json']);
     expect((JSON.parse(r.stdout) as { ioc_matches: unknown[] }).ioc_matches).toHaveLength(1);

@@ -16,23 +16,41 @@ const w = (rel: string, text: string): void => {
   fs.writeFileSync(path.join(R, rel), text);
 };
 function packageDb(version: string, files: Record<string, string>, conf: Record<string, string>): void {
-  w('var/lib/dpkg/status',
+  w(
+    'var/lib/dpkg/status',
     'Package: base-files\nStatus: install ok installed\nVersion: 12.4\nArchitecture: amd64\n\n' +
-    `Package: toolpkg\nStatus: install ok installed\nPriority: optional\nVersion: ${version}\nArchitecture: amd64\nConffiles:\n` +
-    Object.entries(conf).map(([p, t]) => ` ${p} ${md5(t)}\n`).join('') +
-    'Description: a test package\n multi-line description\n\n' +
-    'Package: gone\nStatus: deinstall ok config-files\nVersion: 1\nArchitecture: amd64\n');
-  w('var/lib/dpkg/info/toolpkg.md5sums', Object.entries(files).map(([p, t]) => `${md5(t)}  ${p.slice(1)}\n`).join(''));
+      `Package: toolpkg\nStatus: install ok installed\nPriority: optional\nVersion: ${version}\nArchitecture: amd64\nConffiles:\n` +
+      Object.entries(conf)
+        .map(([p, t]) => ` ${p} ${md5(t)}\n`)
+        .join('') +
+      'Description: a test package\n multi-line description\n\n' +
+      'Package: gone\nStatus: deinstall ok config-files\nVersion: 1\nArchitecture: amd64\n',
+  );
+  w(
+    'var/lib/dpkg/info/toolpkg.md5sums',
+    Object.entries(files)
+      .map(([p, t]) => `${md5(t)}  ${p.slice(1)}\n`)
+      .join(''),
+  );
   w('var/lib/dpkg/info/toolpkg.list', ['/.', '/usr', '/usr/bin', ...Object.keys(files), ...Object.keys(conf)].join('\n') + '\n');
   w('var/lib/dpkg/info/gone.list', '/usr/bin/unowned\n');
 }
 
 const db = path.join(d, 's.db');
 const policy = path.join(d, 'policy.yml');
-fs.writeFileSync(policy, 'version: 1\nrules:\n  - name: bin\n    severity: critical\n    paths: ["/usr/bin/**"]\n  - name: conf\n    severity: high\n    paths: ["/etc/**"]\n');
-const run = (cmd: string, ...a: string[]) => integ([cmd, '--db', db, '--policy', policy, ...(cmd === 'accept' ? [] : ['--root', R, '--jobs', '1']), ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
+fs.writeFileSync(
+  policy,
+  'version: 1\nrules:\n  - name: bin\n    severity: critical\n    paths: ["/usr/bin/**"]\n  - name: conf\n    severity: high\n    paths: ["/etc/**"]\n',
+);
+const run = (cmd: string, ...a: string[]) =>
+  integ([cmd, '--db', db, '--policy', policy, ...(cmd === 'accept' ? [] : ['--root', R, '--jobs', '1']), ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
 
-interface Change { path: string; kind: string; attributes: string[]; package: Record<string, unknown> | null }
+interface Change {
+  path: string;
+  kind: string;
+  attributes: string[];
+  package: Record<string, unknown> | null;
+}
 
 describe('package provenance (dpkg) under --root', () => {
   it('baseline names packaged files that already differ from their package; edited conffiles are a quieter category', () => {
@@ -46,9 +64,18 @@ describe('package provenance (dpkg) under --root', () => {
     const doc = JSON.parse(j.stdout) as Record<string, unknown>;
     expect(doc.packaged_checked).toBe(3);
     expect(doc.package_mismatches).toEqual([
-      { path: '/usr/bin/other', package: { manager: 'dpkg', name: 'toolpkg', version: '1.0-1' }, algorithm: 'md5', expected: md5('other v1\n'), actual: md5('trojaned other\n'), conffile: false },
+      {
+        path: '/usr/bin/other',
+        package: { manager: 'dpkg', name: 'toolpkg', version: '1.0-1' },
+        algorithm: 'md5',
+        expected: md5('other v1\n'),
+        actual: md5('trojaned other\n'),
+        conffile: false,
+      },
     ]);
-    expect(doc.conffiles_modified).toEqual([expect.objectContaining({ path: '/etc/app.conf', conffile: true, algorithm: 'md5', expected: md5('shipped conf\n') })]);
+    expect(doc.conffiles_modified).toEqual([
+      expect.objectContaining({ path: '/etc/app.conf', conffile: true, algorithm: 'md5', expected: md5('shipped conf\n') }),
+    ]);
     const off = JSON.parse(run('baseline', '--no-packages', '--format', 'json').stdout) as Record<string, unknown>;
     expect(off).toMatchObject({ packaged_checked: 0, package_mismatches: [], conffiles_modified: [] });
     const t = run('baseline');
@@ -62,7 +89,11 @@ describe('package provenance (dpkg) under --root', () => {
     // Patch day: toolpkg 1.0-2 ships a new tool; meanwhile someone replaced `other` and the local script.
     w('usr/bin/tool', 'tool v2\n');
     w('usr/bin/new-helper', 'helper\n');
-    packageDb('1.0-2', { '/usr/bin/tool': 'tool v2\n', '/usr/bin/other': 'other v1\n', '/usr/bin/new-helper': 'helper\n' }, { '/etc/app.conf': 'shipped conf\n' });
+    packageDb(
+      '1.0-2',
+      { '/usr/bin/tool': 'tool v2\n', '/usr/bin/other': 'other v1\n', '/usr/bin/new-helper': 'helper\n' },
+      { '/etc/app.conf': 'shipped conf\n' },
+    );
     w('usr/bin/other', 'trojaned other, again\n');
     w('usr/bin/unowned', 'local script, changed\n');
     const j = run('check', '--format', 'json', '--ioc', path.join(d, 'feed.txt'));
@@ -90,7 +121,9 @@ describe('package provenance (dpkg) under --root', () => {
     // Nothing left that a package vouches for.
     const again = run('accept', '--packaged', '--note', 'again');
     expect(again.code).toBe(64);
-    expect(again.stderr).toMatch(/^integ: nothing to accept: no open finding of check run #\d+ has content that matches what its package shipped \(2 left for review\)\n$/);
+    expect(again.stderr).toMatch(
+      /^integ: nothing to accept: no open finding of check run #\d+ has content that matches what its package shipped \(2 left for review\)\n$/,
+    );
   });
 });
 fs.writeFileSync(path.join(d, 'feed.txt'), `${sha256('trojaned other, again\n')} Trojan.Other\n`);
@@ -145,22 +178,36 @@ describe('package provenance (rpm, SQLite database) under --root', () => {
     fs.mkdirSync(path.join(R2, 'var/lib/rpm'), { recursive: true });
     const rdb = new Database(path.join(R2, 'var/lib/rpm/rpmdb.sqlite'));
     rdb.exec('CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)');
-    rdb.prepare('INSERT INTO Packages (blob) VALUES (?)').run(rpmHeader([
-      [1000, 'string', 'curl'], [1001, 'string', '8.2.1'], [1002, 'string', '3.fc39'], [1003, 'int32', [1]], [1022, 'string', 'x86_64'],
-      [1035, 'strings', [sha256('curl 8\n'), sha256('wget 1\n'), sha256('shipped\n'), '']],
-      [1037, 'int32', [0, 0, 1, 0]],
-      [1116, 'int32', [0, 0, 1, 0]],
-      [1117, 'strings', ['curl', 'wget', 'curlrc', 'bin']],
-      [1118, 'strings', ['/usr/bin/', '/etc/', '/usr/']],
-      [5011, 'int32', [8]],
-    ]));
+    rdb.prepare('INSERT INTO Packages (blob) VALUES (?)').run(
+      rpmHeader([
+        [1000, 'string', 'curl'],
+        [1001, 'string', '8.2.1'],
+        [1002, 'string', '3.fc39'],
+        [1003, 'int32', [1]],
+        [1022, 'string', 'x86_64'],
+        [1035, 'strings', [sha256('curl 8\n'), sha256('wget 1\n'), sha256('shipped\n'), '']],
+        [1037, 'int32', [0, 0, 1, 0]],
+        [1116, 'int32', [0, 0, 1, 0]],
+        [1117, 'strings', ['curl', 'wget', 'curlrc', 'bin']],
+        [1118, 'strings', ['/usr/bin/', '/etc/', '/usr/']],
+        [5011, 'int32', [8]],
+      ]),
+    );
     rdb.close();
     const db2 = path.join(d, 'rpm.db');
-    const run2 = (cmd: string, ...a: string[]) => integ([cmd, '--db', db2, '--policy', policy, '--root', R2, '--jobs', '1', ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
+    const run2 = (cmd: string, ...a: string[]) =>
+      integ([cmd, '--db', db2, '--policy', policy, '--root', R2, '--jobs', '1', ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
     const b = JSON.parse(run2('baseline', '--format', 'json').stdout) as Record<string, unknown>;
     expect(b.packaged_checked).toBe(3);
     expect(b.package_mismatches).toEqual([
-      { path: '/usr/bin/wget', package: { manager: 'rpm', name: 'curl', version: '1:8.2.1-3.fc39' }, algorithm: 'sha256', expected: sha256('wget 1\n'), actual: sha256('trojaned wget\n'), conffile: false },
+      {
+        path: '/usr/bin/wget',
+        package: { manager: 'rpm', name: 'curl', version: '1:8.2.1-3.fc39' },
+        algorithm: 'sha256',
+        expected: sha256('wget 1\n'),
+        actual: sha256('trojaned wget\n'),
+        conffile: false,
+      },
     ]);
     expect(b.conffiles_modified).toEqual([expect.objectContaining({ path: '/etc/curlrc', conffile: true })]);
     put('usr/bin/curl', 'curl 9, not from the package\n');

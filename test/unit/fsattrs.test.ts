@@ -31,7 +31,11 @@ describe('POSIX ACL decoding', () => {
   it('names users, groups, mask and other like getfacl', () => {
     const v = Buffer.from('0200000001000600ffffffff02000700feff000004000400ffffffff10000700ffffffff20000400ffffffff', 'hex');
     expect(decodeAcl(v, { user: (id) => (id === 65534 ? 'nobody' : undefined), group: () => undefined })).toEqual([
-      'user::rw-', 'user:nobody:rwx', 'group::r--', 'mask::rwx', 'other::r--',
+      'user::rw-',
+      'user:nobody:rwx',
+      'group::r--',
+      'mask::rwx',
+      'other::r--',
     ]);
     expect(decodeAcl(v)[1]).toBe('user:65534:rwx');
   });
@@ -55,7 +59,9 @@ describe('comparing the new attributes', () => {
     expect(differingAttributes(rec({ xattrs: '[]' }), rec({ xattrs: withCaps }), [...ALL])).toEqual(['caps']);
     expect(differingAttributes(rec({ xattrs: '[]' }), rec({ xattrs: withCaps }), ['xattrs'])).toEqual([]);
     expect(differingAttributes(rec({ xattrs: '[]' }), rec({ xattrs: acl }), [...ALL])).toEqual(['acl']);
-    expect(differingAttributes(rec({ xattrs: '[]' }), rec({ xattrs: xa([['security.selinux', Buffer.from('system_u:object_r:bin_t:s0\0')]]) }), [...ALL])).toEqual(['label']);
+    expect(
+      differingAttributes(rec({ xattrs: '[]' }), rec({ xattrs: xa([['security.selinux', Buffer.from('system_u:object_r:bin_t:s0\0')]]) }), [...ALL]),
+    ).toEqual(['label']);
     expect(differingAttributes(rec({ xattrs: '[]' }), rec({ xattrs: xa([['user.x', Buffer.from('1')]]) }), [...ALL])).toEqual(['xattrs']);
     expect(differingAttributes(rec({ xattrs: 'unsupported' }), rec({ xattrs: '[]' }), [...ALL])).toEqual([]);
   });

@@ -21,7 +21,7 @@ describe('risk tags', () => {
   });
   it('capability: new names only, and only when the baseline recorded xattrs', () => {
     expect(riskTags(f('/usr/bin/p', 'changed', rec({ xattrs: '[]' }), rec({ xattrs: caps(1 << 7) })))).toEqual(['capability']);
-    expect(riskTags(f('/usr/bin/p', 'changed', rec({ xattrs: caps(1 << 7 | 1 << 13) }), rec({ xattrs: caps(1 << 7) })))).toEqual([]);
+    expect(riskTags(f('/usr/bin/p', 'changed', rec({ xattrs: caps((1 << 7) | (1 << 13)) }), rec({ xattrs: caps(1 << 7) })))).toEqual([]);
     expect(riskTags(f('/usr/bin/p', 'changed', rec({ xattrs: null }), rec({ xattrs: caps(1 << 7) })))).toEqual([]);
   });
   it('immutable / append-only set; world-writable newly; flags unsupported are no flags', () => {
