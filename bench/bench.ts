@@ -40,6 +40,8 @@ Options:
   --only A,B        run exactly these sections (e.g. --only fs,scale)
   --wait-idle       before each timed run, wait (up to 2 min) until other processes use < 10% CPU
   --no-rewarm       do not re-read the tree before every timed run (only once at the start)
+  --cold            drop the page cache (echo 3 > /proc/sys/vm/drop_caches, as root) before every
+                    timed run instead of warming it; says so when not permitted
   --procs N         snapshot section: start N extra idle processes first
   --uac DIR         snapshot section: compare with the UAC checkout in DIR
   --profile         also run one integ check under node --cpu-prof and summarise it
@@ -84,6 +86,7 @@ function parse(argv: string[]): { opts: BenchOptions; sections: Section[]; stric
         profile: { type: 'boolean' },
         'wait-idle': { type: 'boolean' },
         'no-rewarm': { type: 'boolean' },
+        cold: { type: 'boolean' },
         procs: { type: 'string' },
         uac: { type: 'string' },
         'no-aide': { type: 'boolean' },
@@ -120,7 +123,8 @@ function parse(argv: string[]): { opts: BenchOptions; sections: Section[]; stric
     noB3sum: v['no-b3sum'] ?? false,
     profile: v.profile ?? false,
     waitIdle: v['wait-idle'] ?? false,
-    rewarm: !(v['no-rewarm'] ?? false),
+    rewarm: !(v['no-rewarm'] ?? false) && !(v.cold ?? false),
+    cold: v.cold ?? false,
     procs: intArg('--procs', v.procs, 0),
     uac: v.uac ?? null,
   };

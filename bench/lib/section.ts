@@ -19,6 +19,8 @@ export interface BenchOptions {
   waitIdle: boolean;
   /** re-read the tree right before every timed run */
   rewarm: boolean;
+  /** drop the page cache before every timed run (--cold) */
+  cold?: boolean;
   /** snapshot section: extra idle processes to start (--procs N) */
   procs?: number;
   /** snapshot section: a UAC checkout to compare with (--uac DIR) */
