@@ -8,9 +8,9 @@ import { scanAll } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { walk } from '../scan/walk.js';
 import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
-import { decodeEntryValues } from '../store/rows.js';
-import { openReadOnly, openWritable, probeWriteLock, storeError, type DB } from '../store/db.js';
-import { GenerationDigester, policyDigest, rowsWithRowidByPath, type GenerationDigestResult, type RowidDigestRow } from '../store/generation-digest.js';
+import { GenerationStream } from '../store/generation-stream.js';
+import { openReadOnly, openWritable, probeWriteLock, storeError } from '../store/db.js';
+import { policyDigest } from '../store/generation-digest.js';
 import { RunRepo } from '../store/run-repo.js';
 import type { Progress } from '../report/progress.js';
 import type { RunContext } from '../util/context.js';
@@ -55,48 +55,6 @@ export function findingsDigest(findings: readonly Finding[]): string {
   return `blake3:${blake3Hex(lines.join('\n'))}`;
 }
 
-/**
- * Reads a generation in path order alongside a walk that yields paths in the same order,
- * feeding every row to the generation digest on the way.
- */
-class MergeCursor {
-  private readonly it: Iterator<RowidDigestRow>;
-  private row: RowidDigestRow | null;
-  private readonly digester: GenerationDigester;
-  private last: Buffer | null = null;
-
-  constructor(db: DB, private readonly gen: Generation, private readonly repo: BaselineRepo) {
-    this.digester = new GenerationDigester(gen);
-    this.it = rowsWithRowidByPath(db, gen.id);
-    this.row = this.next();
-  }
-
-  private next(): RowidDigestRow | null {
-    const r = this.it.next();
-    if (r.done) return null;
-    const [, ...row] = r.value;
-    this.digester.add(row);
-    return r.value;
-  }
-
-  /** The stored entry for path p, or undefined when the generation has none. */
-  lookup(p: Buffer): StoredEntry | undefined {
-    if (this.last !== null && Buffer.compare(p, this.last) <= 0) return this.repo.lookup(this.gen.id, p); // not in order: ask directly
-    this.last = p;
-    while (this.row && Buffer.compare(this.row[1], p) < 0) this.row = this.next();
-    if (!this.row || !this.row[1].equals(p)) return undefined;
-    const [rowid, path, rule, error, ...values] = this.row;
-    this.row = this.next();
-    return { rowid: Number(rowid), rule, error, rec: decodeEntryValues(path, values) };
-  }
-
-  /** Read the rest and return the recomputed digest. */
-  finish(): GenerationDigestResult {
-    while (this.row) this.row = this.next();
-    return this.digester.finish();
-  }
-}
-
 function isUnderAny(p: Buffer, dirs: Buffer[]): boolean {
   return dirs.some((d) => p.length > d.length && p[d.length] === 0x2f && p.subarray(0, d.length).equals(d));
 }
@@ -122,7 +80,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
   const errors: ScanError[] = [];
   let scanned = 0;
   let baseline: Generation;
-  let cursorDb: DB | undefined;
+  let merge: GenerationStream | undefined;
   try {
     const repo = new BaselineRepo(db);
     const cur = repo.current();
@@ -139,25 +97,26 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     const seen = new Uint8Array(range ? range.max - range.min + 1 : 0);
     const errorDirs: Buffer[] = [];
     // The walk yields paths in byte order, so it merge-joins with the generation read in path
-    // order: one sequential pass instead of a point query per file, and the same pass feeds the
-    // generation's digest. A second connection holds that cursor open while the first answers
-    // the rare out-of-order lookup.
-    cursorDb = openReadOnly(opts.db);
-    const merge = new MergeCursor(cursorDb, cur, repo);
+    // order: one sequential pass instead of a point query per file. A worker thread runs that
+    // pass on its own connection and computes the generation's digest over exactly the rows it
+    // hands over; the first connection answers the rare out-of-order lookup.
+    const stream = new GenerationStream(opts.db, cur, repo);
+    merge = stream;
     let nextId = 0;
     type Job = ScanJob & { rule: Rule; base: StoredEntry | undefined };
     const mark = (b: StoredEntry | undefined): void => {
       if (b && range) seen[b.rowid - range.min] = 1;
     };
-    const jobs = function* (): Generator<Job> {
+    const jobs = async function* (): AsyncGenerator<Job> {
       for (const ev of walk(selector, root)) {
+        await stream.ready(ev.path);
         if (ev.kind === 'error') {
           errors.push({ path: ev.path, code: ev.code, message: ev.message });
           errorDirs.push(ev.path);
-          mark(merge.lookup(ev.path));
+          mark(stream.lookup(ev.path));
           continue;
         }
-        const base = merge.lookup(ev.path);
+        const base = stream.lookup(ev.path);
         mark(base);
         const growing = ev.rule.check.includes('growing');
         yield {
@@ -196,7 +155,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     }
     throwIfAborted(ctx.signal);
     // Nothing is used before the generation's content is known to be what was recorded.
-    const problem = contentProblemOf(merge.finish(), cur);
+    const problem = contentProblemOf(await stream.finish(), cur);
     if (problem) {
       ctx.log.error({ generation: cur.id }, problem);
       throw new TrustError(`baseline not trustworthy, nothing compared:\n  - ${problem}`);
@@ -219,7 +178,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     throw storeError(e, opts.db);
   } finally {
     progress?.stop();
-    cursorDb?.close();
+    await merge?.close();
     db.close();
   }
   for (const f of findings) f.risk = riskTags(f);

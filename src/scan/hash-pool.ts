@@ -32,11 +32,11 @@ function revive(r: ScanResult): ScanResult {
  * thread through the same interface. The source is pulled lazily, so the walk streams and
  * memory stays bounded by the work in flight.
  */
-export async function* scanAll<J extends ScanJob>(source: Iterable<J>, jobs: number, signal: AbortSignal): AsyncGenerator<[J, ScanResult]> {
+export async function* scanAll<J extends ScanJob>(source: Iterable<J> | AsyncIterable<J>, jobs: number, signal: AbortSignal): AsyncGenerator<[J, ScanResult]> {
   if (jobs <= 0) {
     const buf = Buffer.allocUnsafe(READ_SIZE);
     let n = 0;
-    for (const job of source) {
+    for await (const job of source) {
       if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new InterruptedError();
       yield [job, scanEntry(job, buf)];
       // Let signals and the progress display run now and then.
@@ -77,7 +77,7 @@ export async function* scanAll<J extends ScanJob>(source: Iterable<J>, jobs: num
   });
   const onAbort = (): void => notify();
   signal.addEventListener('abort', onAbort);
-  const it = source[Symbol.iterator]();
+  const it: Iterator<J> | AsyncIterator<J> = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
   let exhausted = false;
   let seq = 0;
   try {
@@ -89,7 +89,7 @@ export async function* scanAll<J extends ScanJob>(source: Iterable<J>, jobs: num
         if (load[best]! >= INFLIGHT_PER_WORKER) break;
         const batch: J[] = [];
         while (batch.length < BATCH) {
-          const r = it.next();
+          const r = await it.next();
           if (r.done) {
             exhausted = true;
             break;
@@ -113,6 +113,7 @@ export async function* scanAll<J extends ScanJob>(source: Iterable<J>, jobs: num
     }
   } finally {
     signal.removeEventListener('abort', onAbort);
+    if (!exhausted) await it.return?.();
     await Promise.all(workers.map((w) => w.terminate()));
   }
 }
