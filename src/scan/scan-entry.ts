@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import { createBlake3 } from './blake3.js';
 import { Blake3Simd, simdSupported } from './blake3-simd.js';
 import type { EntryRecord, EntryType, ExtraAlgo, HashAlgo, Observed } from '../core/types.js';
-import { readFlags, readXattrs } from './fsmeta.js';
+import { adviseWillNeed, readFlags, readXattrs } from './fsmeta.js';
 
 /** Work for one in-scope path. Paths travel as bytes; the worker never sees a lossy string. */
 export interface ScanJob {
@@ -125,6 +125,69 @@ export function scanEntry(job: ScanJob, buf: Buffer): ScanResult {
   } catch (e) {
     return { id: job.id, ok: false, ...errInfo(e), rec: null };
   }
+  return scanStat(job, st, buf, null);
+}
+
+/** How far ahead of the read a file is advised: the kernel's own readahead takes over after. */
+const ADVISE_MAX = 4 * 1024 * 1024;
+
+/**
+ * Scan a batch: first lstat every entry and open every regular file, advising the kernel to
+ * read each one's start now (asynchronous readahead), then hash them one by one. On a warm
+ * cache the advice returns at once; on a cold one the disk gets a whole batch of requests
+ * instead of one synchronous read at a time. Each file is still checked (fstat on the
+ * descriptor) to be the one lstat saw before it is hashed.
+ */
+export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
+  const pre: Array<{ st: fs.BigIntStats; open: Opened | null } | { err: unknown }> = new Array(jobs.length);
+  for (let i = 0; i < jobs.length; i++) {
+    const job = jobs[i]!;
+    try {
+      const st = fs.lstatSync(job.real, { bigint: true });
+      let open: Opened | null = null;
+      if ((Number(st.mode) & S_IFMT) === 0o100000) {
+        open = openFile(job.real);
+        if ('fd' in open) adviseWillNeed(open.fd, Math.min(Number(st.size), ADVISE_MAX));
+      }
+      pre[i] = { st, open };
+    } catch (e) {
+      pre[i] = { err: e };
+    }
+  }
+  const out = new Array<ScanResult>(jobs.length);
+  for (let i = 0; i < jobs.length; i++) {
+    const job = jobs[i]!;
+    const p = pre[i]!;
+    if ('err' in p) {
+      out[i] = { id: job.id, ok: false, ...errInfo(p.err), rec: null };
+      continue;
+    }
+    try {
+      out[i] = scanStat(job, p.st, buf, p.open);
+    } finally {
+      // scanStat closes what it uses; a descriptor it never reached (a throw) is closed here.
+      if (p.open && 'fd' in p.open && !p.open.closed) fs.closeSync(p.open.fd);
+    }
+  }
+  return out;
+}
+
+/** A regular file opened ahead of its scan, or why it could not be. */
+type Opened = { fd: number; closed: boolean } | { err: unknown };
+
+function openFile(real: Buffer): Opened {
+  try {
+    return { fd: fs.openSync(real, BASE_FLAGS | noatime), closed: false };
+  } catch (e) {
+    if (noatime && (e as NodeJS.ErrnoException).code === 'EPERM') {
+      noatime = 0; // not the owner: fall back for the rest of this thread's life
+      return openFile(real);
+    }
+    return { err: e };
+  }
+}
+
+function scanStat(job: ScanJob, st: fs.BigIntStats, buf: Buffer, opened: Opened | null): ScanResult {
   const rec: Observed = recordFromStat(job.path, st);
   if (job.xattrs) rec.xattrs = readXattrs(job.real);
   if (job.flags && rec.type === 'dir') rec.flags = dirFlags(job.real, st);
@@ -137,7 +200,7 @@ export function scanEntry(job: ScanJob, buf: Buffer): ScanResult {
     return { id: job.id, ok: true, rec };
   }
   if (rec.type !== 'file') return { id: job.id, ok: true, rec };
-  return hashFile(job, st, rec, buf);
+  return hashFile(job, st, rec, buf, opened ?? openFile(job.real));
 }
 
 /** Inode flags of a directory: opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_DIRECTORY, only when it is still the one lstat saw. */
@@ -159,17 +222,9 @@ function dirFlags(real: Buffer, st: fs.BigIntStats): number | null {
 }
 
 /** Hash a regular file that lstat `st` described; exported for the race tests. */
-export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: Buffer): ScanResult {
-  let fd: number;
-  try {
-    fd = fs.openSync(job.real, BASE_FLAGS | noatime);
-  } catch (e) {
-    if (noatime && (e as NodeJS.ErrnoException).code === 'EPERM') {
-      noatime = 0; // not the owner: fall back for the rest of this thread's life
-      return hashFile(job, st, rec, buf);
-    }
-    return { id: job.id, ok: false, ...errInfo(e), rec };
-  }
+export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: Buffer, opened: Opened = openFile(job.real)): ScanResult {
+  if ('err' in opened) return { id: job.id, ok: false, ...errInfo(opened.err), rec };
+  const fd = opened.fd;
   try {
     const before = fs.fstatSync(fd, { bigint: true });
     if (typeOfMode(Number(before.mode)) !== 'file' || before.ino !== st.ino || before.dev !== st.dev)
@@ -226,6 +281,7 @@ export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: B
     delete rec.extra;
     return { id: job.id, ok: false, ...errInfo(e), rec };
   } finally {
+    opened.closed = true;
     fs.closeSync(fd);
   }
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Selector } from '../../src/core/selector.js';
 import { scanAll } from '../../src/scan/hash-pool.js';
-import { hashFile, recordFromStat, scanEntry, type ScanJob, type ScanResult } from '../../src/scan/scan-entry.js';
+import { hashFile, recordFromStat, scanBatch, scanEntry, type ScanJob, type ScanResult } from '../../src/scan/scan-entry.js';
 import { walk } from '../../src/scan/walk.js';
 import { createRequire } from 'node:module';
 import { rule } from '../helpers/build.js';
@@ -191,6 +191,33 @@ describe('scanEntry', () => {
     fs.writeFileSync(f, 'line1\nline2\n');
     const r = scanEntry(job(f, { growing: true, prefixLen: 6, algos: ['blake3', 'sha256'] }), buf);
     expect(r.rec).toMatchObject({ prefixBlake3: blake3Hex('line1\n'), prefixSha256: crypto.createHash('sha256').update('line1\n').digest('hex'), blake3: blake3Hex('line1\nline2\n') });
+  });
+});
+
+describe('scanBatch', () => {
+  it('gives, entry by entry, what scanEntry gives (files opened and advised ahead, FIFOs/sockets/devices never opened, vanished and unreadable entries as errors)', () => {
+    const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${tree}/**`] })] });
+    let id = 0;
+    const jobs = [...walk(sel, ''), { kind: 'entry' as const, path: Buffer.from(path.join(tree, 'gone')) }].flatMap((e) =>
+      e.kind === 'entry' ? [job(e.path, { id: ++id, xattrs: true, flags: true })] : [],
+    );
+    expect(jobs.length).toBeGreaterThan(10);
+    const buf = Buffer.allocUnsafe(256 * 1024);
+    const batch = scanBatch(jobs, buf);
+    const single = jobs.map((j) => scanEntry(j, buf));
+    expect(batch).toEqual(single);
+    expect(batch.find((r) => r.rec?.path.toString().endsWith('/file'))?.rec?.blake3).toBe(blake3Hex('hello\n'));
+    expect(batch.find((r) => r.rec?.path.toString().endsWith('/fifo'))).toMatchObject({ ok: true, rec: { type: 'fifo', blake3: null } });
+    expect(batch[batch.length - 1]).toMatchObject({ ok: false, code: 'ENOENT', rec: null });
+  });
+
+  it('leaves no descriptor open, whatever the entries were', () => {
+    const fds = (): number => fs.readdirSync('/proc/self/fd').length;
+    const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${tree}/**`] })] });
+    const jobs = [...walk(sel, '')].flatMap((e, i) => (e.kind === 'entry' ? [job(e.path, { id: i })] : []));
+    const before = fds();
+    for (let k = 0; k < 5; k++) scanBatch(jobs, Buffer.allocUnsafe(256 * 1024));
+    expect(fds()).toBe(before);
   });
 });
 
