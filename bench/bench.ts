@@ -40,6 +40,8 @@ Options:
   --only A,B        run exactly these sections (e.g. --only fs,scale)
   --wait-idle       before each timed run, wait (up to 2 min) until other processes use < 10% CPU
   --no-rewarm       do not re-read the tree before every timed run (only once at the start)
+  --variants A,B    fs section: only these integ variants besides blake3 (sha256,
+                    blake3-no-xattrs-flags, blake3-sha256-ioc-feed; default all)
   --cold            drop the page cache (echo 3 > /proc/sys/vm/drop_caches, as root) before every
                     timed run instead of warming it; says so when not permitted
   --procs N         snapshot section: start N extra idle processes first
@@ -87,6 +89,7 @@ function parse(argv: string[]): { opts: BenchOptions; sections: Section[]; stric
         'wait-idle': { type: 'boolean' },
         'no-rewarm': { type: 'boolean' },
         cold: { type: 'boolean' },
+        variants: { type: 'string' },
         procs: { type: 'string' },
         uac: { type: 'string' },
         'no-aide': { type: 'boolean' },
@@ -125,6 +128,7 @@ function parse(argv: string[]): { opts: BenchOptions; sections: Section[]; stric
     waitIdle: v['wait-idle'] ?? false,
     rewarm: !(v['no-rewarm'] ?? false) && !(v.cold ?? false),
     cold: v.cold ?? false,
+    variants: v.variants ? v.variants.split(',').map((x) => x.trim()).filter(Boolean) : undefined,
     procs: intArg('--procs', v.procs, 0),
     uac: v.uac ?? null,
   };

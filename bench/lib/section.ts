@@ -19,6 +19,8 @@ export interface BenchOptions {
   waitIdle: boolean;
   /** re-read the tree right before every timed run */
   rewarm: boolean;
+  /** fs section: integ variants to run (slugs: blake3, sha256, blake3-no-xattrs-flags, blake3-sha256-ioc-feed); blake3 always */
+  variants?: string[];
   /** drop the page cache before every timed run (--cold) */
   cold?: boolean;
   /** snapshot section: extra idle processes to start (--procs N) */
