@@ -161,11 +161,10 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
       throw new TrustError(`baseline not trustworthy, nothing compared:\n  - ${problem}`);
     }
     // Removed: rows never marked, still in scope, and not below a directory we could not list.
+    // The candidates are the rows the merge passed over, as the reader handed (and digested) them.
     if (range) {
-      const unseen: number[] = [];
-      for (const id of repo.rowids(cur.id)) if (!seen[id - range.min]) unseen.push(id);
-      for (const id of unseen) {
-        const e = repo.byRowid(id)!;
+      for (const e of stream.unmatched()) {
+        if (seen[e.rowid - range.min]) continue;
         const rule = selector.ruleFor(e.rec.path.toString('utf8'));
         if (!rule || isUnderAny(e.rec.path, errorDirs)) continue;
         const f = compareEntry(e.rec, null, rule);

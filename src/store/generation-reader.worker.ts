@@ -21,6 +21,7 @@ try {
     let rowids: number[] = [];
     let sent = 0;
     const flush = (): void => {
+      if (Atomics.load(credit, 1) !== 0) throw new Error('stopped');
       // Wait (in short slices, so a terminate or stop flag is seen) while the main thread is a window behind.
       while (sent - Atomics.load(credit, 0) >= init.window) {
         if (Atomics.load(credit, 1) !== 0) throw new Error('stopped');

@@ -130,6 +130,8 @@ export class GenerationStream {
   private failure: Error | null = null;
   private wake: (() => void) | null = null;
   private closed = false;
+  private exited = false;
+  private readonly passed: StoredEntry[] = [];
 
   constructor(file: string, private readonly gen: Generation, private readonly repo: BaselineRepo, opts: { batch?: number; window?: number } = {}) {
     const sab = new SharedArrayBuffer(8);
@@ -151,6 +153,7 @@ export class GenerationStream {
       this.notify();
     });
     this.worker.on('exit', (code) => {
+      this.exited = true;
       if (!this.result && !this.failure && !this.closed) this.failure = new Error(`generation reader exited with code ${code}`);
       this.notify();
     });
@@ -213,6 +216,7 @@ export class GenerationStream {
       const s = i > 0 ? b.pathEnd[i - 1]! : 0;
       const c = p.compare(b.paths, s, b.pathEnd[i]!);
       if (c > 0) {
+        this.passed.push(entryAt(b, i, s));
         this.i++;
         continue;
       }
@@ -222,21 +226,44 @@ export class GenerationStream {
     }
   }
 
-  /** Consume the rest and return the digest of every row the worker read. */
+  /**
+   * Rows the merge passed over without a lookup asking for them (and, after finish(), every
+   * row after the last lookup): the candidates for "removed". A row found later by an
+   * out-of-order lookup is among them too; the caller's seen-marks tell those apart.
+   */
+  unmatched(): readonly StoredEntry[] {
+    return this.passed;
+  }
+
+  /** Consume the rest (kept as unmatched) and return the digest of every row the worker read. */
   async finish(): Promise<GenerationDigestResult> {
     for (;;) {
-      while (this.advance());
+      const b = this.cur;
+      if (b) for (let i = this.i; i < b.n; i++) this.passed.push(entryAt(b, i, i > 0 ? b.pathEnd[i - 1]! : 0));
+      if (b) this.i = b.n;
+      while (this.advance()) {
+        const c = this.cur!;
+        for (let i = 0; i < c.n; i++) this.passed.push(entryAt(c, i, i > 0 ? c.pathEnd[i - 1]! : 0));
+        this.i = c.n;
+      }
       if (this.failure) throw this.failure;
       if (this.result) return this.result;
       await this.wait();
     }
   }
 
+  /**
+   * Stop the reader. Not with worker.terminate(): terminating a thread inside a native SQLite
+   * call can abort the whole process. The stop flag makes the worker leave at its next batch
+   * (at most one batch of reading away), close its connection and exit on its own.
+   */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.exited) return;
+    const gone = new Promise<void>((r) => this.worker.once('exit', () => r()));
     Atomics.store(this.credit, 1, 1);
     Atomics.notify(this.credit, 0);
-    await this.worker.terminate();
+    await gone;
   }
 }
 
