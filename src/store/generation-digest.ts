@@ -61,7 +61,22 @@ export class GenerationDigester {
 
   /** Add the next row; rows must come in path byte order (ORDER BY path). */
   add(r: DigestRow): void {
-    const [path, rule, error, type, mode, uid, gid, size, mtime, ctime, inode, nlink, target, b3, s256, xattrs, flags] = r;
+    this.addAt(r, 0);
+  }
+
+  /** add() of the DigestRow that starts at index `o` of `r` (a RowidDigestRow: 1), without copying it. */
+  addAt(r: readonly unknown[], o: number): void {
+    const v = r as unknown as Record<number, unknown>;
+    const path = v[o] as DigestRow[0];
+    const rule = v[o + 1] as DigestRow[1];
+    const error = v[o + 2] as DigestRow[2];
+    const type = v[o + 3] as DigestRow[3];
+    const [mode, uid, gid, size, mtime, ctime, inode, nlink] = [v[o + 4], v[o + 5], v[o + 6], v[o + 7] as bigint, v[o + 8], v[o + 9], v[o + 10], v[o + 11]];
+    const target = v[o + 12] as DigestRow[12];
+    const b3 = v[o + 13] as DigestRow[13];
+    const s256 = v[o + 14] as DigestRow[14];
+    const xattrs = v[o + 15] as DigestRow[15];
+    const flags = v[o + 16] as DigestRow[16];
     if (this.last !== null && Buffer.compare(this.last, path) >= 0) throw new Error('generation digest: rows out of path order');
     this.last = path;
     // Extended attributes and flags (migration 3) are appended only when recorded, so rows

@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openReadOnly } from './db.js';
-import { GenerationDigester, rowsWithRowidByPath, type DigestRow } from './generation-digest.js';
+import { GenerationDigester, rowsWithRowidByPath, type RowidDigestRow } from './generation-digest.js';
 import { packRows, type ReaderInit } from './generation-stream.js';
 
 /**
@@ -17,7 +17,7 @@ try {
   const db = openReadOnly(init.file);
   try {
     const digester = new GenerationDigester(init.header);
-    let batch: DigestRow[] = [];
+    let batch: RowidDigestRow[] = [];
     let rowids: number[] = [];
     let sent = 0;
     const flush = (): void => {
@@ -27,7 +27,7 @@ try {
         if (Atomics.load(credit, 1) !== 0) throw new Error('stopped');
         Atomics.wait(credit, 0, Atomics.load(credit, 0), 50);
       }
-      const packed = packRows(rowids, batch);
+      const packed = packRows(rowids, batch, 1);
       parentPort!.postMessage({ kind: 'rows', ...packed }, packed.transfer);
       sent++;
       batch = [];
@@ -36,10 +36,9 @@ try {
     const it = rowsWithRowidByPath(db, init.header.id);
     for (let next = it.next(); !next.done; next = it.next()) {
       const r = next.value;
-      const row = r.slice(1) as DigestRow;
-      digester.add(row);
+      digester.addAt(r, 1);
       rowids.push(Number(r[0]));
-      batch.push(row);
+      batch.push(r);
       if (batch.length >= init.batch) flush();
     }
     if (batch.length) flush();

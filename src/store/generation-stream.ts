@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { EntryType } from '../core/types.js';
 import type { BaselineRepo, Generation, StoredEntry } from './baseline-repo.js';
-import type { DigestRow, GenerationDigestResult } from './generation-digest.js';
+import type { GenerationDigestResult } from './generation-digest.js';
 
 /** What the reader worker is started with. */
 export interface ReaderInit {
@@ -43,14 +43,15 @@ export interface PackedRows {
 
 const STRS = 6;
 
-/** Pack rows (DigestRow order) for posting; `transfer` lists the buffers to move. */
-export function packRows(rowids: number[], rows: DigestRow[]): PackedRows & { transfer: ArrayBuffer[] } {
+/** Pack rows (DigestRow order, starting at index `o` of each row) for posting; `transfer` lists the buffers to move. */
+export function packRows(rowids: number[], rows: ReadonlyArray<readonly unknown[]>, o = 0): PackedRows & { transfer: ArrayBuffer[] } {
   const n = rows.length;
   let pathBytes = 0;
   let targetBytes = 0;
   for (const r of rows) {
-    pathBytes += r[0].length;
-    if (r[12] !== null) targetBytes += r[12].length;
+    pathBytes += (r[o] as Buffer).length;
+    const t = r[o + 12] as Buffer | null;
+    if (t !== null) targetBytes += t.length;
   }
   // allocUnsafeSlow: never a slice of Node's shared pool, so the buffer can be transferred.
   const paths = Buffer.allocUnsafeSlow(pathBytes);
@@ -64,7 +65,10 @@ export function packRows(rowids: number[], rows: DigestRow[]): PackedRows & { tr
   let po = 0;
   let to = 0;
   for (let i = 0; i < n; i++) {
-    const [p, rule, error, type, mode, uid, gid, size, mtime, ctime, inode, nlink, target, b3, s256, xattrs, flags] = rows[i]!;
+    const r = rows[i]!;
+    const p = r[o] as Buffer;
+    const target = r[o + 12] as Buffer | null;
+    const flags = r[o + 16] as bigint | null | undefined;
     po += p.copy(paths, po);
     pathEnd[i] = po;
     if (target === null) {
@@ -75,21 +79,20 @@ export function packRows(rowids: number[], rows: DigestRow[]): PackedRows & { tr
       to += target.copy(targets, to);
       targetEnd[i] = to;
     }
-    big[i * 4] = BigInt.asIntN(64, size);
-    big[i * 4 + 1] = BigInt.asIntN(64, mtime);
-    big[i * 4 + 2] = BigInt.asIntN(64, ctime);
-    big[i * 4 + 3] = BigInt.asIntN(64, inode);
-    small[i * 5] = Number(mode);
-    small[i * 5 + 1] = Number(uid);
-    small[i * 5 + 2] = Number(gid);
-    small[i * 5 + 3] = Number(nlink);
+    // size, mtime, ctime, inode: int64 columns read as bigint (safe integers)
+    for (let k = 0; k < 4; k++) big[i * 4 + k] = BigInt.asIntN(64, r[o + 7 + k] as bigint);
+    // mode, uid, gid, nlink
+    small[i * 5] = Number(r[o + 4]);
+    small[i * 5 + 1] = Number(r[o + 5]);
+    small[i * 5 + 2] = Number(r[o + 6]);
+    small[i * 5 + 3] = Number(r[o + 11]);
     small[i * 5 + 4] = flags === null || flags === undefined ? Number.NaN : Number(flags);
-    strs[i * STRS] = rule;
-    strs[i * STRS + 1] = error;
-    strs[i * STRS + 2] = type;
-    strs[i * STRS + 3] = b3;
-    strs[i * STRS + 4] = s256;
-    strs[i * STRS + 5] = xattrs ?? null;
+    strs[i * STRS] = r[o + 1] as string; // rule
+    strs[i * STRS + 1] = r[o + 2] as string | null; // error
+    strs[i * STRS + 2] = r[o + 3] as string; // type
+    strs[i * STRS + 3] = r[o + 13] as string | null; // blake3
+    strs[i * STRS + 4] = r[o + 14] as string | null; // sha256
+    strs[i * STRS + 5] = (r[o + 15] as string | null | undefined) ?? null; // xattrs
   }
   const rowid = Float64Array.from(rowids);
   const transfer = [paths.buffer, targets.buffer, pathEnd.buffer, targetStart.buffer, targetEnd.buffer, big.buffer, small.buffer, rowid.buffer] as ArrayBuffer[];
