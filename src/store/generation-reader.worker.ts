@@ -23,9 +23,12 @@ try {
     const flush = (): void => {
       if (Atomics.load(credit, 1) !== 0) throw new Error('stopped');
       // Wait (in short slices, so a terminate or stop flag is seen) while the main thread is a window behind.
-      while (sent - Atomics.load(credit, 0) >= init.window) {
+      for (;;) {
+        // One load for both the test and the wait: a credit given in between makes wait() return at once.
+        const consumed = Atomics.load(credit, 0);
+        if (sent - consumed < init.window) break;
         if (Atomics.load(credit, 1) !== 0) throw new Error('stopped');
-        Atomics.wait(credit, 0, Atomics.load(credit, 0), 50);
+        Atomics.wait(credit, 0, consumed, 50);
       }
       const packed = packRows(rowids, batch, 1);
       parentPort!.postMessage({ kind: 'rows', ...packed }, packed.transfer);

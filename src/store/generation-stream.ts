@@ -144,7 +144,7 @@ export class GenerationStream {
       policyDigest: gen.policyDigest, hashAlgos: gen.hashAlgos, parentDigest: gen.parentDigest, toolVersion: gen.toolVersion,
     };
     const init: ReaderInit = { file, header, batch: opts.batch ?? 1024, window: opts.window ?? 4, credit: sab };
-    this.worker = new Worker(workerFile(), { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 } });
+    this.worker = new Worker(workerFile(), { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
     this.worker.on('message', (m: Message) => {
       if (m.kind === 'rows') this.queue.push({ ...m, paths: asBuffer(m.paths), targets: asBuffer(m.targets) });
       else if (m.kind === 'end') this.result = m.result;
@@ -190,8 +190,24 @@ export class GenerationStream {
 
   /** Wait until lookup(p) can answer. */
   async ready(p: Buffer): Promise<void> {
-    while (!this.covers(p)) await this.wait();
+    while (!this.covers(p)) {
+      // Every row buffered sorts before p: pass them (as lookup(p) would), which also credits
+      // the reader, so a walk that skips more rows than the window holds cannot stall it.
+      this.passAll();
+      if (this.covers(p)) break;
+      await this.wait();
+    }
     if (this.failure) throw this.failure;
+  }
+
+  /** Move every buffered row to the unmatched ones. */
+  private passAll(): void {
+    do {
+      const b = this.cur;
+      if (!b) continue;
+      for (let i = this.i; i < b.n; i++) this.passed.push(entryAt(b, i, i > 0 ? b.pathEnd[i - 1]! : 0));
+      this.i = b.n;
+    } while (this.advance());
   }
 
   /** The next batch, crediting the worker for the one used up. */
@@ -241,14 +257,7 @@ export class GenerationStream {
   /** Consume the rest (kept as unmatched) and return the digest of every row the worker read. */
   async finish(): Promise<GenerationDigestResult> {
     for (;;) {
-      const b = this.cur;
-      if (b) for (let i = this.i; i < b.n; i++) this.passed.push(entryAt(b, i, i > 0 ? b.pathEnd[i - 1]! : 0));
-      if (b) this.i = b.n;
-      while (this.advance()) {
-        const c = this.cur!;
-        for (let i = 0; i < c.n; i++) this.passed.push(entryAt(c, i, i > 0 ? c.pathEnd[i - 1]! : 0));
-        this.i = c.n;
-      }
+      this.passAll();
       if (this.failure) throw this.failure;
       if (this.result) return this.result;
       await this.wait();

@@ -101,6 +101,27 @@ describe('GenerationStream (the generation read, digested and handed over by a w
     }
   });
 
+  it('a walk that skips far more rows than the window holds (a removed directory) neither stalls nor loses them', async () => {
+    const { file, paths } = makeStore('s5.db', 3000);
+    const db = new Database(file, { readonly: true });
+    const repo = new BaselineRepo(db);
+    const gen = repo.current()!;
+    const s = new GenerationStream(file, gen, repo, { batch: 10, window: 2 });
+    try {
+      const asked = [paths[5]!, paths[1700]!, paths[2999]!];
+      for (const p of asked) {
+        await s.ready(p);
+        expect(s.lookup(p)?.rec.path.equals(p)).toBe(true);
+      }
+      expect((await s.finish()).digest).toBe(gen.digest);
+      const unmatched = s.unmatched().map((e) => e.rec.path.toString('hex'));
+      expect(unmatched).toEqual(paths.filter((p) => !asked.includes(p)).map((p) => p.toString('hex')));
+    } finally {
+      await s.close();
+      db.close();
+    }
+  });
+
   it('an edited row changes the digest the worker computes (what check verifies before using anything)', async () => {
     const { file, paths } = makeStore('s3.db', 300);
     const w = new Database(file);
