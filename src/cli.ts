@@ -35,7 +35,7 @@ Examples:
 
 Exit codes: 0 clean, 1|2|4 added|removed|changed (summed), +8 scan incomplete, 16 not trustworthy,
 64 usage, 65 bad policy/input, 66 no baseline/input, 70 internal error, 73/74 cannot create/I/O error,
-75 store busy, 130 interrupted.`);
+75 store busy, 77 permission denied, 130 interrupted.`);
   registerBaseline(program);
   registerCheck(program);
   registerSnapshot(program);

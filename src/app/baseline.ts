@@ -42,7 +42,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
   const who = whoami();
   const sign = opts.signKey ? await signDigest(opts.signKey) : null;
   const started = Date.now();
-  const db = openWritable(opts.db);
+  const db = openWritable(opts.db, { init: true });
   const repo = new BaselineRepo(db);
   const errors: ScanError[] = [];
   let entries = 0;

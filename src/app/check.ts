@@ -7,7 +7,7 @@ import { scanAll } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { walk } from '../scan/walk.js';
 import { BaselineRepo, recFromRaw, type Generation, type StoredEntry } from '../store/baseline-repo.js';
-import { openReadOnly, openWritable, probeWriteLock, storeError, type DB } from '../store/db.js';
+import { isLiveStore, openReadOnly, openWritable, probeWriteLock, storeError, type DB } from '../store/db.js';
 import { GenerationDigester, policyDigest, type DigestRow, type GenerationDigestResult } from '../store/generation-digest.js';
 import { DIGEST_COLUMNS } from '../store/generation-digest.js';
 import { RunRepo } from '../store/run-repo.js';
@@ -127,8 +127,16 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
   const who = whoami();
   const startedAt = new Date().toISOString();
   const notices: string[] = [];
-  const writable = probeWriteLock0(opts.db);
   const db = openReadOnly(opts.db);
+  // A copy written by `integ export` (not in WAL mode) is evidence: never written to.
+  const live = isLiveStore(db);
+  let writable = false;
+  try {
+    writable = live && probeWriteLock0(opts.db);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
   const findings: Finding[] = [];
   const errors: ScanError[] = [];
   let scanned = 0;
@@ -269,6 +277,8 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
       const err = e instanceof IntegError ? e : storeError(e, opts.db);
       notices.push(`this run was not recorded in the store: ${err.message}`);
     }
+  } else if (!live) {
+    notices.push('the store is a copy written by "integ export" (not a live store): it was opened read-only and left unchanged; this run was not recorded');
   } else {
     notices.push('the store is read-only: this run was not recorded');
   }
