@@ -183,6 +183,10 @@ export async function runAccept(opts: AcceptOptions, ctx: RunContext): Promise<A
   const who = whoami();
   const db = openWritable(opts.db);
   try {
+    // Fail fast (75, after the 2 s busy timeout) when another run holds the store, before
+    // re-reading any file: the re-read can take long and would only be thrown away.
+    db.exec('BEGIN IMMEDIATE');
+    db.exec('ROLLBACK');
     const repo = new BaselineRepo(db);
     const runs = new RunRepo(db);
     const cur = repo.current();

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { DataError, NoPermError, TrustError } from '../util/errors.js';
+import { DataError, IntegError, NoPermError, TrustError } from '../util/errors.js';
+import { storeError } from './store-error.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 
 type DB = Database.Database;
@@ -217,7 +218,8 @@ export function inspectStore(file: string): StoreState {
         throw permissionDenied(file, a);
       }
     }
-    throw e;
+    if (e instanceof IntegError) throw e;
+    throw storeError(e, file);
   } finally {
     db?.close();
   }
