@@ -24,8 +24,9 @@ Exit: 0 recorded; 8 recorded, but some entries could not be read (listed); 65 ba
     .action(async (flags: { policy?: string; db?: string; note?: string; root?: string; jobs?: string; signKey?: string; log?: string }) => {
       const { makeContext, parseCount } = await import('./run-context.js');
       const { defaultDbPath } = await import('../util/paths.js');
-      const { defaultJobs } = await import('../app/common.js');
-      const jobs = parseCount('--jobs', flags.jobs) ?? defaultJobs();
+      const { clampJobs, defaultJobs } = await import('../app/common.js');
+      const { jobs, notice: jobsNotice } = clampJobs(parseCount('--jobs', flags.jobs) ?? defaultJobs());
+      if (jobsNotice) process.stderr.write(`integ: notice: ${jobsNotice}\n`);
       const ctx = await makeContext(flags.log);
       const { createProgress } = await import('../report/progress.js');
       const { runBaseline } = await import('../app/baseline.js');

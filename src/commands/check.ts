@@ -29,9 +29,10 @@ Otherwise: 16 baseline not trustworthy, 64 usage, 65 bad policy, 66 no baseline 
     .action(async (flags: { policy?: string; db?: string; root?: string; jobs?: string; format?: string; snapshot?: boolean; out?: string; verifyKey?: string; expectDigest?: string; log?: string }, cmd: Command) => {
       const { makeContext, parseCount, parseFormat } = await import('./run-context.js');
       const { defaultDbPath } = await import('../util/paths.js');
-      const { defaultJobs } = await import('../app/common.js');
+      const { clampJobs, defaultJobs } = await import('../app/common.js');
       const format = parseFormat(flags.format);
-      const jobs = parseCount('--jobs', flags.jobs) ?? defaultJobs();
+      const { jobs, notice: jobsNotice } = clampJobs(parseCount('--jobs', flags.jobs) ?? defaultJobs());
+      if (jobsNotice) process.stderr.write(`integ: notice: ${jobsNotice}\n`);
       const ctx = await makeContext(flags.log);
       // --snapshot / --no-snapshot only when given; otherwise the policy decides.
       const snapSource = cmd.getOptionValueSource('snapshot');
