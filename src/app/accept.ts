@@ -1,3 +1,4 @@
+import { RootResolver } from '../scan/root-path.js';
 import fs from 'node:fs';
 import { differingAttributes } from '../core/compare.js';
 import { pathToText } from '../core/pathenc.js';
@@ -131,7 +132,8 @@ export function selectFindings(open: StoredFinding[], done: Map<string, number>,
  */
 export function recheck(findings: StoredFinding[], policy: Policy, root: string): Drift[] {
   const buf = Buffer.allocUnsafe(READ_SIZE);
-  const prefix = Buffer.from(root, 'utf8');
+  // Under --root, folders are resolved inside the root, as the walk does: never out of it.
+  const resolver = root ? new RootResolver(root) : null;
   const drift: Drift[] = [];
   let id = 0;
   for (const f of findings) {
@@ -140,11 +142,17 @@ export function recheck(findings: StoredFinding[], policy: Policy, root: string)
     const job = {
       id: ++id,
       path: f.path,
-      real: prefix.length ? Buffer.concat([prefix, f.path]) : f.path,
+      real: f.path,
       algos: policy.hash,
       growing,
       prefixLen: growing && f.after ? Number(f.after.size) : null,
     };
+    try {
+      if (resolver) job.real = resolver.real(f.path);
+    } catch (e) {
+      drift.push({ item: f, what: [`cannot re-read: ${(e as NodeJS.ErrnoException).code ?? 'EIO'} ${(e as Error).message}`] });
+      continue;
+    }
     const res = scanEntry(job, buf);
     if (f.kind === 'removed') {
       if (res.rec) drift.push({ item: f, what: [`exists again (${res.rec.type})`] });

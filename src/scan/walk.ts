@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { Selector } from '../core/selector.js';
 import type { Rule } from '../core/types.js';
+import { RootResolver } from './root-path.js';
 
 export type WalkEvent =
   | { kind: 'entry'; path: Buffer; real: Buffer; rule: Rule }
@@ -8,8 +9,8 @@ export type WalkEvent =
 
 const SLASH = Buffer.from('/');
 
-/** A pending step of the walk: yield one entry, or list one directory. */
-type Item = { key: Buffer; path: Buffer; descend: boolean };
+/** A pending step of the walk: yield one entry, or list one directory. `real` is the host path to read. */
+type Item = { key: Buffer; path: Buffer; real: Buffer; descend: boolean };
 
 /**
  * Orders the items of one directory so that the walk yields paths in global byte order (the
@@ -32,35 +33,39 @@ function sortItems(items: Item[]): Item[] {
  * `root` is the --root prefix ("" for "/"); yielded paths are as the policy names them.
  */
 export function* walk(selector: Selector, root: string): Generator<WalkEvent> {
-  const rootBuf = Buffer.from(root.replace(/\/+$/, ''), 'utf8');
-  const realOf = (p: Buffer): Buffer => (rootBuf.length ? Buffer.concat([rootBuf, p]) : p);
+  // Under --root, each walk root's folders are resolved inside the root (a symlink in them
+  // never leads out of it); below a walk root the walk only descends into real directories,
+  // so a child's host path is its parent's plus its name.
+  const resolver = root.replace(/\/+$/, '') ? new RootResolver(root) : null;
   const top: Item[] = [];
   for (const r of selector.roots) {
     const p = Buffer.from(r, 'utf8');
     let st: fs.Stats;
+    let real: Buffer;
     try {
-      st = fs.lstatSync(realOf(p));
+      real = resolver ? resolver.real(p) : p;
+      st = fs.lstatSync(real);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
       // A policy path this host does not have is simply empty scope, not an error.
       if (code !== 'ENOENT' && code !== 'ENOTDIR') yield { kind: 'error', path: p, code, message: (e as Error).message };
       continue;
     }
-    top.push({ key: p, path: p, descend: false });
-    if (st.isDirectory()) top.push({ key: Buffer.concat([p, SLASH]), path: p, descend: true });
+    top.push({ key: p, path: p, real, descend: false });
+    if (st.isDirectory()) top.push({ key: Buffer.concat([p, SLASH]), path: p, real, descend: true });
   }
   const stack: Item[] = sortItems(top).reverse();
   while (stack.length > 0) {
     const item = stack.pop()!;
     if (!item.descend) {
       const rule = selector.ruleFor(item.path.toString('utf8'));
-      if (rule) yield { kind: 'entry', path: item.path, real: realOf(item.path), rule };
+      if (rule) yield { kind: 'entry', path: item.path, real: item.real, rule };
       continue;
     }
     const dir = item.path;
     let names: fs.Dirent[];
     try {
-      names = fs.readdirSync(realOf(dir), { withFileTypes: true, encoding: 'buffer' }) as unknown as fs.Dirent[];
+      names = fs.readdirSync(item.real, { withFileTypes: true, encoding: 'buffer' }) as unknown as fs.Dirent[];
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
       if (code === 'ENOENT' || code === 'ENOTDIR') continue; // vanished or replaced: its own entry shows that
@@ -68,21 +73,23 @@ export function* walk(selector: Selector, root: string): Generator<WalkEvent> {
       continue;
     }
     const prefix = dir.length === 1 ? dir : Buffer.concat([dir, SLASH]);
+    const realPrefix = item.real === dir ? prefix : item.real.length === 1 ? item.real : Buffer.concat([item.real, SLASH]);
     const items: Item[] = [];
     for (const d of names) {
       const name = d.name as unknown as Buffer;
       const p = Buffer.concat([prefix, name]);
-      items.push({ key: name, path: p, descend: false });
+      const real = realPrefix === prefix ? p : Buffer.concat([realPrefix, name]);
+      items.push({ key: name, path: p, real, descend: false });
       let isDir = d.isDirectory();
       if (!isDir && !d.isFile() && !d.isSymbolicLink() && !d.isFIFO() && !d.isSocket() && !d.isCharacterDevice() && !d.isBlockDevice()) {
         // DT_UNKNOWN (some filesystems): ask lstat.
         try {
-          isDir = fs.lstatSync(realOf(p)).isDirectory();
+          isDir = fs.lstatSync(real).isDirectory();
         } catch {
           /* the scan of the entry itself reports it */
         }
       }
-      if (isDir && selector.mayDescend(p.toString('utf8'))) items.push({ key: Buffer.concat([name, SLASH]), path: p, descend: true });
+      if (isDir && selector.mayDescend(p.toString('utf8'))) items.push({ key: Buffer.concat([name, SLASH]), path: p, real, descend: true });
     }
     const sorted = sortItems(items);
     for (let i = sorted.length - 1; i >= 0; i--) stack.push(sorted[i]!);
