@@ -4,6 +4,7 @@ import { ATTRIBUTES, type Attribute } from '../core/types.js';
 import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
 import { openReadOnly, storeError } from '../store/db.js';
 import { IntegError, NoInputError } from '../util/errors.js';
+import { chainProblems } from './trust-gate.js';
 
 /** A generation with what `history` adds: for an accept, the check run it folded in. */
 export interface HistoryEntry {
@@ -17,9 +18,14 @@ export interface HistoryResult {
   /** generations removed by prune/export; the oldest kept one links to the newest of these */
   pruned: { id: number; digest: string; prunedAt: string | null }[];
   current: Generation | null;
+  /**
+   * What is wrong with the hash chain over the generations' headers (empty: it verifies).
+   * Rows are not re-hashed here; check, diff and export do that for what they read.
+   */
+  chainProblems: string[];
 }
 
-/** The store's generations, oldest first. Read-only. */
+/** The store's generations, oldest first, and whether their chain verifies. Read-only. */
 export function runHistory(opts: { db: string }): HistoryResult {
   const db = openReadOnly(opts.db);
   try {
@@ -28,7 +34,7 @@ export function runHistory(opts: { db: string }): HistoryResult {
       const a = generation.kind === 'accept' ? repo.acceptOf(generation.id) : null;
       return { generation, accept: a ? { run: a.run, forced: a.forced, paths: a.paths } : null };
     });
-    return { db: opts.db, generations, pruned: repo.prunedAnchors(), current: generations.at(-1)?.generation ?? null };
+    return { db: opts.db, generations, pruned: repo.prunedAnchors(), current: generations.at(-1)?.generation ?? null, chainProblems: chainProblems(db).problems };
   } catch (e) {
     if (e instanceof IntegError) throw e;
     throw storeError(e, opts.db);

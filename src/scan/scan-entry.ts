@@ -119,16 +119,24 @@ export function scanEntry(job: ScanJob, buf: Buffer): ScanResult {
     return { id: job.id, ok: false, ...errInfo(e), rec: null };
   }
   const rec: Observed = recordFromStat(job.path, st);
-  if (rec.type === 'symlink') {
-    try {
-      rec.target = fs.readlinkSync(job.real, { encoding: 'buffer' });
-    } catch (e) {
-      return { id: job.id, ok: false, ...errInfo(e), rec };
-    }
-    return { id: job.id, ok: true, rec };
-  }
+  if (rec.type === 'symlink') return readSymlink(job, rec);
   if (rec.type !== 'file') return { id: job.id, ok: true, rec };
   return hashFile(job, st, rec, buf);
+}
+
+/**
+ * Read the target of a symlink that lstat described. If the path was replaced by something
+ * else meanwhile, readlink fails with EINVAL: that is the documented ERACE, not an I/O error.
+ * Exported for the race tests.
+ */
+export function readSymlink(job: ScanJob, rec: Observed): ScanResult {
+  try {
+    rec.target = fs.readlinkSync(job.real, { encoding: 'buffer' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EINVAL') return { id: job.id, ok: false, code: 'ERACE', message: 'replaced between lstat and readlink; target not read', rec };
+    return { id: job.id, ok: false, ...errInfo(e), rec };
+  }
+  return { id: job.id, ok: true, rec };
 }
 
 /** Hash a regular file that lstat `st` described; exported for the race tests. */

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { integ, tmpdir, writePolicy } from '../helpers/cli.js';
 
 const dirs: string[] = [];
@@ -71,5 +72,28 @@ describe('a store locked even for readers', () => {
     } finally {
       await lock.release();
     }
+  });
+});
+
+describe('history says when the chain does not verify', () => {
+  it('lists the generations, names the problem, exits 16', () => {
+    const s = setup();
+    expect(integ(['baseline', '--db', s.db, '--policy', s.policy, '--jobs', '0']).code).toBe(0);
+    expect(integ(['baseline', '--db', s.db, '--policy', s.policy, '--jobs', '0']).code).toBe(0);
+    const ok = integ(['history', '--db', s.db]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/chain verified/);
+    const db = new Database(s.db);
+    const changed = db.prepare("UPDATE generations SET digest = 'blake3:' || hex(zeroblob(32)) WHERE id = 1").run().changes;
+    db.close();
+    expect(changed).toBe(1);
+    const t = integ(['history', '--db', s.db]);
+    expect(t.code).toBe(16);
+    expect(t.stdout).toMatch(/#1 [\s\S]*#2 /);
+    expect(t.stdout).toMatch(/THE CHAIN DOES NOT VERIFY[\s\S]*generation #2: records parent digest/);
+    expect(t.stderr).toMatch(/^integ: the chain of generations in .* does not verify \(1 problem, listed in the report\)\n$/);
+    const j = integ(['history', '--db', s.db, '--format', 'json']);
+    expect(j.code).toBe(16);
+    expect((JSON.parse(j.stdout) as { chain: { verified: boolean; problems: string[] } }).chain).toMatchObject({ verified: false, problems: [expect.stringMatching(/generation #2/)] });
   });
 });
