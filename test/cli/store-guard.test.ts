@@ -191,6 +191,13 @@ describe('a store the user may not open (issue 9)', () => {
       expect(r.stderr).toMatch(/^integ: .*s\.db: permission denied/);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
+    // A policy nobody may read: 77 too, before the store is opened.
+    const secret = path.join(s.dir, 'secret.yml');
+    fs.copyFileSync(s.policy, secret);
+    fs.chmodSync(secret, 0o600);
+    const p = integ(['check', '--db', s.db, '--policy', secret, '--no-snapshot', '--jobs', '0'], { prefix: asNobody, env: { HOME: '/tmp' } });
+    expect(p.code, p.stderr).toBe(77);
+    expect(p.stderr).toBe(`integ: policy ${secret}: permission denied\n`);
     // A store inside a folder nobody may enter.
     fs.chmodSync(s.dir, 0o700);
     const r = integ(['history', '--db', s.db], { prefix: asNobody, env: { HOME: '/tmp' } });
