@@ -46,6 +46,7 @@ Exit: 0 sealed (some artifacts may be partial without root: see the manifest); 6
       const r = await runSnapshot({ out: defaultEvidenceDir(flags.out, ctx.env), note: flags.note ?? null, signKey: flags.signKey, shadowHashes: flags.shadowHashes === true, ...(fsRoot ? { roots: { fsRoot } } : {}) }, ctx);
       const { snapshotJson, snapshotText } = await import('../report/snapshot-report.js');
       process.stdout.write(format === 'json' ? `${JSON.stringify(snapshotJson(r), null, 2)}\n` : snapshotText(r));
-      process.exitCode = 0;
+      const { exitCodeOf } = await import('../core/verdict.js');
+      process.exitCode = exitCodeOf({ command: 'done' });
     });
 }

@@ -4,7 +4,7 @@ import { DataError } from '../util/errors.js';
 import { ATTRIBUTES, HASH_ALGOS, SEVERITIES, type CheckItem, type Policy } from './types.js';
 
 /** Checked when a rule names none: everything but `growing`. */
-export const DEFAULT_CHECK: CheckItem[] = [...ATTRIBUTES];
+const DEFAULT_CHECK: CheckItem[] = [...ATTRIBUTES];
 
 /** Longest path or glob accepted: Linux's PATH_MAX. picomatch itself refuses more than 65,536 characters. */
 export const MAX_PATTERN_LENGTH = 4096;

@@ -93,7 +93,8 @@ export function guardConnection(db: DB, file: string): { version: number; empty:
   // no shadow-table writes) and the SQL function load_extension() is not enabled.
   db.pragma('trusted_schema = OFF');
   const version = db.pragma('user_version', { simple: true }) as number;
-  if (version > SCHEMA_VERSION) throw new TrustError(`${file}: store schema version ${version} is newer than this integ understands (${SCHEMA_VERSION}); upgrade integ`);
+  if (version > SCHEMA_VERSION)
+    throw new TrustError(`${file}: store schema version ${version} is newer than this integ understands (${SCHEMA_VERSION}); upgrade integ`);
   if (version <= 0) {
     const objects = readSchema(db);
     if (objects.length === 0) return { version: 0, empty: true };
@@ -106,7 +107,7 @@ export function guardConnection(db: DB, file: string): { version: number; empty:
   if (problems.length)
     throw new TrustError(
       `${file}: the store holds schema objects integ did not create, refusing to use it (nothing was run or written):\n${problems.map((p) => `  - ${p}`).join('\n')}\n` +
-        'A planted trigger or view would run with integ\'s privileges. Keep the file for analysis and start a new store with --db',
+        "A planted trigger or view would run with integ's privileges. Keep the file for analysis and start a new store with --db",
     );
   return { version, empty: false };
 }
@@ -127,14 +128,15 @@ function warnOwnership(file: string, st: fs.Stats | null): void {
   const judge = (what: string, s: fs.Stats, isDir: boolean): void => {
     if (s.uid !== uid && s.uid !== 0) problems.push(`${what} is owned by uid ${s.uid}, not by the running user (uid ${uid})`);
     const sticky = isDir && (s.mode & 0o1000) !== 0;
-    if ((s.mode & 0o022) !== 0 && !sticky) problems.push(`${what} is writable by ${(s.mode & 0o002) !== 0 ? 'others' : 'its group'} (mode ${(s.mode & 0o7777).toString(8).padStart(4, '0')})`);
+    if ((s.mode & 0o022) !== 0 && !sticky)
+      problems.push(`${what} is writable by ${(s.mode & 0o002) !== 0 ? 'others' : 'its group'} (mode ${(s.mode & 0o7777).toString(8).padStart(4, '0')})`);
   };
   if (st) judge(`store ${file}`, st, false);
   let key = st ? `${st.dev}:${st.ino}` : path.resolve(file);
   try {
     const dir = path.dirname(path.resolve(file));
     const ds = fs.statSync(dir);
-    judge(`${st ? 'its' : 'the store\'s'} folder ${dir}`, ds, true);
+    judge(`${st ? 'its' : "the store's"} folder ${dir}`, ds, true);
     if (!st) key = `${ds.dev}:${ds.ino}`;
   } catch {
     /* the folder cannot be examined: opening the store tells */
@@ -148,7 +150,9 @@ function warnOwnership(file: string, st: fs.Stats | null): void {
 }
 
 function permissionDenied(file: string, e: unknown): NoPermError {
-  return new NoPermError(`${file}: permission denied (${(e as Error).message.replace(/^EACCES: /, '')}); run integ as a user who may read the store, or give another --db`);
+  return new NoPermError(
+    `${file}: permission denied (${(e as Error).message.replace(/^EACCES: /, '')}); run integ as a user who may read the store, or give another --db`,
+  );
 }
 
 /**

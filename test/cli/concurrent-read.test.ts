@@ -16,7 +16,10 @@ interface Done {
 
 function run(args: string[]): Promise<Done> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1', INTEG_LOG_LEVEL: 'error' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(process.execPath, [BIN, ...args], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1', INTEG_LOG_LEVEL: 'error' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     p.on('close', (code) => resolve({ code: code ?? -1, stderr }));

@@ -34,8 +34,18 @@ describe('hostile policies: 65 with file:line, no crash, no slowdown', () => {
     ['glob over 65,536 characters', `version: 1\nrules:\n  - name: x\n    paths: ["/${'a*'.repeat(40_000)}"]\n`, 4, /at most 4096 characters/],
     ['check: []', 'version: 1\nrules:\n  - name: x\n    paths: ["/etc/**"]\n    check: []\n', 5, /rules\[0\]\.check: expected at least one attribute/],
     ['".." in a rule path', 'version: 1\nrules:\n  - name: x\n    paths: ["/srv/img/../../etc/**"]\n', 4, /may not contain "\.\."/],
-    ['".." in a rule exclude', 'version: 1\nrules:\n  - name: x\n    paths: ["/etc/**"]\n    exclude: ["/etc/.."]\n', 5, /rules\[0\]\.exclude\[0\]: a path or glob may not contain "\.\."/],
-    ['".." in the global exclude', 'version: 1\nexclude:\n  - /x/../y\nrules:\n  - name: x\n    paths: ["/etc/**"]\n', 3, /exclude\[0\]: a path or glob may not contain "\.\."/],
+    [
+      '".." in a rule exclude',
+      'version: 1\nrules:\n  - name: x\n    paths: ["/etc/**"]\n    exclude: ["/etc/.."]\n',
+      5,
+      /rules\[0\]\.exclude\[0\]: a path or glob may not contain "\.\."/,
+    ],
+    [
+      '".." in the global exclude',
+      'version: 1\nexclude:\n  - /x/../y\nrules:\n  - name: x\n    paths: ["/etc/**"]\n',
+      3,
+      /exclude\[0\]: a path or glob may not contain "\.\."/,
+    ],
     ['a collection as a key (no Node warning)', 'version: 1\n? [a, b]\n: c\nrules:\n  - name: x\n    paths: ["/etc/**"]\n', 1, /unknown key "\[ a, b \]"/],
   ];
   for (const [name, yaml, line, what] of cases) {
@@ -50,7 +60,12 @@ describe('hostile policies: 65 with file:line, no crash, no slowdown', () => {
   it('an alias bomb ("billion laughs", generated): refused before it expands', () => {
     const s = setup();
     const lines = ['version: 1', 'l0: &l0 ["/x", "/x", "/x", "/x", "/x", "/x", "/x", "/x", "/x", "/x"]'];
-    for (let i = 1; i <= 9; i++) lines.push(`l${i}: &l${i} [${Array(10).fill(`*l${i - 1}`).join(', ')}]`);
+    for (let i = 1; i <= 9; i++)
+      lines.push(
+        `l${i}: &l${i} [${Array(10)
+          .fill(`*l${i - 1}`)
+          .join(', ')}]`,
+      );
     lines.push('rules:', '  - name: x', '    paths: *l9');
     fs.writeFileSync(s.policy, `${lines.join('\n')}\n`); // 10^10 paths if expanded
     expectPolicyError(integ(['check', '--db', s.db, '--policy', s.policy, '--jobs', '0']), s.policy, 3, /aliases expand too far|more than 100 aliases/);
@@ -75,7 +90,11 @@ describe('operator input files are bounded by type and size', () => {
     const s = setup();
     const fifo = path.join(s.dir, 'fifo');
     expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
-    for (const [p, kind] of [[fifo, 'a FIFO'], ['/dev/zero', 'a character device'], [s.tree, 'a directory']] as const) {
+    for (const [p, kind] of [
+      [fifo, 'a FIFO'],
+      ['/dev/zero', 'a character device'],
+      [s.tree, 'a directory'],
+    ] as const) {
       const r = integ(['check', '--db', s.db, '--policy', p, '--jobs', '0']);
       expect(r.code, r.stderr).toBe(65);
       expect(r.stderr).toBe(`integ: policy ${p} is not a regular file (${kind}); refusing to read it\n`);

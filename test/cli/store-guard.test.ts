@@ -1,10 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { integ, tmpdir, writePolicy } from '../helpers/cli.js';
+import { canDropToNobody, integ, tmpdir, writePolicy } from '../helpers/cli.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -53,7 +52,11 @@ describe('planted schema objects (triggers, views, extra tables) are refused bef
     db.close();
     const before = sha(s.db);
     fs.writeFileSync(path.join(s.tree, 'f0'), 'backdoor\n');
-    for (const args of [['baseline', '--db', s.db, '--policy', s.policy, '--jobs', '0'], ['check', '--db', s.db, '--policy', s.policy, '--no-snapshot', '--jobs', '0'], ['history', '--db', s.db]]) {
+    for (const args of [
+      ['baseline', '--db', s.db, '--policy', s.policy, '--jobs', '0'],
+      ['check', '--db', s.db, '--policy', s.policy, '--no-snapshot', '--jobs', '0'],
+      ['history', '--db', s.db],
+    ]) {
       const r = integ(args);
       expect(r.code, `${args[0]}: ${r.stderr}`).toBe(16);
       expect(r.stderr).toMatch(/trigger "backdoor" on entries was not created by integ/);
@@ -175,18 +178,19 @@ describe('check on an exported copy (issue 9)', () => {
 });
 
 describe('a store the user may not open (issue 9)', () => {
-  const canDrop = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
-  it.runIf(canDrop)('says "permission denied" and exits 77', () => {
-    if (!canDrop) console.log('skipped: needs root and setpriv to run as nobody');
+  if (!canDropToNobody) console.log('skipped: permission tests need root, setpriv and the staged runtime to run as nobody');
+  it.runIf(canDropToNobody)('says "permission denied" and exits 77', () => {
     const s = setup();
     fs.chmodSync(s.dir, 0o755);
     fs.chmodSync(s.tree, 0o755);
     fs.chmodSync(s.policy, 0o644);
     expect(integ(['baseline', '--db', s.db, '--policy', s.policy, '--jobs', '0']).code).toBe(0);
     expect(fs.statSync(s.db).mode & 0o777).toBe(0o600);
-    const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
-    for (const args of [['history', '--db', s.db], ['check', '--db', s.db, '--policy', s.policy, '--no-snapshot', '--jobs', '0']]) {
-      const r = integ(args, { prefix: asNobody, env: { HOME: '/tmp' } });
+    for (const args of [
+      ['history', '--db', s.db],
+      ['check', '--db', s.db, '--policy', s.policy, '--no-snapshot', '--jobs', '0'],
+    ]) {
+      const r = integ(args, { asNobody: true, env: { HOME: '/tmp' } });
       expect(r.code, r.stderr).toBe(77);
       expect(r.stderr).toMatch(/^integ: .*s\.db: permission denied/);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -195,12 +199,12 @@ describe('a store the user may not open (issue 9)', () => {
     const secret = path.join(s.dir, 'secret.yml');
     fs.copyFileSync(s.policy, secret);
     fs.chmodSync(secret, 0o600);
-    const p = integ(['check', '--db', s.db, '--policy', secret, '--no-snapshot', '--jobs', '0'], { prefix: asNobody, env: { HOME: '/tmp' } });
+    const p = integ(['check', '--db', s.db, '--policy', secret, '--no-snapshot', '--jobs', '0'], { asNobody: true, env: { HOME: '/tmp' } });
     expect(p.code, p.stderr).toBe(77);
     expect(p.stderr).toBe(`integ: policy ${secret}: permission denied\n`);
     // A store inside a folder nobody may enter.
     fs.chmodSync(s.dir, 0o700);
-    const r = integ(['history', '--db', s.db], { prefix: asNobody, env: { HOME: '/tmp' } });
+    const r = integ(['history', '--db', s.db], { asNobody: true, env: { HOME: '/tmp' } });
     expect(r.code, r.stderr).toBe(77);
   });
 });

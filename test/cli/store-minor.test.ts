@@ -23,8 +23,14 @@ function setup(): { dir: string; tree: string; db: string; policy: string } {
 /** Another process holding the store's write lock until killed. */
 async function holdWriteLock(db: string, exclusive = false): Promise<{ release(): Promise<void> }> {
   const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
-  const lock = exclusive ? "d.pragma('locking_mode=EXCLUSIVE');d.exec('BEGIN EXCLUSIVE');d.prepare('SELECT 1 FROM generations').get();" : "d.exec('BEGIN IMMEDIATE');";
-  const p = spawn(process.execPath, ['-e', `const D=require(${JSON.stringify(sqlite)});const d=new D(${JSON.stringify(db)});${lock}console.log('locked');setInterval(()=>{},1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lock = exclusive
+    ? "d.pragma('locking_mode=EXCLUSIVE');d.exec('BEGIN EXCLUSIVE');d.prepare('SELECT 1 FROM generations').get();"
+    : "d.exec('BEGIN IMMEDIATE');";
+  const p = spawn(
+    process.execPath,
+    ['-e', `const D=require(${JSON.stringify(sqlite)});const d=new D(${JSON.stringify(db)});${lock}console.log('locked');setInterval(()=>{},1000);`],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   await new Promise<void>((resolve, reject) => {
     p.stdout.once('data', () => resolve());
     p.once('exit', (c) => reject(new Error(`lock holder exited ${c}`)));
@@ -64,7 +70,10 @@ describe('a store locked even for readers', () => {
     expect(integ(['baseline', '--db', s.db, '--policy', s.policy, '--jobs', '0']).code).toBe(0);
     const lock = await holdWriteLock(s.db, true);
     try {
-      for (const args of [['history', '--db', s.db], ['check', '--db', s.db, '--policy', s.policy, '--no-snapshot', '--jobs', '0']]) {
+      for (const args of [
+        ['history', '--db', s.db],
+        ['check', '--db', s.db, '--policy', s.policy, '--no-snapshot', '--jobs', '0'],
+      ]) {
         const r = integ(args);
         expect(r.code, r.stderr).toBe(75);
         expect(r.stderr).toBe(`integ: ${s.db}: another integ run holds the store; try again later\n`);
@@ -94,6 +103,9 @@ describe('history says when the chain does not verify', () => {
     expect(t.stderr).toMatch(/^integ: the chain of generations in .* does not verify \(1 problem, listed in the report\)\n$/);
     const j = integ(['history', '--db', s.db, '--format', 'json']);
     expect(j.code).toBe(16);
-    expect((JSON.parse(j.stdout) as { chain: { verified: boolean; problems: string[] } }).chain).toMatchObject({ verified: false, problems: [expect.stringMatching(/generation #2/)] });
+    expect((JSON.parse(j.stdout) as { chain: { verified: boolean; problems: string[] } }).chain).toMatchObject({
+      verified: false,
+      problems: [expect.stringMatching(/generation #2/)],
+    });
   });
 });
