@@ -68,22 +68,69 @@ interface CompiledRule {
   /** true when everything below a directory is excluded for this rule */
   excludesTree: Matcher;
   /** static prefixes of the include patterns: nothing outside them can match */
-  bases: Set<string>;
-  /** every base and every ancestor of one ("/" included) */
-  aboveBases: Set<string>;
+  bases: string[];
+  /** can anything below this directory match one of the include patterns? */
+  below: (dir: string) => boolean;
 }
 
-/** True when a path-prefix of dir (or dir itself, or "/") is in the set. */
-function hasAncestorOrSelf(dir: string, set: Set<string>): boolean {
-  if (set.has('/')) return true;
-  for (const a of prefixes(dir)) if (set.has(a)) return true;
-  return false;
+/**
+ * Whether something below directory `dir` can match `pattern`, segment by segment: "/home/*\/.ssh/**"
+ * needs /home/alice/.ssh walked but not /home/alice/Downloads. Patterns with braces or
+ * extglobs fall back to their static base.
+ */
+function belowMatcher(pattern: string, base: string): (dir: string) => boolean {
+  if (/[{}()]/.test(pattern)) return (dir) => isUnder(dir, base) || isUnder(base, dir);
+  const segs = pattern.split('/').slice(1).map((seg) => (seg === '**' ? null : picomatch(seg, PM_OPTS)));
+  return (dir) => {
+    const parts = dir === '/' ? [] : dir.split('/').slice(1);
+    for (let i = 0; i < parts.length; i++) {
+      if (i >= segs.length - 1) return segs.slice(0, i + 1).includes(null) || segs[segs.length - 1] === null;
+      const m = segs[i] ?? null;
+      if (m === null) return true;
+      if (!m(parts[i]!)) return false;
+    }
+    return true;
+  };
 }
 
-function ancestorsOf(bases: Iterable<string>): Set<string> {
-  const out = new Set<string>(['/']);
-  for (const b of bases) for (const a of prefixes(b)) out.add(a);
-  return out;
+function isUnder(child: string, parent: string): boolean {
+  return parent === '/' || child === parent || child.startsWith(parent.endsWith('/') ? parent : `${parent}/`);
+}
+
+/**
+ * belowMatcher over a whole list, fast for lists of hundreds of thousands: for a plain path
+ * only its proper ancestors lead to it (a set); the walk must go down from every ancestor of
+ * a glob's static base (a set); below a base, only the globs of that base are asked, each
+ * compiled the first time it is needed.
+ */
+function belowIndex(patterns: string[]): (dir: string) => boolean {
+  const above = new Set<string>();
+  const groups = new Map<string, { patterns: string[]; matchers: Array<(dir: string) => boolean> | null }>();
+  for (const p of patterns) {
+    if (!GLOB_CHARS.test(p) && !p.includes('\\') && !p.endsWith('/')) {
+      above.add('/');
+      for (const a of prefixes(p)) if (a !== p) above.add(a);
+      continue;
+    }
+    const base = staticBase(p);
+    above.add('/');
+    for (const a of prefixes(base)) above.add(a);
+    const g = groups.get(base);
+    if (g) g.patterns.push(p);
+    else groups.set(base, { patterns: [p], matchers: null });
+  }
+  const ask = (base: string, dir: string): boolean => {
+    const g = groups.get(base);
+    if (!g) return false;
+    g.matchers ??= g.patterns.map((p) => belowMatcher(p, base));
+    return g.matchers.some((m) => m(dir));
+  };
+  return (dir) => {
+    if (above.has(dir)) return true;
+    if (ask('/', dir)) return true;
+    for (const a of prefixes(dir)) if (ask(a, dir)) return true;
+    return false;
+  };
 }
 
 function treeMatcher(patterns: string[]): Matcher {
@@ -114,10 +161,14 @@ export class Selector {
   readonly roots: string[];
 
   constructor(policy: Pick<Policy, 'rules' | 'exclude'>) {
-    this.rules = policy.rules.map((rule) => {
-      const bases = new Set(rule.paths.map(staticBase));
-      return { rule, include: compile(rule.paths), exclude: compile(rule.exclude), excludesTree: treeMatcher(rule.exclude), bases, aboveBases: ancestorsOf(bases) };
-    });
+    this.rules = policy.rules.map((rule) => ({
+      rule,
+      include: compile(rule.paths),
+      exclude: compile(rule.exclude),
+      excludesTree: treeMatcher(rule.exclude),
+      bases: [...new Set(rule.paths.map(staticBase))],
+      below: belowIndex(rule.paths),
+    }));
     this.globalExclude = compile(policy.exclude);
     this.globalTree = treeMatcher(policy.exclude);
     // Roots: the bases that have no other base above them (a Set lookup per ancestor, not a
@@ -140,7 +191,6 @@ export class Selector {
   /** Whether anything below directory `dir` could be in scope (prunes the walk). */
   mayDescend(dir: string): boolean {
     if (this.globalTree(dir)) return false;
-    // Below some base (isUnder(dir, base)), or above one (isUnder(base, dir)).
-    return this.rules.some((r) => !r.excludesTree(dir) && (r.aboveBases.has(dir) || hasAncestorOrSelf(dir, r.bases)));
+    return this.rules.some((r) => !r.excludesTree(dir) && r.below(dir));
   }
 }

@@ -120,6 +120,18 @@ CREATE INDEX accepted_paths_gen ON accepted_paths(gen, path);
 CREATE INDEX runs_gen ON runs(gen);
 `,
   },
+  {
+    // Extended attributes (with capabilities, ACLs, labels) and inode flags, on baseline entries
+    // and on the entries a check observed. NULL means "not recorded": rows from before this
+    // migration compare as not recorded, never as changed (see core/fsattrs.ts for the encoding).
+    version: 3,
+    sql: `
+ALTER TABLE entries ADD COLUMN xattrs TEXT;
+ALTER TABLE entries ADD COLUMN flags INTEGER;
+ALTER TABLE run_findings ADD COLUMN xattrs TEXT;
+ALTER TABLE run_findings ADD COLUMN flags INTEGER;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
