@@ -50,7 +50,7 @@ export function readInputFile(file: string, opts: InputFileOptions): InputFile {
   } catch (e) {
     return fail(e);
   }
-  if (!st.isFile()) throw new DataError(`${opts.what} ${file} is not a regular file (${kindOf(st)}); refusing to read it`);
+  if (!st.isFile()) throw new DataError(`${opts.what} ${file} is not a regular file (${kindOf(st)})`);
   if (st.size > opts.maxBytes) throw new DataError(`${opts.what} ${file} is too large (${human(st.size)}; at most ${human(opts.maxBytes)})`);
   let fd: number;
   try {
