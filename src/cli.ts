@@ -61,6 +61,8 @@ export async function main(argv: string[]): Promise<void> {
     await buildProgram().parseAsync(argv);
   } catch (err) {
     process.exitCode = exitCodeFor(err);
+    // A failing run still leaves one machine-readable event (ndjson/ecs/syslog) when one was asked for.
+    await (await import('./output/run-output.js')).emitFailure(err, process.exitCode);
   }
 }
 
