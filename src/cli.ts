@@ -14,6 +14,12 @@ import { registerExport } from './commands/export.js';
 
 import { VERSION } from './version.js';
 
+/** How to get out of exit 16 (README: "Recovering from exit 16"). */
+const UNTRUSTED_HINT =
+  'integ: to recover: treat this host as suspect and keep the store as evidence (integ export, integ snapshot); compare with a\n' +
+  'integ:   known-good copy (integ diff OLD.db THIS.db, or similar hosts of the same role); after review start a new store from\n' +
+  'integ:   trusted media: integ baseline --db NEW.db --sign-key KEY --note "rebuilt after incident" (see README "Recovering from exit 16").\n';
+
 const REPORT_URL = 'https://github.com/integ-project/integ/issues';
 
 export function buildProgram(): Command {
@@ -74,7 +80,7 @@ export function exitCodeFor(err: unknown): number {
     return EXIT.USAGE;
   }
   if (err instanceof IntegError) {
-    process.stderr.write(`integ: ${err.message}\n`);
+    process.stderr.write(`integ: ${err.message}\n${err.exitCode === EXIT.UNTRUSTED ? UNTRUSTED_HINT : ''}`);
     return err.exitCode;
   }
   const e = err as Error;

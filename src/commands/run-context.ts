@@ -17,8 +17,11 @@ export async function makeContext(logFile: string | undefined): Promise<RunConte
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const log = createLogger(logFile, process.env);
+  // With --log FILE the failure that ends the run is logged there too (stderr already shows it once).
+  if (logFile) (await import('../output/run-output.js')).setFailureLog(log);
   return {
-    log: createLogger(logFile, process.env),
+    log,
     signal: controller.signal,
     env: process.env,
     interactive: Boolean(process.stderr.isTTY),

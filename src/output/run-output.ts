@@ -85,6 +85,7 @@ export async function syslogCheck(r: CheckResult, out: RunOutput): Promise<void>
 
 /** Called by src/cli.ts for every run that ends in failure. */
 export async function emitFailure(err: unknown, exitCode: number): Promise<void> {
+  if (exitCode !== EXIT.OK) failureLog?.error({ event: 'run-failed', exit_code: exitCode, command: current?.command }, (err as Error)?.message ?? String(err));
   const o = current;
   if (!o || exitCode === EXIT.OK) return;
   const f = {
@@ -113,4 +114,11 @@ export async function emitFailure(err: unknown, exitCode: number): Promise<void>
       process.stderr.write(`integ: warning: ${(e as Error).message}\n`);
     }
   }
+}
+
+let failureLog: { error: (o: object, msg: string) => void } | null = null;
+
+/** The --log FILE logger, so the failure that ends a run is recorded there as well. */
+export function setFailureLog(log: { error: (o: object, msg: string) => void }): void {
+  failureLog = log;
 }

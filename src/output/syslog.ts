@@ -99,7 +99,7 @@ async function sendTcp(t: { host: string; port: number }, lines: string[]): Prom
 
 function loggerArgs(m: SyslogMessage, path: string, facility: number): string[] {
   const fac = Object.entries(FACILITIES).find(([, v]) => v === facility)![0];
-  const args = ['--socket', path, '--socket-errors=on', '--rfc5424', '-t', 'integ', `--id=${process.pid}`, '-p', `${fac}.${m.severity}`, '--msgid', m.msgid];
+  const args = ['--socket', path, '--socket-errors=on', '--rfc5424=notq', '-t', 'integ', `--id=${process.pid}`, '-p', `${fac}.${m.severity}`, '--msgid', m.msgid];
   if (m.params.length) {
     args.push('--sd-id', SD_ID);
     for (const [k, v] of m.params) args.push('--sd-param', `${k}="${sdEscape(v)}"`);
