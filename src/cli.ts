@@ -11,6 +11,7 @@ import { registerHistory } from './commands/history.js';
 import { registerDiff } from './commands/diff.js';
 import { registerPrune } from './commands/prune.js';
 import { registerExport } from './commands/export.js';
+import { registerPolicy } from './commands/policy.js';
 
 import { VERSION } from './version.js';
 
@@ -52,7 +53,12 @@ Exit codes: 0 clean, 1|2|4 added|removed|changed (summed), +8 scan incomplete, 1
   registerPrune(program);
   registerExport(program);
   registerKeygen(program);
+  registerPolicy(program);
   for (const cmd of program.commands) cmd.exitOverride();
+  // /etc/integ/integ.yml (or the XDG one, or $INTEG_CONFIG) fills unset INTEG_* variables before any command runs.
+  program.hook('preAction', async () => {
+    (await import('./config/config.js')).applyConfig(process.env);
+  });
   return program;
 }
 

@@ -253,6 +253,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     try {
       const wdb = openWritable(opts.db);
       try {
+        (await import('../store/policy-repo.js')).recordPolicy(wdb, policy);
         result.runId = new RunRepo(wdb).record(
           {
             kind: 'check', startedAt, finishedAt: result.finishedAt, gen: baseline.id, baselineDigest: baseline.digest, user: who.user, uid: who.uid,

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../util/package-root.js';
 import { parsePolicy } from '../core/policy.js';
+import { mergeDropIns } from '../config/policy-d.js';
 import type { Policy } from '../core/types.js';
 import { NoInputError, UsageError } from '../util/errors.js';
 
@@ -21,7 +22,9 @@ export function loadPolicy(flag: string | undefined, env: NodeJS.ProcessEnv): Po
     if (code === 'EISDIR') throw new UsageError(`policy ${file} is a directory, expected a YAML file`);
     throw new NoInputError(`cannot read policy ${file}: ${(e as Error).message}`);
   }
-  return parsePolicy(text, file === DEFAULT_POLICY_FILE ? 'embedded default policy (baselines/default.yml)' : file);
+  const policy = parsePolicy(text, file === DEFAULT_POLICY_FILE ? 'embedded default policy (baselines/default.yml)' : file);
+  // The configured policy (no --policy) is extended by /etc/integ/policy.d/*.yml drop-ins.
+  return !flag && env.INTEG_POLICY_D ? mergeDropIns(policy, env.INTEG_POLICY_D) : policy;
 }
 
 /** Validate --root: an existing directory; returns "" for "/" (no prefix). */

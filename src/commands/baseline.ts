@@ -10,7 +10,8 @@ export function registerBaseline(program: Command): void {
     .option('--note <text>', 'why this baseline was taken, e.g. "after patching 2026-11"')
     .option('--root <dir>', 'read the policy\'s paths under DIR (mounted image, restored backup, container root)')
     .option('--jobs <n>', 'hashing threads (default: available cores; 0 hashes on the main thread)')
-    .option('--sign-key <file>', 'sign the generation with this Ed25519 private key (see integ keygen)')
+    .option('--sign-key <file>', 'sign the generation with this Ed25519 private key (see integ keygen; default: $INTEG_SIGN_KEY / sign_key in the configuration)')
+    .option('--allow-unsigned', 'record an unsigned generation although an earlier one is signed (breaks --verify-key for later checks)')
     .option('--log <file>', 'write JSON logs here instead of stderr')
     .addHelpText('after', `
 Examples:
@@ -19,9 +20,9 @@ Examples:
   $ sudo integ baseline --root /mnt/image --db /media/usb/image.db --note "golden image"
   $ sudo integ baseline --sign-key /root/integ.key --note "signed after patch day"
 
-Exit: 0 recorded; 8 recorded, but some entries could not be read (listed); 65 bad policy;
+Exit: 0 recorded; 64 the store has a signed generation and no key was given (--sign-key, or --allow-unsigned); 8 recorded, but some entries could not be read (listed); 65 bad policy;
 73/74 cannot write the store; 75 another run holds the store; 130 interrupted (previous baseline kept).`)
-    .action(async (flags: { policy?: string; db?: string; note?: string; root?: string; jobs?: string; signKey?: string; log?: string }) => {
+    .action(async (flags: { policy?: string; db?: string; note?: string; root?: string; jobs?: string; signKey?: string; allowUnsigned?: boolean; log?: string }) => {
       const { makeContext, parseCount } = await import('./run-context.js');
       const { defaultDbPath } = await import('../util/paths.js');
       const { defaultJobs } = await import('../app/common.js');
@@ -30,8 +31,10 @@ Exit: 0 recorded; 8 recorded, but some entries could not be read (listed); 65 ba
       const { createProgress } = await import('../report/progress.js');
       const { runBaseline } = await import('../app/baseline.js');
       const db = defaultDbPath(flags.db, ctx.env);
+      const signKey = flags.signKey ?? (ctx.env.INTEG_SIGN_KEY || undefined);
+      (await import('../app/signed-guard.js')).refuseUnsignedAfterSigned({ db, signKey, allowUnsigned: Boolean(flags.allowUnsigned), command: 'baseline' });
       const progress = await createProgress(ctx, 'baseline', null);
-      const r = await runBaseline({ policy: flags.policy, db, note: flags.note ?? null, root: flags.root, jobs, signKey: flags.signKey }, ctx, progress);
+      const r = await runBaseline({ policy: flags.policy, db, note: flags.note ?? null, root: flags.root, jobs, signKey }, ctx, progress);
       const { baselineText } = await import('../report/baseline-report.js');
       process.stdout.write(baselineText(r));
       process.exitCode = r.exitCode;

@@ -14,7 +14,7 @@ export function registerCheck(program: Command): void {
     .option('--snapshot', 'on an alert, capture an evidence bundle (default, unless the policy says on_alert.snapshot: false)')
     .option('--no-snapshot', 'do not capture evidence on an alert')
     .option('--out <dir>', 'where evidence bundles go (default: $INTEG_EVIDENCE, else /var/lib/integ/evidence or ~/.local/state/integ/evidence)')
-    .option('--verify-key <file>', 'verify the baseline\'s signature and hash chain with this public key before comparing')
+    .option('--verify-key <file>', 'verify the baseline\'s signature and hash chain with this public key before comparing (default: $INTEG_VERIFY_KEY / verify_key in the configuration)')
     .option('--expect-digest <digest>', 'fail with 16 unless the current generation has exactly this digest')
     .option('--log <file>', 'write JSON logs here instead of stderr')
     .addHelpText('after', `
@@ -45,7 +45,7 @@ Otherwise: 16 baseline not trustworthy, 64 usage, 65 bad policy, 66 no baseline 
       const { runCheck } = await import('../app/check.js');
       const progress = await createProgress(ctx, 'check', null);
       const r = await runCheck(
-        { policy: flags.policy, db: defaultDbPath(flags.db, ctx.env), root: flags.root, jobs, snapshot, out: flags.out, verifyKey: flags.verifyKey, expectDigest: flags.expectDigest },
+        { policy: flags.policy, db: defaultDbPath(flags.db, ctx.env), root: flags.root, jobs, snapshot, out: flags.out, verifyKey: flags.verifyKey ?? (ctx.env.INTEG_VERIFY_KEY || undefined), expectDigest: flags.expectDigest },
         ctx,
         progress,
       );

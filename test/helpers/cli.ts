@@ -15,7 +15,7 @@ export interface Run {
 
 /** Run the real CLI (built dist/ through bin/integ.js) with colour off and no inherited integ settings. */
 export function integ(args: string[], opts: { env?: Record<string, string>; input?: string; prefix?: string[]; cwd?: string } = {}): Run {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', INTEG_LOG_LEVEL: 'error', ...opts.env };
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', INTEG_LOG_LEVEL: 'error', INTEG_CONFIG: '/dev/null', ...opts.env };
   const cmd = opts.prefix ?? [];
   const r: SpawnSyncReturns<string> = spawnSync(cmd[0] ?? process.execPath, [...cmd.slice(1), ...(cmd.length ? [process.execPath] : []), BIN, ...args], {
     env,
