@@ -3,6 +3,7 @@ import { pathToText } from '../core/pathenc.js';
 import { ATTRIBUTES, type Attribute } from '../core/types.js';
 import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
 import { openReadOnly, storeError } from '../store/db.js';
+import { notFoundMessage } from './show-hint.js';
 import { IntegError, NoInputError } from '../util/errors.js';
 
 /** A generation with what `history` adds: for an accept, the check run it folded in. */
@@ -80,7 +81,11 @@ export function runShow(opts: { db: string; path: Buffer }): ShowResult {
       prev = entry;
     }
     if (!rows.length) throw new NoInputError(`no baseline yet in ${opts.db} (run "integ baseline" first)`);
-    if (!seen) throw new NoInputError(`${pathToText(opts.path)} is in no generation of ${opts.db} (give the path exactly as the policy names it; b64:… for names that are not UTF-8)`);
+    if (!seen) {
+      const cur = rows.at(-1)!.generation;
+      const pol = db.prepare('SELECT policy_text, policy_source FROM generations WHERE id = ?').get(cur.id) as { policy_text: string; policy_source: string } | undefined;
+      throw new NoInputError(notFoundMessage(opts.path, opts.db, cur, pol?.policy_text, pol?.policy_source));
+    }
     return { db: opts.db, path: opts.path, rows };
   } catch (e) {
     if (e instanceof IntegError) throw e;

@@ -45,7 +45,7 @@ Otherwise: 16 baseline not trustworthy, 64 usage, 65 bad policy, 66 no baseline 
       const { runCheck } = await import('../app/check.js');
       const progress = await createProgress(ctx, 'check', null);
       const r = await runCheck(
-        { policy: flags.policy, db: defaultDbPath(flags.db, ctx.env), root: flags.root, jobs, snapshot, out: flags.out, verifyKey: flags.verifyKey ?? (ctx.env.INTEG_VERIFY_KEY || undefined), expectDigest: flags.expectDigest },
+        { policy: flags.policy, db: defaultDbPath(flags.db, ctx.env), root: flags.root, jobs, snapshot, out: flags.out, verifyKey: flags.verifyKey ?? (ctx.env.INTEG_VERIFY_KEY || undefined), expectDigest: (await import('../core/digest-arg.js')).parseExpectDigest(flags.expectDigest) },
         ctx,
         progress,
       );
