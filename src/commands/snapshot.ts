@@ -9,7 +9,7 @@ export function registerSnapshot(program: Command): void {
       'Reads the kernel\'s files directly and runs no external programs. Linux only.')
     .option('--out <dir>', 'where the bundle goes (default: $INTEG_EVIDENCE, else /var/lib/integ/evidence or ~/.local/state/integ/evidence)')
     .option('--note <text>', 'case notes recorded in the manifest, e.g. "case 42: outbound traffic to 203.0.113.9"')
-    .option('--format <fmt>', 'text or json', 'text')
+    .option('--format <fmt>', 'text, json, ndjson or ecs (one event per line)', 'text')
     .option('--sign-key <file>', 'sign the manifest with this Ed25519 private key (see integ keygen)')
     .option('--log <file>', 'write JSON logs here instead of stderr')
     .addHelpText('after', `
@@ -23,14 +23,17 @@ Prints the bundle's path and its SHA-256 (write it in your notes).
 Exit: 0 sealed (some artifacts may be partial without root: see the manifest); 64 not Linux;
 73/74 cannot write the output (nothing that looks complete is left); 130 interrupted.`)
     .action(async (flags: { out?: string; note?: string; format?: string; signKey?: string; log?: string }) => {
-      const { makeContext, parseFormat } = await import('./run-context.js');
+      const { makeContext } = await import('./run-context.js');
       const { defaultEvidenceDir } = await import('../util/paths.js');
-      const format = parseFormat(flags.format);
+      const { parseReportFormat, setRunOutput } = await import('../output/run-output.js');
+      const format = parseReportFormat(flags.format, {});
+      setRunOutput({ command: 'snapshot', format, syslog: null, env: process.env });
       const ctx = await makeContext(flags.log);
       const { runSnapshot } = await import('../app/snapshot.js');
       const r = await runSnapshot({ out: defaultEvidenceDir(flags.out, ctx.env), note: flags.note ?? null, signKey: flags.signKey }, ctx);
       const { snapshotJson, snapshotText } = await import('../report/snapshot-report.js');
-      process.stdout.write(format === 'json' ? `${JSON.stringify(snapshotJson(r), null, 2)}\n` : snapshotText(r));
+      const { snapshotLines } = await import('../report/evidence-events.js');
+      process.stdout.write(format === 'ndjson' || format === 'ecs' ? snapshotLines(r, format) : format === 'json' ? `${JSON.stringify(snapshotJson(r), null, 2)}\n` : snapshotText(r));
       process.exitCode = 0;
     });
 }

@@ -177,6 +177,16 @@ describe.runIf(hasRsyslog)('--syslog into a real rsyslogd (RFC 5424)', () => {
     }, 30_000);
   }
 
+  it('the syslog target and facility can come from the configuration file', async () => {
+    const s = scenario();
+    const conf = path.join(s.dir, 'integ.yml');
+    fs.writeFileSync(conf, `syslog:\n  target: tcp://127.0.0.1:${rs.tcp}\n  facility: local5\n`);
+    const r = integ(s.args, { env: { INTEG_CONFIG: conf } });
+    expect(r.code).toBe(7);
+    const want = (l: string[]): string | undefined => l.find((x) => x.startsWith('imtcp|local5.') && x.includes(path.join(s.tree, 'new')));
+    expect(want(await rs.waitFor((l) => Boolean(want(l))))).toMatch(/^imtcp\|local5\.err\|integ\|finding\|\[integ@32473 path="[^"]+\/new" kind="added"/);
+  }, 30_000);
+
   it('a failing run sends one failure message', async () => {
     const s = scenario();
     const r = integ(['check', '--db', path.join(s.dir, 'none.db'), '--policy', s.policy, '--syslog', `udp://127.0.0.1:${rs.udp}`]);
@@ -206,4 +216,44 @@ describe('logs', () => {
     expect(failed[0]).toMatchObject({ event: 'run-failed', exit_code: 66, command: 'check' });
     expect(r.stderr.match(/no baseline yet/g)).toHaveLength(1);
   });
+});
+
+describe('snapshot and verify in the line formats', () => {
+  it('snapshot --format ecs: one run event naming the bundle and its sha256; verify --format ndjson: one line per problem, then the summary', async () => {
+    const dir = tmpdir();
+    dirs.push(dir);
+    const s = integ(['snapshot', '--out', dir, '--format', 'ecs']);
+    expect(s.code).toBe(0);
+    const ev = parseLines(s.stdout);
+    expect(ev).toHaveLength(1);
+    expect(ev[0]!.event).toMatchObject({ action: 'snapshot', outcome: 'success', module: 'integ' });
+    const bundle = ev[0]!.file.path as string;
+    const sha = (await import('node:crypto')).createHash('sha256').update(fs.readFileSync(bundle)).digest('hex');
+    expect(ev[0]!.file.hash.sha256).toBe(sha);
+    const ok = integ(['verify', bundle, '--format', 'ndjson']);
+    expect(ok.code).toBe(0);
+    expect(parseLines(ok.stdout)).toEqual([expect.objectContaining({ type: 'summary', command: 'verify', ok: true, exit_code: 0, problems: 0 })]);
+    // tamper with one file of the extracted bundle
+    const x = path.join(dir, 'x');
+    fs.mkdirSync(x);
+    const { spawnSync } = await import('node:child_process');
+    expect(spawnSync('tar', ['-xzf', bundle, '-C', x]).status).toBe(0);
+    const top = path.join(x, fs.readdirSync(x)[0]!);
+    const victim = path.join(top, 'manifest.json');
+    const before = fs.readFileSync(victim, 'utf8');
+    fs.writeFileSync(victim, before.replace('"hostname"', '"hostnamE"'));
+    expect(fs.readFileSync(victim, 'utf8')).not.toBe(before);
+    const bad = integ(['verify', top, '--format', 'ndjson']);
+    expect(bad.code).toBe(16);
+    const lines = parseLines(bad.stdout);
+    expect(lines.filter((l) => l.type === 'problem').length).toBeGreaterThan(0);
+    expect(lines.at(-1)).toMatchObject({ type: 'summary', ok: false, exit_code: 16 });
+    const ecs = parseLines(integ(['verify', top, '--format', 'ecs']).stdout);
+    expect(ecs.at(-1)!.event).toMatchObject({ action: 'verify', outcome: 'failure' });
+    expect(ecs[0]!.event).toMatchObject({ kind: 'alert', action: 'bundle-tampered' });
+    // a missing bundle still writes one failure event
+    const gone = integ(['verify', path.join(dir, 'none.tar.gz'), '--format', 'ecs']);
+    expect(gone.code).toBe(66);
+    expect(parseLines(gone.stdout)[0]!.integ).toMatchObject({ kind: 'failure', command: 'verify', exit_code: 66 });
+  }, 60_000);
 });
