@@ -16,10 +16,9 @@ import { registerPolicy } from './commands/policy.js';
 import { VERSION } from './version.js';
 
 /** How to get out of exit 16 (README: "Recovering from exit 16"). */
-const UNTRUSTED_HINT =
-  'integ: to recover: treat this host as suspect and keep the store as evidence (integ export, integ snapshot); compare with a\n' +
-  'integ:   known-good copy (integ diff OLD.db THIS.db, or similar hosts of the same role); after review start a new store from\n' +
-  'integ:   trusted media: integ baseline --db NEW.db --sign-key KEY --note "rebuilt after incident" (see README "Recovering from exit 16").\n';
+export const UNTRUSTED_HINT =
+  ' — to recover: keep this store as evidence, compare with a known-good copy or similar hosts (integ diff OLD.db THIS.db), ' +
+  'then start a new store from trusted media (integ baseline --db NEW.db --sign-key KEY; README "Recovering from exit 16")';
 
 const REPORT_URL = 'https://github.com/integ-project/integ/issues';
 
@@ -86,7 +85,7 @@ export function exitCodeFor(err: unknown): number {
     return EXIT.USAGE;
   }
   if (err instanceof IntegError) {
-    process.stderr.write(`integ: ${err.message}\n${err.exitCode === EXIT.UNTRUSTED ? UNTRUSTED_HINT : ''}`);
+    process.stderr.write(`integ: ${err.message}${err.exitCode === EXIT.UNTRUSTED ? UNTRUSTED_HINT : ''}\n`);
     return err.exitCode;
   }
   const e = err as Error;

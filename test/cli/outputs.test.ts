@@ -114,7 +114,7 @@ describe('a failing run still writes one machine-readable event', () => {
         const first = r.stderr.split('\n')[0]!.replace(/^integ: /, '');
         expect(r.stderr.split(first).length - 1).toBe(1);
         expect(r.stderr).not.toMatch(/"level":/);
-        if (code === 16) expect(r.stderr).toMatch(/to recover: .*\n.*integ diff OLD\.db THIS\.db/);
+        if (code === 16) expect(r.stderr).toMatch(/ — to recover: keep this store as evidence, .*integ diff OLD\.db THIS\.db.*\n$/);
       }
     }
     // 75: another process holds the store's write lock.

@@ -8,6 +8,7 @@ const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`
 const hasDpkg = has('dpkg-deb');
 if (!hasDpkg) console.log('skipping the package tests: dpkg-deb is absent (Debian package dpkg)');
 const hasAnalyze = has('systemd-analyze') && fs.existsSync('/lib/systemd/system/sysinit.target');
+if (hasDpkg && !has('man')) console.log('skipping the man page test: man is absent (Debian package man-db)');
 if (hasDpkg && !hasAnalyze) console.log('skipping systemd-analyze verify: systemd-analyze or the systemd unit files are absent (Debian package systemd)');
 
 const run = (cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) =>
