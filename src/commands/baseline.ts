@@ -37,6 +37,7 @@ Exit: 0 recorded; 64 the store has a signed generation and no key was given (--s
       const r = await runBaseline({ policy: flags.policy, db, note: flags.note ?? null, root: flags.root, jobs, signKey }, ctx, progress);
       const { baselineText } = await import('../report/baseline-report.js');
       process.stdout.write(baselineText(r));
+      ctx.log.info({ event: 'run-summary', command: 'baseline', generation: r.generation.id, entries: r.entries, bytes: r.bytes, errors: r.errors.length, digest: r.generation.digest, exit_code: r.exitCode }, 'baseline finished');
       process.exitCode = r.exitCode;
     });
 }

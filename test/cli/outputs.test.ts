@@ -208,6 +208,9 @@ describe('logs', () => {
     const sum = lines.filter((l) => l.event === 'run-summary');
     expect(sum).toHaveLength(1);
     expect(sum[0]).toMatchObject({ command: 'check', added: 1, removed: 1, changed: 2, exit_code: 7, msg: 'check finished' });
+    const blog = path.join(s.dir, 'baseline.log');
+    expect(integ(['baseline', '--db', path.join(s.dir, 'b.db'), '--policy', s.policy, '--log', blog], { env: { INTEG_LOG_LEVEL: 'info' } }).code).toBe(0);
+    expect(parseLines(fs.readFileSync(blog, 'utf8')).filter((l) => l.event === 'run-summary')).toEqual([expect.objectContaining({ command: 'baseline', msg: 'baseline finished', exit_code: 0, name: 'integ' })]);
     const log2 = path.join(s.dir, 'fail.log');
     const r = integ(['check', '--db', path.join(s.dir, 'none.db'), '--policy', s.policy, '--log', log2], { env: { INTEG_LOG_LEVEL: 'info' } });
     expect(r.code).toBe(66);

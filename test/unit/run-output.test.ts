@@ -81,3 +81,14 @@ describe('ECS events are typed with @elastic/ecs', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 });
+
+describe('--syslog target resolution', () => {
+  it('--syslog alone is unix:/dev/log; a value wins over $INTEG_SYSLOG (the configuration); none means no syslog', async () => {
+    const { resolveSyslog } = await import('../../src/output/run-output.js');
+    expect(resolveSyslog(true, {})).toBe('unix:/dev/log');
+    expect(resolveSyslog('udp://127.0.0.1:514', { INTEG_SYSLOG: 'tcp://h:1' })).toBe('udp://127.0.0.1:514');
+    expect(resolveSyslog(undefined, { INTEG_SYSLOG: 'tcp://h:1' })).toBe('tcp://h:1');
+    expect(resolveSyslog(undefined, {})).toBeNull();
+    expect(() => resolveSyslog(undefined, { INTEG_SYSLOG: 'nope' })).toThrow(/expected unix:\/dev\/log/);
+  });
+});
