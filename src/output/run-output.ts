@@ -102,6 +102,9 @@ export async function emitFailure(err: unknown, exitCode: number): Promise<void>
   } else if (o.format === 'ecs') {
     const { failureEcsEvent } = await import('../report/ecs.js');
     process.stdout.write(`${JSON.stringify(failureEcsEvent(f))}\n`);
+  } else if (o.format === 'json') {
+    // A script parsing --format json gets a document either way, never an empty stdout.
+    process.stdout.write(`${JSON.stringify({ schema: 'integ.failure/1', command: f.command, host: { hostname: f.hostname }, time: f.time, error: { type: f.errorType, message: f.error }, exit_code: exitCode }, null, 2)}\n`);
   }
   if (o.syslog) {
     try {

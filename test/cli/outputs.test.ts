@@ -98,6 +98,10 @@ describe('a failing run still writes one machine-readable event', () => {
       [['check', '--db', s.db, '--policy', bad], 65],
       [['check', '--db', tampered, '--policy', s.policy, '--no-snapshot'], 16],
     ];
+    // --format json gets one failure document instead of an empty stdout
+    const j = integ([...cases[2]![0], '--format', 'json']);
+    expect(j.code).toBe(16);
+    expect(JSON.parse(j.stdout)).toMatchObject({ schema: 'integ.failure/1', command: 'check', exit_code: 16, error: { type: 'TrustError' } });
     for (const [args, code] of cases) {
       for (const format of ['ndjson', 'ecs']) {
         const r = integ([...args, '--format', format], { env: { INTEG_LOG_LEVEL: 'warn' } });

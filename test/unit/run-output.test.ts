@@ -25,7 +25,7 @@ describe('failure events', () => {
     expect(lines[1]).toMatchObject({ event: { outcome: 'failure' }, error: { message: 'cannot create /x', code: '73' }, integ: { exit_code: 73 } });
     expect(lines[2]).toMatchObject({ type: 'failure', exit_code: 74 });
     expect(lines[3]).toMatchObject({ integ: { exit_code: 74 } });
-    // text and json reports get no extra line on stdout
+    // the text report gets nothing extra on stdout (stderr has the message)
     setRunOutput({ command: 'check', format: 'text', syslog: null, env: {} });
     await emitFailure(new IoError('x'), 74);
     expect(out).toHaveLength(4);
