@@ -130,7 +130,7 @@ try {
     'Recommends: bsd-mailx | mailx, logrotate',
     'Suggests: rsyslog | system-log-daemon',
     'Homepage: https://github.com/integ-project/integ',
-    `Description: ${pkg.description.toLowerCase()}`,
+    'Description: host integrity monitor and live-response collector for Linux',
     ' integ records what a host normally looks like (a baseline of file digests and',
     ' metadata), detects tampering by re-hashing and comparing, and on an incident',
     ' preserves volatile state in a sealed, verifiable evidence bundle.',
