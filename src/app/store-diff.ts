@@ -3,7 +3,7 @@ import { ATTRIBUTES, type Attribute, type EntryRecord } from '../core/types.js';
 import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
 import { openReadOnly, storeError, type DB } from '../store/db.js';
 import type { RunContext } from '../util/context.js';
-import { EXIT, IntegError, NoInputError, TrustError, UsageError } from '../util/errors.js';
+import { IntegError, NoInputError, TrustError, UsageError } from '../util/errors.js';
 import { contentProblem, verifyTrust } from './trust-gate.js';
 import { hostAwareAttributes } from './diff-hosts.js';
 
@@ -59,11 +59,6 @@ export interface StoreDiffOptions {
   /** host-local attributes to compare even between different hosts or roots (--compare) */
   compare?: Attribute[];
   verifyKey?: string;
-}
-
-/** exit 0 when the generations hold the same entries, 1 when not. */
-export function diffExitCode(s: DiffSummary): number {
-  return s.added + s.removed + s.changed > 0 ? EXIT.ADDED : EXIT.OK;
 }
 
 /** Merge join of two path-ordered entry streams. Pure: works on any two sorted iterables. */

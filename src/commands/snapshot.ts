@@ -49,6 +49,7 @@ Exit: 0 sealed (some artifacts may be partial without root: see the manifest); 6
       const { snapshotJson, snapshotText } = await import('../report/snapshot-report.js');
       const { snapshotLines } = await import('../report/evidence-events.js');
       process.stdout.write(format === 'ndjson' || format === 'ecs' ? snapshotLines(r, format) : format === 'json' ? `${JSON.stringify(snapshotJson(r), null, 2)}\n` : snapshotText(r));
-      process.exitCode = 0;
+      const { exitCodeOf } = await import('../core/verdict.js');
+      process.exitCode = exitCodeOf({ command: 'done' });
     });
 }

@@ -27,10 +27,12 @@ Exit codes: 0 intact, 16 altered/added/removed/truncated or bad signature, 66 no
       const format = parseReportFormat(flags.format, {});
       setRunOutput({ command: 'verify', format, syslog: null, env: process.env });
       const ctx = await makeContext(flags.log);
-      const { verifyBundle, renderVerify } = await import('../evidence/verify.js');
+      const { verifyBundle } = await import('../evidence/verify.js');
       const result = await verifyBundle(bundle, { verifyKey: flags.verifyKey }, ctx);
+      const { renderVerify } = await import('../report/verify-report.js');
       const { verifyLines } = await import('../report/evidence-events.js');
       process.stdout.write(format === 'ndjson' || format === 'ecs' ? verifyLines(result, format) : renderVerify(result, format));
-      process.exitCode = result.ok ? 0 : 16;
+      const { exitCodeOf } = await import('../core/verdict.js');
+      process.exitCode = exitCodeOf({ command: 'verify', intact: result.ok });
     });
 }
