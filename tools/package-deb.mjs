@@ -61,7 +61,16 @@ try {
   // The application.
   const app = 'usr/lib/integ';
   mkdir(app);
-  const runtimePkg = { name: pkg.name, version: pkg.version, description: pkg.description, license: pkg.license, type: pkg.type, bin: pkg.bin, engines: pkg.engines, dependencies: pkg.dependencies };
+  const runtimePkg = {
+    name: pkg.name,
+    version: pkg.version,
+    description: pkg.description,
+    license: pkg.license,
+    type: pkg.type,
+    bin: pkg.bin,
+    engines: pkg.engines,
+    dependencies: pkg.dependencies,
+  };
   write(`${app}/package.json`, `${JSON.stringify(runtimePkg, null, 2)}\n`);
   put(`${app}/bin/integ.js`, 'bin/integ.js', 0o755);
   mkdir(`${app}/dist/src`);
@@ -77,9 +86,15 @@ try {
     fs.mkdirSync(dest, { recursive: true, mode: 0o755 });
     // better-sqlite3: the compiled module only, not its C sources and build objects.
     const native = key.endsWith('node_modules/better-sqlite3');
-    copyTree(src, dest, (r, e) =>
-      r === 'node_modules' ||
-      (native && (r === 'deps' || r === 'src' || (r.startsWith('build/') && r !== 'build/Release' && r !== 'build/Release/better_sqlite3.node' && !(e.isDirectory() && r === 'build/Release')))),
+    copyTree(
+      src,
+      dest,
+      (r, e) =>
+        r === 'node_modules' ||
+        (native &&
+          (r === 'deps' ||
+            r === 'src' ||
+            (r.startsWith('build/') && r !== 'build/Release' && r !== 'build/Release/better_sqlite3.node' && !(e.isDirectory() && r === 'build/Release')))),
     );
   }
   write('usr/bin/integ', '#!/bin/sh\n# integ(8): the application lives in /usr/lib/integ\nexec /usr/bin/node /usr/lib/integ/bin/integ.js "$@"\n', 0o755);
@@ -91,17 +106,33 @@ try {
   put('etc/default/integ', 'packaging/etc/default-integ');
   put('etc/cron.daily/integ', 'packaging/etc/cron.daily-integ', 0o755);
   put('etc/logrotate.d/integ', 'packaging/etc/logrotate-integ');
-  const conffiles = ['/etc/integ/integ.yml', '/etc/integ/policy.yml', '/etc/integ/policy.d/README', '/etc/default/integ', '/etc/cron.daily/integ', '/etc/logrotate.d/integ'];
+  const conffiles = [
+    '/etc/integ/integ.yml',
+    '/etc/integ/policy.yml',
+    '/etc/integ/policy.d/README',
+    '/etc/default/integ',
+    '/etc/cron.daily/integ',
+    '/etc/logrotate.d/integ',
+  ];
 
   // systemd, man pages, completion, docs.
   for (const u of ['integ-check.service', 'integ-check.timer', 'integ-baseline.service']) put(`usr/lib/systemd/system/${u}`, `packaging/systemd/${u}`);
-  for (const [page, sec] of [['integ', 8], ['integ-policy', 5]]) {
+  for (const [page, sec] of [
+    ['integ', 8],
+    ['integ-policy', 5],
+  ]) {
     mkdir(`usr/share/man/man${sec}`);
-    fs.writeFileSync(root(`usr/share/man/man${sec}/${page}.${sec}.gz`), zlib.gzipSync(fs.readFileSync(path.join(REPO, `packaging/man/${page}.${sec}`)), { level: 9 }));
+    fs.writeFileSync(
+      root(`usr/share/man/man${sec}/${page}.${sec}.gz`),
+      zlib.gzipSync(fs.readFileSync(path.join(REPO, `packaging/man/${page}.${sec}`)), { level: 9 }),
+    );
   }
   put('usr/share/bash-completion/completions/integ', 'packaging/completion/integ');
   put('usr/share/doc/integ/README.md', 'README.md');
-  write('usr/share/doc/integ/copyright', `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: integ\n\nFiles: *\nLicense: ${pkg.license}\n On Debian systems the full text is in /usr/share/common-licenses/Apache-2.0.\n`);
+  write(
+    'usr/share/doc/integ/copyright',
+    `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: integ\n\nFiles: *\nLicense: ${pkg.license}\n On Debian systems the full text is in /usr/share/common-licenses/Apache-2.0.\n`,
+  );
 
   // Control area.
   mkdir('DEBIAN');
@@ -111,34 +142,42 @@ try {
       const r = d ? `${d}/${e.name}` : e.name;
       if (r === 'DEBIAN') continue;
       if (e.isDirectory()) walk(r);
-      else if (e.isFile() && !r.startsWith('etc/')) md5.push(`${createHash('md5').update(fs.readFileSync(root(r))).digest('hex')}  ${r}`);
+      else if (e.isFile() && !r.startsWith('etc/'))
+        md5.push(
+          `${createHash('md5')
+            .update(fs.readFileSync(root(r)))
+            .digest('hex')}  ${r}`,
+        );
     }
   };
   walk('');
   write('DEBIAN/md5sums', `${md5.sort((a, b) => (a.slice(34) < b.slice(34) ? -1 : 1)).join('\n')}\n`);
   write('DEBIAN/conffiles', `${conffiles.join('\n')}\n`);
   const installedKb = Number(execFileSync('du', ['-sk', '--exclude=DEBIAN', stage], { encoding: 'utf8' }).split(/\s/)[0]);
-  write('DEBIAN/control', [
-    'Package: integ',
-    `Version: ${version}`,
-    'Section: admin',
-    'Priority: optional',
-    `Architecture: ${arch}`,
-    'Maintainer: integ maintainers <integ@localhost>',
-    `Installed-Size: ${installedKb}`,
-    'Depends: nodejs (>= 20), adduser',
-    'Recommends: bsd-mailx | mailx, logrotate',
-    'Suggests: rsyslog | system-log-daemon',
-    'Homepage: https://github.com/integ-project/integ',
-    'Description: host integrity monitor and live-response collector for Linux',
-    ' integ records what a host normally looks like (a baseline of file digests and',
-    ' metadata), detects tampering by re-hashing and comparing, and on an incident',
-    ' preserves volatile state in a sealed, verifiable evidence bundle.',
-    ' .',
-    ' This package runs a daily check from a systemd timer (or cron.daily) as a',
-    ' dedicated system user and can report to syslog and SIEMs (ndjson, ECS).',
-    '',
-  ].join('\n'));
+  write(
+    'DEBIAN/control',
+    [
+      'Package: integ',
+      `Version: ${version}`,
+      'Section: admin',
+      'Priority: optional',
+      `Architecture: ${arch}`,
+      'Maintainer: integ maintainers <integ@localhost>',
+      `Installed-Size: ${installedKb}`,
+      'Depends: nodejs (>= 20), adduser',
+      'Recommends: bsd-mailx | mailx, logrotate',
+      'Suggests: rsyslog | system-log-daemon',
+      'Homepage: https://github.com/integ-project/integ',
+      'Description: host integrity monitor and live-response collector for Linux',
+      ' integ records what a host normally looks like (a baseline of file digests and',
+      ' metadata), detects tampering by re-hashing and comparing, and on an incident',
+      ' preserves volatile state in a sealed, verifiable evidence bundle.',
+      ' .',
+      ' This package runs a daily check from a systemd timer (or cron.daily) as a',
+      ' dedicated system user and can report to syslog and SIEMs (ndjson, ECS).',
+      '',
+    ].join('\n'),
+  );
   for (const s of ['postinst', 'prerm', 'postrm']) put(`DEBIAN/${s}`, `packaging/debian/${s}`, 0o755);
 
   fs.mkdirSync(outDir, { recursive: true });

@@ -8,9 +8,14 @@ export const HOST_LOCAL: readonly Attribute[] = ['inode', 'ctime', 'mtime', 'nli
 /** Validates --compare ATTRS ("all" restores every host-local attribute). */
 export function parseCompare(v: string | undefined): Attribute[] {
   if (v === undefined) return [];
-  const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (list.includes('all')) return [...ATTRIBUTES];
-  for (const x of list) if (!(ATTRIBUTES as readonly string[]).includes(x)) throw new UsageError(`--compare: unknown attribute "${x}" (expected some of: ${ATTRIBUTES.join(', ')}, or all)`);
+  for (const x of list)
+    if (!(ATTRIBUTES as readonly string[]).includes(x))
+      throw new UsageError(`--compare: unknown attribute "${x}" (expected some of: ${ATTRIBUTES.join(', ')}, or all)`);
   return list as Attribute[];
 }
 
@@ -19,7 +24,12 @@ export function parseCompare(v: string | undefined): Attribute[] {
  * (content, type, mode, uid, gid, size, target …) unless --compare names host-local ones,
  * and say so in the report's header.
  */
-export function hostAwareAttributes(a: Generation, b: Generation, attributes: Attribute[], compare: readonly Attribute[]): { attributes: Attribute[]; notices: string[] } {
+export function hostAwareAttributes(
+  a: Generation,
+  b: Generation,
+  attributes: Attribute[],
+  compare: readonly Attribute[],
+): { attributes: Attribute[]; notices: string[] } {
   const where = (g: Generation): string => `${g.hostname}:${g.root}`;
   if (a.hostname === b.hostname && a.root === b.root) return { attributes, notices: [] };
   const dropped = HOST_LOCAL.filter((x) => attributes.includes(x) && !compare.includes(x));

@@ -1,9 +1,9 @@
 import { differingAttributes } from '../core/compare.js';
-import { pathToText } from '../core/pathenc.js';
 import { ATTRIBUTES, type Attribute } from '../core/types.js';
 import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
 import { openReadOnly, storeError } from '../store/db.js';
 import { notFoundMessage } from './show-hint.js';
+import { generationPolicy } from '../store/policy-repo.js';
 import { IntegError, NoInputError } from '../util/errors.js';
 
 /** A generation with what `history` adds: for an accept, the check run it folded in. */
@@ -83,8 +83,8 @@ export function runShow(opts: { db: string; path: Buffer }): ShowResult {
     if (!rows.length) throw new NoInputError(`no baseline yet in ${opts.db} (run "integ baseline" first)`);
     if (!seen) {
       const cur = rows.at(-1)!.generation;
-      const pol = db.prepare('SELECT policy_text, policy_source FROM generations WHERE id = ?').get(cur.id) as { policy_text: string; policy_source: string } | undefined;
-      throw new NoInputError(notFoundMessage(opts.path, opts.db, cur, pol?.policy_text, pol?.policy_source));
+      const pol = generationPolicy(db, cur.id);
+      throw new NoInputError(notFoundMessage(opts.path, opts.db, cur, pol?.text, pol?.source));
     }
     return { db: opts.db, path: opts.path, rows };
   } catch (e) {

@@ -17,6 +17,7 @@ export function notFoundMessage(p: Buffer, db: string, cur: Generation | undefin
   } catch {
     return `${base} (give the path exactly as the policy names it; b64:… for names that are not UTF-8)`;
   }
-  if (!e.rule) return `${base}: no rule of the policy generation #${cur.id} was taken with (${policySource}) covers it — ${e.reason.replace(/^(not covered|out of scope): /, '')} ("integ policy explain ${text}" says more)`;
+  if (!e.rule)
+    return `${base}: no rule of the policy generation #${cur.id} was taken with (${policySource}) covers it — ${e.reason.replace(/^(not covered|out of scope): /, '')} ("integ policy explain ${text}" says more)`;
   return `${base}, though rule "${e.rule.name}" covers it: it did not exist (or could not be read) when the generations were taken`;
 }

@@ -24,10 +24,7 @@ const schema = z
     format: z.enum(['text', 'json', 'ndjson', 'ecs']).optional(),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
     syslog: z
-      .union([
-        z.string().min(1),
-        z.object({ target: z.string().min(1).default('unix:/dev/log'), facility: z.string().min(1).optional() }).strict(),
-      ])
+      .union([z.string().min(1), z.object({ target: z.string().min(1).default('unix:/dev/log'), facility: z.string().min(1).optional() }).strict()])
       .optional(),
   })
   .strict();
@@ -52,7 +49,8 @@ export function parseConfig(text: string, file: string): ConfigFile {
     throw new DataError(`${file}:${pos.line}:${pos.col}: invalid YAML: ${e.message.split('\n')[0]}`);
   }
   const raw: unknown = doc.toJS() ?? {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new DataError(`${file}:1:1: expected a mapping of settings (db, policy, evidence, sign_key, verify_key, format, log_level, syslog)`);
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    throw new DataError(`${file}:1:1: expected a mapping of settings (db, policy, evidence, sign_key, verify_key, format, log_level, syslog)`);
   const r = schema.safeParse(raw);
   if (!r.success) {
     const issue = r.error.issues[0]!;
@@ -68,7 +66,8 @@ export function parseConfig(text: string, file: string): ConfigFile {
       }
     }
     let msg = issue.message;
-    if (issue.code === 'unrecognized_keys') msg = `unknown setting${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (known: db, evidence, policy, sign_key, verify_key, format, log_level, syslog)`;
+    if (issue.code === 'unrecognized_keys')
+      msg = `unknown setting${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (known: db, evidence, policy, sign_key, verify_key, format, log_level, syslog)`;
     else if (issue.code === 'invalid_enum_value') msg = `expected one of ${issue.options.join(' | ')}, got ${JSON.stringify(issue.received)}`;
     throw new DataError(`${file}:${at}: ${issue.path.join('.') || '(top level)'}: ${msg}`);
   }

@@ -10,7 +10,11 @@ const DROPIN_KEYS = new Set(['version', 'rules', 'exclude']);
 
 export function dropInFiles(dir: string): string[] {
   try {
-    return fs.readdirSync(dir).filter((n) => n.endsWith('.yml') || n.endsWith('.yaml')).sort().map((n) => path.join(dir, n));
+    return fs
+      .readdirSync(dir)
+      .filter((n) => n.endsWith('.yml') || n.endsWith('.yaml'))
+      .sort()
+      .map((n) => path.join(dir, n));
   } catch {
     return [];
   }
@@ -40,7 +44,10 @@ export function mergeDropIns(base: Policy, dir: string): Policy {
     const p = parsePolicy(text, f);
     const raw = parse(text) as Record<string, unknown>;
     const extra = Object.keys(raw).filter((k) => !DROPIN_KEYS.has(k));
-    if (extra.length) throw new DataError(`${f}: a policy drop-in may only add "rules" and "exclude", not ${extra.map((k) => `"${k}"`).join(', ')} (set those in the main policy)`);
+    if (extra.length)
+      throw new DataError(
+        `${f}: a policy drop-in may only add "rules" and "exclude", not ${extra.map((k) => `"${k}"`).join(', ')} (set those in the main policy)`,
+      );
     for (const r of p.rules) {
       const prev = names.get(r.name);
       if (prev) throw new DataError(`${f}: rule name "${r.name}" is already used in ${prev}`);

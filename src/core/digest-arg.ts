@@ -10,6 +10,8 @@ export function parseExpectDigest(v: string | undefined): string | undefined {
   const s = v.trim().toLowerCase();
   const m = /^(?:blake3:)?([0-9a-f]{64})$/.exec(s);
   if (!m)
-    throw new UsageError(`--expect-digest: expected the full generation digest, blake3: and 64 hex digits, as "integ history" prints it; got "${v}"${/…|\.\.\./.test(v) ? ' (that one was shortened)' : ''}`);
+    throw new UsageError(
+      `--expect-digest: expected the full generation digest, blake3: and 64 hex digits, as "integ history" prints it; got "${v}"${/…|\.\.\./.test(v) ? ' (that one was shortened)' : ''}`,
+    );
   return `blake3:${m[1]}`;
 }

@@ -51,6 +51,7 @@ export function explainPath(policy: Pick<Policy, 'rules' | 'exclude'>, p: string
   const laterExcl = excluded.filter((v) => v.index > gov.index);
   let reason = `governed by ${desc(gov)}: it matches "${gov.matched}"`;
   if (earlier.length) reason += `; it also matches ${earlier.map(desc).join(', ')}, but the last matching rule wins`;
-  if (laterExcl.length) reason += `; ${laterExcl.map((v) => `${desc(v)} matches "${v.matched}" but excludes it by "${v.excludedBy}"`).join('; ')}, so it falls back to this rule`;
+  if (laterExcl.length)
+    reason += `; ${laterExcl.map((v) => `${desc(v)} matches "${v.matched}" but excludes it by "${v.excludedBy}"`).join('; ')}, so it falls back to this rule`;
   return { path: p, rule: gov.rule, globalExclude: null, verdicts, reason };
 }

@@ -11,8 +11,8 @@ import { DEFAULT_SYSLOG, parseFacility, parseSyslogTarget, sendSyslog, type Sysl
  * parsed; src/cli.ts's error mapping then calls emitFailure, so a failing run (16, 65, 66,
  * 73, 74, 75 …) still leaves one ndjson/ECS line on stdout and one syslog message.
  */
-export type ReportFormat = 'text' | 'json' | 'ndjson' | 'ecs';
-export const REPORT_FORMATS: readonly ReportFormat[] = ['text', 'json', 'ndjson', 'ecs'];
+import { REPORT_FORMATS, type ReportFormat } from '../report/check-formats.js';
+export type { ReportFormat };
 
 export interface RunOutput {
   command: string;
@@ -54,20 +54,44 @@ export function checkSyslogMessages(r: CheckResult): SyslogMessage[] {
   for (const f of r.findings) {
     const p = pathToText(f.path);
     msgs.push({
-      severity: SEV[f.severity], msgid: 'finding',
-      params: [['path', p], ['kind', f.kind], ['rule', f.rule], ['severity', f.severity], ['attributes', f.attributes.join(',')]],
+      severity: SEV[f.severity],
+      msgid: 'finding',
+      params: [
+        ['path', p],
+        ['kind', f.kind],
+        ['rule', f.rule],
+        ['severity', f.severity],
+        ['attributes', f.attributes.join(',')],
+      ],
       text: `${f.kind.toUpperCase()} ${p}${f.kind === 'changed' ? ` [${f.attributes.join(', ')}]` : ''} (rule ${f.rule}, ${f.severity})`,
     });
   }
   for (const e of r.errors) {
     const p = pathToText(e.path);
-    msgs.push({ severity: 'warning', msgid: 'unreadable', params: [['path', p], ['code', e.code]], text: `UNREADABLE ${p}: ${e.code} ${e.message}` });
+    msgs.push({
+      severity: 'warning',
+      msgid: 'unreadable',
+      params: [
+        ['path', p],
+        ['code', e.code],
+      ],
+      text: `UNREADABLE ${p}: ${e.code} ${e.message}`,
+    });
   }
   const s = r.summary;
   msgs.push({
-    severity: r.exitCode === 0 ? 'info' : 'warning', msgid: 'summary',
-    params: [['scanned', String(s.scanned)], ['added', String(s.added)], ['removed', String(s.removed)], ['changed', String(s.changed)],
-      ['errors', String(s.errors)], ['exit_code', String(r.exitCode)], ['generation', String(r.baseline.id)], ['digest', r.baseline.digest]],
+    severity: r.exitCode === 0 ? 'info' : 'warning',
+    msgid: 'summary',
+    params: [
+      ['scanned', String(s.scanned)],
+      ['added', String(s.added)],
+      ['removed', String(s.removed)],
+      ['changed', String(s.changed)],
+      ['errors', String(s.errors)],
+      ['exit_code', String(r.exitCode)],
+      ['generation', String(r.baseline.id)],
+      ['digest', r.baseline.digest],
+    ],
     text: `check ${r.exitCode === 0 ? 'OK' : 'ALERT'}: ${s.scanned} scanned, ${s.added} added, ${s.removed} removed, ${s.changed} changed, ${s.errors} unreadable, exit ${r.exitCode}`,
   });
   return msgs;
@@ -104,15 +128,27 @@ export async function emitFailure(err: unknown, exitCode: number): Promise<void>
     process.stdout.write(`${JSON.stringify(failureEcsEvent(f))}\n`);
   } else if (o.format === 'json') {
     // A script parsing --format json gets a document either way, never an empty stdout.
-    process.stdout.write(`${JSON.stringify({ schema: 'integ.failure/1', command: f.command, host: { hostname: f.hostname }, time: f.time, error: { type: f.errorType, message: f.error }, exit_code: exitCode }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ schema: 'integ.failure/1', command: f.command, host: { hostname: f.hostname }, time: f.time, error: { type: f.errorType, message: f.error }, exit_code: exitCode }, null, 2)}\n`,
+    );
   }
   if (o.syslog) {
     try {
-      await sendSyslog(o.syslog, [{
-        severity: exitCode === EXIT.UNTRUSTED ? 'crit' : 'err', msgid: 'failure',
-        params: [['command', o.command], ['exit_code', String(exitCode)]],
-        text: `${o.command} failed (exit ${exitCode}): ${f.error.split('\n').join(' ')}`,
-      }], o.facility);
+      await sendSyslog(
+        o.syslog,
+        [
+          {
+            severity: exitCode === EXIT.UNTRUSTED ? 'crit' : 'err',
+            msgid: 'failure',
+            params: [
+              ['command', o.command],
+              ['exit_code', String(exitCode)],
+            ],
+            text: `${o.command} failed (exit ${exitCode}): ${f.error.split('\n').join(' ')}`,
+          },
+        ],
+        o.facility,
+      );
     } catch (e) {
       process.stderr.write(`integ: warning: ${(e as Error).message}\n`);
     }

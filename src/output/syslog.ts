@@ -18,8 +18,26 @@ export const DEFAULT_SYSLOG = 'unix:/dev/log';
 export const SD_ID = 'integ@32473';
 
 const FACILITIES: Record<string, number> = {
-  kern: 0, user: 1, mail: 2, daemon: 3, auth: 4, syslog: 5, lpr: 6, news: 7, uucp: 8, cron: 9, authpriv: 10, ftp: 11,
-  local0: 16, local1: 17, local2: 18, local3: 19, local4: 20, local5: 21, local6: 22, local7: 23,
+  kern: 0,
+  user: 1,
+  mail: 2,
+  daemon: 3,
+  auth: 4,
+  syslog: 5,
+  lpr: 6,
+  news: 7,
+  uucp: 8,
+  cron: 9,
+  authpriv: 10,
+  ftp: 11,
+  local0: 16,
+  local1: 17,
+  local2: 18,
+  local3: 19,
+  local4: 20,
+  local5: 21,
+  local6: 22,
+  local7: 23,
 };
 export const SEVERITY_NAMES = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'] as const;
 export type SyslogSeverity = (typeof SEVERITY_NAMES)[number];
@@ -31,8 +49,7 @@ export function parseSyslogTarget(s: string): SyslogTarget {
     return { kind: 'unix', path: p };
   }
   const m = /^(udp|tcp):\/\/(\[[^\]]+\]|[^:/]+):(\d{1,5})$/.exec(s);
-  if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535)
-    throw new UsageError(`--syslog ${s}: expected unix:/dev/log, udp://HOST:PORT or tcp://HOST:PORT`);
+  if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) throw new UsageError(`--syslog ${s}: expected unix:/dev/log, udp://HOST:PORT or tcp://HOST:PORT`);
   return { kind: m[1] as 'udp' | 'tcp', host: m[2]!.replace(/^\[|\]$/g, ''), port: Number(m[3]) };
 }
 
@@ -99,7 +116,19 @@ async function sendTcp(t: { host: string; port: number }, lines: string[]): Prom
 
 function loggerArgs(m: SyslogMessage, path: string, facility: number): string[] {
   const fac = Object.entries(FACILITIES).find(([, v]) => v === facility)![0];
-  const args = ['--socket', path, '--socket-errors=on', '--rfc5424=notq', '-t', 'integ', `--id=${process.pid}`, '-p', `${fac}.${m.severity}`, '--msgid', m.msgid];
+  const args = [
+    '--socket',
+    path,
+    '--socket-errors=on',
+    '--rfc5424=notq',
+    '-t',
+    'integ',
+    `--id=${process.pid}`,
+    '-p',
+    `${fac}.${m.severity}`,
+    '--msgid',
+    m.msgid,
+  ];
   if (m.params.length) {
     args.push('--sd-id', SD_ID);
     for (const [k, v] of m.params) args.push('--sd-param', `${k}="${sdEscape(v)}"`);

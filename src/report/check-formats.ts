@@ -1,5 +1,8 @@
 import type { CheckResult } from '../app/check.js';
-import type { ReportFormat } from '../output/run-output.js';
+
+/** The report formats of check (snapshot and verify speak them too). */
+export type ReportFormat = 'text' | 'json' | 'ndjson' | 'ecs';
+export const REPORT_FORMATS: readonly ReportFormat[] = ['text', 'json', 'ndjson', 'ecs'];
 
 /** The check report in the chosen format (text, json, ndjson, ecs). */
 export async function renderCheck(r: CheckResult, format: ReportFormat): Promise<string> {

@@ -53,7 +53,10 @@ class Names {
   private readonly users = new Map<number, string>();
   private readonly groups = new Map<number, string>();
   constructor(root: string) {
-    for (const [file, map] of [['passwd', this.users], ['group', this.groups]] as const) {
+    for (const [file, map] of [
+      ['passwd', this.users],
+      ['group', this.groups],
+    ] as const) {
       try {
         for (const line of fs.readFileSync(path.join(root || '/', 'etc', file), 'utf8').split('\n')) {
           const f = line.split(':');
@@ -99,7 +102,13 @@ function base(r: CheckResult, root: string): Pick<IntegEcsEvent, '@timestamp' | 
     ecs: { version: ECS_VERSION },
     host: { name: r.who.hostname, hostname: r.who.hostname },
     agent: { name: 'integ', type: 'integ', version: VERSION },
-    observer: { product: 'integ', vendor: 'integ', type: 'file-integrity', version: VERSION, hostname: root === '/' ? r.who.hostname : `${r.who.hostname}:${root}` },
+    observer: {
+      product: 'integ',
+      vendor: 'integ',
+      type: 'file-integrity',
+      version: VERSION,
+      hostname: root === '/' ? r.who.hostname : `${r.who.hostname}:${root}`,
+    },
   };
 }
 
@@ -111,15 +120,28 @@ function findingEvent(r: CheckResult, f: Finding, names: Names): IntegEcsEvent {
     ...base(r, r.root),
     message: `${p} ${action}${f.kind === 'changed' ? ` (${f.attributes.join(', ')})` : ''} — rule ${f.rule}, severity ${f.severity}`,
     event: {
-      kind: 'alert', category: ['file'], type: [TYPE[f.kind]], action, module: 'integ', dataset: 'integ.check', provider: 'integ',
-      severity: SEVERITY_SCORE[f.severity], risk_score: SEVERITY_SCORE[f.severity], outcome: 'success',
-      start: r.startedAt, end: r.finishedAt,
+      kind: 'alert',
+      category: ['file'],
+      type: [TYPE[f.kind]],
+      action,
+      module: 'integ',
+      dataset: 'integ.check',
+      provider: 'integ',
+      severity: SEVERITY_SCORE[f.severity],
+      risk_score: SEVERITY_SCORE[f.severity],
+      outcome: 'success',
+      start: r.startedAt,
+      end: r.finishedAt,
     },
     log: { level: f.severity === 'critical' || f.severity === 'high' ? 'error' : 'warning' },
     file: ecsFile(f.path, rec, names),
     rule: { name: f.rule, ruleset: r.policy.source },
     integ: {
-      kind: f.kind, command: 'check', attributes: f.attributes, before: f.before ? recordJson(f.before) : null, blake3: rec?.blake3 ?? null,
+      kind: f.kind,
+      command: 'check',
+      attributes: f.attributes,
+      before: f.before ? recordJson(f.before) : null,
+      blake3: rec?.blake3 ?? null,
       ...(Buffer.from(p, 'utf8').equals(f.path) ? {} : { path_b64: f.path.toString('base64') }),
     },
   };
@@ -130,7 +152,17 @@ function errorEvent(r: CheckResult, e: ScanError, names: Names): IntegEcsEvent {
   return {
     ...base(r, r.root),
     message: `${p} could not be read: ${e.code} ${e.message}`,
-    event: { kind: 'event', category: ['file'], type: ['info'], action: 'unreadable', module: 'integ', dataset: 'integ.check', provider: 'integ', outcome: 'failure', severity: SEVERITY_SCORE.medium },
+    event: {
+      kind: 'event',
+      category: ['file'],
+      type: ['info'],
+      action: 'unreadable',
+      module: 'integ',
+      dataset: 'integ.check',
+      provider: 'integ',
+      outcome: 'failure',
+      severity: SEVERITY_SCORE.medium,
+    },
     log: { level: 'warning' },
     file: ecsFile(e.path, null, names),
     error: { code: e.code, message: e.message },
@@ -144,16 +176,28 @@ function runEvent(r: CheckResult): IntegEcsEvent {
     ...base(r, r.root),
     message: `integ check: ${s.scanned} scanned, ${s.added} added, ${s.removed} removed, ${s.changed} changed, ${s.errors} unreadable — baseline #${r.baseline.id} ${r.baseline.digest} — exit ${r.exitCode}`,
     event: {
-      kind: 'event', category: ['file'], type: ['info'], action: 'check', module: 'integ', dataset: 'integ.run', provider: 'integ',
-      outcome: 'success', start: r.startedAt, end: r.finishedAt,
+      kind: 'event',
+      category: ['file'],
+      type: ['info'],
+      action: 'check',
+      module: 'integ',
+      dataset: 'integ.run',
+      provider: 'integ',
+      outcome: 'success',
+      start: r.startedAt,
+      end: r.finishedAt,
       duration: (Date.parse(r.finishedAt) - Date.parse(r.startedAt)) * 1_000_000,
     },
     log: { level: r.exitCode === 0 ? 'info' : 'warning' },
     integ: {
-      kind: 'run', command: 'check', exit_code: r.exitCode, summary: { ...s },
+      kind: 'run',
+      command: 'check',
+      exit_code: r.exitCode,
+      summary: { ...s },
       baseline: { generation: r.baseline.id, digest: r.baseline.digest, signed: r.baseline.signature !== null },
       evidence: r.evidence ? { bundle: r.evidence.bundle, sha256: r.evidence.sha256 } : null,
-      recorded: r.runId !== null, notices: r.notices,
+      recorded: r.runId !== null,
+      notices: r.notices,
     },
   };
 }
@@ -165,7 +209,9 @@ export function checkEcsEvents(r: CheckResult): IntegEcsEvent[] {
 }
 
 export function checkEcs(r: CheckResult): string {
-  return `${checkEcsEvents(r).map((e) => JSON.stringify(e)).join('\n')}\n`;
+  return `${checkEcsEvents(r)
+    .map((e) => JSON.stringify(e))
+    .join('\n')}\n`;
 }
 
 /** The one event written when a run ends in failure. */
@@ -177,7 +223,14 @@ export function failureEcsEvent(f: { command: string; hostname: string; time: st
     agent: { name: 'integ', type: 'integ', version: VERSION },
     message: `integ ${f.command} failed (exit ${f.exitCode}): ${f.error}`,
     event: {
-      kind: 'event', category: ['file'], type: ['error'], action: f.command, module: 'integ', dataset: 'integ.run', provider: 'integ', outcome: 'failure',
+      kind: 'event',
+      category: ['file'],
+      type: ['error'],
+      action: f.command,
+      module: 'integ',
+      dataset: 'integ.run',
+      provider: 'integ',
+      outcome: 'failure',
       severity: f.exitCode === 16 ? SEVERITY_SCORE.critical : SEVERITY_SCORE.high,
     },
     log: { level: f.exitCode === 16 ? 'critical' : 'error' },

@@ -8,7 +8,13 @@ import { snapshotJson } from './snapshot-report.js';
 
 /** `snapshot` and `verify` in the line formats: ndjson lines and ECS events, like check's. */
 const head = (type: string, command: string, time: string): Record<string, unknown> => ({
-  schema: NDJSON_SCHEMA, type, time, host: os.hostname(), command, tool: 'integ', version: VERSION,
+  schema: NDJSON_SCHEMA,
+  type,
+  time,
+  host: os.hostname(),
+  command,
+  tool: 'integ',
+  version: VERSION,
 });
 
 function ecsBase(time: string): Pick<IntegEcsEvent, '@timestamp' | 'ecs' | 'host' | 'agent'> {
@@ -21,7 +27,18 @@ export function snapshotLines(r: SnapshotResult, format: 'ndjson' | 'ecs'): stri
   const e: IntegEcsEvent = {
     ...ecsBase(r.finishedAt),
     message: `integ snapshot sealed ${r.bundle} sha256 ${r.sha256}`,
-    event: { kind: 'event', category: ['host'], type: ['info'], action: 'snapshot', module: 'integ', dataset: 'integ.run', provider: 'integ', outcome: 'success', start: r.startedAt, end: r.finishedAt },
+    event: {
+      kind: 'event',
+      category: ['host'],
+      type: ['info'],
+      action: 'snapshot',
+      module: 'integ',
+      dataset: 'integ.run',
+      provider: 'integ',
+      outcome: 'success',
+      start: r.startedAt,
+      end: r.finishedAt,
+    },
     file: { path: r.bundle, name: r.name, size: r.size, hash: { sha256: r.sha256 } },
     integ: { kind: 'run', command: 'snapshot', exit_code: 0 },
   };
@@ -41,7 +58,18 @@ export function verifyLines(r: VerifyResult, format: 'ndjson' | 'ecs'): string {
   const events: IntegEcsEvent[] = r.problems.map((p) => ({
     ...ecsBase(now),
     message: `evidence bundle ${r.name}: ${p.kind} ${p.file ?? 'archive'}: ${p.detail}`,
-    event: { kind: 'alert', category: ['file'], type: ['change'], action: 'bundle-tampered', module: 'integ', dataset: 'integ.verify', provider: 'integ', severity: SEVERITY_SCORE.critical, outcome: 'failure', reason: p.detail },
+    event: {
+      kind: 'alert',
+      category: ['file'],
+      type: ['change'],
+      action: 'bundle-tampered',
+      module: 'integ',
+      dataset: 'integ.verify',
+      provider: 'integ',
+      severity: SEVERITY_SCORE.critical,
+      outcome: 'failure',
+      reason: p.detail,
+    },
     file: { path: r.bundle, ...(p.file ? { name: p.file } : {}) },
     rule: { name: p.kind },
     integ: { kind: 'failure', command: 'verify' },
@@ -49,7 +77,16 @@ export function verifyLines(r: VerifyResult, format: 'ndjson' | 'ecs'): string {
   events.push({
     ...ecsBase(now),
     message: `integ verify ${r.bundle}: ${r.ok ? 'intact' : `${r.problems.length} problem(s)`}, signature ${r.signature}`,
-    event: { kind: 'event', category: ['file'], type: ['info'], action: 'verify', module: 'integ', dataset: 'integ.run', provider: 'integ', outcome: r.ok ? 'success' : 'failure' },
+    event: {
+      kind: 'event',
+      category: ['file'],
+      type: ['info'],
+      action: 'verify',
+      module: 'integ',
+      dataset: 'integ.run',
+      provider: 'integ',
+      outcome: r.ok ? 'success' : 'failure',
+    },
     file: { path: r.bundle, ...(r.archive_sha256 ? { hash: { sha256: r.archive_sha256 } } : {}) },
     integ: { kind: 'run', command: 'verify', exit_code: exit },
   });

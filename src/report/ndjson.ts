@@ -19,17 +19,35 @@ export function checkNdjson(r: CheckResult): string {
   const lines: string[] = [];
   const h = (type: string): Record<string, unknown> => head(type, r.finishedAt, r.who.hostname, 'check');
   for (const f of r.findings)
-    lines.push(JSON.stringify({
-      ...h('finding'), ...pathJson(f.path), kind: f.kind, rule: f.rule, severity: f.severity, attributes: f.attributes,
-      before: f.before ? recordJson(f.before) : null, after: f.after ? recordJson(f.after) : null,
-    }));
+    lines.push(
+      JSON.stringify({
+        ...h('finding'),
+        ...pathJson(f.path),
+        kind: f.kind,
+        rule: f.rule,
+        severity: f.severity,
+        attributes: f.attributes,
+        before: f.before ? recordJson(f.before) : null,
+        after: f.after ? recordJson(f.after) : null,
+      }),
+    );
   for (const e of r.errors) lines.push(JSON.stringify({ ...h('error'), ...pathJson(e.path), code: e.code, message: e.message }));
-  lines.push(JSON.stringify({
-    ...h('summary'), started_at: r.startedAt, finished_at: r.finishedAt, root: r.root, policy: r.policy.source,
-    baseline: { generation: r.baseline.id, created_at: r.baseline.createdAt, digest: r.baseline.digest, signed: r.baseline.signature !== null },
-    summary: r.summary, evidence: r.evidence ? { bundle: r.evidence.bundle, sha256: r.evidence.sha256, reused: r.evidence.reused } : null,
-    recorded: r.runId !== null, run_id: r.runId, notices: r.notices, exit_code: r.exitCode,
-  }));
+  lines.push(
+    JSON.stringify({
+      ...h('summary'),
+      started_at: r.startedAt,
+      finished_at: r.finishedAt,
+      root: r.root,
+      policy: r.policy.source,
+      baseline: { generation: r.baseline.id, created_at: r.baseline.createdAt, digest: r.baseline.digest, signed: r.baseline.signature !== null },
+      summary: r.summary,
+      evidence: r.evidence ? { bundle: r.evidence.bundle, sha256: r.evidence.sha256, reused: r.evidence.reused } : null,
+      recorded: r.runId !== null,
+      run_id: r.runId,
+      notices: r.notices,
+      exit_code: r.exitCode,
+    }),
+  );
   return `${lines.join('\n')}\n`;
 }
 

@@ -50,7 +50,9 @@ describe('configuration file', () => {
     const s = setup('colour: yes\n');
     const r = integ(['check'], { env: s.env });
     expect(r.code).toBe(65);
-    expect(r.stderr).toBe(`integ: ${s.conf}:5:9: (top level): unknown setting "colour" (known: db, evidence, policy, sign_key, verify_key, format, log_level, syslog)\n`);
+    expect(r.stderr).toBe(
+      `integ: ${s.conf}:5:9: (top level): unknown setting "colour" (known: db, evidence, policy, sign_key, verify_key, format, log_level, syslog)\n`,
+    );
     fs.writeFileSync(s.conf, 'db: /x\nformat: xml\n');
     expect(integ(['check'], { env: s.env }).stderr).toBe(`integ: ${s.conf}:2:9: format: expected one of text | json | ndjson | ecs, got "xml"\n`);
     const m = integ(['check'], { env: { INTEG_CONFIG: path.join(s.dir, 'nope.yml') } });
@@ -91,14 +93,19 @@ describe('configuration file', () => {
     expect(integ(['policy', 'check'], { env: s.env }).stderr).toMatch(/60-bad\.yml: rule name "etc" is already used in/);
   });
 
-  it('policy explain: global excludes, a rule\'s own exclude, and a relative path', () => {
+  it("policy explain: global excludes, a rule's own exclude, and a relative path", () => {
     const s = setup();
     const pol = path.join(s.dir, 'p.yml');
-    fs.writeFileSync(pol, 'version: 1\nexclude: ["/etc/mtab"]\nrules:\n  - name: all\n    paths: ["/etc/**"]\n  - name: ssh\n    severity: critical\n    paths: ["/etc/ssh/**"]\n    exclude: ["/etc/ssh/*.pub"]\n');
+    fs.writeFileSync(
+      pol,
+      'version: 1\nexclude: ["/etc/mtab"]\nrules:\n  - name: all\n    paths: ["/etc/**"]\n  - name: ssh\n    severity: critical\n    paths: ["/etc/ssh/**"]\n    exclude: ["/etc/ssh/*.pub"]\n',
+    );
     const e1 = integ(['policy', 'explain', '/etc/ssh/sshd_config', '--policy', pol, '--format', 'json']);
     expect(JSON.parse(e1.stdout)).toMatchObject({ covered: true, rule: { name: 'ssh', severity: 'critical' } });
     const e2 = integ(['policy', 'explain', '/etc/ssh/host.pub', '--policy', pol]);
-    expect(e2.stdout).toMatch(/governed by rule #1 "all": it matches "\/etc\/\*\*"; rule #2 "ssh" matches "\/etc\/ssh\/\*\*" but excludes it by "\/etc\/ssh\/\*\.pub", so it falls back to this rule/);
+    expect(e2.stdout).toMatch(
+      /governed by rule #1 "all": it matches "\/etc\/\*\*"; rule #2 "ssh" matches "\/etc\/ssh\/\*\*" but excludes it by "\/etc\/ssh\/\*\.pub", so it falls back to this rule/,
+    );
     const e3 = integ(['policy', 'explain', '/etc/mtab', '--policy', pol]);
     expect(e3.code).toBe(1);
     expect(e3.stdout).toMatch(/out of scope: the global exclude "\/etc\/mtab" removes it from every rule/);
@@ -116,7 +123,9 @@ describe('configuration file', () => {
     fs.writeFileSync(path.join(cfgHome, 'integ', 'integ.yml'), 'policy: p.yml\n');
     fs.writeFileSync(path.join(cfgHome, 'integ', 'p.yml'), 'version: 1\nrules:\n  - name: mine\n    paths: ["/home/me/**"]\n');
     const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, 'policy', 'check'], {
-      encoding: 'utf8', cwd: dir, env: { PATH: process.env.PATH!, HOME: dir, XDG_CONFIG_HOME: cfgHome, NO_COLOR: '1' },
+      encoding: 'utf8',
+      cwd: dir,
+      env: { PATH: process.env.PATH!, HOME: dir, XDG_CONFIG_HOME: cfgHome, NO_COLOR: '1' },
     });
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain(`configuration: ${path.join(cfgHome, 'integ', 'integ.yml')}`);
@@ -133,7 +142,9 @@ describe('guard rails for signed stores', () => {
     const before = fs.readFileSync(s.db);
     const r = integ(['baseline', '--note', 'oops'], { env: s.env });
     expect(r.code).toBe(64);
-    expect(r.stderr).toMatch(/generation #1 of .* is signed \(key id [^)]+\): an unsigned baseline would break the signed chain .* --sign-key FILE \(or sign_key: in the configuration\), or --allow-unsigned .* Nothing was written\.\n$/);
+    expect(r.stderr).toMatch(
+      /generation #1 of .* is signed \(key id [^)]+\): an unsigned baseline would break the signed chain .* --sign-key FILE \(or sign_key: in the configuration\), or --allow-unsigned .* Nothing was written\.\n$/,
+    );
     expect(fs.readFileSync(s.db).equals(before)).toBe(true);
     // accept: the same refusal
     fs.appendFileSync(path.join(s.tree, 'etc', 'a.conf'), 'x\n');
@@ -148,7 +159,9 @@ describe('guard rails for signed stores', () => {
     expect(h.generations.map((g: { signed: boolean }) => g.signed)).toEqual([true, true]);
     expect(integ(['check', '--no-snapshot'], { env: s.env }).code).toBe(0);
     // --allow-unsigned knowingly breaks the chain
-    const u = integ(['baseline', '--allow-unsigned', '--note', 'lab'], { env: { INTEG_CONFIG: '/dev/null', INTEG_DB: s.db, INTEG_POLICY: path.join(path.dirname(s.conf), 'policy.yml') } });
+    const u = integ(['baseline', '--allow-unsigned', '--note', 'lab'], {
+      env: { INTEG_CONFIG: '/dev/null', INTEG_DB: s.db, INTEG_POLICY: path.join(path.dirname(s.conf), 'policy.yml') },
+    });
     expect(u.code).toBe(0);
   });
 

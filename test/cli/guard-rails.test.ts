@@ -46,14 +46,18 @@ describe('show: clear messages', () => {
     const s = setup();
     const r = integ(['show', 'tree/a', '--db', s.db], { cwd: s.dir });
     expect(r.code).toBe(64);
-    expect(r.stderr).toBe(`integ: "tree/a" is a relative path; the store records absolute paths as the policy names them (did you mean "${path.join(s.dir, 'tree/a')}"? With --root DIR, give the path without DIR)\n`);
+    expect(r.stderr).toBe(
+      `integ: "tree/a" is a relative path; the store records absolute paths as the policy names them (did you mean "${path.join(s.dir, 'tree/a')}"? With --root DIR, give the path without DIR)\n`,
+    );
   });
 
   it('a path no rule covers says so; a covered path that never existed says that', () => {
     const s = setup();
     const r = integ(['show', '/etc/passwd', '--db', s.db]);
     expect(r.code).toBe(66);
-    expect(r.stderr).toBe(`integ: /etc/passwd is in no generation of ${s.db}: no rule of the policy generation #1 was taken with (${s.policy}) covers it — no rule's paths match it ("integ policy explain /etc/passwd" says more)\n`);
+    expect(r.stderr).toBe(
+      `integ: /etc/passwd is in no generation of ${s.db}: no rule of the policy generation #1 was taken with (${s.policy}) covers it — no rule's paths match it ("integ policy explain /etc/passwd" says more)\n`,
+    );
     const c = integ(['show', path.join(s.tree, 'later'), '--db', s.db]);
     expect(c.code).toBe(66);
     expect(c.stderr).toMatch(/is in no generation of .*, though rule "tree" covers it: it did not exist/);

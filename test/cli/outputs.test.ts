@@ -27,14 +27,23 @@ function scenario(): { dir: string; tree: string; db: string; policy: string; ar
   return { dir, tree, db, policy, args: ['check', '--db', db, '--policy', policy, '--no-snapshot'] };
 }
 
-const parseLines = (s: string): Record<string, any>[] => s.trimEnd().split('\n').map((l) => JSON.parse(l));
+const parseLines = (s: string): Record<string, any>[] =>
+  s
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 describe('check --format ndjson', () => {
   it('one compact object per line: each finding, then a summary', () => {
     const s = scenario();
     const r = integ([...s.args, '--format', 'ndjson']);
     expect(r.code).toBe(7);
-    expect(r.stdout.split('\n').filter(Boolean).every((l) => !l.includes('\n') && l.startsWith('{"'))).toBe(true);
+    expect(
+      r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .every((l) => !l.includes('\n') && l.startsWith('{"')),
+    ).toBe(true);
     const lines = parseLines(r.stdout);
     expect(lines.map((l) => l.type)).toEqual(['finding', 'finding', 'finding', 'finding', 'summary']);
     const byPath = Object.fromEntries(lines.filter((l) => l.type === 'finding').map((l) => [path.basename(l.path), l]));
@@ -91,7 +100,7 @@ describe('a failing run still writes one machine-readable event', () => {
     fs.copyFileSync(s.db, tampered);
     const Database = (await import('better-sqlite3')).default;
     const t = new Database(tampered);
-    expect(t.prepare("UPDATE entries SET blake3 = ? WHERE path = ?").run('00'.repeat(32), Buffer.from(path.join(s.tree, 'edit'))).changes).toBe(1);
+    expect(t.prepare('UPDATE entries SET blake3 = ? WHERE path = ?').run('00'.repeat(32), Buffer.from(path.join(s.tree, 'edit'))).changes).toBe(1);
     t.close();
     const cases: [string[], number][] = [
       [['check', '--db', path.join(s.dir, 'none.db'), '--policy', s.policy], 66],
@@ -166,7 +175,12 @@ describe.runIf(hasRsyslog)('--syslog into a real rsyslogd (RFC 5424)', () => {
       const r = integ([...s.args, '--syslog', target], { env: { INTEG_SYSLOG_FACILITY: 'local3' } });
       expect(r.code).toBe(7);
       expect(r.stderr).toBe('');
-      const mine = (l: string[]): string[] => l.filter((x) => x.startsWith(`${input}|`) && x.includes(s.tree.split('/').pop()!) || (x.startsWith(`${input}|`) && x.includes('|summary|') && x.includes(`exit_code="7"`)));
+      const mine = (l: string[]): string[] =>
+        l.filter(
+          (x) =>
+            (x.startsWith(`${input}|`) && x.includes(s.tree.split('/').pop()!)) ||
+            (x.startsWith(`${input}|`) && x.includes('|summary|') && x.includes(`exit_code="7"`)),
+        );
       const lines = mine(await rs.waitFor((l) => mine(l).some((x) => x.includes('|summary|'))));
       const edit = lines.find((x) => x.includes(`path="${path.join(s.tree, 'edit')}"`));
       expect(edit).toBeDefined();
@@ -214,7 +228,9 @@ describe('logs', () => {
     expect(sum[0]).toMatchObject({ command: 'check', added: 1, removed: 1, changed: 2, exit_code: 7, msg: 'check finished' });
     const blog = path.join(s.dir, 'baseline.log');
     expect(integ(['baseline', '--db', path.join(s.dir, 'b.db'), '--policy', s.policy, '--log', blog], { env: { INTEG_LOG_LEVEL: 'info' } }).code).toBe(0);
-    expect(parseLines(fs.readFileSync(blog, 'utf8')).filter((l) => l.event === 'run-summary')).toEqual([expect.objectContaining({ command: 'baseline', msg: 'baseline finished', exit_code: 0, name: 'integ' })]);
+    expect(parseLines(fs.readFileSync(blog, 'utf8')).filter((l) => l.event === 'run-summary')).toEqual([
+      expect.objectContaining({ command: 'baseline', msg: 'baseline finished', exit_code: 0, name: 'integ' }),
+    ]);
     const log2 = path.join(s.dir, 'fail.log');
     const r = integ(['check', '--db', path.join(s.dir, 'none.db'), '--policy', s.policy, '--log', log2], { env: { INTEG_LOG_LEVEL: 'info' } });
     expect(r.code).toBe(66);

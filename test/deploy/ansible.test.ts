@@ -14,8 +14,16 @@ describe.runIf(hasAnsible)('deploy/ansible/integ.yml against two local hosts wit
   let inventory: string;
   const play = (...args: string[]) => {
     const r = spawnSync('ansible-playbook', ['-i', inventory, PLAYBOOK, ...args], {
-      encoding: 'utf8', cwd: t, timeout: 300_000,
-      env: { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_LOCAL_TEMP: path.join(t, '.ansible-local'), ANSIBLE_REMOTE_TEMP: path.join(t, '.ansible-remote'), ANSIBLE_HOME: path.join(t, '.ansible') },
+      encoding: 'utf8',
+      cwd: t,
+      timeout: 300_000,
+      env: {
+        ...process.env,
+        ANSIBLE_NOCOLOR: '1',
+        ANSIBLE_LOCAL_TEMP: path.join(t, '.ansible-local'),
+        ANSIBLE_REMOTE_TEMP: path.join(t, '.ansible-remote'),
+        ANSIBLE_HOME: path.join(t, '.ansible'),
+      },
     });
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^web1 +: ok=\d+ +changed=\d+ +unreachable=0 +failed=0/m);
@@ -34,11 +42,23 @@ describe.runIf(hasAnsible)('deploy/ansible/integ.yml against two local hosts wit
     const host = (h: string) =>
       `${h} integ_root=${t}/${h}/root integ_db=${t}/${h}/state/integ.db integ_evidence=${t}/${h}/state/evidence integ_work_dir=${t}/${h}/work`;
     inventory = path.join(t, 'inventory');
-    fs.writeFileSync(inventory, [
-      '[web]', host('web1'), host('web2'), '', '[web:vars]', 'ansible_connection=local', 'ansible_python_interpreter=/usr/bin/python3',
-      `integ_cmd="${process.execPath} ${BIN}"`, `integ_policy=${t}/policy.yml`, `integ_collect_dir=${t}/collected`,
-      'integ_environment={"INTEG_CONFIG": "/dev/null", "NO_COLOR": "1"}', '',
-    ].join('\n'));
+    fs.writeFileSync(
+      inventory,
+      [
+        '[web]',
+        host('web1'),
+        host('web2'),
+        '',
+        '[web:vars]',
+        'ansible_connection=local',
+        'ansible_python_interpreter=/usr/bin/python3',
+        `integ_cmd="${process.execPath} ${BIN}"`,
+        `integ_policy=${t}/policy.yml`,
+        `integ_collect_dir=${t}/collected`,
+        'integ_environment={"INTEG_CONFIG": "/dev/null", "NO_COLOR": "1"}',
+        '',
+      ].join('\n'),
+    );
   });
   afterAll(() => {
     if (t) fs.rmSync(t, { recursive: true, force: true });

@@ -45,7 +45,9 @@ export async function startRsyslog(dir: string): Promise<Rsyslog> {
   const sock = path.join(dir, 'log.sock');
   const out = path.join(dir, 'out.log');
   const conf = path.join(dir, 'rsyslog.conf');
-  fs.writeFileSync(conf, `global(workDirectory="${work}")
+  fs.writeFileSync(
+    conf,
+    `global(workDirectory="${work}")
 module(load="imudp")
 module(load="imtcp")
 module(load="imuxsock" SysSock.Use="off")
@@ -54,7 +56,8 @@ input(type="imtcp" address="127.0.0.1" port="${tcp}")
 input(type="imuxsock" Socket="${sock}" CreatePath="on" UseSpecialParser="off" ParseHostname="on")
 template(name="t" type="list") { property(name="inputname") constant(value="|") property(name="syslogfacility-text") constant(value=".") property(name="syslogseverity-text") constant(value="|") property(name="app-name") constant(value="|") property(name="msgid") constant(value="|") property(name="structured-data") constant(value="|") property(name="msg") constant(value="\\n") }
 *.* action(type="omfile" file="${out}" template="t")
-`);
+`,
+  );
   const child: ChildProcess = spawn(RSYSLOGD, ['-n', '-f', conf, '-i', path.join(dir, 'rsyslogd.pid')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -62,17 +65,26 @@ template(name="t" type="list") { property(name="inputname") constant(value="|") 
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`rsyslogd exited ${child.exitCode}: ${stderr}`);
-    const ok = fs.existsSync(sock) && (await new Promise<boolean>((r) => {
-      const c = net.connect({ host: '127.0.0.1', port: tcp }, () => { c.destroy(); r(true); });
-      c.once('error', () => r(false));
-    }));
+    const ok =
+      fs.existsSync(sock) &&
+      (await new Promise<boolean>((r) => {
+        const c = net.connect({ host: '127.0.0.1', port: tcp }, () => {
+          c.destroy();
+          r(true);
+        });
+        c.once('error', () => r(false));
+      }));
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`rsyslogd did not start: ${stderr}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   const lines = (): string[] => (fs.existsSync(out) ? fs.readFileSync(out, 'utf8').split('\n').filter(Boolean) : []);
   return {
-    udp, tcp, sock, out, lines,
+    udp,
+    tcp,
+    sock,
+    out,
+    lines,
     async waitFor(pred, ms = 10_000) {
       const end = Date.now() + ms;
       for (;;) {

@@ -50,18 +50,37 @@ describe.runIf(hasDpkg)('npm run package:deb', () => {
 
   it('contents: /usr/bin/integ, the app with production dependencies only, units, cron, logrotate, man pages, completion', () => {
     const list = run('dpkg-deb', ['-c', deb]).stdout;
-    const files = list.split('\n').filter(Boolean).map((l) => l.split(/\s+/).slice(5).join(' '));
+    const files = list
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(/\s+/).slice(5).join(' '));
     for (const f of [
-      './usr/bin/integ', './usr/lib/integ/bin/integ.js', './usr/lib/integ/dist/src/cli.js', './usr/lib/integ/dist/src/scan/hash.worker.js',
-      './usr/lib/integ/baselines/default.yml', './usr/lib/integ/node_modules/better-sqlite3/build/Release/better_sqlite3.node',
-      './usr/lib/integ/node_modules/commander/package.json', './usr/lib/integ/node_modules/pino/package.json',
-      './etc/integ/integ.yml', './etc/integ/policy.yml', './etc/integ/policy.d/README', './etc/cron.daily/integ', './etc/logrotate.d/integ',
-      './usr/lib/systemd/system/integ-check.service', './usr/lib/systemd/system/integ-check.timer', './usr/lib/systemd/system/integ-baseline.service',
-      './usr/share/man/man8/integ.8.gz', './usr/share/man/man5/integ-policy.5.gz', './usr/share/bash-completion/completions/integ',
+      './usr/bin/integ',
+      './usr/lib/integ/bin/integ.js',
+      './usr/lib/integ/dist/src/cli.js',
+      './usr/lib/integ/dist/src/scan/hash.worker.js',
+      './usr/lib/integ/baselines/default.yml',
+      './usr/lib/integ/node_modules/better-sqlite3/build/Release/better_sqlite3.node',
+      './usr/lib/integ/node_modules/commander/package.json',
+      './usr/lib/integ/node_modules/pino/package.json',
+      './etc/integ/integ.yml',
+      './etc/integ/policy.yml',
+      './etc/integ/policy.d/README',
+      './etc/cron.daily/integ',
+      './etc/logrotate.d/integ',
+      './usr/lib/systemd/system/integ-check.service',
+      './usr/lib/systemd/system/integ-check.timer',
+      './usr/lib/systemd/system/integ-baseline.service',
+      './usr/share/man/man8/integ.8.gz',
+      './usr/share/man/man5/integ-policy.5.gz',
+      './usr/share/bash-completion/completions/integ',
     ])
       expect(files, f).toContain(f);
     for (const dev of ['vitest', 'typescript', '@elastic/ecs', '@types/node'])
-      expect(files.some((f) => f.startsWith(`./usr/lib/integ/node_modules/${dev}/`)), dev).toBe(false);
+      expect(
+        files.some((f) => f.startsWith(`./usr/lib/integ/node_modules/${dev}/`)),
+        dev,
+      ).toBe(false);
     expect(files.some((f) => f.startsWith('./usr/lib/integ/dist/') && (f.endsWith('.map') || f.includes('/bench/')))).toBe(false);
     expect(files.some((f) => f.startsWith('./usr/lib/integ/node_modules/better-sqlite3/deps/'))).toBe(false);
     expect(list).toMatch(/^-rwxr-xr-x root\/root .* \.\/usr\/bin\/integ$/m);
@@ -74,8 +93,17 @@ describe.runIf(hasDpkg)('npm run package:deb', () => {
     fs.writeFileSync(path.join(t, 'tree', 'f'), '1\n');
     fs.writeFileSync(path.join(t, 'p.yml'), `version: 1\nrules:\n  - name: t\n    paths: ["${t}/tree/**"]\n`);
     const bin = path.join(rootfs, 'usr/lib/integ/bin/integ.js');
-    const env = { PATH: process.env.PATH, HOME: t, INTEG_CONFIG: '/dev/null', INTEG_DB: path.join(t, 's.db'), INTEG_POLICY: path.join(t, 'p.yml'), NO_COLOR: '1' };
-    expect(run(process.execPath, [bin, '--version'], { env, cwd: t }).stdout.trim()).toBe(JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).version);
+    const env = {
+      PATH: process.env.PATH,
+      HOME: t,
+      INTEG_CONFIG: '/dev/null',
+      INTEG_DB: path.join(t, 's.db'),
+      INTEG_POLICY: path.join(t, 'p.yml'),
+      NO_COLOR: '1',
+    };
+    expect(run(process.execPath, [bin, '--version'], { env, cwd: t }).stdout.trim()).toBe(
+      JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).version,
+    );
     expect(run(process.execPath, [bin, 'baseline'], { env, cwd: t }).status).toBe(0);
     fs.writeFileSync(path.join(t, 'tree', 'f'), '2\n');
     const c = run(process.execPath, [bin, 'check', '--no-snapshot', '--format', 'ecs'], { env, cwd: t });
@@ -87,9 +115,18 @@ describe.runIf(hasDpkg)('npm run package:deb', () => {
 
   it('units: daily timer with a randomized delay; the service runs as user integ with least capabilities and hardening', () => {
     const svc = fs.readFileSync(path.join(rootfs, 'usr/lib/systemd/system/integ-check.service'), 'utf8');
-    for (const line of ['User=integ', 'AmbientCapabilities=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE', 'CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE',
-      'NoNewPrivileges=yes', 'ProtectSystem=strict', 'PrivateTmp=yes', 'SystemCallFilter=@system-service', 'Environment=INTEG_CONFIG=/etc/integ/integ.yml NO_COLOR=1',
-      'ExecStart=/usr/bin/integ check --format ecs', 'StandardOutput=append:/var/log/integ/events.ndjson'])
+    for (const line of [
+      'User=integ',
+      'AmbientCapabilities=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE',
+      'CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE',
+      'NoNewPrivileges=yes',
+      'ProtectSystem=strict',
+      'PrivateTmp=yes',
+      'SystemCallFilter=@system-service',
+      'Environment=INTEG_CONFIG=/etc/integ/integ.yml NO_COLOR=1',
+      'ExecStart=/usr/bin/integ check --format ecs',
+      'StandardOutput=append:/var/log/integ/events.ndjson',
+    ])
       expect(svc.split('\n'), line).toContain(line);
     const timer = fs.readFileSync(path.join(rootfs, 'usr/lib/systemd/system/integ-check.timer'), 'utf8');
     for (const line of ['OnCalendar=daily', 'RandomizedDelaySec=1h', 'Persistent=true', 'WantedBy=timers.target']) expect(timer.split('\n')).toContain(line);
@@ -116,8 +153,14 @@ describe.runIf(hasDpkg)('npm run package:deb', () => {
   });
 
   it.runIf(has('man'))('man pages integ(8) and integ-policy(5) render without warnings', () => {
-    for (const [p, name] of [['usr/share/man/man8/integ.8.gz', 'integ - host integrity monitor'], ['usr/share/man/man5/integ-policy.5.gz', 'integ-policy - which paths']]) {
-      const r = run('man', ['--warnings', '-l', path.join(rootfs, p)], { env: { ...process.env, MANWIDTH: '100', LC_ALL: 'C.UTF-8', MANPAGER: 'cat', PAGER: 'cat' } });
+    const pages: [string, string][] = [
+      ['usr/share/man/man8/integ.8.gz', 'integ - host integrity monitor'],
+      ['usr/share/man/man5/integ-policy.5.gz', 'integ-policy - which paths'],
+    ];
+    for (const [p, name] of pages) {
+      const r = run('man', ['--warnings', '-l', path.join(rootfs, p)], {
+        env: { ...process.env, MANWIDTH: '100', LC_ALL: 'C.UTF-8', MANPAGER: 'cat', PAGER: 'cat' },
+      });
       expect(r.status).toBe(0);
       expect(r.stderr).toBe('');
       expect(r.stdout.replace(/.\x08/g, '')).toContain(name);
@@ -127,7 +170,14 @@ describe.runIf(hasDpkg)('npm run package:deb', () => {
   it('bash completion completes commands and flags', () => {
     const f = path.join(rootfs, 'usr/share/bash-completion/completions/integ');
     const complete = (words: string[]) =>
-      run('bash', ['-c', `source "$1"; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _integ; printf '%s\\n' "\${COMPREPLY[@]}"`, 'x', f]).stdout.trim().split('\n');
+      run('bash', [
+        '-c',
+        `source "$1"; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _integ; printf '%s\\n' "\${COMPREPLY[@]}"`,
+        'x',
+        f,
+      ])
+        .stdout.trim()
+        .split('\n');
     expect(complete(['integ', 'ch'])).toEqual(['check']);
     expect(complete(['integ', 'check', '--form'])).toEqual(['--format']);
     expect(complete(['integ', 'check', '--format', 'e'])).toEqual(['ecs']);
@@ -146,7 +196,14 @@ describe.runIf(hasDpkg)('npm run package:deb', () => {
     fs.writeFileSync(integBin, `#!/bin/sh\nexec ${process.execPath} ${path.join(rootfs, 'usr/lib/integ/bin/integ.js')} "$@"\n`, { mode: 0o755 });
     // a stand-in mail(1) that records what it was asked to send
     fs.writeFileSync(path.join(t, 'bin', 'mail'), `#!/bin/sh\n{ echo "ARGS: $*"; cat; } > ${t}/mail.out\n`, { mode: 0o755 });
-    const env = { PATH: `${t}/bin:${process.env.PATH}`, INTEG_BIN: integBin, INTEG_CONFIG: path.join(t, 'integ.yml'), INTEG_DEFAULTS: path.join(t, 'default'), INTEG_CRON_FORCE: '1', HOME: t };
+    const env = {
+      PATH: `${t}/bin:${process.env.PATH}`,
+      INTEG_BIN: integBin,
+      INTEG_CONFIG: path.join(t, 'integ.yml'),
+      INTEG_DEFAULTS: path.join(t, 'default'),
+      INTEG_CRON_FORCE: '1',
+      HOME: t,
+    };
     expect(run(integBin, ['baseline'], { env }).status).toBe(0);
     const cron = path.join(rootfs, 'etc/cron.daily/integ');
     const clean = run(cron, [], { env });

@@ -63,9 +63,11 @@ const ALLOWED: Record<string, string[]> = {
   scan: ['core', 'util'],
   store: ['core', 'util', 'scan'],
   evidence: ['core', 'util', 'trust', 'scan', 'version.ts'],
+  config: ['core', 'util'],
   report: ['core', 'util', 'app', 'store', 'evidence', 'version.ts'],
-  app: ['core', 'util', 'trust', 'scan', 'store', 'evidence', 'report', 'version.ts'],
-  commands: ['core', 'util', 'app', 'report', 'store', 'scan', 'evidence', 'trust', 'version.ts'],
+  app: ['core', 'util', 'trust', 'scan', 'store', 'evidence', 'report', 'config', 'version.ts'],
+  output: ['core', 'util', 'app', 'report', 'version.ts'],
+  commands: ['core', 'util', 'app', 'report', 'store', 'scan', 'evidence', 'trust', 'config', 'output', 'version.ts'],
 };
 
 const layer = (rel: string): string => (rel.includes(path.sep) ? rel.split(path.sep)[0]! : rel);

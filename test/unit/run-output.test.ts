@@ -12,7 +12,10 @@ describe('failure events', () => {
   });
   it('73 and 74 (cannot create / I/O error) write one ndjson line or one ECS event, like every failure', async () => {
     vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-    for (const [err, code] of [[new CantCreateError('cannot create /x'), 73], [new IoError('no space left on device'), 74]] as const) {
+    for (const [err, code] of [
+      [new CantCreateError('cannot create /x'), 73],
+      [new IoError('no space left on device'), 74],
+    ] as const) {
       setRunOutput({ command: 'check', format: 'ndjson', syslog: null, env: {} });
       await emitFailure(err, code);
       setRunOutput({ command: 'check', format: 'ecs', syslog: null, env: {} });
@@ -35,7 +38,10 @@ describe('failure events', () => {
 describe('RFC 5424', () => {
   it('escapes ", \\ and ] in structured-data values and frames TCP by octet count (bytes, not characters)', () => {
     expect(sdEscape('a"b\\c]d')).toBe('a\\"b\\\\c\\]d');
-    const line = formatRfc5424({ severity: 'err', msgid: 'finding', params: [['path', '/etc/ä"]']], text: 'CHANGED /etc/ä' }, { facility: 3, hostname: 'web1', time: new Date('2026-12-01T00:00:00Z'), pid: 42 });
+    const line = formatRfc5424(
+      { severity: 'err', msgid: 'finding', params: [['path', '/etc/ä"]']], text: 'CHANGED /etc/ä' },
+      { facility: 3, hostname: 'web1', time: new Date('2026-12-01T00:00:00Z'), pid: 42 },
+    );
     expect(line).toBe('<27>1 2026-12-01T00:00:00.000Z web1 integ 42 finding [integ@32473 path="/etc/ä\\"\\]"] CHANGED /etc/ä');
     const framed = octetFrame(line);
     const sp = framed.indexOf(0x20);
@@ -71,7 +77,26 @@ describe('ECS events are typed with @elastic/ecs', () => {
       `import type { IntegEcsEvent } from '${path.join(REPO, 'src/report/ecs.js')}';\n` +
       `export const e: IntegEcsEvent = { '@timestamp': 'x', ecs: { version: '9.4.0' }, file: { ${field}: '/etc/passwd' }, integ: { command: 'check' } };\n`;
     const tsc = path.join(REPO, 'node_modules/typescript/bin/tsc');
-    const compile = () => spawnSync(process.execPath, [tsc, '--noEmit', '--strict', '--skipLibCheck', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--types', 'node', '--typeRoots', path.join(REPO, 'node_modules/@types'), file], { encoding: 'utf8', cwd: REPO });
+    const compile = () =>
+      spawnSync(
+        process.execPath,
+        [
+          tsc,
+          '--noEmit',
+          '--strict',
+          '--skipLibCheck',
+          '--module',
+          'nodenext',
+          '--moduleResolution',
+          'nodenext',
+          '--types',
+          'node',
+          '--typeRoots',
+          path.join(REPO, 'node_modules/@types'),
+          file,
+        ],
+        { encoding: 'utf8', cwd: REPO },
+      );
     // The correct spelling compiles as part of the project's own build (src/report/ecs.ts); one probe with a typo here.
     expect(src('path')).toContain("file: { path: '/etc/passwd' }");
     fs.writeFileSync(file, src('pathh'));
