@@ -21,7 +21,7 @@ export interface IntegFields {
     kind?: FindingKind | 'unreadable' | 'run' | 'failure';
     command: string;
     attributes?: string[];
-    before?: Record<string, unknown> | null;
+    before?: ReturnType<typeof recordJson> | null;
     blake3?: string | null;
     path_b64?: string;
     exit_code?: number;

@@ -121,6 +121,18 @@ CREATE INDEX runs_gen ON runs(gen);
 `,
   },
   {
+    // Extended attributes (with capabilities, ACLs, labels) and inode flags, on baseline entries
+    // and on the entries a check observed. NULL means "not recorded": rows from before this
+    // migration compare as not recorded, never as changed (see core/fsattrs.ts for the encoding).
+    version: 3,
+    sql: `
+ALTER TABLE entries ADD COLUMN xattrs TEXT;
+ALTER TABLE entries ADD COLUMN flags INTEGER;
+ALTER TABLE run_findings ADD COLUMN xattrs TEXT;
+ALTER TABLE run_findings ADD COLUMN flags INTEGER;
+`,
+  },
+  {
     // Issue 9 (ops): the policy texts check runs used, by digest, so `accept` re-reads paths
     // with exactly the policy of the last check. Filled from the generations' own policies.
     version: 5,
