@@ -137,7 +137,7 @@ ALTER TABLE run_findings ADD COLUMN flags INTEGER;
     // with exactly the policy of the last check. Filled from the generations' own policies.
     version: 5,
     sql: `
-CREATE TABLE policies (
+CREATE TABLE IF NOT EXISTS policies (
   digest TEXT PRIMARY KEY,
   source TEXT NOT NULL,
   text TEXT NOT NULL
