@@ -13,6 +13,8 @@ import { DataError, IntegError, NoInputError, UsageError } from '../util/errors.
 import { VERSION } from '../version.js';
 import { loadPolicy, resolveRoot, whoami } from './common.js';
 import { signDigest } from './signing.js';
+import { parsePolicy } from '../core/policy.js';
+import { policyByDigest } from '../store/policy-repo.js';
 import { metaWanted } from './entries.js';
 import { riskTags } from '../core/risk.js';
 import { fileDigest } from '../pkg/dpkg.js';
@@ -195,7 +197,7 @@ export async function runAccept(opts: AcceptOptions, ctx: RunContext): Promise<A
     throw new UsageError('nothing to accept: name the PATHs to accept, or --all, or --rule NAME, or --packaged (see "integ accept --help")');
   if (!opts.note || !opts.note.trim()) throw new UsageError('--note TEXT is required: say why these changes are accepted (it is recorded with the generation)');
   if (opts.db !== ':memory:' && !fs.existsSync(opts.db)) throw new NoInputError(`no baseline yet: ${opts.db} does not exist (run "integ baseline" first)`);
-  const policy = loadPolicy(opts.policy, ctx.env);
+  let policy = opts.policy !== undefined ? loadPolicy(opts.policy, ctx.env) : null;
   const sign = opts.signKey ? await signDigest(opts.signKey) : null;
   const who = whoami();
   const db = openWritable(opts.db);
@@ -212,6 +214,11 @@ export async function runAccept(opts: AcceptOptions, ctx: RunContext): Promise<A
     if (!run) throw new UsageError(`no check has been run against ${opts.db} yet: run "integ check", review its findings, then accept them`);
     const findings = runs.findings(run.id);
     if (!findings.length) throw new UsageError(`nothing to accept: the last check (run #${run.id}, ${run.finishedAt}) found no differences`);
+    // Without --policy: exactly the policy the last check used, as the store recorded it.
+    if (!policy) {
+      const rec = policyByDigest(db, run.policyDigest);
+      policy = rec ? parsePolicy(rec.text, `${rec.source} (as used by check run #${run.id})`) : loadPolicy(undefined, ctx.env);
+    }
     const { open, done } = openFindings(repo, cur, run, findings);
     const root0 = resolveRoot(opts.root ?? run.root);
     let pool = open;

@@ -12,6 +12,7 @@ import { decodeEntryValues } from '../store/rows.js';
 import { isLiveStore, openReadOnly, openWritable, probeWriteLock, storeError, type DB } from '../store/db.js';
 import { GenerationDigester, policyDigest, rowsWithRowidByPath, type GenerationDigestResult, type RowidDigestRow } from '../store/generation-digest.js';
 import { RunRepo } from '../store/run-repo.js';
+import { recordPolicy } from '../store/policy-repo.js';
 import type { Progress } from '../report/progress.js';
 import type { RunContext } from '../util/context.js';
 import { CantCreateError, IntegError, NoInputError, TrustError } from '../util/errors.js';
@@ -206,7 +207,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     // Nothing is used before the generation's content is known to be what was recorded.
     const problem = contentProblemOf(merge.finish(), cur);
     if (problem) {
-      ctx.log.error({ generation: cur.id }, problem);
+      ctx.log.debug({ generation: cur.id }, problem); // the CLI prints and logs the failure once
       throw new TrustError(`baseline not trustworthy, nothing compared:\n  - ${problem}`);
     }
     // Removed: rows never marked, still in scope, and not below a directory we could not list.
@@ -274,6 +275,7 @@ export function recordCheckRun(r: CheckResult, db: string): void {
   try {
     const wdb = openWritable(db);
     try {
+      recordPolicy(wdb, r.policy);
       r.runId = new RunRepo(wdb).record(
         {
           kind: 'check', startedAt: r.startedAt, finishedAt: r.finishedAt, gen: r.baseline.id, baselineDigest: r.baseline.digest, user: r.who.user, uid: r.who.uid,

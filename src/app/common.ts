@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../util/package-root.js';
 import { parsePolicy } from '../core/policy.js';
+import { mergeDropIns } from '../config/policy-d.js';
 import type { IocMatch, Observed, Policy } from '../core/types.js';
 import { NoInputError, UsageError } from '../util/errors.js';
 import { readInputFile } from '../util/input-file.js';
@@ -23,7 +24,8 @@ export function loadPolicy(flag: string | undefined, env: NodeJS.ProcessEnv): Po
   const policy = parsePolicy(data.toString('utf8'), file === DEFAULT_POLICY_FILE ? 'embedded default policy (baselines/default.yml)' : file);
   // Relative feed paths are relative to the policy file, as a reader of the policy expects.
   policy.ioc = policy.ioc.map((f) => path.resolve(path.dirname(path.resolve(file)), f));
-  return policy;
+  // The configured policy (no --policy) is extended by /etc/integ/policy.d/*.yml drop-ins.
+  return !flag && env.INTEG_POLICY_D ? mergeDropIns(policy, env.INTEG_POLICY_D) : policy;
 }
 
 /** The known-bad hash lists of this run: the policy's `ioc:` and every --ioc, loaded and merged (null when none). */

@@ -1,8 +1,9 @@
 import { differingAttributes } from '../core/compare.js';
-import { pathToText } from '../core/pathenc.js';
 import { ATTRIBUTES, type Attribute } from '../core/types.js';
 import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
 import { openReadOnly, storeError } from '../store/db.js';
+import { notFoundMessage } from './show-hint.js';
+import { generationPolicy } from '../store/policy-repo.js';
 import { IntegError, NoInputError } from '../util/errors.js';
 import { chainProblems } from './trust-gate.js';
 
@@ -86,7 +87,11 @@ export function runShow(opts: { db: string; path: Buffer }): ShowResult {
       prev = entry;
     }
     if (!rows.length) throw new NoInputError(`no baseline yet in ${opts.db} (run "integ baseline" first)`);
-    if (!seen) throw new NoInputError(`${pathToText(opts.path)} is in no generation of ${opts.db} (give the path exactly as the policy names it; b64:… for names that are not UTF-8)`);
+    if (!seen) {
+      const cur = rows.at(-1)!.generation;
+      const pol = generationPolicy(db, cur.id);
+      throw new NoInputError(notFoundMessage(opts.path, opts.db, cur, pol?.text, pol?.source));
+    }
     return { db: opts.db, path: opts.path, rows };
   } catch (e) {
     if (e instanceof IntegError) throw e;

@@ -152,7 +152,7 @@ export async function verifyTrust(db: DB, g: Generation, opts: TrustOptions, ctx
     }
   }
   if (problems.length) {
-    for (const p of problems) ctx.log.error({ generation: g.id }, p);
+    for (const p of problems) ctx.log.debug({ generation: g.id }, p); // the CLI prints and logs the failure once
     throw new TrustError(`baseline not trustworthy, ${opts.refusal ?? 'nothing compared'}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   }
   ctx.log.info({ generation: g.id, chain: chain.length, anchor, signed: signaturesVerified.length }, 'baseline trusted');

@@ -49,6 +49,10 @@ or the same as in the generation before. Read-only. Exit: 0; 66 path in no gener
       const format = parseFormat(flags.format);
       const { pathFromArg } = await import('../core/pathenc.js');
       let path = pathFromArg(p);
+      if (path[0] !== 0x2f) {
+        const { UsageError } = await import('../util/errors.js');
+        throw new UsageError(`"${p}" is a relative path; the store records absolute paths as the policy names them (did you mean "${(await import('node:path')).resolve(p)}"? With --root DIR, give the path without DIR)`);
+      }
       // "/etc/" and "/etc" name the same entry; the store has no trailing slashes.
       while (path.length > 1 && path[path.length - 1] === 0x2f) path = path.subarray(0, -1);
       const { defaultDbPath } = await import('../util/paths.js');

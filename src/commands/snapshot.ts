@@ -9,7 +9,7 @@ export function registerSnapshot(program: Command): void {
       'Reads the kernel\'s files directly and runs no external programs. Linux only.')
     .option('--out <dir>', 'where the bundle goes (default: $INTEG_EVIDENCE, else /var/lib/integ/evidence or ~/.local/state/integ/evidence)')
     .option('--note <text>', 'case notes recorded in the manifest, e.g. "case 42: outbound traffic to 203.0.113.9"')
-    .option('--format <fmt>', 'text or json', 'text')
+    .option('--format <fmt>', 'text, json, ndjson or ecs (one event per line)', 'text')
     .option('--sign-key <file>', 'sign the manifest with this Ed25519 private key (see integ keygen)')
     .option('--root <dir>', 'read host files (accounts, homes, persistence places, config, ld.so.preload) under DIR, e.g. a mounted image; /proc and /sys stay the live kernel\'s')
     .option('--shadow-hashes', 'keep password hashes from /etc/shadow in the bundle (default: redacted, state and fingerprint only)')
@@ -33,9 +33,11 @@ Exit: 0 sealed (some artifacts may be partial without root: see the manifest); 6
 users could rename entries in (not root's or yours, or group/world-writable without the sticky bit);
 130 interrupted (SIGINT, SIGTERM, SIGHUP, SIGQUIT).`)
     .action(async (flags: { out?: string; note?: string; format?: string; signKey?: string; log?: string; root?: string; shadowHashes?: boolean }) => {
-      const { makeContext, parseFormat } = await import('./run-context.js');
+      const { makeContext } = await import('./run-context.js');
       const { defaultEvidenceDir } = await import('../util/paths.js');
-      const format = parseFormat(flags.format);
+      const { parseReportFormat, setRunOutput } = await import('../output/run-output.js');
+      const format = parseReportFormat(flags.format, {});
+      setRunOutput({ command: 'snapshot', format, syslog: null, env: process.env });
       const ctx = await makeContext(flags.log);
       const { runSnapshot } = await import('../app/snapshot.js');
       let fsRoot: string | undefined;
@@ -47,7 +49,8 @@ users could rename entries in (not root's or yours, or group/world-writable with
       }
       const r = await runSnapshot({ out: defaultEvidenceDir(flags.out, ctx.env), note: flags.note ?? null, signKey: flags.signKey, shadowHashes: flags.shadowHashes === true, ...(fsRoot ? { roots: { fsRoot } } : {}) }, ctx);
       const { snapshotJson, snapshotText } = await import('../report/snapshot-report.js');
-      process.stdout.write(format === 'json' ? `${JSON.stringify(snapshotJson(r), null, 2)}\n` : snapshotText(r));
+      const { snapshotLines } = await import('../report/evidence-events.js');
+      process.stdout.write(format === 'ndjson' || format === 'ecs' ? snapshotLines(r, format) : format === 'json' ? `${JSON.stringify(snapshotJson(r), null, 2)}\n` : snapshotText(r));
       const { exitCodeOf } = await import('../core/verdict.js');
       process.exitCode = exitCodeOf({ command: 'done' });
     });

@@ -126,7 +126,7 @@ export function checkText(r: CheckResult): string {
   const verdict = r.exitCode === 0 ? chalk.green('OK') : chalk.bold.red('ALERT');
   out.push(
     `${verdict} ${s.scanned} scanned, ${s.added} added, ${s.removed} removed, ${s.changed} changed, ${s.errors} unreadable${r.iocFeeds.length ? `, ${r.iocMatches.length} known-bad` : ''} — ` +
-      `baseline #${r.baseline.id} ${r.baseline.digest.slice(0, 23)}… — exit ${r.exitCode}`,
+      `baseline #${r.baseline.id} ${r.baseline.digest} — exit ${r.exitCode}`,
   );
   return `${out.join('\n')}\n`;
 }

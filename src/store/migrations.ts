@@ -132,6 +132,19 @@ ALTER TABLE run_findings ADD COLUMN xattrs TEXT;
 ALTER TABLE run_findings ADD COLUMN flags INTEGER;
 `,
   },
+  {
+    // Issue 9 (ops): the policy texts check runs used, by digest, so `accept` re-reads paths
+    // with exactly the policy of the last check. Filled from the generations' own policies.
+    version: 5,
+    sql: `
+CREATE TABLE IF NOT EXISTS policies (
+  digest TEXT PRIMARY KEY,
+  source TEXT NOT NULL,
+  text TEXT NOT NULL
+) STRICT;
+INSERT OR IGNORE INTO policies (digest, source, text) SELECT policy_digest, policy_source, policy_text FROM generations ORDER BY id;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
