@@ -74,6 +74,11 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
       toolVersion: VERSION,
     };
     const gen = repo.begin(header);
+    const { KeepDecider, readAsRecorded } = await import('./keep-content.js');
+    const { ContentRepo } = await import('../store/content-repo.js');
+    const keep = new KeepDecider(policy);
+    const contents = new ContentRepo(db);
+    let keptFiles = 0;
     const selector = new Selector(policy);
     let nextId = 0;
     const jobs = function* (): Generator<ScanJob & { rule: string }> {
@@ -93,6 +98,14 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
       }
       if (res.rec) {
         repo.insert(gen, job.rule, res.rec, res.ok ? null : res.code);
+        if (res.ok && keep.wants(job.rule, res.rec)) {
+          // Read again and keep only bytes that match the digest just recorded (it may have changed since).
+          const data = readAsRecorded(job.real, res.rec, keep.maxBytes(job.rule));
+          if (data) {
+            contents.keep(gen, job.path, data);
+            keptFiles++;
+          } else ctx.log.warn({ path: job.path.toString('utf8') }, 'content not kept: the file changed while it was read');
+        }
         entries++;
         if (res.rec.type === 'file') bytes += Number(res.rec.size);
       }
@@ -105,7 +118,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     db.exec('COMMIT');
     open = false;
     const generation = repo.get(gen)!;
-    ctx.log.info({ generation: gen, entries, bytes, errors: errors.length, digest: d.digest }, 'baseline recorded');
+    ctx.log.info({ generation: gen, entries, bytes, errors: errors.length, digest: d.digest, kept: keptFiles }, 'baseline recorded');
     return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, exitCode: errors.length ? EXIT.INCOMPLETE : EXIT.OK };
   } catch (e) {
     if (open) {

@@ -81,7 +81,7 @@ class MergeCursor {
   private last: Buffer | null = null;
 
   constructor(db: DB, private readonly gen: Generation, private readonly repo: BaselineRepo) {
-    this.digester = new GenerationDigester(gen);
+    this.digester = new GenerationDigester(gen, db);
     this.it = (db.prepare(`SELECT rowid, ${DIGEST_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen.id) as Iterable<[number | bigint, ...DigestRow]>)[Symbol.iterator]();
     this.row = this.next();
   }

@@ -45,7 +45,8 @@ Otherwise: 16 baseline not trustworthy, 64 usage, 65 bad policy, 66 no baseline 
         progress,
       );
       const { checkJson, checkText } = await import('../report/check-report.js');
-      process.stdout.write(format === 'json' ? `${JSON.stringify(checkJson(r), null, 2)}\n` : checkText(r));
+      const diffs = format === 'text' ? (await import('../app/content-diff.js')).contentDiffs(r, defaultDbPath(flags.db, ctx.env)) : undefined;
+      process.stdout.write(format === 'json' ? `${JSON.stringify(checkJson(r), null, 2)}\n` : checkText(r, diffs));
       process.exitCode = r.exitCode;
     });
 }

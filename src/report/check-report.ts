@@ -4,6 +4,7 @@ import { pathForTerminal, pathJson } from '../core/pathenc.js';
 import type { Finding, Severity } from '../core/types.js';
 import { VERSION } from '../version.js';
 import { describeChanges, recordJson } from './records.js';
+import type { ContentDiff } from '../app/content-diff.js';
 
 /** The `integ.check/1` JSON document of the contract. */
 export function checkJson(r: CheckResult): Record<string, unknown> {
@@ -35,6 +36,7 @@ export function checkJson(r: CheckResult): Record<string, unknown> {
     errors: r.errors.map((e) => ({ ...pathJson(e.path), code: e.code, message: e.message })),
     evidence: r.evidence ? { bundle: r.evidence.bundle, sha256: r.evidence.sha256, reused: r.evidence.reused } : null,
     notices: r.notices,
+    ...(r.root !== '/' ? { not_known_good: notKnownGood(r).map((f) => ({ ...pathJson(f.path), kind: f.kind })) } : {}),
     exit_code: r.exitCode,
   };
 }
@@ -51,8 +53,28 @@ function detail(f: Finding): string {
   return f.kind === 'changed' && f.before && f.after ? describeChanges(f.before, f.after, f.attributes) : '';
 }
 
+/** The diff lines printed under a changed file whose known-good content is kept. */
+function diffText(d: ContentDiff): string[] {
+  if (d.kind === 'binary') return [`binary, ${d.bytesDiffer} bytes differ (${d.oldSize} → ${d.newSize} bytes)`];
+  if (d.kind === 'none') return [`(no diff: ${d.reason})`];
+  const colour = (l: string): string => (l.startsWith('+') && !l.startsWith('+++') ? chalk.green(l) : l.startsWith('-') && !l.startsWith('---') ? chalk.red(l) : l.startsWith('@@') ? chalk.cyan(l) : l);
+  return [...d.lines.map(colour), ...(d.omitted ? [chalk.dim(`… ${d.omitted} more diff line(s) not shown`)] : [])];
+}
+
+/** What makes a file in a backup differ from the known-good one; inode, times and link count change on any restore. */
+const SUBSTANTIVE = new Set(['content', 'type', 'mode', 'uid', 'gid', 'size', 'target']);
+
+/**
+ * Paths under a --root (a restored backup, an image) that are not what the baseline knows as
+ * good: added, or changed in content, type, mode, owner, size or link target. Entries that
+ * differ only in inode, times or link count (what any restore changes) are not listed.
+ */
+export function notKnownGood(r: CheckResult): Finding[] {
+  return r.root === '/' ? [] : r.findings.filter((f) => f.kind === 'added' || (f.kind === 'changed' && f.attributes.some((a) => SUBSTANTIVE.has(a))));
+}
+
 /** Findings grouped by severity, then errors, then a one-line summary. */
-export function checkText(r: CheckResult): string {
+export function checkText(r: CheckResult, diffs?: Map<string, ContentDiff>): string {
   const out: string[] = [];
   for (const sev of ['critical', 'high', 'medium', 'low'] as const) {
     const group = r.findings.filter((f) => f.severity === sev);
@@ -62,7 +84,14 @@ export function checkText(r: CheckResult): string {
       const d = detail(f);
       out.push(`  ${KIND_LABEL[f.kind]}  ${pathForTerminal(f.path)}${f.kind === 'changed' ? `  [${f.attributes.join(', ')}]` : ''}  (${f.rule})`);
       if (d) out.push(chalk.dim(`           ${d}`));
+      const cd = diffs?.get(f.path.toString('hex'));
+      if (cd) for (const l of diffText(cd)) out.push(`           ${l}`);
     }
+  }
+  const bad = notKnownGood(r);
+  if (bad.length) {
+    out.push(chalk.bold(`NOT KNOWN-GOOD under ${r.root} (${bad.length}): these files differ from baseline #${r.baseline.id} or are not in it — do not restore them from here`));
+    for (const f of bad) out.push(`  ${f.kind === 'added' ? 'not in baseline' : 'differs        '}  ${pathForTerminal(f.path)}`);
   }
   if (r.errors.length) {
     out.push(chalk.magenta(`UNREADABLE (${r.errors.length}) — scan incomplete`));

@@ -5,7 +5,7 @@ import type { EntryRecord, EntryType } from '../core/types.js';
 export interface Generation {
   id: number;
   createdAt: string;
-  kind: 'baseline' | 'accept';
+  kind: 'baseline' | 'accept' | 'restore';
   user: string;
   uid: number;
   hostname: string;

@@ -120,6 +120,65 @@ CREATE INDEX accepted_paths_gen ON accepted_paths(gen, path);
 CREATE INDEX runs_gen ON runs(gen);
 `,
   },
+  {
+    // Recovery and the incident record (issue 10).
+    // `contents`: known-good file content, brotli-compressed, deduplicated by the blake3 digest of
+    // the raw bytes. `kept`: which path of which generation has its content kept; its rows are part
+    // of the generation digest (see generation-digest.ts), and the content itself is verified against
+    // both its key and the entry's recorded digest before use. A trigger drops content no generation
+    // references any more (prune, export). `notes`: the responder's hash-chained notes. `evidence`:
+    // every bundle integ sealed, with its sha256, for the timeline and the report. `restores`: which
+    // path a restore generation put back, from which generation, and the bundle holding the suspect copy.
+    version: 4,
+    sql: `
+CREATE TABLE contents (
+  digest TEXT PRIMARY KEY,
+  size INTEGER NOT NULL,
+  codec TEXT NOT NULL,
+  data BLOB NOT NULL
+) STRICT;
+CREATE TABLE kept (
+  gen INTEGER NOT NULL REFERENCES generations(id) ON DELETE CASCADE,
+  path BLOB NOT NULL,
+  digest TEXT NOT NULL,
+  PRIMARY KEY (gen, path)
+) STRICT;
+CREATE INDEX kept_digest ON kept(digest);
+CREATE TRIGGER kept_gc AFTER DELETE ON kept BEGIN
+  DELETE FROM contents WHERE digest = OLD.digest AND NOT EXISTS (SELECT 1 FROM kept WHERE digest = OLD.digest);
+END;
+CREATE TABLE notes (
+  id INTEGER PRIMARY KEY,
+  created_at TEXT NOT NULL,
+  user TEXT NOT NULL,
+  uid INTEGER NOT NULL,
+  hostname TEXT NOT NULL,
+  text TEXT NOT NULL,
+  prev_digest TEXT,
+  digest TEXT NOT NULL,
+  signature TEXT,
+  key_id TEXT
+) STRICT;
+CREATE TABLE evidence (
+  id INTEGER PRIMARY KEY,
+  sealed_at TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  path TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  size INTEGER,
+  run INTEGER,
+  gen INTEGER,
+  note TEXT
+) STRICT;
+CREATE TABLE restores (
+  gen INTEGER NOT NULL REFERENCES generations(id) ON DELETE CASCADE,
+  path BLOB NOT NULL,
+  from_gen INTEGER NOT NULL,
+  bundle TEXT,
+  PRIMARY KEY (gen, path)
+) STRICT;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
