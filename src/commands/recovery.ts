@@ -1,0 +1,7 @@
+import type { Command } from 'commander';
+import { registerRestore } from './restore.js';
+
+/** Recovery and the incident record (issue 10): one registration point, so cli.ts changes by one line. */
+export function registerRecoveryCommands(program: Command): void {
+  registerRestore(program);
+}
