@@ -262,6 +262,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
           findings,
           errors,
         );
+        (await import('./evidence-record.js')).recordAlertEvidence(wdb, result);
       } finally {
         wdb.close();
       }

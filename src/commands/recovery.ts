@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { registerRestore } from './restore.js';
+import { registerNote } from './note.js';
 
 /** Recovery and the incident record (issue 10): one registration point, so cli.ts changes by one line. */
 export function registerRecoveryCommands(program: Command): void {
   registerRestore(program);
+  registerNote(program);
 }
