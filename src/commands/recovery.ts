@@ -3,6 +3,7 @@ import { registerRestore } from './restore.js';
 import { registerNote } from './note.js';
 import { registerTimeline } from './timeline.js';
 import { registerReport } from './report.js';
+import { registerDrill } from './drill.js';
 
 /** Recovery and the incident record (issue 10): one registration point, so cli.ts changes by one line. */
 export function registerRecoveryCommands(program: Command): void {
@@ -10,4 +11,5 @@ export function registerRecoveryCommands(program: Command): void {
   registerNote(program);
   registerTimeline(program);
   registerReport(program);
+  registerDrill(program);
 }
