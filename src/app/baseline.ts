@@ -29,6 +29,8 @@ export interface BaselineResult {
   seconds: number;
   errors: ScanError[];
   exitCode: number;
+  /** files whose content was kept (keep_content) */
+  kept?: number;
 }
 
 /**
@@ -119,7 +121,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     open = false;
     const generation = repo.get(gen)!;
     ctx.log.info({ generation: gen, entries, bytes, errors: errors.length, digest: d.digest, kept: keptFiles }, 'baseline recorded');
-    return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, exitCode: errors.length ? EXIT.INCOMPLETE : EXIT.OK };
+    return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, exitCode: errors.length ? EXIT.INCOMPLETE : EXIT.OK, kept: keptFiles };
   } catch (e) {
     if (open) {
       try {

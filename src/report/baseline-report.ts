@@ -14,6 +14,7 @@ export function baselineText(r: BaselineResult): string {
     `baseline #${g.id} recorded: ${r.entries} entries, ${mb.toFixed(1)} MB in ${r.seconds.toFixed(2)} s ` +
       `(${(r.seconds > 0 ? mb / r.seconds : 0).toFixed(1)} MB/s)${r.errors.length ? `, ${r.errors.length} unreadable` : ''}`,
   );
+  if (r.kept) out.push(`content kept for ${r.kept} file(s) (keep_content)`);
   out.push(`digest ${g.digest}${g.signature ? ` (signed, key ${g.keyId})` : ''}`);
   return `${out.join('\n')}\n`;
 }
