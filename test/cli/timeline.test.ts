@@ -146,3 +146,35 @@ describe('timeline helpers', () => {
     expect(() => parseWhen('--since', 'soon')).toThrow(/ISO-8601/);
   });
 });
+
+describe('timeline: triage findings inside recorded bundles, and --help', () => {
+  it('lists the triage findings of a recorded bundle at its seal time', async () => {
+    const d = tmpdir();
+    try {
+      const store = path.join(d, 's.db');
+      expect(integ(['note', '--db', store, 'start']).code).toBe(0);
+      const { BundleWriter } = await import('../../src/evidence/bundle-writer.js');
+      const w = await BundleWriter.create({ outDir: path.join(d, 'ev'), hostname: 'web1' });
+      await w.addFile('artifacts/findings.json', JSON.stringify([{ kind: 'deleted-exe', severity: 'critical', pid: 4242, detail: 'process runs a deleted binary /tmp/.x' }]));
+      const sealed = await w.seal({ manifest: { artifacts: [] } });
+      const Database = (await import('better-sqlite3')).default;
+      const db = new Database(store);
+      const { EvidenceRepo } = await import('../../src/store/record-repo.js');
+      new EvidenceRepo(db).add({ sealedAt: '2026-11-30T10:00:00.000Z', kind: 'snapshot', path: sealed.path, sha256: sealed.sha256, size: sealed.size, run: null, gen: null, note: null });
+      db.close();
+      const j = JSON.parse(integ(['timeline', '--db', store, '--format', 'json']).stdout) as { events: Ev[] };
+      const t = j.events.find((e) => e.source === 'triage')!;
+      expect(t).toBeDefined();
+      expect(t.datetime).toBe('2026-11-30T10:00:00.000Z');
+      expect(t.message).toBe('deleted-exe pid 4242: process runs a deleted binary /tmp/.x');
+      expect(j.events.find((e) => e.source === 'evidence')!.sha256).toBe(sealed.sha256);
+    } finally {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('--help lists the recovery commands', () => {
+    const r = integ(['--help']);
+    for (const c of ['restore', 'note', 'timeline', 'report', 'drill']) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
+  });
+});
