@@ -211,3 +211,28 @@ describe('migration 4', () => {
     db.close();
   });
 });
+
+describe('keep_content across accept', () => {
+  it('an accepted change becomes the kept known-good content; untouched files keep theirs', () => {
+    const t = setup();
+    fs.writeFileSync(t.p('a.conf'), 'version 1\n');
+    fs.writeFileSync(t.p('b.conf'), 'untouched\n');
+    expect(t.run('baseline').code).toBe(0);
+    fs.writeFileSync(t.p('a.conf'), 'version 2\n');
+    expect(t.run('check').code & 4).toBe(4);
+    expect(integ(['accept', t.p('a.conf'), '--db', t.db, '--policy', t.policy, '--note', 'CHG-1']).code).toBe(0);
+    const d = new Database(t.db, { readonly: true });
+    const rows = d.prepare('SELECT gen, path, digest FROM kept ORDER BY gen, path').all() as { gen: number; path: Buffer; digest: string }[];
+    d.close();
+    expect(rows.map((r) => [r.gen, path.basename(r.path.toString())])).toEqual([[1, 'a.conf'], [1, 'b.conf'], [2, 'a.conf'], [2, 'b.conf']]);
+    expect(rows[2]!.digest).not.toBe(rows[0]!.digest);
+    expect(rows[3]!.digest).toBe(rows[1]!.digest);
+    fs.writeFileSync(t.p('a.conf'), 'version 3\n');
+    const r = t.run('check');
+    expect(r.stdout).toContain('-version 2');
+    expect(r.stdout).toContain('+version 3');
+    // and restore brings back the accepted version
+    expect(t.run('restore', t.p('a.conf'), '--note', 'back to the accepted version', '--out', path.join(t.dir, 'ev')).code).toBe(0);
+    expect(fs.readFileSync(t.p('a.conf'), 'utf8')).toBe('version 2\n');
+  });
+});
