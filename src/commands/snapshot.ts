@@ -12,6 +12,7 @@ export function registerSnapshot(program: Command): void {
     .option('--format <fmt>', 'text or json', 'text')
     .option('--sign-key <file>', 'sign the manifest with this Ed25519 private key (see integ keygen)')
     .option('--log <file>', 'write JSON logs here instead of stderr')
+    .option('--db <file>', 'record the bundle in this store\'s incident record (default: $INTEG_DB or the default store, if it exists)')
     .addHelpText('after', `
 Examples:
   $ sudo integ snapshot --note "case 42: suspicious outbound traffic"
@@ -22,13 +23,16 @@ Examples:
 Prints the bundle's path and its SHA-256 (write it in your notes).
 Exit: 0 sealed (some artifacts may be partial without root: see the manifest); 64 not Linux;
 73/74 cannot write the output (nothing that looks complete is left); 130 interrupted.`)
-    .action(async (flags: { out?: string; note?: string; format?: string; signKey?: string; log?: string }) => {
+    .action(async (flags: { out?: string; note?: string; format?: string; signKey?: string; log?: string; db?: string }) => {
       const { makeContext, parseFormat } = await import('./run-context.js');
       const { defaultEvidenceDir } = await import('../util/paths.js');
       const format = parseFormat(flags.format);
       const ctx = await makeContext(flags.log);
       const { runSnapshot } = await import('../app/snapshot.js');
       const r = await runSnapshot({ out: defaultEvidenceDir(flags.out, ctx.env), note: flags.note ?? null, signKey: flags.signKey }, ctx);
+      const { defaultDbPath } = await import('../util/paths.js');
+      const notice = await (await import('../app/evidence-record.js')).recordSnapshotEvidence(defaultDbPath(flags.db, ctx.env), flags.db !== undefined, r, flags.note ?? null);
+      if (notice) ctx.log.warn({}, notice);
       const { snapshotJson, snapshotText } = await import('../report/snapshot-report.js');
       process.stdout.write(format === 'json' ? `${JSON.stringify(snapshotJson(r), null, 2)}\n` : snapshotText(r));
       process.exitCode = 0;

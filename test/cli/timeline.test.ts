@@ -178,3 +178,21 @@ describe('timeline: triage findings inside recorded bundles, and --help', () => 
     for (const c of ['restore', 'note', 'timeline', 'report', 'drill']) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
   });
 });
+
+describe('snapshot bundles in the record', () => {
+  it.runIf(process.platform === 'linux')('integ snapshot --db records the bundle with its sha256; the timeline lists it', () => {
+    const d = tmpdir();
+    try {
+      const store = path.join(d, 's.db');
+      const s = integ(['snapshot', '--db', store, '--out', path.join(d, 'ev'), '--note', 'case 42', '--format', 'json']);
+      expect(s.code).toBe(0);
+      const snap = JSON.parse(s.stdout) as { bundle: string; sha256: string };
+      const j = JSON.parse(integ(['timeline', '--db', store, '--format', 'json']).stdout) as { events: Ev[] };
+      const e = j.events.find((x) => x.source === 'evidence')!;
+      expect(e.message).toBe(`snapshot bundle ${snap.bundle} sha256 ${snap.sha256}`);
+      expect(e.sha256).toBe(snap.sha256);
+    } finally {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
