@@ -1,4 +1,6 @@
 import { isUtf8 } from 'node:buffer';
+import fs from 'node:fs';
+import { at, openParent } from './safe-path.js';
 import { structuredPatch } from 'diff';
 import type { Finding } from '../core/types.js';
 import { BaselineRepo } from '../store/baseline-repo.js';
@@ -42,6 +44,22 @@ export function unifiedLines(label: string, a: string, b: string, maxLines: numb
   return all.length > maxLines ? { lines: all.slice(0, maxLines), omitted: all.length - maxLines } : { lines: all, omitted: 0 };
 }
 
+/** The file as it is now, reached without following a symlink on the way where Linux allows it. */
+function readNow(root: string, p: Buffer, max: number): ReturnType<typeof readRegular> {
+  if (!fs.existsSync('/proc/self/fd')) return readRegular(root ? Buffer.concat([Buffer.from(root), p]) : p, max);
+  let parent;
+  try {
+    parent = openParent(root, p);
+  } catch {
+    return null;
+  }
+  try {
+    return readRegular(at(parent.fd, parent.name), max);
+  } finally {
+    fs.closeSync(parent.fd);
+  }
+}
+
 /** Diff for one changed file; the old side from the store, the new side read now (bounded). */
 export function diffFinding(contents: ContentRepo, gen: number, f: Finding, root: string, maxBytes: number, maxLines: number): ContentDiff | null {
   if (f.kind !== 'changed' || !f.attributes.includes('content') || f.before?.type !== 'file' || f.after?.type !== 'file') return null;
@@ -55,7 +73,7 @@ export function diffFinding(contents: ContentRepo, gen: number, f: Finding, root
     throw e;
   }
   if (!matchesEntry(old, f.before)) return { kind: 'none', reason: 'kept content does not match the baseline entry (the store was altered)' };
-  const now = readRegular(root ? Buffer.concat([Buffer.from(root), f.path]) : f.path, maxBytes);
+  const now = readNow(root, f.path, maxBytes);
   if (!now) return { kind: 'none', reason: `current content not readable or larger than ${maxBytes} bytes` };
   if (!isText(old) || !isText(now.data)) return { kind: 'binary', bytesDiffer: bytesDiffer(old, now.data), oldSize: old.length, newSize: now.data.length };
   const label = f.path.toString('utf8');

@@ -12,6 +12,14 @@ type Block =
   | { dl: [string, string][] };
 
 const TOP_PATHS = 10;
+/** Rows per table in the report; the rest is counted (the full record is in `integ timeline`). */
+export const REPORT_MAX_ROWS = 2000;
+
+function bounded<T>(rows: T[], what: string): { rows: T[]; more: Block[] } {
+  return rows.length > REPORT_MAX_ROWS
+    ? { rows: rows.slice(0, REPORT_MAX_ROWS), more: [{ p: `… ${rows.length - REPORT_MAX_ROWS} more ${what} not shown; see "integ timeline --format csv" for the full record.` }] }
+    : { rows, more: [] };
+}
 const FILL = '(to be filled in)';
 
 function plural(n: number, one: string, many = `${one}s`): string {
@@ -61,14 +69,16 @@ export function reportBlocks(m: ReportModel): Block[] {
   });
 
   b.push({ h2: 'Timeline (UTC)', id: 'timeline' });
-  b.push({ table: { head: ['Time', 'Event', 'Detail'], rows: m.timeline.events.map((e) => [e.datetime, e.timestamp_desc, e.message]), mono: [0] } });
+  const tl = bounded(m.timeline.events, 'events');
+  b.push({ table: { head: ['Time', 'Event', 'Detail'], rows: tl.rows.map((e) => [e.datetime, e.timestamp_desc, e.message]), mono: [0] } }, ...tl.more);
 
   b.push({ h2: 'Findings', id: 'findings' });
+  const fb = bounded(m.findings, 'findings');
   if (m.findings.length)
     b.push({
       table: {
         head: ['Path', 'Kind', 'Severity', 'Rule', 'What differs', 'First seen', 'Last seen', 'Status', 'Observed content (blake3 / sha256)'],
-        rows: m.findings.map((f) => [
+        rows: fb.rows.map((f) => [
           f.path,
           f.kind,
           f.severity,
@@ -81,7 +91,7 @@ export function reportBlocks(m: ReportModel): Block[] {
         ]),
         mono: [0, 8],
       },
-    });
+    }, ...fb.more);
   else b.push({ p: 'None.' });
 
   b.push({ h2: 'Evidence', id: 'evidence' });
