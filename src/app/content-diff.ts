@@ -14,6 +14,8 @@ export const DIFF_CONTEXT = 3;
 /** At most this many diff lines per file, and in all, in a text report. */
 export const DIFF_MAX_LINES_PER_FILE = 60;
 export const DIFF_MAX_LINES_TOTAL = 400;
+/** Give up on a line diff with more edits than this (or after 2 s). */
+export const DIFF_MAX_EDIT = 5000;
 
 /** What `check` shows under a changed file whose known-good content is kept. */
 export type ContentDiff =
@@ -35,8 +37,10 @@ export function bytesDiffer(a: Buffer, b: Buffer): number {
 
 /** A bounded unified diff (headers and hunks) of two texts. */
 export function unifiedLines(label: string, a: string, b: string, maxLines: number): { lines: string[]; omitted: number } {
-  const p = structuredPatch(`a${label}`, `b${label}`, a, b, 'known-good', 'now', { context: DIFF_CONTEXT });
+  // Bounded work: a pathological pair of large texts gives up instead of stalling the report.
+  const p = structuredPatch(`a${label}`, `b${label}`, a, b, 'known-good', 'now', { context: DIFF_CONTEXT, maxEditLength: DIFF_MAX_EDIT, timeout: 2000 });
   const all: string[] = [`--- a${label}\t(known-good)`, `+++ b${label}\t(now)`];
+  if (!p) return { lines: [...all, `(more than ${DIFF_MAX_EDIT} lines differ: no line-by-line diff)`], omitted: 0 };
   for (const h of p.hunks) {
     all.push(`@@ -${h.oldStart},${h.oldLines} +${h.newStart},${h.newLines} @@`);
     for (const l of h.lines) all.push(l.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
