@@ -360,6 +360,8 @@ export async function runRestore(opts: RestoreOptions, ctx: RunContext): Promise
       }
     }
     if (opts.dryRun) return { source: src, generation: null, items, bundle: null, root: root || '/', dryRun: true, exitCode: 0 };
+    // Everything already is what the generation knows: nothing to seal, write or record.
+    if (items.every((it) => it.action === 'unchanged')) return { source: src, generation: null, items, bundle: null, root: root || '/', dryRun: false, exitCode: 0 };
 
     const bundle = await sealSuspects(items, src, opts, root, ctx);
     ctx.log.info({ bundle: bundle.path, sha256: bundle.sha256 }, 'suspect versions sealed before restoring');

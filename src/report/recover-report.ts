@@ -33,6 +33,7 @@ export function restoreText(r: RestoreResult): string {
     out.push(`${verb.padEnd(18)} ${pathForTerminal(it.path)}  from generation #${r.source.id} (${what})${it.differs.length ? `  [was: ${it.differs.join(', ')}]` : ''}`);
   }
   if (r.dryRun) out.push(`dry run under ${r.root}: nothing sealed, written or recorded`);
-  else if (r.generation) out.push(`generation #${r.generation.id} (restore by ${r.generation.user}, ${r.generation.createdAt}) recorded, digest ${r.generation.digest}; the next check is clean for these paths`);
+  else if (!r.generation) out.push('nothing to restore: every path already is its known-good version (nothing sealed, written or recorded)');
+  else out.push(`generation #${r.generation.id} (restore by ${r.generation.user}, ${r.generation.createdAt}) recorded, digest ${r.generation.digest}; the next check is clean for these paths`);
   return `${out.join('\n')}\n`;
 }

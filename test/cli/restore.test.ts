@@ -193,3 +193,17 @@ describe('integ restore', () => {
     expect(fs.readFileSync(t.p('a.conf'), 'utf8')).toBe('evil\n');
   });
 });
+
+describe('integ restore when nothing differs', () => {
+  it('says so and seals, writes and records nothing', () => {
+    const t = setup();
+    fs.writeFileSync(t.p('a.conf'), 'a\n');
+    expect(t.run('baseline').code).toBe(0);
+    const r = t.run('restore', t.p('a.conf'), '--note', 'just in case');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^already known-good\s+.*a\.conf/m);
+    expect(r.stdout).toContain('nothing to restore');
+    expect(bundles(t.ev)).toEqual([]);
+    expect(JSON.parse(integ(['history', '--db', t.db, '--format', 'json']).stdout).generations).toHaveLength(1);
+  });
+});
