@@ -111,6 +111,23 @@ export function reportBlocks(m: ReportModel): Block[] {
     b.push({ table: { head: ['#', 'Time', 'Who', 'Host', 'Note'], rows: m.timeline.notes.map((n) => [String(n.id), n.createdAt, n.user, n.hostname, n.text]) } });
   else b.push({ p: 'No notes.' });
 
+  b.push({ h2: 'Post-mortem', id: 'postmortem' });
+  b.push({ p: 'For the review meeting after the incident (事後反省会): the figures integ can give, and what the team fills in.' });
+  const span = (a: string | null, z: string | null): string => {
+    if (!a || !z) return '-';
+    const sec = Math.round((Date.parse(z) - Date.parse(a)) / 1000);
+    return sec < 0 ? '-' : sec < 3600 ? `${Math.round(sec / 60)} min` : sec < 172800 ? `${(sec / 3600).toFixed(1)} h` : `${(sec / 86400).toFixed(1)} days`;
+  };
+  const cleanAfter = s.firstAlert ? m.timeline.events.find((e) => e.timestamp_desc === 'Check clean' && e.datetime > s.firstAlert!)?.datetime ?? null : null;
+  b.push({
+    dl: [
+      ['From the earliest change recorded to detection', span(s.earliestChange, s.firstAlert)],
+      ['From detection to the first clean check', cleanAfter ? span(s.firstAlert, cleanAfter) : 'not clean yet'],
+      ['What went well (良かった点)', FILL],
+      ['What to improve: policy, procedures, technical preparation, communication (改善すべき点)', FILL],
+    ],
+  });
+
   b.push({ h2: 'Appendix: fields for a report to a CSIRT (e.g. JPCERT/CC)', id: 'csirt' });
   b.push({ p: 'Fields an external incident report asks for (JPCERT/CC incident report form and similar). integ fills in what it knows; complete the rest before sending.' });
   b.push({
@@ -208,7 +225,7 @@ export function reportHtml(m: ReportModel): string {
 <body>
 <header><h1>${esc(m.title)}</h1>
 <p class="meta">Generated ${esc(m.generatedAt)} by integ ${esc(VERSION)}. All times are UTC.${m.timeline.since || m.timeline.until ? ` Period: ${esc(m.timeline.since ?? 'start')} to ${esc(m.timeline.until ?? 'now')}.` : ''}</p>
-<nav><a href="#summary">Summary</a><a href="#timeline">Timeline</a><a href="#findings">Findings</a><a href="#evidence">Evidence</a><a href="#notes">Notes</a><a href="#csirt">CSIRT fields</a></nav></header>
+<nav><a href="#summary">Summary</a><a href="#timeline">Timeline</a><a href="#findings">Findings</a><a href="#evidence">Evidence</a><a href="#notes">Notes</a><a href="#postmortem">Post-mortem</a><a href="#csirt">CSIRT fields</a></nav></header>
 <main>
 ${out.join('\n')}
 </main>

@@ -58,7 +58,7 @@ describe('integ report', () => {
     expect(s).not.toMatch(/<script|<link|<img|<iframe|@import|url\(/i);
     expect(s).toContain('@media print');
     // management summary comes first
-    const order = ['Summary for management', 'Timeline (UTC)', 'Findings', 'Evidence', 'Notes', 'Appendix: fields for a report to a CSIRT'].map((x) => s.indexOf(`<h2>${x}`));
+    const order = ['Summary for management', 'Timeline (UTC)', 'Findings', 'Evidence', 'Notes', 'Post-mortem', 'Appendix: fields for a report to a CSIRT'].map((x) => s.indexOf(`<h2>${x}`));
     expect(order.every((i) => i > 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
     expect(s).toContain('&lt;img src=&quot;http:__127.0.0.1:9_x.png&quot;');
@@ -69,6 +69,7 @@ describe('integ report', () => {
     for (const x of ['## Summary for management', '## Timeline (UTC)', '## Findings', '## Evidence', '## Notes', 'JPCERT/CC', NOTE1, NOTE2, ...bundleHashes]) expect(s).toContain(x);
     expect(s).toContain(changed);
     expect(s).toContain('1 file restored to the known-good version');
+    expect(s).toContain('| From detection to the first clean check | not clean yet |'); // the planted file is still there
   });
 
   it('bad flags: 64; no store: 66; unwritable output: 73', () => {
