@@ -259,7 +259,7 @@ function apply(root: string, items: RestoreItem[], src: Generation, repo: Baseli
 }
 
 /** Seal the suspect versions of every path into an evidence bundle before anything is changed. */
-async function sealSuspects(items: RestoreItem[], src: Generation, o: RestoreOptions, root: string, ctx: RunContext): Promise<{ path: string; sha256: string; size: number }> {
+async function sealSuspects(items: RestoreItem[], src: Generation, o: RestoreOptions, root: string, maxCopy: number, ctx: RunContext): Promise<{ path: string; sha256: string; size: number }> {
   const { BundleWriter } = await import('../evidence/bundle-writer.js');
   const out = defaultEvidenceDir(o.out, ctx.env);
   const signKey = o.signKey ? await (await import('../trust/keys.js')).loadPrivateKey(o.signKey) : undefined;
@@ -288,7 +288,7 @@ async function sealSuspects(items: RestoreItem[], src: Generation, o: RestoreOpt
         truncated: false,
       };
       if (now?.type === 'file') {
-        const s = readSuspect(root, it.path, 256 * 1024 * 1024);
+        const s = readSuspect(root, it.path, maxCopy);
         if (s) {
           const base = (it.path.toString('utf8').split('/').pop() ?? 'file').replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80) || 'file';
           const res = await writer.addFile(`suspect/${String(i).padStart(4, '0')}-${base}`, s.data);
@@ -363,7 +363,7 @@ export async function runRestore(opts: RestoreOptions, ctx: RunContext): Promise
     // Everything already is what the generation knows: nothing to seal, write or record.
     if (items.every((it) => it.action === 'unchanged')) return { source: src, generation: null, items, bundle: null, root: root || '/', dryRun: false, exitCode: 0 };
 
-    const bundle = await sealSuspects(items, src, opts, root, ctx);
+    const bundle = await sealSuspects(items, src, opts, root, policy.onAlert.copyMaxFileBytes, ctx);
     ctx.log.info({ bundle: bundle.path, sha256: bundle.sha256 }, 'suspect versions sealed before restoring');
     apply(root, items, src, repo);
     // Re-read what is there now: that is what the restore generation records.
