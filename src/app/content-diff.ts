@@ -14,6 +14,8 @@ export const DIFF_CONTEXT = 3;
 /** At most this many diff lines per file, and in all, in a text report. */
 export const DIFF_MAX_LINES_PER_FILE = 60;
 export const DIFF_MAX_LINES_TOTAL = 400;
+/** Diffs for at most this many files per report. */
+export const DIFF_MAX_FILES = 100;
 /** Give up on a line diff with more edits than this (or after 2 s). */
 export const DIFF_MAX_EDIT = 5000;
 
@@ -108,7 +110,7 @@ export function contentDiffs(r: CheckResult, dbFile: string): Map<string, Conten
     const root = r.root === '/' ? '' : r.root;
     let budget = DIFF_MAX_LINES_TOTAL;
     for (const f of candidates) {
-      if (budget <= 0) break;
+      if (budget <= 0 || out.size >= DIFF_MAX_FILES) break;
       const d = diffFinding(contents, g.id, f, root, Math.max(keep.maxBytes(f.rule), KEEP_CONTENT_DEFAULT_MAX), Math.min(DIFF_MAX_LINES_PER_FILE, budget));
       if (!d) continue;
       if (d.kind === 'text') budget -= d.lines.length;
