@@ -199,11 +199,15 @@ function stageSymlink(dirfd: number, name: Buffer, it: RestoreItem): Buffer {
 }
 
 /** Put every item back; each path atomically (beside + rename), all staged before any rename. */
-function apply(root: string, items: RestoreItem[], src: Generation, repo: BaselineRepo): void {
+function apply(root: string, items: RestoreItem[], src: Generation, repo: BaselineRepo): RestoreItem[] {
   const staged: { dirfd: number; tmp: Buffer | null; name: Buffer; it: RestoreItem }[] = [];
+  /** directories recreated on the way: they become part of the restore generation too */
+  const created: RestoreItem[] = [];
   const mkdirRec = (dir: Buffer): { mode: number; uid: number; gid: number } | null => {
     const e = repo.lookup(src.id, dir);
-    return e && e.rec.type === 'dir' ? { mode: e.rec.mode, uid: e.rec.uid, gid: e.rec.gid } : null;
+    if (!e || e.rec.type !== 'dir') return null;
+    created.push({ path: Buffer.from(dir), entry: e, content: null, contentDigest: null, differs: ['missing'], after: null, action: 'restored' });
+    return { mode: e.rec.mode, uid: e.rec.uid, gid: e.rec.gid };
   };
   try {
     for (const it of items) {
@@ -242,6 +246,7 @@ function apply(root: string, items: RestoreItem[], src: Generation, repo: Baseli
       }
       fs.fsyncSync(s.dirfd);
     }
+    return created;
   } catch (e) {
     for (const s of staged) {
       if (s.tmp) {
@@ -365,7 +370,9 @@ export async function runRestore(opts: RestoreOptions, ctx: RunContext): Promise
 
     const bundle = await sealSuspects(items, src, opts, root, policy.onAlert.copyMaxFileBytes, ctx);
     ctx.log.info({ bundle: bundle.path, sha256: bundle.sha256 }, 'suspect versions sealed before restoring');
-    apply(root, items, src, repo);
+    const created = apply(root, items, src, repo);
+    const known = new Set(items.map((it) => it.path.toString('hex')));
+    items.push(...created.filter((c) => !known.has(c.path.toString('hex'))));
     // Re-read what is there now: that is what the restore generation records.
     for (const it of items) {
       const now = observe(root, it.path, algos);

@@ -207,3 +207,32 @@ describe('integ restore when nothing differs', () => {
     expect(JSON.parse(integ(['history', '--db', t.db, '--format', 'json']).stdout).generations).toHaveLength(1);
   });
 });
+
+describe('integ restore: symlinks and directories', () => {
+  it('puts back a symlink target and a directory mode; recreates a deleted directory the generation knows', () => {
+    const t = setup();
+    fs.mkdirSync(t.p('conf.d'), { mode: 0o750 });
+    fs.chmodSync(t.p('conf.d'), 0o750);
+    fs.writeFileSync(t.p('conf.d/x.conf'), 'x\n');
+    fs.symlinkSync('conf.d/x.conf', t.p('current'));
+    expect(t.run('baseline').code).toBe(0);
+    fs.chmodSync(t.p('conf.d'), 0o777);
+    fs.rmSync(t.p('current'));
+    fs.symlinkSync('/tmp/evil', t.p('current'));
+    expect(fs.readlinkSync(t.p('current'))).toBe('/tmp/evil');
+    const r = t.run('restore', t.p('conf.d'), t.p('current'), '--note', 'put back');
+    expect(r.code).toBe(0);
+    expect(fs.statSync(t.p('conf.d')).mode & 0o7777).toBe(0o750);
+    expect(fs.readlinkSync(t.p('current'))).toBe('conf.d/x.conf');
+    expect(t.run('check').code).toBe(0);
+
+    // A whole directory deleted: the file comes back with its directory's recorded mode.
+    fs.rmSync(t.p('conf.d'), { recursive: true });
+    const again = t.run('restore', t.p('conf.d/x.conf'), '--note', 'directory deleted');
+    expect(again.code).toBe(0);
+    expect(fs.readFileSync(t.p('conf.d/x.conf'), 'utf8')).toBe('x\n');
+    expect(fs.statSync(t.p('conf.d')).mode & 0o7777).toBe(0o750);
+    expect(again.stdout).toMatch(/^restored\s+\S*conf\.d  from generation/m);
+    expect(t.run('check').code).toBe(0); // the recreated directory is in the restore generation too
+  });
+});
