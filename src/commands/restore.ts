@@ -23,7 +23,7 @@ export function registerRestore(program: Command): void {
     .addHelpText('after', `
 Examples:
   $ sudo integ restore /etc/ssh/sshd_config --note "case 42: revert attacker's PermitRootLogin"
-  $ sudo integ restore /etc/pam.d/sshd /etc/ld.so.preload --generation 3 --note "case 42" --dry-run
+  $ sudo integ restore /etc/pam.d/sshd /etc/sudoers --generation 3 --note "case 42" --dry-run
   $ sudo integ restore --root /mnt/web1 /etc/passwd --note "rebuild before boot"
 
 Exit: 0 restored (or nothing to do); 64 no --note or no path; 65 a path is not in the generation,
