@@ -3,6 +3,7 @@ import os from 'node:os';
 import type { Finding } from '../core/types.js';
 import { pathJson } from '../core/pathenc.js';
 import type { StepResult } from '../evidence/collect.js';
+import type { FindingsResult, IocMatcher } from '../evidence/findings.js';
 import type { RunContext } from '../util/context.js';
 import { IntegError, writeErrorFor } from '../util/errors.js';
 import { VERSION } from '../version.js';
@@ -27,6 +28,10 @@ export interface SnapshotOptions {
   /** fixtures for tests: where /proc, /sys and / are */
   roots?: { procRoot?: string; sysRoot?: string; fsRoot?: string };
   stepTimeoutMs?: number;
+  /** known-bad digests (IOC feeds) for ioc_match findings; the caller loads the feeds */
+  iocMatch?: IocMatcher;
+  /** keep password hashes in the bundle (default: redacted) */
+  shadowHashes?: boolean;
 }
 
 export interface SnapshotResult {
@@ -39,6 +44,8 @@ export interface SnapshotResult {
   timings: { core_bracket_ms: number; steps_1_4_ms: number; total_ms: number };
   steps: StepResult[];
   artifacts: number;
+  /** artifacts/findings.json, when the findings step ran */
+  findings: FindingsResult | null;
 }
 
 function readTrim(p: string): string | null {
@@ -125,7 +132,7 @@ export async function runSnapshot(opts: SnapshotOptions, ctx: RunContext): Promi
   }
   try {
     writer.log({ event: 'start', tool: `integ ${VERSION}`, argv: ctx.argv, trigger: opts.trigger ? 'check' : 'manual', note: opts.note });
-    const col = await collectAll(writer, { signal: ctx.signal, argv: ctx.argv, ctx: opts.roots, stepTimeoutMs: opts.stepTimeoutMs });
+    const col = await collectAll(writer, { signal: ctx.signal, argv: ctx.argv, ctx: opts.roots, stepTimeoutMs: opts.stepTimeoutMs, iocMatch: opts.iocMatch, shadowHashes: opts.shadowHashes });
     let changedFiles: unknown[] | null = null;
     let reportFile: string | null = null;
     if (opts.trigger) {
@@ -152,7 +159,7 @@ export async function runSnapshot(opts: SnapshotOptions, ctx: RunContext): Promi
     writer.log({ event: 'seal', artifacts: col.artifacts.length });
     const sealed = await writer.seal({ manifest, signKey });
     ctx.log.info({ bundle: sealed.path, sha256: sealed.sha256, timings: col.timings }, 'snapshot sealed');
-    return { bundle: sealed.path, sha256: sealed.sha256, size: sealed.size, name: sealed.name, startedAt: start.wall, finishedAt: end.wall, timings: col.timings, steps: col.steps, artifacts: col.artifacts.length };
+    return { bundle: sealed.path, sha256: sealed.sha256, size: sealed.size, name: sealed.name, startedAt: start.wall, finishedAt: end.wall, timings: col.timings, steps: col.steps, artifacts: col.artifacts.length, findings: col.findings };
   } catch (e) {
     await writer.abort().catch(() => undefined);
     throw e instanceof IntegError ? e : writeErrorFor(e, `writing evidence to ${opts.out}`);

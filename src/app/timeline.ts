@@ -125,8 +125,10 @@ async function triage(bundle: string, at: bigint, host: string | null): Promise<
     const b = await readBundle(bundle, { maxBytes: 64 * 1024 * 1024 });
     const raw = [...b.files.entries()].find(([k]) => k === 'artifacts/findings.json')?.[1];
     if (!raw) return [];
-    const list = JSON.parse(raw.toString('utf8')) as { kind?: string; severity?: string; pid?: number; path?: string; detail?: string }[];
-    if (!Array.isArray(list)) return [];
+    type T = { kind?: string; severity?: string; pid?: number; path?: string; exe?: string | null; detail?: string };
+    // {count, findings: [...], notes} as the snapshot writes it (a bare list is read too)
+    const doc = JSON.parse(raw.toString('utf8')) as T[] | { findings?: T[] };
+    const list = Array.isArray(doc) ? doc : Array.isArray(doc.findings) ? doc.findings : [];
     return list.slice(0, 1000).map((t) =>
       ev(at, 'triage', 'Triage finding', `${t.kind ?? 'finding'}${t.pid !== undefined ? ` pid ${t.pid}` : ''}${t.path ? ` ${t.path}` : ''}: ${t.detail ?? ''}`, { host, severity: t.severity ?? null, path: t.path ?? null }),
     );

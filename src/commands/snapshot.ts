@@ -11,6 +11,8 @@ export function registerSnapshot(program: Command): void {
     .option('--note <text>', 'case notes recorded in the manifest, e.g. "case 42: outbound traffic to 203.0.113.9"')
     .option('--format <fmt>', 'text or json', 'text')
     .option('--sign-key <file>', 'sign the manifest with this Ed25519 private key (see integ keygen)')
+    .option('--root <dir>', 'read host files (accounts, homes, persistence places, config, ld.so.preload) under DIR, e.g. a mounted image; /proc and /sys stay the live kernel\'s')
+    .option('--shadow-hashes', 'keep password hashes from /etc/shadow in the bundle (default: redacted, state and fingerprint only)')
     .option('--log <file>', 'write JSON logs here instead of stderr')
     .option('--db <file>', 'record the bundle in this store\'s incident record (default: $INTEG_DB or the default store, if it exists)')
     .addHelpText('after', `
@@ -19,17 +21,30 @@ Examples:
   $ sudo integ snapshot --out /media/usb/evidence --sign-key /root/integ.key --format json
   $ integ verify /var/lib/integ/evidence/integ-web1-20261121T230000Z.tar.gz
   $ integ diff reference.tar.gz now.tar.gz     # what is new since the peacetime reference
+  $ sudo integ snapshot --root /mnt/image       # persistence and accounts from a mounted disk image
+
+The text output ends with a triage summary: one line per finding (hidden process, masquerade,
+deleted or memfd executable, executable in /tmp, preload, unowned listener, module mismatch),
+most severe first; artifacts/findings.json in the bundle has the same list.
+Password hashes from /etc/shadow are redacted unless --shadow-hashes is given.
 
 Prints the bundle's path and its SHA-256 (write it in your notes).
-Exit: 0 sealed (some artifacts may be partial without root: see the manifest); 64 not Linux;
+Exit: 0 sealed (some artifacts may be partial without root: see the manifest); 64 not Linux; 66 --root not a directory;
 73/74 cannot write the output (nothing that looks complete is left); 130 interrupted.`)
-    .action(async (flags: { out?: string; note?: string; format?: string; signKey?: string; log?: string; db?: string }) => {
+    .action(async (flags: { out?: string; note?: string; format?: string; signKey?: string; log?: string; root?: string; shadowHashes?: boolean; db?: string }) => {
       const { makeContext, parseFormat } = await import('./run-context.js');
       const { defaultEvidenceDir } = await import('../util/paths.js');
       const format = parseFormat(flags.format);
       const ctx = await makeContext(flags.log);
       const { runSnapshot } = await import('../app/snapshot.js');
-      const r = await runSnapshot({ out: defaultEvidenceDir(flags.out, ctx.env), note: flags.note ?? null, signKey: flags.signKey }, ctx);
+      let fsRoot: string | undefined;
+      if (flags.root !== undefined) {
+        const fs = await import('node:fs');
+        const { NoInputError } = await import('../util/errors.js');
+        if (!fs.statSync(flags.root, { throwIfNoEntry: false })?.isDirectory()) throw new NoInputError(`--root ${flags.root}: not a directory`);
+        fsRoot = (await import('node:path')).resolve(flags.root);
+      }
+      const r = await runSnapshot({ out: defaultEvidenceDir(flags.out, ctx.env), note: flags.note ?? null, signKey: flags.signKey, shadowHashes: flags.shadowHashes === true, ...(fsRoot ? { roots: { fsRoot } } : {}) }, ctx);
       const { defaultDbPath } = await import('../util/paths.js');
       const notice = await (await import('../app/evidence-record.js')).recordSnapshotEvidence(defaultDbPath(flags.db, ctx.env), flags.db !== undefined, r, flags.note ?? null);
       if (notice) ctx.log.warn({}, notice);

@@ -6,6 +6,7 @@
 import { InterruptedError, UsageError } from '../util/errors.js';
 import { bundleSafePath } from './collectors/fsread.js';
 import { STEPS, type CollectorStep, type StepShared } from './collectors/index.js';
+import type { FindingsResult, IocMatcher } from './findings.js';
 import type { ArtifactOutput, BundleSink, CollectContext, CollectError, ManifestArtifact } from './types.js';
 
 export interface StepResult {
@@ -33,12 +34,18 @@ export interface CollectAllOptions {
   argv: string[];
   /** replaces the collection steps (tests of the orchestrator itself) */
   steps?: readonly CollectorStep[];
+  /** known-bad digests for ioc_match findings (the IOC feeds) */
+  iocMatch?: IocMatcher;
+  /** keep password hashes of shadow/gshadow (default: redacted) */
+  shadowHashes?: boolean;
 }
 
 export interface CollectAllResult {
   artifacts: ManifestArtifact[];
   steps: StepResult[];
   timings: { core_bracket_ms: number; steps_1_4_ms: number; total_ms: number };
+  /** the findings step's artifact, when it ran */
+  findings: FindingsResult | null;
 }
 
 /** Time a step that does not return gets after its bound before it is abandoned. */
@@ -81,7 +88,7 @@ export async function collectAll(sink: BundleSink, opts: CollectAllOptions): Pro
   const steps = selectSteps(opts.steps ?? STEPS, opts.only);
   const tStart = performance.now();
   const base = { procRoot: opts.ctx?.procRoot ?? '/proc', sysRoot: opts.ctx?.sysRoot ?? '/sys', fsRoot: opts.ctx?.fsRoot ?? '/' };
-  const shared: StepShared = { argv: opts.argv };
+  const shared: StepShared = { argv: opts.argv, artifacts: new Map(), iocMatch: opts.iocMatch, shadowHashes: opts.shadowHashes };
   const artifacts: ManifestArtifact[] = [];
   const results: StepResult[] = [];
   let coreBracketMs = 0;
@@ -135,6 +142,7 @@ export async function collectAll(sink: BundleSink, opts: CollectAllOptions): Pro
     if (out) {
       for (const j of out.json) {
         const mine = errors.filter((e) => e.artifact === undefined || e.artifact === j.name);
+        shared.artifacts?.set(j.name, j.data);
         const res = await sink.addFile(`artifacts/${j.name}.json`, JSON.stringify(j.data, null, 2));
         artifacts.push({ name: j.name, file: res.file, method: j.method ?? step.method, started_at: started, finished_at: finished, status: statusOf(mine), error: summarise(mine), size: res.size, sha256: res.sha256 });
         if (j.name === 'core_churn') coreBracketMs = (j.data as { bracket_ms?: number }).bracket_ms ?? 0;
@@ -172,8 +180,10 @@ export async function collectAll(sink: BundleSink, opts: CollectAllOptions): Pro
   }
 
   const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+  const f = shared.artifacts?.get('findings') as FindingsResult | undefined;
   return {
     artifacts,
+    findings: f && Array.isArray(f.findings) ? { findings: f.findings, notes: f.notes ?? [] } : null,
     steps: results,
     timings: {
       core_bracket_ms: coreBracketMs,

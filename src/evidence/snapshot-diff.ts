@@ -50,8 +50,26 @@ function setDiff(a: Keyed[], b: Keyed[]): { added: unknown[]; removed: unknown[]
 
 const keyOf = (...parts: unknown[]): string => JSON.stringify(parts);
 
-// ---- listening ports: proto + addr + port + the owner's executable path
-function listeningItems(data: unknown): Keyed[] | null {
+/**
+ * A stable name for a network namespace: "host" for integ's own, "container:<id>" when a
+ * process in it belongs to a container, else "netns:<inode>" (stable until a reboot).
+ */
+function netnsLabeller(a: ReadonlyMap<string, unknown>): (netns: unknown) => string {
+  const sockets = a.get('sockets');
+  let own: number | null = null;
+  for (const n of isObj(sockets) ? (arr(sockets['namespaces']) ?? []) : []) if (isObj(n) && n['own'] === true && typeof n['netns'] === 'number') own = n['netns'];
+  const containerOf = new Map<number, string>();
+  const procs = a.get('processes');
+  for (const p of isObj(procs) ? (arr(procs['processes']) ?? []) : []) {
+    if (!isObj(p) || typeof p['netns'] !== 'number' || !isObj(p['container'])) continue;
+    const id = str(p['container']['id']);
+    if (id && !containerOf.has(p['netns'])) containerOf.set(p['netns'], `container:${id.slice(0, 12)}`);
+  }
+  return (netns) => (typeof netns !== 'number' || netns === own ? 'host' : (containerOf.get(netns) ?? `netns:${netns}`));
+}
+
+// ---- listening ports: network namespace + proto + addr + port + the owner's executable path
+function listeningItems(data: unknown, label: (n: unknown) => string): Keyed[] | null {
   const list = isObj(data) ? arr(data['listening']) : null;
   if (!list) return null;
   const out: Keyed[] = [];
@@ -61,12 +79,82 @@ function listeningItems(data: unknown): Keyed[] | null {
     const owners = (arr(l['owners']) ?? []).filter(isObj);
     const exes = owners.length ? owners.map((o) => str(o['exe'])) : [null];
     for (const exe of exes) {
-      const item = { proto: str(l['proto']), addr: str(l['addr']), port: typeof l['port'] === 'number' ? l['port'] : null, exe };
-      const key = keyOf(item.proto, item.addr, item.port, item.exe);
+      const item = { netns: label(l['netns']), proto: str(l['proto']), addr: str(l['addr']), port: typeof l['port'] === 'number' ? l['port'] : null, exe };
+      const key = keyOf(item.netns, item.proto, item.addr, item.port, item.exe);
       if (seen.has(key)) continue;
       seen.add(key);
       out.push({ key, item });
     }
+  }
+  return out;
+}
+
+// ---- established TCP connections: the remote endpoint is the point; ephemeral ports are left out
+function connectionItems(a: ReadonlyMap<string, unknown>, label: (n: unknown) => string): Keyed[] | null {
+  const sockets = a.get('sockets');
+  const list = isObj(sockets) ? arr(sockets['sockets']) : null;
+  if (!list) return null;
+  const exeByPid = new Map<number, string | null>();
+  const procs = a.get('processes');
+  for (const p of isObj(procs) ? (arr(procs['processes']) ?? []) : []) if (isObj(p) && typeof p['pid'] === 'number') exeByPid.set(p['pid'], str(p['exe']));
+  const listeningPorts = new Set<string>();
+  const lst = a.get('listening');
+  for (const l of isObj(lst) ? (arr(lst['listening']) ?? []) : []) if (isObj(l)) listeningPorts.add(`${label(l['netns'])}|${String(l['proto'])}|${String(l['port'])}`);
+  const out: Keyed[] = [];
+  const seen = new Set<string>();
+  for (const s of list) {
+    if (!isObj(s) || s['state'] !== 'ESTABLISHED' || s['seen'] === 'first' || !isObj(s['local']) || !isObj(s['remote'])) continue;
+    const netns = label(s['netns']);
+    const proto = str(s['proto']);
+    const local = s['local'];
+    const remote = s['remote'];
+    const inbound = listeningPorts.has(`${netns}|${String(proto)}|${String(local['port'])}`);
+    const pids = (arr(s['pids']) ?? []).filter((x): x is number => typeof x === 'number');
+    const exes = pids.length ? [...new Set(pids.map((p) => exeByPid.get(p) ?? null))] : [null];
+    for (const exe of exes) {
+      const item = inbound
+        ? { netns, proto, direction: 'inbound', local: `${String(local['addr'])}:${String(local['port'])}`, remote: String(remote['addr']), exe }
+        : { netns, proto, direction: 'outbound', remote: `${String(remote['addr'])}:${String(remote['port'])}`, exe };
+      const key = keyOf(item);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push({ key, item });
+    }
+  }
+  return out;
+}
+
+// ---- persistence places and accounts: by path and content (a change shows as gone + new)
+function persistenceItems(data: unknown): Keyed[] | null {
+  const list = isObj(data) ? arr(data['entries']) : null;
+  if (!list) return null;
+  return list.filter(isObj).map((e) => {
+    const item = { path: str(e['path']), ...(typeof e['path_b64'] === 'string' ? { path_b64: e['path_b64'] } : {}), category: str(e['category']), type: str(e['type']), sha256: str(e['sha256']), symlink_target: str(e['symlink_target']), ...(e['sha256'] === null && e['type'] === 'file' ? { size: e['size'] } : {}), ...(arr(e['enabled_by']) ? { enabled_by: e['enabled_by'] } : {}) };
+    return { key: keyOf(item), item };
+  });
+}
+function accountItems(data: unknown): Keyed[] | null {
+  const list = isObj(data) ? arr(data['accounts']) : null;
+  if (!list) return null;
+  return list.filter(isObj).map((x) => {
+    const item = { name: str(x['name']), uid: x['uid'], gid: x['gid'], home: str(x['home']), shell: str(x['shell']), password: str(x['password']), hash_fingerprint: str(x['hash_fingerprint']) };
+    return { key: keyOf(item), item };
+  });
+}
+function findingItems(data: unknown): Keyed[] | null {
+  const list = isObj(data) ? arr(data['findings']) : null;
+  if (!list) return null;
+  const out: Keyed[] = [];
+  const seen = new Set<string>();
+  for (const f of list.filter(isObj)) {
+    const exe = str(f['exe']);
+    const p = str(f['path']);
+    // pids change between snapshots: only a finding with nothing else to name it keeps its pid
+    const item = { kind: str(f['kind']), severity: str(f['severity']), exe, path: p, ...(exe === null && p === null ? { pid: f['pid'] } : {}) };
+    const key = keyOf(item);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ key, item });
   }
   return out;
 }
@@ -109,9 +197,13 @@ function processItems(data: unknown, exes: unknown, system: unknown): { user: Pr
     const u = str(p['user']) ?? '';
     const exe = str(p['exe']);
     const item: Obj = { exe, cmdline, user: u };
+    // Arguments that are not UTF-8 are shown with \xHH escapes and kept exactly in base64:
+    // the key uses the exact bytes, so two different argv never compare equal.
+    if (isObj(p['cmdline_b64'])) item['cmdline_b64'] = p['cmdline_b64'];
+    if (typeof p['exe_b64'] === 'string') item['exe_b64'] = p['exe_b64'];
     // A zombie or unreadable process has no cmdline: its name is all there is.
     if (cmdline.length === 0) item['name'] = str(p['name']);
-    user.push({ key: keyOf(exe, cmdline, u, item['name'] ?? null), item, sha: shaByPid.get(pid) ?? null });
+    user.push({ key: keyOf(exe, item['exe_b64'] ?? null, cmdline, item['cmdline_b64'] ?? null, u, item['name'] ?? null), item, sha: shaByPid.get(pid) ?? null });
   }
   return { user, kernel };
 }
@@ -203,7 +295,9 @@ function preloadItem(data: unknown): Keyed[] | null {
 
 /**
  * What is new (added) or gone (removed) from snapshot a to snapshot b, per section:
- * listening, processes, kernel_threads, sessions, modules, ld_so_preload.
+ * listening (keyed with the network namespace), connections (established TCP, by remote
+ * endpoint), processes, kernel_threads, sessions, modules, ld_so_preload, and when both have
+ * them findings, accounts, persistence.
  */
 export function diffSnapshots(a: Map<string, unknown>, b: Map<string, unknown>): SnapshotDiff {
   const sections: DiffSection[] = [];
@@ -220,7 +314,10 @@ export function diffSnapshots(a: Map<string, unknown>, b: Map<string, unknown>):
     sections.push({ name, ...setDiff(ka, kb) });
   };
 
-  compare('listening', 'listening', listeningItems(a.get('listening')), listeningItems(b.get('listening')));
+  const la = netnsLabeller(a);
+  const lb = netnsLabeller(b);
+  compare('listening', 'listening', listeningItems(a.get('listening'), la), listeningItems(b.get('listening'), lb));
+  compare('connections', 'sockets', connectionItems(a, la), connectionItems(b, lb));
 
   const pa = processItems(a.get('processes'), a.get('executables'), a.get('system'));
   const pb = processItems(b.get('processes'), b.get('executables'), b.get('system'));
@@ -231,6 +328,17 @@ export function diffSnapshots(a: Map<string, unknown>, b: Map<string, unknown>):
   compare('sessions', 'sessions', sessionItems(a.get('sessions')), sessionItems(b.get('sessions')));
   compare('modules', 'modules', moduleItems(a.get('modules')), moduleItems(b.get('modules')));
   compare('ld_so_preload', 'ld_so_preload', preloadItem(a.get('ld_so_preload')), preloadItem(b.get('ld_so_preload')));
+  // Artifacts added by later versions: compared when both bundles have them, else skipped quietly
+  // (an older bundle lacks them; that alone is no difference).
+  const optional = (name: string, artifact: string, fn: (d: unknown) => Keyed[] | null): void => {
+    const ka = fn(a.get(artifact));
+    const kb = fn(b.get(artifact));
+    if (ka && kb) sections.push({ name, ...setDiff(ka, kb) });
+    else if (ka || kb) skipped.push({ name, reason: `artifact "${artifact}" in one snapshot only (made by an older integ)` });
+  };
+  optional('findings', 'findings', findingItems);
+  optional('accounts', 'accounts', accountItems);
+  optional('persistence', 'persistence', persistenceItems);
 
   return { same: !lopsided && sections.every((s) => s.added.length === 0 && s.removed.length === 0), sections, skipped };
 }

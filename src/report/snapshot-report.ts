@@ -1,5 +1,6 @@
 import chalk from 'chalk';
 import type { SnapshotResult } from '../app/snapshot.js';
+import type { FindingsResult } from '../evidence/findings.js';
 import type { SnapshotDiff } from '../evidence/snapshot-diff.js';
 
 export function snapshotJson(r: SnapshotResult): Record<string, unknown> {
@@ -14,7 +15,30 @@ export function snapshotJson(r: SnapshotResult): Record<string, unknown> {
     artifacts: r.artifacts,
     timings: r.timings,
     steps: r.steps.map((s) => ({ step: s.step, name: s.name, status: s.status, duration_ms: s.duration_ms, error: s.error, errors: s.errors.length })),
+    findings: r.findings?.findings ?? null,
+    findings_notes: r.findings?.notes ?? [],
   };
+}
+
+/** One line for a terminal: control characters escaped so a process name cannot forge lines. */
+function oneLine(s: string, max = 200): string {
+  // eslint-disable-next-line no-control-regex
+  const t = s.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+}
+
+/** The triage summary: one line per finding (severity, kind, pid, executable, detail), then coverage notes. */
+export function triageText(f: FindingsResult | null): string[] {
+  if (f === null) return [chalk.yellow('triage: findings not derived (the findings step did not run)')];
+  const out: string[] = [chalk.bold(f.findings.length ? `triage: ${f.findings.length} finding${f.findings.length === 1 ? '' : 's'}` : 'triage: no findings')];
+  const colour = (sev: string): ((s: string) => string) => (sev === 'critical' ? chalk.bold.red : sev === 'high' ? chalk.red : sev === 'medium' ? chalk.yellow : chalk.dim);
+  for (const x of f.findings) {
+    const pid = x.pid !== undefined ? `pid ${x.pid}` : '-';
+    const exe = x.exe ?? x.path ?? '-';
+    out.push(`  ${colour(x.severity)(x.severity.toUpperCase().padEnd(8))} ${x.kind.padEnd(18)} ${pid.padEnd(11)} ${oneLine(exe, 80)}  ${chalk.dim(oneLine(x.detail))}`);
+  }
+  for (const n of f.notes) out.push(chalk.yellow(`  note: ${oneLine(n, 400)}`));
+  return out;
 }
 
 export function snapshotText(r: SnapshotResult): string {
@@ -26,6 +50,7 @@ export function snapshotText(r: SnapshotResult): string {
   out.push(`${r.artifacts} artifacts in ${r.timings.total_ms.toFixed(0)} ms (steps 1-4: ${r.timings.steps_1_4_ms.toFixed(0)} ms, /proc/net bracket: ${r.timings.core_bracket_ms.toFixed(1)} ms)`);
   out.push(`bundle: ${r.bundle}`);
   out.push(`sha256: ${r.sha256}`);
+  out.push(...triageText(r.findings));
   return `${out.join('\n')}\n`;
 }
 

@@ -29,12 +29,12 @@ describe.runIf(process.platform === 'linux')('integ snapshot', () => {
     expect(fs.statSync(j.bundle).mode & 0o777).toBe(0o600);
     expect(fs.statSync(out).mode & 0o777).toBe(0o700);
     expect(fs.readdirSync(out)).toEqual([path.basename(j.bundle)]); // no .partial, no staging left
-    expect(j.steps.map((s) => s.name)).toEqual(['preflight', 'core', 'sessions', 'kernel', 'executables', 'config']);
+    expect(j.steps.map((s) => s.name)).toEqual(['preflight', 'core', 'sessions', 'kernel', 'executables', 'config', 'findings', 'persistence']);
     expect(j.timings.core_bracket_ms).toBeLessThan(1000);
     const v = integ(['verify', j.bundle]);
     expect(v.code).toBe(0);
     const text = integ(['snapshot', '--out', out]);
-    expect(text.stdout).toMatch(/^bundle: .*\.tar\.gz\nsha256: [0-9a-f]{64}\n$/m);
+    expect(text.stdout).toMatch(/^bundle: .*\.tar\.gz\nsha256: [0-9a-f]{64}\ntriage: (no findings|\d+ findings?)\n/m);
   });
 
   it('exits 73 when the output cannot be created and leaves nothing behind', () => {

@@ -155,7 +155,7 @@ describe('timeline: triage findings inside recorded bundles, and --help', () => 
       expect(integ(['note', '--db', store, 'start']).code).toBe(0);
       const { BundleWriter } = await import('../../src/evidence/bundle-writer.js');
       const w = await BundleWriter.create({ outDir: path.join(d, 'ev'), hostname: 'web1' });
-      await w.addFile('artifacts/findings.json', JSON.stringify([{ kind: 'deleted-exe', severity: 'critical', pid: 4242, detail: 'process runs a deleted binary /tmp/.x' }]));
+      await w.addFile('artifacts/findings.json', JSON.stringify({ count: 1, ioc_checked: false, findings: [{ kind: 'deleted-exe', severity: 'critical', pid: 4242, exe: '/tmp/.x', detail: 'process runs a deleted binary /tmp/.x' }], notes: [] }));
       const sealed = await w.seal({ manifest: { artifacts: [] } });
       const Database = (await import('better-sqlite3')).default;
       const db = new Database(store);

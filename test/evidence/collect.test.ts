@@ -14,7 +14,7 @@ describe('collectAll on the fake host', () => {
     const sink = new MemSink();
     const r = await run(sink);
     const names = r.artifacts.filter((a) => !a.name.startsWith('raw/')).map((a) => a.name);
-    expect(names).toEqual(['system', 'processes', 'sockets', 'listening', 'unix_sockets', 'core_churn', 'sessions', 'logins', 'modules', 'kernel', 'mounts', 'ld_so_preload', 'routes', 'neighbours', 'interfaces', 'executables', 'config']);
+    expect(names).toEqual(['system', 'processes', 'sockets', 'listening', 'unix_sockets', 'core_churn', 'sessions', 'logins', 'modules', 'kernel', 'mounts', 'ld_so_preload', 'routes', 'neighbours', 'interfaces', 'executables', 'config', 'findings', 'maps', 'accounts', 'persistence', 'firewall']);
     for (const a of r.artifacts) {
       const buf = sink.files.get(a.file)!;
       expect(buf, a.file).toBeDefined();
@@ -42,8 +42,10 @@ describe('collectAll on the fake host', () => {
       ['4', 'kernel', 'ok'],
       ['5', 'executables', 'ok'],
       ['6', 'config', 'ok'],
+      ['7', 'findings', 'ok'],
+      ['8', 'persistence', 'ok'],
     ]);
-    expect(sink.logs.map((l) => `${l['event']}:${l['name']}`)).toEqual(['preflight', 'core', 'sessions', 'kernel', 'executables', 'config'].flatMap((n) => [`step_start:${n}`, `step_end:${n}`]));
+    expect(sink.logs.map((l) => `${l['event']}:${l['name']}`)).toEqual(['preflight', 'core', 'sessions', 'kernel', 'executables', 'config', 'findings', 'persistence'].flatMap((n) => [`step_start:${n}`, `step_end:${n}`]));
     expect(sink.logs[3]).toMatchObject({ event: 'step_end', name: 'core', status: 'ok', artifacts: ['processes', 'sockets', 'listening', 'unix_sockets', 'core_churn'] });
     expect(r.timings.core_bracket_ms).toBeGreaterThan(0);
     expect(r.timings.steps_1_4_ms).toBeGreaterThanOrEqual(r.timings.core_bracket_ms);
@@ -104,5 +106,26 @@ describe('collectAll on the fake host', () => {
     } finally {
       Object.defineProperty(process, 'platform', desc);
     }
+  });
+});
+
+describe('collectAll: the IOC matcher hook', () => {
+  it('turns a running executable whose sha256 the matcher knows into an ioc_match finding, in findings.json and the result', async () => {
+    const plain = new MemSink();
+    await run(plain);
+    const exes = plain.json<{ executables: Array<{ sha256: string | null; pids: number[]; path: string }> }>('executables').executables.filter((e) => e.sha256);
+    expect(exes.length).toBeGreaterThan(0);
+    const target = exes[0]!;
+    expect(plain.json<{ findings: Array<{ kind: string }>; ioc_checked: boolean }>('findings')).toMatchObject({ ioc_checked: false });
+    const seen: string[] = [];
+    const sink = new MemSink();
+    const r = await run(sink, { iocMatch: ({ sha256 }) => (seen.push(sha256), sha256 === target.sha256 ? { label: 'fixture-bad', source: 'test-feed' } : undefined) });
+    expect(seen).toContain(target.sha256);
+    const f = sink.json<{ ioc_checked: boolean; findings: Array<{ kind: string; pid?: number; detail: string }> }>('findings');
+    expect(f.ioc_checked).toBe(true);
+    const hits = f.findings.filter((x) => x.kind === 'ioc_match');
+    expect(hits.map((h) => h.pid)).toEqual(target.pids);
+    expect(hits[0]!.detail).toBe(`sha256 ${target.sha256} is known bad: fixture-bad (test-feed)`);
+    expect(r.findings?.findings.filter((x) => x.kind === 'ioc_match')).toHaveLength(target.pids.length);
   });
 });

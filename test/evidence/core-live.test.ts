@@ -52,6 +52,14 @@ describe.skipIf(!linux)('core step on the live /proc', () => {
     cleanupTmp();
   });
 
+  it('bounds the environments kept in all, and says so', async () => {
+    const out = await collectCore(live(), {}, { hiddenBudgetMs: 100, maxEnvironTotal: 1 });
+    const procs = out.json.find((j) => j.name === 'processes')!.data as { processes: Array<{ environ: string[] | null; kernel_thread: boolean }> };
+    const withEnv = procs.processes.filter((p) => p.environ !== null && p.environ.length > 0);
+    expect(withEnv.length).toBe(1);
+    expect(out.errors).toContainEqual(expect.objectContaining({ code: 'ELIMIT', artifact: 'processes', message: expect.stringMatching(/environments not read beyond 1 bytes/) }));
+  });
+
   it('finds the marker process with its cmdline, and our ports with our pid among the owners', async () => {
     const shared: Partial<CoreShared> = {};
     const out = await collectCore(live(), shared, { hiddenBudgetMs: 300 });

@@ -130,3 +130,97 @@ describe('probeHiddenPids', () => {
     expect(r.limit).toBe(4194304);
   });
 });
+
+describe('per-process helpers', () => {
+  it('classifies fd targets', async () => {
+    const { fdKind } = await import('../../src/evidence/collectors/processes.js');
+    expect(['socket:[1]', 'pipe:[2]', '/memfd:x (deleted)', 'anon_inode:[eventfd]', '/tmp/a (deleted)', '/dev/null', '/etc/passwd'].map(fdKind)).toEqual(['socket', 'pipe', 'memfd', 'anon', 'deleted', 'dev', 'file']);
+  });
+
+  it('names the container a cgroup path belongs to', async () => {
+    const { containerFromCgroup } = await import('../../src/evidence/collectors/processes.js');
+    const id = 'ab'.repeat(32);
+    expect(containerFromCgroup(`/system.slice/docker-${id}.scope`)).toEqual({ id, runtime: 'docker' });
+    expect(containerFromCgroup(`/docker/${id}`)).toEqual({ id, runtime: 'docker' });
+    expect(containerFromCgroup(`/kubepods.slice/kubepods-besteffort.slice/kubepods-pod1.slice/cri-containerd-${id}.scope`)).toEqual({ id, runtime: 'containerd' });
+    expect(containerFromCgroup(`/machine.slice/libpod-${id}.scope/container`)).toEqual({ id, runtime: 'podman' });
+    expect(containerFromCgroup('/lxc.payload.web1/init.scope')).toEqual({ id: 'web1', runtime: 'lxc' });
+    expect(containerFromCgroup('/user.slice/user-0.slice/session-3.scope')).toBeNull();
+  });
+
+  it('finds mount points over /proc/N (and below it) in mountinfo', async () => {
+    const { procMountsFrom } = await import('../../src/evidence/collectors/processes.js');
+    const mi = [
+      '22 1 0:21 / /proc rw,nosuid - proc proc rw',
+      '42 22 254:0 /tmp/empty /proc/6735 rw,relatime - ext4 /dev/vda rw',
+      '43 22 0:21 /700 /proc/701 rw - proc proc rw',
+      '44 22 0:30 / /proc/sys/fs/binfmt_misc rw - binfmt_misc binfmt_misc rw',
+      '45 22 0:5 /null /proc/702/cmdline rw - devtmpfs udev rw',
+    ].join('\n');
+    expect(procMountsFrom(mi, '/proc').map((m) => [m.pid, m.mount_point, m.root])).toEqual([
+      [6735, '/proc/6735', '/tmp/empty'],
+      [701, '/proc/701', '/700'],
+      [702, '/proc/702/cmdline', '/null'],
+    ]);
+  });
+
+  it('probes only what can have been allocated: up to the last pid + margin, or all of pid_max after a wrap', () => {
+    const root = tmpDir('probe');
+    for (const p of [1, 50, 900]) fs.mkdirSync(path.join(root, String(p)));
+    fs.writeFileSync(path.join(root, '900', 'status'), 'Name:\thidden\nTgid:\t900\nPid:\t900\n');
+    const noWrap = probeHiddenPids(root, new Set([1, 50]), { pidMax: 4194304, margin: 16, stopAt: Date.now() + 60_000, relist: () => [1, 50], lastPid: 60 });
+    expect(noWrap).toMatchObject({ limit: 76, complete: true, probed_up_to: 76, last_pid: 60 });
+    expect(noWrap.hidden).toEqual([]);
+    // the children walk names 900: checked whatever the range
+    const viaChildren = probeHiddenPids(root, new Set([1, 50]), { pidMax: 4194304, margin: 16, stopAt: Date.now() + 60_000, relist: () => [1, 50], lastPid: 60, extra: [900] });
+    expect(viaChildren.hidden.map((h) => h.pid)).toEqual([900]);
+    // wrapped: the last pid is below the highest listed one, so any pid may be in use
+    const wrapped = probeHiddenPids(root, new Set([1, 50]), { pidMax: 2000, margin: 16, stopAt: Date.now() + 60_000, relist: () => [1, 50], lastPid: 10 });
+    expect(wrapped).toMatchObject({ limit: 2000, complete: true });
+    expect(wrapped.limit_reason).toMatch(/wrapped/);
+    expect(wrapped.hidden.map((h) => h.pid)).toEqual([900]);
+  });
+
+  it('walks the process tree through the children files', async () => {
+    const { walkChildren } = await import('../../src/evidence/collectors/processes.js');
+    const root = tmpDir('children');
+    const kids = (pid: number, tid: number, list: number[]): void => {
+      fs.mkdirSync(path.join(root, String(pid), 'task', String(tid)), { recursive: true });
+      fs.writeFileSync(path.join(root, String(pid), 'task', String(tid), 'children'), list.map((c) => `${c} `).join(''));
+    };
+    kids(1, 1, [10]);
+    kids(1, 2, [20]);
+    kids(20, 20, [30]);
+    kids(30, 30, []);
+    const r = walkChildren(root, [1], { stopAt: Date.now() + 10_000, maxPids: 100 });
+    expect([...r.pids].sort((a, b) => a - b)).toEqual([10, 20, 30]);
+    expect(r).toMatchObject({ complete: true, supported: true });
+  });
+});
+
+describe('bracket read, then details matched by pid + start time', () => {
+  it('flags a pid reused between the two reads and keeps what the bracket read of one that exited', async () => {
+    const { readProcessBracket, completeProcess } = await import('../../src/evidence/collectors/processes.js');
+    const { copyTree } = await import('./collect-helpers.js');
+    const root = tmpDir('reuse');
+    copyTree(PROC, root);
+    const errors: CollectError[] = [];
+    const b = readProcessBracket(root, 4242, 100, errors)!;
+    expect(b.sockets.sort()).toEqual([2002, 2003, 2004, 4001]);
+    const same = completeProcess(root, b, { btime: null, users, maxFds: 100 }, errors);
+    expect(same.reused_after_bracket).toBeUndefined();
+    expect(same.cmdline).toEqual(['/usr/sbin/sshd', '-D', '-o', 'Arg With Space']);
+    // another process now has pid 4242: other start time
+    const stat = path.join(root, '4242/stat');
+    fs.writeFileSync(stat, fs.readFileSync(stat, 'utf8').replace(' 360000 ', ' 999999 '));
+    const reused = completeProcess(root, b, { btime: null, users, maxFds: 100 }, errors);
+    expect(reused).toMatchObject({ reused_after_bracket: true, cmdline: [], socket_inodes: b.sockets, starttime_ticks: 360000 });
+    const bounded = completeProcess(root, readProcessBracket(root, 1, 100, errors)!, { btime: null, users, maxFds: 100, bracketOnly: true }, errors);
+    expect(bounded).toMatchObject({ pid: 1, cmdline: [], exe: null, environ: null });
+    expect(bounded.socket_inodes.length).toBeGreaterThan(0);
+    fs.rmSync(path.join(root, '4242'), { recursive: true });
+    const gone = completeProcess(root, b, { btime: null, users, maxFds: 100 }, errors);
+    expect(gone).toMatchObject({ exited_after_bracket: true, name: 'evil) R 1 (x y', socket_inodes: b.sockets });
+    expect(errors).toEqual([]);
+  });
+});

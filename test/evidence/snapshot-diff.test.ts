@@ -28,6 +28,7 @@ function snap(o: { procs?: P[]; listening?: L[]; exes?: Array<{ pids: number[]; 
   m.set('system', { integ: { pid: o.integPid ?? 99999 } });
   m.set('processes', { processes: (o.procs ?? []).map((p) => ({ user: 'root', name: p.cmdline[0] ?? 'x', kernel_thread: false, ...p })) });
   m.set('listening', { listening: o.listening ?? [] });
+  m.set('sockets', { namespaces: [{ netns: 1, own: true }], sockets: [] });
   if (o.exes) m.set('executables', { executables: o.exes });
   m.set('sessions', { current: o.sessions ?? [], logind: o.logind ?? [] });
   m.set('modules', { modules: (o.modules ?? []).map((name) => ({ name })), only_in_sys_module: o.hiddenModules ?? [] });
@@ -47,6 +48,7 @@ describe('diffSnapshots', () => {
     const d = diffSnapshots(a, b);
     expect(d.sections.map((s) => [s.name, s.added.length, s.removed.length])).toEqual([
       ['listening', 0, 0],
+      ['connections', 0, 0],
       ['processes', 0, 0],
       ['kernel_threads', 0, 0],
       ['sessions', 0, 0],
@@ -62,7 +64,7 @@ describe('diffSnapshots', () => {
     const b = snap({ procs: [sshd(100), { pid: 666, exe: '/tmp/.x/nc', cmdline: ['nc', '-lp', '4444'] }], listening: [listen22(100), { proto: 'tcp', addr: '0.0.0.0', port: 4444, owners: [{ pid: 666, exe: '/tmp/.x/nc' }] }] });
     const d = diffSnapshots(a, b);
     expect(d.same).toBe(false);
-    expect(section(d, 'listening')).toEqual({ name: 'listening', added: [{ proto: 'tcp', addr: '0.0.0.0', port: 4444, exe: '/tmp/.x/nc' }], removed: [] });
+    expect(section(d, 'listening')).toEqual({ name: 'listening', added: [{ netns: 'host', proto: 'tcp', addr: '0.0.0.0', port: 4444, exe: '/tmp/.x/nc' }], removed: [] });
     expect(section(d, 'processes').added).toEqual([{ exe: '/tmp/.x/nc', exe_sha256: null, cmdline: ['nc', '-lp', '4444'], user: 'root', instances: 1 }]);
   });
 
@@ -70,8 +72,8 @@ describe('diffSnapshots', () => {
     const a = snap({ listening: [listen22(100)] });
     const b = snap({ listening: [{ proto: 'tcp', addr: '0.0.0.0', port: 22, owners: [{ pid: 100, exe: '/tmp/sshd' }] }] });
     const s = section(diffSnapshots(a, b), 'listening');
-    expect(s.added).toEqual([{ proto: 'tcp', addr: '0.0.0.0', port: 22, exe: '/tmp/sshd' }]);
-    expect(s.removed).toEqual([{ proto: 'tcp', addr: '0.0.0.0', port: 22, exe: '/usr/sbin/sshd' }]);
+    expect(s.added).toEqual([{ netns: 'host', proto: 'tcp', addr: '0.0.0.0', port: 22, exe: '/tmp/sshd' }]);
+    expect(s.removed).toEqual([{ netns: 'host', proto: 'tcp', addr: '0.0.0.0', port: 22, exe: '/usr/sbin/sshd' }]);
   });
 
   it('tells a replaced binary at the same path by its sha256, and counts extra instances', () => {
@@ -159,6 +161,74 @@ describe('diffSnapshots on two collections of the fake host', () => {
     const c = await collect(root);
     const d = diffSnapshots(a, c);
     expect(d.same).toBe(false);
-    expect(d.sections.find((s) => s.name === 'listening')!.added).toEqual([{ proto: 'tcp', addr: '0.0.0.0', port: 4444, exe: '../../fsroot/usr/bin/fake-sshd' }]);
+    expect(d.sections.find((s) => s.name === 'listening')!.added).toEqual([{ netns: 'host', proto: 'tcp', addr: '0.0.0.0', port: 4444, exe: '../../fsroot/usr/bin/fake-sshd' }]);
+  });
+});
+
+describe('diffSnapshots: namespaces, connections, exact command lines, persistence', () => {
+  const base = (): Map<string, unknown> => snap({});
+  const sock = (o: Record<string, unknown>): Record<string, unknown> => ({ proto: 'tcp', netns: 1, state: 'ESTABLISHED', seen: 'both', ...o });
+
+  it('keys listeners with their network namespace: host, a container, another namespace', () => {
+    const a = base();
+    const b = base();
+    b.set('processes', { processes: [{ pid: 7, exe: '/usr/bin/python3', cmdline: ['python3'], user: 'root', netns: 5, container: { id: 'c'.repeat(64), runtime: 'docker' } }] });
+    b.set('listening', { listening: [
+      { proto: 'tcp', addr: '0.0.0.0', port: 8080, netns: 1, owners: [] },
+      { proto: 'tcp', addr: '0.0.0.0', port: 8080, netns: 5, owners: [{ pid: 7, exe: '/usr/bin/python3' }] },
+      { proto: 'tcp', addr: '0.0.0.0', port: 8080, netns: 9, owners: [] },
+    ] });
+    expect(section(diffSnapshots(a, b), 'listening').added.map((x: any) => x.netns)).toEqual([`container:${'c'.repeat(12)}`, 'host', 'netns:9']);
+  });
+
+  it('compares established connections by remote endpoint (outbound) or local port + remote address (inbound), not ephemeral ports or pids', () => {
+    const a = base();
+    const b = base();
+    const procs = (pid: number) => ({ processes: [{ pid, exe: '/usr/bin/curl', cmdline: ['curl'], user: 'root' }, { pid: pid + 1, exe: '/usr/sbin/sshd', cmdline: ['sshd'], user: 'root' }] });
+    a.set('processes', procs(10));
+    b.set('processes', procs(20));
+    const l22 = { listening: [{ proto: 'tcp', addr: '0.0.0.0', port: 22, netns: 1, owners: [] }] };
+    a.set('listening', l22);
+    b.set('listening', l22);
+    a.set('sockets', { namespaces: [{ netns: 1, own: true }], sockets: [
+      sock({ local: { addr: '10.0.0.5', port: 40001 }, remote: { addr: '198.51.100.7', port: 443 }, pids: [10] }),
+      sock({ local: { addr: '10.0.0.5', port: 22 }, remote: { addr: '192.0.2.50', port: 51000 }, pids: [11] }),
+    ] });
+    b.set('sockets', { namespaces: [{ netns: 1, own: true }], sockets: [
+      sock({ local: { addr: '10.0.0.5', port: 40999 }, remote: { addr: '198.51.100.7', port: 443 }, pids: [20] }),
+      sock({ local: { addr: '10.0.0.5', port: 22 }, remote: { addr: '192.0.2.50', port: 52000 }, pids: [21] }),
+      sock({ local: { addr: '10.0.0.5', port: 40002 }, remote: { addr: '203.0.113.9', port: 4444 }, pids: [20] }),
+      sock({ local: { addr: '10.0.0.5', port: 40003 }, remote: { addr: '203.0.113.10', port: 80 }, state: 'TIME_WAIT', pids: [] }),
+    ] });
+    const s = section(diffSnapshots(a, b), 'connections');
+    expect(s.added).toEqual([{ netns: 'host', proto: 'tcp', direction: 'outbound', remote: '203.0.113.9:4444', exe: '/usr/bin/curl' }]);
+    expect(s.removed).toEqual([]);
+  });
+
+  it('two command lines that render alike but differ in bytes are different processes', () => {
+    const a = base();
+    const b = base();
+    // "\xff" typed as four characters vs the byte 0xff: the text is the same, the bytes are not
+    a.set('processes', { processes: [{ pid: 5, exe: '/bin/x', cmdline: ['x', '\\xff'], user: 'root' }] });
+    b.set('processes', { processes: [{ pid: 5, exe: '/bin/x', cmdline: ['x', '\\xff'], cmdline_b64: { 1: Buffer.from([0xff]).toString('base64') }, user: 'root' }] });
+    const s = section(diffSnapshots(a, b), 'processes');
+    expect(s.added).toEqual([expect.objectContaining({ cmdline: ['x', '\\xff'], cmdline_b64: { 1: '/w==' } })]);
+    expect(s.removed).toEqual([expect.objectContaining({ cmdline: ['x', '\\xff'] })]);
+  });
+
+  it('persistence, accounts and findings: new or changed entries, skipped quietly against an older bundle', () => {
+    const a = base();
+    const b = base();
+    a.set('persistence', { entries: [{ path: '/root/.ssh/authorized_keys', category: 'authorized_keys', type: 'file', sha256: 'aa', symlink_target: null }] });
+    b.set('persistence', { entries: [{ path: '/root/.ssh/authorized_keys', category: 'authorized_keys', type: 'file', sha256: 'bb', symlink_target: null }, { path: '/etc/cron.d/x', category: 'cron', type: 'file', sha256: 'cc', symlink_target: null }] });
+    a.set('accounts', { accounts: [{ name: 'root', uid: 0, gid: 0, home: '/root', shell: '/bin/bash', password: 'hash', hash_fingerprint: '1' }] });
+    b.set('accounts', { accounts: [{ name: 'root', uid: 0, gid: 0, home: '/root', shell: '/bin/bash', password: 'hash', hash_fingerprint: '1' }, { name: 'toor', uid: 0, gid: 0, home: '/', shell: '/bin/sh', password: 'empty', hash_fingerprint: null }] });
+    b.set('findings', { findings: [{ kind: 'preload', severity: 'critical', path: '/etc/ld.so.preload', detail: 'x' }] });
+    const d = diffSnapshots(a, b);
+    expect(section(d, 'persistence').added.map((x: any) => `${x.path} ${x.sha256}`)).toEqual(['/etc/cron.d/x cc', '/root/.ssh/authorized_keys bb']);
+    expect(section(d, 'persistence').removed.map((x: any) => x.sha256)).toEqual(['aa']);
+    expect(section(d, 'accounts').added).toEqual([expect.objectContaining({ name: 'toor', uid: 0, password: 'empty' })]);
+    expect(d.sections.find((s) => s.name === 'findings')).toBeUndefined();
+    expect(d.skipped).toEqual([{ name: 'findings', reason: 'artifact "findings" in one snapshot only (made by an older integ)' }]);
   });
 });

@@ -6,9 +6,9 @@
  */
 import fs from 'node:fs';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
-import { expired, isGone, readUsers, timeoutError, toError } from './fsread.js';
+import { expired, isGone, readProcFile, readUsers, timeoutError, toError } from './fsread.js';
 import { INET_PROTOS, NET_FILES, parseInetTable, parsePacketTable, parseUnixTable, type Endpoint, type InetProto, type NetFile, type PacketSocketRow } from './net.js';
-import { listPids, nsInode, probeHiddenPids, readProcess, round, type HiddenProbeResult, type ProcessRecord } from './processes.js';
+import { completeProcess, listPids, nsInode, probeHiddenPids, procDevMismatch, procMountsFrom, readLastPid, readProcess, readProcessBracket, round, walkChildren, type BracketRead, type HiddenProbeResult, type ProcessRecord, type ProcMount } from './processes.js';
 import { readBtime } from './preflight.js';
 
 export interface CoreOptions {
@@ -22,6 +22,12 @@ export interface CoreOptions {
   onBetweenReads?: () => void;
   /** test seam: the /proc listing (a rootkit's filtered getdents, in tests) */
   listPids?: (procRoot: string) => number[];
+  /** test seam: the last allocated pid (null = unknown); default from ns_last_pid */
+  lastPid?: number | null;
+  /** bytes of each /proc/PID/environ kept (default 32 KiB) */
+  maxEnvironBytes?: number;
+  /** bytes of environments kept in all (default 16 MiB); later processes get environ null */
+  maxEnvironTotal?: number;
 }
 
 /** What later steps (executables) reuse from the core step. */
@@ -189,7 +195,8 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
   for (const [k, ns] of nsMap) first.set(k, readNs(P, ns, errors));
   const t1 = performance.now();
 
-  const processes: ProcessRecord[] = [];
+  // Inside the bracket only what maps sockets to owners: stat (identity + start time) and fd links.
+  const bracketReads: BracketRead[] = [];
   const vanished: number[] = [];
   let walkTimedOut = false;
   for (let i = 0; i < listed.length; i++) {
@@ -199,14 +206,9 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
       break;
     }
     const pid = listed[i]!;
-    const rec = readProcess(P, pid, { btime, users, maxFds, netLinks }, errors);
-    if (rec === null) {
-      vanished.push(pid);
-      continue;
-    }
-    processes.push(rec);
-    const k = nsKey(rec.netns);
-    if (rec.netns !== null && !nsMap.has(k)) nsMap.set(k, { netns: rec.netns, own: false, pids: [rec.pid] });
+    const b = readProcessBracket(P, pid, maxFds, errors);
+    if (b === null) vanished.push(pid);
+    else bracketReads.push(b);
   }
   opts.onBetweenReads?.();
   const t2 = performance.now();
@@ -215,8 +217,38 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
   const t3 = performance.now();
   // ---- end of the bracket
 
+  // The rest of each process, matched to the bracket's read by pid + start time.
+  const processes: ProcessRecord[] = [];
+  const readOpts = { btime, users, maxFds, netLinks, maxEnvironBytes: opts.maxEnvironBytes };
+  const environTotalMax = opts.maxEnvironTotal ?? 16 << 20;
+  let environTotal = 0;
+  let detailsStopped = false;
+  for (const b of bracketReads) {
+    if (!detailsStopped && expired(ctx)) {
+      detailsStopped = true;
+      errors.push(timeoutError('process details (status, cmdline, exe, environ …) not read for the remaining pids', 'processes'));
+    }
+    if (readOpts.maxEnvironBytes !== 0 && environTotal >= environTotalMax) {
+      readOpts.maxEnvironBytes = 0;
+      errors.push({ code: 'ELIMIT', message: `environments not read beyond ${environTotalMax} bytes in all`, artifact: 'processes' });
+    }
+    const rec = completeProcess(P, b, detailsStopped ? { ...readOpts, bracketOnly: true } : readOpts, errors);
+    for (const e of rec.environ ?? []) environTotal += e.length + 1;
+    processes.push(rec);
+    const k = nsKey(rec.netns);
+    if (rec.netns !== null && !nsMap.has(k)) nsMap.set(k, { netns: rec.netns, own: false, pids: [rec.pid] });
+  }
+
+  // Something mounted over /proc/N hides (mount --bind /empty /proc/N) or disguises
+  // (mount --bind /proc/A /proc/N) that process: from mountinfo and from st_dev.
+  let procMounts: ProcMount[] = [];
+  const mi = readProcFile(`${P}/self/mountinfo`, errors, { optional: true, artifact: 'core_churn' });
+  if (mi) procMounts = procMountsFrom(mi.toString('utf8'), P);
+  const devMismatch = procDevMismatch(P, listed);
+
   // Hidden pids: after the bracket so it does not widen it.
   let hidden: HiddenProbeResult | null = null;
+  let children: ReturnType<typeof walkChildren> | null = null;
   if (!expired(ctx)) {
     let pidMax: number | null = null;
     try {
@@ -224,13 +256,32 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
     } catch (err) {
       errors.push(toError(err, `${P}/sys/kernel/pid_max`, 'core_churn'));
     }
-    const budget = opts.hiddenBudgetMs ?? 300;
+    const budget = opts.hiddenBudgetMs ?? Math.max(300, ctx.deadline - Date.now() - 500);
+    const stopAt = Math.min(ctx.deadline - 200, Date.now() + budget);
+    children = walkChildren(P, listed, { stopAt, maxPids: 1 << 20 });
     hidden = probeHiddenPids(P, new Set(listed), {
       pidMax,
-      margin: opts.hiddenMargin ?? 32768,
-      stopAt: Math.min(ctx.deadline, Date.now() + budget),
+      margin: opts.hiddenMargin ?? 1024,
+      stopAt,
       relist: () => list(P),
+      lastPid: opts.lastPid !== undefined ? opts.lastPid : readLastPid(P),
+      extra: children.pids,
+      covered: new Set([...procMounts.map((m) => m.pid), ...devMismatch.map((m) => m.pid), ...bracketReads.filter((b) => b.st.pid !== b.pid).map((b) => b.pid)]),
     });
+    for (const m of procMounts) {
+      const pp = children.parentOf.get(m.pid);
+      if (pp === undefined) continue;
+      const rec = processes.find((x) => x.pid === pp && !x.identity_mismatch);
+      m.parent = { pid: pp, name: rec?.name ?? null, exe: rec?.exe ?? null };
+    }
+    // A covered process with another thread: read it through /proc/TID (its fd table, exe and
+    // cmdline are the process's), so its sockets get their owner back.
+    for (const { pid, tid } of hidden.covered_via_tid) {
+      const rec = readProcess(P, tid, { btime, users, maxFds }, errors);
+      if (!rec) continue;
+      delete rec.identity_mismatch;
+      processes.push({ ...rec, pid, unmasked_via_tid: tid });
+    }
     // Read the hidden ones like any other process (after the bracket), so their sockets get
     // an owner and their executables get hashed.
     for (const h of hidden.hidden) {
@@ -244,7 +295,10 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
   // ---- parse and join (outside the bracket)
   const owners = new Map<number, number[]>();
   const byPid = new Map<number, ProcessRecord>();
+  const readPids = new Set(processes.map((p) => p.pid));
   for (const p of processes) {
+    // /proc/B showing process A (a bind mount): its fds are A's, already counted under A.
+    if (p.identity_mismatch && readPids.has(p.identity_mismatch.stat_pid)) continue;
     byPid.set(p.pid, p);
     for (const ino of p.socket_inodes) {
       const l = owners.get(ino);
@@ -367,17 +421,20 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
     unowned,
     unowned_unix_count: unownedUnix,
     hidden_pids: hidden,
+    children_walk: children ? { pids: children.pids.size, complete: children.complete, supported: children.supported } : null,
+    proc_mounts: procMounts,
+    proc_dev_mismatch: devMismatch,
     unparsed_lines: bad,
     notes,
   };
 
   return {
     json: [
-      { name: 'processes', data: { count: processes.length, boot_time_s: btime, clk_tck: 100, vanished_pids: vanished, processes }, method: 'readdir /proc; read /proc/[pid]/stat,status,cmdline; readlink exe,cwd,root,ns/net,fd/*; stat exe (nlink 0 = deleted)' },
+      { name: 'processes', data: { count: processes.length, boot_time_s: btime, clk_tck: 100, vanished_pids: vanished, processes }, method: 'readdir /proc; inside the bracket read /proc/[pid]/stat and readlink fd/*; after it, matched by pid + start time: status, cmdline, environ (bounded), cgroup; readlink exe,cwd,root,ns/*; stat exe (nlink 0 = deleted)' },
       { name: 'sockets', data: { namespaces, sockets, packet }, method: 'read /proc/net/{tcp,tcp6,udp,udp6,raw,raw6,packet} (and /proc/[pid]/net/* once per network namespace) before and after the process walk; owners from /proc/[pid]/fd socket:[inode] links' },
       { name: 'listening', data: { listening }, method: 'TCP sockets in LISTEN and unconnected UDP sockets with a bound port, from the second read of the bracket; owners from /proc/[pid]/fd' },
       { name: 'unix_sockets', data: { unix_sockets: unixSockets }, method: 'read /proc/net/unix (per network namespace) before and after the process walk' },
-      { name: 'core_churn', data: churn, method: 'difference between the two reads of the socket tables; stat /proc/N for N up to max(listed)+margin, compared with the readdir listing' },
+      { name: 'core_churn', data: churn, method: 'difference between the two reads of the socket tables; stat /proc/N for every pid that can have been allocated (ns_last_pid, pid_max) and the children files of every task, compared with the readdir listing; mountinfo and st_dev of /proc/N' },
     ],
     raw,
     errors,

@@ -22,16 +22,26 @@ export interface ExecutableEntry {
   blake3: string | null;
   /** the /proc/PID/exe the bytes were read through */
   read_via: string | null;
+  /** where the copy of a deleted or memfd executable is in the bundle (raw/exe-copies/…), else null */
+  copy: string | null;
+  /** why a deleted or memfd executable was not copied */
+  copy_error?: string;
   error: string | null;
 }
 
 export interface ExecutablesOptions {
   /** bytes per executable at most (default 256 MiB) */
   maxBytes?: number;
+  /** bytes of one copied deleted/memfd executable at most (default 32 MiB) */
+  maxCopyBytes?: number;
+  /** bytes of all copies together at most (default 256 MiB) */
+  maxCopyTotal?: number;
 }
 
 interface ExeRef {
   pid: number;
+  /** the /proc entry to read through when it is not pid's (a thread of a process whose /proc/PID is covered) */
+  via?: number;
   exe: string | null;
   deleted: boolean | null;
   dev: number | null;
@@ -63,7 +73,7 @@ function scanExes(procRoot: string, errors: CollectError[]): ExeRef[] {
 const CHUNK = 1 << 20;
 
 /** Hash one open executable; returns null digests with an error on a bound or a read failure. */
-async function hashThrough(file: string, want: { dev: number | null; ino: number | null }, maxBytes: number, ctx: CollectContext): Promise<{ size: number; sha256: string; blake3: string } | { error: string; code: string; size?: number }> {
+async function hashThrough(file: string, want: { dev: number | null; ino: number | null }, maxBytes: number, ctx: CollectContext, keep?: Buffer[]): Promise<{ size: number; sha256: string; blake3: string } | { error: string; code: string; size?: number }> {
   // O_NONBLOCK: an exe is always a regular file, but never risk blocking on anything else.
   const fh = await fs.promises.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
   try {
@@ -83,6 +93,7 @@ async function hashThrough(file: string, want: { dev: number | null; ino: number
         const part = buf.subarray(0, bytesRead);
         sha.update(part);
         b3.update(part);
+        if (keep) keep.push(Buffer.from(part));
         pos += bytesRead;
         if (pos > maxBytes) return { error: `grew beyond the ${maxBytes}-byte bound`, code: 'EFBIG', size: pos };
       }
@@ -102,8 +113,12 @@ async function hashThrough(file: string, want: { dev: number | null; ino: number
 export async function collectExecutables(ctx: CollectContext, processes: ProcessRecord[] | undefined, opts: ExecutablesOptions = {}): Promise<ArtifactOutput> {
   const errors: CollectError[] = [];
   const maxBytes = opts.maxBytes ?? 256 << 20;
+  const maxCopy = opts.maxCopyBytes ?? 32 << 20;
+  const maxCopyTotal = opts.maxCopyTotal ?? 256 << 20;
+  let copied = 0;
+  const raw: ArtifactOutput['raw'] = [];
   const refs: ExeRef[] = processes
-    ? processes.filter((p) => p.exe_link !== null).map((p) => ({ pid: p.pid, exe: p.exe, deleted: p.exe_deleted, dev: p.exe_dev, ino: p.exe_ino }))
+    ? processes.filter((p) => p.exe_link !== null && !p.identity_mismatch).map((p) => ({ pid: p.pid, ...(p.unmasked_via_tid !== undefined ? { via: p.unmasked_via_tid } : {}), exe: p.exe, deleted: p.exe_deleted, dev: p.exe_dev, ino: p.exe_ino }))
     : scanExes(ctx.procRoot, errors);
 
   // Distinct files by (dev, inode); when stat failed, by path (best effort).
@@ -129,9 +144,12 @@ export async function collectExecutables(ctx: CollectContext, processes: Process
       sha256: null,
       blake3: null,
       read_via: null,
+      copy: null,
       error: null,
     };
     out.push(entry);
+    // A deleted or fileless executable exists nowhere else once the process ends: keep a copy.
+    const wantCopy = entry.deleted || (entry.path ?? '').startsWith('/memfd:');
     if (stopped || expired(ctx)) {
       stopped = true;
       entry.error = 'TIMEOUT: not hashed, time bound reached';
@@ -140,9 +158,16 @@ export async function collectExecutables(ctx: CollectContext, processes: Process
     // Any pid of the group will do; the first may have exited meanwhile.
     let lastErr: { code: string; message: string; path: string } | null = null;
     for (const r of g.refs) {
-      const via = `${ctx.procRoot}/${r.pid}/exe`;
+      const via = `${ctx.procRoot}/${r.via ?? r.pid}/exe`;
       try {
-        const h = await hashThrough(via, { dev: r.dev, ino: r.ino }, maxBytes, ctx);
+        let keep: Buffer[] | undefined;
+        if (wantCopy) {
+          const size = head.ino !== null ? (processes?.find((p) => p.pid === r.pid)?.exe_size ?? null) : null;
+          if (size !== null && size > maxCopy) entry.copy_error = `larger than the ${maxCopy}-byte copy bound`;
+          else if (size !== null && copied + size > maxCopyTotal) entry.copy_error = `the ${maxCopyTotal}-byte bound of all copies is reached`;
+          else keep = [];
+        }
+        const h = await hashThrough(via, { dev: r.dev, ino: r.ino }, maxBytes, ctx, keep);
         if ('error' in h) {
           if (h.size !== undefined) entry.size = h.size;
           lastErr = { code: h.code, message: h.error, path: via };
@@ -150,6 +175,16 @@ export async function collectExecutables(ctx: CollectContext, processes: Process
           break;
         }
         Object.assign(entry, { size: h.size, sha256: h.sha256, blake3: h.blake3, read_via: via });
+        if (keep) {
+          if (h.size > maxCopy || copied + h.size > maxCopyTotal) entry.copy_error = 'grew beyond the copy bound while read';
+          else {
+            const name = (entry.path ?? 'exe').split('/').pop()!.replace(/ \(deleted\)$/, '').replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 60) || 'exe';
+            const file = `exe-copies/${r.pid}-${name}`;
+            raw.push({ file, data: Buffer.concat(keep) });
+            copied += h.size;
+            entry.copy = `raw/${file}`;
+          }
+        }
         lastErr = null;
         break;
       } catch (err) {
@@ -175,15 +210,16 @@ export async function collectExecutables(ctx: CollectContext, processes: Process
         data: {
           count: out.length,
           max_bytes: maxBytes,
+          copy_bounds: { max_bytes_each: maxCopy, max_bytes_total: maxCopyTotal, copied_bytes: copied },
           executables: out,
           // null when the core step did not run (then unreadable links are in errors)
           pids_without_exe: withoutExe,
           notes: withoutExe?.length ? ['pids_without_exe: /proc/PID/exe unreadable (not root) or the process is a zombie'] : [],
         },
-        method: 'open /proc/[pid]/exe (deleted files included), fstat (dev, inode) to deduplicate, sha256 (node:crypto) and blake3 of the bytes, bounded per file and by the step deadline',
+        method: 'open /proc/[pid]/exe (deleted files included), fstat (dev, inode) to deduplicate, sha256 (node:crypto) and blake3 of the bytes, bounded per file and by the step deadline; copies of deleted and memfd executables under raw/exe-copies/ (32 MiB each, 256 MiB in all)',
       },
     ],
-    raw: [],
+    raw,
     errors,
   };
 }

@@ -121,7 +121,7 @@ const O_NONBLOCK = fs.constants.O_NONBLOCK ?? 0;
  * swapped in after the lstat cannot block us), fstat and compare with the lstat, then read
  * at most maxBytes. Throws an Error with a code (ENOENT, EACCES, ENOTREG, ECHANGED …).
  */
-export function readRegular(file: string, maxBytes: number, offset?: number): RegularRead {
+export function readRegular(file: string | Buffer, maxBytes: number, offset?: number): RegularRead {
   const st = fs.lstatSync(file);
   if (!st.isFile()) throw Object.assign(new Error(`not a regular file (${fileType(st)})`), { code: 'ENOTREG' });
   const fd = fs.openSync(file, fs.constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK);

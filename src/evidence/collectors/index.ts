@@ -11,12 +11,21 @@ import { collectNetworkState } from './network-state.js';
 import type { ProcessRecord } from './processes.js';
 import { collectPreflight } from './preflight.js';
 import { collectSessions } from './sessions.js';
+import { collectFindings } from './maps.js';
+import { collectPersistence } from './persistence.js';
+import type { IocMatcher } from '../findings.js';
 
 /** What steps hand to later steps within one snapshot. */
 export interface StepShared {
   argv: string[];
   /** filled by the core step, reused by the executables step */
   processes?: ProcessRecord[];
+  /** every JSON artifact collected so far (name → data), for the findings step */
+  artifacts?: Map<string, unknown>;
+  /** known-bad digests (IOC feeds), for ioc_match findings */
+  iocMatch?: IocMatcher;
+  /** keep password hashes in the accounts artifact (default: redacted) */
+  shadowHashes?: boolean;
 }
 
 export interface CollectorStep {
@@ -84,6 +93,22 @@ export const STEPS: readonly CollectorStep[] = [
     artifacts: ['config'],
     timeoutMs: 15_000,
     run: (ctx) => collectConfig(ctx),
+  },
+  {
+    step: '7',
+    name: 'findings',
+    method: 'findings derived from the artifacts collected; memory maps of the processes they name',
+    artifacts: ['findings', 'maps'],
+    timeoutMs: 5000,
+    run: (ctx, shared) => collectFindings(ctx, shared.artifacts ?? new Map(), shared.iocMatch),
+  },
+  {
+    step: '8',
+    name: 'persistence',
+    method: 'accounts, authorized_keys and shell histories of every home, systemd units and timers, cron, at, rc/profile, PAM, udev, ld.so.conf, sudoers; firewall state from /proc',
+    artifacts: ['accounts', 'persistence', 'firewall'],
+    timeoutMs: 20_000,
+    run: (ctx, shared) => collectPersistence(ctx, { shadowHashes: shared.shadowHashes }),
   },
 ];
 

@@ -155,6 +155,58 @@ export function parseIfInet6(text: string): Array<{ iface: string; address: stri
   return out;
 }
 
+export interface FibTrie {
+  /** addresses of this host (the LOCAL leaves), in order of appearance, without duplicates */
+  local: string[];
+  /** networks reached directly (link-scope UNICAST leaves): address/prefix */
+  links: Array<{ network: string; prefix_len: number }>;
+}
+
+/**
+ * /proc/net/fib_trie: the kernel's IPv4 routing trie. Each leaf "|-- a.b.c.d" is followed by
+ * lines "/len scope TYPE"; "/32 host LOCAL" marks an address assigned to this host. The
+ * interface is not named there (that needs netlink): it is inferred from the routes.
+ */
+export function parseFibTrie(text: string): FibTrie {
+  const local: string[] = [];
+  const links: FibTrie['links'] = [];
+  const seenLinks = new Set<string>();
+  let leaf: string | null = null;
+  for (const line of text.split('\n')) {
+    const t = line.trim();
+    const m = /^\|-- (\d+\.\d+\.\d+\.\d+)$/.exec(t);
+    if (m) {
+      leaf = m[1]!;
+      continue;
+    }
+    const r = /^\/(\d+) (\S+) (\S+)/.exec(t);
+    if (r && leaf !== null) {
+      const len = Number(r[1]);
+      if (r[3] === 'LOCAL' && len === 32 && !local.includes(leaf)) local.push(leaf);
+      if (r[3] === 'UNICAST' && r[2] === 'link' && !seenLinks.has(`${leaf}/${len}`)) {
+        seenLinks.add(`${leaf}/${len}`);
+        links.push({ network: leaf, prefix_len: len });
+      }
+    } else if (!t.startsWith('/')) leaf = null;
+  }
+  return { local, links };
+}
+
+const ipv4ToInt = (a: string): number => a.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+const inNet = (addr: string, net: string, len: number): boolean => len === 0 || Math.floor(ipv4ToInt(addr) / 2 ** (32 - len)) === Math.floor(ipv4ToInt(net) / 2 ** (32 - len));
+
+/** Each local IPv4 address with its prefix (from the link networks) and its interface (from the routes, lo for 127/8). */
+export function ipv4Addresses(fib: FibTrie, routes: Route[]): Array<{ address: string; prefix_len: number | null; iface: string | null }> {
+  return fib.local.map((address) => {
+    const link = fib.links.filter((l) => inNet(address, l.network, l.prefix_len)).sort((a, b) => b.prefix_len - a.prefix_len)[0];
+    const route = routes
+      .filter((r) => r.family === 'inet' && r.gateway === null && inNet(address, r.destination, r.prefix_len))
+      .sort((a, b) => b.prefix_len - a.prefix_len)[0];
+    const iface = route?.iface ?? (address.startsWith('127.') ? 'lo' : null);
+    return { address, prefix_len: link?.prefix_len ?? route?.prefix_len ?? (address.startsWith('127.') ? 8 : null), iface };
+  });
+}
+
 function sysText(p: string): string | null {
   try {
     return fs.readFileSync(p, 'utf8').trim();
@@ -200,6 +252,8 @@ export async function collectNetworkState(ctx: CollectContext): Promise<Artifact
   } catch (err) {
     if (errCode(err) !== 'ENOENT') errors.push(toError(err, netDir, 'interfaces'));
   }
+  const fib = parse(read('net/fib_trie', 'interfaces', true), parseFibTrie, 'net/fib_trie', 'interfaces', { local: [], links: [] });
+  const inet4 = ipv4Addresses(fib, routes);
   const names = [...new Set([...counters.keys(), ...sysIfaces])].sort();
   const interfaces = names.map((name) => {
     const d = `${netDir}/${name}`;
@@ -218,6 +272,7 @@ export async function collectNetworkState(ctx: CollectContext): Promise<Artifact
       })(),
       in_proc_net_dev: counters.has(name),
       in_sys_class_net: sysIfaces.includes(name),
+      ipv4: inet4.filter((a) => a.iface === name).map((a) => ({ address: a.address, prefix_len: a.prefix_len })),
       ipv6: inet6.filter((a) => a.iface === name).map((a) => ({ address: a.address, prefix_len: a.prefix_len, scope: a.scope })),
       counters: counters.get(name) ?? null,
     };
@@ -229,13 +284,18 @@ export async function collectNetworkState(ctx: CollectContext): Promise<Artifact
       { name: 'routes', data: { note: nsNote, routes }, method: 'read /proc/net/route (little-endian hex) and /proc/net/ipv6_route' },
       {
         name: 'neighbours',
-        data: { note: nsNote, neighbours, notes: ['IPv6 neighbours (NDP) are only available over netlink (ip -6 neigh), not in /proc: not collected'] },
+        data: { note: nsNote, neighbours, ipv6_neighbours: null, notes: ['IPv6 neighbours (NDP cache) need netlink (ip -6 neigh): /proc has no readable table for them, so they are not collected'] },
         method: 'read /proc/net/arp',
       },
       {
         name: 'interfaces',
-        data: { note: nsNote, interfaces, notes: ['IPv4 interface addresses are only available over netlink; see routes for the connected networks'] },
-        method: 'read /proc/net/dev, /proc/net/if_inet6; read /sys/class/net/*/{address,operstate,mtu,ifindex,flags}',
+        data: {
+          note: nsNote,
+          interfaces,
+          ipv4_unattributed: inet4.filter((a) => a.iface === null).map((a) => a.address),
+          notes: ['IPv4 addresses come from /proc/net/fib_trie (LOCAL leaves); their interface is inferred from the directly connected routes (netlink would name it exactly): ipv4_unattributed lists those no route explains'],
+        },
+        method: 'read /proc/net/dev, /proc/net/fib_trie (IPv4 addresses), /proc/net/if_inet6 (IPv6 addresses); read /sys/class/net/*/{address,operstate,mtu,ifindex,flags}',
       },
     ],
     raw,
