@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Micro-benchmark: blake3-wasm vs Blake3Simd vs node:crypto sha256, one thread.
-//   npx tsc -p . && node bench/blake3-simd.mjs [--reps N] [--mib N]
+//   npm run bench:blake3 -- [--reps N] [--mib N]   (builds, then node bench/blake3-simd.mjs)
 // Throughput: 256 KiB pieces over 512 MiB (Blake3Simd both ways: commit() of data already in
 // inputBuffer(), as when fs.readSync reads straight into it, and update() of a JS Buffer, which
 // copies). Small files: files/s for 4 KiB and 45 KiB inputs, each a whole hash (new hasher or

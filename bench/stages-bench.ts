@@ -49,7 +49,7 @@ async function loadInternals(): Promise<Internals> {
     load('scan/walk.js'),
     load('scan/scan-entry.js'),
     load('scan/hash-pool.js'),
-    load('util/blake3.js'),
+    load('scan/blake3.js'),
   ]);
   const pick = <T>(m: Record<string, unknown>, name: string, file: string): T => {
     if (m[name] === undefined) throw new Error(`dist/src/${file} no longer exports ${name}: update bench/stages-bench.ts`);
@@ -62,7 +62,7 @@ async function loadInternals(): Promise<Internals> {
     scanEntry: pick(scanEntry, 'scanEntry', 'scan/scan-entry.js'),
     READ_SIZE: pick(scanEntry, 'READ_SIZE', 'scan/scan-entry.js'),
     scanAll: pick(pool, 'scanAll', 'scan/hash-pool.js'),
-    createBlake3: pick(blake3, 'createBlake3', 'util/blake3.js'),
+    createBlake3: pick(blake3, 'createBlake3', 'scan/blake3.js'),
   };
 }
 

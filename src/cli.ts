@@ -1,6 +1,6 @@
 import chalk from 'chalk';
 import { Command, CommanderError } from 'commander';
-import { EXIT, IntegError, InterruptedError } from './util/errors.js';
+import { EXIT, IntegError } from './util/errors.js';
 import { registerBaseline } from './commands/baseline.js';
 import { registerCheck } from './commands/check.js';
 import { registerSnapshot } from './commands/snapshot.js';

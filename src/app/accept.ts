@@ -4,7 +4,7 @@ import { pathToText } from '../core/pathenc.js';
 import { ATTRIBUTES, type Attribute, type CheckItem, type FindingKind, type Policy, type Severity } from '../core/types.js';
 import { READ_SIZE, scanEntry } from '../scan/scan-entry.js';
 import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
-import { openWritable, storeError, type DB } from '../store/db.js';
+import { beginWrite, commit, openWritable, rollbackQuietly, storeError, type DB } from '../store/db.js';
 import { computeGenerationDigest, policyDigest } from '../store/generation-digest.js';
 import { RunRepo, type StoredFinding, type StoredRun } from '../store/run-repo.js';
 import type { RunContext } from '../util/context.js';
@@ -14,6 +14,7 @@ import { loadPolicy, resolveRoot, whoami } from './common.js';
 import { signDigest } from './signing.js';
 import { ContentRepo } from '../store/content-repo.js';
 import { KeepDecider, readAsRecorded } from './keep-content.js';
+import { exitCodeOf } from '../core/verdict.js';
 
 export interface AcceptOptions {
   /** paths as bytes (the command decodes `b64:` arguments) */
@@ -87,7 +88,7 @@ function openFindings(repo: BaselineRepo, cur: Generation, run: StoredRun, findi
 }
 
 /** Which findings the operator chose; usage errors name what is wrong. */
-export function selectFindings(open: StoredFinding[], done: Map<string, number>, all: StoredFinding[], opts: Pick<AcceptOptions, 'paths' | 'all' | 'rule'>, runId: number): StoredFinding[] {
+function selectFindings(open: StoredFinding[], done: Map<string, number>, all: StoredFinding[], opts: Pick<AcceptOptions, 'paths' | 'all' | 'rule'>, runId: number): StoredFinding[] {
   if (opts.paths.length && opts.all) throw new UsageError('give PATHs or --all, not both');
   if (!opts.paths.length && !opts.all && opts.rule === undefined)
     throw new UsageError('nothing to accept: name the PATHs to accept, or --all, or --rule NAME (see "integ accept --help")');
@@ -219,7 +220,7 @@ export async function runAccept(opts: AcceptOptions, ctx: RunContext): Promise<A
     for (const a of accepted.filter((x) => x.recheck === 'forced'))
       ctx.log.warn({ path: pathToText(a.path), changed: a.changedSince }, 'accepted with --force although it changed again since the check');
     ctx.log.info({ generation: gen.id, parent: cur.id, run: run.id, accepted: accepted.length, digest: gen.digest }, 'accept recorded');
-    return { generation: gen, parent: cur, run, accepted, remaining: open.length - chosen.length, exitCode: 0 };
+    return { generation: gen, parent: cur, run, accepted, remaining: open.length - chosen.length, exitCode: exitCodeOf({ command: 'done' }) };
   } catch (e) {
     if (e instanceof IntegError) throw e;
     throw storeError(e, opts.db);
@@ -238,11 +239,7 @@ function write(
   o: { policy: Policy; root: string; who: ReturnType<typeof whoami>; note: string; force: boolean; sign: ((d: string) => { signature: string; keyId: string }) | null; errorCode: Map<string, string> },
   file: string,
 ): Generation {
-  try {
-    db.exec('BEGIN IMMEDIATE');
-  } catch (e) {
-    throw storeError(e, file);
-  }
+  beginWrite(db, file);
   try {
     // Someone may have baselined or accepted while we were re-reading files.
     const now = repo.current();
@@ -285,14 +282,10 @@ function write(
     const sig = o.sign ? o.sign(d.digest) : null;
     repo.finish(gen, d, d.digest, sig?.signature ?? null, sig?.keyId ?? null);
     repo.recordAccept(gen, { id: run.id, findingsDigest: run.findingsDigest }, o.force && accepted.some((a) => a.recheck === 'forced'), accepted.map((a) => ({ path: a.path, kind: a.kind, rule: a.rule, recheck: a.recheck })));
-    db.exec('COMMIT');
+    commit(db);
     return repo.get(gen)!;
   } catch (e) {
-    try {
-      db.exec('ROLLBACK');
-    } catch {
-      /* already rolled back */
-    }
+    rollbackQuietly(db);
     throw e;
   }
 }

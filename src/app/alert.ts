@@ -1,29 +1,29 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { openReadOnly } from '../store/db.js';
 import { RunRepo } from '../store/run-repo.js';
 import type { RunContext } from '../util/context.js';
 import { defaultEvidenceDir } from '../util/paths.js';
-import type { CheckOptions, CheckResult, EvidenceRef } from './check.js';
+import type { CheckResult, EvidenceRef } from '../core/check-result.js';
+import type { CheckDocument } from '../report/documents.js';
+import { linuxOnlyProblem } from '../util/platform.js';
+import { sha256File } from '../util/sha256.js';
 
-function sha256File(p: string): string {
-  const h = crypto.createHash('sha256');
-  const fd = fs.openSync(p, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
+/** What the command passes on from its flags. */
+export interface AlertOptions {
+  /** --snapshot / --no-snapshot; undefined: as the policy says (on_alert.snapshot) */
+  snapshot?: boolean;
+  /** --out */
+  out?: string;
+  /** the store, consulted for the cooldown and earlier bundles */
+  db: string;
 }
 
 /**
  * Retention for bundles that checks created (manual snapshots are never removed): keep the
  * newest `maxBundles` and at most `maxBytes` in total; log each removal.
  */
-export function applyRetention(bundles: string[], maxBundles: number, maxBytes: number, ctx: RunContext): string[] {
+function applyRetention(bundles: string[], maxBundles: number, maxBytes: number, ctx: RunContext): string[] {
   const existing = [...new Set(bundles)]
     .filter((b) => fs.existsSync(b))
     .map((b) => ({ b, st: fs.statSync(b) }))
@@ -46,16 +46,18 @@ export function applyRetention(bundles: string[], maxBundles: number, maxBytes: 
 }
 
 /**
- * On an alert (findings 1|2|4), seal an evidence bundle unless turned off. An identical set of
+ * On an alert (findings 1|2|4), seal an evidence bundle holding `report` (the check's rendered
+ * JSON report) unless turned off. An identical set of
  * findings within the cooldown reuses the earlier bundle, so a cron job repeating the same alert
  * does not fill the disk. A failure to capture is reported as a notice: the check's findings and
  * exit code stand regardless.
  */
-export async function captureOnAlert(r: CheckResult, findingsDigest: string, opts: CheckOptions, ctx: RunContext): Promise<EvidenceRef | null> {
+export async function captureOnAlert(r: CheckResult, report: CheckDocument, opts: AlertOptions, ctx: RunContext): Promise<EvidenceRef | null> {
   const enabled = opts.snapshot ?? r.policy.onAlert.snapshot;
   if (!enabled) return null;
-  if (process.platform !== 'linux') {
-    r.notices.push(`no evidence captured: snapshot is supported on Linux only (this system is ${process.platform})`);
+  const notLinux = linuxOnlyProblem();
+  if (notLinux) {
+    r.notices.push(`no evidence captured: ${notLinux.replace(/^integ /, '')}`);
     return null;
   }
   const out = defaultEvidenceDir(opts.out, ctx.env);
@@ -65,12 +67,12 @@ export async function captureOnAlert(r: CheckResult, findingsDigest: string, opt
     try {
       const runs = new RunRepo(db);
       const since = new Date(Date.now() - r.policy.onAlert.cooldownSeconds * 1000).toISOString();
-      const prev = runs.lastWithFindings(findingsDigest, since);
+      const prev = runs.lastWithFindings(r.findingsDigest, since);
       if (prev?.evidence && fs.existsSync(prev.evidence)) {
         ctx.log.info({ bundle: prev.evidence, run: prev.id }, 'same findings within the cooldown: reusing the earlier bundle');
-        return { bundle: prev.evidence, sha256: sha256File(prev.evidence), reused: true };
+        return { bundle: prev.evidence, sha256: sha256File(prev.evidence).sha256, reused: true };
       }
-      previous = (db.prepare('SELECT DISTINCT evidence FROM runs WHERE evidence IS NOT NULL').pluck(true).all() as string[]).filter((b) => path.dirname(b) === path.resolve(out));
+      previous = runs.evidenceBundles().filter((b) => path.dirname(b) === path.resolve(out));
     } finally {
       db.close();
     }
@@ -79,14 +81,13 @@ export async function captureOnAlert(r: CheckResult, findingsDigest: string, opt
   }
   try {
     const { runSnapshot } = await import('./snapshot.js');
-    const { checkJson } = await import('../report/check-report.js');
     const s = r.summary;
     const snap = await runSnapshot(
       {
         out,
         note: `automatic: integ check found ${s.added} added, ${s.removed} removed, ${s.changed} changed (baseline #${r.baseline.id})`,
         trigger: {
-          report: checkJson(r),
+          report,
           findings: r.findings,
           root: r.root === '/' ? '' : r.root,
           maxFileBytes: r.policy.onAlert.copyMaxFileBytes,

@@ -4,10 +4,11 @@ import { scanAll } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { walk } from '../scan/walk.js';
 import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
-import { openWritable, storeError } from '../store/db.js';
+import { beginWrite, commit, openWritable, rollbackQuietly, storeError } from '../store/db.js';
 import { computeGenerationDigest, policyDigest } from '../store/generation-digest.js';
 import type { RunContext } from '../util/context.js';
-import { EXIT, IntegError, InterruptedError } from '../util/errors.js';
+import { IntegError, InterruptedError } from '../util/errors.js';
+import { exitCodeOf } from '../core/verdict.js';
 import type { Progress } from '../report/progress.js';
 import { loadPolicy, resolveRoot, whoami } from './common.js';
 import { VERSION } from '../version.js';
@@ -51,11 +52,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
   let bytes = 0;
   let open = false;
   try {
-    try {
-      db.exec('BEGIN IMMEDIATE');
-    } catch (e) {
-      throw storeError(e, opts.db);
-    }
+    beginWrite(db, opts.db);
     open = true;
     const parent = repo.current();
     if (parent) progress?.setTotal(parent.totalBytes);
@@ -76,6 +73,8 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
       toolVersion: VERSION,
     };
     const gen = repo.begin(header);
+    // Tests synchronise on this line (the write lock is held and the new generation is open).
+    ctx.log.debug({ db: opts.db, generation: gen }, 'store locked, generation begun');
     const { KeepDecider, readAsRecorded } = await import('./keep-content.js');
     const { ContentRepo } = await import('../store/content-repo.js');
     const keep = new KeepDecider(policy);
@@ -117,19 +116,13 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     const d = computeGenerationDigest(db, { id: gen, ...header });
     const sig = sign ? sign(d.digest) : null;
     repo.finish(gen, d, d.digest, sig?.signature ?? null, sig?.keyId ?? null);
-    db.exec('COMMIT');
+    commit(db);
     open = false;
     const generation = repo.get(gen)!;
     ctx.log.info({ generation: gen, entries, bytes, errors: errors.length, digest: d.digest, kept: keptFiles }, 'baseline recorded');
-    return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, exitCode: errors.length ? EXIT.INCOMPLETE : EXIT.OK, kept: keptFiles };
+    return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, exitCode: exitCodeOf({ command: 'baseline', unreadable: errors.length }), kept: keptFiles };
   } catch (e) {
-    if (open) {
-      try {
-        db.exec('ROLLBACK');
-      } catch {
-        /* the connection may already have rolled back */
-      }
-    }
+    if (open) rollbackQuietly(db);
     if (e instanceof IntegError) throw e;
     throw storeError(e, opts.db);
   } finally {

@@ -1,61 +1,39 @@
 import { compareEntry } from '../core/compare.js';
 import { pathToText } from '../core/pathenc.js';
 import { Selector } from '../core/selector.js';
-import type { Finding, Policy, Rule, ScanError } from '../core/types.js';
-import { checkExitCode, summarize, type Summary } from '../core/verdict.js';
+import type { Finding, Rule, ScanError } from '../core/types.js';
+import { exitCodeOf, summarize } from '../core/verdict.js';
+import type { CheckResult } from '../core/check-result.js';
 import { scanAll } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { walk } from '../scan/walk.js';
-import { BaselineRepo, recFromRaw, type Generation, type StoredEntry } from '../store/baseline-repo.js';
+import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
+import { decodeEntryValues } from '../store/rows.js';
 import { openReadOnly, openWritable, probeWriteLock, storeError, type DB } from '../store/db.js';
-import { GenerationDigester, policyDigest, type DigestRow, type GenerationDigestResult } from '../store/generation-digest.js';
-import { DIGEST_COLUMNS } from '../store/generation-digest.js';
+import { GenerationDigester, policyDigest, rowsWithRowidByPath, type GenerationDigestResult, type RowidDigestRow } from '../store/generation-digest.js';
+import { recordAlertEvidence } from './evidence-record.js';
 import { RunRepo } from '../store/run-repo.js';
 import type { Progress } from '../report/progress.js';
 import type { RunContext } from '../util/context.js';
-import { IntegError, InterruptedError, NoInputError, TrustError } from '../util/errors.js';
-import { blake3Hex } from '../util/blake3.js';
-import { loadPolicy, resolveRoot, whoami, type Who } from './common.js';
+import { CantCreateError, IntegError, InterruptedError, NoInputError, TrustError } from '../util/errors.js';
+import { blake3Hex } from '../scan/blake3.js';
+import { loadPolicy, resolveRoot, whoami } from './common.js';
 
 export interface CheckOptions {
   policy?: string;
   db: string;
   root?: string;
   jobs: number;
-  /** undefined: as the policy says (on_alert.snapshot) */
-  snapshot?: boolean;
-  out?: string;
   verifyKey?: string;
   expectDigest?: string;
 }
 
-export interface EvidenceRef {
-  bundle: string;
-  sha256: string;
-  reused: boolean;
-}
-
-export interface CheckResult {
-  startedAt: string;
-  finishedAt: string;
-  who: Who;
-  root: string;
-  policy: Policy;
-  baseline: Generation;
-  summary: Summary;
-  findings: Finding[];
-  errors: ScanError[];
-  evidence: EvidenceRef | null;
-  /** notices for the operator (policy changed since the baseline, run not recorded …) */
-  notices: string[];
-  runId: number | null;
-  exitCode: number;
-}
+export type { CheckResult, EvidenceRef } from '../core/check-result.js';
 
 const SEVERITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 } as const;
 
 /** Findings in report order: severity, then path bytes. */
-export function sortFindings(f: Finding[]): Finding[] {
+function sortFindings(f: Finding[]): Finding[] {
   return f.sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || Buffer.compare(a.path, b.path));
 }
 
@@ -75,21 +53,22 @@ export function findingsDigest(findings: readonly Finding[]): string {
  * feeding every row to the generation digest on the way.
  */
 class MergeCursor {
-  private readonly it: Iterator<[number | bigint, ...DigestRow]>;
-  private row: [number | bigint, ...DigestRow] | null;
+  private readonly it: Iterator<RowidDigestRow>;
+  private row: RowidDigestRow | null;
   private readonly digester: GenerationDigester;
   private last: Buffer | null = null;
 
   constructor(db: DB, private readonly gen: Generation, private readonly repo: BaselineRepo) {
     this.digester = new GenerationDigester(gen, db);
-    this.it = (db.prepare(`SELECT rowid, ${DIGEST_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen.id) as Iterable<[number | bigint, ...DigestRow]>)[Symbol.iterator]();
+    this.it = rowsWithRowidByPath(db, gen.id);
     this.row = this.next();
   }
 
-  private next(): [number | bigint, ...DigestRow] | null {
+  private next(): RowidDigestRow | null {
     const r = this.it.next();
     if (r.done) return null;
-    this.digester.add(r.value.slice(1) as DigestRow);
+    const [, ...row] = r.value;
+    this.digester.add(row);
     return r.value;
   }
 
@@ -99,9 +78,9 @@ class MergeCursor {
     this.last = p;
     while (this.row && Buffer.compare(this.row[1], p) < 0) this.row = this.next();
     if (!this.row || !this.row[1].equals(p)) return undefined;
-    const r = this.row;
+    const [rowid, path, rule, error, ...values] = this.row;
     this.row = this.next();
-    return { rowid: Number(r[0]), rule: r[2], error: r[3], rec: recFromRaw(r[1], r.slice(4) as unknown[]) };
+    return { rowid: Number(rowid), rule, error, rec: decodeEntryValues(path, values) };
   }
 
   /** Read the rest and return the recomputed digest. */
@@ -116,8 +95,8 @@ function isUnderAny(p: Buffer, dirs: Buffer[]): boolean {
 }
 
 /**
- * Re-walk and re-hash in parallel, compare with the current generation rule by rule, record
- * the run. The comparison streams: each observed entry is looked up by path in the stored
+ * Re-walk and re-hash in parallel, compare with the current generation rule by rule. The
+ * command then captures evidence on an alert and records the run (recordCheckRun). The comparison streams: each observed entry is looked up by path in the stored
  * generation and marked in a bitmap over its rows, so memory grows with the findings, not
  * with the number of files; unmarked rows are the removed entries.
  */
@@ -228,8 +207,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
   sortFindings(findings);
   errors.sort((a, b) => Buffer.compare(a.path, b.path));
   const summary = summarize(scanned, findings, errors.length);
-  const exitCode = checkExitCode(summary);
-  const result: CheckResult = {
+  return {
     startedAt,
     finishedAt: new Date().toISOString(),
     who,
@@ -239,41 +217,44 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     summary,
     findings,
     errors,
+    findingsDigest: findingsDigest(findings),
     evidence: null,
     notices,
+    storeWritable: writable,
     runId: null,
-    exitCode,
+    exitCode: exitCodeOf({ command: 'check', summary }),
   };
-  const digest = findingsDigest(findings);
-  if (exitCode & 7) {
-    const { captureOnAlert } = await import('./alert.js');
-    result.evidence = await captureOnAlert(result, digest, opts, ctx);
+}
+
+/**
+ * Record a finished check (with the evidence it captured, if any) in the store. A failure to
+ * record is a notice: the check's findings and exit code stand regardless.
+ */
+export function recordCheckRun(r: CheckResult, db: string): void {
+  if (!r.storeWritable) {
+    r.notices.push('the store is read-only: this run was not recorded');
+    return;
   }
-  if (writable) {
+  try {
+    const wdb = openWritable(db);
     try {
-      const wdb = openWritable(opts.db);
-      try {
-        result.runId = new RunRepo(wdb).record(
-          {
-            kind: 'check', startedAt, finishedAt: result.finishedAt, gen: baseline.id, baselineDigest: baseline.digest, user: who.user, uid: who.uid,
-            hostname: who.hostname, root: root || '/', policyDigest: policyDigest(policy.text), ...summary, exitCode, findingsDigest: digest,
-            evidence: result.evidence?.bundle ?? null,
-          },
-          findings,
-          errors,
-        );
-        (await import('./evidence-record.js')).recordAlertEvidence(wdb, result);
-      } finally {
-        wdb.close();
-      }
-    } catch (e) {
-      const err = e instanceof IntegError ? e : storeError(e, opts.db);
-      notices.push(`this run was not recorded in the store: ${err.message}`);
+      r.runId = new RunRepo(wdb).record(
+        {
+          kind: 'check', startedAt: r.startedAt, finishedAt: r.finishedAt, gen: r.baseline.id, baselineDigest: r.baseline.digest, user: r.who.user, uid: r.who.uid,
+          hostname: r.who.hostname, root: r.root, policyDigest: policyDigest(r.policy.text), ...r.summary, exitCode: r.exitCode, findingsDigest: r.findingsDigest,
+          evidence: r.evidence?.bundle ?? null,
+        },
+        r.findings,
+        r.errors,
+      );
+      recordAlertEvidence(wdb, r);
+    } finally {
+      wdb.close();
     }
-  } else {
-    notices.push('the store is read-only: this run was not recorded');
+  } catch (e) {
+    const err = e instanceof IntegError ? e : storeError(e, db);
+    r.notices.push(`this run was not recorded in the store: ${err.message}`);
   }
-  return result;
 }
 
 function probeWriteLock0(file: string): boolean {
@@ -282,7 +263,7 @@ function probeWriteLock0(file: string): boolean {
   } catch (e) {
     // A missing store is reported by openReadOnly with the right code.
     if ((e as { code?: string }).code === 'SQLITE_CANTOPEN') return false;
-    if (e instanceof IntegError && e.exitCode !== 73) throw e;
+    if (e instanceof IntegError && !(e instanceof CantCreateError)) throw e;
     return false;
   }
 }

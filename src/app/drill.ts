@@ -184,7 +184,19 @@ export async function runDrill(opts: DrillOptions, ctx: RunContext): Promise<Dri
       return `${Object.keys(TREE).length} files under ${root}`;
     });
     const { runBaseline } = await import('./baseline.js');
-    const { runCheck } = await import('./check.js');
+    const { runCheck: scan, recordCheckRun } = await import('./check.js');
+    // What `integ check` does: compare, then on an alert seal evidence, then record the run.
+    const runCheck = async (o: { snapshot: boolean }): Promise<import('./check.js').CheckResult> => {
+      const r = await scan({ policy, db, root, jobs: 1 }, c);
+      const { isAlert } = await import('../core/verdict.js');
+      if (o.snapshot && isAlert(r.summary)) {
+        const { captureOnAlert } = await import('./alert.js');
+        const { checkJson } = await import('../report/check-report.js');
+        r.evidence = await captureOnAlert(r, checkJson(r), { snapshot: true, out, db }, c);
+      }
+      recordCheckRun(r, db);
+      return r;
+    };
     const baselineOk = await step('baseline', async () => {
       const b = await runBaseline({ policy, db, note: 'integ drill', root, jobs: 1 }, c);
       if (b.exitCode !== 0) throw new Error(`baseline exited ${b.exitCode}`);
@@ -192,7 +204,7 @@ export async function runDrill(opts: DrillOptions, ctx: RunContext): Promise<Dri
     });
     if (baselineOk) {
       await step('clean check before tampering (no false alarm)', async () => {
-        const r = await runCheck({ policy, db, root, jobs: 1, snapshot: false, out }, c);
+        const r = await runCheck({ snapshot: false });
         if (r.exitCode !== 0) throw new Error(`check found ${r.findings.length} difference(s) on an untouched tree (exit ${r.exitCode})`);
         return `${r.summary.scanned} scanned, exit 0`;
       });
@@ -201,7 +213,7 @@ export async function runDrill(opts: DrillOptions, ctx: RunContext): Promise<Dri
         return plants.map((p) => p.name).join('; ');
       });
       await step('check detects every tampering and seals evidence', async () => {
-        const r = await runCheck({ policy, db, root, jobs: 1, snapshot: true, out }, c);
+        const r = await runCheck({ snapshot: true });
         for (const p of plants) {
           const f = r.findings.find((x) => x.path.toString('utf8') === p.path);
           p.detected = Boolean(f && f.kind === p.expect);
@@ -234,7 +246,7 @@ export async function runDrill(opts: DrillOptions, ctx: RunContext): Promise<Dri
         const r = await runRestore({ paths: [Buffer.from('/etc/ssh/sshd_config')], note: 'integ drill: restore', root, dryRun: false, db, out, policy }, c);
         const now = fs.readFileSync(path.join(root, 'etc/ssh/sshd_config'), 'utf8');
         if (now !== TREE['etc/ssh/sshd_config']!.data) throw new Error('the file was not put back');
-        const again = await runCheck({ policy, db, root, jobs: 1, snapshot: false, out }, c);
+        const again = await runCheck({ snapshot: false });
         if (again.findings.some((f) => f.path.toString('utf8') === '/etc/ssh/sshd_config')) throw new Error('the next check still reports it');
         restored = true;
         return `generation #${r.generation?.id} (restore); suspect copy sealed in ${path.basename(r.bundle?.path ?? '-')}; next check clean for it`;

@@ -1,12 +1,12 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
-import { openReadOnly, storeError } from '../store/db.js';
+import { journalModeOf, openCopy, openReadOnly, prepareForReadOnlyMedia, storeError } from '../store/db.js';
+import { RunRepo } from '../store/run-repo.js';
 import type { RunContext } from '../util/context.js';
 import { CantCreateError, IntegError, NoInputError, TrustError, writeErrorFor } from '../util/errors.js';
 import { chainProblems, contentProblem } from './trust-gate.js';
+import { sha256File } from '../util/sha256.js';
 
 export interface ExportOptions {
   db: string;
@@ -67,16 +67,15 @@ export async function runExport(opts: ExportOptions, ctx: RunContext): Promise<E
   let omitted: number[] = [];
   try {
     fs.chmodSync(tmp, 0o600);
-    const copy = new Database(tmp);
+    const copy = openCopy(tmp);
     try {
-      copy.pragma('foreign_keys = ON');
       const repo = new BaselineRepo(copy);
       const at = new Date().toISOString();
       omitted = copy
         .transaction(() => {
           const others = repo.list().filter((g) => g.id !== generation.id);
           for (const g of others) repo.prune(g.id, g.digest, at);
-          copy.prepare('DELETE FROM runs').run();
+          new RunRepo(copy).deleteAll();
           return others.map((g) => g.id);
         })
         .immediate();
@@ -89,8 +88,7 @@ export async function runExport(opts: ExportOptions, ctx: RunContext): Promise<E
         if (c) problems.push(c);
       }
       if (problems.length) throw new TrustError(`export self-check failed, nothing exported:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-      copy.pragma('journal_mode = DELETE');
-      copy.exec('VACUUM');
+      prepareForReadOnlyMedia(copy);
     } finally {
       copy.close();
     }
@@ -110,13 +108,7 @@ export async function runExport(opts: ExportOptions, ctx: RunContext): Promise<E
     throw writeErrorFor(e, `cannot write ${opts.out}`);
   }
   const { bytes, sha256 } = sha256File(opts.out);
-  const check = new Database(opts.out, { readonly: true });
-  let journalMode: string;
-  try {
-    journalMode = String(check.pragma('journal_mode', { simple: true }));
-  } finally {
-    check.close();
-  }
+  const journalMode = journalModeOf(opts.out);
   ctx.log.info({ out: opts.out, generation: generation.id, omitted, journalMode }, 'export written');
   return {
     source: opts.db,
@@ -127,22 +119,4 @@ export async function runExport(opts: ExportOptions, ctx: RunContext): Promise<E
     bytes,
     sha256,
   };
-}
-
-function sha256File(file: string): { bytes: number; sha256: string } {
-  const h = crypto.createHash('sha256');
-  const buf = Buffer.allocUnsafe(1 << 20);
-  const fd = fs.openSync(file, 'r');
-  let bytes = 0;
-  try {
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-      bytes += n;
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return { bytes, sha256: h.digest('hex') };
 }

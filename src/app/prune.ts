@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
-import { openWritable, storeError, type DB } from '../store/db.js';
+import { openWritable, storeError, vacuum, type DB } from '../store/db.js';
 import { RunRepo } from '../store/run-repo.js';
 import type { RunContext } from '../util/context.js';
 import { IntegError, NoInputError, UsageError } from '../util/errors.js';
@@ -78,7 +78,7 @@ export async function runPrune(opts: PruneOptions, ctx: RunContext): Promise<Pru
     const r = pruneGenerations(db, opts.keep, new Date().toISOString(), opts.dryRun);
     let vacuumed = false;
     if (opts.vacuum && !opts.dryRun && r.pruned.length) {
-      db.exec('VACUUM');
+      vacuum(db);
       vacuumed = true;
     }
     ctx.log.info({ db: opts.db, pruned: r.pruned.map((p) => p.id), runsDeleted: r.runsDeleted, dryRun: opts.dryRun }, 'prune');

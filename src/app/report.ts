@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToText } from '../core/pathenc.js';
 import { openReadOnly } from '../store/db.js';
+import { allRunFindings, restoreRows } from '../store/incident-repo.js';
 import type { RunContext } from '../util/context.js';
 import { writeErrorFor } from '../util/errors.js';
 import { nsToIso } from '../report/records.js';
@@ -56,32 +57,29 @@ export async function buildReport(opts: { db: string; since?: string; until?: st
   try {
     const inWindow = new Set(timeline.runs.filter((r) => (!timeline.since || r.finishedAt >= timeline.since) && (!timeline.until || r.finishedAt <= timeline.until)).map((r) => r.id));
     const lastRun = timeline.runs[timeline.runs.length - 1];
-    const rows = db
-      .prepare('SELECT f.run, f.path, f.kind, f.rule, f.severity, f.attributes, f.type, f.mode, f.uid, f.gid, f.size, f.mtime_ns, f.blake3, f.sha256, r.finished_at FROM run_findings f JOIN runs r ON r.id = f.run ORDER BY f.run, f.path')
-      .safeIntegers(true)
-      .all() as Record<string, unknown>[];
-    for (const r of rows) {
-      const run = Number(r.run);
+    const finishedAt = new Map(timeline.runs.map((r) => [r.id, r.finishedAt] as const));
+    for (const r of allRunFindings(db)) {
+      const run = r.run;
       if (!inWindow.has(run)) continue;
-      const p = pathToText(r.path as Buffer);
-      const at = r.finished_at as string;
-      const observed = r.type === null ? null : {
-        type: r.type as string,
-        mode: Number(r.mode).toString(8).padStart(4, '0'),
-        uid: Number(r.uid),
-        gid: Number(r.gid),
-        size: String(r.size),
-        mtime: nsToIso(BigInt(r.mtime_ns as bigint)),
-        blake3: (r.blake3 as string | null) ?? null,
-        sha256: (r.sha256 as string | null) ?? null,
+      const p = pathToText(r.path);
+      const at = finishedAt.get(run) ?? '';
+      const a = r.after;
+      const observed = a === null ? null : {
+        type: a.type,
+        mode: a.mode.toString(8).padStart(4, '0'),
+        uid: a.uid,
+        gid: a.gid,
+        size: a.size.toString(),
+        mtime: nsToIso(a.mtimeNs),
+        blake3: a.blake3,
+        sha256: a.sha256,
       };
       const f = findings.get(p);
-      const base = { kind: r.kind as string, rule: r.rule as string, severity: r.severity as string, attributes: (r.attributes as string).split(',').filter(Boolean), lastSeen: at, observed };
+      const base = { kind: r.kind, rule: r.rule, severity: r.severity, attributes: r.attributes.split(',').filter(Boolean), lastSeen: at, observed };
       if (f) Object.assign(f, base, { runs: f.runs + 1, open: lastRun?.id === run });
       else findings.set(p, { path: p, ...base, firstSeen: at, runs: 1, open: lastRun?.id === run, restored: false });
     }
-    if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'restores'").get())
-      restoredPaths = (db.prepare('SELECT r.path, g.created_at FROM restores r JOIN generations g ON g.id = r.gen').all() as { path: Buffer; created_at: string }[]).map((x) => ({ path: pathToText(x.path), at: x.created_at }));
+    restoredPaths = restoreRows(db).map((x) => ({ path: pathToText(x.path), at: x.at }));
   } finally {
     db.close();
   }

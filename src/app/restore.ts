@@ -7,7 +7,8 @@ import type { EntryRecord, HashAlgo } from '../core/types.js';
 import { READ_SIZE, scanEntry } from '../scan/scan-entry.js';
 import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
 import { ContentRepo, ContentProblem, matchesEntry } from '../store/content-repo.js';
-import { openReadOnly, openWritable, storeError, type DB } from '../store/db.js';
+import { beginWrite, commit, openReadOnly, openWritable, rollbackQuietly, storeError, type DB } from '../store/db.js';
+import { recordRestores } from '../store/incident-repo.js';
 import { computeGenerationDigest } from '../store/generation-digest.js';
 import { EvidenceRepo } from '../store/record-repo.js';
 import type { RunContext } from '../util/context.js';
@@ -402,11 +403,7 @@ function record(
   o: { note: string; root: string; sign: ((d: string) => { signature: string; keyId: string }) | null; bundle: { path: string; sha256: string; size: number }; policy: { source: string } },
   file: string,
 ): Generation {
-  try {
-    db.exec('BEGIN IMMEDIATE');
-  } catch (e) {
-    throw storeError(e, file);
-  }
+  beginWrite(db, file);
   try {
     const now = repo.current();
     if (!now || now.id !== cur.id || now.digest !== cur.digest) throw new DataError(`generation #${now?.id ?? '-'} became current while restoring; the files are restored (suspect copies in ${o.bundle.path}) but no restore generation was recorded: run "integ check"`);
@@ -430,26 +427,21 @@ function record(
     const gen = repo.begin(header);
     repo.copyEntries(cur.id, gen);
     contents.copyKept(cur.id, gen);
-    const ins = db.prepare('INSERT INTO restores (gen, path, from_gen, bundle) VALUES (?, ?, ?, ?)');
     for (const it of items) {
       repo.deleteEntry(gen, it.path);
       contents.unlink(gen, it.path);
       repo.insert(gen, it.entry.rule, it.after!, null);
       if (it.contentDigest) contents.link(gen, it.path, it.contentDigest);
-      ins.run(gen, it.path, src.id, o.bundle.path);
     }
+    recordRestores(db, gen, items.map((it) => ({ path: it.path, fromGen: src.id, bundle: o.bundle.path })));
     const d = computeGenerationDigest(db, { id: gen, ...header });
     const sig = o.sign ? o.sign(d.digest) : null;
     repo.finish(gen, d, d.digest, sig?.signature ?? null, sig?.keyId ?? null);
     new EvidenceRepo(db).add({ sealedAt: header.createdAt, kind: 'restore', path: o.bundle.path, sha256: o.bundle.sha256, size: o.bundle.size, run: null, gen, note: o.note });
-    db.exec('COMMIT');
+    commit(db);
     return repo.get(gen)!;
   } catch (e) {
-    try {
-      db.exec('ROLLBACK');
-    } catch {
-      /* already rolled back */
-    }
+    rollbackQuietly(db);
     throw e;
   }
 }

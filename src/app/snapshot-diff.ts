@@ -1,5 +1,5 @@
 import { readBundle } from '../evidence/bundle-reader.js';
-import { diffSnapshots } from '../evidence/snapshot-diff.js';
+import { diffSnapshots, type SnapshotDiff } from '../evidence/snapshot-diff.js';
 import type { RunContext } from '../util/context.js';
 import { DataError } from '../util/errors.js';
 
@@ -21,13 +21,11 @@ async function artifactsOf(p: string): Promise<Map<string, unknown>> {
 
 /**
  * `integ diff A.tar.gz B.tar.gz`: what is new or gone between two snapshots, matched by stable
- * keys (executable, command line, user, port …), never pids. Renders and returns the exit code.
+ * keys (executable, command line, user, port …), never pids. Returns data; report/ renders it.
  */
-export async function diffBundles(a: string, b: string, opts: { format: 'text' | 'json' }, ctx: RunContext): Promise<number> {
+export async function diffBundles(a: string, b: string, ctx: RunContext): Promise<SnapshotDiff> {
   const [ma, mb] = [await artifactsOf(a), await artifactsOf(b)];
   const d = diffSnapshots(ma, mb);
   ctx.log.info({ a, b, same: d.same }, 'snapshot diff');
-  if (opts.format === 'json') process.stdout.write(`${JSON.stringify({ schema: 'integ.snapshot-diff/1', a, b, ...d }, null, 2)}\n`);
-  else process.stdout.write((await import('../report/snapshot-report.js')).snapshotDiffText(d, a, b));
-  return d.same ? 0 : 1;
+  return d;
 }

@@ -7,11 +7,12 @@ import type { FindingsResult, IocMatcher } from '../evidence/findings.js';
 import type { RunContext } from '../util/context.js';
 import { IntegError, writeErrorFor } from '../util/errors.js';
 import { VERSION } from '../version.js';
+import type { CheckDocument } from '../report/documents.js';
 
 /** What a check hands over when it triggers a snapshot. */
 export interface SnapshotTrigger {
   /** the check's JSON report */
-  report: Record<string, unknown>;
+  report: CheckDocument;
   /** findings whose current files are copied into the bundle (added and changed regular files) */
   findings: readonly Finding[];
   /** --root prefix of that check ("" for /) */
@@ -118,10 +119,7 @@ async function copyChangedFiles(w: { addFile(rel: string, d: Buffer): Promise<{ 
 export async function runSnapshot(opts: SnapshotOptions, ctx: RunContext): Promise<SnapshotResult> {
   const { collectAll } = await import('../evidence/collect.js');
   const { BundleWriter } = await import('../evidence/bundle-writer.js');
-  if (process.platform !== 'linux') {
-    const { UsageError } = await import('../util/errors.js');
-    throw new UsageError(`integ snapshot is supported on Linux only (this system is ${process.platform})`);
-  }
+  (await import('../util/platform.js')).assertLinux();
   const signKey = opts.signKey ? await (await import('../trust/keys.js')).loadPrivateKey(opts.signKey) : undefined;
   const start = clocks();
   let writer: import('../evidence/bundle-writer.js').BundleWriter;

@@ -3,7 +3,7 @@ import { ATTRIBUTES, type Attribute, type EntryRecord } from '../core/types.js';
 import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
 import { openReadOnly, storeError, type DB } from '../store/db.js';
 import type { RunContext } from '../util/context.js';
-import { EXIT, IntegError, NoInputError, TrustError, UsageError } from '../util/errors.js';
+import { IntegError, NoInputError, TrustError, UsageError } from '../util/errors.js';
 import { contentProblem, verifyTrust } from './trust-gate.js';
 
 /** One side of a diff: which store and generation. */
@@ -56,11 +56,6 @@ export interface StoreDiffOptions {
   /** attributes not to compare, e.g. inode,ctime,mtime between two hosts */
   ignore: Attribute[];
   verifyKey?: string;
-}
-
-/** exit 0 when the generations hold the same entries, 1 when not. */
-export function diffExitCode(s: DiffSummary): number {
-  return s.added + s.removed + s.changed > 0 ? EXIT.ADDED : EXIT.OK;
 }
 
 /** Merge join of two path-ordered entry streams. Pure: works on any two sorted iterables. */

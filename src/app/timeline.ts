@@ -1,8 +1,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { pathToText } from '../core/pathenc.js';
-import { BaselineRepo, recFromRow, type Generation } from '../store/baseline-repo.js';
-import { openReadOnly, storeError, type DB } from '../store/db.js';
+import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
+import { allRunFindings, allRuns, restoreRows, type RecordFinding } from '../store/incident-repo.js';
+import { openReadOnly, storeError } from '../store/db.js';
 import { EvidenceRepo, NoteRepo, type EvidenceRow, type Note } from '../store/record-repo.js';
 import type { StoredRun } from '../store/run-repo.js';
 import type { RunContext } from '../util/context.js';
@@ -88,35 +89,6 @@ function ev(ns: bigint, source: TimelineSource, desc: string, message: string, f
   return { ns, datetime: f.file && source === 'file' ? nsToIso(ns) : new Date(Number(ns / 1_000_000n)).toISOString(), timestamp_desc: desc, source, message, host: null, user: null, path: null, generation: null, run: null, severity: null, sha256: null, digest: null, ...f };
 }
 
-/** Every check run, oldest first. */
-export function allRuns(db: DB): StoredRun[] {
-  return (db.prepare('SELECT * FROM runs ORDER BY id').all() as Record<string, unknown>[]).map((r) => ({
-    id: Number(r.id),
-    kind: 'check',
-    startedAt: r.started_at as string,
-    finishedAt: r.finished_at as string,
-    gen: r.gen === null ? null : Number(r.gen),
-    baselineDigest: (r.baseline_digest as string | null) ?? null,
-    user: r.user as string,
-    uid: Number(r.uid),
-    hostname: r.hostname as string,
-    root: r.root as string,
-    policyDigest: r.policy_digest as string,
-    scanned: Number(r.scanned),
-    added: Number(r.added),
-    removed: Number(r.removed),
-    changed: Number(r.changed),
-    errors: Number(r.errors),
-    exitCode: Number(r.exit_code),
-    findingsDigest: r.findings_digest as string,
-    evidence: (r.evidence as string | null) ?? null,
-  }));
-}
-
-function hasTable(db: DB, name: string): boolean {
-  return Boolean(db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name));
-}
-
 /** Triage findings of a snapshot bundle (artifacts/findings.json), when it has them. */
 async function triage(bundle: string, at: bigint, host: string | null): Promise<TimelineEvent[]> {
   if (!fs.existsSync(bundle)) return [];
@@ -159,15 +131,19 @@ export async function buildTimeline(opts: TimelineOptions, ctx: Pick<RunContext,
         }),
       );
     }
-    if (hasTable(db, 'restores')) {
-      const byId = new Map(gens.map((g) => [g.id, g] as const));
-      for (const r of db.prepare('SELECT gen, path, from_gen, bundle FROM restores ORDER BY gen, path').all() as { gen: number; path: Buffer; from_gen: number; bundle: string | null }[]) {
-        const g = byId.get(Number(r.gen));
-        if (!g) continue;
-        events.push(ev(isoNs(g.createdAt), 'restore', 'File restored', `${pathToText(r.path)} restored from generation #${r.from_gen}${r.bundle ? ` (suspect copy in ${r.bundle})` : ''}`, { host: g.hostname, user: g.user, path: pathToText(r.path), generation: g.id }));
-      }
+    const byId = new Map(gens.map((g) => [g.id, g] as const));
+    for (const r of restoreRows(db)) {
+      const g = byId.get(r.gen);
+      if (!g) continue;
+      events.push(ev(isoNs(g.createdAt), 'restore', 'File restored', `${pathToText(r.path)} restored from generation #${r.fromGen}${r.bundle ? ` (suspect copy in ${r.bundle})` : ''}`, { host: g.hostname, user: g.user, path: pathToText(r.path), generation: g.id }));
     }
     const runs = allRuns(db);
+    const findingsByRun = new Map<number, RecordFinding[]>();
+    for (const f of allRunFindings(db)) {
+      const l = findingsByRun.get(f.run);
+      if (l) l.push(f);
+      else findingsByRun.set(f.run, [f]);
+    }
     const fileTimes = new Set<string>();
     for (const r of runs) {
       const at = isoNs(r.finishedAt);
@@ -176,13 +152,12 @@ export async function buildTimeline(opts: TimelineOptions, ctx: Pick<RunContext,
           host: r.hostname, user: r.user, run: r.id, generation: r.gen,
         }),
       );
-      const rows = db.prepare('SELECT path, kind, rule, severity, attributes, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, nlink, target, blake3, sha256 FROM run_findings WHERE run = ? ORDER BY path').safeIntegers(true).all(r.id) as Record<string, unknown>[];
-      for (const row of rows) {
-        const p = pathToText(row.path as Buffer);
-        const attrs = row.attributes as string;
-        events.push(ev(at, 'finding', `File ${row.kind} (detected)`, `${String(row.kind).toUpperCase()} ${p}${attrs ? ` [${attrs}]` : ''} (${row.rule}, ${row.severity})`, { host: r.hostname, path: p, run: r.id, severity: row.severity as string, generation: r.gen }));
-        if (row.type === null) continue;
-        const rec = recFromRow(row.path as Buffer, row);
+      for (const row of findingsByRun.get(r.id) ?? []) {
+        const p = pathToText(row.path);
+        const attrs = row.attributes;
+        events.push(ev(at, 'finding', `File ${row.kind} (detected)`, `${row.kind.toUpperCase()} ${p}${attrs ? ` [${attrs}]` : ''} (${row.rule}, ${row.severity})`, { host: r.hostname, path: p, run: r.id, severity: row.severity, generation: r.gen }));
+        if (!row.after) continue;
+        const rec = row.after;
         const key = `${rec.path.toString('hex')} ${rec.mtimeNs} ${rec.ctimeNs}`;
         if (fileTimes.has(key)) continue;
         fileTimes.add(key);

@@ -1,4 +1,4 @@
-import type { Generation } from '../store/baseline-repo.js';
+import { BaselineRepo, type ChainLink, type Generation } from '../store/baseline-repo.js';
 import type { DB } from '../store/db.js';
 import { computeGenerationDigest, type GenerationDigestResult } from '../store/generation-digest.js';
 import type { RunContext } from '../util/context.js';
@@ -32,14 +32,7 @@ export interface TrustReport {
   keyId: string | null;
 }
 
-interface Link {
-  id: number;
-  parentId: number | null;
-  parentDigest: string | null;
-  digest: string;
-  signature: string | null;
-  keyId: string | null;
-}
+type Link = ChainLink;
 
 const short = (d: string | null): string => (d === null ? '-' : d.length > 23 ? `${d.slice(0, 23)}…` : d);
 
@@ -57,10 +50,7 @@ export function contentProblemOf(d: GenerationDigestResult, g: Generation): stri
 }
 
 function prunedAnchors(db: DB): Map<number, string> {
-  const m = new Map<number, string>();
-  if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pruned'").get()) return m;
-  for (const r of db.prepare('SELECT id, digest FROM pruned').all() as { id: number; digest: string }[]) m.set(Number(r.id), r.digest);
-  return m;
+  return new Map(new BaselineRepo(db).prunedAnchors().map((a) => [a.id, a.digest]));
 }
 
 /**
@@ -71,16 +61,7 @@ function prunedAnchors(db: DB): Map<number, string> {
  * an edited digest or a re-pointed parent shows here.
  */
 export function chainProblems(db: DB): { problems: string[]; chain: Link[]; anchor: { id: number; digest: string } | null } {
-  const chain = (db.prepare('SELECT id, parent_id, parent_digest, digest, signature, key_id FROM generations ORDER BY id').all() as Record<string, unknown>[]).map(
-    (r): Link => ({
-      id: Number(r.id),
-      parentId: r.parent_id === null ? null : Number(r.parent_id),
-      parentDigest: (r.parent_digest as string | null) ?? null,
-      digest: r.digest as string,
-      signature: (r.signature as string | null) ?? null,
-      keyId: (r.key_id as string | null) ?? null,
-    }),
-  );
+  const chain = new BaselineRepo(db).chainLinks();
   const pruned = prunedAnchors(db);
   const ids = new Set(chain.map((l) => l.id));
   const problems: string[] = [];

@@ -37,15 +37,20 @@ Otherwise: 16 baseline not trustworthy, 64 usage, 65 bad policy, 66 no baseline 
       const snapSource = cmd.getOptionValueSource('snapshot');
       const snapshot = snapSource === 'cli' ? flags.snapshot : undefined;
       const { createProgress } = await import('../report/progress.js');
-      const { runCheck } = await import('../app/check.js');
+      const { recordCheckRun, runCheck } = await import('../app/check.js');
       const progress = await createProgress(ctx, 'check', null);
-      const r = await runCheck(
-        { policy: flags.policy, db: defaultDbPath(flags.db, ctx.env), root: flags.root, jobs, snapshot, out: flags.out, verifyKey: flags.verifyKey, expectDigest: flags.expectDigest },
-        ctx,
-        progress,
-      );
+      const opts = { policy: flags.policy, db: defaultDbPath(flags.db, ctx.env), root: flags.root, jobs, verifyKey: flags.verifyKey, expectDigest: flags.expectDigest };
+      const r = await runCheck(opts, ctx, progress);
       const { checkJson, checkText } = await import('../report/check-report.js');
-      const diffs = format === 'text' ? (await import('../app/content-diff.js')).contentDiffs(r, defaultDbPath(flags.db, ctx.env)) : undefined;
+      // The app step returns data; here, at the edge: evidence on an alert (with the rendered
+      // report inside), then the run is recorded (naming that evidence), then the report.
+      const { isAlert } = await import('../core/verdict.js');
+      if (isAlert(r.summary)) {
+        const { captureOnAlert } = await import('../app/alert.js');
+        r.evidence = await captureOnAlert(r, checkJson(r), { snapshot, out: flags.out, db: opts.db }, ctx);
+      }
+      recordCheckRun(r, opts.db);
+      const diffs = format === 'text' ? (await import('../app/content-diff.js')).contentDiffs(r, opts.db) : undefined;
       process.stdout.write(format === 'json' ? `${JSON.stringify(checkJson(r), null, 2)}\n` : checkText(r, diffs));
       process.exitCode = r.exitCode;
     });

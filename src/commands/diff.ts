@@ -1,34 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { RunContext } from '../util/context.js';
 
 /** An evidence bundle: a .tar.gz, or the folder extracted from one (it has a manifest.json). */
-export function looksLikeBundle(p: string): boolean {
+function looksLikeBundle(p: string): boolean {
   if (p.endsWith('.tar.gz')) return true;
   try {
     return fs.statSync(p).isDirectory() && fs.existsSync(path.join(p, 'manifest.json'));
   } catch {
     return false;
-  }
-}
-
-/**
- * The interface the snapshot-bundle diff is expected to offer (src/app/snapshot-diff.ts,
- * owned by the snapshot work): render the comparison itself and return the exit code
- * (0 same, 1 different).
- */
-type DiffBundles = (a: string, b: string, opts: { format: 'text' | 'json' }, ctx: RunContext) => Promise<number>;
-
-async function loadDiffBundles(): Promise<DiffBundles | null> {
-  // A non-literal specifier: this build may not contain the module yet.
-  const spec = '../app/snapshot-diff.js';
-  try {
-    const mod = (await import(spec)) as { diffBundles?: DiffBundles };
-    return typeof mod.diffBundles === 'function' ? mod.diffBundles : null;
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String((e as Error).message).includes('snapshot-diff')) return null;
-    throw e;
   }
 }
 
@@ -60,15 +40,18 @@ Exit: 0 same; 1 different; 16 a store is not trustworthy; 64 usage; 66 missing s
     .action(async (a: string | undefined, b: string | undefined, flags: { generation?: string[]; db?: string; ignore?: string; verifyKey?: string; format?: string; log?: string }) => {
       const { makeContext, parseFormat } = await import('./run-context.js');
       const { UsageError } = await import('../util/errors.js');
+      const { exitCodeOf } = await import('../core/verdict.js');
       const format = parseFormat(flags.format);
 
       // ── Snapshot-bundle diff: both arguments are bundles. ──────────────────────────────
       if (a !== undefined && b !== undefined && looksLikeBundle(a) && looksLikeBundle(b)) {
         if (flags.generation) throw new UsageError('--generation compares generations of one store, not bundles');
-        const diffBundles = await loadDiffBundles();
-        if (!diffBundles) throw new UsageError('bundle diff not available in this build of integ (it compares two stores, or --generation N M)');
         const ctx = await makeContext(flags.log);
-        process.exitCode = await diffBundles(a, b, { format }, ctx);
+        const { diffBundles } = await import('../app/snapshot-diff.js');
+        const d = await diffBundles(a, b, ctx);
+        const { snapshotDiffJson, snapshotDiffText } = await import('../report/snapshot-report.js');
+        process.stdout.write(format === 'json' ? `${JSON.stringify(snapshotDiffJson(d, a, b), null, 2)}\n` : snapshotDiffText(d, a, b));
+        process.exitCode = exitCodeOf({ command: 'diff', same: d.same });
         return;
       }
       // ── Store diff. ───────────────────────────────────────────────────────────────────
@@ -89,7 +72,7 @@ Exit: 0 same; 1 different; 16 a store is not trustworthy; 64 usage; 66 missing s
       }
       const { defaultDbPath } = await import('../util/paths.js');
       const ctx = await makeContext(flags.log);
-      const { openStoreDiff, diffExitCode } = await import('../app/store-diff.js');
+      const { openStoreDiff } = await import('../app/store-diff.js');
       const d = await openStoreDiff(
         gens
           ? { generations: gens, db: defaultDbPath(flags.db, ctx.env), ignore: ignore as Attr[], verifyKey: flags.verifyKey }
@@ -98,8 +81,8 @@ Exit: 0 same; 1 different; 16 a store is not trustworthy; 64 usage; 66 missing s
       );
       const { renderStoreDiff } = await import('../report/store-diff-report.js');
       try {
-        const summary = renderStoreDiff(d, format, (s) => process.stdout.write(s), diffExitCode);
-        process.exitCode = diffExitCode(summary);
+        const s = renderStoreDiff(d, format, (chunk) => process.stdout.write(chunk));
+        process.exitCode = exitCodeOf({ command: 'diff', same: s.added + s.removed + s.changed === 0 });
       } finally {
         d.differences.return(undefined as never);
         d.close();

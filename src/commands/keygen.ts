@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { KeygenDocument } from '../report/documents.js';
 
 export function registerKeygen(program: Command): void {
   program
@@ -23,7 +24,7 @@ safe; verifiers need only the .pub file.`)
       const { resolve } = await import('node:path');
       const made = await generateKeyPair(resolve(flags.out));
       process.stdout.write(format === 'json'
-        ? JSON.stringify({ schema: 'integ.keygen/1', private_key: made.privatePath, public_key: made.publicPath, key_id: made.keyId }) + '\n'
+        ? JSON.stringify({ schema: 'integ.keygen/1', private_key: made.privatePath, public_key: made.publicPath, key_id: made.keyId } satisfies KeygenDocument) + '\n'
         : `private key: ${made.privatePath}  (mode 0600, keep it secret)\n` +
           `public key:  ${made.publicPath}\n` +
           `key id:      ${made.keyId}\n`);

@@ -50,6 +50,7 @@ Exit: 0 sealed (some artifacts may be partial without root: see the manifest); 6
       if (notice) ctx.log.warn({}, notice);
       const { snapshotJson, snapshotText } = await import('../report/snapshot-report.js');
       process.stdout.write(format === 'json' ? `${JSON.stringify(snapshotJson(r), null, 2)}\n` : snapshotText(r));
-      process.exitCode = 0;
+      const { exitCodeOf } = await import('../core/verdict.js');
+      process.exitCode = exitCodeOf({ command: 'done' });
     });
 }

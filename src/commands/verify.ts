@@ -25,9 +25,11 @@ Exit codes: 0 intact, 16 altered/added/removed/truncated or bad signature, 66 no
       const { makeContext, parseFormat } = await import('./run-context.js');
       const format = parseFormat(flags.format);
       const ctx = await makeContext(flags.log);
-      const { verifyBundle, renderVerify } = await import('../evidence/verify.js');
+      const { verifyBundle } = await import('../evidence/verify.js');
       const result = await verifyBundle(bundle, { verifyKey: flags.verifyKey }, ctx);
+      const { renderVerify } = await import('../report/verify-report.js');
       process.stdout.write(renderVerify(result, format));
-      process.exitCode = result.ok ? 0 : 16;
+      const { exitCodeOf } = await import('../core/verdict.js');
+      process.exitCode = exitCodeOf({ command: 'verify', intact: result.ok });
     });
 }

@@ -35,7 +35,6 @@ function utf8SeqLen(b: Buffer, i: number): number {
 
 /** For terminals and one-line logs: also escape control characters so a name cannot forge lines. */
 export function pathForTerminal(p: Buffer): string {
-  // eslint-disable-next-line no-control-regex
   return pathToText(p).replace(/[\u0000-\u001f\u007f]/g, (c) => {
     if (c === '\n') return '\\n';
     if (c === '\t') return '\\t';
@@ -45,9 +44,11 @@ export function pathForTerminal(p: Buffer): string {
 }
 
 /** JSON fields naming a path losslessly: {path} or {path, path_b64}. */
-export function pathJson(p: Buffer, key = 'path'): Record<string, string> {
-  if (isUtf8(p)) return { [key]: p.toString('utf8') };
-  return { [key]: pathToText(p), [`${key}_b64`]: p.toString('base64') };
+export type PathJson<K extends string = 'path'> = { [P in K]: string } & { [P in `${K}_b64`]?: string };
+
+export function pathJson<K extends string = 'path'>(p: Buffer, key: K = 'path' as K): PathJson<K> {
+  if (isUtf8(p)) return { [key]: p.toString('utf8') } as PathJson<K>;
+  return { [key]: pathToText(p), [`${key}_b64`]: p.toString('base64') } as PathJson<K>;
 }
 
 /** Parse a path given on the command line or in JSON back to bytes. `b64:` prefix means base64. */

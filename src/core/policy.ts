@@ -4,7 +4,7 @@ import { DataError } from '../util/errors.js';
 import { ATTRIBUTES, HASH_ALGOS, SEVERITIES, type CheckItem, type Policy } from './types.js';
 
 /** Checked when a rule names none: everything but `growing`. */
-export const DEFAULT_CHECK: CheckItem[] = [...ATTRIBUTES];
+const DEFAULT_CHECK: CheckItem[] = [...ATTRIBUTES];
 
 const pattern = z.string().min(1).refine((s) => s.startsWith('/'), { message: 'expected an absolute path or glob starting with "/"' });
 const durationRe = /^(\d+)\s*(s|m|h|d)?$/;

@@ -21,7 +21,47 @@ export function summarize(scanned: number, findings: readonly Finding[], errors:
   return { scanned, added, removed, changed, errors };
 }
 
-/** The one function that decides a check's exit code: AIDE/Tripwire bitmask plus 8 for an incomplete scan. */
+/**
+ * What a command found, as far as its exit code is concerned. Failures are not outcomes: they
+ * are IntegErrors, mapped in src/cli.ts.
+ */
+export type Outcome =
+  /** check: findings and unreadable entries */
+  | { command: 'check'; summary: Summary }
+  /** baseline: recorded; some entries could not be read */
+  | { command: 'baseline'; unreadable: number }
+  /** diff (stores or bundles): whether the two sides are the same */
+  | { command: 'diff'; same: boolean }
+  /** verify: the bundle's seal (and signature) hold */
+  | { command: 'verify'; intact: boolean }
+  /** every other command: it did what was asked */
+  | { command: 'done' };
+
+/**
+ * The one function that decides every command's exit code from its outcome (restic's
+ * ComputeExitCode is the model). The codes themselves are the EXIT table.
+ */
+export function exitCodeOf(o: Outcome): number {
+  switch (o.command) {
+    case 'check':
+      return checkExitCode(o.summary);
+    case 'baseline':
+      return o.unreadable > 0 ? EXIT.INCOMPLETE : EXIT.OK;
+    case 'diff':
+      return o.same ? EXIT.OK : EXIT.DIFFERENT;
+    case 'verify':
+      return o.intact ? EXIT.OK : EXIT.UNTRUSTED;
+    case 'done':
+      return EXIT.OK;
+  }
+}
+
+/** A check found added, removed or changed entries (the alert that captures evidence). */
+export function isAlert(s: Summary): boolean {
+  return s.added + s.removed + s.changed > 0;
+}
+
+/** check's exit code: AIDE/Tripwire bitmask plus 8 for an incomplete scan (the 'check' case of exitCodeOf). */
 export function checkExitCode(s: Summary): number {
   return (s.added > 0 ? EXIT.ADDED : 0) | (s.removed > 0 ? EXIT.REMOVED : 0) | (s.changed > 0 ? EXIT.CHANGED : 0) | (s.errors > 0 ? EXIT.INCOMPLETE : 0);
 }

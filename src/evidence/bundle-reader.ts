@@ -94,7 +94,7 @@ export async function readBundle(p: string, opts: ReadBundleOptions = {}): Promi
 }
 
 /** "TRUNCATED archive: …", "UNSAFE ../x: …" */
-export function describeIssue(i: BundleIssue): string {
+function describeIssue(i: BundleIssue): string {
   return `${i.kind} ${i.file ?? 'archive'}: ${i.detail}`;
 }
 
@@ -117,7 +117,6 @@ function tooLarge(what: string, limits: Limits): DataError {
 function splitEntryPath(entryPath: string): { top: string; rel: string } | { unsafe: string } {
   const p = entryPath.replace(/\/+$/, '');
   if (p === '' || p.startsWith('/')) return { unsafe: 'absolute or empty path' };
-  // eslint-disable-next-line no-control-regex
   if (/[\x00]/.test(p)) return { unsafe: 'NUL in path' };
   const segs = p.split('/');
   if (segs.some((s) => s === '..')) return { unsafe: 'path contains ".."' };

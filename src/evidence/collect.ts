@@ -8,6 +8,7 @@ import { bundleSafePath } from './collectors/fsread.js';
 import { STEPS, type CollectorStep, type StepShared } from './collectors/index.js';
 import type { FindingsResult, IocMatcher } from './findings.js';
 import type { ArtifactOutput, BundleSink, CollectContext, CollectError, ManifestArtifact } from './types.js';
+import { assertLinux } from '../util/platform.js';
 
 export interface StepResult {
   step: string;
@@ -55,11 +56,6 @@ const LOG_ERRORS_MAX = 1000;
 
 class StepTimeout extends Error {}
 
-/** The step names and artifact names `only` accepts. */
-export function stepNames(): string[] {
-  return STEPS.flatMap((s) => [s.name, ...s.artifacts]);
-}
-
 function selectSteps(all: readonly CollectorStep[], only: string[] | undefined): readonly CollectorStep[] {
   if (!only || only.length === 0) return all;
   const known = new Set(all.flatMap((s) => [s.name, ...s.artifacts]));
@@ -84,7 +80,7 @@ function summarise(errors: CollectError[]): string | null {
  * InterruptedError when `signal` aborts (the caller discards the partial bundle).
  */
 export async function collectAll(sink: BundleSink, opts: CollectAllOptions): Promise<CollectAllResult> {
-  if (process.platform !== 'linux') throw new UsageError(`integ snapshot is supported on Linux only (this system is ${process.platform})`);
+  assertLinux();
   const steps = selectSteps(opts.steps ?? STEPS, opts.only);
   const tStart = performance.now();
   const base = { procRoot: opts.ctx?.procRoot ?? '/proc', sysRoot: opts.ctx?.sysRoot ?? '/sys', fsRoot: opts.ctx?.fsRoot ?? '/' };

@@ -12,16 +12,15 @@
  *     that key (an unsigned bundle then fails).
  * Anything else is a problem naming the file; any problem means exit 16.
  */
-import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import type { RunContext } from '../util/context.js';
 import { InterruptedError, IntegError } from '../util/errors.js';
 import { readBundle } from './bundle-reader.js';
 import { BUNDLE_SCHEMA, LOG_GENESIS } from './bundle-writer.js';
 import { keyId, loadPublicKey, verify as verifySig } from '../trust/keys.js';
+import { sha256FileAsync, sha256Hex } from '../util/sha256.js';
 
-export const VERIFY_SCHEMA = 'integ.verify/1';
+const VERIFY_SCHEMA = 'integ.verify/1';
 
 /**
  * ALTERED/ADDED/REMOVED: a file differs from, is missing from, or is absent in the
@@ -109,7 +108,7 @@ export async function verifyBundle(
   for (const i of b.issues) problems.add(i.kind, i.file, i.detail);
 
   const actual = new Map<string, string>();
-  for (const [rel, buf] of b.files) actual.set(rel, sha256hex(buf));
+  for (const [rel, buf] of b.files) actual.set(rel, sha256Hex(buf));
   const missing = (rel: string): boolean => !actual.has(rel) && !problems.has('TRUNCATED', rel);
   // In a cut-short archive a missing file may simply never have arrived; say so.
   const truncated = problems.has('TRUNCATED', null);
@@ -234,7 +233,7 @@ export async function verifyBundle(
     problems.add('SIGNATURE', 'signature.json', 'bundle is not signed, but --verify-key was given');
   }
 
-  const archiveSha = b.source === 'archive' ? await hashFile(abs) : null;
+  const archiveSha = b.source === 'archive' ? await sha256FileAsync(abs) : null;
   checkAborted(ctx.signal);
   const result: VerifyResult = {
     schema: VERIFY_SCHEMA,
@@ -308,7 +307,7 @@ function checkLogChain(buf: Buffer, record: { lines: number; last: string | null
       if (entry.seq !== n) why.push(`seq ${JSON.stringify(entry.seq)}, expected ${n}`);
       if (why.length > 0) problems.add('LOG', 'log.jsonl', `line ${n}: chain broken (${why.join('; ')})`);
     }
-    prev = sha256hex(line);
+    prev = sha256Hex(line);
   });
   if (unterminated) problems.add('LOG', 'log.jsonl', `line ${lines.length}: has no final newline (log truncated)`);
   if (record) {
@@ -321,40 +320,6 @@ function checkLogChain(buf: Buffer, record: { lines: number; last: string | null
     }
   }
   return lines.length;
-}
-
-/** The report: one line per problem, then a verdict line; or one JSON document. */
-export function renderVerify(r: VerifyResult, format: 'text' | 'json'): string {
-  if (format === 'json') return JSON.stringify(r, null, 2) + '\n';
-  const out: string[] = [];
-  for (const p of r.problems) {
-    out.push(p.kind === 'LOG' ? `LOG ${p.detail}` : `${p.kind} ${p.file ?? 'archive'}: ${p.detail}`);
-  }
-  const sig = {
-    valid: `signature valid (key ${r.key_id ?? '?'})`,
-    invalid: 'signature INVALID',
-    absent: 'not signed',
-    'not-checked': `signed by key ${r.key_id ?? '?'}, not checked (give --verify-key)`,
-  }[r.signature];
-  const name = r.name || path.basename(r.bundle);
-  if (r.ok) {
-    out.push(`OK ${name}: ${r.files} files match SHA256SUMS and manifest.json; log chain intact (${r.log_lines} lines); ${sig}`);
-  } else {
-    const n = r.problems.length;
-    out.push(`FAILED ${name}: ${n} problem${n === 1 ? '' : 's'}; ${sig}; this bundle is not trustworthy`);
-  }
-  if (r.archive_sha256) out.push(`archive sha256: ${r.archive_sha256}`);
-  return out.join('\n') + '\n';
-}
-
-function sha256hex(buf: Buffer): string {
-  return crypto.createHash('sha256').update(buf).digest('hex');
-}
-
-async function hashFile(p: string): Promise<string> {
-  const h = crypto.createHash('sha256');
-  for await (const chunk of fs.createReadStream(p)) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {

@@ -1,13 +1,14 @@
 import chalk from 'chalk';
-import type { CheckResult } from '../app/check.js';
+import type { CheckResult } from '../core/check-result.js';
 import { pathForTerminal, pathJson } from '../core/pathenc.js';
 import type { Finding, Severity } from '../core/types.js';
 import { VERSION } from '../version.js';
+import type { CheckDocument } from './documents.js';
 import { describeChanges, recordJson } from './records.js';
 import type { ContentDiff } from '../app/content-diff.js';
 
 /** The `integ.check/1` JSON document of the contract. */
-export function checkJson(r: CheckResult): Record<string, unknown> {
+export function checkJson(r: CheckResult): CheckDocument {
   return {
     schema: 'integ.check/1',
     tool: { name: 'integ', version: VERSION },
@@ -25,7 +26,7 @@ export function checkJson(r: CheckResult): Record<string, unknown> {
     },
     summary: r.summary,
     changes: r.findings.map((f) => ({
-      ...pathJson(f.path),
+      ...pathJson(f.path, 'path'),
       kind: f.kind,
       rule: f.rule,
       severity: f.severity,
@@ -33,7 +34,7 @@ export function checkJson(r: CheckResult): Record<string, unknown> {
       before: f.before ? recordJson(f.before) : null,
       after: f.after ? recordJson(f.after) : null,
     })),
-    errors: r.errors.map((e) => ({ ...pathJson(e.path), code: e.code, message: e.message })),
+    errors: r.errors.map((e) => ({ ...pathJson(e.path, 'path'), code: e.code, message: e.message })),
     evidence: r.evidence ? { bundle: r.evidence.bundle, sha256: r.evidence.sha256, reused: r.evidence.reused } : null,
     notices: r.notices,
     ...(r.root !== '/' ? { not_known_good: notKnownGood(r).map((f) => ({ ...pathJson(f.path), kind: f.kind })) } : {}),

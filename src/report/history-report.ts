@@ -11,11 +11,12 @@ import { pathForTerminal, pathJson } from '../core/pathenc.js';
 import type { Generation } from '../store/baseline-repo.js';
 import { VERSION } from '../version.js';
 import { nsToIso, recordJson } from './records.js';
+import type { AcceptDocument, ExportDocument, GenerationJson, HistoryDocument, PruneDocument, ShowDocument, ToolJson } from './documents.js';
 
-const TOOL = { name: 'integ', version: VERSION };
+const TOOL: ToolJson = { name: 'integ', version: VERSION };
 
 /** A generation as JSON, the same shape in every report. */
-export function generationJson(g: Generation): Record<string, unknown> {
+function generationJson(g: Generation): GenerationJson {
   return {
     generation: g.id,
     kind: g.kind,
@@ -38,7 +39,7 @@ export function generationJson(g: Generation): Record<string, unknown> {
 
 const signedText = (g: Generation): string => (g.signature ? `signed (key ${g.keyId})` : 'unsigned');
 
-export function historyJson(r: HistoryResult): Record<string, unknown> {
+export function historyJson(r: HistoryResult): HistoryDocument {
   return {
     schema: 'integ.history/1',
     tool: TOOL,
@@ -68,12 +69,12 @@ export function historyText(r: HistoryResult): string {
   return `${out.join('\n')}\n`;
 }
 
-export function showJson(r: ShowResult): Record<string, unknown> {
+export function showJson(r: ShowResult): ShowDocument {
   return {
     schema: 'integ.show/1',
     tool: TOOL,
     db: r.db,
-    ...pathJson(r.path),
+    ...pathJson(r.path, 'path'),
     generations: r.rows.map((row) => ({
       generation: row.generation.id,
       kind: row.generation.kind,
@@ -122,7 +123,7 @@ export function showText(r: ShowResult): string {
 
 const KIND_LABEL = { added: 'ADDED  ', removed: 'REMOVED', changed: 'CHANGED' } as const;
 
-export function acceptJson(r: AcceptResult): Record<string, unknown> {
+export function acceptJson(r: AcceptResult): AcceptDocument {
   return {
     schema: 'integ.accept/1',
     tool: TOOL,
@@ -130,7 +131,7 @@ export function acceptJson(r: AcceptResult): Record<string, unknown> {
     parent: { generation: r.parent.id, digest: r.parent.digest },
     run: { id: r.run.id, finished_at: r.run.finishedAt, findings_digest: r.run.findingsDigest },
     accepted: r.accepted.map((a) => ({
-      ...pathJson(a.path),
+      ...pathJson(a.path, 'path'),
       kind: a.kind,
       rule: a.rule,
       severity: a.severity,
@@ -159,7 +160,7 @@ export function acceptText(r: AcceptResult): string {
   return `${out.join('\n')}\n`;
 }
 
-export function pruneJson(r: PruneResult): Record<string, unknown> {
+export function pruneJson(r: PruneResult): PruneDocument {
   return {
     schema: 'integ.prune/1',
     tool: TOOL,
@@ -192,7 +193,7 @@ export function pruneText(r: PruneResult): string {
   return `${out.join('\n')}\n`;
 }
 
-export function exportJson(r: ExportResult): Record<string, unknown> {
+export function exportJson(r: ExportResult): ExportDocument {
   return {
     schema: 'integ.export/1',
     tool: TOOL,

@@ -1,5 +1,6 @@
 import { pathForTerminal, pathJson } from '../core/pathenc.js';
 import type { Attribute, EntryRecord } from '../core/types.js';
+import type { RecordJson } from './documents.js';
 
 /** Nanoseconds since the epoch → ISO-8601 UTC with nanoseconds kept. */
 export function nsToIso(ns: bigint): string {
@@ -12,7 +13,7 @@ export function nsToIso(ns: bigint): string {
 const num = (b: bigint): number | string => (b <= BigInt(Number.MAX_SAFE_INTEGER) && b >= -BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b.toString());
 
 /** An entry as JSON: mode as an octal string, times as ISO-8601 UTC (nanoseconds), digests hex. */
-export function recordJson(r: EntryRecord): Record<string, unknown> {
+export function recordJson(r: EntryRecord): RecordJson {
   return {
     type: r.type,
     mode: r.mode.toString(8).padStart(4, '0'),

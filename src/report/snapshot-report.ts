@@ -2,8 +2,9 @@ import chalk from 'chalk';
 import type { SnapshotResult } from '../app/snapshot.js';
 import type { FindingsResult } from '../evidence/findings.js';
 import type { SnapshotDiff } from '../evidence/snapshot-diff.js';
+import type { SnapshotDiffDocument, SnapshotDocument } from './documents.js';
 
-export function snapshotJson(r: SnapshotResult): Record<string, unknown> {
+export function snapshotJson(r: SnapshotResult): SnapshotDocument {
   return {
     schema: 'integ.snapshot/1',
     bundle: r.bundle,
@@ -22,7 +23,6 @@ export function snapshotJson(r: SnapshotResult): Record<string, unknown> {
 
 /** One line for a terminal: control characters escaped so a process name cannot forge lines. */
 function oneLine(s: string, max = 200): string {
-  // eslint-disable-next-line no-control-regex
   const t = s.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return t.length > max ? `${t.slice(0, max - 1)}…` : t;
 }
@@ -52,6 +52,11 @@ export function snapshotText(r: SnapshotResult): string {
   out.push(`sha256: ${r.sha256}`);
   out.push(...triageText(r.findings));
   return `${out.join('\n')}\n`;
+}
+
+/** The `integ.snapshot-diff/1` JSON document. */
+export function snapshotDiffJson(d: SnapshotDiff, a: string, b: string): SnapshotDiffDocument {
+  return { schema: 'integ.snapshot-diff/1', a, b, ...d };
 }
 
 export function snapshotDiffText(d: SnapshotDiff, a: string, b: string): string {

@@ -1,6 +1,8 @@
 import chalk from 'chalk';
 import type { Difference, DiffSide, DiffSummary, StoreDiff } from '../app/store-diff.js';
 import { pathForTerminal, pathJson } from '../core/pathenc.js';
+import { exitCodeOf } from '../core/verdict.js';
+import type { DiffSideJson, StoreDiffDocumentHead } from './documents.js';
 import { VERSION } from '../version.js';
 import { describeChanges, recordJson } from './records.js';
 
@@ -24,7 +26,7 @@ function buffered(sink: Sink): { push(s: string): void; flush(): void } {
   };
 }
 
-function sideJson(s: DiffSide): Record<string, unknown> {
+function sideJson(s: DiffSide): DiffSideJson {
   const g = s.generation;
   return { db: s.db, generation: g.id, kind: g.kind, created_at: g.createdAt, hostname: g.hostname, note: g.note, entries: g.entryCount, digest: g.digest, signed: g.signature !== null };
 }
@@ -37,15 +39,14 @@ const LABEL = { added: 'ADDED  ', removed: 'REMOVED', changed: 'CHANGED' } as co
 const WHERE = { added: '  (only in B)', removed: '  (only in A)', changed: '' } as const;
 
 /**
- * Render a store diff as it streams and return its summary (the command decides the exit
- * code from it). JSON is one document, written incrementally: `integ.diff/1`.
+ * Render a store diff as it streams and return its summary. JSON is one document, written incrementally: `integ.diff/1`.
  */
-export function renderStoreDiff(d: StoreDiff, format: 'text' | 'json', sink: Sink, exitCodeOf: (s: DiffSummary) => number): DiffSummary {
+export function renderStoreDiff(d: StoreDiff, format: 'text' | 'json', sink: Sink): DiffSummary {
   const out = buffered(sink);
   const side = (label: string, s: DiffSide): string =>
     `${label}: ${s.db}  generation #${s.generation.id} (${s.generation.kind}, ${s.generation.hostname}, ${s.generation.createdAt}) ${s.generation.digest}`;
   if (format === 'json') {
-    const head = { schema: 'integ.diff/1', tool: { name: 'integ', version: VERSION }, a: sideJson(d.a), b: sideJson(d.b), attributes: d.attributes, notices: d.notices };
+    const head: StoreDiffDocumentHead = { schema: 'integ.diff/1', tool: { name: 'integ', version: VERSION }, a: sideJson(d.a), b: sideJson(d.b), attributes: d.attributes, notices: d.notices };
     out.push(`${JSON.stringify(head, null, 2).slice(0, -2)},\n  "differences": [`);
   } else {
     out.push(`${side('A', d.a)}\n${side('B', d.b)}\n`);
@@ -56,7 +57,7 @@ export function renderStoreDiff(d: StoreDiff, format: 'text' | 'json', sink: Sin
   while (!step.done) {
     const x = step.value;
     if (format === 'json') {
-      const item = { ...pathJson(x.path), kind: x.kind, attributes: x.attributes, a: x.a ? recordJson(x.a) : null, b: x.b ? recordJson(x.b) : null };
+      const item = { ...pathJson(x.path, 'path'), kind: x.kind, attributes: x.attributes, a: x.a ? recordJson(x.a) : null, b: x.b ? recordJson(x.b) : null };
       out.push(`${first ? '' : ','}\n    ${JSON.stringify(item)}`);
     } else {
       out.push(`  ${LABEL[x.kind]}  ${pathForTerminal(x.path)}${x.kind === 'changed' ? `  [${x.attributes.join(', ')}]` : ''}${WHERE[x.kind]}\n`);
@@ -66,8 +67,8 @@ export function renderStoreDiff(d: StoreDiff, format: 'text' | 'json', sink: Sin
     step = d.differences.next();
   }
   const s = step.value;
-  const exit = exitCodeOf(s);
   const n = s.added + s.removed + s.changed;
+  const exit = exitCodeOf({ command: 'diff', same: n === 0 });
   if (format === 'json') {
     out.push(`${first ? '' : '\n  '}],\n  "summary": ${JSON.stringify({ added: s.added, removed: s.removed, changed: s.changed, entries_a: s.entriesA, entries_b: s.entriesB })},\n  "exit_code": ${exit}\n}\n`);
   } else {

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import crypto from 'node:crypto';
-import { createBlake3 } from '../util/blake3.js';
+import { createBlake3 } from './blake3.js';
 import { Blake3Simd, simdSupported } from './blake3-simd.js';
 import type { EntryRecord, EntryType, HashAlgo, Observed } from '../core/types.js';
 
@@ -29,7 +29,7 @@ interface IncrementalHash {
   digest(): string;
 }
 
-export function createHasher(algo: HashAlgo): IncrementalHash {
+function createHasher(algo: HashAlgo): IncrementalHash {
   if (algo === 'sha256') {
     const h = crypto.createHash('sha256');
     return { update: (b) => h.update(b), peek: () => h.copy().digest('hex'), digest: () => h.digest('hex') };
@@ -54,7 +54,7 @@ function simdHasher(h: Blake3Simd): IncrementalHash {
 }
 
 const S_IFMT = 0o170000;
-export function typeOfMode(mode: number): EntryType {
+function typeOfMode(mode: number): EntryType {
   switch (mode & S_IFMT) {
     case 0o100000: return 'file';
     case 0o040000: return 'dir';

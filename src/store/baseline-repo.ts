@@ -1,29 +1,29 @@
 import type { DB } from './db.js';
-import type { EntryRecord, EntryType } from '../core/types.js';
+import type { EntryRecord } from '../core/types.js';
+import type { Generation } from '../core/generation.js';
+import {
+  decodeEntryColumns,
+  decodeEntryValues,
+  decodeGeneration,
+  encodeEntryValues,
+  ENTRY_COLUMNS,
+  type AcceptedPathRow,
+  type AcceptRow,
+  type EntryRow,
+  type GenerationRow,
+  type PrunedRow,
+} from './rows.js';
 
-/** A generation as stored. Digest covers the header fields and every entry (see generation-digest.ts). */
-export interface Generation {
+export type { Generation };
+
+/** One generation's link in the hash chain. */
+export interface ChainLink {
   id: number;
-  createdAt: string;
-  kind: 'baseline' | 'accept' | 'restore';
-  user: string;
-  uid: number;
-  hostname: string;
-  note: string | null;
-  root: string;
-  policySource: string;
-  policyText: string;
-  policyDigest: string;
-  hashAlgos: string;
-  entryCount: number;
-  totalBytes: number;
-  errorCount: number;
   parentId: number | null;
   parentDigest: string | null;
   digest: string;
   signature: string | null;
   keyId: string | null;
-  toolVersion: string;
 }
 
 export interface StoredEntry {
@@ -33,78 +33,15 @@ export interface StoredEntry {
   rec: EntryRecord;
 }
 
-type Row = Record<string, unknown>;
-
-function genFromRow(r: Row): Generation {
-  return {
-    id: Number(r.id),
-    createdAt: r.created_at as string,
-    kind: r.kind as Generation['kind'],
-    user: r.user as string,
-    uid: Number(r.uid),
-    hostname: r.hostname as string,
-    note: (r.note as string | null) ?? null,
-    root: r.root as string,
-    policySource: r.policy_source as string,
-    policyText: r.policy_text as string,
-    policyDigest: r.policy_digest as string,
-    hashAlgos: r.hash_algos as string,
-    entryCount: Number(r.entry_count),
-    totalBytes: Number(r.total_bytes),
-    errorCount: Number(r.error_count),
-    parentId: r.parent_id === null ? null : Number(r.parent_id),
-    parentDigest: (r.parent_digest as string | null) ?? null,
-    digest: r.digest as string,
-    signature: (r.signature as string | null) ?? null,
-    keyId: (r.key_id as string | null) ?? null,
-    toolVersion: r.tool_version as string,
-  };
-}
-
-export const ENTRY_COLUMNS = 'type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, nlink, target, blake3, sha256';
-
 /** Rebuild an EntryRecord from a row read with safeIntegers (bigint columns). */
-export function recFromRow(path: Buffer, r: Row): EntryRecord {
-  return {
-    path,
-    type: r.type as EntryType,
-    mode: Number(r.mode),
-    uid: Number(r.uid),
-    gid: Number(r.gid),
-    size: BigInt(r.size as bigint),
-    mtimeNs: BigInt(r.mtime_ns as bigint),
-    ctimeNs: BigInt(r.ctime_ns as bigint),
-    inode: BigInt(r.inode as bigint),
-    nlink: Number(r.nlink),
-    target: (r.target as Buffer | null) ?? null,
-    blake3: (r.blake3 as string | null) ?? null,
-    sha256: (r.sha256 as string | null) ?? null,
-  };
-}
-
+export const recFromRow = decodeEntryColumns;
 /** Rebuild an EntryRecord from the 12 ENTRY_COLUMNS values of a raw row (safe integers). */
-export function recFromRaw(path: Buffer, v: unknown[]): EntryRecord {
-  return {
-    path,
-    type: v[0] as EntryType,
-    mode: Number(v[1]),
-    uid: Number(v[2]),
-    gid: Number(v[3]),
-    size: BigInt(v[4] as bigint),
-    mtimeNs: BigInt(v[5] as bigint),
-    ctimeNs: BigInt(v[6] as bigint),
-    inode: BigInt(v[7] as bigint),
-    nlink: Number(v[8]),
-    target: (v[9] as Buffer | null) ?? null,
-    blake3: (v[10] as string | null) ?? null,
-    sha256: (v[11] as string | null) ?? null,
-  };
-}
-
+export const recFromRaw = decodeEntryValues;
 /** Values for the 12 entry columns, in ENTRY_COLUMNS order. */
-export function recValues(rec: EntryRecord): unknown[] {
-  return [rec.type, rec.mode, rec.uid, rec.gid, rec.size, rec.mtimeNs, rec.ctimeNs, BigInt.asIntN(64, rec.inode), rec.nlink, rec.target, rec.blake3, rec.sha256];
-}
+export const recValues = encodeEntryValues;
+export { ENTRY_COLUMNS };
+
+const storedEntry = (r: EntryRow): StoredEntry => ({ rowid: Number(r.rowid), rule: r.rule, error: r.error, rec: decodeEntryColumns(r.path, r) });
 
 /** Baselines: generations and their entries. Prepared statements are created once per repo. */
 export class BaselineRepo {
@@ -112,44 +49,43 @@ export class BaselineRepo {
   private readonly insEntry;
 
   constructor(readonly db: DB) {
-    this.getEntry = db.prepare(`SELECT rowid, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE gen = ? AND path = ?`).safeIntegers(true);
+    this.getEntry = db.prepare<[number, Buffer], EntryRow>(`SELECT rowid, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE gen = ? AND path = ?`).safeIntegers(true);
     this.insEntry = db.readonly ? null : db.prepare(`INSERT INTO entries (gen, path, rule, error, ${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   }
 
   current(): Generation | null {
-    const r = this.db.prepare('SELECT * FROM generations ORDER BY id DESC LIMIT 1').get() as Row | undefined;
-    return r ? genFromRow(r) : null;
+    const r = this.db.prepare<[], GenerationRow>('SELECT * FROM generations ORDER BY id DESC LIMIT 1').get();
+    return r ? decodeGeneration(r) : null;
   }
 
   get(id: number): Generation | null {
-    const r = this.db.prepare('SELECT * FROM generations WHERE id = ?').get(id) as Row | undefined;
-    return r ? genFromRow(r) : null;
+    const r = this.db.prepare<[number], GenerationRow>('SELECT * FROM generations WHERE id = ?').get(id);
+    return r ? decodeGeneration(r) : null;
   }
 
   list(): Generation[] {
-    return (this.db.prepare('SELECT * FROM generations ORDER BY id').all() as Row[]).map(genFromRow);
+    return this.db.prepare<[], GenerationRow>('SELECT * FROM generations ORDER BY id').all().map(decodeGeneration);
   }
 
   lookup(gen: number, path: Buffer): StoredEntry | undefined {
-    const r = this.getEntry.get(gen, path) as Row | undefined;
-    if (!r) return undefined;
-    return { rowid: Number(r.rowid), rule: r.rule as string, error: (r.error as string | null) ?? null, rec: recFromRow(path, r) };
+    const r = this.getEntry.get(gen, path);
+    return r ? storedEntry(r) : undefined;
   }
 
   rowidRange(gen: number): { min: number; max: number } | null {
-    const r = this.db.prepare('SELECT min(rowid) AS lo, max(rowid) AS hi FROM entries WHERE gen = ?').get(gen) as { lo: number | null; hi: number | null };
-    return r.lo === null || r.hi === null ? null : { min: r.lo, max: r.hi };
+    const r = this.db.prepare<[number], { lo: number | null; hi: number | null }>('SELECT min(rowid) AS lo, max(rowid) AS hi FROM entries WHERE gen = ?').get(gen);
+    return !r || r.lo === null || r.hi === null ? null : { min: r.lo, max: r.hi };
   }
 
   /** Row ids of a generation, in order: the cheap pass of the removed-entries sweep. */
   *rowids(gen: number): Generator<number> {
-    yield* this.db.prepare('SELECT rowid FROM entries WHERE gen = ? ORDER BY rowid').pluck(true).iterate(gen) as Iterable<number>;
+    yield* this.db.prepare<[number], number>('SELECT rowid FROM entries WHERE gen = ? ORDER BY rowid').pluck(true).iterate(gen);
   }
 
   /** One entry by row id (for the few rows the sweep finds unseen). */
   byRowid(rowid: number): StoredEntry | undefined {
-    const r = this.db.prepare(`SELECT rowid, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE rowid = ?`).safeIntegers(true).get(rowid) as Row | undefined;
-    return r ? { rowid: Number(r.rowid), rule: r.rule as string, error: (r.error as string | null) ?? null, rec: recFromRow(r.path as Buffer, r) } : undefined;
+    const r = this.db.prepare<[number], EntryRow>(`SELECT rowid, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE rowid = ?`).safeIntegers(true).get(rowid);
+    return r ? storedEntry(r) : undefined;
   }
 
   /** Insert the header of a new generation (digest filled in by finish()). Call inside a write transaction. */
@@ -165,15 +101,13 @@ export class BaselineRepo {
   }
 
   insert(gen: number, rule: string, rec: EntryRecord, error: string | null): void {
-    this.insEntry!.run(gen, rec.path, rule, error, ...recValues(rec));
+    this.insEntry!.run(gen, rec.path, rule, error, ...encodeEntryValues(rec));
   }
 
   /** Every entry of a generation in path byte order (SQLite compares BLOBs with memcmp, as Buffer.compare does). Streams. */
   *entriesByPath(gen: number): Generator<StoredEntry> {
-    const st = this.db.prepare(`SELECT rowid, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).safeIntegers(true);
-    for (const r of st.iterate(gen) as Iterable<Row>) {
-      yield { rowid: Number(r.rowid), rule: r.rule as string, error: (r.error as string | null) ?? null, rec: recFromRow(r.path as Buffer, r) };
-    }
+    const st = this.db.prepare<[number], EntryRow>(`SELECT rowid, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).safeIntegers(true);
+    for (const r of st.iterate(gen)) yield storedEntry(r);
   }
 
   /** Copy every entry of generation `from` into generation `to` inside SQLite (no rows pass through JS). */
@@ -185,14 +119,21 @@ export class BaselineRepo {
     return this.db.prepare('DELETE FROM entries WHERE gen = ? AND path = ?').run(gen, path).changes;
   }
 
+  /** The chain over the stored headers, in id order (what the trust gate walks). */
+  chainLinks(): ChainLink[] {
+    return this.db
+      .prepare<[], Pick<GenerationRow, 'id' | 'parent_id' | 'parent_digest' | 'digest' | 'signature' | 'key_id'>>('SELECT id, parent_id, parent_digest, digest, signature, key_id FROM generations ORDER BY id')
+      .all()
+      .map((r) => ({ id: r.id, parentId: r.parent_id, parentDigest: r.parent_digest, digest: r.digest, signature: r.signature, keyId: r.key_id }));
+  }
+
   /** Generations removed by prune/export, whose digests anchor the chain of the ones kept. */
   prunedAnchors(): { id: number; digest: string; prunedAt: string | null }[] {
     if (!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pruned'").get()) return [];
-    return (this.db.prepare('SELECT id, digest, pruned_at FROM pruned ORDER BY id').all() as Row[]).map((r) => ({
-      id: Number(r.id),
-      digest: r.digest as string,
-      prunedAt: (r.pruned_at as string | null) ?? null,
-    }));
+    return this.db
+      .prepare<[], PrunedRow>('SELECT id, digest, pruned_at FROM pruned ORDER BY id')
+      .all()
+      .map((r) => ({ id: r.id, digest: r.digest, prunedAt: r.pruned_at }));
   }
 
   /** Remove a generation (its entries and accept records cascade) and remember its digest as a chain anchor. */
@@ -211,15 +152,15 @@ export class BaselineRepo {
   /** The accept record of a generation, or null (a baseline, or a store from before migration 2). */
   acceptOf(gen: number): { run: number; runFindingsDigest: string; forced: boolean; paths: number } | null {
     if (!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'accepts'").get()) return null;
-    const r = this.db.prepare('SELECT run, run_findings_digest, forced, paths FROM accepts WHERE gen = ?').get(gen) as Row | undefined;
-    return r ? { run: Number(r.run), runFindingsDigest: r.run_findings_digest as string, forced: Number(r.forced) === 1, paths: Number(r.paths) } : null;
+    const r = this.db.prepare<[number], AcceptRow>('SELECT run, run_findings_digest, forced, paths FROM accepts WHERE gen = ?').get(gen);
+    return r ? { run: r.run, runFindingsDigest: r.run_findings_digest, forced: r.forced === 1, paths: r.paths } : null;
   }
 
   /** How an accept generation treated one path, or null when the path was not accepted there. */
   acceptedPath(gen: number, path: Buffer): { kind: string; rule: string; recheck: string } | null {
     if (!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'accepted_paths'").get()) return null;
-    const r = this.db.prepare('SELECT kind, rule, recheck FROM accepted_paths WHERE gen = ? AND path = ?').get(gen, path) as Row | undefined;
-    return r ? { kind: r.kind as string, rule: r.rule as string, recheck: r.recheck as string } : null;
+    const r = this.db.prepare<[number, Buffer], AcceptedPathRow>('SELECT kind, rule, recheck FROM accepted_paths WHERE gen = ? AND path = ?').get(gen, path);
+    return r ? { kind: r.kind, rule: r.rule, recheck: r.recheck } : null;
   }
 
   finish(gen: number, counts: { entryCount: number; totalBytes: number; errorCount: number }, digest: string, signature: string | null, keyId: string | null): void {

@@ -2,7 +2,7 @@ import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import type { DB } from './db.js';
 import type { EntryRecord } from '../core/types.js';
-import { blake3Hex } from '../util/blake3.js';
+import { blake3Hex } from '../scan/blake3.js';
 
 /** Key of a kept content: blake3 of the raw bytes. */
 export function contentDigest(data: Buffer): string {

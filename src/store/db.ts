@@ -7,7 +7,7 @@ import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 export type DB = Database.Database;
 
 /** How long a second run waits for the store before exiting 75. */
-export const BUSY_TIMEOUT_MS = 2000;
+const BUSY_TIMEOUT_MS = 2000;
 
 /** Turn a SQLite failure into the contract's error classes. */
 export function storeError(e: unknown, file: string): Error {
@@ -127,5 +127,64 @@ export function probeWriteLock(file: string): boolean {
     throw err;
   } finally {
     db?.close();
+  }
+}
+
+/**
+ * Take the write lock for a transaction that spans asynchronous work (hashing while rows go
+ * in), which better-sqlite3's synchronous transaction() cannot. Busy: LockedError (75).
+ */
+export function beginWrite(db: DB, file: string): void {
+  try {
+    db.exec('BEGIN IMMEDIATE');
+  } catch (e) {
+    throw storeError(e, file);
+  }
+}
+
+export function commit(db: DB): void {
+  db.exec('COMMIT');
+}
+
+/** Roll back after a failure; a transaction SQLite already rolled back is not an error. */
+export function rollbackQuietly(db: DB): void {
+  try {
+    db.exec('ROLLBACK');
+  } catch {
+    /* the connection may already have rolled back */
+  }
+}
+
+/** Rewrite the file to give freed pages back to the filesystem. */
+export function vacuum(db: DB): void {
+  db.exec('VACUUM');
+}
+
+/**
+ * Open a fresh copy of a store (made by backup) to be cut down for export; foreign keys on so
+ * deleting a generation removes its entries.
+ */
+export function openCopy(file: string): DB {
+  const db = new Database(file);
+  db.pragma('foreign_keys = ON');
+  return db;
+}
+
+/**
+ * Make a store usable from read-only media: DELETE journal mode (WAL needs a writable -shm
+ * beside the file), vacuumed.
+ */
+export function prepareForReadOnlyMedia(db: DB): void {
+  db.pragma('journal_mode = DELETE');
+  db.exec('VACUUM');
+}
+
+/** The journal mode a store file records (read-only open). */
+export function journalModeOf(file: string): string {
+  const db = new Database(file, { readonly: true });
+  try {
+    return String(db.pragma('journal_mode', { simple: true }));
+  } finally {
+    db.close();
   }
 }

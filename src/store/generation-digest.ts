@@ -1,7 +1,7 @@
-import { blake3Hex, createBlake3 } from '../util/blake3.js';
+import { blake3Hex, createBlake3 } from '../scan/blake3.js';
 import type { DB } from './db.js';
 import type { Generation } from './baseline-repo.js';
-import { ENTRY_COLUMNS } from './baseline-repo.js';
+import { ENTRY_COLUMNS, type EntryValues } from './rows.js';
 
 const hex = (b: Buffer | null): string => (b === null ? '-' : b.length === 0 ? '""' : b.toString('hex'));
 
@@ -9,7 +9,9 @@ type Header = Pick<Generation, 'id' | 'createdAt' | 'kind' | 'user' | 'uid' | 'h
 
 /** The row shape the digest reads: DIGEST_COLUMNS, raw, with safe integers. */
 export const DIGEST_COLUMNS = `path, rule, error, ${ENTRY_COLUMNS}`;
-export type DigestRow = [Buffer, string, string | null, string, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, Buffer | null, string | null, string | null];
+export type DigestRow = [path: Buffer, rule: string, error: string | null, ...entry: EntryValues];
+/** A DigestRow with the entry's row id first: what check's merge join reads. */
+export type RowidDigestRow = [rowid: bigint, ...row: DigestRow];
 
 export interface GenerationDigestResult {
   digest: string;
@@ -91,8 +93,13 @@ export class GenerationDigester {
 }
 
 /** The rows of a generation in path byte order, as the digest reads them. */
-export function orderedRows(db: DB, gen: number): Iterable<DigestRow> {
-  return db.prepare(`SELECT ${DIGEST_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen) as Iterable<DigestRow>;
+function orderedRows(db: DB, gen: number): Iterable<DigestRow> {
+  return db.prepare<[number], DigestRow>(`SELECT ${DIGEST_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen);
+}
+
+/** The rows of a generation in path byte order with their row ids: one sequential pass (streams). */
+export function rowsWithRowidByPath(db: DB, gen: number): Iterator<RowidDigestRow> {
+  return db.prepare<[number], RowidDigestRow>(`SELECT rowid, ${DIGEST_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen);
 }
 
 /** The kept-content rows of a generation in path byte order (none before migration 4). */

@@ -1,5 +1,5 @@
 import type { DB } from './db.js';
-import { blake3Hex } from '../util/blake3.js';
+import { blake3Hex } from '../scan/blake3.js';
 
 function hasTable(db: DB, name: string): boolean {
   return Boolean(db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name));

@@ -1,7 +1,7 @@
 import type { DB } from './db.js';
 import type { Finding, ScanError } from '../core/types.js';
-import { ENTRY_COLUMNS, recFromRow, recValues } from './baseline-repo.js';
 import type { EntryRecord, FindingKind, Severity, Attribute } from '../core/types.js';
+import { decodeAttributes, decodeFindingEntry, encodeEntryValues, ENTRY_COLUMNS, type RunErrorRow, type RunFindingRow, type RunRow } from './rows.js';
 
 export interface RunRecord {
   kind: 'check';
@@ -38,35 +38,38 @@ export interface StoredFinding {
   after: EntryRecord | null;
 }
 
-type Row = Record<string, unknown>;
-
-function runFromRow(r: Row): StoredRun {
+function runFromRow(r: RunRow): StoredRun {
   return {
-    id: Number(r.id),
-    kind: 'check',
-    startedAt: r.started_at as string,
-    finishedAt: r.finished_at as string,
-    gen: r.gen === null ? null : Number(r.gen),
-    baselineDigest: (r.baseline_digest as string | null) ?? null,
-    user: r.user as string,
-    uid: Number(r.uid),
-    hostname: r.hostname as string,
-    root: r.root as string,
-    policyDigest: r.policy_digest as string,
-    scanned: Number(r.scanned),
-    added: Number(r.added),
-    removed: Number(r.removed),
-    changed: Number(r.changed),
-    errors: Number(r.errors),
-    exitCode: Number(r.exit_code),
-    findingsDigest: r.findings_digest as string,
-    evidence: (r.evidence as string | null) ?? null,
+    id: r.id,
+    kind: r.kind,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    gen: r.gen,
+    baselineDigest: r.baseline_digest,
+    user: r.user,
+    uid: r.uid,
+    hostname: r.hostname,
+    root: r.root,
+    policyDigest: r.policy_digest,
+    scanned: r.scanned,
+    added: r.added,
+    removed: r.removed,
+    changed: r.changed,
+    errors: r.errors,
+    exitCode: r.exit_code,
+    findingsDigest: r.findings_digest,
+    evidence: r.evidence,
   };
 }
 
 /** Check runs, their findings (with what was observed, so `accept` can fold them in) and errors. */
 export class RunRepo {
   constructor(readonly db: DB) {}
+
+  /** Every evidence bundle a recorded run names (retention considers those in the evidence folder). */
+  evidenceBundles(): string[] {
+    return this.db.prepare<[], string>('SELECT DISTINCT evidence FROM runs WHERE evidence IS NOT NULL').pluck(true).all();
+  }
 
   /** Record one check run in a single short transaction. */
   record(run: RunRecord, findings: readonly Finding[], errors: readonly ScanError[]): number {
@@ -85,7 +88,7 @@ export class RunRepo {
           run.scanned, run.added, run.removed, run.changed, run.errors, run.exitCode, run.findingsDigest, run.evidence).lastInsertRowid,
       );
       for (const f of findings) {
-        const vals = f.after ? recValues(f.after) : new Array(12).fill(null);
+        const vals = f.after ? encodeEntryValues(f.after) : new Array(12).fill(null);
         insF.run(id, f.path, f.kind, f.rule, f.severity, f.attributes.join(','), ...vals);
       }
       for (const e of errors) insE.run(id, e.path, e.code, e.message);
@@ -98,25 +101,26 @@ export class RunRepo {
   }
 
   last(): StoredRun | null {
-    const r = this.db.prepare('SELECT * FROM runs ORDER BY id DESC LIMIT 1').get() as Row | undefined;
+    const r = this.db.prepare<[], RunRow>('SELECT * FROM runs ORDER BY id DESC LIMIT 1').get();
     return r ? runFromRow(r) : null;
   }
 
   /** The most recent run with the same findings digest that has an evidence bundle, newer than `since`. */
   lastWithFindings(findingsDigest: string, since: string): StoredRun | null {
     const r = this.db
-      .prepare('SELECT * FROM runs WHERE findings_digest = ? AND evidence IS NOT NULL AND finished_at >= ? ORDER BY id DESC LIMIT 1')
-      .get(findingsDigest, since) as Row | undefined;
+      .prepare<[string, string], RunRow>('SELECT * FROM runs WHERE findings_digest = ? AND evidence IS NOT NULL AND finished_at >= ? ORDER BY id DESC LIMIT 1')
+      .get(findingsDigest, since);
     return r ? runFromRow(r) : null;
   }
 
   /** The unreadable entries of a run, by path. */
   errors(runId: number): ScanError[] {
-    return (this.db.prepare('SELECT path, code, message FROM run_errors WHERE run = ? ORDER BY path').all(runId) as Row[]).map((r) => ({
-      path: r.path as Buffer,
-      code: r.code as string,
-      message: r.message as string,
-    }));
+    return this.db.prepare<[number], RunErrorRow>('SELECT path, code, message FROM run_errors WHERE run = ? ORDER BY path').all(runId);
+  }
+
+  /** Forget every run (export: the copy carries no run history). */
+  deleteAll(): number {
+    return this.db.prepare('DELETE FROM runs').run().changes;
   }
 
   /** Forget the runs (and, by cascade, findings and errors) made against a generation. */
@@ -125,14 +129,7 @@ export class RunRepo {
   }
 
   findings(runId: number): StoredFinding[] {
-    const rows = this.db.prepare(`SELECT path, kind, rule, severity, attributes, ${ENTRY_COLUMNS} FROM run_findings WHERE run = ? ORDER BY path`).safeIntegers(true).all(runId) as Row[];
-    return rows.map((r) => ({
-      path: r.path as Buffer,
-      kind: r.kind as FindingKind,
-      rule: r.rule as string,
-      severity: r.severity as Severity,
-      attributes: (r.attributes as string) ? ((r.attributes as string).split(',') as Attribute[]) : [],
-      after: r.type === null ? null : recFromRow(r.path as Buffer, r),
-    }));
+    const rows = this.db.prepare<[number], RunFindingRow>(`SELECT path, kind, rule, severity, attributes, ${ENTRY_COLUMNS} FROM run_findings WHERE run = ? ORDER BY path`).safeIntegers(true).all(runId);
+    return rows.map((r) => ({ path: r.path, kind: r.kind, rule: r.rule, severity: r.severity, attributes: decodeAttributes(r.attributes), after: decodeFindingEntry(r) }));
   }
 }

@@ -21,6 +21,7 @@
 import crypto, { type KeyObject } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { CantCreateError, DataError, NoInputError, UsageError, writeErrorFor } from '../util/errors.js';
+import { sha256Hex } from '../util/sha256.js';
 
 /** A key file is a few hundred bytes; anything much larger is not a key. */
 const MAX_KEY_FILE = 64 * 1024;
@@ -36,7 +37,7 @@ export interface GeneratedKeyPair {
 export function keyId(key: KeyObject): string {
   const pub = key.type === 'private' ? crypto.createPublicKey(key) : key;
   const der = pub.export({ type: 'spki', format: 'der' });
-  return crypto.createHash('sha256').update(der).digest('hex').slice(0, 16);
+  return sha256Hex(der).slice(0, 16);
 }
 
 /**

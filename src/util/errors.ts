@@ -8,6 +8,8 @@ export const EXIT = {
   REMOVED: 2,
   CHANGED: 4,
   INCOMPLETE: 8,
+  /** diff: the two sides differ (diff's own meaning of 1, not check's "added") */
+  DIFFERENT: 1,
   UNTRUSTED: 16,
   USAGE: 64,
   DATAERR: 65,

@@ -1,15 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../src/trust/keys.js';
+import { integ as run } from '../helpers/cli.js';
 
-const BIN = fileURLToPath(new URL('../../bin/integ.js', import.meta.url));
-beforeAll(() => {
-  if (!fs.existsSync(fileURLToPath(new URL('../../dist/src/commands/accept.js', import.meta.url)))) throw new Error('build first: npx tsc -p .');
-});
 
 interface Run { status: number; stdout: string; stderr: string }
 const dirs: string[] = [];
@@ -30,8 +25,8 @@ function scenario() {
   fs.writeFileSync(policy, `version: 1\nrules:\n  - name: t\n    paths: ["${tree}/**"]\n  - name: conf\n    severity: high\n    paths: ["${tree}/conf/**"]\n`);
   const db = path.join(dir, 's.db');
   const integ = (...args: string[]): Run => {
-    const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', INTEG_NO_PROGRESS: '1' } });
-    return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+    const r = run(args);
+    return { ...r, status: r.code };
   };
   const s = {
     dir, tree, policy, db, integ,

@@ -1,15 +1,14 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
+import { integ as run } from '../helpers/cli.js';
+import { tamperDb } from '../helpers/tamper.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const BIN = fileURLToPath(new URL('../../bin/integ.js', import.meta.url));
+/** The shared helper, with the exit status under the name these tests use. */
 const integ = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', INTEG_NO_PROGRESS: '1' } });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  const r = run(args);
+  return { ...r, status: r.code };
 };
 
 let dir: string;
@@ -20,7 +19,6 @@ const baseline = (db: string, root: string, note = 'x') => integ('baseline', '--
 
 // Two "hosts" of one role: the same /srv/app tree under two --root folders (same mtimes, different inodes and ctimes).
 beforeAll(() => {
-  if (!fs.existsSync(fileURLToPath(new URL('../../dist/src/commands/diff.js', import.meta.url)))) throw new Error('build first: npx tsc -p .');
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'integ-diff-'));
   const app = path.join(root1(), 'srv', 'app');
   fs.mkdirSync(path.join(app, 'lib'), { recursive: true });
@@ -106,11 +104,8 @@ describe('integ diff A B (two stores)', () => {
   it('two bundles go to the bundle diff, never to the store code', () => {
     const r = integ('diff', path.join(dir, 'x.tar.gz'), path.join(dir, 'y.tar.gz'));
     expect(r.stderr).not.toMatch(/no baseline yet|store/);
-    // Until the snapshot-bundle diff lands this is a clear usage error.
-    if (!fs.existsSync(fileURLToPath(new URL('../../dist/src/app/snapshot-diff.js', import.meta.url)))) {
-      expect(r.status).toBe(64);
-      expect(r.stderr).toMatch(/bundle diff not available/);
-    }
+    expect(r.status).toBe(66);
+    expect(r.stderr).toBe(`integ: bundle ${path.join(dir, 'x.tar.gz')} not found\n`);
   });
 });
 
@@ -152,9 +147,7 @@ describe('integ diff --generation N M', () => {
     expect(baseline(db, r1, 'one').status).toBe(0);
     expect(baseline(db, r1, 'two').status).toBe(0);
     expect(integ('diff', '--generation', '1', '2', '--db', db).status).toBe(0);
-    const s = new Database(db);
-    s.prepare('UPDATE entries SET mode = 511 WHERE gen = 1').run();
-    s.close();
+    tamperDb(db, 'UPDATE entries SET mode = 511 WHERE gen = 1');
     const r = integ('diff', '--generation', '1', '2', '--db', db);
     expect(r.status).toBe(16);
     expect(r.stderr).toMatch(/generation #1: content does not match its recorded digest/);

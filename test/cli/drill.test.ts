@@ -1,8 +1,7 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN, integ, tmpdir } from '../helpers/cli.js';
+import { canDropToNobody, integ, tmpdir } from '../helpers/cli.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -14,11 +13,7 @@ const fresh = (): string => {
   return d;
 };
 
-const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
-const canDrop = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
-const nobodyCanRun = canDrop && spawnSync(asNobody[0]!, [...asNobody.slice(1), process.execPath, '-e', `require('fs').accessSync(${JSON.stringify(BIN)}, require('fs').constants.R_OK)`]).status === 0;
-if (!canDrop) console.log('drill.test: not root or no setpriv: the drill is not exercised as an unprivileged user');
-else if (!nobodyCanRun) console.log(`drill.test: ${BIN} is not readable by nobody: the drill is not exercised as an unprivileged user`);
+if (!canDropToNobody) console.log('drill.test: not root, no setpriv or no staged runtime: the drill is not exercised as an unprivileged user');
 
 interface Drill {
   schema: string;
@@ -84,7 +79,7 @@ describe('integ drill', () => {
     expect(JSON.parse(t.stdout).events.some((e: { source: string }) => e.source === 'note')).toBe(true);
   });
 
-  it.runIf(nobodyCanRun)('runs as an unprivileged user and touches nothing outside its sandbox', () => {
+  it.runIf(canDropToNobody)('runs as an unprivileged user and touches nothing outside its sandbox', () => {
     const tmp = fresh();
     fs.chmodSync(tmp, 0o777);
     const home = path.join(tmp, 'home');
@@ -93,7 +88,7 @@ describe('integ drill', () => {
     const sandboxes = path.join(tmp, 'sandboxes');
     fs.mkdirSync(sandboxes, { mode: 0o777 });
     fs.chmodSync(sandboxes, 0o777);
-    const r = integ(['drill', '--format', 'json', '--tmp', sandboxes], { prefix: asNobody, env: { HOME: home } });
+    const r = integ(['drill', '--format', 'json', '--tmp', sandboxes], { asNobody: true, env: { HOME: home } });
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout) as Drill;
     expect(j.detected).toBe(j.planted);

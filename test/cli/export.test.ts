@@ -1,22 +1,20 @@
-import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../src/trust/keys.js';
+import { canDropToNobody, integ as run } from '../helpers/cli.js';
+import { tamperDb } from '../helpers/tamper.js';
 
-const BIN = fileURLToPath(new URL('../../bin/integ.js', import.meta.url));
-const ENV = { ...process.env, NO_COLOR: '1', INTEG_NO_PROGRESS: '1' };
+/** The shared helper, with the exit status under the name these tests use. */
 const integ = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: ENV });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  const r = run(args);
+  return { ...r, status: r.code };
 };
 const sha = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 const isRoot = process.getuid?.() === 0;
-const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0;
 
 let dir: string;
 let tree: string;
@@ -26,7 +24,6 @@ let pub: string;
 let current: { generation: number; digest: string };
 
 beforeAll(async () => {
-  if (!fs.existsSync(fileURLToPath(new URL('../../dist/src/commands/export.js', import.meta.url)))) throw new Error('build first: npx tsc -p .');
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'integ-export-'));
   fs.chmodSync(dir, 0o755); // the unprivileged check below must reach the tree, policy and key
   tree = path.join(dir, 'tree');
@@ -86,12 +83,10 @@ describe('integ export', () => {
     fs.chmodSync(out, 0o444);
     fs.chmodSync(media, 0o555);
     const before = sha(out);
-    const args = [BIN, 'check', '--db', out, '--policy', policy, '--jobs', '0', '--no-snapshot', '--format', 'json', '--verify-key', pub, '--expect-digest', current.digest];
-    let r;
-    if (!isRoot) r = spawnSync(process.execPath, args, { encoding: 'utf8', env: ENV });
-    else if (hasSetpriv) r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, ...args], { encoding: 'utf8', env: { ...ENV, HOME: '/tmp' } });
-    else return void expect.soft(hasSetpriv, 'setpriv missing: read-only media not exercised as a non-root user').toBe(true);
-    expect(r.status, r.stderr).toBe(0);
+    const args = ['check', '--db', out, '--policy', policy, '--jobs', '0', '--no-snapshot', '--format', 'json', '--verify-key', pub, '--expect-digest', current.digest];
+    if (isRoot && !canDropToNobody) return void expect.soft(canDropToNobody, 'setpriv missing: read-only media not exercised as a non-root user').toBe(true);
+    const r = run(args, { asNobody: isRoot, env: { HOME: '/tmp' } });
+    expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.baseline).toMatchObject({ generation: current.generation, digest: current.digest, signed: true });
     expect(j.notices.join('\n')).toMatch(/not recorded/);
@@ -108,9 +103,7 @@ describe('integ export', () => {
 
     const bad = path.join(dir, 'bad.db');
     fs.copyFileSync(db, bad);
-    const d = new Database(bad);
-    d.prepare('UPDATE entries SET uid = 4242 WHERE gen = 3').run();
-    d.close();
+    tamperDb(bad, 'UPDATE entries SET uid = 4242 WHERE gen = 3');
     const out2 = path.join(dir, 'never.db');
     const r2 = integ('export', '--db', bad, '--out', out2);
     expect(r2.status).toBe(16);

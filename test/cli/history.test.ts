@@ -1,15 +1,14 @@
-import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { integ as run } from '../helpers/cli.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const BIN = fileURLToPath(new URL('../../bin/integ.js', import.meta.url));
+/** The shared helper, with the exit status under the name these tests use. */
 const integ = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', INTEG_NO_PROGRESS: '1' } });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  const r = run(args);
+  return { ...r, status: r.code };
 };
 const sha = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 
@@ -20,7 +19,6 @@ let policy: string;
 
 // One store for the file: baseline "first", then a changed, b removed, n added, accepted as "second".
 beforeAll(() => {
-  if (!fs.existsSync(fileURLToPath(new URL('../../dist/src/commands/history.js', import.meta.url)))) throw new Error('build first: npx tsc -p .');
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'integ-history-'));
   tree = path.join(dir, 'tree');
   fs.mkdirSync(tree);

@@ -1,16 +1,16 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { integ as run } from '../helpers/cli.js';
+import { tamperDb } from '../helpers/tamper.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../src/trust/keys.js';
 
-const BIN = fileURLToPath(new URL('../../bin/integ.js', import.meta.url));
+/** The shared helper, with the exit status under the name these tests use. */
 const integ = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', INTEG_NO_PROGRESS: '1' } });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  const r = run(args);
+  return { ...r, status: r.code };
 };
 const q = (db: string, sql: string): unknown => {
   const d = new Database(db, { readonly: true });
@@ -36,7 +36,6 @@ const copy = (): string => {
 };
 
 beforeAll(async () => {
-  if (!fs.existsSync(fileURLToPath(new URL('../../dist/src/commands/prune.js', import.meta.url)))) throw new Error('build first: npx tsc -p .');
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'integ-prune-'));
   tree = path.join(dir, 'tree');
   fs.mkdirSync(tree);
@@ -79,9 +78,7 @@ describe('integ prune', () => {
   it('the anchor matters: a deleted or edited pruned record breaks the chain (16)', () => {
     const f = copy();
     expect(integ('prune', '--keep', '2', '--db', f).status).toBe(0);
-    const d = new Database(f);
-    d.prepare("UPDATE pruned SET digest = 'blake3:00' WHERE id = 2").run();
-    d.close();
+    tamperDb(f, "UPDATE pruned SET digest = 'blake3:00' WHERE id = 2");
     const r = check(f, '--verify-key', pub);
     expect(r.status).toBe(16);
     expect(r.stderr).toMatch(/generation #3: records parent digest .* but generation #2 \(pruned anchor\) has blake3:00/);
@@ -105,10 +102,7 @@ describe('integ prune', () => {
 
   it('refuses to prune a store whose chain is already broken (16), pruning nothing', () => {
     const f = copy();
-    const d = new Database(f);
-    d.pragma('foreign_keys = ON');
-    d.prepare('DELETE FROM generations WHERE id = 3').run();
-    d.close();
+    tamperDb(f, 'DELETE FROM generations WHERE id = 3');
     const r = integ('prune', '--keep', '1', '--db', f);
     expect(r.status).toBe(16);
     expect(r.stderr).toMatch(/nothing pruned/);

@@ -1,8 +1,8 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN, REPO, integ, tmpdir, writePolicy } from '../helpers/cli.js';
+import { BIN, REPO, canDropToNobody, integ, integSpawn, scrubbedEnv, tmpdir, waitForStderr, writePolicy } from '../helpers/cli.js';
 
 const dirs: string[] = [];
 function setup(files = 3): { dir: string; tree: string; db: string; policy: string } {
@@ -99,8 +99,7 @@ describe('bad input: one clear line and the contract\'s exit code', () => {
 });
 
 describe('unreadable entries (run as an unprivileged user)', () => {
-  const canDrop = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
-  it.runIf(canDrop)('lists them with their code, adds 8 to the exit code, and completes', () => {
+  it.runIf(canDropToNobody)('lists them with their code, adds 8 to the exit code, and completes', () => {
     const s = setup();
     fs.chmodSync(s.dir, 0o755);
     fs.writeFileSync(path.join(s.tree, 'secret'), 'secret');
@@ -111,13 +110,12 @@ describe('unreadable entries (run as an unprivileged user)', () => {
     const store = path.join(s.dir, 'store');
     fs.mkdirSync(store, { mode: 0o777 });
     fs.chmodSync(store, 0o777);
-    const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
     const db = path.join(store, 's.db');
-    const b = integ(['baseline', '--db', db, '--policy', s.policy, '--jobs', '1'], { prefix: asNobody });
+    const b = integ(['baseline', '--db', db, '--policy', s.policy, '--jobs', '1'], { asNobody: true });
     expect(b.code).toBe(8);
     expect(b.stdout).toMatch(/EACCES +.*\/secret: permission denied/);
     expect(b.stdout).toMatch(/EACCES +.*\/private: permission denied/);
-    const c = integ(['check', '--db', db, '--policy', s.policy, '--jobs', '1', '--no-snapshot', '--format', 'json'], { prefix: asNobody });
+    const c = integ(['check', '--db', db, '--policy', s.policy, '--jobs', '1', '--no-snapshot', '--format', 'json'], { asNobody: true });
     expect(c.code).toBe(8);
     const rep = JSON.parse(c.stdout) as { errors: Array<{ path: string; code: string }>; summary: { errors: number; removed: number } };
     expect(rep.errors.map((e) => [path.basename(e.path), e.code])).toEqual([['private', 'EACCES'], ['secret', 'EACCES']]);
@@ -131,19 +129,22 @@ describe('unreadable entries (run as an unprivileged user)', () => {
 });
 
 describe('crash safety and concurrency', () => {
-  /** A tree slow enough to interrupt: one large sparse file read at a few hundred MB/s. */
+  /**
+   * A tree that takes far longer to hash than the test needs to act (one 64 GiB sparse file:
+   * half a minute even at 2 GB/s), so the run is certainly still holding the lock when the test
+   * signals it; interrupting it is immediate (workers are stopped, not waited for).
+   */
   function slowSetup(): ReturnType<typeof setup> {
     const s = setup(5);
     const fd = fs.openSync(path.join(s.tree, 'big'), 'w');
-    fs.ftruncateSync(fd, 6 * 1024 ** 3);
+    fs.ftruncateSync(fd, 64 * 1024 ** 3);
     fs.closeSync(fd);
     return s;
   }
 
-  async function waitForStderr(child: ReturnType<typeof spawn>, ms: number): Promise<void> {
-    await new Promise((r) => setTimeout(r, ms));
-    void child;
-  }
+  /** Written once the store's write lock is held and the new generation is open (a debug log line). */
+  const LOCKED = /store locked, generation begun/;
+  const debug = { env: { INTEG_LOG_LEVEL: 'debug' } };
 
   function generations(db: string): number[] {
     const r = spawnSync(process.execPath, ['-e', `const D=require(${JSON.stringify(path.join(REPO, 'node_modules/better-sqlite3'))});const d=new D(${JSON.stringify(db)},{readonly:true});console.log(JSON.stringify({g:d.prepare('select id from generations').all().map(r=>r.id),ok:d.pragma('integrity_check',{simple:true})}))`], { encoding: 'utf8' });
@@ -156,8 +157,8 @@ describe('crash safety and concurrency', () => {
     const s = slowSetup();
     fs.writeFileSync(path.join(s.dir, 'small.yml'), `version: 1\nrules:\n  - name: t\n    paths: ["${s.tree}/f*"]\n`);
     expect(integ(['baseline', '--db', s.db, '--policy', path.join(s.dir, 'small.yml')]).code).toBe(0);
-    const child = spawn(process.execPath, [BIN, 'baseline', '--db', s.db, '--policy', s.policy, '--jobs', '1'], { env: { ...process.env, NO_COLOR: '1' } });
-    await waitForStderr(child, 1500);
+    const child = integSpawn(['baseline', '--db', s.db, '--policy', s.policy, '--jobs', '1'], debug);
+    await waitForStderr(child, LOCKED);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     expect(generations(s.db)).toEqual([1]);
@@ -169,10 +170,10 @@ describe('crash safety and concurrency', () => {
     const s = slowSetup();
     fs.writeFileSync(path.join(s.dir, 'small.yml'), `version: 1\nrules:\n  - name: t\n    paths: ["${s.tree}/f*"]\n`);
     expect(integ(['baseline', '--db', s.db, '--policy', path.join(s.dir, 'small.yml')]).code).toBe(0);
-    const child = spawn(process.execPath, [BIN, 'baseline', '--db', s.db, '--policy', s.policy, '--jobs', '1'], { env: { ...process.env, NO_COLOR: '1' } });
+    const child = integSpawn(['baseline', '--db', s.db, '--policy', s.policy, '--jobs', '1'], debug);
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    await waitForStderr(child, 1000);
+    await waitForStderr(child, LOCKED);
     const second = integ(['baseline', '--db', s.db, '--policy', path.join(s.dir, 'small.yml')]);
     expect(second.code).toBe(75);
     expect(second.stderr).toMatch(/another integ run holds the store/);
@@ -192,7 +193,8 @@ describe('progress', () => {
     const s = setup(50);
     expect(integ(['baseline', '--db', s.db, '--policy', s.policy]).stderr).toBe('');
     const cmd = `${process.execPath} ${BIN} check --db ${s.db} --policy ${s.policy} --no-snapshot --jobs 1`;
-    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', INTEG_LOG_LEVEL: 'error' } });
+    const { INTEG_NO_PROGRESS: _, ...env } = scrubbedEnv(); // progress on: that is what is tested
+    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env });
     expect(r.stdout).toMatch(/check \[[#.]+\] \d+% \d+ entries, [\d.]+ [kMG]?B, [\d.]+ [kMG]?B\/s, ETA \d+s/);
     expect(r.stdout).toMatch(/OK \d+ scanned, 0 added/);
   });
@@ -204,7 +206,8 @@ describe('colour', () => {
     const s = setup(1);
     expect(integ(['baseline', '--db', s.db, '--policy', s.policy]).code).toBe(0);
     const cmd = `${process.execPath} ${BIN} check --db ${s.db} --policy ${s.policy} --no-snapshot`;
-    const run = (env: Record<string, string>) => spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env: { PATH: process.env.PATH, TERM: 'xterm-256color', INTEG_NO_PROGRESS: '1', ...env } }).stdout;
+    const { NO_COLOR: _, ...colourful } = scrubbedEnv({ TERM: 'xterm-256color' });
+    const run = (env: Record<string, string>) => spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env: { ...colourful, ...env } }).stdout;
     expect(run({})).toContain('\u001b[32mOK');
     expect(run({ NO_COLOR: '1' })).not.toContain('\u001b[');
   });

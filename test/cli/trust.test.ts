@@ -1,17 +1,17 @@
-import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { integ as run } from '../helpers/cli.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../src/trust/keys.js';
+import { tamperDb } from '../helpers/tamper.js';
 
-const BIN = fileURLToPath(new URL('../../bin/integ.js', import.meta.url));
+/** The shared helper, with the exit status under the name these tests use. */
 const integ = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', INTEG_NO_PROGRESS: '1' } });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  const r = run(args);
+  return { ...r, status: r.code };
 };
 
 let dir: string;
@@ -22,15 +22,19 @@ let key: string;
 let pub: string;
 let n = 0;
 
+/** SQL for a digest whose last hex digit is replaced by the next one (mod 16): always a different value. */
+const NEXT_LAST_DIGIT = "substr(digest, 1, 70) || substr('0123456789abcdef', instr('0123456789abcdef', substr(digest, 71, 1)) % 16 + 1, 1)";
 const check = (db: string, ...extra: string[]) => integ('check', '--db', db, '--policy', policy, '--jobs', '0', '--no-snapshot', ...extra);
-/** A fresh copy of the golden store, tampered with through SQLite directly. */
-function tampered(sql: string): string {
+/** A fresh copy of the golden store. */
+function copy(): string {
   const f = path.join(dir, `t${++n}.db`);
   fs.copyFileSync(golden, f);
-  const db = new Database(f);
-  db.pragma('foreign_keys = ON');
-  db.exec(sql);
-  db.close();
+  return f;
+}
+/** A fresh copy of the golden store, tampered with through SQLite directly (proven to have changed). */
+function tampered(sql: string): string {
+  const f = copy();
+  tamperDb(f, sql);
   return f;
 }
 const runs = (f: string): number => {
@@ -43,7 +47,6 @@ const runs = (f: string): number => {
 };
 
 beforeAll(async () => {
-  if (!fs.existsSync(fileURLToPath(new URL('../../dist/src/app/trust-gate.js', import.meta.url)))) throw new Error('build first: npx tsc -p .');
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'integ-trustcli-'));
   tree = path.join(dir, 'tree');
   fs.mkdirSync(tree);
@@ -64,7 +67,7 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('signing and verification', () => {
   it('a signed chain verifies; the check report (text and JSON) names the generation digest', () => {
-    const f = tampered('SELECT 1');
+    const f = copy();
     const h = JSON.parse(integ('history', '--db', f, '--format', 'json').stdout);
     expect(h.generations.map((g: { signed: boolean }) => g.signed)).toEqual([true, true, true]);
     const cur = h.current.digest;
@@ -76,8 +79,17 @@ describe('signing and verification', () => {
     expect(t.stdout).toContain(cur.slice(0, 23));
   });
 
+  it('the digest edit below changes every possible last digit (0 → 1 … f → 0)', () => {
+    const mem = new Database(':memory:');
+    const digests = [...'0123456789abcdef'].map((d) => `blake3:${'a'.repeat(63)}${d}`);
+    const edited = digests.map((digest) => mem.prepare(`SELECT ${NEXT_LAST_DIGIT} FROM (SELECT ? AS digest)`).pluck().get(digest) as string);
+    mem.close();
+    expect(edited.map((d) => d.slice(-1)).join('')).toBe('123456789abcdef0');
+    expect(edited.map((d) => d.slice(0, -1))).toEqual(digests.map((d) => d.slice(0, -1)));
+  });
+
   const cases: [string, string, RegExp][] = [
-    ['an edited digest', "UPDATE generations SET digest = 'blake3:' || substr(digest, 8, 63) || '0' WHERE id = 2", /generation #3: records parent digest .* but generation #2 has .*chain broken/],
+    ['an edited digest', `UPDATE generations SET digest = ${NEXT_LAST_DIGIT} WHERE id = 2`, /generation #3: records parent digest .* but generation #2 has .*chain broken/],
     ['an edited entry row', "UPDATE entries SET blake3 = (SELECT blake3 FROM entries WHERE gen = 3 AND type = 'file' ORDER BY path DESC LIMIT 1) WHERE gen = 3 AND rowid = (SELECT min(rowid) FROM entries WHERE gen = 3 AND type = 'file')", /generation #3: content does not match its recorded digest/],
     ['a deleted entry row', 'DELETE FROM entries WHERE rowid = (SELECT max(rowid) FROM entries WHERE gen = 3)', /generation #3: content does not match .*2 entries stored, 3 recorded/],
     ['a dropped signature', 'UPDATE generations SET signature = NULL, key_id = NULL WHERE id = 3', /generation #3 \(current\) is not signed, but a signature was demanded/],
@@ -134,10 +146,10 @@ describe('signing and verification', () => {
     expect(r2.stderr).toMatch(/wrong key type: rsa, expected ed25519/);
     const rsaPub = path.join(dir, 'rsa.pub');
     fs.writeFileSync(rsaPub, rsa.publicKey.export({ type: 'spki', format: 'pem' }));
-    const r3 = check(tampered('SELECT 1'), '--verify-key', rsaPub);
+    const r3 = check(copy(), '--verify-key', rsaPub);
     expect(r3.status).toBe(65);
     expect(r3.stderr).toMatch(/wrong key type/);
-    const f = tampered('SELECT 1');
+    const f = copy();
     const r4 = integ('accept', '--all', '--note', 'x', '--sign-key', loose, '--db', f, '--policy', policy);
     expect(r4.status).toBe(64);
     expect(JSON.parse(integ('history', '--db', f, '--format', 'json').stdout).generations).toHaveLength(3);

@@ -3,7 +3,6 @@
  * machine (bundle-writer.test.ts also fills a real tmpfs when it can mount one).
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 const faults = vi.hoisted(() => ({ rename: '' as string, writeAfter: -1, writeCode: 'ENOSPC' }));

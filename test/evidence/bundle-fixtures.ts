@@ -7,6 +7,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import * as tar from 'tar';
 import { BundleWriter, type SealedBundle } from '../../src/evidence/bundle-writer.js';
+import { treeFingerprint } from '../helpers/tamper.js';
 
 export const NOW = new Date('2026-11-21T23:00:00.000Z');
 
@@ -60,12 +61,14 @@ export function repack(topDir: string, archive: string): void {
   execFileSync('tar', ['-czf', archive, '-C', path.dirname(topDir), path.basename(topDir)]);
 }
 
-/** Extract, let `edit` change the top folder, re-pack over the original archive. */
+/** Extract, let `edit` change the top folder (it must: checked), re-pack over the original archive. */
 export function tamper(archive: string, edit: (top: string) => void): void {
   const work = tmpDir('integ-tamper-');
   try {
     const top = extract(archive, work);
+    const before = treeFingerprint(top);
     edit(top);
+    if (treeFingerprint(top) === before) throw new Error(`tamper left ${path.basename(archive)} as it was`);
     repack(top, archive);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });

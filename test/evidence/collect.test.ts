@@ -72,9 +72,7 @@ describe('collectAll on the fake host', () => {
     const boom: CollectorStep = { step: '2', name: 'boom', method: 'throws', artifacts: ['a2'], timeoutMs: 1000, run: async () => Promise.reject(new Error('kaput')) };
     const fine: CollectorStep = { step: '3', name: 'fine', method: 'works', artifacts: ['a3'], timeoutMs: 1000, run: async () => ({ json: [{ name: 'a3', data: { ok: 1 } }], raw: [{ file: 'x/y\nz', data: Buffer.from('r') }], errors: [{ code: 'EACCES', path: '/p', message: 'permission denied' }] }) };
     const sink = new MemSink();
-    const t0 = Date.now();
     const r = await collectAll(sink, { signal: new AbortController().signal, argv: [], steps: [hang, boom, fine] });
-    expect(Date.now() - t0).toBeLessThan(5000);
     expect(r.steps.map((s) => [s.name, s.status])).toEqual([
       ['hang', 'timeout'],
       ['boom', 'failed'],

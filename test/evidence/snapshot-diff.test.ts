@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { collectAll } from '../../src/evidence/collect.js';
 import { diffSnapshots, normaliseKernelThreadName } from '../../src/evidence/snapshot-diff.js';
 import { cleanupTmp, copyTree, FSROOT, MemSink, PROC, SYS, tmpDir } from './collect-helpers.js';
+import { editText } from '../helpers/tamper.js';
 
 afterAll(cleanupTmp);
 
@@ -136,9 +137,9 @@ describe('diffSnapshots on two collections of the fake host', () => {
     fs.symlinkSync(FSROOT, path.join(top, 'fsroot'));
     fs.renameSync(path.join(root, '4242'), path.join(root, '5151'));
     const stat = path.join(root, '5151/stat');
-    fs.writeFileSync(stat, fs.readFileSync(stat, 'utf8').replace(/^4242 /, '5151 '));
+    editText(stat, (t) => t.replace(/^4242 /, '5151 '));
     const status = path.join(root, '5151/status');
-    fs.writeFileSync(status, fs.readFileSync(status, 'utf8').replace(/\t4242\n/g, '\t5151\n'));
+    editText(status, (t) => t.replace(/\t4242\n/g, '\t5151\n'));
     return root;
   }
   const collect = async (procRoot: string): Promise<Map<string, unknown>> => {

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { renderVerify, verifyBundle, type VerifyResult } from '../../src/evidence/verify.js';
+import { verifyBundle, type VerifyResult } from '../../src/evidence/verify.js';
+import { renderVerify } from '../../src/report/verify-report.js';
 import { generateKeyPair, loadPrivateKey } from '../../src/trust/keys.js';
 import { NoInputError } from '../../src/util/errors.js';
 import { extract, makeBundle, rawTarGz, rewriteSums, sha256, tamper, tmpDir } from './bundle-fixtures.js';

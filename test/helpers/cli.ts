@@ -1,8 +1,9 @@
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inject } from 'vitest';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(REPO, 'bin/integ.js');
@@ -13,18 +14,78 @@ export interface Run {
   stderr: string;
 }
 
-/** Run the real CLI (built dist/ through bin/integ.js) with colour off and no inherited integ settings. */
-export function integ(args: string[], opts: { env?: Record<string, string>; input?: string; prefix?: string[]; cwd?: string } = {}): Run {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', INTEG_LOG_LEVEL: 'error', ...opts.env };
-  const cmd = opts.prefix ?? [];
-  const r: SpawnSyncReturns<string> = spawnSync(cmd[0] ?? process.execPath, [...cmd.slice(1), ...(cmd.length ? [process.execPath] : []), BIN, ...args], {
-    env,
-    encoding: 'utf8',
-    input: opts.input,
-    cwd: opts.cwd ?? REPO,
-    timeout: 120_000,
-  });
+export interface IntegOptions {
+  /** added to (and overriding) the scrubbed environment */
+  env?: Record<string, string>;
+  input?: string;
+  cwd?: string;
+  /**
+   * Run as `nobody` (uid/gid 65534) through setpriv, from the world-readable copy of the runtime
+   * files that the global setup staged, so it works from any checkout (even a private 0700 one).
+   */
+  asNobody?: boolean;
+}
+
+/** True when the tests can drop privileges to nobody (root, setpriv present, runtime staged). */
+export const canDropToNobody: boolean = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0 && Boolean(inject('stagedRoot'));
+const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'];
+
+/**
+ * The environment every CLI test runs with: nothing of the caller's integ settings (INTEG_DB,
+ * INTEG_POLICY, XDG_STATE_HOME …) leaks in; colour and progress off; logs only at error level.
+ */
+export function scrubbedEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', INTEG_NO_PROGRESS: '1', INTEG_LOG_LEVEL: 'error', ...extra };
+}
+
+function command(args: string[], opts: IntegOptions): { file: string; argv: string[]; cwd: string } {
+  if (opts.asNobody) {
+    const root = inject('stagedRoot');
+    if (!root) throw new Error('asNobody needs root and the staged runtime (see test/helpers/global-setup.ts); guard the test with canDropToNobody');
+    return { file: NOBODY[0]!, argv: [...NOBODY.slice(1), process.execPath, path.join(root, 'bin/integ.js'), ...args], cwd: opts.cwd ?? root };
+  }
+  return { file: process.execPath, argv: [BIN, ...args], cwd: opts.cwd ?? REPO };
+}
+
+/** Run the real CLI (built dist/ through bin/integ.js) in a scrubbed environment. */
+export function integ(args: string[], opts: IntegOptions = {}): Run {
+  const c = command(args, opts);
+  const r = spawnSync(c.file, c.argv, { env: scrubbedEnv(opts.env), encoding: 'utf8', input: opts.input, cwd: c.cwd, timeout: 120_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Start the real CLI in the background (same environment as integ()), for tests that signal it. */
+export function integSpawn(args: string[], opts: IntegOptions = {}): ChildProcessWithoutNullStreams {
+  const c = command(args, opts);
+  return spawn(c.file, c.argv, { env: scrubbedEnv(opts.env), cwd: c.cwd });
+}
+
+/**
+ * Resolves once the child's stderr has a line matching `re` (e.g. the debug log line written when
+ * the store lock is held); rejects if the child exits first. Synchronises on the event, not on time.
+ */
+export function waitForStderr(child: ChildProcessWithoutNullStreams, re: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (d: Buffer): void => {
+      buf += d.toString();
+      const line = buf.split('\n').find((l) => re.test(l));
+      if (line !== undefined) {
+        cleanup();
+        resolve(line);
+      }
+    };
+    const onExit = (code: number | null): void => {
+      cleanup();
+      reject(new Error(`integ exited (${code}) before writing a line matching ${re}:\n${buf}`));
+    };
+    const cleanup = (): void => {
+      child.stderr.off('data', onData);
+      child.off('exit', onExit);
+    };
+    child.stderr.on('data', onData);
+    child.once('exit', onExit);
+  });
 }
 
 /** A fresh temp folder for one test. */

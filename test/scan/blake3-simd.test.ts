@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
 import { Blake3Simd, blake3SimdHex, simdSupported } from '../../src/scan/blake3-simd.js';
+import { editText } from '../helpers/tamper.js';
 
 // The oracle: blake3-wasm, the implementation the stack prescribes.
 const oracleLib = createRequire(import.meta.url)('blake3-wasm') as {
@@ -431,8 +432,13 @@ describe('blake3-simd', () => {
   it('the committed module is exactly what the generator emits (--check), and --check notices a difference', () => {
     const ok = spawnSync(process.execPath, [GEN, '--check'], { encoding: 'utf8' });
     expect(ok.status, ok.stderr).toBe(0);
+    // The header names the npm script that regenerates it, and package.json has that script.
+    const script = /\(npm run ([\w:-]+)\)/.exec(fs.readFileSync(path.join(ROOT, 'src/scan/blake3-simd.wasm.ts'), 'utf8').split('\n')[0]!)?.[1];
+    const scripts = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    expect(scripts[script!]).toBe('node tools/gen-blake3-wasm.mjs');
     const tampered = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'b3gen-')), 'blake3-simd.wasm.ts');
-    fs.writeFileSync(tampered, fs.readFileSync(path.join(ROOT, 'src/scan/blake3-simd.wasm.ts'), 'utf8').replace(/A/, 'B'));
+    fs.copyFileSync(path.join(ROOT, 'src/scan/blake3-simd.wasm.ts'), tampered);
+    editText(tampered, (t) => t.replace(/A/, 'B'));
     const bad = spawnSync(process.execPath, [GEN, '--check', '--out', tampered], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
   });

@@ -13,6 +13,7 @@ import { computeGenerationDigest } from '../../src/store/generation-digest.js';
 import { generateKeyPair } from '../../src/trust/keys.js';
 import type { RunContext } from '../../src/util/context.js';
 import { DataError, TrustError, UsageError } from '../../src/util/errors.js';
+import { mustChange } from '../helpers/tamper.js';
 
 const ctx: RunContext = { log: pino({ level: 'silent' }), signal: new AbortController().signal, env: {}, interactive: false, argv: [] };
 let dir: string;
@@ -73,7 +74,7 @@ describe('verifyTrust: the whole chain', () => {
 
   it('an edited digest in the middle breaks the link of the next generation (and its own signature)', async () => {
     const { db } = await chain(3);
-    db.prepare("UPDATE generations SET digest = 'blake3:0000' WHERE id = 2").run();
+    mustChange(db, "UPDATE generations SET digest = 'blake3:0000' WHERE id = 2");
     expect(await gate(db)).toMatch(/generation #3: records parent digest .* but generation #2 has blake3:0000 \(chain broken/);
     expect(await gate(db, { verifyKey: `${key}.pub` })).toMatch(/generation #2: signature does not verify/);
   });
@@ -86,23 +87,23 @@ describe('verifyTrust: the whole chain', () => {
       "UPDATE generations SET note = 'innocent' WHERE id = 3",
     ]) {
       const { db } = await chain(3);
-      db.exec(sql);
+      mustChange(db, sql);
       expect(await gate(db), sql).toMatch(/generation #3: content does not match its recorded digest/);
     }
     const { db } = await chain(3);
-    db.exec("DELETE FROM entries WHERE gen = 3 AND path = CAST('/etc/b' AS BLOB)");
+    mustChange(db, "DELETE FROM entries WHERE gen = 3 AND path = CAST('/etc/b' AS BLOB)");
     expect(await gate(db)).toMatch(/2 entries stored, 3 recorded/);
   });
 
   it('a deleted generation in the middle, or a re-pointed parent, breaks the chain', async () => {
     const a = await chain(3);
-    a.db.prepare('DELETE FROM generations WHERE id = 2').run();
+    mustChange(a.db, 'DELETE FROM generations WHERE id = 2');
     expect(await gate(a.db)).toMatch(/generation #3: its parent #2 is missing and not recorded as pruned/);
     const b = await chain(3);
-    b.db.prepare('UPDATE generations SET parent_id = 1 WHERE id = 3').run();
+    mustChange(b.db, 'UPDATE generations SET parent_id = 1 WHERE id = 3');
     expect(await gate(b.db)).toMatch(/generation #3: its parent is #1, but #2 comes between them/);
     const c = await chain(3);
-    c.db.prepare('UPDATE generations SET parent_id = NULL, parent_digest = NULL WHERE id = 2').run();
+    mustChange(c.db, 'UPDATE generations SET parent_id = NULL, parent_digest = NULL WHERE id = 2');
     expect(await gate(c.db)).toMatch(/generation #2: has no parent, but generation #1 comes before it/);
   });
 
@@ -110,19 +111,19 @@ describe('verifyTrust: the whole chain', () => {
     const { db } = await chain(3);
     const d1 = (db.prepare('SELECT digest FROM generations WHERE id = 1').get() as { digest: string }).digest;
     db.prepare('INSERT INTO pruned (id, digest, pruned_at) VALUES (1, ?, ?)').run(d1, 'T');
-    db.prepare('DELETE FROM generations WHERE id = 1').run();
+    mustChange(db, 'DELETE FROM generations WHERE id = 1');
     expect(await gate(db, { verifyKey: `${key}.pub` })).toBe('trusted');
-    db.prepare("UPDATE pruned SET digest = 'blake3:ff' WHERE id = 1").run();
+    mustChange(db, "UPDATE pruned SET digest = 'blake3:ff' WHERE id = 1");
     expect(await gate(db)).toMatch(/generation #2: records parent digest .* but generation #1 \(pruned anchor\) has blake3:ff/);
   });
 
   it('with a key: the current generation must be signed, and no signature may be dropped after signing began', async () => {
     const cur = await chain(3);
-    cur.db.prepare('UPDATE generations SET signature = NULL WHERE id = 3').run();
+    mustChange(cur.db, 'UPDATE generations SET signature = NULL WHERE id = 3');
     expect(await gate(cur.db)).toBe('trusted'); // no key demanded: unsigned is allowed
     expect(await gate(cur.db, { verifyKey: `${key}.pub` })).toMatch(/generation #3 \(current\) is not signed, but a signature was demanded/);
     const mid = await chain(3);
-    mid.db.prepare('UPDATE generations SET signature = NULL WHERE id = 2').run();
+    mustChange(mid.db, 'UPDATE generations SET signature = NULL WHERE id = 2');
     expect(await gate(mid.db, { verifyKey: `${key}.pub` })).toMatch(/generation #2 is not signed, though an earlier generation is/);
   });
 
@@ -137,21 +138,21 @@ describe('verifyTrust: the whole chain', () => {
     const { db } = await chain(2, () => true, () => other);
     expect(await gate(db, { verifyKey: `${key}.pub` })).toMatch(/generation #2: signature does not verify with .*k\.pub \(key id [0-9a-f]{16}; the generation names key id [0-9a-f]{16}\)/);
     const g = await chain(2);
-    g.db.prepare("UPDATE generations SET signature = 'AAAA' WHERE id = 2").run();
+    mustChange(g.db, "UPDATE generations SET signature = 'AAAA' WHERE id = 2");
     expect(await gate(g.db, { verifyKey: `${key}.pub` })).toMatch(/generation #2: signature does not verify/);
   });
 
   it('--expect-digest catches a rollback to an older, validly signed generation', async () => {
     const { db, repo } = await chain(3);
     const newest = repo.current()!.digest;
-    db.prepare('DELETE FROM generations WHERE id = 3').run(); // rollback: the chain itself is intact
+    mustChange(db, 'DELETE FROM generations WHERE id = 3'); // rollback: the chain itself is intact
     expect(await gate(db, { verifyKey: `${key}.pub` })).toBe('trusted');
     expect(await gate(db, { verifyKey: `${key}.pub`, expectDigest: newest })).toMatch(/current generation #2 has digest .* expected .* \(rollback/);
   });
 
   it('lists every problem at once, and says what the refusal means for the caller', async () => {
     const { db } = await chain(3);
-    db.exec("UPDATE entries SET size = 9 WHERE gen = 3; UPDATE generations SET digest = 'blake3:1' WHERE id = 1");
+    mustChange(db, "UPDATE entries SET size = 9 WHERE gen = 3; UPDATE generations SET digest = 'blake3:1' WHERE id = 1");
     const msg = await gate(db, { refusal: 'nothing accepted' });
     expect(msg).toMatch(/^baseline not trustworthy, nothing accepted:\n/);
     expect(msg.split('\n').filter((l) => l.startsWith('  - '))).toHaveLength(2);

@@ -1,7 +1,25 @@
 import { describe, expect, it } from 'vitest';
-import { checkExitCode, summarize } from '../../src/core/verdict.js';
+import { checkExitCode, exitCodeOf, isAlert, summarize } from '../../src/core/verdict.js';
 import { compareEntry } from '../../src/core/compare.js';
 import { rec, rule } from '../helpers/build.js';
+
+describe('exitCodeOf: every command\'s exit code from its outcome', () => {
+  const s = (added: number, removed: number, changed: number, errors: number) => ({ scanned: 10, added, removed, changed, errors });
+  it('check: the bitmask; baseline: 8 when incomplete; diff: 1 different; verify: 16 not intact; others 0', () => {
+    expect(exitCodeOf({ command: 'check', summary: s(1, 0, 2, 1) })).toBe(13);
+    expect(exitCodeOf({ command: 'baseline', unreadable: 0 })).toBe(0);
+    expect(exitCodeOf({ command: 'baseline', unreadable: 3 })).toBe(8);
+    expect(exitCodeOf({ command: 'diff', same: true })).toBe(0);
+    expect(exitCodeOf({ command: 'diff', same: false })).toBe(1);
+    expect(exitCodeOf({ command: 'verify', intact: true })).toBe(0);
+    expect(exitCodeOf({ command: 'verify', intact: false })).toBe(16);
+    expect(exitCodeOf({ command: 'done' })).toBe(0);
+  });
+  it('an alert is any added, removed or changed entry; unreadable entries alone are not one', () => {
+    expect(isAlert(s(0, 0, 0, 5))).toBe(false);
+    expect(isAlert(s(0, 1, 0, 0))).toBe(true);
+  });
+});
 
 describe('checkExitCode', () => {
   it('sums 1 added, 2 removed, 4 changed, 8 incomplete', () => {

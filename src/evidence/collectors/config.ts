@@ -2,11 +2,11 @@
  * Step 6, configuration at a glance: name resolution, cron, and systemd units changed
  * lately, copied under raw/config/ (regular files only, bounded). Artifact: config.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
 import { bundleSafePath, errCode, expired, fileType, readRegular, timeoutError, toError, under } from './fsread.js';
+import { sha256Hex } from '../../util/sha256.js';
 
 export interface ConfigOptions {
   /** systemd units changed (mtime or ctime) within this many days (default 7) */
@@ -90,7 +90,7 @@ export async function collectConfig(ctx: CollectContext, opts: ConfigOptions = {
       }
       const r = readRegular(abs, Math.min(maxFile, maxTotal - total));
       total += r.data.length;
-      e.sha256 = r.truncated ? null : crypto.createHash('sha256').update(r.data).digest('hex');
+      e.sha256 = r.truncated ? null : sha256Hex(r.data);
       e.truncated = r.truncated;
       const file = bundleSafePath(`config/${rel}`);
       e.copy = `raw/${file}`;

@@ -4,7 +4,7 @@
  * Artifact: executables.
  */
 import crypto from 'node:crypto';
-import { createBlake3 } from '../../util/blake3.js';
+import { createBlake3 } from '../../scan/blake3.js';
 import fs from 'node:fs';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
 import { errCode, expired, isGone, timeoutError, toError } from './fsread.js';

@@ -66,15 +66,6 @@ export function readProcFile(
   }
 }
 
-export function readProcText(
-  file: string,
-  errors: CollectError[],
-  opts: { optional?: boolean; artifact?: string } = {},
-): string | null {
-  const b = readProcFile(file, errors, opts);
-  return b === null ? null : b.toString('utf8');
-}
-
 let scratch = Buffer.allocUnsafe(64 << 10);
 
 /**
@@ -201,7 +192,6 @@ export function bundleSafePath(rel: string): string {
     .split('/')
     .filter((seg) => seg !== '')
     .map((seg) => {
-      // eslint-disable-next-line no-control-regex
       const enc = seg.replace(/[\x00-\x1f\x7f\\]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
       return enc === '.' || enc === '..' ? enc.replace(/\./g, '%2E') : enc;
     })

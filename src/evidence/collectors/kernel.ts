@@ -2,10 +2,10 @@
  * Step 4a, kernel state: loaded modules cross-checked with /sys/module, the taint mask,
  * mounts, and /etc/ld.so.preload. Artifacts: modules, kernel, mounts, ld_so_preload.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
 import { decodeLossless, errCode, expired, fileType, readProcFile, readRegular, timeoutError, toError, under } from './fsread.js';
+import { sha256Hex } from '../../util/sha256.js';
 
 export interface ProcModule {
   name: string;
@@ -233,7 +233,7 @@ function readLdSoPreload(ctx: CollectContext, errors: CollectError[], raw: Artif
     out.uid = r.stat.uid;
     out.mtime = r.stat.mtime.toISOString();
     out.ctime = r.stat.ctime.toISOString();
-    out.sha256 = crypto.createHash('sha256').update(r.data).digest('hex');
+    out.sha256 = sha256Hex(r.data);
     out.content = decodeLossless(r.data);
     out.truncated = r.truncated;
     out.entries = out.content.split(/[\s:]+/).filter(Boolean);

@@ -7,12 +7,12 @@
  * Artifacts: accounts, persistence, firewall.
  */
 import { isUtf8 } from 'node:buffer';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToText } from '../../core/pathenc.js';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
 import { bundleSafePath, decodeLossless, errCode, expired, fileType, readRegular, timeoutError, toError, under } from './fsread.js';
+import { sha256Hex } from '../../util/sha256.js';
 
 export interface PersistenceOptions {
   /** keep password hashes of shadow/gshadow in the bundle (default false: redacted) */
@@ -273,7 +273,7 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
       if (!st.isFile()) return e;
       if (extra.hashOnly) {
         const r = readRegular(abs, 64 << 20);
-        e.sha256 = r.truncated ? null : crypto.createHash('sha256').update(r.data).digest('hex');
+        e.sha256 = r.truncated ? null : sha256Hex(r.data);
         e.truncated = r.truncated;
         return e;
       }
@@ -286,7 +286,7 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
       const offset = extra.tail && st.size > room ? st.size - room : 0;
       const r = readRegular(abs, room, offset);
       total += r.data.length;
-      if (offset === 0 && !r.truncated) e.sha256 = crypto.createHash('sha256').update(r.data).digest('hex');
+      if (offset === 0 && !r.truncated) e.sha256 = sha256Hex(r.data);
       e.truncated = r.truncated || offset > 0;
       if (offset > 0) e.tail_from = offset;
       const file = bundleSafePath(`fs/${rel}`);
@@ -357,7 +357,7 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
       ...a,
       password: st.password,
       hash_scheme: st.scheme,
-      hash_fingerprint: sf?.[1] ? crypto.createHash('sha256').update(sf[1]).digest('hex').slice(0, 16) : null,
+      hash_fingerprint: sf?.[1] ? sha256Hex(sf[1]).slice(0, 16) : null,
       last_change_days: sf?.[2] ? Number(sf[2]) : null,
     };
     if (opts.shadowHashes && sf?.[1] !== undefined) acct.hash = sf[1];

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { Blake3Simd, simdSupported } from '../scan/blake3-simd.js';
+import { Blake3Simd, simdSupported } from './blake3-simd.js';
 
 /** The BLAKE3 interface integ uses everywhere (files, generation digests, executables). */
 export interface Blake3Hash {

@@ -1,0 +1,103 @@
+/**
+ * vitest global setup: the tests run the code they claim to.
+ *
+ * 1. dist/ is rebuilt when any source under src/ or bench/ is newer than its output (or the
+ *    output is missing), so a CLI test never runs yesterday's build. A failing build fails the run.
+ * 2. When running as root, the runtime files (bin/, dist/, baselines/, package.json and the
+ *    production dependencies) are staged in a world-readable temporary folder, so the tests that
+ *    drop privileges to `nobody` work from any checkout, even one in a private 0700 home.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TestProject } from 'vitest/node';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** A world-readable copy of the runtime files ('' when not staged: not root). */
+    stagedRoot: string;
+  }
+}
+
+function* sources(dir: string): Generator<string> {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) yield* sources(p);
+    else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) yield p;
+  }
+}
+
+/** The first source whose build output is missing or older than it, or null when dist/ is current. */
+export function staleSource(repo = REPO): string | null {
+  for (const top of ['src', 'bench']) {
+    const dir = path.join(repo, top);
+    if (!fs.existsSync(dir)) continue;
+    for (const src of sources(dir)) {
+      const out = path.join(repo, 'dist', path.relative(repo, src)).replace(/\.ts$/, '.js');
+      let outMtime: number;
+      try {
+        outMtime = fs.statSync(out).mtimeMs;
+      } catch {
+        return src;
+      }
+      if (fs.statSync(src).mtimeMs > outMtime) return src;
+    }
+  }
+  return null;
+}
+
+function build(): void {
+  const stale = staleSource();
+  if (!stale) return;
+  process.stderr.write(`global setup: ${path.relative(REPO, stale)} is newer than its build, running tsc\n`);
+  const r = spawnSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', path.join(REPO, 'tsconfig.json')], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('global setup: the build failed (tsc -p tsconfig.json); the tests would run stale code');
+  const still = staleSource();
+  if (still) throw new Error(`global setup: dist/ is still older than ${still} after the build`);
+}
+
+/** Package names the production dependencies need, transitively (npm hoists them into node_modules/). */
+function runtimePackages(repo: string): string[] {
+  const seen = new Set<string>();
+  const visit = (name: string): void => {
+    if (seen.has(name)) return;
+    const pj = path.join(repo, 'node_modules', name, 'package.json');
+    if (!fs.existsSync(pj)) return; // an optional dependency not installed on this platform
+    seen.add(name);
+    const m = JSON.parse(fs.readFileSync(pj, 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+    for (const d of Object.keys({ ...m.dependencies, ...m.optionalDependencies })) visit(d);
+  };
+  const top = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  for (const d of Object.keys(top.dependencies)) visit(d);
+  return [...seen].sort();
+}
+
+/** Copy what `node bin/integ.js` needs into a fresh folder that every user can read. */
+export function stageRuntime(repo = REPO): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'integ-staged-'));
+  fs.chmodSync(dir, 0o755);
+  for (const p of ['bin', 'dist', 'baselines', 'package.json']) fs.cpSync(path.join(repo, p), path.join(dir, p), { recursive: true });
+  for (const name of runtimePackages(repo)) fs.cpSync(path.join(repo, 'node_modules', name), path.join(dir, 'node_modules', name), { recursive: true });
+  // Whatever the checkout's modes, the staged copy is readable (and folders traversable) by all.
+  const open = (p: string): void => {
+    const st = fs.lstatSync(p);
+    if (st.isSymbolicLink()) return;
+    fs.chmodSync(p, st.mode | (st.isDirectory() || st.mode & 0o100 ? 0o555 : 0o444));
+    if (st.isDirectory()) for (const e of fs.readdirSync(p)) open(path.join(p, e));
+  };
+  open(dir);
+  return dir;
+}
+
+export default function setup(project: TestProject): () => void {
+  build();
+  const staged = process.getuid?.() === 0 ? stageRuntime() : '';
+  project.provide('stagedRoot', staged);
+  return () => {
+    if (staged) fs.rmSync(staged, { recursive: true, force: true });
+  };
+}
