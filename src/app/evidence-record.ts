@@ -1,10 +1,17 @@
 import fs from 'node:fs';
 import type { DB } from '../store/db.js';
 import { EvidenceRepo } from '../store/record-repo.js';
-import type { CheckResult } from './check.js';
 
 /** Record the bundle a check sealed on an alert (with its sha256) for the timeline and the report. */
-export function recordAlertEvidence(db: DB, r: CheckResult): void {
+/** What of a check result the record needs (structural, so check.ts can call this without a cycle). */
+interface AlertedCheck {
+  evidence: { bundle: string; sha256: string; reused: boolean } | null;
+  finishedAt: string;
+  runId: number | null;
+  baseline: { id: number };
+}
+
+export function recordAlertEvidence(db: DB, r: AlertedCheck): void {
   const repo = new EvidenceRepo(db);
   if (!repo.available || !r.evidence || r.evidence.reused) return;
   let size: number | null = null;
