@@ -42,7 +42,10 @@ export interface DrillOptions {
 
 /** The small system the drill builds: realistic files under the sandbox's root. */
 const TREE: Record<string, { data: string; mode: number }> = {
-  'etc/passwd': { data: 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n', mode: 0o644 },
+  'etc/passwd': {
+    data: 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n',
+    mode: 0o644,
+  },
   'etc/ssh/sshd_config': { data: 'Port 22\nPermitRootLogin no\nPasswordAuthentication no\nPubkeyAuthentication yes\nUsePAM yes\n', mode: 0o644 },
   'etc/crontab': { data: 'SHELL=/bin/sh\n17 *\t* * *\troot\tcd / && run-parts --report /etc/cron.hourly\n', mode: 0o644 },
   'etc/cron.d/e2scrub_all': { data: '30 3 * * 0 root test -e /run/systemd/system || /usr/lib/x86_64-linux-gnu/e2fsprogs/e2scrub_all_cron\n', mode: 0o644 },
@@ -118,7 +121,8 @@ function plantAll(root: string): DrillPlant[] {
       name: 'changed configuration (root login allowed)',
       rel: 'etc/ssh/sshd_config',
       expect: 'changed',
-      act: () => fs.writeFileSync(p('etc/ssh/sshd_config'), fs.readFileSync(p('etc/ssh/sshd_config'), 'utf8').replace('PermitRootLogin no', 'PermitRootLogin yes')),
+      act: () =>
+        fs.writeFileSync(p('etc/ssh/sshd_config'), fs.readFileSync(p('etc/ssh/sshd_config'), 'utf8').replace('PermitRootLogin no', 'PermitRootLogin yes')),
       proof: () => fs.readFileSync(p('etc/ssh/sshd_config'), 'utf8').includes('PermitRootLogin yes'),
     },
     {

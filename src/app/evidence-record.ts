@@ -28,7 +28,12 @@ export function recordAlertEvidence(db: DB, r: AlertedCheck): void {
  * list it. With an explicit --db the store is created if needed; otherwise only an existing store is
  * used. Never fails the snapshot: a problem is returned as a notice.
  */
-export async function recordSnapshotEvidence(dbFile: string, explicit: boolean, b: { bundle: string; sha256: string; size: number; finishedAt: string }, note: string | null): Promise<string | null> {
+export async function recordSnapshotEvidence(
+  dbFile: string,
+  explicit: boolean,
+  b: { bundle: string; sha256: string; size: number; finishedAt: string },
+  note: string | null,
+): Promise<string | null> {
   if (!explicit && !fs.existsSync(dbFile)) return null;
   try {
     const { openWritable } = await import('../store/db.js');

@@ -18,7 +18,8 @@ export const NOTE_MAX = 16384;
 export function checkNoteText(text: string | undefined): string {
   if (text === undefined || !text.trim()) throw new UsageError('a note needs TEXT: integ note "what you saw or did"');
   if (text.includes('\0')) throw new UsageError('a note cannot contain NUL characters');
-  if (text.length > NOTE_MAX) throw new UsageError(`a note is at most ${NOTE_MAX} characters (this one has ${text.length}); put long material in a file and note its hash`);
+  if (text.length > NOTE_MAX)
+    throw new UsageError(`a note is at most ${NOTE_MAX} characters (this one has ${text.length}); put long material in a file and note its hash`);
   return text;
 }
 

@@ -23,7 +23,16 @@ export interface ReportFinding {
   /** restored by a restore generation after it was reported */
   restored: boolean;
   /** what the check observed (digests identify the suspect content) */
-  observed: { type: string | null; mode: string | null; uid: number | null; gid: number | null; size: string | null; mtime: string | null; blake3: string | null; sha256: string | null } | null;
+  observed: {
+    type: string | null;
+    mode: string | null;
+    uid: number | null;
+    gid: number | null;
+    size: string | null;
+    mtime: string | null;
+    blake3: string | null;
+    sha256: string | null;
+  } | null;
 }
 
 export interface ReportModel {
@@ -55,7 +64,9 @@ export async function buildReport(opts: { db: string; since?: string; until?: st
   const findings = new Map<string, ReportFinding>();
   let restoredPaths: { path: string; at: string }[] = [];
   try {
-    const inWindow = new Set(timeline.runs.filter((r) => (!timeline.since || r.finishedAt >= timeline.since) && (!timeline.until || r.finishedAt <= timeline.until)).map((r) => r.id));
+    const inWindow = new Set(
+      timeline.runs.filter((r) => (!timeline.since || r.finishedAt >= timeline.since) && (!timeline.until || r.finishedAt <= timeline.until)).map((r) => r.id),
+    );
     const lastRun = timeline.runs[timeline.runs.length - 1];
     const finishedAt = new Map(timeline.runs.map((r) => [r.id, r.finishedAt] as const));
     for (const r of allRunFindings(db)) {
@@ -64,16 +75,19 @@ export async function buildReport(opts: { db: string; since?: string; until?: st
       const p = pathToText(r.path);
       const at = finishedAt.get(run) ?? '';
       const a = r.after;
-      const observed = a === null ? null : {
-        type: a.type,
-        mode: a.mode.toString(8).padStart(4, '0'),
-        uid: a.uid,
-        gid: a.gid,
-        size: a.size.toString(),
-        mtime: nsToIso(a.mtimeNs),
-        blake3: a.blake3,
-        sha256: a.sha256,
-      };
+      const observed =
+        a === null
+          ? null
+          : {
+              type: a.type,
+              mode: a.mode.toString(8).padStart(4, '0'),
+              uid: a.uid,
+              gid: a.gid,
+              size: a.size.toString(),
+              mtime: nsToIso(a.mtimeNs),
+              blake3: a.blake3,
+              sha256: a.sha256,
+            };
       const f = findings.get(p);
       const base = { kind: r.kind, rule: r.rule, severity: r.severity, attributes: r.attributes.split(',').filter(Boolean), lastSeen: at, observed };
       if (f) Object.assign(f, base, { runs: f.runs + 1, open: lastRun?.id === run });
@@ -94,7 +108,13 @@ export async function buildReport(opts: { db: string; since?: string; until?: st
   const counts: Record<string, number> = {};
   for (const f of list) counts[f.severity] = (counts[f.severity] ?? 0) + 1;
   const firstAlert = alerts[0]?.datetime ?? null;
-  const state: ReportModel['summary']['state'] = !firstAlert ? 'no alert' : !lastRun ? 'not checked since the alert' : lastRun.exitCode === 0 ? 'clean' : 'open findings';
+  const state: ReportModel['summary']['state'] = !firstAlert
+    ? 'no alert'
+    : !lastRun
+      ? 'not checked since the alert'
+      : lastRun.exitCode === 0
+        ? 'clean'
+        : 'open findings';
   const cur = timeline.generations[timeline.generations.length - 1] ?? null;
   const hosts = [...new Set([...timeline.generations.map((g) => g.hostname), ...timeline.runs.map((r) => r.hostname)])];
   return {

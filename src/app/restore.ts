@@ -88,7 +88,11 @@ function observe(root: string, p: Buffer, algos: HashAlgo[]): EntryRecord | null
 }
 
 /** Bytes of the suspect file as it is now (bounded), for the evidence bundle. */
-function readSuspect(root: string, p: Buffer, max: number): { data: Buffer; size: number; truncated: boolean; mode: number; uid: number; gid: number; mtime: string } | null {
+function readSuspect(
+  root: string,
+  p: Buffer,
+  max: number,
+): { data: Buffer; size: number; truncated: boolean; mode: number; uid: number; gid: number; mtime: string } | null {
   let parent;
   try {
     parent = openParent(root, p);
@@ -108,7 +112,15 @@ function readSuspect(root: string, p: Buffer, max: number): { data: Buffer; size
       if (n === 0) break;
       got += n;
     }
-    return { data: buf.subarray(0, got), size: st.size, truncated: got < st.size, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime.toISOString() };
+    return {
+      data: buf.subarray(0, got),
+      size: st.size,
+      truncated: got < st.size,
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      mtime: st.mtime.toISOString(),
+    };
   } catch {
     return null;
   } finally {
@@ -132,7 +144,8 @@ function plan(repo: BaselineRepo, contents: ContentRepo, src: Generation, paths:
       continue;
     }
     const t = entry.rec.type;
-    if (t !== 'file' && t !== 'dir' && t !== 'symlink') throw new DataError(`${pathToText(p)}: a ${t} cannot be restored (only files, directories and symlinks)`);
+    if (t !== 'file' && t !== 'dir' && t !== 'symlink')
+      throw new DataError(`${pathToText(p)}: a ${t} cannot be restored (only files, directories and symlinks)`);
     let content: Buffer | null = null;
     let digest: string | null = null;
     if (t === 'file') {
@@ -147,11 +160,13 @@ function plan(repo: BaselineRepo, contents: ContentRepo, src: Generation, paths:
         if (e instanceof ContentProblem) throw new TrustError(`${pathToText(p)}: ${e.message}; nothing restored`);
         throw e;
       }
-      if (!matchesEntry(content, entry.rec)) throw new TrustError(`${pathToText(p)}: the kept content does not match the digest generation #${src.id} recorded; nothing restored`);
+      if (!matchesEntry(content, entry.rec))
+        throw new TrustError(`${pathToText(p)}: the kept content does not match the digest generation #${src.id} recorded; nothing restored`);
     }
     items.push({ path: p, entry, content, contentDigest: digest, differs: [], after: null, action: 'would restore' });
   }
-  if (missing.length) throw new DataError(`not in generation #${src.id}: ${missing.join(', ')} (see "integ show PATH" for the generations that have it); nothing restored`);
+  if (missing.length)
+    throw new DataError(`not in generation #${src.id}: ${missing.join(', ')} (see "integ show PATH" for the generations that have it); nothing restored`);
   if (notKept.length)
     throw new NoInputError(
       `the content of ${notKept.join(', ')} was not kept in generation #${src.id} (its rule has no keep_content, the file was over keep_content_max_bytes, ` +
@@ -224,7 +239,8 @@ function apply(root: string, items: RestoreItem[], src: Generation, repo: Baseli
       }
       const t = it.entry.rec.type;
       if (t === 'dir') {
-        if (cur && !cur.isDirectory()) throw new DataError(`${pathToText(it.path)} is no longer a directory; move it aside (it is in the evidence bundle) and restore again`);
+        if (cur && !cur.isDirectory())
+          throw new DataError(`${pathToText(it.path)} is no longer a directory; move it aside (it is in the evidence bundle) and restore again`);
         if (!cur) fs.mkdirSync(at(fd, name), { mode: 0o700 });
         continue;
       }
@@ -265,7 +281,14 @@ function apply(root: string, items: RestoreItem[], src: Generation, repo: Baseli
 }
 
 /** Seal the suspect versions of every path into an evidence bundle before anything is changed. */
-async function sealSuspects(items: RestoreItem[], src: Generation, o: RestoreOptions, root: string, maxCopy: number, ctx: RunContext): Promise<{ path: string; sha256: string; size: number }> {
+async function sealSuspects(
+  items: RestoreItem[],
+  src: Generation,
+  o: RestoreOptions,
+  root: string,
+  maxCopy: number,
+  ctx: RunContext,
+): Promise<{ path: string; sha256: string; size: number }> {
   const { BundleWriter } = await import('../evidence/bundle-writer.js');
   const out = defaultEvidenceDir(o.out, ctx.env);
   const signKey = o.signKey ? await (await import('../trust/keys.js')).loadPrivateKey(o.signKey) : undefined;
@@ -287,8 +310,27 @@ async function sealSuspects(items: RestoreItem[], src: Generation, o: RestoreOpt
         ...pathJson(it.path),
         state: now ? now.type : 'missing',
         differs: it.differs,
-        known_good: { generation: src.id, type: it.entry.rec.type, mode: it.entry.rec.mode.toString(8).padStart(4, '0'), uid: it.entry.rec.uid, gid: it.entry.rec.gid, blake3: it.entry.rec.blake3, sha256: it.entry.rec.sha256 },
-        now: now ? { type: now.type, mode: now.mode.toString(8).padStart(4, '0'), uid: now.uid, gid: now.gid, size: now.size.toString(), blake3: now.blake3, sha256: now.sha256, target: now.target ? pathToText(now.target) : null } : null,
+        known_good: {
+          generation: src.id,
+          type: it.entry.rec.type,
+          mode: it.entry.rec.mode.toString(8).padStart(4, '0'),
+          uid: it.entry.rec.uid,
+          gid: it.entry.rec.gid,
+          blake3: it.entry.rec.blake3,
+          sha256: it.entry.rec.sha256,
+        },
+        now: now
+          ? {
+              type: now.type,
+              mode: now.mode.toString(8).padStart(4, '0'),
+              uid: now.uid,
+              gid: now.gid,
+              size: now.size.toString(),
+              blake3: now.blake3,
+              sha256: now.sha256,
+              target: now.target ? pathToText(now.target) : null,
+            }
+          : null,
         file: null,
         sha256: null,
         truncated: false,
@@ -334,7 +376,8 @@ async function sealSuspects(items: RestoreItem[], src: Generation, o: RestoreOpt
  * generation of kind `restore` (who, when, why) so the next check is clean for those paths.
  */
 export async function runRestore(opts: RestoreOptions, ctx: RunContext): Promise<RestoreResult> {
-  if (!opts.note || !opts.note.trim()) throw new UsageError('--note TEXT is required: say why these paths are restored (it is recorded with the restore generation)');
+  if (!opts.note || !opts.note.trim())
+    throw new UsageError('--note TEXT is required: say why these paths are restored (it is recorded with the restore generation)');
   if (!opts.paths.length) throw new UsageError('name the PATHs to restore, as the check reported them');
   requireProcFd();
   if (opts.db !== ':memory:' && !fs.existsSync(opts.db)) throw new NoInputError(`no baseline yet: ${opts.db} does not exist (run "integ baseline" first)`);
@@ -359,7 +402,9 @@ export async function runRestore(opts: RestoreOptions, ctx: RunContext): Promise
     const algos = src.hashAlgos.split(',') as HashAlgo[];
     for (const it of items) {
       const now = observe(root, it.path, algos);
-      it.differs = now ? differingAttributes(it.entry.rec, now, it.entry.rec.type === 'dir' ? ['type', 'mode', 'uid', 'gid'] : [...RESTORED_ATTRS]) : ['missing'];
+      it.differs = now
+        ? differingAttributes(it.entry.rec, now, it.entry.rec.type === 'dir' ? ['type', 'mode', 'uid', 'gid'] : [...RESTORED_ATTRS])
+        : ['missing'];
       if (!it.differs.length) {
         it.action = 'unchanged';
         it.after = now;
@@ -367,7 +412,8 @@ export async function runRestore(opts: RestoreOptions, ctx: RunContext): Promise
     }
     if (opts.dryRun) return { source: src, generation: null, items, bundle: null, root: root || '/', dryRun: true, exitCode: 0 };
     // Everything already is what the generation knows: nothing to seal, write or record.
-    if (items.every((it) => it.action === 'unchanged')) return { source: src, generation: null, items, bundle: null, root: root || '/', dryRun: false, exitCode: 0 };
+    if (items.every((it) => it.action === 'unchanged'))
+      return { source: src, generation: null, items, bundle: null, root: root || '/', dryRun: false, exitCode: 0 };
 
     const bundle = await sealSuspects(items, src, opts, root, policy.onAlert.copyMaxFileBytes, ctx);
     ctx.log.info({ bundle: bundle.path, sha256: bundle.sha256 }, 'suspect versions sealed before restoring');
@@ -377,8 +423,13 @@ export async function runRestore(opts: RestoreOptions, ctx: RunContext): Promise
     // Re-read what is there now: that is what the restore generation records.
     for (const it of items) {
       const now = observe(root, it.path, algos);
-      const still = now ? differingAttributes(it.entry.rec, now, it.entry.rec.type === 'dir' ? ['type', 'mode', 'uid', 'gid'] : [...RESTORED_ATTRS]) : ['missing'];
-      if (still.length) throw new DataError(`${pathToText(it.path)}: after restoring it still differs (${still.join(', ')}); something else is writing it. The suspect copy is in ${bundle.path}`);
+      const still = now
+        ? differingAttributes(it.entry.rec, now, it.entry.rec.type === 'dir' ? ['type', 'mode', 'uid', 'gid'] : [...RESTORED_ATTRS])
+        : ['missing'];
+      if (still.length)
+        throw new DataError(
+          `${pathToText(it.path)}: after restoring it still differs (${still.join(', ')}); something else is writing it. The suspect copy is in ${bundle.path}`,
+        );
       it.after = now;
       if (it.action !== 'unchanged') it.action = 'restored';
     }
@@ -400,13 +451,22 @@ function record(
   cur: Generation,
   src: Generation,
   items: RestoreItem[],
-  o: { note: string; root: string; sign: ((d: string) => { signature: string; keyId: string }) | null; bundle: { path: string; sha256: string; size: number }; policy: { source: string } },
+  o: {
+    note: string;
+    root: string;
+    sign: ((d: string) => { signature: string; keyId: string }) | null;
+    bundle: { path: string; sha256: string; size: number };
+    policy: { source: string };
+  },
   file: string,
 ): Generation {
   beginWrite(db, file);
   try {
     const now = repo.current();
-    if (!now || now.id !== cur.id || now.digest !== cur.digest) throw new DataError(`generation #${now?.id ?? '-'} became current while restoring; the files are restored (suspect copies in ${o.bundle.path}) but no restore generation was recorded: run "integ check"`);
+    if (!now || now.id !== cur.id || now.digest !== cur.digest)
+      throw new DataError(
+        `generation #${now?.id ?? '-'} became current while restoring; the files are restored (suspect copies in ${o.bundle.path}) but no restore generation was recorded: run "integ check"`,
+      );
     const who = whoami();
     const header = {
       createdAt: new Date().toISOString(),
@@ -433,11 +493,24 @@ function record(
       repo.insert(gen, it.entry.rule, it.after!, null);
       if (it.contentDigest) contents.link(gen, it.path, it.contentDigest);
     }
-    recordRestores(db, gen, items.map((it) => ({ path: it.path, fromGen: src.id, bundle: o.bundle.path })));
+    recordRestores(
+      db,
+      gen,
+      items.map((it) => ({ path: it.path, fromGen: src.id, bundle: o.bundle.path })),
+    );
     const d = computeGenerationDigest(db, { id: gen, ...header });
     const sig = o.sign ? o.sign(d.digest) : null;
     repo.finish(gen, d, d.digest, sig?.signature ?? null, sig?.keyId ?? null);
-    new EvidenceRepo(db).add({ sealedAt: header.createdAt, kind: 'restore', path: o.bundle.path, sha256: o.bundle.sha256, size: o.bundle.size, run: null, gen, note: o.note });
+    new EvidenceRepo(db).add({
+      sealedAt: header.createdAt,
+      kind: 'restore',
+      path: o.bundle.path,
+      sha256: o.bundle.sha256,
+      size: o.bundle.size,
+      run: null,
+      gen,
+      note: o.note,
+    });
     commit(db);
     return repo.get(gen)!;
   } catch (e) {

@@ -14,7 +14,8 @@ import { DataError, NoInputError, UsageError, writeErrorFor } from '../util/erro
 const DIR_FLAGS = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW;
 
 export function requireProcFd(): void {
-  if (process.platform !== 'linux' || !fs.existsSync('/proc/self/fd')) throw new UsageError('restore needs Linux with /proc mounted (it writes through directory descriptors, never through symlinks)');
+  if (process.platform !== 'linux' || !fs.existsSync('/proc/self/fd'))
+    throw new UsageError('restore needs Linux with /proc mounted (it writes through directory descriptors, never through symlinks)');
 }
 
 /** `/proc/self/fd/<fd>/<name>` as bytes (names are bytes). */
@@ -32,7 +33,8 @@ export function components(p: Buffer): Buffer[] {
     if (i === p.length || p[i] === 0x2f) {
       if (i > start) {
         const c = p.subarray(start, i);
-        if ((c.length === 1 && c[0] === 0x2e) || (c.length === 2 && c[0] === 0x2e && c[1] === 0x2e)) throw new UsageError(`${pathToText(p)}: "." and ".." are not allowed in a path to restore`);
+        if ((c.length === 1 && c[0] === 0x2e) || (c.length === 2 && c[0] === 0x2e && c[1] === 0x2e))
+          throw new UsageError(`${pathToText(p)}: "." and ".." are not allowed in a path to restore`);
         out.push(c);
       }
       start = i + 1;
@@ -72,10 +74,16 @@ export function openParent(root: string, p: Buffer, opts: { create?: (dir: Buffe
         next = fs.openSync(at(fd, c), DIR_FLAGS);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ELOOP' || code === 'ENOTDIR') throw new DataError(`refusing to restore ${pathToText(p)}: ${pathToText(sofar)}${root ? ` (under ${root})` : ''} is a symlink or not a directory; a restore never writes through a symlink`);
+        if (code === 'ELOOP' || code === 'ENOTDIR')
+          throw new DataError(
+            `refusing to restore ${pathToText(p)}: ${pathToText(sofar)}${root ? ` (under ${root})` : ''} is a symlink or not a directory; a restore never writes through a symlink`,
+          );
         if (code !== 'ENOENT') throw writeErrorFor(e, `cannot open ${pathToText(sofar)}`);
         const rec = opts.create?.(sofar) ?? null;
-        if (!rec) throw new NoInputError(`cannot restore ${pathToText(p)}: its directory ${pathToText(sofar)} does not exist${opts.create ? ' and the generation has no record of it' : ''}`);
+        if (!rec)
+          throw new NoInputError(
+            `cannot restore ${pathToText(p)}: its directory ${pathToText(sofar)} does not exist${opts.create ? ' and the generation has no record of it' : ''}`,
+          );
         try {
           fs.mkdirSync(at(fd, c), { mode: 0o700 });
           next = fs.openSync(at(fd, c), DIR_FLAGS);

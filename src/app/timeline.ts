@@ -60,7 +60,8 @@ export function parseWhen(flag: string, v: string, now = Date.now()): bigint {
     const mult = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[rel[2] as 's'];
     return BigInt(now - Number(rel[1]) * mult * 1000) * 1_000_000n;
   }
-  if (!/^\d{4}-\d{2}-\d{2}/.test(v)) throw new UsageError(`${flag} must be an ISO-8601 time (2026-11-21, 2026-11-21T23:00Z) or an age (30m, 24h, 7d), got "${v}"`);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(v))
+    throw new UsageError(`${flag} must be an ISO-8601 time (2026-11-21, 2026-11-21T23:00Z) or an age (30m, 24h, 7d), got "${v}"`);
   const iso = /^\d{4}-\d{2}-\d{2}$/.test(v) ? `${v}T00:00:00Z` : /[zZ]|[+-]\d{2}:?\d{2}$/.test(v) ? v : `${v}Z`;
   const ms = Date.parse(iso);
   if (Number.isNaN(ms)) throw new UsageError(`${flag}: "${v}" is not a valid time`);
@@ -86,7 +87,22 @@ function sha256File(p: string): string | null {
 }
 
 function ev(ns: bigint, source: TimelineSource, desc: string, message: string, f: Partial<TimelineEvent> = {}): TimelineEvent {
-  return { ns, datetime: f.file && source === 'file' ? nsToIso(ns) : new Date(Number(ns / 1_000_000n)).toISOString(), timestamp_desc: desc, source, message, host: null, user: null, path: null, generation: null, run: null, severity: null, sha256: null, digest: null, ...f };
+  return {
+    ns,
+    datetime: f.file && source === 'file' ? nsToIso(ns) : new Date(Number(ns / 1_000_000n)).toISOString(),
+    timestamp_desc: desc,
+    source,
+    message,
+    host: null,
+    user: null,
+    path: null,
+    generation: null,
+    run: null,
+    severity: null,
+    sha256: null,
+    digest: null,
+    ...f,
+  };
 }
 
 /** Triage findings of a snapshot bundle (artifacts/findings.json), when it has them. */
@@ -101,9 +117,17 @@ async function triage(bundle: string, at: bigint, host: string | null): Promise<
     // {count, findings: [...], notes} as the snapshot writes it (a bare list is read too)
     const doc = JSON.parse(raw.toString('utf8')) as T[] | { findings?: T[] };
     const list = Array.isArray(doc) ? doc : Array.isArray(doc.findings) ? doc.findings : [];
-    return list.slice(0, 1000).map((t) =>
-      ev(at, 'triage', 'Triage finding', `${t.kind ?? 'finding'}${t.pid !== undefined ? ` pid ${t.pid}` : ''}${t.path ? ` ${t.path}` : ''}: ${t.detail ?? ''}`, { host, severity: t.severity ?? null, path: t.path ?? null }),
-    );
+    return list
+      .slice(0, 1000)
+      .map((t) =>
+        ev(
+          at,
+          'triage',
+          'Triage finding',
+          `${t.kind ?? 'finding'}${t.pid !== undefined ? ` pid ${t.pid}` : ''}${t.path ? ` ${t.path}` : ''}: ${t.detail ?? ''}`,
+          { host, severity: t.severity ?? null, path: t.path ?? null },
+        ),
+      );
   } catch {
     return [];
   }
@@ -124,18 +148,42 @@ export async function buildTimeline(opts: TimelineOptions, ctx: Pick<RunContext,
     const events: TimelineEvent[] = [];
     const gens = new BaselineRepo(db).list();
     for (const g of gens) {
-      const label = g.kind === 'baseline' ? 'Baseline recorded' : g.kind === 'accept' ? 'Changes accepted' : g.kind === 'restore' ? 'Known-good restored' : `${g.kind} recorded`;
+      const label =
+        g.kind === 'baseline'
+          ? 'Baseline recorded'
+          : g.kind === 'accept'
+            ? 'Changes accepted'
+            : g.kind === 'restore'
+              ? 'Known-good restored'
+              : `${g.kind} recorded`;
       events.push(
-        ev(isoNs(g.createdAt), 'generation', label, `generation #${g.id} (${g.kind}) by ${g.user}@${g.hostname}: ${g.entryCount} entries${g.note ? ` — ${g.note}` : ''}`, {
-          host: g.hostname, user: g.user, generation: g.id, digest: g.digest,
-        }),
+        ev(
+          isoNs(g.createdAt),
+          'generation',
+          label,
+          `generation #${g.id} (${g.kind}) by ${g.user}@${g.hostname}: ${g.entryCount} entries${g.note ? ` — ${g.note}` : ''}`,
+          {
+            host: g.hostname,
+            user: g.user,
+            generation: g.id,
+            digest: g.digest,
+          },
+        ),
       );
     }
     const byId = new Map(gens.map((g) => [g.id, g] as const));
     for (const r of restoreRows(db)) {
       const g = byId.get(r.gen);
       if (!g) continue;
-      events.push(ev(isoNs(g.createdAt), 'restore', 'File restored', `${pathToText(r.path)} restored from generation #${r.fromGen}${r.bundle ? ` (suspect copy in ${r.bundle})` : ''}`, { host: g.hostname, user: g.user, path: pathToText(r.path), generation: g.id }));
+      events.push(
+        ev(
+          isoNs(g.createdAt),
+          'restore',
+          'File restored',
+          `${pathToText(r.path)} restored from generation #${r.fromGen}${r.bundle ? ` (suspect copy in ${r.bundle})` : ''}`,
+          { host: g.hostname, user: g.user, path: pathToText(r.path), generation: g.id },
+        ),
+      );
     }
     const runs = allRuns(db);
     const findingsByRun = new Map<number, RecordFinding[]>();
@@ -148,22 +196,62 @@ export async function buildTimeline(opts: TimelineOptions, ctx: Pick<RunContext,
     for (const r of runs) {
       const at = isoNs(r.finishedAt);
       events.push(
-        ev(at, 'check', r.exitCode === 0 ? 'Check clean' : 'Check alert', `check run #${r.id} against generation #${r.gen ?? '-'}: ${r.added} added, ${r.removed} removed, ${r.changed} changed, ${r.errors} unreadable (exit ${r.exitCode})`, {
-          host: r.hostname, user: r.user, run: r.id, generation: r.gen,
-        }),
+        ev(
+          at,
+          'check',
+          r.exitCode === 0 ? 'Check clean' : 'Check alert',
+          `check run #${r.id} against generation #${r.gen ?? '-'}: ${r.added} added, ${r.removed} removed, ${r.changed} changed, ${r.errors} unreadable (exit ${r.exitCode})`,
+          {
+            host: r.hostname,
+            user: r.user,
+            run: r.id,
+            generation: r.gen,
+          },
+        ),
       );
       for (const row of findingsByRun.get(r.id) ?? []) {
         const p = pathToText(row.path);
         const attrs = row.attributes;
-        events.push(ev(at, 'finding', `File ${row.kind} (detected)`, `${row.kind.toUpperCase()} ${p}${attrs ? ` [${attrs}]` : ''} (${row.rule}, ${row.severity})`, { host: r.hostname, path: p, run: r.id, severity: row.severity, generation: r.gen }));
+        events.push(
+          ev(at, 'finding', `File ${row.kind} (detected)`, `${row.kind.toUpperCase()} ${p}${attrs ? ` [${attrs}]` : ''} (${row.rule}, ${row.severity})`, {
+            host: r.hostname,
+            path: p,
+            run: r.id,
+            severity: row.severity,
+            generation: r.gen,
+          }),
+        );
         if (!row.after) continue;
         const rec = row.after;
         const key = `${rec.path.toString('hex')} ${rec.mtimeNs} ${rec.ctimeNs}`;
         if (fileTimes.has(key)) continue;
         fileTimes.add(key);
-        const file = { inode: rec.inode, mode: rec.mode, type: rec.type, uid: rec.uid, gid: rec.gid, size: rec.size, mtimeNs: rec.mtimeNs, ctimeNs: rec.ctimeNs };
-        events.push(ev(rec.mtimeNs, 'file', 'Content modification time (mtime)', `${p} modified (as seen by check run #${r.id})`, { host: r.hostname, path: p, run: r.id, file }));
-        events.push(ev(rec.ctimeNs, 'file', 'Metadata change time (ctime)', `${p} inode changed (as seen by check run #${r.id})`, { host: r.hostname, path: p, run: r.id, file }));
+        const file = {
+          inode: rec.inode,
+          mode: rec.mode,
+          type: rec.type,
+          uid: rec.uid,
+          gid: rec.gid,
+          size: rec.size,
+          mtimeNs: rec.mtimeNs,
+          ctimeNs: rec.ctimeNs,
+        };
+        events.push(
+          ev(rec.mtimeNs, 'file', 'Content modification time (mtime)', `${p} modified (as seen by check run #${r.id})`, {
+            host: r.hostname,
+            path: p,
+            run: r.id,
+            file,
+          }),
+        );
+        events.push(
+          ev(rec.ctimeNs, 'file', 'Metadata change time (ctime)', `${p} inode changed (as seen by check run #${r.id})`, {
+            host: r.hostname,
+            path: p,
+            run: r.id,
+            file,
+          }),
+        );
       }
     }
     // Evidence: the table, plus alert bundles of runs recorded before it existed.
@@ -173,16 +261,35 @@ export async function buildTimeline(opts: TimelineOptions, ctx: Pick<RunContext,
     for (const r of runs) {
       if (r.evidence && !known.has(r.evidence)) {
         known.add(r.evidence);
-        evidence.push({ sealedAt: r.finishedAt, kind: 'alert', path: r.evidence, sha256: sha256File(r.evidence) ?? 'unknown (bundle no longer on disk)', size: null, run: r.id, gen: r.gen, note: null });
+        evidence.push({
+          sealedAt: r.finishedAt,
+          kind: 'alert',
+          path: r.evidence,
+          sha256: sha256File(r.evidence) ?? 'unknown (bundle no longer on disk)',
+          size: null,
+          run: r.id,
+          gen: r.gen,
+          note: null,
+        });
       }
     }
     for (const e of evidence) {
       const at = isoNs(e.sealedAt);
-      events.push(ev(at, 'evidence', 'Evidence sealed', `${e.kind} bundle ${e.path} sha256 ${e.sha256}`, { path: e.path, sha256: e.sha256, run: e.run, generation: e.gen }));
+      events.push(
+        ev(at, 'evidence', 'Evidence sealed', `${e.kind} bundle ${e.path} sha256 ${e.sha256}`, {
+          path: e.path,
+          sha256: e.sha256,
+          run: e.run,
+          generation: e.gen,
+        }),
+      );
       events.push(...(await triage(e.path, at, null)));
     }
     const notes = new NoteRepo(db).list();
-    for (const n of notes) events.push(ev(isoNs(n.createdAt), 'note', 'Note', `${n.text} (note #${n.id} by ${n.user}@${n.hostname})`, { host: n.hostname, user: n.user, digest: n.digest }));
+    for (const n of notes)
+      events.push(
+        ev(isoNs(n.createdAt), 'note', 'Note', `${n.text} (note #${n.id} by ${n.user}@${n.hostname})`, { host: n.hostname, user: n.user, digest: n.digest }),
+      );
     const kept = events.filter((e) => (since === null || e.ns >= since) && (until === null || e.ns <= until));
     // Stable: equal times keep the order above (a generation before the paths it restored, a run before its findings).
     kept.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));

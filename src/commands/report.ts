@@ -4,10 +4,12 @@ export function registerReport(program: Command): void {
   program
     .command('report')
     .summary('write the incident report: summary for management, timeline, findings, evidence, notes, CSIRT fields')
-    .description('write one self-contained incident report from the store: a plain-language summary for management\n' +
-      '(what happened, when it was detected, what is affected, what was done, current state), then the timeline,\n' +
-      'the findings, the evidence list with hashes, the notes, and an appendix with the fields a report to a CSIRT\n' +
-      '(e.g. JPCERT/CC) asks for. HTML has inline CSS only, no script and no external resource; it prints well.')
+    .description(
+      'write one self-contained incident report from the store: a plain-language summary for management\n' +
+        '(what happened, when it was detected, what is affected, what was done, current state), then the timeline,\n' +
+        'the findings, the evidence list with hashes, the notes, and an appendix with the fields a report to a CSIRT\n' +
+        '(e.g. JPCERT/CC) asks for. HTML has inline CSS only, no script and no external resource; it prints well.',
+    )
     .option('--out <file>', 'write the report here (0600), else to stdout')
     .option('--format <fmt>', 'html or md (default: md when --out ends in .md, else html)')
     .option('--title <text>', 'report title (default: "Incident report: HOST")')
@@ -15,12 +17,15 @@ export function registerReport(program: Command): void {
     .option('--until <time>', 'only what happened at or before TIME')
     .option('--db <file>', 'baseline store (default: $INTEG_DB, else the per-user or system store)')
     .option('--log <file>', 'write JSON logs here instead of stderr')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   $ sudo integ report --out /root/case42/report.html
   $ sudo integ report --format md --since 7d > case42.md
 
-Exit: 0 written; 64 bad flag or time; 66 no store; 73/74 cannot write the file.`)
+Exit: 0 written; 64 bad flag or time; 66 no store; 73/74 cannot write the file.`,
+    )
     .action(async (flags: { out?: string; format?: string; title?: string; since?: string; until?: string; db?: string; log?: string }) => {
       const { UsageError } = await import('../util/errors.js');
       const format = flags.format ?? (flags.out?.toLowerCase().endsWith('.md') ? 'md' : 'html');
@@ -34,7 +39,9 @@ Exit: 0 written; 64 bad flag or time; 66 no store; 73/74 cannot write the file.`
       const text = format === 'md' ? reportMarkdown(m) : reportHtml(m);
       if (flags.out) {
         writeReport(flags.out, text);
-        process.stdout.write(`report written: ${flags.out} (${format}, ${m.findings.length} finding(s), ${m.timeline.evidence.length} bundle(s), ${m.timeline.notes.length} note(s); state: ${m.summary.state})\n`);
+        process.stdout.write(
+          `report written: ${flags.out} (${format}, ${m.findings.length} finding(s), ${m.timeline.evidence.length} bundle(s), ${m.timeline.notes.length} note(s); state: ${m.summary.state})\n`,
+        );
       } else process.stdout.write(text);
     });
 }

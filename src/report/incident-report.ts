@@ -17,7 +17,10 @@ export const REPORT_MAX_ROWS = 2000;
 
 function bounded<T>(rows: T[], what: string): { rows: T[]; more: Block[] } {
   return rows.length > REPORT_MAX_ROWS
-    ? { rows: rows.slice(0, REPORT_MAX_ROWS), more: [{ p: `… ${rows.length - REPORT_MAX_ROWS} more ${what} not shown; see "integ timeline --format csv" for the full record.` }] }
+    ? {
+        rows: rows.slice(0, REPORT_MAX_ROWS),
+        more: [{ p: `… ${rows.length - REPORT_MAX_ROWS} more ${what} not shown; see "integ timeline --format csv" for the full record.` }],
+      }
     : { rows, more: [] };
 }
 const FILL = '(to be filled in)';
@@ -30,7 +33,10 @@ function plural(n: number, one: string, many = `${one}s`): string {
 export function reportBlocks(m: ReportModel): Block[] {
   const s = m.summary;
   const b: Block[] = [];
-  const sevText = ['critical', 'high', 'medium', 'low'].filter((k) => s.counts[k]).map((k) => `${s.counts[k]} ${k}`).join(', ');
+  const sevText = ['critical', 'high', 'medium', 'low']
+    .filter((k) => s.counts[k])
+    .map((k) => `${s.counts[k]} ${k}`)
+    .join(', ');
   const top = m.findings.slice(0, TOP_PATHS).map((f) => `${f.path} (${f.kind}, ${f.severity})`);
 
   b.push({ h2: 'Summary for management', id: 'summary' });
@@ -54,7 +60,9 @@ export function reportBlocks(m: ReportModel): Block[] {
   b.push({
     ul: [
       `${plural(s.bundles, 'evidence bundle')} sealed (fingerprints in the Evidence section), so what was found can be shown unaltered later.`,
-      s.restored.length ? `${plural(s.restored.length, 'file')} restored to the known-good version: ${s.restored.join(', ')}.` : 'No file was restored by integ.',
+      s.restored.length
+        ? `${plural(s.restored.length, 'file')} restored to the known-good version: ${s.restored.join(', ')}.`
+        : 'No file was restored by integ.',
       s.accepted ? `${plural(s.accepted, 'set')} of changes accepted as legitimate (with the reason recorded).` : 'No change was accepted as legitimate.',
       `${plural(s.notes, 'note')} recorded by the responders (see Notes).`,
     ],
@@ -75,23 +83,26 @@ export function reportBlocks(m: ReportModel): Block[] {
   b.push({ h2: 'Findings', id: 'findings' });
   const fb = bounded(m.findings, 'findings');
   if (m.findings.length)
-    b.push({
-      table: {
-        head: ['Path', 'Kind', 'Severity', 'Rule', 'What differs', 'First seen', 'Last seen', 'Status', 'Observed content (blake3 / sha256)'],
-        rows: fb.rows.map((f) => [
-          f.path,
-          f.kind,
-          f.severity,
-          f.rule,
-          f.attributes.join(', ') || '-',
-          f.firstSeen,
-          f.lastSeen,
-          f.open ? 'open' : f.restored ? 'restored' : 'no longer reported',
-          f.observed ? [f.observed.blake3, f.observed.sha256].filter(Boolean).join(' / ') || '-' : '(removed)',
-        ]),
-        mono: [0, 8],
+    b.push(
+      {
+        table: {
+          head: ['Path', 'Kind', 'Severity', 'Rule', 'What differs', 'First seen', 'Last seen', 'Status', 'Observed content (blake3 / sha256)'],
+          rows: fb.rows.map((f) => [
+            f.path,
+            f.kind,
+            f.severity,
+            f.rule,
+            f.attributes.join(', ') || '-',
+            f.firstSeen,
+            f.lastSeen,
+            f.open ? 'open' : f.restored ? 'restored' : 'no longer reported',
+            f.observed ? [f.observed.blake3, f.observed.sha256].filter(Boolean).join(' / ') || '-' : '(removed)',
+          ]),
+          mono: [0, 8],
+        },
       },
-    }, ...fb.more);
+      ...fb.more,
+    );
   else b.push({ p: 'None.' });
 
   b.push({ h2: 'Evidence', id: 'evidence' });
@@ -108,7 +119,9 @@ export function reportBlocks(m: ReportModel): Block[] {
 
   b.push({ h2: 'Notes', id: 'notes' });
   if (m.timeline.notes.length)
-    b.push({ table: { head: ['#', 'Time', 'Who', 'Host', 'Note'], rows: m.timeline.notes.map((n) => [String(n.id), n.createdAt, n.user, n.hostname, n.text]) } });
+    b.push({
+      table: { head: ['#', 'Time', 'Who', 'Host', 'Note'], rows: m.timeline.notes.map((n) => [String(n.id), n.createdAt, n.user, n.hostname, n.text]) },
+    });
   else b.push({ p: 'No notes.' });
 
   b.push({ h2: 'Post-mortem', id: 'postmortem' });
@@ -118,7 +131,7 @@ export function reportBlocks(m: ReportModel): Block[] {
     const sec = Math.round((Date.parse(z) - Date.parse(a)) / 1000);
     return sec < 0 ? '-' : sec < 3600 ? `${Math.round(sec / 60)} min` : sec < 172800 ? `${(sec / 3600).toFixed(1)} h` : `${(sec / 86400).toFixed(1)} days`;
   };
-  const cleanAfter = s.firstAlert ? m.timeline.events.find((e) => e.timestamp_desc === 'Check clean' && e.datetime > s.firstAlert!)?.datetime ?? null : null;
+  const cleanAfter = s.firstAlert ? (m.timeline.events.find((e) => e.timestamp_desc === 'Check clean' && e.datetime > s.firstAlert!)?.datetime ?? null) : null;
   b.push({
     dl: [
       ['From the earliest change recorded to detection', span(s.earliestChange, s.firstAlert)],
@@ -129,7 +142,9 @@ export function reportBlocks(m: ReportModel): Block[] {
   });
 
   b.push({ h2: 'Appendix: fields for a report to a CSIRT (e.g. JPCERT/CC)', id: 'csirt' });
-  b.push({ p: 'Fields an external incident report asks for (JPCERT/CC incident report form and similar). integ fills in what it knows; complete the rest before sending.' });
+  b.push({
+    p: 'Fields an external incident report asks for (JPCERT/CC incident report form and similar). integ fills in what it knows; complete the rest before sending.',
+  });
   b.push({
     dl: [
       ['Reporter name, organisation, e-mail, phone (報告者情報)', FILL],
@@ -139,10 +154,28 @@ export function reportBlocks(m: ReportModel): Block[] {
       ['Date and time of discovery (発見日時)', s.firstAlert ?? FILL],
       ['Affected systems: host names (対象システム)', m.hosts.join(', ') || FILL],
       ['Affected systems: IP addresses, OS, services', `${FILL} (report generated on ${os.type()} ${os.release()})`],
-      ['Description (インシデントの概要)', m.findings.length ? `${plural(m.findings.length, 'file')} changed, added or removed: ${m.findings.slice(0, 5).map((f) => f.path).join(', ')}${m.findings.length > 5 ? ', …' : ''}` : FILL],
+      [
+        'Description (インシデントの概要)',
+        m.findings.length
+          ? `${plural(m.findings.length, 'file')} changed, added or removed: ${m.findings
+              .slice(0, 5)
+              .map((f) => f.path)
+              .join(', ')}${m.findings.length > 5 ? ', …' : ''}`
+          : FILL,
+      ],
       ['Impact (影響)', FILL],
-      ['Response taken and current status (対応状況)', `${s.restored.length ? `restored ${s.restored.length} file(s); ` : ''}${s.bundles} evidence bundle(s) sealed; current state: ${s.state}`],
-      ['Indicators: changed files and their content hashes', m.findings.filter((f) => f.observed?.sha256 || f.observed?.blake3).slice(0, 20).map((f) => `${f.path} ${f.observed!.sha256 ? `sha256:${f.observed!.sha256}` : `blake3:${f.observed!.blake3}`}`).join('; ') || '-'],
+      [
+        'Response taken and current status (対応状況)',
+        `${s.restored.length ? `restored ${s.restored.length} file(s); ` : ''}${s.bundles} evidence bundle(s) sealed; current state: ${s.state}`,
+      ],
+      [
+        'Indicators: changed files and their content hashes',
+        m.findings
+          .filter((f) => f.observed?.sha256 || f.observed?.blake3)
+          .slice(0, 20)
+          .map((f) => `${f.path} ${f.observed!.sha256 ? `sha256:${f.observed!.sha256}` : `blake3:${f.observed!.blake3}`}`)
+          .join('; ') || '-',
+      ],
       ['Attacker source addresses (攻撃元情報)', `${FILL} (see the network artifacts in the evidence bundles)`],
       ['Evidence preserved (証拠保全)', m.timeline.evidence.map((e) => `${e.path} sha256:${e.sha256}`).join('; ') || 'none'],
       ['Requested assistance (希望する対応)', FILL],
@@ -152,7 +185,10 @@ export function reportBlocks(m: ReportModel): Block[] {
   b.push({ h3: 'Integrity of this record' });
   b.push({
     dl: [
-      ['Current generation', m.integrity.generation === null ? '-' : `#${m.integrity.generation} ${m.integrity.digest} (${m.integrity.signed ? 'signed' : 'unsigned'})`],
+      [
+        'Current generation',
+        m.integrity.generation === null ? '-' : `#${m.integrity.generation} ${m.integrity.digest} (${m.integrity.signed ? 'signed' : 'unsigned'})`,
+      ],
       ['Newest note digest (notes head)', m.integrity.notesHead ?? '-'],
       ['Generated by', `integ ${VERSION} at ${m.generatedAt}`],
     ],
@@ -235,7 +271,12 @@ ${out.join('\n')}
 }
 
 /** Markdown: a cell may not contain "|" or a newline. */
-const mdCell = (s: string): string => s.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').replace(/[<>]/g, (c) => (c === '<' ? '&lt;' : '&gt;'));
+const mdCell = (s: string): string =>
+  s
+    .replace(/\\/g, '\\\\')
+    .replace(/\|/g, '\\|')
+    .replace(/\r?\n/g, ' ')
+    .replace(/[<>]/g, (c) => (c === '<' ? '&lt;' : '&gt;'));
 const mdText = (s: string): string => s.replace(/[\\`*_[\]<>#|]/g, (c) => `\\${c}`);
 
 export function reportMarkdown(m: ReportModel): string {
@@ -246,7 +287,13 @@ export function reportMarkdown(m: ReportModel): string {
     else if ('p' in b) out.push(mdText(b.p), '');
     else if ('ul' in b) out.push(...b.ul.map((x) => `- ${mdText(x)}`), '');
     else if ('dl' in b) out.push('| Field | Value |', '|---|---|', ...b.dl.map(([k, v]) => `| ${mdCell(k)} | ${mdCell(v)} |`), '');
-    else out.push(`| ${b.table.head.map(mdCell).join(' | ')} |`, `|${b.table.head.map(() => '---').join('|')}|`, ...b.table.rows.map((r) => `| ${r.map(mdCell).join(' | ')} |`), '');
+    else
+      out.push(
+        `| ${b.table.head.map(mdCell).join(' | ')} |`,
+        `|${b.table.head.map(() => '---').join('|')}|`,
+        ...b.table.rows.map((r) => `| ${r.map(mdCell).join(' | ')} |`),
+        '',
+      );
   }
   return `${out.join('\n')}\n`;
 }

@@ -2,7 +2,21 @@ import type { Timeline, TimelineEvent } from '../app/timeline.js';
 import { VERSION } from '../version.js';
 
 /** Extra CSV columns after Timesketch's three required ones. */
-export const CSV_COLUMNS = ['message', 'datetime', 'timestamp_desc', 'timestamp', 'source', 'host', 'user', 'path', 'generation', 'run', 'severity', 'sha256', 'digest'] as const;
+export const CSV_COLUMNS = [
+  'message',
+  'datetime',
+  'timestamp_desc',
+  'timestamp',
+  'source',
+  'host',
+  'user',
+  'path',
+  'generation',
+  'run',
+  'severity',
+  'sha256',
+  'digest',
+] as const;
 
 const micro = (ns: bigint): string => (ns / 1000n).toString();
 
@@ -25,7 +39,14 @@ function fieldsJson(e: TimelineEvent): Record<string, unknown> {
 }
 
 export function timelineJson(t: Timeline): Record<string, unknown> {
-  return { schema: 'integ.timeline/1', tool: { name: 'integ', version: VERSION }, since: t.since, until: t.until, notes_head: t.notesHead, events: t.events.map(fieldsJson) };
+  return {
+    schema: 'integ.timeline/1',
+    tool: { name: 'integ', version: VERSION },
+    since: t.since,
+    until: t.until,
+    notes_head: t.notesHead,
+    events: t.events.map(fieldsJson),
+  };
 }
 
 /** Control characters would let a file name forge lines: show them escaped. */
@@ -33,7 +54,9 @@ const safe = (s: string): string => s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c
 
 export function timelineText(t: Timeline): string {
   const lines = t.events.map((e) => `${e.datetime.padEnd(30)} ${e.timestamp_desc.padEnd(34)} ${safe(e.message)}`);
-  lines.push(`${t.events.length} event(s)${t.since ? ` since ${t.since}` : ''}${t.until ? ` until ${t.until}` : ''}${t.notesHead ? `; notes head ${t.notesHead}` : ''}`);
+  lines.push(
+    `${t.events.length} event(s)${t.since ? ` since ${t.since}` : ''}${t.until ? ` until ${t.until}` : ''}${t.notesHead ? `; notes head ${t.notesHead}` : ''}`,
+  );
   return `${lines.join('\n')}\n`;
 }
 
@@ -83,7 +106,21 @@ export function timelineBodyfile(t: Timeline): string {
       if (seen.has(key)) continue; // mtime and ctime events of one observation: one line
       seen.add(key);
       const f = e.file;
-      out.push(['0', bodyName(e.path ?? ''), BigInt.asUintN(64, f.inode).toString(), modeString(f.type, f.mode), f.uid, f.gid, f.size.toString(), '0', secs(f.mtimeNs), secs(f.ctimeNs), '0'].join('|'));
+      out.push(
+        [
+          '0',
+          bodyName(e.path ?? ''),
+          BigInt.asUintN(64, f.inode).toString(),
+          modeString(f.type, f.mode),
+          f.uid,
+          f.gid,
+          f.size.toString(),
+          '0',
+          secs(f.mtimeNs),
+          secs(f.ctimeNs),
+          '0',
+        ].join('|'),
+      );
       continue;
     }
     const s = secs(e.ns);

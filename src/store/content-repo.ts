@@ -75,7 +75,9 @@ export class ContentRepo {
 
   /** The raw bytes of a kept content, verified against its digest; throws ContentProblem otherwise. */
   read(digest: string): Buffer {
-    const r = this.db.prepare('SELECT size, codec, data FROM contents WHERE digest = ?').get(digest) as { size: number; codec: string; data: Buffer } | undefined;
+    const r = this.db.prepare('SELECT size, codec, data FROM contents WHERE digest = ?').get(digest) as
+      | { size: number; codec: string; data: Buffer }
+      | undefined;
     if (!r) throw new ContentProblem(`kept content ${digest.slice(0, 23)}… is missing from the store`);
     let data: Buffer;
     try {
@@ -85,7 +87,8 @@ export class ContentRepo {
     } catch (e) {
       throw new ContentProblem(`kept content ${digest.slice(0, 23)}… cannot be decoded: ${(e as Error).message}`);
     }
-    if (data.length !== Number(r.size) || contentDigest(data) !== digest) throw new ContentProblem(`kept content ${digest.slice(0, 23)}… does not match its digest (the store was altered)`);
+    if (data.length !== Number(r.size) || contentDigest(data) !== digest)
+      throw new ContentProblem(`kept content ${digest.slice(0, 23)}… does not match its digest (the store was altered)`);
     return data;
   }
 
@@ -93,7 +96,9 @@ export class ContentRepo {
   stats(gen: number): { paths: number; contents: number; bytes: number; stored: number } {
     if (!this.available) return { paths: 0, contents: 0, bytes: 0, stored: 0 };
     const r = this.db
-      .prepare('SELECT count(*) AS paths, count(DISTINCT k.digest) AS contents, coalesce(sum(c.size), 0) AS bytes, coalesce(sum(length(c.data)), 0) AS stored FROM kept k JOIN contents c ON c.digest = k.digest WHERE k.gen = ?')
+      .prepare(
+        'SELECT count(*) AS paths, count(DISTINCT k.digest) AS contents, coalesce(sum(c.size), 0) AS bytes, coalesce(sum(length(c.data)), 0) AS stored FROM kept k JOIN contents c ON c.digest = k.digest WHERE k.gen = ?',
+      )
       .get(gen) as { paths: number; contents: number; bytes: number; stored: number };
     return r;
   }

@@ -80,7 +80,9 @@ export interface RecordFinding {
 /** Findings of every run, by run then path. */
 export function allRunFindings(db: DB): RecordFinding[] {
   const rows = db
-    .prepare('SELECT run, path, kind, rule, severity, attributes, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, nlink, target, blake3, sha256 FROM run_findings ORDER BY run, path')
+    .prepare(
+      'SELECT run, path, kind, rule, severity, attributes, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, nlink, target, blake3, sha256 FROM run_findings ORDER BY run, path',
+    )
     .safeIntegers(true)
     .all() as Record<string, unknown>[];
   return rows.map((r) => ({

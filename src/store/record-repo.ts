@@ -65,7 +65,16 @@ export interface Note {
 /** The canonical digest of a note: its fields and the digest of the note before it (the chain). */
 export function noteDigest(n: Omit<Note, 'digest' | 'signature' | 'keyId'>): string {
   return `blake3:${blake3Hex(
-    ['integ.note/1', `id ${n.id}`, `prev ${n.prevDigest ?? '-'}`, `created_at ${n.createdAt}`, `user ${JSON.stringify(n.user)} uid ${n.uid}`, `hostname ${JSON.stringify(n.hostname)}`, `text ${JSON.stringify(n.text)}`, ''].join('\n'),
+    [
+      'integ.note/1',
+      `id ${n.id}`,
+      `prev ${n.prevDigest ?? '-'}`,
+      `created_at ${n.createdAt}`,
+      `user ${JSON.stringify(n.user)} uid ${n.uid}`,
+      `hostname ${JSON.stringify(n.hostname)}`,
+      `text ${JSON.stringify(n.text)}`,
+      '',
+    ].join('\n'),
   )}`;
 }
 
@@ -92,7 +101,10 @@ export class NoteRepo {
   }
 
   /** Append a note in one write transaction; it links to the newest note's digest. */
-  append(n: { createdAt: string; user: string; uid: number; hostname: string; text: string }, sign: ((digest: string) => { signature: string; keyId: string }) | null): Note {
+  append(
+    n: { createdAt: string; user: string; uid: number; hostname: string; text: string },
+    sign: ((digest: string) => { signature: string; keyId: string }) | null,
+  ): Note {
     return this.db
       .transaction(() => {
         const last = this.db.prepare('SELECT id, digest FROM notes ORDER BY id DESC LIMIT 1').get() as { id: number; digest: string } | undefined;
@@ -101,7 +113,9 @@ export class NoteRepo {
         const digest = noteDigest(base);
         const sig = sign ? sign(digest) : null;
         this.db
-          .prepare('INSERT INTO notes (id, created_at, user, uid, hostname, text, prev_digest, digest, signature, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+          .prepare(
+            'INSERT INTO notes (id, created_at, user, uid, hostname, text, prev_digest, digest, signature, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          )
           .run(id, n.createdAt, n.user, n.uid, n.hostname, n.text, base.prevDigest, digest, sig?.signature ?? null, sig?.keyId ?? null);
         return { ...base, digest, signature: sig?.signature ?? null, keyId: sig?.keyId ?? null };
       })

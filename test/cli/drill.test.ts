@@ -53,7 +53,14 @@ describe('integ drill', () => {
       'restore the changed configuration from kept content',
       'note and timeline',
     ]);
-    expect(j.plants.map((p) => p.path).sort()).toEqual(['/etc/cron.d/0sysupdate', '/etc/ld.so.preload', '/etc/ssh/sshd_config', '/root/.ssh/authorized_keys', '/usr/bin/ls', '/usr/local/bin/.sshd-helper']);
+    expect(j.plants.map((p) => p.path).sort()).toEqual([
+      '/etc/cron.d/0sysupdate',
+      '/etc/ld.so.preload',
+      '/etc/ssh/sshd_config',
+      '/root/.ssh/authorized_keys',
+      '/usr/bin/ls',
+      '/usr/local/bin/.sshd-helper',
+    ]);
     expect(fs.readdirSync(tmp)).toEqual([]);
   });
 

@@ -25,7 +25,17 @@ function setup(extra = '') {
     policy,
     `version: 1\nrules:\n  - name: tree\n    severity: high\n    paths: ["${tree}/**"]\n    keep_content: true\n    keep_content_max_bytes: 4KiB\n    keep_content_exclude: ["/**/*.key"]\n${extra}`,
   );
-  const run = (cmd: string, ...a: string[]) => integ([cmd, '--db', db, '--policy', policy, ...(cmd === 'check' ? ['--no-snapshot', '--jobs', '1'] : []), ...(cmd === 'baseline' ? ['--jobs', '1'] : []), ...a]);
+  const run = (cmd: string, ...a: string[]) =>
+    integ([
+      cmd,
+      '--db',
+      db,
+      '--policy',
+      policy,
+      ...(cmd === 'check' ? ['--no-snapshot', '--jobs', '1'] : []),
+      ...(cmd === 'baseline' ? ['--jobs', '1'] : []),
+      ...a,
+    ]);
   return { dir, tree, db, policy, run, p: (n: string) => path.join(tree, n) };
 }
 
@@ -224,7 +234,12 @@ describe('keep_content across accept', () => {
     const d = new Database(t.db, { readonly: true });
     const rows = d.prepare('SELECT gen, path, digest FROM kept ORDER BY gen, path').all() as { gen: number; path: Buffer; digest: string }[];
     d.close();
-    expect(rows.map((r) => [r.gen, path.basename(r.path.toString())])).toEqual([[1, 'a.conf'], [1, 'b.conf'], [2, 'a.conf'], [2, 'b.conf']]);
+    expect(rows.map((r) => [r.gen, path.basename(r.path.toString())])).toEqual([
+      [1, 'a.conf'],
+      [1, 'b.conf'],
+      [2, 'a.conf'],
+      [2, 'b.conf'],
+    ]);
     expect(rows[2]!.digest).not.toBe(rows[0]!.digest);
     expect(rows[3]!.digest).toBe(rows[1]!.digest);
     fs.writeFileSync(t.p('a.conf'), 'version 3\n');

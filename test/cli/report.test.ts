@@ -58,7 +58,9 @@ describe('integ report', () => {
     expect(s).not.toMatch(/<script|<link|<img|<iframe|@import|url\(/i);
     expect(s).toContain('@media print');
     // management summary comes first
-    const order = ['Summary for management', 'Timeline (UTC)', 'Findings', 'Evidence', 'Notes', 'Post-mortem', 'Appendix: fields for a report to a CSIRT'].map((x) => s.indexOf(`<h2>${x}`));
+    const order = ['Summary for management', 'Timeline (UTC)', 'Findings', 'Evidence', 'Notes', 'Post-mortem', 'Appendix: fields for a report to a CSIRT'].map(
+      (x) => s.indexOf(`<h2>${x}`),
+    );
     expect(order.every((i) => i > 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
     expect(s).toContain('&lt;img src=&quot;http:__127.0.0.1:9_x.png&quot;');
@@ -66,7 +68,8 @@ describe('integ report', () => {
 
   it('Markdown has the same sections, notes, paths and hashes', () => {
     const s = fs.readFileSync(md, 'utf8');
-    for (const x of ['## Summary for management', '## Timeline (UTC)', '## Findings', '## Evidence', '## Notes', 'JPCERT/CC', NOTE1, NOTE2, ...bundleHashes]) expect(s).toContain(x);
+    for (const x of ['## Summary for management', '## Timeline (UTC)', '## Findings', '## Evidence', '## Notes', 'JPCERT/CC', NOTE1, NOTE2, ...bundleHashes])
+      expect(s).toContain(x);
     expect(s).toContain(changed);
     expect(s).toContain('1 file restored to the known-good version');
     expect(s).toContain('| From detection to the first clean check | not clean yet |'); // the planted file is still there
@@ -80,41 +83,53 @@ describe('integ report', () => {
     expect(r.stderr).toMatch(/^integ: cannot write the report/);
   });
 
-  it.skipIf(!haveChromium)('renders in headless Chromium with the notes, changed paths and bundle hashes, requesting nothing from the network', async () => {
-    const { chromium } = await import('playwright-core');
-    const userData = fs.mkdtempSync(path.join(dir, 'chromium-'));
-    const context = await chromium.launchPersistentContext(userData, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    try {
-      const requests: string[] = [];
-      context.on('request', (r) => requests.push(r.url()));
-      const page = await context.newPage();
-      const errors: string[] = [];
-      page.on('pageerror', (e) => errors.push(e.message));
-      page.on('dialog', (d) => {
-        errors.push(`dialog: ${d.message()}`);
-        void d.dismiss();
+  it.skipIf(!haveChromium)(
+    'renders in headless Chromium with the notes, changed paths and bundle hashes, requesting nothing from the network',
+    async () => {
+      const { chromium } = await import('playwright-core');
+      const userData = fs.mkdtempSync(path.join(dir, 'chromium-'));
+      const context = await chromium.launchPersistentContext(userData, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
       });
-      const url = `file://${html}`;
-      await page.goto(url, { waitUntil: 'load' });
-      const text = (await page.textContent('body')) ?? '';
-      for (const x of [NOTE1, NOTE2, changed, planted, ...bundleHashes]) expect(text).toContain(x);
-      expect(await page.title()).toMatch(/^Incident report: /);
-      const first = await page.locator('main section').first().getAttribute('id');
-      expect(first).toBe('summary');
-      expect(await page.locator('img, script').count()).toBe(0);
-      // print: navigation hidden, and a PDF comes out
-      await page.emulateMedia({ media: 'print' });
-      expect(await page.locator('nav').isVisible()).toBe(false);
-      const pdf = await page.pdf({ format: 'A4' });
-      expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
-      expect(requests).toEqual([url]);
-      expect(errors).toEqual([]);
-    } finally {
-      await context.close();
-    }
-  }, 120_000);
+      try {
+        const requests: string[] = [];
+        context.on('request', (r) => requests.push(r.url()));
+        const page = await context.newPage();
+        const errors: string[] = [];
+        page.on('pageerror', (e) => errors.push(e.message));
+        page.on('dialog', (d) => {
+          errors.push(`dialog: ${d.message()}`);
+          void d.dismiss();
+        });
+        const url = `file://${html}`;
+        await page.goto(url, { waitUntil: 'load' });
+        const text = (await page.textContent('body')) ?? '';
+        for (const x of [NOTE1, NOTE2, changed, planted, ...bundleHashes]) expect(text).toContain(x);
+        expect(await page.title()).toMatch(/^Incident report: /);
+        const first = await page.locator('main section').first().getAttribute('id');
+        expect(first).toBe('summary');
+        expect(await page.locator('img, script').count()).toBe(0);
+        // print: navigation hidden, and a PDF comes out
+        await page.emulateMedia({ media: 'print' });
+        expect(await page.locator('nav').isVisible()).toBe(false);
+        const pdf = await page.pdf({ format: 'A4' });
+        expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
+        expect(requests).toEqual([url]);
+        expect(errors).toEqual([]);
+      } finally {
+        await context.close();
+      }
+    },
+    120_000,
+  );
 });

@@ -20,9 +20,20 @@ function setup() {
   const db = path.join(dir, 's.db');
   const ev = path.join(dir, 'evidence');
   const policy = path.join(dir, 'p.yml');
-  fs.writeFileSync(policy, `version: 1\nrules:\n  - name: tree\n    severity: high\n    paths: ["${tree}/**"]\n    keep_content: true\n    keep_content_exclude: ["/**/*.key"]\n`);
+  fs.writeFileSync(
+    policy,
+    `version: 1\nrules:\n  - name: tree\n    severity: high\n    paths: ["${tree}/**"]\n    keep_content: true\n    keep_content_exclude: ["/**/*.key"]\n`,
+  );
   const run = (cmd: string, ...a: string[]) =>
-    integ([cmd, '--db', db, ...(['restore', 'check', 'baseline'].includes(cmd) ? ['--policy', policy] : []), ...(cmd === 'check' ? ['--no-snapshot', '--jobs', '1'] : []), ...(cmd === 'restore' ? ['--out', ev] : []), ...a]);
+    integ([
+      cmd,
+      '--db',
+      db,
+      ...(['restore', 'check', 'baseline'].includes(cmd) ? ['--policy', policy] : []),
+      ...(cmd === 'check' ? ['--no-snapshot', '--jobs', '1'] : []),
+      ...(cmd === 'restore' ? ['--out', ev] : []),
+      ...a,
+    ]);
   return { dir, tree, db, ev, policy, run, p: (n: string) => path.join(tree, n) };
 }
 

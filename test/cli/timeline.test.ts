@@ -74,7 +74,9 @@ describe('integ timeline', () => {
     expect(file).toBe(0);
     expect(j.events[0]!.datetime).toBe('2026-01-02T03:04:05.000000000Z');
     expect([baseline, alert, finding, sealed, note, restoredGen, restoredPath, restoreBundle, clean].every((i) => i > 0)).toBe(true);
-    expect(baseline < alert && alert < finding && finding < sealed && sealed < note && note < restoredGen && restoredGen < restoredPath && restoredPath < clean).toBe(true);
+    expect(
+      baseline < alert && alert < finding && finding < sealed && sealed < note && note < restoredGen && restoredGen < restoredPath && restoredPath < clean,
+    ).toBe(true);
     expect(j.events[sealed]!.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(j.events[restoreBundle]!.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(j.events[note]!.message).toContain('isolated the host, calling the CSIRT');
@@ -91,7 +93,11 @@ describe('integ timeline', () => {
     const early = JSON.parse(run('timeline', '--db', db, '--format', 'json', '--until', '2026-01-03').stdout).events as Ev[];
     // utimes set the mtime back to January; the ctime stays at the time of the tampering
     expect(early.map((e) => [e.source, e.timestamp_desc])).toEqual([['file', 'Content modification time (mtime)']]);
-    for (const bad of [['--since', 'yesterday'], ['--until', '2026-13-45'], ['--format', 'xml']]) {
+    for (const bad of [
+      ['--since', 'yesterday'],
+      ['--until', '2026-13-45'],
+      ['--format', 'xml'],
+    ]) {
       const r = run('timeline', '--db', db, ...bad);
       expect(r.code).toBe(64);
       expect(r.stderr).toMatch(/^integ: /);
@@ -155,12 +161,29 @@ describe('timeline: triage findings inside recorded bundles, and --help', () => 
       expect(integ(['note', '--db', store, 'start']).code).toBe(0);
       const { BundleWriter } = await import('../../src/evidence/bundle-writer.js');
       const w = await BundleWriter.create({ outDir: path.join(d, 'ev'), hostname: 'web1' });
-      await w.addFile('artifacts/findings.json', JSON.stringify({ count: 1, ioc_checked: false, findings: [{ kind: 'deleted-exe', severity: 'critical', pid: 4242, exe: '/tmp/.x', detail: 'process runs a deleted binary /tmp/.x' }], notes: [] }));
+      await w.addFile(
+        'artifacts/findings.json',
+        JSON.stringify({
+          count: 1,
+          ioc_checked: false,
+          findings: [{ kind: 'deleted-exe', severity: 'critical', pid: 4242, exe: '/tmp/.x', detail: 'process runs a deleted binary /tmp/.x' }],
+          notes: [],
+        }),
+      );
       const sealed = await w.seal({ manifest: { artifacts: [] } });
       const Database = (await import('better-sqlite3')).default;
       const db = new Database(store);
       const { EvidenceRepo } = await import('../../src/store/record-repo.js');
-      new EvidenceRepo(db).add({ sealedAt: '2026-11-30T10:00:00.000Z', kind: 'snapshot', path: sealed.path, sha256: sealed.sha256, size: sealed.size, run: null, gen: null, note: null });
+      new EvidenceRepo(db).add({
+        sealedAt: '2026-11-30T10:00:00.000Z',
+        kind: 'snapshot',
+        path: sealed.path,
+        sha256: sealed.sha256,
+        size: sealed.size,
+        run: null,
+        gen: null,
+        note: null,
+      });
       db.close();
       const j = JSON.parse(integ(['timeline', '--db', store, '--format', 'json']).stdout) as { events: Ev[] };
       const t = j.events.find((e) => e.source === 'triage')!;
@@ -180,19 +203,23 @@ describe('timeline: triage findings inside recorded bundles, and --help', () => 
 });
 
 describe('snapshot bundles in the record', () => {
-  it.runIf(process.platform === 'linux')('integ snapshot --db records the bundle with its sha256; the timeline lists it', () => {
-    const d = tmpdir();
-    try {
-      const store = path.join(d, 's.db');
-      const s = integ(['snapshot', '--db', store, '--out', path.join(d, 'ev'), '--note', 'case 42', '--format', 'json']);
-      expect(s.code).toBe(0);
-      const snap = JSON.parse(s.stdout) as { bundle: string; sha256: string };
-      const j = JSON.parse(integ(['timeline', '--db', store, '--format', 'json']).stdout) as { events: Ev[] };
-      const e = j.events.find((x) => x.source === 'evidence')!;
-      expect(e.message).toBe(`snapshot bundle ${snap.bundle} sha256 ${snap.sha256}`);
-      expect(e.sha256).toBe(snap.sha256);
-    } finally {
-      fs.rmSync(d, { recursive: true, force: true });
-    }
-  }, 60_000);
+  it.runIf(process.platform === 'linux')(
+    'integ snapshot --db records the bundle with its sha256; the timeline lists it',
+    () => {
+      const d = tmpdir();
+      try {
+        const store = path.join(d, 's.db');
+        const s = integ(['snapshot', '--db', store, '--out', path.join(d, 'ev'), '--note', 'case 42', '--format', 'json']);
+        expect(s.code).toBe(0);
+        const snap = JSON.parse(s.stdout) as { bundle: string; sha256: string };
+        const j = JSON.parse(integ(['timeline', '--db', store, '--format', 'json']).stdout) as { events: Ev[] };
+        const e = j.events.find((x) => x.source === 'evidence')!;
+        expect(e.message).toBe(`snapshot bundle ${snap.bundle} sha256 ${snap.sha256}`);
+        expect(e.sha256).toBe(snap.sha256);
+      } finally {
+        fs.rmSync(d, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
 });

@@ -11,7 +11,19 @@ describe('content diff helpers', () => {
     const a = Array.from({ length: 20 }, (_, i) => `l${i}`).join('\n');
     const b = a.replace('l10', 'L10\x1b[2J');
     const r = unifiedLines('/etc/x', a, b, 100);
-    expect(r.lines).toEqual(['--- a/etc/x\t(known-good)', '+++ b/etc/x\t(now)', '@@ -8,7 +8,7 @@', ' l7', ' l8', ' l9', '-l10', '+L10\\x1b[2J', ' l11', ' l12', ' l13']);
+    expect(r.lines).toEqual([
+      '--- a/etc/x\t(known-good)',
+      '+++ b/etc/x\t(now)',
+      '@@ -8,7 +8,7 @@',
+      ' l7',
+      ' l8',
+      ' l9',
+      '-l10',
+      '+L10\\x1b[2J',
+      ' l11',
+      ' l12',
+      ' l13',
+    ]);
     const cut = unifiedLines('/etc/x', a, b, 4);
     expect(cut.lines).toHaveLength(4);
     expect(cut.omitted).toBe(7);

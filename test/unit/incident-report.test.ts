@@ -5,8 +5,19 @@ import { REPORT_MAX_ROWS, reportHtml, reportMarkdown } from '../../src/report/in
 
 function model(events: number, note = 'note'): ReportModel {
   const ev = (i: number): TimelineEvent => ({
-    ns: BigInt(i) * 1_000_000_000n, datetime: new Date(i * 1000).toISOString(), timestamp_desc: 'Check alert', source: 'check', message: `event ${i}`,
-    host: 'web1', user: 'root', path: null, generation: 1, run: i, severity: null, sha256: null, digest: null,
+    ns: BigInt(i) * 1_000_000_000n,
+    datetime: new Date(i * 1000).toISOString(),
+    timestamp_desc: 'Check alert',
+    source: 'check',
+    message: `event ${i}`,
+    host: 'web1',
+    user: 'root',
+    path: null,
+    generation: 1,
+    run: i,
+    severity: null,
+    sha256: null,
+    digest: null,
   });
   return {
     title: 'Incident report: web1',
@@ -14,8 +25,25 @@ function model(events: number, note = 'note'): ReportModel {
     hosts: ['web1'],
     timeline: {
       events: Array.from({ length: events }, (_, i) => ev(i)),
-      since: null, until: null, generations: [], runs: [], evidence: [],
-      notes: [{ id: 1, createdAt: '2026-12-01T00:00:00.000Z', user: 'root', uid: 0, hostname: 'web1', text: note, prevDigest: null, digest: 'blake3:aa', signature: null, keyId: null }],
+      since: null,
+      until: null,
+      generations: [],
+      runs: [],
+      evidence: [],
+      notes: [
+        {
+          id: 1,
+          createdAt: '2026-12-01T00:00:00.000Z',
+          user: 'root',
+          uid: 0,
+          hostname: 'web1',
+          text: note,
+          prevDigest: null,
+          digest: 'blake3:aa',
+          signature: null,
+          keyId: null,
+        },
+      ],
       notesHead: 'blake3:aa',
     },
     findings: [],
