@@ -160,17 +160,28 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
     notes.push(`AIDE rule: sha256+p+i+n+u+g+s+m+c over the same tree (${workers}); config in ${path.join(dir, 'aide', 'aide.conf')}${opts.keep ? '' : ' (removed at exit; --keep keeps it)'}`);
   } else notes.push(aide ? aide.note! : 'AIDE skipped (--no-aide)');
 
-  // 5. integ, blake3 (the default) and sha256.
+  // 5. integ, blake3 (the default) and sha256; then what the detection attributes cost: the
+  // default with xattrs/caps/acl/label/flags off (the syscalls they add), and with a sha256
+  // known-bad list (sha256 computed in the same read as blake3).
   const integRows: Record<string, Row> = {};
-  for (const hash of ['blake3', 'sha256'] as const) {
-    const policy = writePolicy(path.join(dir, `policy-${hash}.yml`), roots, hash);
-    const db = path.join(dir, `integ-${hash}.db`);
+  const feed = path.join(dir, 'ioc-feed.txt');
+  fs.writeFileSync(feed, `${'0'.repeat(64)} bench: matches nothing\n`);
+  const variants: Array<{ key: string; hash: 'blake3' | 'sha256'; check?: string[]; ioc?: string }> = [
+    { key: 'blake3', hash: 'blake3' },
+    { key: 'sha256', hash: 'sha256' },
+    { key: 'blake3, no xattrs/flags', hash: 'blake3', check: ['content', 'type', 'mode', 'uid', 'gid', 'size', 'mtime', 'ctime', 'inode', 'nlink', 'target'] },
+    { key: 'blake3 + sha256 IOC feed', hash: 'blake3', ioc: feed },
+  ];
+  for (const { key: hash, ...v } of variants) {
+    const slug = hash.replace(/[^a-z0-9]+/g, '-');
+    const policy = writePolicy(path.join(dir, `policy-${slug}.yml`), roots, v.hash, v);
+    const db = path.join(dir, `integ-${slug}.db`);
     log(`integ baseline (${hash}) …`);
     await ready();
-    const base = await integBaseline(db, policy, jobs, dir, `integ-baseline-${hash}`);
+    const base = await integBaseline(db, policy, jobs, dir, `integ-baseline-${slug}`);
     setupRows.push(rowOfOne(`integ baseline (${hash})`, `node bin/integ.js baseline --db DB --policy P --jobs ${jobs}`, base));
     log(`integ check (${hash}) …`);
-    const r = await repeated<IntegCheck>(ready, opts.repeat, (i) => integCheck(db, policy, jobs, dir, `integ-check-${hash}-${i}`));
+    const r = await repeated<IntegCheck>(ready, opts.repeat, (i) => integCheck(db, policy, jobs, dir, `integ-check-${slug}-${i}`));
     const row = rowOf(`integ check (${hash})`, `node bin/integ.js check --db DB --policy P --jobs ${jobs} --no-snapshot --format json`, r);
     if (r.last.exitCode !== 0) {
       row.note = `UNEXPECTED ${describeFailure(r.last)}`;

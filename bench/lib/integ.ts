@@ -8,9 +8,11 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 export const INTEG_BIN = path.join(REPO_ROOT, 'bin', 'integ.js');
 
 /** A one-rule policy covering everything below the given roots. */
-export function writePolicy(file: string, roots: string[], hash: 'blake3' | 'sha256'): string {
+export function writePolicy(file: string, roots: string[], hash: 'blake3' | 'sha256', extra: { check?: string[]; ioc?: string } = {}): string {
   const paths = roots.map((r) => JSON.stringify(`${r.replace(/\/+$/, '')}/**`)).join(', ');
-  fs.writeFileSync(file, `version: 1\nhash: ${hash}\nrules:\n  - name: bench\n    paths: [${paths}]\n`);
+  const ioc = extra.ioc ? `ioc: [${JSON.stringify(extra.ioc)}]\n` : '';
+  const check = extra.check ? `    check: [${extra.check.join(', ')}]\n` : '';
+  fs.writeFileSync(file, `version: 1\nhash: ${hash}\n${ioc}rules:\n  - name: bench\n    paths: [${paths}]\n${check}`);
   return file;
 }
 

@@ -14,12 +14,18 @@ import { loadPolicy, resolveRoot, whoami } from './common.js';
 import { signDigest } from './signing.js';
 import { ContentRepo } from '../store/content-repo.js';
 import { KeepDecider, readAsRecorded } from './keep-content.js';
+import { metaWanted } from './entries.js';
+import { riskTags } from '../core/risk.js';
+import { fileDigest } from '../pkg/dpkg.js';
+import { loadPackages } from '../pkg/packages.js';
 import { exitCodeOf } from '../core/verdict.js';
 
 export interface AcceptOptions {
   /** paths as bytes (the command decodes `b64:` arguments) */
   paths: Buffer[];
   all: boolean;
+  /** only the findings whose new content matches what their package shipped */
+  packaged?: boolean;
   /** only findings of this rule */
   rule?: string;
   /** why; required */
@@ -147,6 +153,7 @@ export function recheck(findings: StoredFinding[], policy: Policy, root: string)
       algos: policy.hash,
       growing,
       prefixLen: growing && f.after ? Number(f.after.size) : null,
+      ...(rule ? metaWanted(rule) : {}),
     };
     const res = scanEntry(job, buf);
     if (f.kind === 'removed') {
@@ -177,8 +184,9 @@ export function recheck(findings: StoredFinding[], policy: Policy, root: string)
  */
 export async function runAccept(opts: AcceptOptions, ctx: RunContext): Promise<AcceptResult> {
   if (opts.paths.length && opts.all) throw new UsageError('give PATHs or --all, not both');
-  if (!opts.paths.length && !opts.all && opts.rule === undefined)
-    throw new UsageError('nothing to accept: name the PATHs to accept, or --all, or --rule NAME (see "integ accept --help")');
+  if (opts.packaged && (opts.paths.length || opts.all)) throw new UsageError('--packaged chooses the findings itself: give no PATHs and no --all');
+  if (!opts.paths.length && !opts.all && opts.rule === undefined && !opts.packaged)
+    throw new UsageError('nothing to accept: name the PATHs to accept, or --all, or --rule NAME, or --packaged (see "integ accept --help")');
   if (!opts.note || !opts.note.trim()) throw new UsageError('--note TEXT is required: say why these changes are accepted (it is recorded with the generation)');
   if (opts.db !== ':memory:' && !fs.existsSync(opts.db)) throw new NoInputError(`no baseline yet: ${opts.db} does not exist (run "integ baseline" first)`);
   const policy = loadPolicy(opts.policy, ctx.env);
@@ -195,7 +203,14 @@ export async function runAccept(opts: AcceptOptions, ctx: RunContext): Promise<A
     const findings = runs.findings(run.id);
     if (!findings.length) throw new UsageError(`nothing to accept: the last check (run #${run.id}, ${run.finishedAt}) found no differences`);
     const { open, done } = openFindings(repo, cur, run, findings);
-    const chosen = selectFindings(open, done, findings, opts, run.id);
+    const root0 = resolveRoot(opts.root ?? run.root);
+    let pool = open;
+    if (opts.packaged) {
+      pool = await packagedFindings(open, root0);
+      if (!pool.length)
+        throw new UsageError(`nothing to accept: no open finding of check run #${run.id} has content that matches what its package shipped (${open.length} left for review)`);
+    }
+    const chosen = selectFindings(pool, done, findings, opts.packaged ? { paths: [], all: true, rule: opts.rule } : opts, run.id);
     if (policyDigest(policy.text) !== run.policyDigest)
       throw new DataError(`the policy ${policy.source} is not the one the last check (run #${run.id}) used; pass the same --policy so paths are re-read the same way. Nothing was written.`);
     const { verifyTrust } = await import('./trust-gate.js');
@@ -227,6 +242,59 @@ export async function runAccept(opts: AcceptOptions, ctx: RunContext): Promise<A
   } finally {
     db.close();
   }
+}
+
+/**
+ * An accepted added, removed or replaced entry moved its directory's mtime and ctime: record
+ * the directory's times as they are now, so the next check does not report that directory's
+ * `entries` (a trace nothing explains any more once the child is part of the baseline).
+ */
+function refreshParents(repo: BaselineRepo, gen: number, chosen: StoredFinding[], root: string): void {
+  const dirs = new Map<string, Buffer>();
+  for (const f of chosen) {
+    if (f.kind === 'changed' && !f.attributes.includes('inode') && !f.attributes.includes('type')) continue;
+    const i = f.path.lastIndexOf(0x2f);
+    const parent = i <= 0 ? Buffer.from('/') : f.path.subarray(0, i);
+    dirs.set(parent.toString('hex'), parent);
+  }
+  const prefix = Buffer.from(root.replace(/\/+$/, ''), 'utf8');
+  for (const dir of dirs.values()) {
+    const cur = repo.lookup(gen, dir);
+    if (!cur || cur.rec.type !== 'dir' || cur.error !== null) continue;
+    let st: fs.BigIntStats;
+    try {
+      st = fs.lstatSync(prefix.length ? Buffer.concat([prefix, dir]) : dir, { bigint: true });
+    } catch {
+      continue;
+    }
+    if (!st.isDirectory() || st.ino !== cur.rec.inode) continue;
+    repo.deleteEntry(gen, dir);
+    repo.insert(gen, cur.rule, { ...cur.rec, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, size: st.size, nlink: Number(st.nlink) }, null);
+  }
+}
+
+/** What a package upgrade changes in a file; anything else (mode, owner, capabilities, flags …) is not vouched for by a digest. */
+const UPGRADE_ATTRS: ReadonlySet<string> = new Set(['content', 'size', 'mtime', 'ctime', 'inode', 'nlink']);
+
+/**
+ * The findings `--packaged` accepts: an added or changed regular file whose content now has
+ * the digest its owning package recorded, that changed in nothing an upgrade would not change
+ * and that carries no risk tag (a package's set-uid file is still for a person to accept).
+ */
+export async function packagedFindings(open: StoredFinding[], root: string): Promise<StoredFinding[]> {
+  const dpkg = await loadPackages(root);
+  if (!dpkg) return [];
+  const prefix = Buffer.from(root.replace(/\/+$/, ''), 'utf8');
+  return open.filter((f) => {
+    if (f.kind === 'removed' || !f.after || f.after.type !== 'file') return false;
+    if (!f.attributes.every((a) => UPGRADE_ATTRS.has(a))) return false;
+    if (riskTags({ path: f.path, kind: f.kind, before: null, after: f.after }).length) return false;
+    const p = f.path.toString('utf8');
+    const shipped = dpkg.lookup(p);
+    if (!shipped?.digest) return false;
+    const now = fileDigest(prefix.length ? Buffer.concat([prefix, f.path]) : f.path, shipped.algo);
+    return dpkg.owner(p, now)?.digestMatches === true;
+  });
 }
 
 function write(
@@ -278,6 +346,7 @@ function write(
         }
       }
     }
+    refreshParents(repo, gen, chosen, o.root);
     const d = computeGenerationDigest(db, { id: gen, ...header });
     const sig = o.sign ? o.sign(d.digest) : null;
     repo.finish(gen, d, d.digest, sig?.signature ?? null, sig?.keyId ?? null);

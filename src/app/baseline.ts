@@ -1,5 +1,7 @@
 import { Selector } from '../core/selector.js';
-import type { ScanError } from '../core/types.js';
+import type { IocMatch, ScanError } from '../core/types.js';
+import type { PackageMismatch } from '../pkg/dpkg.js';
+import { loadPackages } from '../pkg/packages.js';
 import { scanAll } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { walk } from '../scan/walk.js';
@@ -10,9 +12,10 @@ import type { RunContext } from '../util/context.js';
 import { IntegError, InterruptedError } from '../util/errors.js';
 import { exitCodeOf } from '../core/verdict.js';
 import type { Progress } from '../report/progress.js';
-import { loadPolicy, resolveRoot, whoami } from './common.js';
+import { iocMatchOf, loadIoc, loadPolicy, resolveRoot, whoami } from './common.js';
 import { VERSION } from '../version.js';
 import { signDigest } from './signing.js';
+import { metaWanted } from './entries.js';
 
 export interface BaselineOptions {
   policy?: string;
@@ -21,6 +24,10 @@ export interface BaselineOptions {
   root?: string;
   jobs: number;
   signKey?: string;
+  /** known-bad hash lists (--ioc, repeatable), besides the policy's `ioc:` */
+  ioc?: string[];
+  /** compare packaged files with the package database (default true; --no-packages) */
+  packages?: boolean;
 }
 
 export interface BaselineResult {
@@ -29,6 +36,15 @@ export interface BaselineResult {
   bytes: number;
   seconds: number;
   errors: ScanError[];
+  /** files whose content is on a known-bad hash list (exit bit 32): a baseline of a compromised host */
+  iocMatches: IocMatch[];
+  iocFeeds: string[];
+  /** packaged files whose content differs from what dpkg recorded; conffiles separately (admins edit those) */
+  packageMismatches: PackageMismatch[];
+  conffilesModified: PackageMismatch[];
+  /** how many packaged files were compared with their package's digest (0: no dpkg database) */
+  packagedChecked: number;
+  root: string;
   exitCode: number;
   /** files whose content was kept (keep_content) */
   kept?: number;
@@ -44,6 +60,17 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
   const root = resolveRoot(opts.root);
   const who = whoami();
   const sign = opts.signKey ? await signDigest(opts.signKey) : null;
+  const ioc = await loadIoc(policy, opts.ioc);
+  const iocMatches: IocMatch[] = [];
+  const extra = ioc?.algorithms() ?? [];
+  const withAlgo = new Map<string, typeof extra>();
+  const extraFor = (algo: (typeof extra)[number]): typeof extra => {
+    let l = withAlgo.get(algo);
+    if (!l) withAlgo.set(algo, (l = [...new Set([...extra, algo])]));
+    return l;
+  };
+  const mismatches: PackageMismatch[] = [];
+  let packagedChecked = 0;
   const started = Date.now();
   const db = openWritable(opts.db);
   const repo = new BaselineRepo(db);
@@ -82,13 +109,19 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     let keptFiles = 0;
     const selector = new Selector(policy);
     let nextId = 0;
+    // Every packaged file in scope is checked against its package: its digest in the same read.
+    const dpkg = opts.packages === false ? null : await loadPackages(root);
+    const packagedExtra = (p: Buffer): typeof extra => {
+      const shipped = dpkg?.lookup(p.toString('utf8'));
+      return shipped?.digest ? extraFor(shipped.algo) : extra;
+    };
     const jobs = function* (): Generator<ScanJob & { rule: string }> {
       for (const ev of walk(selector, root)) {
         if (ev.kind === 'error') {
           errors.push({ path: ev.path, code: ev.code, message: ev.message });
           continue;
         }
-        yield { id: ++nextId, path: ev.path, real: ev.real, algos: policy.hash, growing: false, prefixLen: null, rule: ev.rule.name };
+        yield { id: ++nextId, path: ev.path, real: ev.real, algos: policy.hash, growing: false, prefixLen: null, ...metaWanted(ev.rule), extra: packagedExtra(ev.path), rule: ev.rule.name };
       }
     };
     ctx.log.info({ db: opts.db, policy: policy.source, root: root || '/', jobs: opts.jobs }, 'baseline started');
@@ -98,6 +131,19 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
         ctx.log.warn({ path: job.path.toString('utf8'), code: res.code }, res.message);
       }
       if (res.rec) {
+        const hit = ioc && res.ok ? iocMatchOf(ioc, job.path, job.rule, res.rec) : null;
+        if (hit) {
+          iocMatches.push(hit);
+          ctx.log.error({ path: job.path.toString('utf8'), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source }, 'known-bad content');
+        }
+        const shipped = dpkg && res.ok && res.rec.type === 'file' && res.rec.extra ? dpkg.lookup(job.path.toString('utf8')) : undefined;
+        const now = shipped ? res.rec.extra?.[shipped.algo] : undefined;
+        if (shipped?.digest && now) {
+          packagedChecked++;
+          if (shipped.digest !== now)
+            mismatches.push({ path: job.path, package: { manager: dpkg!.manager, name: shipped.pkg.name, version: shipped.pkg.version }, algorithm: shipped.algo, expected: shipped.digest, actual: now, conffile: shipped.conffile });
+        }
+        delete res.rec.extra;
         repo.insert(gen, job.rule, res.rec, res.ok ? null : res.code);
         if (res.ok && keep.wants(job.rule, res.rec)) {
           // Read again and keep only bytes that match the digest just recorded (it may have changed since).
@@ -120,7 +166,13 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     open = false;
     const generation = repo.get(gen)!;
     ctx.log.info({ generation: gen, entries, bytes, errors: errors.length, digest: d.digest, kept: keptFiles }, 'baseline recorded');
-    return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, exitCode: exitCodeOf({ command: 'baseline', unreadable: errors.length }), kept: keptFiles };
+    iocMatches.sort((a, b) => Buffer.compare(a.path, b.path));
+    mismatches.sort((a, b) => Buffer.compare(a.path, b.path));
+    if (mismatches.some((m) => !m.conffile))
+      ctx.log.warn({ count: mismatches.filter((m) => !m.conffile).length }, 'packaged files differ from what their package shipped');
+    const exitCode = exitCodeOf({ command: 'baseline', unreadable: errors.length, knownBad: iocMatches.length });
+    return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, iocMatches, iocFeeds: ioc?.files ?? [],
+      packageMismatches: mismatches.filter((m) => !m.conffile), conffilesModified: mismatches.filter((m) => m.conffile), packagedChecked, root: root || '/', exitCode, kept: keptFiles };
   } catch (e) {
     if (open) rollbackQuietly(db);
     if (e instanceof IntegError) throw e;

@@ -1,7 +1,7 @@
 import { compareEntry } from '../core/compare.js';
 import { pathToText } from '../core/pathenc.js';
 import { Selector } from '../core/selector.js';
-import type { Finding, Rule, ScanError } from '../core/types.js';
+import type { Finding, IocMatch, Rule, ScanError } from '../core/types.js';
 import { exitCodeOf, summarize } from '../core/verdict.js';
 import type { CheckResult } from '../core/check-result.js';
 import { scanAll } from '../scan/hash-pool.js';
@@ -17,7 +17,11 @@ import type { Progress } from '../report/progress.js';
 import type { RunContext } from '../util/context.js';
 import { CantCreateError, IntegError, InterruptedError, NoInputError, TrustError } from '../util/errors.js';
 import { blake3Hex } from '../scan/blake3.js';
-import { loadPolicy, resolveRoot, whoami } from './common.js';
+import { iocMatchOf, loadIoc, loadPolicy, resolveRoot, whoami } from './common.js';
+import { riskTags } from '../core/risk.js';
+import { fileDigest } from '../pkg/dpkg.js';
+import { loadPackages } from '../pkg/packages.js';
+import { explainEntries, metaWanted, outOfScopeChild } from './entries.js';
 
 export interface CheckOptions {
   policy?: string;
@@ -26,15 +30,18 @@ export interface CheckOptions {
   jobs: number;
   verifyKey?: string;
   expectDigest?: string;
+  /** known-bad hash lists (--ioc, repeatable), besides the policy's `ioc:` */
+  ioc?: string[];
 }
 
 export type { CheckResult, EvidenceRef } from '../core/check-result.js';
 
 const SEVERITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 } as const;
 
-/** Findings in report order: severity, then path bytes. */
+/** Findings in report order: those with risk tags first, then severity, then path bytes. */
 function sortFindings(f: Finding[]): Finding[] {
-  return f.sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || Buffer.compare(a.path, b.path));
+  const risky = (x: Finding): number => (x.risk?.length ? 0 : 1);
+  return f.sort((a, b) => risky(a) - risky(b) || SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || Buffer.compare(a.path, b.path));
 }
 
 /** A digest of the set of findings, so a repeated identical alert can reuse the earlier bundle. */
@@ -106,6 +113,9 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
   const who = whoami();
   const startedAt = new Date().toISOString();
   const notices: string[] = [];
+  const ioc = await loadIoc(policy, opts.ioc);
+  const iocMatches: IocMatch[] = [];
+  const extra = ioc?.algorithms();
   const writable = probeWriteLock0(opts.db);
   const db = openReadOnly(opts.db);
   const findings: Finding[] = [];
@@ -157,6 +167,8 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
           algos: policy.hash,
           growing,
           prefixLen: growing && base && base.rec.type === 'file' ? Number(base.rec.size) : null,
+          ...metaWanted(ev.rule),
+          extra,
           rule: ev.rule,
           base,
         };
@@ -174,6 +186,11 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
         // A vanished entry (no rec) is an error, not a removal: we cannot tell which it is.
         const f = compareEntry(job.base?.rec ?? null, res.rec, job.rule);
         if (f) findings.push(f);
+        const hit = ioc && res.ok ? iocMatchOf(ioc, job.path, job.rule.name, res.rec) : null;
+        if (hit) {
+          iocMatches.push(hit);
+          ctx.log.error({ path: pathToText(job.path), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source }, 'known-bad content');
+        }
       }
       progress?.update(scanned, bytes);
     }
@@ -196,6 +213,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
         if (f) findings.push(f);
       }
     }
+    explainEntries(findings, errors, (dir) => outOfScopeChild(dir, root, selector));
   } catch (e) {
     if (e instanceof IntegError) throw e;
     throw storeError(e, opts.db);
@@ -204,7 +222,10 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     cursorDb?.close();
     db.close();
   }
+  for (const f of findings) f.risk = riskTags(f);
+  await attachProvenance(findings, root);
   sortFindings(findings);
+  iocMatches.sort((a, b) => Buffer.compare(a.path, b.path));
   errors.sort((a, b) => Buffer.compare(a.path, b.path));
   const summary = summarize(scanned, findings, errors.length);
   return {
@@ -217,12 +238,14 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     summary,
     findings,
     errors,
+    iocMatches,
+    iocFeeds: ioc?.files ?? [],
     findingsDigest: findingsDigest(findings),
     evidence: null,
     notices,
     storeWritable: writable,
     runId: null,
-    exitCode: exitCodeOf({ command: 'check', summary }),
+    exitCode: exitCodeOf({ command: 'check', summary, knownBad: iocMatches.length }),
   };
 }
 
@@ -254,6 +277,24 @@ export function recordCheckRun(r: CheckResult, db: string): void {
   } catch (e) {
     const err = e instanceof IntegError ? e : storeError(e, db);
     r.notices.push(`this run was not recorded in the store: ${err.message}`);
+  }
+}
+
+/** Which package owns each finding's path and whether the content now is what it shipped (dpkg or rpm's database, read under --root). */
+async function attachProvenance(findings: Finding[], root: string): Promise<void> {
+  if (!findings.length) return;
+  const dpkg = await loadPackages(root);
+  if (!dpkg) return;
+  const prefix = Buffer.from(root.replace(/\/+$/, ''), 'utf8');
+  for (const f of findings) {
+    const p = f.path.toString('utf8');
+    const shipped = dpkg.lookup(p);
+    if (!shipped) {
+      f.package = null;
+      continue;
+    }
+    const now = f.after?.type === 'file' && shipped.digest ? fileDigest(prefix.length ? Buffer.concat([prefix, f.path]) : f.path, shipped.algo) : null;
+    f.package = dpkg.owner(p, now);
   }
 }
 

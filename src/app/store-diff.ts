@@ -128,7 +128,7 @@ function generationOf(repo: BaselineRepo, db: string, n: number): Generation {
  * them. Returns the streaming diff.
  */
 export async function openStoreDiff(opts: StoreDiffOptions, ctx: RunContext): Promise<StoreDiff> {
-  const attributes = ATTRIBUTES.filter((a) => !opts.ignore.includes(a));
+  const attributes = ATTRIBUTES.filter((a) => a !== 'entries' && !opts.ignore.includes(a));
   if (!attributes.length) throw new UsageError('--ignore leaves no attribute to compare');
   const opened: DB[] = [];
   const close = (): void => {

@@ -9,6 +9,7 @@ export function registerAccept(program: Command): void {
       'recording who, when and why; each accepted path is re-read first and refused if it changed again since the check')
     .option('--all', 'accept every open finding of the last check')
     .option('--rule <name>', 'only findings of this policy rule (alone: all of them)')
+    .option('--packaged', 'accept exactly the findings whose new content matches what their package shipped (dpkg md5sums or rpm digests); the rest stay for review')
     .option('--note <text>', 'why these changes are expected (required; recorded with the generation)')
     .option('--force', 'accept what the check saw even if a path changed again since (the next check reports the new change)')
     .option('--sign-key <file>', 'sign the new generation with this Ed25519 private key (see integ keygen)')
@@ -23,6 +24,7 @@ Examples:
   $ sudo integ accept /etc/ssh/sshd_config --note "CHG-1234: hardened ciphers"
   $ sudo integ accept --all --note "apt upgrade 2026-11-21" --sign-key /root/integ.key
   $ sudo integ accept --rule binaries --note "kernel update"
+  $ sudo integ accept --packaged --note "patch day 2026-11"    # only what dpkg vouches for
   $ integ accept b64:L2V0Yy9mb2/+ --note "odd file name, reviewed"
 
 Findings may be accepted in several steps from one check. Exit: 0 accepted; 64 nothing or an
@@ -30,7 +32,7 @@ unknown path named, no --note, or no check run yet; 65 refused: a path changed a
 the check (re-run check, or --force), the findings are stale (a baseline or accept from
 another check came in between), or a different policy; 16 the store is not trustworthy;
 66 no store; 75 store busy. Refusals write nothing.`)
-    .action(async (paths: string[], flags: { all?: boolean; rule?: string; note?: string; force?: boolean; signKey?: string; db?: string; policy?: string; root?: string; format?: string; log?: string }) => {
+    .action(async (paths: string[], flags: { all?: boolean; packaged?: boolean; rule?: string; note?: string; force?: boolean; signKey?: string; db?: string; policy?: string; root?: string; format?: string; log?: string }) => {
       const { makeContext, parseFormat } = await import('./run-context.js');
       const { UsageError } = await import('../util/errors.js');
       const format = parseFormat(flags.format);
@@ -45,7 +47,7 @@ another check came in between), or a different policy; 16 the store is not trust
       const ctx = await makeContext(flags.log);
       const { runAccept } = await import('../app/accept.js');
       const r = await runAccept(
-        { paths: bytes, all: Boolean(flags.all), rule: flags.rule, note: flags.note, force: Boolean(flags.force), signKey: flags.signKey, db: defaultDbPath(flags.db, ctx.env), policy: flags.policy, root: flags.root },
+        { paths: bytes, all: Boolean(flags.all), packaged: Boolean(flags.packaged), rule: flags.rule, note: flags.note, force: Boolean(flags.force), signKey: flags.signKey, db: defaultDbPath(flags.db, ctx.env), policy: flags.policy, root: flags.root },
         ctx,
       );
       const { acceptJson, acceptText } = await import('../report/history-report.js');

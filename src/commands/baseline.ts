@@ -11,6 +11,9 @@ export function registerBaseline(program: Command): void {
     .option('--root <dir>', 'read the policy\'s paths under DIR (mounted image, restored backup, container root)')
     .option('--jobs <n>', 'hashing threads (default: available cores; 0 hashes on the main thread)')
     .option('--sign-key <file>', 'sign the generation with this Ed25519 private key (see integ keygen)')
+    .option('--ioc <file>', 'known-bad hash list (sha256/sha1/md5 hex a line, optional label); repeatable', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--no-packages', 'do not compare packaged files with the package database (dpkg/rpm digests cost a second hash of those files)')
+    .option('--format <fmt>', 'text or json', 'text')
     .option('--log <file>', 'write JSON logs here instead of stderr')
     .addHelpText('after', `
 Examples:
@@ -18,11 +21,14 @@ Examples:
   $ integ baseline --policy baselines/webserver.yml --db ./web.db
   $ sudo integ baseline --root /mnt/image --db /media/usb/image.db --note "golden image"
   $ sudo integ baseline --sign-key /root/integ.key --note "signed after patch day"
+  $ sudo integ baseline --ioc /etc/integ/malware-sha256.txt --format json   # also lists packaged files that already differ
 
-Exit: 0 recorded; 8 recorded, but some entries could not be read (listed); 65 bad policy;
+Exit: 0 recorded; 8 recorded, but some entries could not be read (listed); 32 (added) a file
+matches a known-bad hash list (--ioc): the host may already be compromised; 65 bad policy or feed;
 73/74 cannot write the store; 75 another run holds the store; 130 interrupted (previous baseline kept).`)
-    .action(async (flags: { policy?: string; db?: string; note?: string; root?: string; jobs?: string; signKey?: string; log?: string }) => {
-      const { makeContext, parseCount } = await import('./run-context.js');
+    .action(async (flags: { policy?: string; db?: string; note?: string; root?: string; jobs?: string; signKey?: string; ioc?: string[]; packages?: boolean; format?: string; log?: string }) => {
+      const { makeContext, parseCount, parseFormat } = await import('./run-context.js');
+      const format = parseFormat(flags.format);
       const { defaultDbPath } = await import('../util/paths.js');
       const { defaultJobs } = await import('../app/common.js');
       const jobs = parseCount('--jobs', flags.jobs) ?? defaultJobs();
@@ -31,9 +37,9 @@ Exit: 0 recorded; 8 recorded, but some entries could not be read (listed); 65 ba
       const { runBaseline } = await import('../app/baseline.js');
       const db = defaultDbPath(flags.db, ctx.env);
       const progress = await createProgress(ctx, 'baseline', null);
-      const r = await runBaseline({ policy: flags.policy, db, note: flags.note ?? null, root: flags.root, jobs, signKey: flags.signKey }, ctx, progress);
-      const { baselineText } = await import('../report/baseline-report.js');
-      process.stdout.write(baselineText(r));
+      const r = await runBaseline({ policy: flags.policy, db, note: flags.note ?? null, root: flags.root, jobs, signKey: flags.signKey, ioc: flags.ioc, packages: flags.packages }, ctx, progress);
+      const { baselineJson, baselineText } = await import('../report/baseline-report.js');
+      process.stdout.write(format === 'json' ? `${JSON.stringify(baselineJson(r), null, 2)}\n` : baselineText(r));
       process.exitCode = r.exitCode;
     });
 }

@@ -15,6 +15,7 @@ export function registerCheck(program: Command): void {
     .option('--out <dir>', 'where evidence bundles go (default: $INTEG_EVIDENCE, else /var/lib/integ/evidence or ~/.local/state/integ/evidence)')
     .option('--verify-key <file>', 'verify the baseline\'s signature and hash chain with this public key before comparing')
     .option('--expect-digest <digest>', 'fail with 16 unless the current generation has exactly this digest')
+    .option('--ioc <file>', 'known-bad hash list (sha256/sha1/md5 hex a line, optional label); repeatable', (v: string, prev: string[] = []) => [...prev, v])
     .option('--log <file>', 'write JSON logs here instead of stderr')
     .addHelpText('after', `
 Examples:
@@ -23,10 +24,12 @@ Examples:
   $ sudo integ check --no-snapshot --jobs 1           # gentle, e.g. on a busy host
   $ sudo integ check --verify-key /etc/integ/key.pub --expect-digest blake3:4f…
   $ integ check --root /mnt/suspect --db golden.db    # an image against a golden baseline
+  $ sudo integ check --ioc /etc/integ/malware-sha256.txt  # also match every file against a feed
 
-Exit (summed): 1 added, 2 removed, 4 changed, 8 scan incomplete (unreadable entries listed).
+Exit (summed): 1 added, 2 removed, 4 changed, 8 scan incomplete (unreadable entries listed),
+32 known-bad content found (a file matches an --ioc list, changed or not).
 Otherwise: 16 baseline not trustworthy, 64 usage, 65 bad policy, 66 no baseline yet, 75 store busy, 130 interrupted.`)
-    .action(async (flags: { policy?: string; db?: string; root?: string; jobs?: string; format?: string; snapshot?: boolean; out?: string; verifyKey?: string; expectDigest?: string; log?: string }, cmd: Command) => {
+    .action(async (flags: { policy?: string; db?: string; root?: string; jobs?: string; format?: string; snapshot?: boolean; out?: string; verifyKey?: string; expectDigest?: string; ioc?: string[]; log?: string }, cmd: Command) => {
       const { makeContext, parseCount, parseFormat } = await import('./run-context.js');
       const { defaultDbPath } = await import('../util/paths.js');
       const { defaultJobs } = await import('../app/common.js');
@@ -39,13 +42,14 @@ Otherwise: 16 baseline not trustworthy, 64 usage, 65 bad policy, 66 no baseline 
       const { createProgress } = await import('../report/progress.js');
       const { recordCheckRun, runCheck } = await import('../app/check.js');
       const progress = await createProgress(ctx, 'check', null);
-      const opts = { policy: flags.policy, db: defaultDbPath(flags.db, ctx.env), root: flags.root, jobs, verifyKey: flags.verifyKey, expectDigest: flags.expectDigest };
+      const opts = { policy: flags.policy, db: defaultDbPath(flags.db, ctx.env), root: flags.root, jobs, verifyKey: flags.verifyKey, expectDigest: flags.expectDigest, ioc: flags.ioc };
       const r = await runCheck(opts, ctx, progress);
       const { checkJson, checkText } = await import('../report/check-report.js');
       // The app step returns data; here, at the edge: evidence on an alert (with the rendered
       // report inside), then the run is recorded (naming that evidence), then the report.
       const { isAlert } = await import('../core/verdict.js');
-      if (isAlert(r.summary)) {
+      // Known-bad content alone is an alert too (exit bit 32).
+      if (isAlert(r.summary) || r.iocMatches.length > 0) {
         const { captureOnAlert } = await import('../app/alert.js');
         r.evidence = await captureOnAlert(r, checkJson(r), { snapshot, out: flags.out, db: opts.db }, ctx);
       }

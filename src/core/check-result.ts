@@ -3,7 +3,7 @@
  * and the command (which captures evidence with the rendered report, then records the run).
  */
 import type { Generation } from './generation.js';
-import type { Finding, Policy, ScanError } from './types.js';
+import type { Finding, IocMatch, Policy, ScanError } from './types.js';
 import type { Summary } from './verdict.js';
 
 /** Who ran a command, on which host. */
@@ -30,6 +30,10 @@ export interface CheckResult {
   summary: Summary;
   findings: Finding[];
   errors: ScanError[];
+  /** files whose content is on a known-bad hash list, changed or not (exit bit 32) */
+  iocMatches: IocMatch[];
+  /** the feed files matched against (empty: none given) */
+  iocFeeds: string[];
   /** digest of the set of findings: an identical alert within the cooldown reuses its bundle */
   findingsDigest: string;
   evidence: EvidenceRef | null;

@@ -1,4 +1,12 @@
+import { COMPARED_FLAGS, differingXattrNames, parseXattrs, type XattrClass } from './fsattrs.js';
 import type { Attribute, CheckItem, EntryRecord, Finding, Observed, Rule } from './types.js';
+
+const XATTR_ATTRS: ReadonlyArray<Attribute & XattrClass> = ['xattrs', 'caps', 'acl', 'label'];
+/** Attributes of a directory itself whose change also moves its ctime. */
+const OWN_METADATA: ReadonlySet<Attribute> = new Set(['mode', 'uid', 'gid', 'xattrs', 'caps', 'acl', 'label', 'flags', 'type', 'inode']);
+
+/** Flags as compared: unsupported counts as none; bits the file system manages are ignored. */
+const comparedFlags = (f: number): number => (f === -1 ? 0 : f & COMPARED_FLAGS);
 
 /**
  * A directory's size, mtime, ctime and nlink change whenever an entry inside it is added,
@@ -49,6 +57,25 @@ export function differingAttributes(before: EntryRecord, after: Observed, check:
   if (consider('inode') && before.inode !== after.inode) out.push('inode');
   if (consider('nlink') && before.nlink !== after.nlink) out.push('nlink');
   if (consider('target') && (before.type === 'symlink' || after.type === 'symlink') && !bufEq(before.target, after.target)) out.push('target');
+  // Extended attributes and flags: compared only when both sides recorded them (older stores
+  // did not: "not recorded" is never "changed").
+  if (XATTR_ATTRS.some((a) => want.has(a)) && (before.xattrs ?? null) !== null && (after.xattrs ?? null) !== null && before.xattrs !== after.xattrs) {
+    const b = parseXattrs(before.xattrs)!;
+    const a = parseXattrs(after.xattrs)!;
+    for (const cls of XATTR_ATTRS) {
+      if (!want.has(cls)) continue;
+      const d = differingXattrNames(b, a, cls);
+      if (d.appeared.length || d.vanished.length || d.changed.length) out.push(cls);
+    }
+  }
+  if (want.has('flags') && typeof before.flags === 'number' && typeof after.flags === 'number' && comparedFlags(before.flags) !== comparedFlags(after.flags)) out.push('flags');
+  // A directory whose entries changed: its mtime moved (or its ctime, with nothing of its own
+  // that changed). check keeps this only when no added/removed/replaced child explains it.
+  if (
+    want.has('entries') && before.type === 'dir' && after.type === 'dir' &&
+    (before.mtimeNs !== after.mtimeNs || (before.ctimeNs !== after.ctimeNs && !out.some((a) => OWN_METADATA.has(a))))
+  )
+    out.push('entries');
   // Attributes always in canonical order, content first.
   return out;
 }

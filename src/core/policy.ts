@@ -45,6 +45,7 @@ const policySchema = z
       .strict()
       .default({}),
     trust: z.object({ public_key: z.string().min(1).optional() }).strict().default({}),
+    ioc: z.array(z.string().min(1)).default([]),
   })
   .strict();
 
@@ -132,6 +133,7 @@ export function parsePolicy(text: string, source: string): Policy {
     },
     retention: { maxBundles: p.retention.max_bundles, maxBytes: bytes(p.retention.max_bytes) },
     trust: { publicKey: p.trust.public_key ?? null },
+    ioc: p.ioc,
     source,
     text,
   };

@@ -24,6 +24,28 @@ interface CompiledRule {
   excludesTree: Matcher;
   /** static prefixes of the include patterns: nothing outside them can match */
   bases: string[];
+  /** per include pattern: can anything below this directory match it? */
+  below: Array<(dir: string) => boolean>;
+}
+
+/**
+ * Whether something below directory `dir` can match `pattern`, segment by segment: "/home/*\/.ssh/**"
+ * needs /home/alice/.ssh walked but not /home/alice/Downloads. Patterns with braces or
+ * extglobs fall back to their static base.
+ */
+function belowMatcher(pattern: string, base: string): (dir: string) => boolean {
+  if (/[{}()]/.test(pattern)) return (dir) => isUnder(dir, base) || isUnder(base, dir);
+  const segs = pattern.split('/').slice(1).map((seg) => (seg === '**' ? null : picomatch(seg, PM_OPTS)));
+  return (dir) => {
+    const parts = dir === '/' ? [] : dir.split('/').slice(1);
+    for (let i = 0; i < parts.length; i++) {
+      if (i >= segs.length - 1) return segs.slice(0, i + 1).includes(null) || segs[segs.length - 1] === null;
+      const m = segs[i] ?? null;
+      if (m === null) return true;
+      if (!m(parts[i]!)) return false;
+    }
+    return true;
+  };
 }
 
 function treeMatcher(patterns: string[]): Matcher {
@@ -63,6 +85,7 @@ export class Selector {
       exclude: compile(rule.exclude),
       excludesTree: treeMatcher(rule.exclude),
       bases: rule.paths.map(staticBase),
+      below: rule.paths.map((p) => belowMatcher(p, staticBase(p))),
     }));
     this.globalExclude = compile(policy.exclude);
     this.globalTree = treeMatcher(policy.exclude);
@@ -83,6 +106,6 @@ export class Selector {
   /** Whether anything below directory `dir` could be in scope (prunes the walk). */
   mayDescend(dir: string): boolean {
     if (this.globalTree(dir)) return false;
-    return this.rules.some((r) => !r.excludesTree(dir) && r.bases.some((b) => isUnder(dir, b) || isUnder(b, dir)));
+    return this.rules.some((r) => !r.excludesTree(dir) && r.below.some((m) => m(dir)));
   }
 }

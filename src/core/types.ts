@@ -1,5 +1,5 @@
 /** Attributes a rule can check; the JSON report names differences from this list. */
-export const ATTRIBUTES = ['content', 'type', 'mode', 'uid', 'gid', 'size', 'mtime', 'ctime', 'inode', 'nlink', 'target'] as const;
+export const ATTRIBUTES = ['content', 'type', 'mode', 'uid', 'gid', 'size', 'mtime', 'ctime', 'inode', 'nlink', 'target', 'xattrs', 'caps', 'acl', 'label', 'flags', 'entries'] as const;
 export type Attribute = (typeof ATTRIBUTES)[number];
 /** `growing` is a check mode, not an attribute: a log may grow but not shrink or be rewritten. */
 export type CheckItem = Attribute | 'growing';
@@ -33,13 +33,22 @@ export interface EntryRecord {
   target: Buffer | null;
   blake3: string | null;
   sha256: string | null;
+  /** extended attributes in the stored encoding of core/fsattrs.ts; null/undefined: not recorded */
+  xattrs?: string | null;
+  /** FS_IOC_GETFLAGS value, -1 unsupported; null/undefined: not recorded or not applicable */
+  flags?: number | null;
 }
 
 /** What a check observed for one path, plus the digest of the baseline-length prefix for `growing` rules. */
 export interface Observed extends EntryRecord {
   prefixBlake3?: string | null;
   prefixSha256?: string | null;
+  /** digests computed in the same read for known-bad hash lists and package digests; never stored */
+  extra?: Partial<Record<ExtraAlgo, string>>;
 }
+
+/** Digests a scan can compute besides the stored ones (for IOC feeds and package digests). */
+export type ExtraAlgo = 'sha256' | 'sha1' | 'md5';
 
 export interface Rule {
   name: string;
@@ -77,6 +86,8 @@ export interface Policy {
   onAlert: OnAlert;
   retention: Retention;
   trust: { publicKey: string | null };
+  /** known-bad hash lists to match every file against (absolute, resolved against the policy's folder) */
+  ioc: string[];
   /** where the policy came from (file path or "embedded default") */
   source: string;
   /** the policy text exactly as read, stored with each generation */
@@ -93,6 +104,29 @@ export interface Finding {
   attributes: Attribute[];
   before: EntryRecord | null;
   after: EntryRecord | null;
+  /** risk tags (core/risk.ts); findings with any sort first */
+  risk?: string[];
+  /** which package owns the path and whether its content is what the package shipped */
+  package?: PackageOwner | null;
+}
+
+/** Package provenance of a path (dpkg or rpm): digestMatches null when it cannot be told. */
+export interface PackageOwner {
+  manager: 'dpkg' | 'rpm';
+  name: string;
+  version: string;
+  digestMatches: boolean | null;
+  conffile: boolean;
+}
+
+/** A file in scope whose content is on a known-bad hash list. */
+export interface IocMatch {
+  path: Buffer;
+  rule: string;
+  algorithm: 'sha256' | 'sha1' | 'md5';
+  digest: string;
+  label: string | null;
+  source: string;
 }
 
 /** An in-scope entry that could not be read completely: a finding of its own (exit bit 8). */

@@ -26,10 +26,10 @@ export function summarize(scanned: number, findings: readonly Finding[], errors:
  * are IntegErrors, mapped in src/cli.ts.
  */
 export type Outcome =
-  /** check: findings and unreadable entries */
-  | { command: 'check'; summary: Summary }
-  /** baseline: recorded; some entries could not be read */
-  | { command: 'baseline'; unreadable: number }
+  /** check: findings, unreadable entries, files on a known-bad hash list */
+  | { command: 'check'; summary: Summary; knownBad?: number }
+  /** baseline: recorded; some entries could not be read; files on a known-bad hash list */
+  | { command: 'baseline'; unreadable: number; knownBad?: number }
   /** diff (stores or bundles): whether the two sides are the same */
   | { command: 'diff'; same: boolean }
   /** verify: the bundle's seal (and signature) hold */
@@ -44,9 +44,9 @@ export type Outcome =
 export function exitCodeOf(o: Outcome): number {
   switch (o.command) {
     case 'check':
-      return checkExitCode(o.summary);
+      return checkExitCode(o.summary, o.knownBad ?? 0);
     case 'baseline':
-      return o.unreadable > 0 ? EXIT.INCOMPLETE : EXIT.OK;
+      return (o.unreadable > 0 ? EXIT.INCOMPLETE : EXIT.OK) | ((o.knownBad ?? 0) > 0 ? EXIT.KNOWN_BAD : 0);
     case 'diff':
       return o.same ? EXIT.OK : EXIT.DIFFERENT;
     case 'verify':
@@ -61,7 +61,13 @@ export function isAlert(s: Summary): boolean {
   return s.added + s.removed + s.changed > 0;
 }
 
-/** check's exit code: AIDE/Tripwire bitmask plus 8 for an incomplete scan (the 'check' case of exitCodeOf). */
-export function checkExitCode(s: Summary): number {
-  return (s.added > 0 ? EXIT.ADDED : 0) | (s.removed > 0 ? EXIT.REMOVED : 0) | (s.changed > 0 ? EXIT.CHANGED : 0) | (s.errors > 0 ? EXIT.INCOMPLETE : 0);
+/**
+ * check's exit code (the 'check' case of exitCodeOf): AIDE/Tripwire bitmask, plus 8 for an
+ * incomplete scan, plus 32 when content matches a known-bad hash list.
+ */
+export function checkExitCode(s: Summary, iocMatches = 0): number {
+  return (
+    (s.added > 0 ? EXIT.ADDED : 0) | (s.removed > 0 ? EXIT.REMOVED : 0) | (s.changed > 0 ? EXIT.CHANGED : 0) | (s.errors > 0 ? EXIT.INCOMPLETE : 0) |
+    (iocMatches > 0 ? EXIT.KNOWN_BAD : 0)
+  );
 }

@@ -1,10 +1,24 @@
 import chalk from 'chalk';
 import type { CheckResult } from '../core/check-result.js';
 import { pathForTerminal, pathJson } from '../core/pathenc.js';
-import type { Finding, Severity } from '../core/types.js';
+import type { IdNames } from '../core/fsattrs.js';
+import type { EntryRecord, Finding, IocMatch, PackageOwner, Severity } from '../core/types.js';
+import { idNames } from './idnames.js';
 import { VERSION } from '../version.js';
-import type { CheckDocument } from './documents.js';
-import { describeChanges, recordJson } from './records.js';
+import type { CheckDocument, IocMatchJson, PackageJson } from './documents.js';
+import { aclNote, describeChanges, recordJson, terminalText } from './records.js';
+
+export function iocJson(m: IocMatch): IocMatchJson {
+  return { ...pathJson(m.path), rule: m.rule, algorithm: m.algorithm, digest: m.digest, label: m.label, source: m.source };
+}
+
+/** The CRITICAL section that comes first: files whose content is on a known-bad hash list. */
+export function iocText(matches: readonly IocMatch[]): string[] {
+  if (!matches.length) return [];
+  const out = [chalk.bold.red(`CRITICAL: KNOWN-BAD CONTENT (${matches.length}) — matches a known-bad hash list`)];
+  for (const m of matches) out.push(`  KNOWN-BAD  ${pathForTerminal(m.path)}  ${m.algorithm}:${m.digest}${m.label ? `  "${terminalText(m.label)}"` : ''}  (${terminalText(m.source)})`);
+  return out;
+}
 import type { ContentDiff } from '../app/content-diff.js';
 
 /** The `integ.check/1` JSON document of the contract. */
@@ -31,10 +45,14 @@ export function checkJson(r: CheckResult): CheckDocument {
       rule: f.rule,
       severity: f.severity,
       attributes: f.attributes,
+      risk: f.risk ?? [],
+      package: f.package ? packageJson(f.package) : null,
       before: f.before ? recordJson(f.before) : null,
       after: f.after ? recordJson(f.after) : null,
     })),
     errors: r.errors.map((e) => ({ ...pathJson(e.path, 'path'), code: e.code, message: e.message })),
+    ioc_matches: r.iocMatches.map(iocJson),
+    ioc_feeds: r.iocFeeds,
     evidence: r.evidence ? { bundle: r.evidence.bundle, sha256: r.evidence.sha256, reused: r.evidence.reused } : null,
     notices: r.notices,
     ...(r.root !== '/' ? { not_known_good: notKnownGood(r).map((f) => ({ ...pathJson(f.path), kind: f.kind })) } : {}),
@@ -74,17 +92,52 @@ export function notKnownGood(r: CheckResult): Finding[] {
   return r.root === '/' ? [] : r.findings.filter((f) => f.kind === 'added' || (f.kind === 'changed' && f.attributes.some((a) => SUBSTANTIVE.has(a))));
 }
 
+/** "file 4755 root:root (ACL present)": what an added or removed entry is, so a set-uid root file cannot be overlooked. */
+function summaryOf(r: EntryRecord, names: IdNames): string {
+  const owner = `${names.user(r.uid) ?? r.uid}:${names.group(r.gid) ?? r.gid}`;
+  return `${r.type} ${r.mode.toString(8).padStart(4, '0')} ${owner}${aclNote(r)}`;
+}
+
+function findingLines(f: Finding, names: IdNames, withSeverity = false): string[] {
+  const rec = f.after ?? f.before;
+  const what = f.kind === 'changed' ? `[${f.attributes.join(', ')}]` : rec ? summaryOf(rec, names) : '';
+  const risk = f.risk?.length ? `  ${chalk.bold.red(`risk: ${f.risk.join(', ')}`)}` : '';
+  const out = [`  ${KIND_LABEL[f.kind]}  ${pathForTerminal(f.path)}  ${what}  (${f.rule}${withSeverity ? `, ${f.severity}` : ''})${risk}`];
+  const d = detail(f);
+  if (d) out.push(chalk.dim(`           ${d}`));
+  if (f.package) out.push(`           package: ${packageText(f.package, f.kind)}`);
+  return out;
+}
+
+export function packageJson(p: PackageOwner): PackageJson {
+  return { manager: p.manager, name: p.name, version: p.version, digest_matches: p.digestMatches, conffile: p.conffile };
+}
+
+/** "matches coreutils 9.1-1 as shipped" / "DOES NOT MATCH what coreutils 9.1-1 shipped". */
+export function packageText(p: PackageOwner, kind: Finding['kind']): string {
+  const who = `${p.name} ${p.version}`;
+  if (kind === 'removed') return `shipped by ${who}${p.conffile ? ' (conffile)' : ''}`;
+  if (p.digestMatches === null) return `owned by ${who} (no digest to compare)`;
+  if (p.conffile) return p.digestMatches ? `conffile of ${who}, as shipped` : `conffile of ${who}, edited since installation`;
+  return p.digestMatches ? `matches ${who} as shipped` : chalk.bold(`DOES NOT MATCH what ${who} shipped`);
+}
+
 /** Findings grouped by severity, then errors, then a one-line summary. */
 export function checkText(r: CheckResult, diffs?: Map<string, ContentDiff>): string {
   const out: string[] = [];
+  const names = idNames(r.root);
+  out.push(...iocText(r.iocMatches));
+  const risky = r.findings.filter((f) => f.risk?.length);
+  if (risky.length) {
+    out.push(chalk.bold.red(`RISK (${risky.length})`));
+    for (const f of risky) out.push(...findingLines(f, names, true));
+  }
   for (const sev of ['critical', 'high', 'medium', 'low'] as const) {
-    const group = r.findings.filter((f) => f.severity === sev);
+    const group = r.findings.filter((f) => f.severity === sev && !f.risk?.length);
     if (!group.length) continue;
     out.push(SEV_COLOR[sev](`${sev.toUpperCase()} (${group.length})`));
     for (const f of group) {
-      const d = detail(f);
-      out.push(`  ${KIND_LABEL[f.kind]}  ${pathForTerminal(f.path)}${f.kind === 'changed' ? `  [${f.attributes.join(', ')}]` : ''}  (${f.rule})`);
-      if (d) out.push(chalk.dim(`           ${d}`));
+      out.push(...findingLines(f, names));
       const cd = diffs?.get(f.path.toString('hex'));
       if (cd) for (const l of diffText(cd)) out.push(`           ${l}`);
     }
@@ -103,7 +156,7 @@ export function checkText(r: CheckResult, diffs?: Map<string, ContentDiff>): str
   const s = r.summary;
   const verdict = r.exitCode === 0 ? chalk.green('OK') : chalk.bold.red('ALERT');
   out.push(
-    `${verdict} ${s.scanned} scanned, ${s.added} added, ${s.removed} removed, ${s.changed} changed, ${s.errors} unreadable — ` +
+    `${verdict} ${s.scanned} scanned, ${s.added} added, ${s.removed} removed, ${s.changed} changed, ${s.errors} unreadable${r.iocFeeds.length ? `, ${r.iocMatches.length} known-bad` : ''} — ` +
       `baseline #${r.baseline.id} ${r.baseline.digest.slice(0, 23)}… — exit ${r.exitCode}`,
   );
   return `${out.join('\n')}\n`;

@@ -31,7 +31,28 @@ export type RecordJson = {
   target_b64?: string;
   blake3: string | null;
   sha256: string | null;
-};
+} & FsattrsJson;
+
+/** Extended attributes, capabilities, ACL, label and inode flags of a record (null: not recorded). */
+export interface FsattrsJson {
+  xattrs: Record<string, string> | 'unsupported' | null;
+  caps: string | null;
+  acl: string[] | null;
+  label: string | null;
+  flags: string[] | 'unsupported' | null;
+}
+
+/** Package provenance of a change (dpkg or rpm). */
+export interface PackageJson {
+  manager: 'dpkg' | 'rpm';
+  name: string;
+  version: string;
+  digest_matches: boolean | null;
+  conffile: boolean;
+}
+
+/** A file whose content is on a known-bad hash list. */
+export type IocMatchJson = PathJson & { rule: string; algorithm: 'sha256' | 'sha1' | 'md5'; digest: string; label: string | null; source: string };
 
 /** `integ check --format json` */
 export interface CheckDocument {
@@ -49,10 +70,14 @@ export interface CheckDocument {
     rule: string;
     severity: Severity;
     attributes: Attribute[];
+    risk: string[];
+    package: PackageJson | null;
     before: RecordJson | null;
     after: RecordJson | null;
   })[];
   errors: (PathJson & { code: string; message: string })[];
+  ioc_matches: IocMatchJson[];
+  ioc_feeds: string[];
   evidence: { bundle: string; sha256: string; reused: boolean } | null;
   notices: string[];
   exit_code: number;

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import crypto from 'node:crypto';
 import { createBlake3 } from './blake3.js';
 import { Blake3Simd, simdSupported } from './blake3-simd.js';
-import type { EntryRecord, EntryType, HashAlgo, Observed } from '../core/types.js';
+import type { EntryRecord, EntryType, ExtraAlgo, HashAlgo, Observed } from '../core/types.js';
+import { readFlags, readXattrs } from './fsmeta.js';
 
 /** Work for one in-scope path. Paths travel as bytes; the worker never sees a lossy string. */
 export interface ScanJob {
@@ -15,6 +16,12 @@ export interface ScanJob {
   /** `growing` rule: hash also the first `prefixLen` bytes (the baseline's size) and tolerate growth while reading */
   growing: boolean;
   prefixLen: number | null;
+  /** read extended attributes (llistxattr, then lgetxattr only for names that exist) */
+  xattrs?: boolean;
+  /** read inode flags (FS_IOC_GETFLAGS) of regular files and directories */
+  flags?: boolean;
+  /** further digests to compute in the same read (IOC feeds, package digests); not stored */
+  extra?: ExtraAlgo[];
 }
 
 export type ScanResult =
@@ -29,9 +36,9 @@ interface IncrementalHash {
   digest(): string;
 }
 
-function createHasher(algo: HashAlgo): IncrementalHash {
-  if (algo === 'sha256') {
-    const h = crypto.createHash('sha256');
+function createHasher(algo: HashAlgo | ExtraAlgo): IncrementalHash {
+  if (algo !== 'blake3') {
+    const h = crypto.createHash(algo);
     return { update: (b) => h.update(b), peek: () => h.copy().digest('hex'), digest: () => h.digest('hex') };
   }
   const h = createBlake3();
@@ -119,6 +126,8 @@ export function scanEntry(job: ScanJob, buf: Buffer): ScanResult {
     return { id: job.id, ok: false, ...errInfo(e), rec: null };
   }
   const rec: Observed = recordFromStat(job.path, st);
+  if (job.xattrs) rec.xattrs = readXattrs(job.real);
+  if (job.flags && rec.type === 'dir') rec.flags = dirFlags(job.real, st);
   if (rec.type === 'symlink') {
     try {
       rec.target = fs.readlinkSync(job.real, { encoding: 'buffer' });
@@ -129,6 +138,24 @@ export function scanEntry(job: ScanJob, buf: Buffer): ScanResult {
   }
   if (rec.type !== 'file') return { id: job.id, ok: true, rec };
   return hashFile(job, st, rec, buf);
+}
+
+/** Inode flags of a directory: opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_DIRECTORY, only when it is still the one lstat saw. */
+function dirFlags(real: Buffer, st: fs.BigIntStats): number | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(real, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK | C.O_DIRECTORY);
+  } catch {
+    return null;
+  }
+  try {
+    const now = fs.fstatSync(fd, { bigint: true });
+    return now.ino === st.ino && now.dev === st.dev ? readFlags(fd) : null;
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Hash a regular file that lstat `st` described; exported for the race tests. */
@@ -147,11 +174,13 @@ export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: B
     const before = fs.fstatSync(fd, { bigint: true });
     if (typeOfMode(Number(before.mode)) !== 'file' || before.ino !== st.ino || before.dev !== st.dev)
       return { id: job.id, ok: false, code: 'ERACE', message: 'replaced between lstat and open; not hashed', rec };
+    if (job.flags) rec.flags = readFlags(fd);
     // With the SIMD hasher, file data is read straight into its wasm memory: no copy.
     const simd = job.algos.includes('blake3') ? threadSimd() : null;
     const readBuf = simd ? simd.inputBuffer() : buf;
     simd?.reset();
     const hashers = job.algos.map((a) => [a, a === 'blake3' && simd ? simdHasher(simd) : createHasher(a)] as const);
+    const extras = (job.extra ?? []).filter((a) => !(job.algos as string[]).includes(a)).map((a) => [a, createHasher(a)] as const);
     const prefixLen = job.growing && job.prefixLen !== null ? job.prefixLen : -1;
     let pos = 0;
     const takePrefix = (): void => {
@@ -168,12 +197,18 @@ export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: B
       if (n === 0) break;
       const chunk = readBuf.subarray(0, n);
       for (const [, h] of hashers) h.update(chunk);
+      for (const [, h] of extras) h.update(chunk);
       pos += n;
       if (pos === prefixLen) takePrefix();
       if (n < want && pos === expected && !job.growing) break;
     }
     const after = fs.fstatSync(fd, { bigint: true });
     for (const [a, h] of hashers) rec[a] = h.digest();
+    if (job.extra?.length) {
+      rec.extra = {};
+      for (const [a, h] of extras) rec.extra[a] = h.digest();
+      for (const a of job.extra) if (a === 'sha256' && rec.sha256) rec.extra.sha256 = rec.sha256;
+    }
     if (job.growing) {
       rec.size = BigInt(pos);
       rec.mtimeNs = after.mtimeNs;
@@ -181,12 +216,14 @@ export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: B
     } else if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || BigInt(pos) !== before.size) {
       rec.blake3 = null;
       rec.sha256 = null;
+      delete rec.extra;
       return { id: job.id, ok: false, code: 'ECHANGED', message: 'changed while being read; digest not trusted', rec };
     }
     return { id: job.id, ok: true, rec };
   } catch (e) {
     rec.blake3 = null;
     rec.sha256 = null;
+    delete rec.extra;
     return { id: job.id, ok: false, ...errInfo(e), rec };
   } finally {
     fs.closeSync(fd);

@@ -6,7 +6,9 @@ import {
   decodeEntryValues,
   decodeGeneration,
   encodeEntryValues,
+  ENTRY_COLUMN_COUNT,
   ENTRY_COLUMNS,
+  entryColumnsFor,
   type AcceptedPathRow,
   type AcceptRow,
   type EntryRow,
@@ -35,11 +37,16 @@ export interface StoredEntry {
 
 /** Rebuild an EntryRecord from a row read with safeIntegers (bigint columns). */
 export const recFromRow = decodeEntryColumns;
-/** Rebuild an EntryRecord from the 12 ENTRY_COLUMNS values of a raw row (safe integers). */
+/** Rebuild an EntryRecord from the 14 ENTRY_COLUMNS values of a raw row (safe integers). */
 export const recFromRaw = decodeEntryValues;
-/** Values for the 12 entry columns, in ENTRY_COLUMNS order. */
+/** Values for the 14 entry columns, in ENTRY_COLUMNS order. */
 export const recValues = encodeEntryValues;
 export { ENTRY_COLUMNS };
+
+/** ENTRY_COLUMNS as this store's `table` answers them (see entryColumnsFor). */
+export function entryColumns(db: DB, table: 'entries' | 'run_findings' = 'entries'): string {
+  return entryColumnsFor(db.prepare<[], string>(`SELECT name FROM pragma_table_info('${table}')`).pluck(true).all());
+}
 
 const storedEntry = (r: EntryRow): StoredEntry => ({ rowid: Number(r.rowid), rule: r.rule, error: r.error, rec: decodeEntryColumns(r.path, r) });
 
@@ -47,10 +54,17 @@ const storedEntry = (r: EntryRow): StoredEntry => ({ rowid: Number(r.rowid), rul
 export class BaselineRepo {
   private readonly getEntry;
   private readonly insEntry;
+  /** ENTRY_COLUMNS as this store answers them (see entryColumns) */
+  readonly cols: string;
+  private readonly insCount: number;
 
   constructor(readonly db: DB) {
-    this.getEntry = db.prepare<[number, Buffer], EntryRow>(`SELECT rowid, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE gen = ? AND path = ?`).safeIntegers(true);
-    this.insEntry = db.readonly ? null : db.prepare(`INSERT INTO entries (gen, path, rule, error, ${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.cols = entryColumns(db);
+    this.getEntry = db.prepare<[number, Buffer], EntryRow>(`SELECT rowid, path, rule, error, ${this.cols} FROM entries WHERE gen = ? AND path = ?`).safeIntegers(true);
+    // A store not yet at migration 3 (the migration tests write such stores) takes 12 values.
+    this.insCount = this.cols === ENTRY_COLUMNS ? ENTRY_COLUMN_COUNT : ENTRY_COLUMN_COUNT - 2;
+    const insCols = this.cols === ENTRY_COLUMNS ? ENTRY_COLUMNS : ENTRY_COLUMNS.replace(', xattrs, flags', '');
+    this.insEntry = db.readonly ? null : db.prepare(`INSERT INTO entries (gen, path, rule, error, ${insCols}) VALUES (?, ?, ?, ?, ${new Array(this.insCount).fill('?').join(', ')})`);
   }
 
   current(): Generation | null {
@@ -84,7 +98,7 @@ export class BaselineRepo {
 
   /** One entry by row id (for the few rows the sweep finds unseen). */
   byRowid(rowid: number): StoredEntry | undefined {
-    const r = this.db.prepare<[number], EntryRow>(`SELECT rowid, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE rowid = ?`).safeIntegers(true).get(rowid);
+    const r = this.db.prepare<[number], EntryRow>(`SELECT rowid, path, rule, error, ${this.cols} FROM entries WHERE rowid = ?`).safeIntegers(true).get(rowid);
     return r ? storedEntry(r) : undefined;
   }
 
@@ -101,12 +115,12 @@ export class BaselineRepo {
   }
 
   insert(gen: number, rule: string, rec: EntryRecord, error: string | null): void {
-    this.insEntry!.run(gen, rec.path, rule, error, ...encodeEntryValues(rec));
+    this.insEntry!.run(gen, rec.path, rule, error, ...encodeEntryValues(rec).slice(0, this.insCount));
   }
 
   /** Every entry of a generation in path byte order (SQLite compares BLOBs with memcmp, as Buffer.compare does). Streams. */
   *entriesByPath(gen: number): Generator<StoredEntry> {
-    const st = this.db.prepare<[number], EntryRow>(`SELECT rowid, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).safeIntegers(true);
+    const st = this.db.prepare<[number], EntryRow>(`SELECT rowid, path, rule, error, ${this.cols} FROM entries WHERE gen = ? ORDER BY path`).safeIntegers(true);
     for (const r of st.iterate(gen)) yield storedEntry(r);
   }
 

@@ -1,7 +1,7 @@
 import { blake3Hex, createBlake3 } from '../scan/blake3.js';
 import type { DB } from './db.js';
 import type { Generation } from './baseline-repo.js';
-import { ENTRY_COLUMNS, type EntryValues } from './rows.js';
+import { ENTRY_COLUMNS, entryColumnsFor, type EntryValues } from './rows.js';
 
 const hex = (b: Buffer | null): string => (b === null ? '-' : b.length === 0 ? '""' : b.toString('hex'));
 
@@ -9,6 +9,10 @@ type Header = Pick<Generation, 'id' | 'createdAt' | 'kind' | 'user' | 'uid' | 'h
 
 /** The row shape the digest reads: DIGEST_COLUMNS, raw, with safe integers. */
 export const DIGEST_COLUMNS = `path, rule, error, ${ENTRY_COLUMNS}`;
+/** DIGEST_COLUMNS as this store answers them (NULL xattrs/flags on an unmigrated read-only store). */
+export function digestColumns(db: DB): string {
+  return `path, rule, error, ${entryColumnsFor(db.prepare<[], string>("SELECT name FROM pragma_table_info('entries')").pluck(true).all())}`;
+}
 export type DigestRow = [path: Buffer, rule: string, error: string | null, ...entry: EntryValues];
 /** A DigestRow with the entry's row id first: what check's merge join reads. */
 export type RowidDigestRow = [rowid: bigint, ...row: DigestRow];
@@ -64,10 +68,13 @@ export class GenerationDigester {
 
   /** Add the next row; rows must come in path byte order (ORDER BY path). */
   add(r: DigestRow): void {
-    const [path, rule, error, type, mode, uid, gid, size, mtime, ctime, inode, nlink, target, b3, s256] = r;
+    const [path, rule, error, type, mode, uid, gid, size, mtime, ctime, inode, nlink, target, b3, s256, xattrs, flags] = r;
     if (this.last !== null && Buffer.compare(this.last, path) >= 0) throw new Error('generation digest: rows out of path order');
     this.last = path;
-    this.chunk += `${hex(path)} ${rule} ${type} ${mode} ${uid} ${gid} ${size} ${mtime} ${ctime} ${inode} ${nlink} ${hex(target)} ${b3 ?? '-'} ${s256 ?? '-'} ${error ?? '-'}\n`;
+    // Extended attributes and flags (migration 3) are appended only when recorded, so rows
+    // of older generations hash exactly as they did; nulling them out of a newer row shows.
+    const fsattrs = (xattrs ?? null) === null && (flags ?? null) === null ? '' : ` x ${xattrs == null ? '-' : JSON.stringify(xattrs)} f ${flags ?? '-'}`;
+    this.chunk += `${hex(path)} ${rule} ${type} ${mode} ${uid} ${gid} ${size} ${mtime} ${ctime} ${inode} ${nlink} ${hex(target)} ${b3 ?? '-'} ${s256 ?? '-'} ${error ?? '-'}${fsattrs}\n`;
     if (this.chunk.length > 1 << 16) {
       this.h.update(this.chunk);
       this.chunk = '';
@@ -94,12 +101,12 @@ export class GenerationDigester {
 
 /** The rows of a generation in path byte order, as the digest reads them. */
 function orderedRows(db: DB, gen: number): Iterable<DigestRow> {
-  return db.prepare<[number], DigestRow>(`SELECT ${DIGEST_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen);
+  return db.prepare<[number], DigestRow>(`SELECT ${digestColumns(db)} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen);
 }
 
 /** The rows of a generation in path byte order with their row ids: one sequential pass (streams). */
 export function rowsWithRowidByPath(db: DB, gen: number): Iterator<RowidDigestRow> {
-  return db.prepare<[number], RowidDigestRow>(`SELECT rowid, ${DIGEST_COLUMNS} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen);
+  return db.prepare<[number], RowidDigestRow>(`SELECT rowid, ${digestColumns(db)} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen);
 }
 
 /** The kept-content rows of a generation in path byte order (none before migration 4). */

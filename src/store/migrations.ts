@@ -121,6 +121,18 @@ CREATE INDEX runs_gen ON runs(gen);
 `,
   },
   {
+    // Extended attributes (with capabilities, ACLs, labels) and inode flags, on baseline entries
+    // and on the entries a check observed. NULL means "not recorded": rows from before this
+    // migration compare as not recorded, never as changed (see core/fsattrs.ts for the encoding).
+    version: 3,
+    sql: `
+ALTER TABLE entries ADD COLUMN xattrs TEXT;
+ALTER TABLE entries ADD COLUMN flags INTEGER;
+ALTER TABLE run_findings ADD COLUMN xattrs TEXT;
+ALTER TABLE run_findings ADD COLUMN flags INTEGER;
+`,
+  },
+  {
     // Recovery and the incident record (issue 10).
     // `contents`: known-good file content, brotli-compressed, deduplicated by the blake3 digest of
     // the raw bytes. `kept`: which path of which generation has its content kept; its rows are part

@@ -59,7 +59,18 @@ export function decodeGeneration(r: GenerationRow): Generation {
 }
 
 /** The entry columns shared by `entries` and `run_findings`, in ENTRY_COLUMNS order. */
-export const ENTRY_COLUMNS = 'type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, nlink, target, blake3, sha256';
+export const ENTRY_COLUMNS = 'type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, nlink, target, blake3, sha256, xattrs, flags';
+/** How many values ENTRY_COLUMNS has (xattrs and flags since migration 3). */
+export const ENTRY_COLUMN_COUNT = 14;
+
+/**
+ * ENTRY_COLUMNS as a table with these columns can answer them: a store from before migration 3
+ * opened read-only (read-only media cannot be migrated) has no xattrs/flags columns; they read
+ * as NULL, "not recorded".
+ */
+export function entryColumnsFor(columnNames: readonly string[]): string {
+  return columnNames.includes('xattrs') ? ENTRY_COLUMNS : ENTRY_COLUMNS.replace('xattrs, flags', 'NULL AS xattrs, NULL AS flags');
+}
 
 /** ENTRY_COLUMNS read with safeIntegers(true). */
 export interface EntryColumns {
@@ -75,10 +86,14 @@ export interface EntryColumns {
   target: Buffer | null;
   blake3: string | null;
   sha256: string | null;
+  /** extended attributes (core/fsattrs.ts encoding); NULL: not recorded */
+  xattrs: string | null;
+  /** FS_IOC_GETFLAGS, -1 unsupported; NULL: not recorded */
+  flags: bigint | null;
 }
 
-/** The same 12 columns as a raw row (`.raw(true)`), in ENTRY_COLUMNS order. */
-export type EntryValues = [EntryType, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, Buffer | null, string | null, string | null];
+/** The same 14 columns as a raw row (`.raw(true)`), in ENTRY_COLUMNS order. */
+export type EntryValues = [EntryType, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, Buffer | null, string | null, string | null, string | null, bigint | null];
 
 /** `entries` as the repositories read it: row id, path, rule, error and the entry columns. */
 export interface EntryRow extends EntryColumns {
@@ -103,15 +118,20 @@ export function decodeEntryColumns(path: Buffer, r: EntryColumns): EntryRecord {
     target: r.target,
     blake3: r.blake3,
     sha256: r.sha256,
+    xattrs: r.xattrs ?? null,
+    flags: r.flags === null || r.flags === undefined ? null : Number(r.flags),
   };
 }
 
 export function decodeEntryValues(path: Buffer, v: EntryValues): EntryRecord {
-  const [type, mode, uid, gid, size, mtimeNs, ctimeNs, inode, nlink, target, blake3, sha256] = v;
-  return { path, type, mode: Number(mode), uid: Number(uid), gid: Number(gid), size, mtimeNs, ctimeNs, inode, nlink: Number(nlink), target, blake3, sha256 };
+  const [type, mode, uid, gid, size, mtimeNs, ctimeNs, inode, nlink, target, blake3, sha256, xattrs, flags] = v;
+  return {
+    path, type, mode: Number(mode), uid: Number(uid), gid: Number(gid), size, mtimeNs, ctimeNs, inode, nlink: Number(nlink), target, blake3, sha256,
+    xattrs: xattrs ?? null, flags: flags === null || flags === undefined ? null : Number(flags),
+  };
 }
 
-/** Values for the 12 entry columns, in ENTRY_COLUMNS order (what INSERT binds). */
+/** Values for the 14 entry columns, in ENTRY_COLUMNS order (what INSERT binds). */
 export function encodeEntryValues(rec: EntryRecord): unknown[] {
   return [
     rec.type,
@@ -126,6 +146,8 @@ export function encodeEntryValues(rec: EntryRecord): unknown[] {
     rec.target,
     rec.blake3,
     rec.sha256,
+    rec.xattrs ?? null,
+    rec.flags ?? null,
   ];
 }
 
@@ -164,7 +186,7 @@ export interface RunFindingRow extends Nullable<EntryColumns> {
   attributes: string;
 }
 
-/** The entry a finding observed: null for a removed entry (the schema writes all 12 columns or none). */
+/** The entry a finding observed: null for a removed entry (the schema writes all entry columns or none). */
 export function decodeFindingEntry(r: RunFindingRow): EntryRecord | null {
   const observed = (x: RunFindingRow): x is RunFindingRow & EntryColumns => x.type !== null;
   return observed(r) ? decodeEntryColumns(r.path, r) : null;

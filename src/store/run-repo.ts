@@ -1,7 +1,7 @@
 import type { DB } from './db.js';
 import type { Finding, ScanError } from '../core/types.js';
 import type { EntryRecord, FindingKind, Severity, Attribute } from '../core/types.js';
-import { decodeAttributes, decodeFindingEntry, encodeEntryValues, ENTRY_COLUMNS, type RunErrorRow, type RunFindingRow, type RunRow } from './rows.js';
+import { decodeAttributes, decodeFindingEntry, encodeEntryValues, ENTRY_COLUMN_COUNT, ENTRY_COLUMNS, entryColumnsFor, type RunErrorRow, type RunFindingRow, type RunRow } from './rows.js';
 
 export interface RunRecord {
   kind: 'check';
@@ -79,7 +79,7 @@ export class RunRepo {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const insF = this.db.prepare(
-      `INSERT INTO run_findings (run, path, kind, rule, severity, attributes, ${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO run_findings (run, path, kind, rule, severity, attributes, ${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ${new Array(ENTRY_COLUMN_COUNT).fill('?').join(', ')})`,
     );
     const insE = this.db.prepare('INSERT INTO run_errors (run, path, code, message) VALUES (?, ?, ?, ?)');
     return this.db.transaction(() => {
@@ -88,7 +88,7 @@ export class RunRepo {
           run.scanned, run.added, run.removed, run.changed, run.errors, run.exitCode, run.findingsDigest, run.evidence).lastInsertRowid,
       );
       for (const f of findings) {
-        const vals = f.after ? encodeEntryValues(f.after) : new Array(12).fill(null);
+        const vals = f.after ? encodeEntryValues(f.after) : new Array(ENTRY_COLUMN_COUNT).fill(null);
         insF.run(id, f.path, f.kind, f.rule, f.severity, f.attributes.join(','), ...vals);
       }
       for (const e of errors) insE.run(id, e.path, e.code, e.message);
@@ -129,7 +129,7 @@ export class RunRepo {
   }
 
   findings(runId: number): StoredFinding[] {
-    const rows = this.db.prepare<[number], RunFindingRow>(`SELECT path, kind, rule, severity, attributes, ${ENTRY_COLUMNS} FROM run_findings WHERE run = ? ORDER BY path`).safeIntegers(true).all(runId);
+    const rows = this.db.prepare<[number], RunFindingRow>(`SELECT path, kind, rule, severity, attributes, ${entryColumnsFor(this.db.prepare<[], string>("SELECT name FROM pragma_table_info('run_findings')").pluck(true).all())} FROM run_findings WHERE run = ? ORDER BY path`).safeIntegers(true).all(runId);
     return rows.map((r) => ({ path: r.path, kind: r.kind, rule: r.rule, severity: r.severity, attributes: decodeAttributes(r.attributes), after: decodeFindingEntry(r) }));
   }
 }

@@ -11,6 +11,8 @@ export const EXIT = {
   /** diff: the two sides differ (diff's own meaning of 1, not check's "added") */
   DIFFERENT: 1,
   UNTRUSTED: 16,
+  /** check/baseline: a file in scope matches a known-bad hash list (added to 1|2|4|8) */
+  KNOWN_BAD: 32,
   USAGE: 64,
   DATAERR: 65,
   NOINPUT: 66,

@@ -113,7 +113,7 @@ describe('integ check: the tampering matrix', () => {
     expect((report.baseline as { digest: string }).digest).toMatch(/^blake3:[0-9a-f]{64}$/);
     expect(String(report.started_at)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     const c = find('content')!;
-    expect(Object.keys(c.before!)).toEqual(['type', 'mode', 'uid', 'gid', 'size', 'mtime', 'ctime', 'inode', 'nlink', 'target', 'blake3', 'sha256']);
+    expect(Object.keys(c.before!)).toEqual(['type', 'mode', 'uid', 'gid', 'size', 'mtime', 'ctime', 'inode', 'nlink', 'target', 'blake3', 'sha256', 'xattrs', 'caps', 'acl', 'label', 'flags']);
     expect(c.before!.blake3).not.toBe(c.after!.blake3);
   });
 
@@ -129,7 +129,8 @@ describe('integ check: the tampering matrix', () => {
   it('prints a text report grouped by severity with a summary line', () => {
     const r = t.run('check');
     expect(r.code).toBe(7);
-    expect(r.stdout).toMatch(/^HIGH \(\d+\)\n/);
+    // chmod 4755 is a new set-uid file: the RISK section comes first, then the severity groups.
+    expect(r.stdout).toMatch(/^RISK \(1\)\n  CHANGED  \S+\/mode  \[mode, ctime\]  \(tree, high\)  risk: setuid\n[\s\S]*^HIGH \(\d+\)\n/m);
     expect(r.stdout).toContain(`  CHANGED  ${p('content')}  [content, ctime]  (tree)`);
     expect(r.stdout).toMatch(/ALERT \d+ scanned, 3 added, 2 removed, \d+ changed, 0 unreadable — baseline #1 blake3:[0-9a-f]+… — exit 7\n$/);
     expect(dir).toBeTruthy();

@@ -196,13 +196,14 @@ describe('the default policy keeps configuration, never secrets', () => {
     ['/etc/ssh/ssh_host_ed25519_key.pub', 'identity-and-access'],
     ['/etc/nginx/nginx.conf', 'system-config'],
     ['/etc/crontab', 'scheduled-jobs'],
-    ['/etc/systemd/system/x.service', 'systemd-units'],
+    ['/etc/systemd/system/x.service', 'system-units-and-rules'],
+    ['/root/.ssh/authorized_keys', 'login-scripts-and-keys'],
   ])('keeps %s', (p, rule) => expect(yes(p, rule)).toBe(true));
   it.each([
     ['/etc/shadow', 'identity-and-access'],
     ['/etc/gshadow-', 'identity-and-access'],
     ['/etc/ssh/ssh_host_ed25519_key', 'identity-and-access'],
-    ['/root/.ssh/id_rsa', 'identity-and-access'],
+    ['/root/.ssh/id_rsa', 'login-scripts-and-keys'],
     ['/etc/ssl/private/site.pem', 'system-config'],
     ['/etc/nginx/site.key', 'system-config'],
     ['/etc/krb5.keytab', 'system-config'],

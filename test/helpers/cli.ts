@@ -24,6 +24,8 @@ export interface IntegOptions {
    * files that the global setup staged, so it works from any checkout (even a private 0700 one).
    */
   asNobody?: boolean;
+  /** milliseconds before the run is killed (default 120 s) */
+  timeout?: number;
 }
 
 /** True when the tests can drop privileges to nobody (root, setpriv present, runtime staged). */
@@ -50,7 +52,7 @@ function command(args: string[], opts: IntegOptions): { file: string; argv: stri
 /** Run the real CLI (built dist/ through bin/integ.js) in a scrubbed environment. */
 export function integ(args: string[], opts: IntegOptions = {}): Run {
   const c = command(args, opts);
-  const r = spawnSync(c.file, c.argv, { env: scrubbedEnv(opts.env), encoding: 'utf8', input: opts.input, cwd: c.cwd, timeout: 120_000 });
+  const r = spawnSync(c.file, c.argv, { env: scrubbedEnv(opts.env), encoding: 'utf8', input: opts.input, cwd: c.cwd, timeout: opts.timeout ?? 120_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 

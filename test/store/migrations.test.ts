@@ -77,6 +77,35 @@ describe('migrations', () => {
     expect(db.prepare('SELECT count(*) AS n FROM entries').get()).toEqual({ n: 0 });
   });
 
+  it('migration 3 adds xattrs/flags: old rows read as not recorded and keep their digest; recorded values are covered by it', () => {
+    const db = new Database(':memory:');
+    db.pragma('foreign_keys = ON');
+    migrate(db, ':memory:', 2);
+    const old = new BaselineRepo(db);
+    const h1 = header(null);
+    const g1 = old.begin(h1);
+    old.insert(g1, 'r', rec('/etc/a'), null);
+    const d1 = computeGenerationDigest(db, { id: g1, ...h1 });
+    old.finish(g1, d1, d1.digest, null, null);
+    migrate(db, ':memory:', 3);
+    expect(version(db)).toBe(3);
+    const repo = new BaselineRepo(db);
+    expect(computeGenerationDigest(db, repo.get(g1)!).digest).toBe(d1.digest);
+    const a = repo.lookup(g1, Buffer.from('/etc/a'))!;
+    expect(a.rec.xattrs).toBeNull();
+    expect(a.rec.flags).toBeNull();
+    const h2 = header({ id: g1, digest: d1.digest });
+    const g2 = repo.begin(h2);
+    repo.insert(g2, 'r', { ...rec('/etc/a'), xattrs: '[["user.x","aGk="]]', flags: 16 }, null);
+    const d2 = computeGenerationDigest(db, { id: g2, ...h2 });
+    expect(repo.lookup(g2, Buffer.from('/etc/a'))!.rec).toMatchObject({ xattrs: '[["user.x","aGk="]]', flags: 16 });
+    // Wiping the recorded attributes out of the row changes the digest: signing covers them.
+    db.prepare('UPDATE entries SET xattrs = NULL WHERE gen = ?').run(g2);
+    expect(computeGenerationDigest(db, { id: g2, ...h2 }).digest).not.toBe(d2.digest);
+    db.prepare('UPDATE entries SET xattrs = ?, flags = 0 WHERE gen = ?').run('[["user.x","aGk="]]', g2);
+    expect(computeGenerationDigest(db, { id: g2, ...h2 }).digest).not.toBe(d2.digest);
+  });
+
   it('all pending migrations run in one go, and a store from a newer integ is refused (16)', () => {
     const db = new Database(':memory:');
     migrate(db);

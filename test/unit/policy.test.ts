@@ -17,7 +17,7 @@ describe('parsePolicy', () => {
     const p = parsePolicy('version: 1\nrules:\n  - name: a\n    paths: ["/etc/**"]\n', 'p.yml');
     expect(p.hash).toEqual(['blake3']);
     expect(p.rules[0]!.severity).toBe('medium');
-    expect(p.rules[0]!.check).toEqual(['content', 'type', 'mode', 'uid', 'gid', 'size', 'mtime', 'ctime', 'inode', 'nlink', 'target']);
+    expect(p.rules[0]!.check).toEqual(['content', 'type', 'mode', 'uid', 'gid', 'size', 'mtime', 'ctime', 'inode', 'nlink', 'target', 'xattrs', 'caps', 'acl', 'label', 'flags', 'entries']);
     expect(p.onAlert).toMatchObject({ snapshot: true, cooldownSeconds: 3600 });
     expect(p.retention.maxBundles).toBe(50);
   });

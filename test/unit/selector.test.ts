@@ -39,6 +39,17 @@ describe('Selector', () => {
     expect(new Selector({ exclude: [], rules: [rule({ paths: ['/etc/**'], exclude: ['/etc/ssl/**'] })] }).mayDescend('/etc/ssl')).toBe(false);
   });
 
+  it('prunes by every segment of a glob, not only its static base: dot-files in /home/* do not walk whole homes', () => {
+    const s = new Selector({ exclude: [], rules: [rule({ paths: ['/home/*/.bashrc', '/home/*/.ssh/**', '/usr/lib/python3*/**'] })] });
+    expect(s.mayDescend('/home')).toBe(true);
+    expect(s.mayDescend('/home/alice')).toBe(true);
+    expect(s.mayDescend('/home/alice/.ssh')).toBe(true);
+    expect(s.mayDescend('/home/alice/.ssh/keys.d')).toBe(true);
+    expect(s.mayDescend('/home/alice/Downloads')).toBe(false);
+    expect(s.mayDescend('/usr/lib/python3.11/email')).toBe(true);
+    expect(s.mayDescend('/usr/lib/perl5')).toBe(false);
+  });
+
   it('matches dot files', () => {
     expect(sel.ruleFor('/etc/.hidden')?.name).toBe('config');
   });

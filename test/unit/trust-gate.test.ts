@@ -82,7 +82,7 @@ describe('verifyTrust: the whole chain', () => {
   it('an edited, added or deleted entry row of the current generation shows as a content mismatch', async () => {
     for (const sql of [
       "UPDATE entries SET mode = 511 WHERE gen = 3 AND path = CAST('/etc/a' AS BLOB)",
-      "INSERT INTO entries SELECT gen, CAST('/etc/zz' AS BLOB), rule, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, nlink, target, blake3, sha256, error FROM entries WHERE gen = 3 LIMIT 1",
+      "INSERT INTO entries SELECT gen, CAST('/etc/zz' AS BLOB), rule, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, nlink, target, blake3, sha256, error, xattrs, flags FROM entries WHERE gen = 3 LIMIT 1",
       "DELETE FROM entries WHERE gen = 3 AND path = CAST('/etc/b' AS BLOB)",
       "UPDATE generations SET note = 'innocent' WHERE id = 3",
     ]) {

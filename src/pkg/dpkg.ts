@@ -1,0 +1,211 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ExtraAlgo, PackageOwner } from '../core/types.js';
+
+/** The digest a package manager recorded for a file. */
+export type PackageDigestAlgo = ExtraAlgo;
+
+/**
+ * Package provenance from dpkg's own database, read as files (dpkg is never run, so this works
+ * under --root on a mounted image too):
+ * - `var/lib/dpkg/status`: installed packages, their versions and their conffiles with md5;
+ * - `var/lib/dpkg/info/<pkg>[:<arch>].md5sums`: md5 of every regular file the package shipped;
+ * - `var/lib/dpkg/info/<pkg>[:<arch>].list`: every path it owns (directories, symlinks too).
+ * md5 is what dpkg records: it catches accidental and naive changes, not a crafted collision.
+ * Debian's merged /usr is handled: /bin/ls and /usr/bin/ls are the same file when /bin is a
+ * symlink, whichever name the package lists.
+ */
+
+interface Owned {
+  pkg: string; // key name[:arch]
+  digest: string | null;
+  algo: PackageDigestAlgo;
+  conffile: boolean;
+}
+
+export interface DpkgPackage {
+  name: string;
+  arch: string;
+  version: string;
+}
+
+/** Which installed package owns which path, and the digest it recorded (dpkg or rpm). */
+export class PackageIndex {
+  private readonly paths = new Map<string, Owned>();
+  private readonly packages = new Map<string, DpkgPackage>();
+  private readonly aliased: string[];
+
+  constructor(
+    readonly root: string,
+    readonly manager: 'dpkg' | 'rpm' = 'dpkg',
+  ) {
+    // Merged /usr: these top-level names are symlinks into /usr on the scanned system.
+    this.aliased = ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'].filter((d) => {
+      try {
+        return fs.lstatSync(path.join(root || '/', d)).isSymbolicLink();
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  get size(): number {
+    return this.paths.size;
+  }
+
+  /** Add a package (from status). */
+  addPackage(p: DpkgPackage): void {
+    this.packages.set(`${p.name}:${p.arch}`, p);
+    if (!this.packages.has(p.name)) this.packages.set(p.name, p);
+  }
+
+  /** Record that `pkg` owns `p`, with the digest it shipped (null: not a regular file, or unknown). */
+  addPath(p: string, pkg: string, digest: string | null, conffile = false, algo: PackageDigestAlgo = 'md5'): void {
+    const cur = this.paths.get(p);
+    if (!cur) this.paths.set(p, { pkg, digest, algo, conffile });
+    else if (conffile) this.paths.set(p, { pkg, digest, algo, conffile: true });
+    else if (cur.digest === null && digest !== null && cur.pkg === pkg) Object.assign(cur, { digest, algo });
+  }
+
+  private candidates(p: string): string[] {
+    const out = [p];
+    for (const d of this.aliased) {
+      if (p.startsWith(`/usr/${d}/`)) out.push(p.slice(4));
+      else if (p.startsWith(`/${d}/`)) out.push(`/usr${p}`);
+    }
+    return out;
+  }
+
+  /** Which package owns a path (as the policy names it), and what it shipped there. */
+  lookup(p: string): { pkg: DpkgPackage; digest: string | null; algo: PackageDigestAlgo; conffile: boolean } | undefined {
+    for (const c of this.candidates(p)) {
+      const o = this.paths.get(c);
+      if (!o) continue;
+      const pkg = this.packages.get(o.pkg) ?? this.packages.get(o.pkg.split(':')[0]!);
+      if (!pkg) continue; // listed by a package that is no longer installed
+      return { pkg, digest: o.digest, algo: o.algo, conffile: o.conffile };
+    }
+    return undefined;
+  }
+
+  /**
+   * Provenance of a path: owner, version, and whether `digest` (of the content now, in the
+   * algorithm lookup() names; null when there is none, e.g. removed) is what the package shipped.
+   */
+  owner(p: string, digest: string | null): PackageOwner | null {
+    const o = this.lookup(p);
+    if (!o) return null;
+    return {
+      manager: this.manager,
+      name: o.pkg.name,
+      version: o.pkg.version,
+      digestMatches: digest === null || o.digest === null ? null : digest === o.digest,
+      conffile: o.conffile,
+    };
+  }
+}
+
+const INSTALLED = new Set(['installed', 'half-configured', 'unpacked', 'half-installed', 'triggers-awaited', 'triggers-pending']);
+
+/** Parse dpkg's status file into `idx`: installed packages and their conffiles. */
+export function parseStatus(text: string, idx: PackageIndex): void {
+  for (const stanza of text.split(/\n\s*\n/)) {
+    const fields = new Map<string, string>();
+    let last = '';
+    for (const line of stanza.split('\n')) {
+      if (/^\s/.test(line) && last) fields.set(last, `${fields.get(last)}\n${line}`);
+      else {
+        const m = /^([A-Za-z0-9-]+):\s?(.*)$/.exec(line);
+        if (m) {
+          last = m[1]!;
+          fields.set(last, m[2]!);
+        }
+      }
+    }
+    const name = fields.get('Package');
+    const status = fields.get('Status')?.trim().split(/\s+/)[2];
+    if (!name || !status || !INSTALLED.has(status)) continue;
+    const arch = fields.get('Architecture') ?? 'all';
+    const pkg = { name, arch, version: fields.get('Version') ?? '?' };
+    idx.addPackage(pkg);
+    for (const l of (fields.get('Conffiles') ?? '').split('\n')) {
+      const m = /^\s+(\/\S+)\s+([0-9a-f]{32}|newconffile)(?:\s+\S+)*\s*$/.exec(l);
+      if (m) idx.addPath(m[1]!, `${name}:${arch}`, m[2] === 'newconffile' ? null : m[2]!, true);
+    }
+  }
+}
+
+/** Load ROOT/var/lib/dpkg, or null when there is no dpkg database there. */
+export function loadDpkg(root: string): PackageIndex | null {
+  const base = path.join(root || '/', 'var/lib/dpkg');
+  let status: string;
+  try {
+    status = fs.readFileSync(path.join(base, 'status'), 'utf8');
+  } catch {
+    return null;
+  }
+  const idx = new PackageIndex(root, 'dpkg');
+  parseStatus(status, idx);
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(path.join(base, 'info'));
+  } catch {
+    return idx;
+  }
+  // md5sums first, so .list entries only add what they lack (directories, symlinks).
+  for (const ext of ['.md5sums', '.list'] as const) {
+    for (const n of names) {
+      if (!n.endsWith(ext)) continue;
+      const pkgKey = n.slice(0, -ext.length); // name or name:arch, as dpkg named the file
+      let text: string;
+      try {
+        text = fs.readFileSync(path.join(base, 'info', n), 'utf8');
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n')) {
+        if (ext === '.md5sums') {
+          const m = /^([0-9a-f]{32})\s+(.+)$/.exec(line);
+          if (m) idx.addPath(`/${m[2]!.replace(/^\/+/, '')}`, pkgKey, m[1]!);
+        } else if (line.startsWith('/') && line !== '/.') idx.addPath(line, pkgKey, null);
+      }
+    }
+  }
+  return idx;
+}
+
+/** A packaged file whose content is not what its package shipped (found by `baseline`). */
+export interface PackageMismatch {
+  path: Buffer;
+  package: { manager: 'dpkg' | 'rpm'; name: string; version: string };
+  algorithm: PackageDigestAlgo;
+  expected: string;
+  actual: string;
+  conffile: boolean;
+}
+
+/** A digest of a regular file (opened without following symlinks), or null when it cannot be read. */
+export function fileDigest(real: string | Buffer, algo: PackageDigestAlgo): string | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  try {
+    if (!fs.fstatSync(fd).isFile()) return null;
+    const h = crypto.createHash(algo);
+    const buf = Buffer.allocUnsafe(256 * 1024);
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+    return h.digest('hex');
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}

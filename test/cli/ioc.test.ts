@@ -1,0 +1,115 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadIocFeeds, parseIocText } from '../../src/core/ioc.js';
+import { integ, tmpdir, writePolicy } from '../helpers/cli.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+const hash = (algo: string, s: string): string => crypto.createHash(algo).update(s).digest('hex');
+
+describe('known-bad hash lists: parsing', () => {
+  it('takes sha256, sha1 and md5 lines with optional labels; skips comments and blank lines', () => {
+    const set = parseIocText(`# feed\n\n${hash('sha256', 'a').toUpperCase()}  Mirai dropper\n${hash('sha1', 'b')}\n${hash('md5', 'c')}\tkit.sh\r\n`, 'f.txt');
+    expect(set.size).toBe(3);
+    expect(set.algorithms()).toEqual(['sha256', 'sha1', 'md5']);
+    expect(set.match({ sha256: hash('sha256', 'a') })).toEqual({ algorithm: 'sha256', digest: hash('sha256', 'a'), label: 'Mirai dropper', source: 'f.txt:3' });
+    expect(set.match({ sha1: hash('sha1', 'b') })?.label).toBeNull();
+    expect(set.match({ md5: hash('md5', 'c') })?.label).toBe('kit.sh');
+    expect(set.match({ sha256: hash('sha256', 'x'), md5: hash('md5', 'x') })).toBeUndefined();
+  });
+  it('a malformed line is a data error naming file:line', async () => {
+    expect(() => parseIocText(`${hash('md5', 'c')}\nnot-a-hash label\n`, 'f.txt')).toThrow(
+      /^f\.txt:2: expected a sha256 \(64\), sha1 \(40\) or md5 \(32\) hex digest/,
+    );
+    expect(() => parseIocText('abcd\n', 'g.txt')).toThrow(/^g\.txt:1: /);
+    const d = tmpdir();
+    dirs.push(d);
+    fs.writeFileSync(path.join(d, 'bad.txt'), `# ok\n${hash('sha256', 'a')}\n${hash('sha256', 'a')}x\n`);
+    await expect(loadIocFeeds([path.join(d, 'bad.txt')])).rejects.toMatchObject({ exitCode: 65, message: expect.stringMatching(/bad\.txt:3: /) });
+    await expect(loadIocFeeds([path.join(d, 'missing.txt')])).rejects.toMatchObject({ exitCode: 66 });
+  });
+});
+
+describe('integ check/baseline --ioc', () => {
+  const d = tmpdir();
+  dirs.push(d);
+  const tree = path.join(d, 'tree');
+  fs.mkdirSync(tree);
+  const db = path.join(d, 's.db');
+  fs.writeFileSync(path.join(tree, 'implant'), 'evil payload\n');
+  fs.writeFileSync(path.join(tree, 'kit'), 'rootkit\n');
+  fs.writeFileSync(path.join(tree, 'clean'), 'clean\n');
+  const feed = path.join(d, 'feed.txt');
+  fs.writeFileSync(feed, `# test feed\n${hash('sha256', 'evil payload\n')}  Implant.Linux.A\n`);
+  const feed2 = path.join(d, 'feed2.txt');
+  fs.writeFileSync(feed2, `${hash('md5', 'rootkit\n')}\n${hash('sha1', 'nothing')}\n`);
+  const policy = writePolicy(d, tree);
+  const run = (cmd: string, ...a: string[]) => integ([cmd, '--db', db, '--policy', policy, '--jobs', '1', ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
+
+  it('baseline names known-bad content (exit 32) in text and JSON; the generation is still recorded', () => {
+    const b = run('baseline', '--ioc', feed, '--format', 'json');
+    expect(b.code).toBe(32);
+    const doc = JSON.parse(b.stdout) as { ioc_matches: Array<Record<string, unknown>>; generation: number };
+    expect(doc.generation).toBe(1);
+    expect(doc.ioc_matches).toEqual([
+      {
+        path: path.join(tree, 'implant'),
+        rule: 'tree',
+        algorithm: 'sha256',
+        digest: hash('sha256', 'evil payload\n'),
+        label: 'Implant.Linux.A',
+        source: `${feed}:2`,
+      },
+    ]);
+  });
+
+  it('without a feed the unchanged tree checks clean (exit 0)', () => {
+    expect(run('check').code).toBe(0);
+  });
+
+  it('check reports unchanged files that match (sha256 and md5 feeds, repeatable), CRITICAL section first, exit 32', () => {
+    const r = run('check', '--ioc', feed, '--ioc', feed2);
+    expect(r.code).toBe(32);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toBe('CRITICAL: KNOWN-BAD CONTENT (2) — matches a known-bad hash list');
+    expect(lines[1]).toBe(`  KNOWN-BAD  ${path.join(tree, 'implant')}  sha256:${hash('sha256', 'evil payload\n')}  "Implant.Linux.A"  (${feed}:2)`);
+    expect(lines[2]).toBe(`  KNOWN-BAD  ${path.join(tree, 'kit')}  md5:${hash('md5', 'rootkit\n')}  (${feed2}:1)`);
+    const j = JSON.parse(run('check', '--ioc', feed2, '--format', 'json').stdout) as {
+      ioc_matches: Array<{ path: string; algorithm: string }>;
+      exit_code: number;
+    };
+    expect(j.ioc_matches.map((m) => [m.path, m.algorithm])).toEqual([[path.join(tree, 'kit'), 'md5']]);
+    expect(j.exit_code).toBe(32);
+  });
+
+  it('adds to the other bits: a changed file that matches is exit 4|32', () => {
+    fs.writeFileSync(path.join(tree, 'clean'), 'rootkit\n');
+    const r = run('check', '--ioc', feed2, '--format', 'json');
+    expect(r.code).toBe(36);
+    fs.writeFileSync(path.join(tree, 'clean'), 'clean\n');
+  });
+
+  it("the policy's ioc: list (relative to the policy file) is used too", () => {
+    const p2 = writePolicy(d, tree, '', 'ioc: [feed.txt]\n');
+    const r = integ(['check', '--db', db, '--policy', p2, '--no-snapshot', '--format', 'json']);
+    expect((JSON.parse(r.stdout) as { ioc_matches: unknown[] }).ioc_matches).toHaveLength(1);
+    expect(r.code & 32).toBe(32);
+    fs.writeFileSync(policy, fs.readFileSync(policy, 'utf8').replace(/^ioc:.*\n/m, ''));
+  });
+
+  it('a malformed feed is exit 65 naming file:line; a missing one 66; nothing is scanned', () => {
+    const bad = path.join(d, 'bad.txt');
+    fs.writeFileSync(bad, `${hash('md5', 'x')}\nzzzz\n`);
+    const r = run('check', '--ioc', bad);
+    expect(r.code).toBe(65);
+    expect(r.stderr).toBe(`integ: ${bad}:2: expected a sha256 (64), sha1 (40) or md5 (32) hex digest, optionally followed by a label; got "zzzz"\n`);
+    expect(r.stdout).toBe('');
+    const m = run('baseline', '--ioc', path.join(d, 'nope.txt'));
+    expect(m.code).toBe(66);
+    expect(m.stderr).toMatch(/^integ: known-bad hash list not found: /);
+  });
+});

@@ -1,0 +1,220 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { integ, tmpdir } from '../helpers/cli.js';
+
+/** A root holding a small dpkg database the test makes: one package with two binaries and a conffile. */
+const md5 = (s: string): string => crypto.createHash('md5').update(s).digest('hex');
+const sha256 = (s: string): string => crypto.createHash('sha256').update(s).digest('hex');
+
+const d = tmpdir();
+afterAll(() => fs.rmSync(d, { recursive: true, force: true }));
+const R = path.join(d, 'root');
+const w = (rel: string, text: string): void => {
+  fs.mkdirSync(path.dirname(path.join(R, rel)), { recursive: true });
+  fs.writeFileSync(path.join(R, rel), text);
+};
+function packageDb(version: string, files: Record<string, string>, conf: Record<string, string>): void {
+  w(
+    'var/lib/dpkg/status',
+    'Package: base-files\nStatus: install ok installed\nVersion: 12.4\nArchitecture: amd64\n\n' +
+      `Package: toolpkg\nStatus: install ok installed\nPriority: optional\nVersion: ${version}\nArchitecture: amd64\nConffiles:\n` +
+      Object.entries(conf)
+        .map(([p, t]) => ` ${p} ${md5(t)}\n`)
+        .join('') +
+      'Description: a test package\n multi-line description\n\n' +
+      'Package: gone\nStatus: deinstall ok config-files\nVersion: 1\nArchitecture: amd64\n',
+  );
+  w(
+    'var/lib/dpkg/info/toolpkg.md5sums',
+    Object.entries(files)
+      .map(([p, t]) => `${md5(t)}  ${p.slice(1)}\n`)
+      .join(''),
+  );
+  w('var/lib/dpkg/info/toolpkg.list', ['/.', '/usr', '/usr/bin', ...Object.keys(files), ...Object.keys(conf)].join('\n') + '\n');
+  w('var/lib/dpkg/info/gone.list', '/usr/bin/unowned\n');
+}
+
+const db = path.join(d, 's.db');
+const policy = path.join(d, 'policy.yml');
+fs.writeFileSync(
+  policy,
+  'version: 1\nrules:\n  - name: bin\n    severity: critical\n    paths: ["/usr/bin/**"]\n  - name: conf\n    severity: high\n    paths: ["/etc/**"]\n',
+);
+const run = (cmd: string, ...a: string[]) =>
+  integ([cmd, '--db', db, '--policy', policy, ...(cmd === 'accept' ? [] : ['--root', R, '--jobs', '1']), ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
+
+interface Change {
+  path: string;
+  kind: string;
+  attributes: string[];
+  package: Record<string, unknown> | null;
+}
+
+describe('package provenance (dpkg) under --root', () => {
+  it('baseline names packaged files that already differ from their package; edited conffiles are a quieter category', () => {
+    w('usr/bin/tool', 'tool v1\n');
+    w('usr/bin/other', 'trojaned other\n');
+    w('usr/bin/unowned', 'local script\n');
+    w('etc/app.conf', 'edited by the admin\n');
+    packageDb('1.0-1', { '/usr/bin/tool': 'tool v1\n', '/usr/bin/other': 'other v1\n' }, { '/etc/app.conf': 'shipped conf\n' });
+    const j = run('baseline', '--format', 'json');
+    expect(j.code).toBe(0);
+    const doc = JSON.parse(j.stdout) as Record<string, unknown>;
+    expect(doc.packaged_checked).toBe(3);
+    expect(doc.package_mismatches).toEqual([
+      {
+        path: '/usr/bin/other',
+        package: { manager: 'dpkg', name: 'toolpkg', version: '1.0-1' },
+        algorithm: 'md5',
+        expected: md5('other v1\n'),
+        actual: md5('trojaned other\n'),
+        conffile: false,
+      },
+    ]);
+    expect(doc.conffiles_modified).toEqual([
+      expect.objectContaining({ path: '/etc/app.conf', conffile: true, algorithm: 'md5', expected: md5('shipped conf\n') }),
+    ]);
+    const off = JSON.parse(run('baseline', '--no-packages', '--format', 'json').stdout) as Record<string, unknown>;
+    expect(off).toMatchObject({ packaged_checked: 0, package_mismatches: [], conffiles_modified: [] });
+    const t = run('baseline');
+    expect(t.code).toBe(0);
+    expect(t.stdout).toContain('WARNING: 1 packaged file already differs from what the package shipped');
+    expect(t.stdout).toContain(`  DOES NOT MATCH  /usr/bin/other  (toolpkg 1.0-1: md5 ${md5('other v1\n')} shipped, ${md5('trojaned other\n')} now)`);
+    expect(t.stdout).toContain('  edited  /etc/app.conf  (toolpkg 1.0-1)');
+  });
+
+  it('check says for each change which package owns it and whether it matches; accept --packaged takes exactly those that match', () => {
+    // Patch day: toolpkg 1.0-2 ships a new tool; meanwhile someone replaced `other` and the local script.
+    w('usr/bin/tool', 'tool v2\n');
+    w('usr/bin/new-helper', 'helper\n');
+    packageDb(
+      '1.0-2',
+      { '/usr/bin/tool': 'tool v2\n', '/usr/bin/other': 'other v1\n', '/usr/bin/new-helper': 'helper\n' },
+      { '/etc/app.conf': 'shipped conf\n' },
+    );
+    w('usr/bin/other', 'trojaned other, again\n');
+    w('usr/bin/unowned', 'local script, changed\n');
+    const j = run('check', '--format', 'json', '--ioc', path.join(d, 'feed.txt'));
+    const doc = JSON.parse(j.stdout) as { changes: Change[]; ioc_matches: Array<{ path: string }> };
+    const by = (p: string) => doc.changes.find((c) => c.path === p)!;
+    expect(by('/usr/bin/tool').package).toEqual({ manager: 'dpkg', name: 'toolpkg', version: '1.0-2', digest_matches: true, conffile: false });
+    expect(by('/usr/bin/new-helper').package).toEqual({ manager: 'dpkg', name: 'toolpkg', version: '1.0-2', digest_matches: true, conffile: false });
+    expect(by('/usr/bin/other').package).toEqual({ manager: 'dpkg', name: 'toolpkg', version: '1.0-2', digest_matches: false, conffile: false });
+    expect(by('/usr/bin/unowned').package).toBeNull(); // listed only by a package that is no longer installed
+    // The IOC feed matches the trojan under --root too.
+    expect(doc.ioc_matches.map((m) => m.path)).toEqual(['/usr/bin/other']);
+    expect(j.code).toBe(1 | 4 | 32);
+    const t = run('check');
+    expect(t.stdout).toContain('package: matches toolpkg 1.0-2 as shipped');
+    expect(t.stdout).toContain('package: DOES NOT MATCH what toolpkg 1.0-2 shipped');
+
+    const a = run('accept', '--packaged', '--note', 'patch day', '--format', 'json');
+    expect(a.stderr).toBe('');
+    expect(a.code).toBe(0);
+    const acc = JSON.parse(a.stdout) as { accepted: Array<{ path: string }>; remaining: number };
+    expect(acc.accepted.map((x) => x.path).sort()).toEqual(['/usr/bin/new-helper', '/usr/bin/tool']);
+    expect(acc.remaining).toBe(2);
+    const after = JSON.parse(run('check', '--format', 'json').stdout) as { changes: Change[] };
+    expect(after.changes.map((c) => c.path).sort()).toEqual(['/usr/bin/other', '/usr/bin/unowned']);
+    // Nothing left that a package vouches for.
+    const again = run('accept', '--packaged', '--note', 'again');
+    expect(again.code).toBe(64);
+    expect(again.stderr).toMatch(
+      /^integ: nothing to accept: no open finding of check run #\d+ has content that matches what its package shipped \(2 left for review\)\n$/,
+    );
+  });
+});
+fs.writeFileSync(path.join(d, 'feed.txt'), `${sha256('trojaned other, again\n')} Trojan.Other\n`);
+
+/** An rpm header as rpm exports it into rpmdb.sqlite: il, dl, index entries, data. */
+function rpmHeader(tags: Array<[number, 'string' | 'strings' | 'int32', string | string[] | number[]]>): Buffer {
+  const entries: Buffer[] = [];
+  const data: Buffer[] = [];
+  let off = 0;
+  for (const [tag, kind, v] of tags) {
+    let b: Buffer;
+    let type: number;
+    let count: number;
+    if (kind === 'string') [b, type, count] = [Buffer.from(`${v as string}\0`), 6, 1];
+    else if (kind === 'strings') [b, type, count] = [Buffer.from((v as string[]).map((x) => `${x}\0`).join('')), 8, (v as string[]).length];
+    else {
+      const pad = (4 - (off % 4)) % 4;
+      if (pad) {
+        data.push(Buffer.alloc(pad));
+        off += pad;
+      }
+      b = Buffer.alloc((v as number[]).length * 4);
+      (v as number[]).forEach((n, i) => b.writeUInt32BE(n, i * 4));
+      [type, count] = [4, (v as number[]).length];
+    }
+    const e = Buffer.alloc(16);
+    e.writeInt32BE(tag, 0);
+    e.writeUInt32BE(type, 4);
+    e.writeInt32BE(off, 8);
+    e.writeUInt32BE(count, 12);
+    entries.push(e);
+    data.push(b);
+    off += b.length;
+  }
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(entries.length, 0);
+  head.writeUInt32BE(off, 4);
+  return Buffer.concat([head, ...entries, ...data]);
+}
+
+describe('package provenance (rpm, SQLite database) under --root', () => {
+  it('baseline and check name the rpm package, compare its sha256 digests, and treat %config files as conffiles', async () => {
+    const { default: Database } = await import('better-sqlite3');
+    const R2 = path.join(d, 'rpmroot');
+    const put = (rel: string, text: string): void => {
+      fs.mkdirSync(path.dirname(path.join(R2, rel)), { recursive: true });
+      fs.writeFileSync(path.join(R2, rel), text);
+    };
+    put('usr/bin/curl', 'curl 8\n');
+    put('usr/bin/wget', 'trojaned wget\n');
+    put('etc/curlrc', 'edited\n');
+    fs.mkdirSync(path.join(R2, 'var/lib/rpm'), { recursive: true });
+    const rdb = new Database(path.join(R2, 'var/lib/rpm/rpmdb.sqlite'));
+    rdb.exec('CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)');
+    rdb.prepare('INSERT INTO Packages (blob) VALUES (?)').run(
+      rpmHeader([
+        [1000, 'string', 'curl'],
+        [1001, 'string', '8.2.1'],
+        [1002, 'string', '3.fc39'],
+        [1003, 'int32', [1]],
+        [1022, 'string', 'x86_64'],
+        [1035, 'strings', [sha256('curl 8\n'), sha256('wget 1\n'), sha256('shipped\n'), '']],
+        [1037, 'int32', [0, 0, 1, 0]],
+        [1116, 'int32', [0, 0, 1, 0]],
+        [1117, 'strings', ['curl', 'wget', 'curlrc', 'bin']],
+        [1118, 'strings', ['/usr/bin/', '/etc/', '/usr/']],
+        [5011, 'int32', [8]],
+      ]),
+    );
+    rdb.close();
+    const db2 = path.join(d, 'rpm.db');
+    const run2 = (cmd: string, ...a: string[]) =>
+      integ([cmd, '--db', db2, '--policy', policy, '--root', R2, '--jobs', '1', ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
+    const b = JSON.parse(run2('baseline', '--format', 'json').stdout) as Record<string, unknown>;
+    expect(b.packaged_checked).toBe(3);
+    expect(b.package_mismatches).toEqual([
+      {
+        path: '/usr/bin/wget',
+        package: { manager: 'rpm', name: 'curl', version: '1:8.2.1-3.fc39' },
+        algorithm: 'sha256',
+        expected: sha256('wget 1\n'),
+        actual: sha256('trojaned wget\n'),
+        conffile: false,
+      },
+    ]);
+    expect(b.conffiles_modified).toEqual([expect.objectContaining({ path: '/etc/curlrc', conffile: true })]);
+    put('usr/bin/curl', 'curl 9, not from the package\n');
+    put('usr/bin/wget', 'wget 1\n');
+    const c = JSON.parse(run2('check', '--format', 'json').stdout) as { changes: Change[] };
+    const by = (p: string) => c.changes.find((x) => x.path === p)!;
+    expect(by('/usr/bin/curl').package).toEqual({ manager: 'rpm', name: 'curl', version: '1:8.2.1-3.fc39', digest_matches: false, conffile: false });
+    expect(by('/usr/bin/wget').package).toEqual({ manager: 'rpm', name: 'curl', version: '1:8.2.1-3.fc39', digest_matches: true, conffile: false });
+  });
+});
