@@ -433,7 +433,21 @@ export async function runRestore(opts: RestoreOptions, ctx: RunContext): Promise
       it.after = now;
       if (it.action !== 'unchanged') it.action = 'restored';
     }
-    const gen = record(db, repo, contents, cur, src, items, { note: opts.note, root, sign, bundle, policy }, opts.db);
+    // Writing beside and renaming changes each parent directory (its entries were created and
+    // removed): what they are now is part of the restore, so the next check is clean for them too.
+    const touched: { path: Buffer; rule: string; rec: EntryRecord }[] = [];
+    const seenDirs = new Set(items.map((it) => it.path.toString('hex')));
+    for (const it of items) {
+      const cut = it.path.lastIndexOf(0x2f);
+      if (cut <= 0) continue;
+      const dir = it.path.subarray(0, cut);
+      if (seenDirs.has(dir.toString('hex'))) continue;
+      seenDirs.add(dir.toString('hex'));
+      const e = repo.lookup(cur.id, dir);
+      const now = e ? observe(root, Buffer.from(dir), algos) : null;
+      if (e && now) touched.push({ path: Buffer.from(dir), rule: e.rule, rec: now });
+    }
+    const gen = record(db, repo, contents, cur, src, items, touched, { note: opts.note, root, sign, bundle, policy }, opts.db);
     ctx.log.info({ generation: gen.id, source: src.id, paths: items.length, digest: gen.digest }, 'restore recorded');
     return { source: src, generation: gen, items, bundle: { path: bundle.path, sha256: bundle.sha256 }, root: root || '/', dryRun: false, exitCode: 0 };
   } catch (e) {
@@ -451,6 +465,7 @@ function record(
   cur: Generation,
   src: Generation,
   items: RestoreItem[],
+  touched: readonly { path: Buffer; rule: string; rec: EntryRecord }[],
   o: {
     note: string;
     root: string;
@@ -492,6 +507,10 @@ function record(
       contents.unlink(gen, it.path);
       repo.insert(gen, it.entry.rule, it.after!, null);
       if (it.contentDigest) contents.link(gen, it.path, it.contentDigest);
+    }
+    for (const t of touched) {
+      repo.deleteEntry(gen, t.path);
+      repo.insert(gen, t.rule, t.rec, null);
     }
     recordRestores(
       db,
