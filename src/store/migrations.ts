@@ -141,25 +141,26 @@ ALTER TABLE run_findings ADD COLUMN flags INTEGER;
     // references any more (prune, export). `notes`: the responder's hash-chained notes. `evidence`:
     // every bundle integ sealed, with its sha256, for the timeline and the report. `restores`: which
     // path a restore generation put back, from which generation, and the bundle holding the suspect copy.
+    // Only new tables, created IF NOT EXISTS, so a store whose user_version was set back re-migrates.
     version: 4,
     sql: `
-CREATE TABLE contents (
+CREATE TABLE IF NOT EXISTS contents (
   digest TEXT PRIMARY KEY,
   size INTEGER NOT NULL,
   codec TEXT NOT NULL,
   data BLOB NOT NULL
 ) STRICT;
-CREATE TABLE kept (
+CREATE TABLE IF NOT EXISTS kept (
   gen INTEGER NOT NULL REFERENCES generations(id) ON DELETE CASCADE,
   path BLOB NOT NULL,
   digest TEXT NOT NULL,
   PRIMARY KEY (gen, path)
 ) STRICT;
-CREATE INDEX kept_digest ON kept(digest);
-CREATE TRIGGER kept_gc AFTER DELETE ON kept BEGIN
+CREATE INDEX IF NOT EXISTS kept_digest ON kept(digest);
+CREATE TRIGGER IF NOT EXISTS kept_gc AFTER DELETE ON kept BEGIN
   DELETE FROM contents WHERE digest = OLD.digest AND NOT EXISTS (SELECT 1 FROM kept WHERE digest = OLD.digest);
 END;
-CREATE TABLE notes (
+CREATE TABLE IF NOT EXISTS notes (
   id INTEGER PRIMARY KEY,
   created_at TEXT NOT NULL,
   user TEXT NOT NULL,
@@ -171,7 +172,7 @@ CREATE TABLE notes (
   signature TEXT,
   key_id TEXT
 ) STRICT;
-CREATE TABLE evidence (
+CREATE TABLE IF NOT EXISTS evidence (
   id INTEGER PRIMARY KEY,
   sealed_at TEXT NOT NULL,
   kind TEXT NOT NULL,
@@ -182,7 +183,7 @@ CREATE TABLE evidence (
   gen INTEGER,
   note TEXT
 ) STRICT;
-CREATE TABLE restores (
+CREATE TABLE IF NOT EXISTS restores (
   gen INTEGER NOT NULL REFERENCES generations(id) ON DELETE CASCADE,
   path BLOB NOT NULL,
   from_gen INTEGER NOT NULL,
