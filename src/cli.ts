@@ -57,7 +57,12 @@ export async function main(argv: string[]): Promise<void> {
   // no-color.org: a non-empty NO_COLOR turns colour off (chalk already does so when stdout is not a TTY).
   if (process.env.NO_COLOR) chalk.level = 0;
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    // A reader that went away (| head) is not an error of ours.
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    // Anything else (a full disk, /dev/full, EIO) lost the report: say so and exit 74.
+    const why = err.code === 'ENOSPC' ? 'no space left on device' : err.message;
+    process.stderr.write(`integ: cannot write the report to standard output: ${why}\n`);
+    process.exit(EXIT.IOERR);
   });
   try {
     await buildProgram().parseAsync(argv);

@@ -9,8 +9,9 @@ import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
 import { beginWrite, commit, openWritable, rollbackQuietly, storeError } from '../store/db.js';
 import { computeGenerationDigest, policyDigest } from '../store/generation-digest.js';
 import type { RunContext } from '../util/context.js';
-import { IntegError, InterruptedError } from '../util/errors.js';
+import { IntegError } from '../util/errors.js';
 import { exitCodeOf } from '../core/verdict.js';
+import { throwIfAborted } from '../util/abort.js';
 import type { Progress } from '../report/progress.js';
 import { iocMatchOf, loadIoc, loadPolicy, resolveRoot, whoami } from './common.js';
 import { VERSION } from '../version.js';
@@ -158,7 +159,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
       }
       progress?.update(entries, bytes);
     }
-    if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new InterruptedError();
+    throwIfAborted(ctx.signal);
     const d = computeGenerationDigest(db, { id: gen, ...header });
     const sig = sign ? sign(d.digest) : null;
     repo.finish(gen, d, d.digest, sig?.signature ?? null, sig?.keyId ?? null);

@@ -15,13 +15,14 @@ import { recordAlertEvidence } from './evidence-record.js';
 import { RunRepo } from '../store/run-repo.js';
 import type { Progress } from '../report/progress.js';
 import type { RunContext } from '../util/context.js';
-import { CantCreateError, IntegError, InterruptedError, NoInputError, TrustError } from '../util/errors.js';
+import { CantCreateError, IntegError, NoInputError, TrustError } from '../util/errors.js';
 import { blake3Hex } from '../scan/blake3.js';
 import { iocMatchOf, loadIoc, loadPolicy, resolveRoot, whoami } from './common.js';
 import { riskTags } from '../core/risk.js';
 import { fileDigest } from '../pkg/dpkg.js';
 import { loadPackages } from '../pkg/packages.js';
 import { explainEntries, metaWanted, outOfScopeChild } from './entries.js';
+import { throwIfAborted } from '../util/abort.js';
 
 export interface CheckOptions {
   policy?: string;
@@ -194,7 +195,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
       }
       progress?.update(scanned, bytes);
     }
-    if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new InterruptedError();
+    throwIfAborted(ctx.signal);
     // Nothing is used before the generation's content is known to be what was recorded.
     const problem = contentProblemOf(merge.finish(), cur);
     if (problem) {

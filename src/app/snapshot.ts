@@ -128,6 +128,7 @@ export async function runSnapshot(opts: SnapshotOptions, ctx: RunContext): Promi
   } catch (e) {
     throw e instanceof IntegError ? e : writeErrorFor(e, `cannot create evidence in ${opts.out}`);
   }
+  if (writer.swept.length) ctx.log.warn({ out: opts.out, removed: writer.swept }, 'removed staging folders and .partial files left by dead runs');
   try {
     writer.log({ event: 'start', tool: `integ ${VERSION}`, argv: ctx.argv, trigger: opts.trigger ? 'check' : 'manual', note: opts.note });
     const col = await collectAll(writer, { signal: ctx.signal, argv: ctx.argv, ctx: opts.roots, stepTimeoutMs: opts.stepTimeoutMs, iocMatch: opts.iocMatch, shadowHashes: opts.shadowHashes });

@@ -1,12 +1,22 @@
 import { EXIT, InterruptedError, UsageError } from '../util/errors.js';
 import type { RunContext } from '../util/context.js';
 
+/** Signals that stop a run like Ctrl-C: SIGHUP is an SSH disconnect, SIGQUIT is Ctrl-backslash. */
+export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+/** How long a run may take to clean up after a stop signal before it exits anyway. */
+export const STOP_GRACE_MS = 5000;
+
 /**
- * Builds the context handed to an app step: logger, abort signal wired to SIGINT and
- * SIGTERM (a second signal exits at once with 130), environment.
+ * Builds the context handed to an app step: logger, abort signal wired to SIGINT, SIGTERM,
+ * SIGHUP and SIGQUIT (a second signal, or a run still busy STOP_GRACE_MS after the first,
+ * exits at once with 130), environment.
  */
 export async function makeContext(logFile: string | undefined): Promise<RunContext> {
   const { createLogger } = await import('../util/logger.js');
+  // Opened before our handlers replace the signals' default action: opening a --log FIFO waits
+  // for a reader in the main thread, where no JavaScript handler could ever run, so until it is
+  // open SIGTERM must still end the process the ordinary way.
+  const log = createLogger(logFile, process.env);
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -14,11 +24,16 @@ export async function makeContext(logFile: string | undefined): Promise<RunConte
     if (signals > 1) process.exit(EXIT.INTERRUPTED);
     process.stderr.write(`integ: ${sig} received, stopping (nothing half-written is kept)\n`);
     controller.abort(new InterruptedError(`interrupted by ${sig}`));
+    // Whatever does not listen to the signal (a blocking read, a stuck device) must not keep
+    // the process alive: SQLite rolls back, and later runs sweep evidence staging left behind.
+    setTimeout(() => {
+      process.stderr.write(`integ: still stopping ${STOP_GRACE_MS / 1000} s after ${sig}; exiting now\n`);
+      process.exit(EXIT.INTERRUPTED);
+    }, STOP_GRACE_MS).unref();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   return {
-    log: createLogger(logFile, process.env),
+    log,
     signal: controller.signal,
     env: process.env,
     interactive: Boolean(process.stderr.isTTY),

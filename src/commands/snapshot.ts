@@ -30,7 +30,9 @@ Password hashes from /etc/shadow are redacted unless --shadow-hashes is given.
 
 Prints the bundle's path and its SHA-256 (write it in your notes).
 Exit: 0 sealed (some artifacts may be partial without root: see the manifest); 64 not Linux; 66 --root not a directory;
-73/74 cannot write the output (nothing that looks complete is left); 130 interrupted.`)
+73/74 cannot write the output (nothing that looks complete is left); 73 also when --out is a folder other
+users could rename entries in (not root's or yours, or group/world-writable without the sticky bit);
+130 interrupted (SIGINT, SIGTERM, SIGHUP, SIGQUIT).`)
     .action(async (flags: { out?: string; note?: string; format?: string; signKey?: string; log?: string; root?: string; shadowHashes?: boolean; db?: string }) => {
       const { makeContext, parseFormat } = await import('./run-context.js');
       const { defaultEvidenceDir } = await import('../util/paths.js');

@@ -20,7 +20,8 @@ Each problem is one line: ALTERED <file>, ADDED <file>, REMOVED <file>, TRUNCATE
 LOG line <n>: chain broken, SIGNATURE … The last line repeats the archive's SHA-256:
 compare it with the one printed when the bundle was sealed.
 
-Exit codes: 0 intact, 16 altered/added/removed/truncated or bad signature, 66 not found.`)
+Exit codes: 0 intact, 16 altered/added/removed/truncated or bad signature, 65 not a regular file or folder
+(a FIFO, /dev/zero) or beyond the reading bounds, 66 not found, 130 interrupted.`)
     .action(async (bundle: string, flags: { verifyKey?: string; format?: string; log?: string }) => {
       const { makeContext, parseFormat } = await import('./run-context.js');
       const format = parseFormat(flags.format);

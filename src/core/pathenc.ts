@@ -35,11 +35,29 @@ function utf8SeqLen(b: Buffer, i: number): number {
 
 /** For terminals and one-line logs: also escape control characters so a name cannot forge lines. */
 export function pathForTerminal(p: Buffer): string {
-  return pathToText(p).replace(/[\u0000-\u001f\u007f]/g, (c) => {
+  return textForTerminal(pathToText(p));
+}
+
+/**
+ * Characters a terminal acts on rather than shows: C0 and C1 controls and DEL (ESC sequences
+ * clear the screen or move the cursor; a newline forges a line) and the bidirectional
+ * controls (U+202A-202E embeddings/overrides, U+2066-2069 isolates, U+200E/200F/061C marks)
+ * that make a name read differently from its bytes.
+ */
+const TERMINAL_UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Any text that came from outside (a file or bundle entry name, a message quoting one) made
+ * safe to print on one terminal line: \n \t \r, \xHH for other C0 controls and DEL, \uHHHH
+ * for C1 and bidirectional controls. Everything else is printed as is.
+ */
+export function textForTerminal(s: string): string {
+  return s.replace(TERMINAL_UNSAFE, (c) => {
     if (c === '\n') return '\\n';
     if (c === '\t') return '\\t';
     if (c === '\r') return '\\r';
-    return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+    const code = c.charCodeAt(0);
+    return code < 0x80 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
   });
 }
 

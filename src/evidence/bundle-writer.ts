@@ -26,61 +26,35 @@
  * is created, so two runs never pick the same name), fsynced, then renamed. Any write
  * error or abort removes the staging folder and the .partial: nothing that looks complete
  * is ever left behind.
+ *
+ * Against a hostile local user (see fsat.ts): an output folder that another user could
+ * rename entries in is refused; everything is created, written, chmodded and removed through
+ * descriptors of the folders the writer made (never by a name that could have been swapped);
+ * the staging folder and the .partial must still be the very ones created (dev/inode) before
+ * the bundle is sealed and published.
  */
-import crypto, { type KeyObject } from 'node:crypto';
+import crypto from 'node:crypto';
 import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
 import type { BundleSink } from './types.js';
-import { DataError, IntegError, InterruptedError, writeErrorFor } from '../util/errors.js';
+import { CantCreateError, DataError, IntegError, InterruptedError, writeErrorFor } from '../util/errors.js';
+import { abortError, throwIfAborted } from '../util/abort.js';
+import {
+  assertPrivateFolder, at, createFileAt, errno, euid, type Held, lstatOrNull, mkdirAt, mkdirp, O_DIR_NOFOLLOW, releaseHeld,
+  sameFile, unlinkAt, writeAll, writeAllSync, writeNewFileAt,
+} from './fsat.js';
+import { stagingPrefix, sweepStale } from './stale-sweep.js';
+import {
+  BUNDLE_SCHEMA, LOG_GENESIS, RESERVED_FILES, SIGNATURE_SCHEMA, byteCompare, checkRelPath, compactUtc, isErrno, parentDirs,
+  sanitiseHost, sha256hex, type BundleWriterOptions, type ManifestFile, type SealOptions, type SealedBundle,
+} from './bundle-format.js';
+
+export { checkRelPath, compactUtc, sanitiseHost, sha256hex } from './bundle-format.js';
+export { BUNDLE_SCHEMA, LOG_GENESIS, RESERVED_FILES, SIGNATURE_SCHEMA } from './bundle-format.js';
+export type { BundleWriterOptions, ManifestFile, SealOptions, SealedBundle } from './bundle-format.js';
 import { keyId, sign } from '../trust/keys.js';
-
-export const BUNDLE_SCHEMA = 'integ.bundle/1';
-export const SIGNATURE_SCHEMA = 'integ.signature/1';
-/** Files the writer itself produces at seal time; addFile refuses these names. */
-export const RESERVED_FILES = ['manifest.json', 'signature.json', 'SHA256SUMS', 'log.jsonl'] as const;
-/** `prev` of the first log line. */
-export const LOG_GENESIS = '0'.repeat(64);
-
-export interface BundleWriterOptions {
-  /** Evidence folder; created (mkdir -p, 0700) if missing. */
-  outDir: string;
-  /** Host name; sanitised to [A-Za-z0-9._-] for the bundle name. */
-  hostname: string;
-  /** Timestamp in the bundle name (UTC); defaults to now. */
-  now?: Date;
-  /** Aborting removes everything and makes the pending call throw InterruptedError. */
-  signal?: AbortSignal;
-}
-
-export interface SealOptions {
-  /**
-   * The manifest body: tool version, argv, uid/euid, hostname, boot id, clocks,
-   * artifacts … The writer adds `schema`, `bundle`, `files` and `log`, which win over
-   * fields of the same name.
-   */
-  manifest: Record<string, unknown>;
-  /** Ed25519 private key (from loadPrivateKey); adds signature.json. */
-  signKey?: KeyObject;
-}
-
-export interface SealedBundle {
-  /** Absolute path of the published .tar.gz. */
-  path: string;
-  /** sha256 hex of the .tar.gz itself. */
-  sha256: string;
-  size: number;
-  /** Bundle name = top folder = archive name without .tar.gz. */
-  name: string;
-}
-
-/** One file as listed in manifest.json `files`. */
-export interface ManifestFile {
-  file: string;
-  size: number;
-  sha256: string;
-}
 
 type State = 'open' | 'sealing' | 'sealed' | 'aborted' | 'failed';
 
@@ -105,64 +79,91 @@ export class BundleWriter implements BundleSink {
   private constructor(
     /** Bundle name: `integ-<host>-<YYYYMMDDTHHMMSSZ>[-N]`. */
     readonly name: string,
-    /** Absolute evidence folder. */
+    /** Absolute evidence folder (as given; all work goes through `out`). */
     readonly outDir: string,
-    /** Hidden staging folder inside outDir (removed after sealing). */
-    private readonly stagingDir: string,
-    /** The top folder being filled (inside stagingDir). */
-    readonly topDir: string,
-    private readonly partialPath: string,
-    private readonly partial: fs.FileHandle,
+    /** The evidence folder, open. */
+    private readonly out: fs.FileHandle,
+    /** The private staging folder `.<base>.staging-<pid>-<random>` inside it. */
+    private readonly staging: Held,
+    /** The reserved `<name>.tar.gz.partial`. */
+    private readonly partial: Held,
     private readonly logHandle: fs.FileHandle,
     private readonly mtime: Date,
     private readonly signal: AbortSignal | undefined,
+    /** Stale staging folders and .partial files of dead runs removed when this writer was created. */
+    readonly swept: readonly string[],
   ) {
     signal?.addEventListener('abort', this.onAbort, { once: true });
   }
 
-  /** Create outDir if needed, reserve a unique bundle name and open the staging folder. */
+  /** The top folder being filled, by name (informational: the writer itself works through descriptors). */
+  get topDir(): string {
+    return path.join(this.outDir, this.staging.name, this.name);
+  }
+
+  /**
+   * Create outDir if needed, refuse it when another user could rename entries in it, sweep
+   * what dead runs left, open a private staging folder and reserve a unique bundle name.
+   */
   static async create(opts: BundleWriterOptions): Promise<BundleWriter> {
     const outDir = path.resolve(opts.outDir);
     const now = opts.now ?? new Date();
     throwIfAborted(opts.signal);
+    let out: fs.FileHandle | undefined;
+    if (!fsSync.existsSync('/proc/self/fd')) throw new CantCreateError(`cannot create evidence in ${outDir}: /proc is not mounted (the writer works through /proc/self/fd)`);
     try {
       await mkdirp(outDir);
+      // The folder named by the user may be a symlink; from here on we hold the folder itself.
+      out = await fs.open(outDir, fsSync.constants.O_RDONLY | fsSync.constants.O_DIRECTORY);
+      await assertPrivateFolder(out.fd, outDir);
     } catch (err) {
+      await out?.close().catch(() => undefined);
+      if (err instanceof IntegError) throw err;
       throw writeErrorFor(err, `cannot create evidence folder ${outDir}`);
     }
     const base = `integ-${sanitiseHost(opts.hostname)}-${compactUtc(now)}`;
-    let name = '';
-    let partialPath = '';
-    let partial: fs.FileHandle | undefined;
-    let stagingDir: string | undefined;
+    let staging: Held | undefined;
+    let partial: Held | undefined;
+    let logHandle: fs.FileHandle | undefined;
     try {
+      const swept = await sweepStale(out.fd);
+      // The staging folder comes first: a live run's .partial always has a live staging folder (see stale-sweep.ts).
+      const made = path.basename(await fs.mkdtemp(at(out.fd, stagingPrefix(base)))); // mkdtemp: 0700, random, O_EXCL
+      const sh = await fs.open(at(out.fd, made), O_DIR_NOFOLLOW);
+      const shStat = await sh.stat();
+      if (shStat.uid !== euid()) {
+        // Swapped for someone else's folder between mkdtemp and open: never clean up inside it.
+        await sh.close();
+        throw errno('EPERM', `staging folder ${made} was replaced by another user's`);
+      }
+      staging = { name: made, handle: sh, stat: shStat };
+      await sh.chmod(0o700);
+      let name = '';
       for (let n = 1; partial === undefined; n += 1) {
         if (n > 1000) throw new DataError(`cannot find a free bundle name for ${base} in ${outDir}`);
         name = n === 1 ? base : `${base}-${n}`;
-        partialPath = path.join(outDir, `${name}.tar.gz.partial`);
         let handle: fs.FileHandle;
         try {
-          handle = await fs.open(partialPath, 'wx', 0o600); // the O_EXCL reservation
+          handle = await createFileAt(out.fd, `${name}.tar.gz.partial`); // the O_EXCL reservation
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
           throw err;
         }
-        if ((await exists(path.join(outDir, `${name}.tar.gz`))) || (await exists(path.join(outDir, name)))) {
+        const held: Held = { name: `${name}.tar.gz.partial`, handle, stat: await handle.stat() };
+        if ((await lstatOrNull(at(out.fd, `${name}.tar.gz`))) || (await lstatOrNull(at(out.fd, name)))) {
           await handle.close();
-          await fs.rm(partialPath, { force: true });
+          await unlinkAt(out.fd, held.stat, held.name);
           continue;
         }
-        partial = handle;
+        partial = held;
       }
-      await partial.chmod(0o600);
-      stagingDir = await fs.mkdtemp(path.join(outDir, `.${name}.staging-`)); // mkdtemp makes it 0700
-      await fs.chmod(stagingDir, 0o700);
-      const topDir = path.join(stagingDir, name);
-      await fs.mkdir(topDir, { mode: 0o700 });
-      await fs.chmod(topDir, 0o700);
-      const logHandle = await fs.open(path.join(topDir, 'log.jsonl'), 'wx', 0o600);
-      await logHandle.chmod(0o600);
-      const writer = new BundleWriter(name, outDir, stagingDir, topDir, partialPath, partial, logHandle, now, opts.signal);
+      const top = await mkdirAt(sh.fd, name);
+      try {
+        logHandle = await createFileAt(top.fd, 'log.jsonl');
+      } finally {
+        await top.close();
+      }
+      const writer = new BundleWriter(name, outDir, out, staging, partial, logHandle, now, opts.signal, swept);
       // An abort that came while we were creating fired before our listener existed.
       if (opts.signal?.aborted) {
         await writer.abort();
@@ -170,9 +171,10 @@ export class BundleWriter implements BundleSink {
       }
       return writer;
     } catch (err) {
-      await partial?.close().catch(() => undefined);
-      if (partial) await fs.rm(partialPath, { force: true }).catch(() => undefined);
-      if (stagingDir) await fs.rm(stagingDir, { recursive: true, force: true }).catch(() => undefined);
+      await logHandle?.close().catch(() => undefined);
+      if (partial) await releaseHeld(out.fd, partial, false);
+      if (staging) await releaseHeld(out.fd, staging, true);
+      await out.close().catch(() => undefined);
       if (err instanceof IntegError) throw err;
       throw writeErrorFor(err, `cannot create evidence bundle in ${outDir}`);
     }
@@ -185,7 +187,7 @@ export class BundleWriter implements BundleSink {
    * path already added.
    */
   async addFile(relPath: string, data: Buffer | string): Promise<{ file: string; size: number; sha256: string }> {
-    this.assertOpen('addFile');
+    await this.assertOpen('addFile');
     const rel = checkRelPath(relPath);
     if ((RESERVED_FILES as readonly string[]).includes(rel)) throw new DataError(`bundle path ${rel} is reserved for the bundle writer`);
     if (this.files.has(rel) || this.dirs.has(rel)) throw new DataError(`bundle path ${rel} was already added`);
@@ -195,7 +197,7 @@ export class BundleWriter implements BundleSink {
     }
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     const entry: ManifestFile = { file: rel, size: buf.length, sha256: sha256hex(buf) };
-    // Claimed before the first await so a concurrent addFile of the same path is refused.
+    // Claimed before the next await so a concurrent addFile of the same path is refused.
     this.files.set(rel, entry);
     this.busy += 1;
     const work = this.writeStaged(rel, parents, buf);
@@ -248,18 +250,20 @@ export class BundleWriter implements BundleSink {
 
   /**
    * Seal and publish: manifest.json, signature.json (with signKey), SHA256SUMS, then
-   * `<outDir>/<name>.tar.gz` via a fsynced .partial and a rename. Removes the staging
+   * `<outDir>/<name>.tar.gz` via a fsynced .partial and a rename, after checking that the
+   * staging folder and the .partial are still the ones created. Removes the staging
    * folder. On error or abort nothing is left behind and the error is thrown
-   * (73/74 from writeErrorFor, 130 on abort).
+   * (73/74 from writeErrorFor, 73 when something was swapped, 130 on abort).
    */
   async seal(opts: SealOptions): Promise<SealedBundle> {
-    this.assertOpen('seal');
+    await this.assertOpen('seal');
     this.state = 'sealing';
     this.busy += 1;
     try {
       await Promise.allSettled([...this.inflight]);
       if (this.failure) throw this.failure;
       await this.checkAborted();
+      await this.assertUnmoved();
       await this.logHandle.sync();
       await this.logHandle.close();
       const logFile: ManifestFile = { file: 'log.jsonl', size: this.logSize, sha256: this.logHash.digest('hex') };
@@ -297,7 +301,8 @@ export class BundleWriter implements BundleSink {
       const result = await this.writeArchive([...all.map((f) => f.file), 'SHA256SUMS']);
       this.state = 'sealed';
       this.signal?.removeEventListener('abort', this.onAbort);
-      await fs.rm(this.stagingDir, { recursive: true, force: true }).catch(() => undefined);
+      await releaseHeld(this.out.fd, this.staging, true);
+      await this.out.close().catch(() => undefined);
       return result;
     } catch (err) {
       if (err instanceof IntegError && this.state !== 'sealing') throw err; // already cleaned up
@@ -314,41 +319,40 @@ export class BundleWriter implements BundleSink {
     this.cleanup ??= (async () => {
       this.signal?.removeEventListener('abort', this.onAbort);
       await this.logHandle.close().catch(() => undefined);
-      await this.partial.close().catch(() => undefined);
-      await fs.rm(this.partialPath, { force: true }).catch(() => undefined);
-      await fs.rm(this.stagingDir, { recursive: true, force: true }).catch(() => undefined);
+      await releaseHeld(this.out.fd, this.partial, false);
+      await releaseHeld(this.out.fd, this.staging, true);
+      await this.out.close().catch(() => undefined);
     })();
     await this.cleanup;
+  }
+
+  /** The staging folder and the .partial must still be the ones created, under their names. */
+  private async assertUnmoved(): Promise<void> {
+    for (const held of [this.staging, this.partial]) {
+      const now = await lstatOrNull(at(this.out.fd, held.name));
+      if (!now || !sameFile(now, held.stat)) {
+        throw new CantCreateError(`evidence folder ${this.outDir} was tampered with during the run: ${held.name} was ` +
+          `${now ? 'replaced' : 'removed'} (another user can rename entries in it); nothing was published`);
+      }
+    }
   }
 
   private async writeStaged(rel: string, parents: string[], buf: Buffer): Promise<void> {
     for (const p of parents) {
       if (this.dirs.has(p)) continue;
-      const abs = path.join(this.topDir, p);
+      this.dirs.add(p); // claimed first: a concurrent addFile under the same folder may find it made
       try {
-        await fs.mkdir(abs, { mode: 0o700 });
+        await (await mkdirAt(this.staging.handle.fd, `${this.name}/${p}`, true)).close();
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        this.dirs.delete(p);
+        throw err;
       }
-      await fs.chmod(abs, 0o700);
-      this.dirs.add(p);
     }
-    await this.writeNew(rel, buf);
-  }
-
-  /** Create a new file (never over an existing one), 0600 whatever the umask. */
-  private async writeNew(rel: string, buf: Buffer): Promise<void> {
-    const handle = await fs.open(path.join(this.topDir, rel), 'wx', 0o600);
-    try {
-      await handle.chmod(0o600);
-      await handle.writeFile(buf);
-    } finally {
-      await handle.close();
-    }
+    await writeNewFileAt(this.staging.handle.fd, `${this.name}/${rel}`, buf);
   }
 
   private async writeOwn(rel: string, buf: Buffer): Promise<ManifestFile> {
-    await this.writeNew(rel, buf);
+    await writeNewFileAt(this.staging.handle.fd, `${this.name}/${rel}`, buf);
     return { file: rel, size: buf.length, sha256: sha256hex(buf) };
   }
 
@@ -361,7 +365,8 @@ export class BundleWriter implements BundleSink {
     // and yields the compressed bytes at once, which we write before the next add. So an
     // error or abort between entries leaves no file open in staging and no half-fed
     // stream, memory stays bounded by one file, and the event loop breathes between files.
-    const pack = new tar.PackSync({ cwd: this.stagingDir, gzip: true, portable: true, noDirRecurse: true, mtime: this.mtime, strict: true });
+    // It reads through the staging folder's descriptor, never by its name in the evidence folder.
+    const pack = new tar.PackSync({ cwd: at(this.staging.handle.fd), gzip: true, portable: true, noDirRecurse: true, mtime: this.mtime, strict: true });
     const hash = crypto.createHash('sha256');
     let size = 0;
     let chunks: Buffer[] = [];
@@ -376,10 +381,10 @@ export class BundleWriter implements BundleSink {
       chunks = [];
       for (const chunk of out) {
         hash.update(chunk);
-        await writeAll(this.partial, chunk, size);
+        await writeAll(this.partial.handle, chunk, size);
         size += chunk.length;
       }
-      if (this.signal?.aborted) throw this.interrupted();
+      throwIfAborted(this.signal);
     };
     for (const entry of entries) {
       pack.add(entry);
@@ -387,22 +392,29 @@ export class BundleWriter implements BundleSink {
     }
     pack.end();
     await flush();
-    await this.partial.sync();
-    await this.partial.close();
-    const finalPath = path.join(this.outDir, `${this.name}.tar.gz`);
+    await this.partial.handle.truncate(size);
+    await this.partial.handle.sync();
     await this.checkAborted();
-    await fs.rename(this.partialPath, finalPath);
+    await this.assertUnmoved();
+    const finalName = `${this.name}.tar.gz`;
+    await fs.rename(at(this.out.fd, this.partial.name), at(this.out.fd, finalName));
+    const published = await lstatOrNull(at(this.out.fd, finalName));
+    await this.partial.handle.close();
+    if (!published || !sameFile(published, this.partial.stat)) {
+      throw new CantCreateError(`evidence folder ${this.outDir} was tampered with while ${finalName} was published; it is not ours`);
+    }
+    this.partial.name = finalName; // published: no longer ours to remove
     // Past this point the bundle is complete; a folder that cannot be fsynced (some
     // filesystems refuse) must not turn a published bundle into an error.
-    await fsyncDir(this.outDir).catch(() => undefined);
-    return { path: finalPath, sha256: hash.digest('hex'), size, name: this.name };
+    await this.out.sync().catch(() => undefined);
+    return { path: path.join(this.outDir, finalName), sha256: hash.digest('hex'), size, name: this.name };
   }
 
-  private assertOpen(op: string): void {
+  private async assertOpen(op: string): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.state === 'aborted' || this.signal?.aborted) {
-      void this.abort();
-      throw this.interrupted();
+      await this.abort();
+      throw abortError(this.signal);
     }
     if (this.state !== 'open') throw new Error(`BundleWriter.${op} after ${this.state}`);
   }
@@ -410,20 +422,15 @@ export class BundleWriter implements BundleSink {
   private async checkAborted(): Promise<void> {
     if (this.signal?.aborted || this.state === 'aborted') {
       await this.abort();
-      throw this.interrupted();
+      throw abortError(this.signal);
     }
-  }
-
-  private interrupted(): IntegError {
-    const reason: unknown = this.signal?.reason;
-    return reason instanceof IntegError ? reason : new InterruptedError();
   }
 
   /** Turn any error into the one to throw, after removing everything. */
   private async fail(err: unknown, what: string): Promise<IntegError> {
     let e: IntegError;
     if (err instanceof IntegError) e = err;
-    else if (this.signal?.aborted) e = this.interrupted();
+    else if (this.signal?.aborted) e = abortError(this.signal);
     else if (isErrno(err)) e = writeErrorFor(err, what);
     else {
       // Not an I/O error: a bug (say, a manifest that JSON cannot encode). Clean up, rethrow as is.
@@ -438,119 +445,3 @@ export class BundleWriter implements BundleSink {
   }
 }
 
-/** `integ-<host>-<stamp>`: hostname reduced to [A-Za-z0-9._-], at most 64 characters. */
-export function sanitiseHost(hostname: string): string {
-  const s = hostname.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[.]+/, '').slice(0, 64);
-  return s === '' ? 'unknown' : s;
-}
-
-/** 2026-11-21T23:00:00.123Z → 20261121T230000Z */
-export function compactUtc(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
-}
-
-/** Validate a path inside the bundle; returns it unchanged or throws DataError. */
-export function checkRelPath(rel: string): string {
-  const bad = (why: string): never => {
-    throw new DataError(`unsafe path for the evidence bundle: ${JSON.stringify(rel)} (${why})`);
-  };
-  if (typeof rel !== 'string' || rel === '') bad('empty');
-  if (rel.startsWith('/')) bad('absolute');
-  // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f\\]/.test(rel)) bad('control character or backslash');
-  for (const seg of rel.split('/')) {
-    if (seg === '') bad('empty segment');
-    if (seg === '.' || seg === '..') bad(`"${seg}" segment`);
-  }
-  return rel;
-}
-
-function isErrno(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code);
-}
-
-function parentDirs(rel: string): string[] {
-  const segs = rel.split('/');
-  const out: string[] = [];
-  for (let i = 1; i < segs.length; i += 1) out.push(segs.slice(0, i).join('/'));
-  return out;
-}
-
-export function sha256hex(buf: Buffer): string {
-  return crypto.createHash('sha256').update(buf).digest('hex');
-}
-
-function byteCompare(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
-
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (!signal?.aborted) return;
-  const reason: unknown = signal.reason;
-  throw reason instanceof IntegError ? reason : new InterruptedError();
-}
-
-/** mkdir -p with 0700 for every level created here (existing levels are left as they are). */
-async function mkdirp(dir: string): Promise<void> {
-  const missing: string[] = [];
-  let cur = dir;
-  for (;;) {
-    try {
-      const st = await fs.stat(cur);
-      if (!st.isDirectory()) {
-        const err = new Error(`${cur} is not a directory`) as NodeJS.ErrnoException;
-        err.code = 'ENOTDIR';
-        throw err;
-      }
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      missing.push(cur);
-      const up = path.dirname(cur);
-      if (up === cur) break;
-      cur = up;
-    }
-  }
-  for (const d of missing.reverse()) {
-    try {
-      await fs.mkdir(d, { mode: 0o700 });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      continue;
-    }
-    await fs.chmod(d, 0o700);
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fs.lstat(p);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-}
-
-async function writeAll(handle: fs.FileHandle, buf: Buffer, position: number): Promise<void> {
-  let off = 0;
-  while (off < buf.length) {
-    const { bytesWritten } = await handle.write(buf, off, buf.length - off, position + off);
-    off += bytesWritten;
-  }
-}
-
-function writeAllSync(fd: number, buf: Buffer): void {
-  let off = 0;
-  while (off < buf.length) off += fsSync.writeSync(fd, buf, off, buf.length - off);
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const h = await fs.open(dir, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}

@@ -3,7 +3,8 @@
  * time bound, hands every artifact and raw copy to the bundle sink, logs each step, and
  * returns the manifest's artifact list in collection order.
  */
-import { InterruptedError, UsageError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
+import { throwIfAborted } from '../util/abort.js';
 import { bundleSafePath } from './collectors/fsread.js';
 import { STEPS, type CollectorStep, type StepShared } from './collectors/index.js';
 import type { FindingsResult, IocMatcher } from './findings.js';
@@ -92,7 +93,7 @@ export async function collectAll(sink: BundleSink, opts: CollectAllOptions): Pro
   let t14End: number | null = null;
 
   const checkInterrupted = (): void => {
-    if (opts.signal.aborted) throw opts.signal.reason instanceof InterruptedError ? opts.signal.reason : new InterruptedError();
+    throwIfAborted(opts.signal);
   };
 
   for (const step of steps) {

@@ -14,11 +14,11 @@
  */
 import path from 'node:path';
 import type { RunContext } from '../util/context.js';
-import { InterruptedError, IntegError } from '../util/errors.js';
 import { readBundle } from './bundle-reader.js';
-import { BUNDLE_SCHEMA, LOG_GENESIS } from './bundle-writer.js';
+import { BUNDLE_SCHEMA, LOG_GENESIS } from './bundle-format.js';
+import { throwIfAborted as checkAborted } from '../util/abort.js';
 import { keyId, loadPublicKey, verify as verifySig } from '../trust/keys.js';
-import { sha256FileAsync, sha256Hex } from '../util/sha256.js';
+import { sha256Hex } from '../util/sha256.js';
 
 const VERIFY_SCHEMA = 'integ.verify/1';
 
@@ -233,7 +233,8 @@ export async function verifyBundle(
     problems.add('SIGNATURE', 'signature.json', 'bundle is not signed, but --verify-key was given');
   }
 
-  const archiveSha = b.source === 'archive' ? await sha256FileAsync(abs) : null;
+  // Hashed while it was read: the file is never opened a second time (it could have been swapped for a FIFO).
+  const archiveSha = b.archiveSha256;
   checkAborted(ctx.signal);
   const result: VerifyResult = {
     schema: VERIFY_SCHEMA,
@@ -320,10 +321,4 @@ function checkLogChain(buf: Buffer, record: { lines: number; last: string | null
     }
   }
   return lines.length;
-}
-
-function checkAborted(signal: AbortSignal | undefined): void {
-  if (!signal?.aborted) return;
-  const reason: unknown = signal.reason;
-  throw reason instanceof IntegError ? reason : new InterruptedError();
 }

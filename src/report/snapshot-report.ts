@@ -2,6 +2,7 @@ import chalk from 'chalk';
 import type { SnapshotResult } from '../app/snapshot.js';
 import type { FindingsResult } from '../evidence/findings.js';
 import type { SnapshotDiff } from '../evidence/snapshot-diff.js';
+import { textForTerminal } from '../core/pathenc.js';
 import type { SnapshotDiffDocument, SnapshotDocument } from './documents.js';
 
 export function snapshotJson(r: SnapshotResult): SnapshotDocument {
@@ -21,9 +22,9 @@ export function snapshotJson(r: SnapshotResult): SnapshotDocument {
   };
 }
 
-/** One line for a terminal: control characters escaped so a process name cannot forge lines. */
+/** One line for a terminal: control and bidi characters escaped so a process name cannot forge lines. */
 function oneLine(s: string, max = 200): string {
-  const t = s.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  const t = textForTerminal(s);
   return t.length > max ? `${t.slice(0, max - 1)}…` : t;
 }
 
@@ -60,14 +61,17 @@ export function snapshotDiffJson(d: SnapshotDiff, a: string, b: string): Snapsho
 }
 
 export function snapshotDiffText(d: SnapshotDiff, a: string, b: string): string {
-  const out: string[] = [`A: ${a}`, `B: ${b}`];
+  // Everything below comes from the bundles (process names, command lines…): JSON escapes C0
+  // controls, and textForTerminal the C1 and bidirectional ones JSON leaves as they are.
+  const t = textForTerminal;
+  const out: string[] = [`A: ${t(a)}`, `B: ${t(b)}`];
   for (const s of d.sections) {
     if (!s.added.length && !s.removed.length) continue;
-    out.push(chalk.bold(`${s.name}:`));
-    for (const x of s.added) out.push(chalk.red(`  NEW   ${JSON.stringify(x)}`));
-    for (const x of s.removed) out.push(chalk.dim(`  GONE  ${JSON.stringify(x)}`));
+    out.push(chalk.bold(`${t(s.name)}:`));
+    for (const x of s.added) out.push(chalk.red(`  NEW   ${t(JSON.stringify(x))}`));
+    for (const x of s.removed) out.push(chalk.dim(`  GONE  ${t(JSON.stringify(x))}`));
   }
-  for (const s of d.skipped) out.push(chalk.yellow(`not compared: ${s.name}: ${s.reason}`));
+  for (const s of d.skipped) out.push(chalk.yellow(`not compared: ${t(s.name)}: ${t(s.reason)}`));
   out.push(d.same ? chalk.green('same: nothing new or gone') : chalk.bold.red('different'));
   return `${out.join('\n')}\n`;
 }

@@ -134,7 +134,8 @@ function checkEd25519(path: string, key: KeyObject): void {
 async function readKeyFile(path: string, what: string): Promise<{ text: string; mode: number }> {
   let handle: fs.FileHandle;
   try {
-    handle = await fs.open(path, 'r');
+    // Non-blocking: a FIFO planted as the key must be refused by the fstat below, not hang the run.
+    handle = await fs.open(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new NoInputError(`${what} ${path} not found`);
@@ -143,7 +144,7 @@ async function readKeyFile(path: string, what: string): Promise<{ text: string; 
   try {
     // fstat the open descriptor so the mode we judge is the file we read.
     const st = await handle.stat();
-    if (!st.isFile()) throw new DataError(`${what} ${path} is not a regular file`);
+    if (!st.isFile()) throw new DataError(`${what} ${path} is not a regular file${st.isFIFO() ? ' (a FIFO)' : st.isCharacterDevice() ? ' (a device)' : ''}`);
     if (st.size > MAX_KEY_FILE) throw new DataError(`${path}: too large to be a key (${st.size} bytes)`);
     const buf = await handle.readFile();
     return { text: buf.toString('utf8'), mode: st.mode & 0o7777 };

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { integ, tmpdir, writePolicy } from '../helpers/cli.js';
@@ -35,6 +36,27 @@ describe.runIf(process.platform === 'linux')('integ snapshot', () => {
     expect(v.code).toBe(0);
     const text = integ(['snapshot', '--out', out]);
     expect(text.stdout).toMatch(/^bundle: .*\.tar\.gz\nsha256: [0-9a-f]{64}\ntriage: (no findings|\d+ findings?)\n/m);
+  });
+
+  it('two bundles in the same second get distinct names (-2), decided by the O_EXCL reservation, not by waiting', () => {
+    const d = dir();
+    const out = path.join(d, 'ev');
+    fs.mkdirSync(out, { mode: 0o700 });
+    const host = os.hostname().replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[.]+/, '').slice(0, 64) || 'unknown';
+    // Occupy the plain name of every second the run could start in, so the collision is certain.
+    const start = Math.floor(Date.now() / 1000) - 1;
+    const planted = new Set<string>();
+    for (let t = start; t < start + 60; t += 1) {
+      const name = `integ-${host}-${new Date(t * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '')}.tar.gz`;
+      fs.writeFileSync(path.join(out, name), 'an earlier bundle\n');
+      planted.add(name);
+    }
+    const r = integ(['snapshot', '--out', out, '--format', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    const name = path.basename((JSON.parse(r.stdout) as { bundle: string }).bundle);
+    expect(name).toMatch(/-2\.tar\.gz$/);
+    expect(planted.has(name.replace(/-2\.tar\.gz$/, '.tar.gz'))).toBe(true);
+    for (const p of planted) expect(fs.readFileSync(path.join(out, p), 'utf8')).toBe('an earlier bundle\n');
   });
 
   it('exits 73 when the output cannot be created and leaves nothing behind', () => {

@@ -283,7 +283,7 @@ describe('BundleWriter: failures leave nothing behind', () => {
     expect(err).toBeInstanceOf(InterruptedError);
     expect((err as InterruptedError).exitCode).toBe(130);
     expect((err as Error).message).toBe('interrupted by SIGINT');
-    await new Promise((r) => setTimeout(r, 20));
+    // The cleanup is awaited before the error is thrown: nothing is left at this point already.
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
@@ -295,6 +295,20 @@ describe('BundleWriter: failures leave nothing behind', () => {
     ac.abort();
     await expect(p).rejects.toBeInstanceOf(InterruptedError);
     expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('an abort without a reason of ours is still InterruptedError (130), never a plain error (70)', async () => {
+    const ac = new AbortController();
+    const w = await BundleWriter.create({ outDir: dir, hostname: 'h', now: NOW, signal: ac.signal });
+    ac.abort(); // reason: a DOMException, as any library's abort would give
+    const err = await w.addFile('a', 'x').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InterruptedError);
+    expect((err as InterruptedError).exitCode).toBe(130);
+    expect(fs.readdirSync(dir)).toEqual([]);
+    const { readBundle } = await import('../../src/evidence/bundle-reader.js');
+    const sealed = await makeBundle(path.join(dir, 'ev'));
+    const r = await readBundle(sealed.path, { signal: ac.signal }).catch((e: unknown) => e);
+    expect(r).toBeInstanceOf(InterruptedError);
   });
 
   it('refuses to create when the signal is already aborted', async () => {
