@@ -88,13 +88,13 @@ describe('integ drill', () => {
 
   it.runIf(canDropToNobody)('runs as an unprivileged user and touches nothing outside its sandbox', () => {
     const tmp = fresh();
-    fs.chmodSync(tmp, 0o777);
+    fs.chmodSync(tmp, 0o1777); // sticky, like /tmp: evidence folders below must not be renamable by others
     const home = path.join(tmp, 'home');
     fs.mkdirSync(home, { mode: 0o777 });
-    fs.chmodSync(home, 0o777);
+    fs.chmodSync(home, 0o1777);
     const sandboxes = path.join(tmp, 'sandboxes');
     fs.mkdirSync(sandboxes, { mode: 0o777 });
-    fs.chmodSync(sandboxes, 0o777);
+    fs.chmodSync(sandboxes, 0o1777);
     const r = integ(['drill', '--format', 'json', '--tmp', sandboxes], { asNobody: true, env: { HOME: home } });
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout) as Drill;
