@@ -12,6 +12,7 @@ import { registerDiff } from './commands/diff.js';
 import { registerPrune } from './commands/prune.js';
 import { registerExport } from './commands/export.js';
 import { registerPolicy } from './commands/policy.js';
+import { registerRecoveryCommands } from './commands/recovery.js';
 
 import { VERSION } from './version.js';
 
@@ -51,6 +52,7 @@ Exit codes: 0 clean, 1|2|4 added|removed|changed (summed), +8 scan incomplete, 1
   registerDiff(program);
   registerPrune(program);
   registerExport(program);
+  registerRecoveryCommands(program);
   registerKeygen(program);
   registerPolicy(program);
   for (const cmd of program.commands) cmd.exitOverride();

@@ -15,6 +15,8 @@ import { loadPolicy, resolveRoot, whoami } from './common.js';
 import { signDigest } from './signing.js';
 import { parsePolicy } from '../core/policy.js';
 import { policyByDigest } from '../store/policy-repo.js';
+import { ContentRepo } from '../store/content-repo.js';
+import { KeepDecider, readAsRecorded } from './keep-content.js';
 import { metaWanted } from './entries.js';
 import { riskTags } from '../core/risk.js';
 import { fileDigest } from '../pkg/dpkg.js';
@@ -348,9 +350,20 @@ function write(
     };
     const gen = repo.begin(header);
     repo.copyEntries(cur.id, gen);
+    const contents = new ContentRepo(db);
+    const keep = new KeepDecider(o.policy);
+    contents.copyKept(cur.id, gen);
     for (const f of chosen) {
       repo.deleteEntry(gen, f.path);
-      if (f.kind !== 'removed' && f.after) repo.insert(gen, f.rule, f.after, o.errorCode.get(f.path.toString('hex')) ?? null);
+      if (contents.available) contents.unlink(gen, f.path);
+      if (f.kind !== 'removed' && f.after) {
+        repo.insert(gen, f.rule, f.after, o.errorCode.get(f.path.toString('hex')) ?? null);
+        // Keep the accepted content when the rule keeps content and the file still is what the check saw.
+        if (contents.available && keep.wants(f.rule, f.after)) {
+          const data = readAsRecorded(o.root ? Buffer.concat([Buffer.from(o.root), f.path]) : f.path, f.after, keep.maxBytes(f.rule));
+          if (data) contents.keep(gen, f.path, data);
+        }
+      }
     }
     refreshParents(repo, gen, chosen, o.root);
     const d = computeGenerationDigest(db, { id: gen, ...header });

@@ -11,6 +11,7 @@ import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseli
 import { decodeEntryValues } from '../store/rows.js';
 import { isLiveStore, openReadOnly, openWritable, probeWriteLock, storeError, type DB } from '../store/db.js';
 import { GenerationDigester, policyDigest, rowsWithRowidByPath, type GenerationDigestResult, type RowidDigestRow } from '../store/generation-digest.js';
+import { recordAlertEvidence } from './evidence-record.js';
 import { RunRepo } from '../store/run-repo.js';
 import { recordPolicy } from '../store/policy-repo.js';
 import type { Progress } from '../report/progress.js';
@@ -67,7 +68,7 @@ class MergeCursor {
   private last: Buffer | null = null;
 
   constructor(db: DB, private readonly gen: Generation, private readonly repo: BaselineRepo) {
-    this.digester = new GenerationDigester(gen);
+    this.digester = new GenerationDigester(gen, db);
     this.it = rowsWithRowidByPath(db, gen.id);
     this.row = this.next();
   }
@@ -285,6 +286,7 @@ export function recordCheckRun(r: CheckResult, db: string): void {
         r.findings,
         r.errors,
       );
+      recordAlertEvidence(wdb, r);
     } finally {
       wdb.close();
     }

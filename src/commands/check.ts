@@ -60,8 +60,9 @@ Otherwise: 16 baseline not trustworthy, 64 usage, 65 bad policy, 66 no baseline 
         r.evidence = await captureOnAlert(r, checkJson(r), { snapshot, out: flags.out, db: opts.db }, ctx);
       }
       recordCheckRun(r, opts.db);
+      const diffs = format === 'text' ? (await import('../app/content-diff.js')).contentDiffs(r, opts.db) : undefined;
       const { renderCheck } = await import('../report/check-formats.js');
-      process.stdout.write(await renderCheck(r, format));
+      process.stdout.write(await renderCheck(r, format, diffs));
       ctx.log.info({ event: 'run-summary', command: 'check', ...r.summary, exit_code: r.exitCode, generation: r.baseline.id, digest: r.baseline.digest, recorded: r.runId !== null }, 'check finished');
       await syslogCheck(r, out);
       process.exitCode = r.exitCode;

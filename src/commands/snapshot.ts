@@ -14,6 +14,7 @@ export function registerSnapshot(program: Command): void {
     .option('--root <dir>', 'read host files (accounts, homes, persistence places, config, ld.so.preload) under DIR, e.g. a mounted image; /proc and /sys stay the live kernel\'s')
     .option('--shadow-hashes', 'keep password hashes from /etc/shadow in the bundle (default: redacted, state and fingerprint only)')
     .option('--log <file>', 'write JSON logs here instead of stderr')
+    .option('--db <file>', 'record the bundle in this store\'s incident record (default: $INTEG_DB or the default store, if it exists)')
     .addHelpText('after', `
 Examples:
   $ sudo integ snapshot --note "case 42: suspicious outbound traffic"
@@ -32,7 +33,7 @@ Exit: 0 sealed (some artifacts may be partial without root: see the manifest); 6
 73/74 cannot write the output (nothing that looks complete is left); 73 also when --out is a folder other
 users could rename entries in (not root's or yours, or group/world-writable without the sticky bit);
 130 interrupted (SIGINT, SIGTERM, SIGHUP, SIGQUIT).`)
-    .action(async (flags: { out?: string; note?: string; format?: string; signKey?: string; log?: string; root?: string; shadowHashes?: boolean }) => {
+    .action(async (flags: { out?: string; note?: string; format?: string; signKey?: string; log?: string; root?: string; shadowHashes?: boolean; db?: string }) => {
       const { makeContext } = await import('./run-context.js');
       const { defaultEvidenceDir } = await import('../util/paths.js');
       const { parseReportFormat, setRunOutput } = await import('../output/run-output.js');
@@ -48,6 +49,9 @@ users could rename entries in (not root's or yours, or group/world-writable with
         fsRoot = (await import('node:path')).resolve(flags.root);
       }
       const r = await runSnapshot({ out: defaultEvidenceDir(flags.out, ctx.env), note: flags.note ?? null, signKey: flags.signKey, shadowHashes: flags.shadowHashes === true, ...(fsRoot ? { roots: { fsRoot } } : {}) }, ctx);
+      const { defaultDbPath } = await import('../util/paths.js');
+      const notice = await (await import('../app/evidence-record.js')).recordSnapshotEvidence(defaultDbPath(flags.db, ctx.env), flags.db !== undefined, r, flags.note ?? null);
+      if (notice) ctx.log.warn({}, notice);
       const { snapshotJson, snapshotText } = await import('../report/snapshot-report.js');
       const { snapshotLines } = await import('../report/evidence-events.js');
       process.stdout.write(format === 'ndjson' || format === 'ecs' ? snapshotLines(r, format) : format === 'json' ? `${JSON.stringify(snapshotJson(r), null, 2)}\n` : snapshotText(r));

@@ -30,6 +30,9 @@ const ruleSchema = z
     paths: z.array(pattern).min(1, 'expected at least one path'),
     exclude: z.array(pattern).default([]),
     check: z.array(z.enum([...ATTRIBUTES, 'growing'] as [string, ...string[]])).min(1, 'expected at least one attribute to compare (leave "check" out for the default list)').default(DEFAULT_CHECK),
+    keep_content: z.boolean().default(false),
+    keep_content_max_bytes: size.default('1MiB'),
+    keep_content_exclude: z.array(pattern).default([]),
   })
   .strict();
 
@@ -148,7 +151,16 @@ export function parsePolicy(text: string, source: string): Policy {
     version: 1,
     hash: [...new Set(Array.isArray(p.hash) ? p.hash : [p.hash])],
     exclude: p.exclude,
-    rules: p.rules.map((r) => ({ name: r.name, severity: r.severity, paths: r.paths, exclude: r.exclude, check: r.check as CheckItem[] })),
+    rules: p.rules.map((r) => ({
+      name: r.name,
+      severity: r.severity,
+      paths: r.paths,
+      exclude: r.exclude,
+      check: r.check as CheckItem[],
+      keepContent: r.keep_content,
+      keepContentMaxBytes: bytes(r.keep_content_max_bytes),
+      keepContentExclude: r.keep_content_exclude,
+    })),
     onAlert: {
       snapshot: p.on_alert.snapshot,
       cooldownSeconds: seconds(p.on_alert.cooldown),

@@ -86,7 +86,7 @@ export interface CheckDocument {
 /** A generation, the same shape in history, accept and export. */
 export interface GenerationJson {
   generation: number;
-  kind: 'baseline' | 'accept';
+  kind: 'baseline' | 'accept' | 'restore';
   created_at: string;
   user: string;
   uid: number;
@@ -122,7 +122,7 @@ export type ShowDocument = {
   db: string;
   generations: {
     generation: number;
-    kind: 'baseline' | 'accept';
+    kind: 'baseline' | 'accept' | 'restore';
     created_at: string;
     note: string | null;
     digest: string;
@@ -186,7 +186,7 @@ export interface ExportDocument {
 export interface DiffSideJson {
   db: string;
   generation: number;
-  kind: 'baseline' | 'accept';
+  kind: 'baseline' | 'accept' | 'restore';
   created_at: string;
   hostname: string;
   note: string | null;
