@@ -13,6 +13,7 @@ export function registerSnapshot(program: Command): void {
     .option('--sign-key <file>', 'sign the manifest with this Ed25519 private key (see integ keygen)')
     .option('--root <dir>', 'read host files (accounts, homes, persistence places, config, ld.so.preload) under DIR, e.g. a mounted image; /proc and /sys stay the live kernel\'s')
     .option('--shadow-hashes', 'keep password hashes from /etc/shadow in the bundle (default: redacted, state and fingerprint only)')
+    .option('--ioc <file>', 'known-bad hash list (sha256/sha1/md5 hex a line, optional label) to match running executables against; repeatable', (v: string, prev: string[] = []) => [...prev, v])
     .option('--log <file>', 'write JSON logs here instead of stderr')
     .option('--db <file>', 'record the bundle in this store\'s incident record (default: $INTEG_DB or the default store, if it exists)')
     .addHelpText('after', `
@@ -22,6 +23,7 @@ Examples:
   $ integ verify /var/lib/integ/evidence/integ-web1-20261121T230000Z.tar.gz
   $ integ diff reference.tar.gz now.tar.gz     # what is new since the peacetime reference
   $ sudo integ snapshot --root /mnt/image       # persistence and accounts from a mounted disk image
+  $ sudo integ snapshot --ioc /etc/integ/malware-sha256.txt   # running executables against a feed
 
 The text output ends with a triage summary: one line per finding (hidden process, masquerade,
 deleted or memfd executable, executable in /tmp, preload, unowned listener, module mismatch),
@@ -33,7 +35,7 @@ Exit: 0 sealed (some artifacts may be partial without root: see the manifest); 6
 73/74 cannot write the output (nothing that looks complete is left); 73 also when --out is a folder other
 users could rename entries in (not root's or yours, or group/world-writable without the sticky bit);
 130 interrupted (SIGINT, SIGTERM, SIGHUP, SIGQUIT).`)
-    .action(async (flags: { out?: string; note?: string; format?: string; signKey?: string; log?: string; root?: string; shadowHashes?: boolean; db?: string }) => {
+    .action(async (flags: { out?: string; note?: string; format?: string; signKey?: string; log?: string; root?: string; shadowHashes?: boolean; db?: string; ioc?: string[] }) => {
       const { makeContext } = await import('./run-context.js');
       const { defaultEvidenceDir } = await import('../util/paths.js');
       const { parseReportFormat, setRunOutput } = await import('../output/run-output.js');
@@ -48,7 +50,9 @@ users could rename entries in (not root's or yours, or group/world-writable with
         if (!fs.statSync(flags.root, { throwIfNoEntry: false })?.isDirectory()) throw new NoInputError(`--root ${flags.root}: not a directory`);
         fsRoot = (await import('node:path')).resolve(flags.root);
       }
-      const r = await runSnapshot({ out: defaultEvidenceDir(flags.out, ctx.env), note: flags.note ?? null, signKey: flags.signKey, shadowHashes: flags.shadowHashes === true, ...(fsRoot ? { roots: { fsRoot } } : {}) }, ctx);
+      // Feeds are read (and a malformed line refused with 65) before anything is collected.
+      const iocMatch = flags.ioc?.length ? await (await import('../app/snapshot-ioc.js')).snapshotIocMatcher(flags.ioc) : undefined;
+      const r = await runSnapshot({ out: defaultEvidenceDir(flags.out, ctx.env), note: flags.note ?? null, signKey: flags.signKey, shadowHashes: flags.shadowHashes === true, ...(fsRoot ? { roots: { fsRoot } } : {}), ...(iocMatch ? { iocMatch } : {}) }, ctx);
       const { defaultDbPath } = await import('../util/paths.js');
       const notice = await (await import('../app/evidence-record.js')).recordSnapshotEvidence(defaultDbPath(flags.db, ctx.env), flags.db !== undefined, r, flags.note ?? null);
       if (notice) ctx.log.warn({}, notice);
