@@ -11,8 +11,15 @@ import { registerHistory } from './commands/history.js';
 import { registerDiff } from './commands/diff.js';
 import { registerPrune } from './commands/prune.js';
 import { registerExport } from './commands/export.js';
+import { registerPolicy } from './commands/policy.js';
+import { registerRecoveryCommands } from './commands/recovery.js';
 
 import { VERSION } from './version.js';
+
+/** How to get out of exit 16 (README: "Recovering from exit 16"). */
+export const UNTRUSTED_HINT =
+  ' — to recover: keep this store as evidence, compare with a known-good copy or similar hosts (integ diff OLD.db THIS.db), ' +
+  'then start a new store from trusted media (integ baseline --db NEW.db --sign-key KEY; README "Recovering from exit 16")';
 
 const REPORT_URL = 'https://github.com/integ-project/integ/issues';
 
@@ -35,7 +42,7 @@ Examples:
 
 Exit codes: 0 clean, 1|2|4 added|removed|changed (summed), +8 scan incomplete, 16 not trustworthy,
 64 usage, 65 bad policy/input, 66 no baseline/input, 70 internal error, 73/74 cannot create/I/O error,
-75 store busy, 130 interrupted.`);
+75 store busy, 77 permission denied, 130 interrupted.`);
   registerBaseline(program);
   registerCheck(program);
   registerSnapshot(program);
@@ -45,8 +52,14 @@ Exit codes: 0 clean, 1|2|4 added|removed|changed (summed), +8 scan incomplete, 1
   registerDiff(program);
   registerPrune(program);
   registerExport(program);
+  registerRecoveryCommands(program);
   registerKeygen(program);
+  registerPolicy(program);
   for (const cmd of program.commands) cmd.exitOverride();
+  // /etc/integ/integ.yml (or the XDG one, or $INTEG_CONFIG) fills unset INTEG_* variables before any command runs.
+  program.hook('preAction', async () => {
+    (await import('./config/config.js')).applyConfig(process.env);
+  });
   return program;
 }
 
@@ -66,6 +79,8 @@ export async function main(argv: string[]): Promise<void> {
     await buildProgram().parseAsync(argv);
   } catch (err) {
     process.exitCode = exitCodeFor(err);
+    // A failing run still leaves one machine-readable event (ndjson/ecs/syslog) when one was asked for.
+    await (await import('./output/run-output.js')).emitFailure(err, process.exitCode);
   }
 }
 
@@ -77,7 +92,7 @@ export function exitCodeFor(err: unknown): number {
     return EXIT.USAGE;
   }
   if (err instanceof IntegError) {
-    process.stderr.write(`integ: ${err.message}\n`);
+    process.stderr.write(`integ: ${err.message}${err.exitCode === EXIT.UNTRUSTED ? UNTRUSTED_HINT : ''}\n`);
     return err.exitCode;
   }
   const e = err as Error;

@@ -1,3 +1,4 @@
+import { RootResolver } from '../scan/root-path.js';
 import fs from 'node:fs';
 import { differingAttributes } from '../core/compare.js';
 import { pathToText } from '../core/pathenc.js';
@@ -12,6 +13,10 @@ import { DataError, IntegError, NoInputError, UsageError } from '../util/errors.
 import { VERSION } from '../version.js';
 import { loadPolicy, resolveRoot, whoami } from './common.js';
 import { signDigest } from './signing.js';
+import { parsePolicy } from '../core/policy.js';
+import { policyByDigest } from '../store/policy-repo.js';
+import { ContentRepo } from '../store/content-repo.js';
+import { KeepDecider, readAsRecorded } from './keep-content.js';
 import { metaWanted } from './entries.js';
 import { riskTags } from '../core/risk.js';
 import { fileDigest } from '../pkg/dpkg.js';
@@ -138,7 +143,8 @@ function selectFindings(open: StoredFinding[], done: Map<string, number>, all: S
  */
 export function recheck(findings: StoredFinding[], policy: Policy, root: string): Drift[] {
   const buf = Buffer.allocUnsafe(READ_SIZE);
-  const prefix = Buffer.from(root, 'utf8');
+  // Under --root, folders are resolved inside the root, as the walk does: never out of it.
+  const resolver = root ? new RootResolver(root) : null;
   const drift: Drift[] = [];
   let id = 0;
   for (const f of findings) {
@@ -147,12 +153,18 @@ export function recheck(findings: StoredFinding[], policy: Policy, root: string)
     const job = {
       id: ++id,
       path: f.path,
-      real: prefix.length ? Buffer.concat([prefix, f.path]) : f.path,
+      real: f.path,
       algos: policy.hash,
       growing,
       prefixLen: growing && f.after ? Number(f.after.size) : null,
       ...(rule ? metaWanted(rule) : {}),
     };
+    try {
+      if (resolver) job.real = resolver.real(f.path);
+    } catch (e) {
+      drift.push({ item: f, what: [`cannot re-read: ${(e as NodeJS.ErrnoException).code ?? 'EIO'} ${(e as Error).message}`] });
+      continue;
+    }
     const res = scanEntry(job, buf);
     if (f.kind === 'removed') {
       if (res.rec) drift.push({ item: f, what: [`exists again (${res.rec.type})`] });
@@ -187,11 +199,15 @@ export async function runAccept(opts: AcceptOptions, ctx: RunContext): Promise<A
     throw new UsageError('nothing to accept: name the PATHs to accept, or --all, or --rule NAME, or --packaged (see "integ accept --help")');
   if (!opts.note || !opts.note.trim()) throw new UsageError('--note TEXT is required: say why these changes are accepted (it is recorded with the generation)');
   if (opts.db !== ':memory:' && !fs.existsSync(opts.db)) throw new NoInputError(`no baseline yet: ${opts.db} does not exist (run "integ baseline" first)`);
-  const policy = loadPolicy(opts.policy, ctx.env);
+  let policy = opts.policy !== undefined ? loadPolicy(opts.policy, ctx.env) : null;
   const sign = opts.signKey ? await signDigest(opts.signKey) : null;
   const who = whoami();
   const db = openWritable(opts.db);
   try {
+    // Fail fast (75, after the 2 s busy timeout) when another run holds the store, before
+    // re-reading any file: the re-read can take long and would only be thrown away.
+    beginWrite(db, opts.db);
+    rollbackQuietly(db);
     const repo = new BaselineRepo(db);
     const runs = new RunRepo(db);
     const cur = repo.current();
@@ -200,6 +216,11 @@ export async function runAccept(opts: AcceptOptions, ctx: RunContext): Promise<A
     if (!run) throw new UsageError(`no check has been run against ${opts.db} yet: run "integ check", review its findings, then accept them`);
     const findings = runs.findings(run.id);
     if (!findings.length) throw new UsageError(`nothing to accept: the last check (run #${run.id}, ${run.finishedAt}) found no differences`);
+    // Without --policy: exactly the policy the last check used, as the store recorded it.
+    if (!policy) {
+      const rec = policyByDigest(db, run.policyDigest);
+      policy = rec ? parsePolicy(rec.text, `${rec.source} (as used by check run #${run.id})`) : loadPolicy(undefined, ctx.env);
+    }
     const { open, done } = openFindings(repo, cur, run, findings);
     const root0 = resolveRoot(opts.root ?? run.root);
     let pool = open;
@@ -329,9 +350,20 @@ function write(
     };
     const gen = repo.begin(header);
     repo.copyEntries(cur.id, gen);
+    const contents = new ContentRepo(db);
+    const keep = new KeepDecider(o.policy);
+    contents.copyKept(cur.id, gen);
     for (const f of chosen) {
       repo.deleteEntry(gen, f.path);
-      if (f.kind !== 'removed' && f.after) repo.insert(gen, f.rule, f.after, o.errorCode.get(f.path.toString('hex')) ?? null);
+      if (contents.available) contents.unlink(gen, f.path);
+      if (f.kind !== 'removed' && f.after) {
+        repo.insert(gen, f.rule, f.after, o.errorCode.get(f.path.toString('hex')) ?? null);
+        // Keep the accepted content when the rule keeps content and the file still is what the check saw.
+        if (contents.available && keep.wants(f.rule, f.after)) {
+          const data = readAsRecorded(o.root ? Buffer.concat([Buffer.from(o.root), f.path]) : f.path, f.after, keep.maxBytes(f.rule));
+          if (data) contents.keep(gen, f.path, data);
+        }
+      }
     }
     refreshParents(repo, gen, chosen, o.root);
     const d = computeGenerationDigest(db, { id: gen, ...header });

@@ -47,6 +47,8 @@ export interface BaselineResult {
   packagedChecked: number;
   root: string;
   exitCode: number;
+  /** files whose content was kept (keep_content) */
+  kept?: number;
 }
 
 /**
@@ -71,7 +73,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
   const mismatches: PackageMismatch[] = [];
   let packagedChecked = 0;
   const started = Date.now();
-  const db = openWritable(opts.db);
+  const db = openWritable(opts.db, { init: true });
   const repo = new BaselineRepo(db);
   const errors: ScanError[] = [];
   let entries = 0;
@@ -101,6 +103,11 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     const gen = repo.begin(header);
     // Tests synchronise on this line (the write lock is held and the new generation is open).
     ctx.log.debug({ db: opts.db, generation: gen }, 'store locked, generation begun');
+    const { KeepDecider, readAsRecorded } = await import('./keep-content.js');
+    const { ContentRepo } = await import('../store/content-repo.js');
+    const keep = new KeepDecider(policy);
+    const contents = new ContentRepo(db);
+    let keptFiles = 0;
     const selector = new Selector(policy);
     let nextId = 0;
     // Every packaged file in scope is checked against its package: its digest in the same read.
@@ -139,6 +146,14 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
         }
         delete res.rec.extra;
         repo.insert(gen, job.rule, res.rec, res.ok ? null : res.code);
+        if (res.ok && keep.wants(job.rule, res.rec)) {
+          // Read again and keep only bytes that match the digest just recorded (it may have changed since).
+          const data = readAsRecorded(job.real, res.rec, keep.maxBytes(job.rule));
+          if (data) {
+            contents.keep(gen, job.path, data);
+            keptFiles++;
+          } else ctx.log.warn({ path: job.path.toString('utf8') }, 'content not kept: the file changed while it was read');
+        }
         entries++;
         if (res.rec.type === 'file') bytes += Number(res.rec.size);
       }
@@ -151,14 +166,14 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     commit(db);
     open = false;
     const generation = repo.get(gen)!;
-    ctx.log.info({ generation: gen, entries, bytes, errors: errors.length, digest: d.digest }, 'baseline recorded');
+    ctx.log.info({ generation: gen, entries, bytes, errors: errors.length, digest: d.digest, kept: keptFiles }, 'baseline recorded');
     iocMatches.sort((a, b) => Buffer.compare(a.path, b.path));
     mismatches.sort((a, b) => Buffer.compare(a.path, b.path));
     if (mismatches.some((m) => !m.conffile))
       ctx.log.warn({ count: mismatches.filter((m) => !m.conffile).length }, 'packaged files differ from what their package shipped');
     const exitCode = exitCodeOf({ command: 'baseline', unreadable: errors.length, knownBad: iocMatches.length });
     return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, iocMatches, iocFeeds: ioc?.files ?? [],
-      packageMismatches: mismatches.filter((m) => !m.conffile), conffilesModified: mismatches.filter((m) => m.conffile), packagedChecked, root: root || '/', exitCode };
+      packageMismatches: mismatches.filter((m) => !m.conffile), conffilesModified: mismatches.filter((m) => m.conffile), packagedChecked, root: root || '/', exitCode, kept: keptFiles };
   } catch (e) {
     if (open) rollbackQuietly(db);
     if (e instanceof IntegError) throw e;

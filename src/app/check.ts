@@ -9,9 +9,11 @@ import type { ScanJob } from '../scan/scan-entry.js';
 import { walk } from '../scan/walk.js';
 import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
 import { GenerationStream } from '../store/generation-stream.js';
-import { openReadOnly, openWritable, probeWriteLock, storeError } from '../store/db.js';
+import { isLiveStore, openReadOnly, openWritable, probeWriteLock, storeError } from '../store/db.js';
 import { policyDigest } from '../store/generation-digest.js';
+import { recordAlertEvidence } from './evidence-record.js';
 import { RunRepo } from '../store/run-repo.js';
+import { recordPolicy } from '../store/policy-repo.js';
 import type { Progress } from '../report/progress.js';
 import type { RunContext } from '../util/context.js';
 import { CantCreateError, IntegError, NoInputError, TrustError } from '../util/errors.js';
@@ -74,8 +76,16 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
   const ioc = await loadIoc(policy, opts.ioc);
   const iocMatches: IocMatch[] = [];
   const extra = ioc?.algorithms();
-  const writable = probeWriteLock0(opts.db);
   const db = openReadOnly(opts.db);
+  // A copy written by `integ export` (not in WAL mode) is evidence: never written to.
+  const live = isLiveStore(db);
+  let writable = false;
+  try {
+    writable = live && probeWriteLock0(opts.db);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
   const findings: Finding[] = [];
   const errors: ScanError[] = [];
   let scanned = 0;
@@ -157,7 +167,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     // Nothing is used before the generation's content is known to be what was recorded.
     const problem = contentProblemOf(await stream.finish(), cur);
     if (problem) {
-      ctx.log.error({ generation: cur.id }, problem);
+      ctx.log.debug({ generation: cur.id }, problem); // the CLI prints and logs the failure once
       throw new TrustError(`baseline not trustworthy, nothing compared:\n  - ${problem}`);
     }
     // Removed: rows never marked, still in scope, and not below a directory we could not list.
@@ -202,6 +212,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     evidence: null,
     notices,
     storeWritable: writable,
+    storeIsCopy: !live,
     runId: null,
     exitCode: exitCodeOf({ command: 'check', summary, knownBad: iocMatches.length }),
   };
@@ -213,12 +224,17 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
  */
 export function recordCheckRun(r: CheckResult, db: string): void {
   if (!r.storeWritable) {
-    r.notices.push('the store is read-only: this run was not recorded');
+    r.notices.push(
+      r.storeIsCopy
+        ? 'the store is a copy written by "integ export" (not a live store): it was opened read-only and left unchanged; this run was not recorded'
+        : 'the store is read-only: this run was not recorded',
+    );
     return;
   }
   try {
     const wdb = openWritable(db);
     try {
+      recordPolicy(wdb, r.policy);
       r.runId = new RunRepo(wdb).record(
         {
           kind: 'check', startedAt: r.startedAt, finishedAt: r.finishedAt, gen: r.baseline.id, baselineDigest: r.baseline.digest, user: r.who.user, uid: r.who.uid,
@@ -228,6 +244,7 @@ export function recordCheckRun(r: CheckResult, db: string): void {
         r.findings,
         r.errors,
       );
+      recordAlertEvidence(wdb, r);
     } finally {
       wdb.close();
     }

@@ -1,9 +1,11 @@
 import { differingAttributes } from '../core/compare.js';
-import { pathToText } from '../core/pathenc.js';
 import { ATTRIBUTES, type Attribute } from '../core/types.js';
 import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
 import { openReadOnly, storeError } from '../store/db.js';
+import { notFoundMessage } from './show-hint.js';
+import { generationPolicy } from '../store/policy-repo.js';
 import { IntegError, NoInputError } from '../util/errors.js';
+import { chainProblems } from './trust-gate.js';
 
 /** A generation with what `history` adds: for an accept, the check run it folded in. */
 export interface HistoryEntry {
@@ -17,9 +19,14 @@ export interface HistoryResult {
   /** generations removed by prune/export; the oldest kept one links to the newest of these */
   pruned: { id: number; digest: string; prunedAt: string | null }[];
   current: Generation | null;
+  /**
+   * What is wrong with the hash chain over the generations' headers (empty: it verifies).
+   * Rows are not re-hashed here; check, diff and export do that for what they read.
+   */
+  chainProblems: string[];
 }
 
-/** The store's generations, oldest first. Read-only. */
+/** The store's generations, oldest first, and whether their chain verifies. Read-only. */
 export function runHistory(opts: { db: string }): HistoryResult {
   const db = openReadOnly(opts.db);
   try {
@@ -28,7 +35,7 @@ export function runHistory(opts: { db: string }): HistoryResult {
       const a = generation.kind === 'accept' ? repo.acceptOf(generation.id) : null;
       return { generation, accept: a ? { run: a.run, forced: a.forced, paths: a.paths } : null };
     });
-    return { db: opts.db, generations, pruned: repo.prunedAnchors(), current: generations.at(-1)?.generation ?? null };
+    return { db: opts.db, generations, pruned: repo.prunedAnchors(), current: generations.at(-1)?.generation ?? null, chainProblems: chainProblems(db).problems };
   } catch (e) {
     if (e instanceof IntegError) throw e;
     throw storeError(e, opts.db);
@@ -80,7 +87,11 @@ export function runShow(opts: { db: string; path: Buffer }): ShowResult {
       prev = entry;
     }
     if (!rows.length) throw new NoInputError(`no baseline yet in ${opts.db} (run "integ baseline" first)`);
-    if (!seen) throw new NoInputError(`${pathToText(opts.path)} is in no generation of ${opts.db} (give the path exactly as the policy names it; b64:… for names that are not UTF-8)`);
+    if (!seen) {
+      const cur = rows.at(-1)!.generation;
+      const pol = generationPolicy(db, cur.id);
+      throw new NoInputError(notFoundMessage(opts.path, opts.db, cur, pol?.text, pol?.source));
+    }
     return { db: opts.db, path: opts.path, rows };
   } catch (e) {
     if (e instanceof IntegError) throw e;

@@ -5,6 +5,7 @@ import { openReadOnly, storeError, type DB } from '../store/db.js';
 import type { RunContext } from '../util/context.js';
 import { IntegError, NoInputError, TrustError, UsageError } from '../util/errors.js';
 import { contentProblem, verifyTrust } from './trust-gate.js';
+import { hostAwareAttributes } from './diff-hosts.js';
 
 /** One side of a diff: which store and generation. */
 export interface DiffSide {
@@ -55,6 +56,8 @@ export interface StoreDiffOptions {
   db?: string;
   /** attributes not to compare, e.g. inode,ctime,mtime between two hosts */
   ignore: Attribute[];
+  /** host-local attributes to compare even between different hosts or roots (--compare) */
+  compare?: Attribute[];
   verifyKey?: string;
 }
 
@@ -148,12 +151,13 @@ export async function openStoreDiff(opts: StoreDiffOptions, ctx: RunContext): Pr
       const [fa, fb] = opts.stores;
       const A = await open(fa);
       const B = await open(fb);
+      const h = hostAwareAttributes(A.cur, B.cur, attributes, opts.compare ?? []);
       return {
         a: { db: fa, generation: A.cur },
         b: { db: fb, generation: B.cur },
-        attributes,
-        notices: algoNotices(A.cur, B.cur, attributes),
-        differences: mergeDiff(A.repo.entriesByPath(A.cur.id), B.repo.entriesByPath(B.cur.id), attributes),
+        attributes: h.attributes,
+        notices: [...h.notices, ...algoNotices(A.cur, B.cur, h.attributes)],
+        differences: mergeDiff(A.repo.entriesByPath(A.cur.id), B.repo.entriesByPath(B.cur.id), h.attributes),
         close,
       };
     }
@@ -165,12 +169,13 @@ export async function openStoreDiff(opts: StoreDiffOptions, ctx: RunContext): Pr
     const problems = [ga, gb].filter((g, i) => g.id !== S.cur.id && (i === 0 || gb.id !== ga.id)).map((g) => contentProblem(S.db, g)).filter((p): p is string => p !== null);
     if (problems.length) throw new TrustError(`baseline not trustworthy, nothing compared:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     // Two iterators on one connection read in one implicit transaction: a consistent view.
+    const h = hostAwareAttributes(ga, gb, attributes, opts.compare ?? []);
     return {
       a: { db: opts.db, generation: ga },
       b: { db: opts.db, generation: gb },
-      attributes,
-      notices: algoNotices(ga, gb, attributes),
-      differences: mergeDiff(S.repo.entriesByPath(ga.id), S.repo.entriesByPath(gb.id), attributes),
+      attributes: h.attributes,
+      notices: [...h.notices, ...algoNotices(ga, gb, h.attributes)],
+      differences: mergeDiff(S.repo.entriesByPath(ga.id), S.repo.entriesByPath(gb.id), h.attributes),
       close,
     };
   } catch (e) {

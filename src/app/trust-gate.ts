@@ -3,6 +3,7 @@ import type { DB } from '../store/db.js';
 import { computeGenerationDigest, type GenerationDigestResult } from '../store/generation-digest.js';
 import type { RunContext } from '../util/context.js';
 import { TrustError } from '../util/errors.js';
+import { noteProblems } from '../store/record-repo.js';
 
 export interface TrustOptions {
   /** public key file: the current generation (and every signed one) must carry a valid signature by it */
@@ -122,6 +123,8 @@ export async function verifyTrust(db: DB, g: Generation, opts: TrustOptions, ctx
   if (content) problems.push(content);
   const { problems: links, chain, anchor } = chainProblems(db);
   problems.push(...links);
+  // The responder's notes are part of the record: their hash chain (and signatures, with a key) too.
+  problems.push(...noteProblems(db, keys && pub ? (d, s) => keys.verify(Buffer.from(d, 'utf8'), s, pub) : undefined));
   const newest = chain[chain.length - 1];
   if (!newest || newest.id !== g.id) problems.push(`generation #${g.id} is not the newest generation in the store (#${newest?.id ?? '-'})`);
 
@@ -152,7 +155,7 @@ export async function verifyTrust(db: DB, g: Generation, opts: TrustOptions, ctx
     }
   }
   if (problems.length) {
-    for (const p of problems) ctx.log.error({ generation: g.id }, p);
+    for (const p of problems) ctx.log.debug({ generation: g.id }, p); // the CLI prints and logs the failure once
     throw new TrustError(`baseline not trustworthy, ${opts.refusal ?? 'nothing compared'}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   }
   ctx.log.info({ generation: g.id, chain: chain.length, anchor, signed: signaturesVerified.length }, 'baseline trusted');

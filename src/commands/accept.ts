@@ -12,9 +12,10 @@ export function registerAccept(program: Command): void {
     .option('--packaged', 'accept exactly the findings whose new content matches what their package shipped (dpkg md5sums or rpm digests); the rest stay for review')
     .option('--note <text>', 'why these changes are expected (required; recorded with the generation)')
     .option('--force', 'accept what the check saw even if a path changed again since (the next check reports the new change)')
-    .option('--sign-key <file>', 'sign the new generation with this Ed25519 private key (see integ keygen)')
+    .option('--sign-key <file>', 'sign the new generation with this Ed25519 private key (see integ keygen; default: $INTEG_SIGN_KEY / sign_key in the configuration)')
+    .option('--allow-unsigned', 'record an unsigned generation although an earlier one is signed (breaks --verify-key for later checks)')
     .option('--db <file>', 'baseline store (default: $INTEG_DB, else the per-user or system store)')
-    .option('--policy <file>', 'the policy the check used (default: $INTEG_POLICY, else the embedded default)')
+    .option('--policy <file>', 'the policy the check used (default: the one the store recorded for that check)')
     .option('--root <dir>', 're-read the paths under DIR (default: the root the check used)')
     .option('--format <fmt>', 'text or json', 'text')
     .option('--log <file>', 'write JSON logs here instead of stderr')
@@ -27,12 +28,12 @@ Examples:
   $ sudo integ accept --packaged --note "patch day 2026-11"    # only what dpkg vouches for
   $ integ accept b64:L2V0Yy9mb2/+ --note "odd file name, reviewed"
 
-Findings may be accepted in several steps from one check. Exit: 0 accepted; 64 nothing or an
+Findings may be accepted in several steps from one check. Exit: 0 accepted; 64 a signed store and no key (--sign-key or --allow-unsigned), nothing or an
 unknown path named, no --note, or no check run yet; 65 refused: a path changed again since
 the check (re-run check, or --force), the findings are stale (a baseline or accept from
 another check came in between), or a different policy; 16 the store is not trustworthy;
 66 no store; 75 store busy. Refusals write nothing.`)
-    .action(async (paths: string[], flags: { all?: boolean; packaged?: boolean; rule?: string; note?: string; force?: boolean; signKey?: string; db?: string; policy?: string; root?: string; format?: string; log?: string }) => {
+    .action(async (paths: string[], flags: { all?: boolean; packaged?: boolean; rule?: string; note?: string; force?: boolean; signKey?: string; allowUnsigned?: boolean; db?: string; policy?: string; root?: string; format?: string; log?: string }) => {
       const { makeContext, parseFormat } = await import('./run-context.js');
       const { UsageError } = await import('../util/errors.js');
       const format = parseFormat(flags.format);
@@ -45,9 +46,12 @@ another check came in between), or a different policy; 16 the store is not trust
       });
       const { defaultDbPath } = await import('../util/paths.js');
       const ctx = await makeContext(flags.log);
+      const signKey = flags.signKey ?? (ctx.env.INTEG_SIGN_KEY || undefined);
+      const db = defaultDbPath(flags.db, ctx.env);
+      (await import('../app/signed-guard.js')).refuseUnsignedAfterSigned({ db, signKey, allowUnsigned: Boolean(flags.allowUnsigned), command: 'accept' });
       const { runAccept } = await import('../app/accept.js');
       const r = await runAccept(
-        { paths: bytes, all: Boolean(flags.all), packaged: Boolean(flags.packaged), rule: flags.rule, note: flags.note, force: Boolean(flags.force), signKey: flags.signKey, db: defaultDbPath(flags.db, ctx.env), policy: flags.policy, root: flags.root },
+        { paths: bytes, all: Boolean(flags.all), packaged: Boolean(flags.packaged), rule: flags.rule, note: flags.note, force: Boolean(flags.force), signKey, db, policy: flags.policy, root: flags.root },
         ctx,
       );
       const { acceptJson, acceptText } = await import('../report/history-report.js');

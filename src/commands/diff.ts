@@ -23,21 +23,25 @@ export function registerDiff(program: Command): void {
     .option('--generation <n...>', 'compare generations N and M of one store (--db) instead of two stores')
     .option('--db <file>', 'with --generation: the store (default: $INTEG_DB, else the per-user or system store)')
     .option('--ignore <attrs>', 'attributes not to compare, comma-separated (e.g. inode,ctime,mtime between two hosts)')
+    .option('--compare <attrs>', 'between different hosts or roots, also compare these host-local attributes (inode,ctime,mtime,nlink, or all)')
     .option('--verify-key <file>', 'verify each store\'s signatures with this public key first')
     .option('--format <fmt>', 'text or json', 'text')
     .option('--log <file>', 'write JSON logs here instead of stderr')
     .addHelpText('after', `
 Examples:
-  $ integ diff web1.db web2.db --ignore inode,ctime,mtime,nlink   # two hosts of one role
+  $ integ diff web1.db web2.db                                    # two hosts of one role (host-independent attributes)
+  $ integ diff web1.db web2.db --compare mtime                    # … and modification times too
   $ sudo integ diff --generation 3 7                              # what changed between two generations
   $ integ diff --generation 1 2 --db golden.db --format json | jq .summary
   $ integ diff integ-web1-20261121T230000Z.tar.gz integ-web1-20261122T230000Z.tar.gz
 
 A is the reference: ADDED means only in B, REMOVED only in A. All attributes are compared
-unless --ignore says otherwise (content type mode uid gid size mtime ctime inode nlink target).
+unless --ignore says otherwise (content type mode uid gid size mtime ctime inode nlink target);
+between different hosts or roots inode, ctime, mtime and nlink are left out (the header says so)
+unless --compare names them.
 Both sides pass the trust gate first (chain, content digests; signatures with --verify-key).
 Exit: 0 same; 1 different; 16 a store is not trustworthy; 64 usage; 66 missing store or generation.`)
-    .action(async (a: string | undefined, b: string | undefined, flags: { generation?: string[]; db?: string; ignore?: string; verifyKey?: string; format?: string; log?: string }) => {
+    .action(async (a: string | undefined, b: string | undefined, flags: { generation?: string[]; db?: string; ignore?: string; compare?: string; verifyKey?: string; format?: string; log?: string }) => {
       const { makeContext, parseFormat } = await import('./run-context.js');
       const { UsageError } = await import('../util/errors.js');
       const { exitCodeOf } = await import('../core/verdict.js');
@@ -69,14 +73,17 @@ Exit: 0 same; 1 different; 16 a store is not trustworthy; 64 usage; 66 missing s
         gens = [Number(g[0]), Number(g[1])];
       } else if (a === undefined || b === undefined) {
         throw new UsageError('give two stores (integ diff A B) or --generation N M [--db F]');
+      } else if (/^\d+$/.test(a) && /^\d+$/.test(b) && !fs.existsSync(a) && !fs.existsSync(b)) {
+        throw new UsageError(`"${a}" and "${b}" look like generation numbers: integ diff --generation ${a} ${b} [--db F] compares two generations of one store (integ diff A B compares two store files)`);
       }
+      const compare = (await import('../app/diff-hosts.js')).parseCompare(flags.compare);
       const { defaultDbPath } = await import('../util/paths.js');
       const ctx = await makeContext(flags.log);
       const { openStoreDiff } = await import('../app/store-diff.js');
       const d = await openStoreDiff(
         gens
-          ? { generations: gens, db: defaultDbPath(flags.db, ctx.env), ignore: ignore as Attr[], verifyKey: flags.verifyKey }
-          : { stores: [a!, b!], ignore: ignore as Attr[], verifyKey: flags.verifyKey },
+          ? { generations: gens, db: defaultDbPath(flags.db, ctx.env), ignore: ignore as Attr[], compare, verifyKey: flags.verifyKey }
+          : { stores: [a!, b!], ignore: ignore as Attr[], compare, verifyKey: flags.verifyKey },
         ctx,
       );
       const { renderStoreDiff } = await import('../report/store-diff-report.js');

@@ -13,7 +13,8 @@ Examples:
   $ sudo integ history
   $ integ history --db /media/usb/web1.db --format json | jq '.generations[] | {generation, note, digest}'
 
-The current generation is marked *. Read-only. Exit: 0; 66 no store.`)
+The current generation is marked *. Read-only. Exit: 0; 16 the chain of generations does not verify
+(the list is still printed); 66 no store.`)
     .action(async (flags: { db?: string; format?: string }) => {
       const { parseFormat } = await import('./run-context.js');
       const format = parseFormat(flags.format);
@@ -22,6 +23,11 @@ The current generation is marked *. Read-only. Exit: 0; 66 no store.`)
       const r = runHistory({ db: defaultDbPath(flags.db, process.env) });
       const { historyJson, historyText } = await import('../report/history-report.js');
       process.stdout.write(format === 'json' ? `${JSON.stringify(historyJson(r), null, 2)}\n` : historyText(r));
+      if (r.chainProblems.length) {
+        const { EXIT } = await import('../util/errors.js');
+        process.stderr.write(`integ: the chain of generations in ${r.db} does not verify (${r.chainProblems.length} problem${r.chainProblems.length === 1 ? '' : 's'}, listed in the report)\n`);
+        process.exitCode = EXIT.UNTRUSTED;
+      }
     });
 
   program
@@ -43,6 +49,10 @@ or the same as in the generation before. Read-only. Exit: 0; 66 path in no gener
       const format = parseFormat(flags.format);
       const { pathFromArg } = await import('../core/pathenc.js');
       let path = pathFromArg(p);
+      if (path[0] !== 0x2f) {
+        const { UsageError } = await import('../util/errors.js');
+        throw new UsageError(`"${p}" is a relative path; the store records absolute paths as the policy names them (did you mean "${(await import('node:path')).resolve(p)}"? With --root DIR, give the path without DIR)`);
+      }
       // "/etc/" and "/etc" name the same entry; the store has no trailing slashes.
       while (path.length > 1 && path[path.length - 1] === 0x2f) path = path.subarray(0, -1);
       const { defaultDbPath } = await import('../util/paths.js');

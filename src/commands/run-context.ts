@@ -32,6 +32,8 @@ export async function makeContext(logFile: string | undefined): Promise<RunConte
     }, STOP_GRACE_MS).unref();
   };
   for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
+  // With --log FILE the failure that ends the run is logged there too (stderr already shows it once).
+  if (logFile) (await import('../output/run-output.js')).setFailureLog(log);
   return {
     log,
     signal: controller.signal,

@@ -41,6 +41,8 @@ export interface CheckResult {
   notices: string[];
   /** false when the store cannot be written (read-only media): the run is not recorded */
   storeWritable: boolean;
+  /** a copy written by `integ export` (not in WAL mode): opened read-only, never written to */
+  storeIsCopy?: boolean;
   runId: number | null;
   exitCode: number;
 }

@@ -5,7 +5,7 @@
 export interface Generation {
   id: number;
   createdAt: string;
-  kind: 'baseline' | 'accept';
+  kind: 'baseline' | 'accept' | 'restore';
   user: string;
   uid: number;
   hostname: string;

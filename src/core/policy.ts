@@ -1,4 +1,4 @@
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument, isNode, visit, type Document } from 'yaml';
 import { z } from 'zod';
 import { DataError } from '../util/errors.js';
 import { ATTRIBUTES, HASH_ALGOS, SEVERITIES, type CheckItem, type Policy } from './types.js';
@@ -6,7 +6,18 @@ import { ATTRIBUTES, HASH_ALGOS, SEVERITIES, type CheckItem, type Policy } from 
 /** Checked when a rule names none: everything but `growing`. */
 const DEFAULT_CHECK: CheckItem[] = [...ATTRIBUTES];
 
-const pattern = z.string().min(1).refine((s) => s.startsWith('/'), { message: 'expected an absolute path or glob starting with "/"' });
+/** Longest path or glob accepted: Linux's PATH_MAX. picomatch itself refuses more than 65,536 characters. */
+export const MAX_PATTERN_LENGTH = 4096;
+/** Alias expansions allowed while reading the YAML: a policy needs few; a "billion laughs" document needs many. */
+export const MAX_ALIAS_COUNT = 100;
+const pattern = z
+  .string()
+  .min(1)
+  .max(MAX_PATTERN_LENGTH, `expected a path or glob of at most ${MAX_PATTERN_LENGTH} characters`)
+  .refine((s) => s.startsWith('/'), { message: 'expected an absolute path or glob starting with "/"' })
+  // ".." would reach outside the policy's tree (and outside --root): never meaningful here.
+  .refine((s) => !/(^|\/)\.\.(\/|$)/.test(s), { message: 'a path or glob may not contain ".." (name the directory itself)' })
+  .refine((s) => !s.includes('\0'), { message: 'a path or glob may not contain a NUL character' });
 const durationRe = /^(\d+)\s*(s|m|h|d)?$/;
 const duration = z.union([z.number().int().nonnegative(), z.string().regex(durationRe, 'expected a duration such as 3600, "30m", "1h" or "2d"')]);
 const sizeRe = /^(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?$/i;
@@ -18,7 +29,10 @@ const ruleSchema = z
     severity: z.enum(SEVERITIES).default('medium'),
     paths: z.array(pattern).min(1, 'expected at least one path'),
     exclude: z.array(pattern).default([]),
-    check: z.array(z.enum([...ATTRIBUTES, 'growing'] as [string, ...string[]])).default(DEFAULT_CHECK),
+    check: z.array(z.enum([...ATTRIBUTES, 'growing'] as [string, ...string[]])).min(1, 'expected at least one attribute to compare (leave "check" out for the default list)').default(DEFAULT_CHECK),
+    keep_content: z.boolean().default(false),
+    keep_content_max_bytes: size.default('1MiB'),
+    keep_content_exclude: z.array(pattern).default([]),
   })
   .strict();
 
@@ -83,13 +97,38 @@ function describePath(path: (string | number)[]): string {
  */
 export function parsePolicy(text: string, source: string): Policy {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  // logLevel 'error': the yaml package would otherwise print Node warnings (e.g. for a
+  // collection used as a key) around our one-line error.
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const pos = lc.linePos(e.pos[0]);
     throw new DataError(`${source}:${pos.line}:${pos.col}: invalid YAML: ${e.message.split('\n')[0]}`);
   }
-  const raw: unknown = doc.toJS();
+  const at = (offset: number | undefined): string => {
+    const pos = lc.linePos(offset ?? 0);
+    return `${pos.line}:${pos.col}`;
+  };
+  let firstAlias: number | undefined;
+  let aliases = 0;
+  visit(doc, {
+    Alias(_, node) {
+      aliases++;
+      firstAlias ??= node.range?.[0];
+      if (aliases > MAX_ALIAS_COUNT) throw new DataError(`${source}:${at(node.range?.[0])}: invalid YAML: more than ${MAX_ALIAS_COUNT} aliases`);
+      if (node.resolve(doc) === undefined)
+        throw new DataError(`${source}:${at(node.range?.[0])}: invalid YAML: alias *${node.source} refers to no anchor defined before it`);
+    },
+  });
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (e) {
+    if (e instanceof DataError) throw e;
+    if (aliases > 0 && /alias/i.test((e as Error).message))
+      throw new DataError(`${source}:${at(firstAlias)}: invalid YAML: aliases expand too far (more than ${MAX_ALIAS_COUNT} expansions; an alias bomb?)`);
+    throw new DataError(`${source}:1:1: invalid YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
     throw new DataError(`${source}:1:1: expected a mapping with "version: 1" and "rules:"`);
   const parsed = policySchema.safeParse(raw);
@@ -112,7 +151,16 @@ export function parsePolicy(text: string, source: string): Policy {
     version: 1,
     hash: [...new Set(Array.isArray(p.hash) ? p.hash : [p.hash])],
     exclude: p.exclude,
-    rules: p.rules.map((r) => ({ name: r.name, severity: r.severity, paths: r.paths, exclude: r.exclude, check: r.check as CheckItem[] })),
+    rules: p.rules.map((r) => ({
+      name: r.name,
+      severity: r.severity,
+      paths: r.paths,
+      exclude: r.exclude,
+      check: r.check as CheckItem[],
+      keepContent: r.keep_content,
+      keepContentMaxBytes: bytes(r.keep_content_max_bytes),
+      keepContentExclude: r.keep_content_exclude,
+    })),
     onAlert: {
       snapshot: p.on_alert.snapshot,
       cooldownSeconds: seconds(p.on_alert.cooldown),

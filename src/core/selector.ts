@@ -4,16 +4,61 @@ import type { Policy, Rule } from './types.js';
 type Matcher = (s: string) => boolean;
 const PM_OPTS = { dot: true } as const;
 
+/** Characters that may make a pattern a glob for picomatch; a pattern with none is a plain path. */
+const GLOB_CHARS = /[*?[\]{}()!+@]/;
+
+/** Path prefixes of p, shortest first: "/a/b" → "/a", "/a/b" (not "/"). */
+function* prefixes(p: string): Generator<string> {
+  for (let i = 1; i <= p.length; i++) if (i === p.length || p.charCodeAt(i) === 0x2f) yield p.slice(0, i);
+}
+
 /**
+ * Compile a list of patterns into one matcher that stays fast for lists of hundreds of
+ * thousands: plain paths (no glob syntax) go into a Set; globs are grouped by their static
+ * base (what precedes the first glob segment; a glob cannot match outside it) and each group
+ * becomes one alternation, so a path is tested only against the groups of its own ancestors.
  * picomatch's regular expressions use "." which does not match a newline, and Linux file
  * names may contain one: compile with the dotAll flag so such names stay in scope.
  */
 function compile(patterns: string[]): Matcher {
   if (patterns.length === 0) return () => false;
-  // One alternation per list: a single regex test per path and list.
-  const source = patterns.map((p) => `(?:${picomatch.makeRe(p, PM_OPTS).source})`).join('|');
-  const re = new RegExp(source, 's');
-  return (s) => re.test(s);
+  const literals = new Set<string>();
+  const groups = new Map<string, string[]>();
+  for (const p of patterns) {
+    const odd = p.includes('\\') || p.endsWith('/'); // escapes or a trailing slash: let picomatch decide, from "/"
+    if (!odd && !GLOB_CHARS.test(p)) {
+      literals.add(p);
+      continue;
+    }
+    const s = picomatch.scan(p);
+    if (!s.isGlob && !odd) {
+      literals.add(p);
+      continue;
+    }
+    const base = odd ? '/' : s.base.replace(/\/+$/, '') || '/';
+    const g = groups.get(base);
+    if (g) g.push(picomatch.makeRe(p, PM_OPTS).source);
+    else groups.set(base, [picomatch.makeRe(p, PM_OPTS).source]);
+  }
+  const res = new Map<string, RegExp>();
+  for (const [base, sources] of groups) res.set(base, new RegExp(sources.map((x) => `(?:${x})`).join('|'), 's'));
+  const root = res.get('/');
+  res.delete('/');
+  const few = res.size <= 8 ? [...res].map(([b, re]) => [b, `${b}/`, re] as const) : null;
+  return (p) => {
+    if (literals.has(p)) return true;
+    if (root?.test(p)) return true;
+    if (res.size === 0) return false;
+    if (few) {
+      for (const [b, under, re] of few) if ((p === b || p.startsWith(under)) && re.test(p)) return true;
+      return false;
+    }
+    for (const a of prefixes(p)) {
+      const re = res.get(a);
+      if (re && re.test(p)) return true;
+    }
+    return false;
+  };
 }
 
 interface CompiledRule {
@@ -24,8 +69,8 @@ interface CompiledRule {
   excludesTree: Matcher;
   /** static prefixes of the include patterns: nothing outside them can match */
   bases: string[];
-  /** per include pattern: can anything below this directory match it? */
-  below: Array<(dir: string) => boolean>;
+  /** can anything below this directory match one of the include patterns? */
+  below: (dir: string) => boolean;
 }
 
 /**
@@ -48,17 +93,54 @@ function belowMatcher(pattern: string, base: string): (dir: string) => boolean {
   };
 }
 
+function isUnder(child: string, parent: string): boolean {
+  return parent === '/' || child === parent || child.startsWith(parent.endsWith('/') ? parent : `${parent}/`);
+}
+
+/**
+ * belowMatcher over a whole list, fast for lists of hundreds of thousands: for a plain path
+ * only its proper ancestors lead to it (a set); the walk must go down from every ancestor of
+ * a glob's static base (a set); below a base, only the globs of that base are asked, each
+ * compiled the first time it is needed.
+ */
+function belowIndex(patterns: string[]): (dir: string) => boolean {
+  const above = new Set<string>();
+  const groups = new Map<string, { patterns: string[]; matchers: Array<(dir: string) => boolean> | null }>();
+  for (const p of patterns) {
+    if (!GLOB_CHARS.test(p) && !p.includes('\\') && !p.endsWith('/')) {
+      above.add('/');
+      for (const a of prefixes(p)) if (a !== p) above.add(a);
+      continue;
+    }
+    const base = staticBase(p);
+    above.add('/');
+    for (const a of prefixes(base)) above.add(a);
+    const g = groups.get(base);
+    if (g) g.patterns.push(p);
+    else groups.set(base, { patterns: [p], matchers: null });
+  }
+  const ask = (base: string, dir: string): boolean => {
+    const g = groups.get(base);
+    if (!g) return false;
+    g.matchers ??= g.patterns.map((p) => belowMatcher(p, base));
+    return g.matchers.some((m) => m(dir));
+  };
+  return (dir) => {
+    if (above.has(dir)) return true;
+    if (ask('/', dir)) return true;
+    for (const a of prefixes(dir)) if (ask(a, dir)) return true;
+    return false;
+  };
+}
+
 function treeMatcher(patterns: string[]): Matcher {
   // "/x/**" excludes the whole tree below /x: a directory matching "/x" can be pruned.
   const trees = patterns.filter((p) => p.endsWith('/**')).map((p) => p.slice(0, -3) || '/');
   return compile(trees);
 }
 
-function isUnder(child: string, parent: string): boolean {
-  return parent === '/' || child === parent || child.startsWith(parent.endsWith('/') ? parent : `${parent}/`);
-}
-
 function staticBase(pattern: string): string {
+  if (!GLOB_CHARS.test(pattern) && !pattern.includes('\\')) return pattern.replace(/\/+$/, '') || '/';
   const s = picomatch.scan(pattern);
   const base = s.isGlob ? s.base : pattern;
   return base === '' ? '/' : base.replace(/\/+$/, '') || '/';
@@ -84,13 +166,16 @@ export class Selector {
       include: compile(rule.paths),
       exclude: compile(rule.exclude),
       excludesTree: treeMatcher(rule.exclude),
-      bases: rule.paths.map(staticBase),
-      below: rule.paths.map((p) => belowMatcher(p, staticBase(p))),
+      bases: [...new Set(rule.paths.map(staticBase))],
+      below: belowIndex(rule.paths),
     }));
     this.globalExclude = compile(policy.exclude);
     this.globalTree = treeMatcher(policy.exclude);
-    const all = [...new Set(this.rules.flatMap((r) => r.bases))].sort();
-    this.roots = all.filter((b) => !all.some((o) => o !== b && isUnder(b, o)));
+    // Roots: the bases that have no other base above them (a Set lookup per ancestor, not a
+    // comparison with every other base: policies may list hundreds of thousands of paths).
+    const all = new Set<string>();
+    for (const r of this.rules) for (const b of r.bases) all.add(b);
+    this.roots = [...all].filter((b) => b === '/' || (!all.has('/') && ![...prefixes(b)].some((a) => a !== b && all.has(a)))).sort();
   }
 
   /** The rule governing this path, or null when it is out of scope. */
@@ -106,6 +191,6 @@ export class Selector {
   /** Whether anything below directory `dir` could be in scope (prunes the walk). */
   mayDescend(dir: string): boolean {
     if (this.globalTree(dir)) return false;
-    return this.rules.some((r) => !r.excludesTree(dir) && r.below.some((m) => m(dir)));
+    return this.rules.some((r) => !r.excludesTree(dir) && r.below(dir));
   }
 }

@@ -56,6 +56,12 @@ export interface Rule {
   paths: string[];
   exclude: string[];
   check: CheckItem[];
+  /** store the content of this rule's regular files in the store (known-good copies for diff and restore) */
+  keepContent?: boolean;
+  /** files larger than this are not kept (bytes) */
+  keepContentMaxBytes?: number;
+  /** paths of this rule whose content is never kept (secrets) */
+  keepContentExclude?: string[];
 }
 
 export interface OnAlert {

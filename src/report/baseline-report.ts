@@ -56,6 +56,7 @@ export function baselineText(r: BaselineResult): string {
     `baseline #${g.id} recorded: ${r.entries} entries, ${mb.toFixed(1)} MB in ${r.seconds.toFixed(2)} s ` +
       `(${(r.seconds > 0 ? mb / r.seconds : 0).toFixed(1)} MB/s)${r.errors.length ? `, ${r.errors.length} unreadable` : ''}`,
   );
+  if (r.kept) out.push(`content kept for ${r.kept} file(s) (keep_content)`);
   out.push(`digest ${g.digest}${g.signature ? ` (signed, key ${g.keyId})` : ''}`);
   if (r.packagedChecked) out.push(`packages: ${r.packagedChecked} packaged files compared with the package database, ${r.packageMismatches.length} differ, ${r.conffilesModified.length} conffiles edited`);
   return `${out.join('\n')}\n`;

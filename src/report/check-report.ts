@@ -19,6 +19,7 @@ export function iocText(matches: readonly IocMatch[]): string[] {
   for (const m of matches) out.push(`  KNOWN-BAD  ${pathForTerminal(m.path)}  ${m.algorithm}:${m.digest}${m.label ? `  "${terminalText(m.label)}"` : ''}  (${terminalText(m.source)})`);
   return out;
 }
+import type { ContentDiff } from '../app/content-diff.js';
 
 /** The `integ.check/1` JSON document of the contract. */
 export function checkJson(r: CheckResult): CheckDocument {
@@ -54,6 +55,7 @@ export function checkJson(r: CheckResult): CheckDocument {
     ioc_feeds: r.iocFeeds,
     evidence: r.evidence ? { bundle: r.evidence.bundle, sha256: r.evidence.sha256, reused: r.evidence.reused } : null,
     notices: r.notices,
+    ...(r.root !== '/' ? { not_known_good: notKnownGood(r).map((f) => ({ ...pathJson(f.path), kind: f.kind })) } : {}),
     exit_code: r.exitCode,
   };
 }
@@ -68,6 +70,26 @@ const KIND_LABEL = { added: 'ADDED  ', removed: 'REMOVED', changed: 'CHANGED' } 
 
 function detail(f: Finding): string {
   return f.kind === 'changed' && f.before && f.after ? describeChanges(f.before, f.after, f.attributes) : '';
+}
+
+/** The diff lines printed under a changed file whose known-good content is kept. */
+function diffText(d: ContentDiff): string[] {
+  if (d.kind === 'binary') return [`binary, ${d.bytesDiffer} bytes differ (${d.oldSize} → ${d.newSize} bytes)`];
+  if (d.kind === 'none') return [`(no diff: ${d.reason})`];
+  const colour = (l: string): string => (l.startsWith('+') && !l.startsWith('+++') ? chalk.green(l) : l.startsWith('-') && !l.startsWith('---') ? chalk.red(l) : l.startsWith('@@') ? chalk.cyan(l) : l);
+  return [...d.lines.map(colour), ...(d.omitted ? [chalk.dim(`… ${d.omitted} more diff line(s) not shown`)] : [])];
+}
+
+/** What makes a file in a backup differ from the known-good one; inode, times and link count change on any restore. */
+const SUBSTANTIVE = new Set(['content', 'type', 'mode', 'uid', 'gid', 'size', 'target']);
+
+/**
+ * Paths under a --root (a restored backup, an image) that are not what the baseline knows as
+ * good: added, or changed in content, type, mode, owner, size or link target. Entries that
+ * differ only in inode, times or link count (what any restore changes) are not listed.
+ */
+export function notKnownGood(r: CheckResult): Finding[] {
+  return r.root === '/' ? [] : r.findings.filter((f) => f.kind === 'added' || (f.kind === 'changed' && f.attributes.some((a) => SUBSTANTIVE.has(a))));
 }
 
 /** "file 4755 root:root (ACL present)": what an added or removed entry is, so a set-uid root file cannot be overlooked. */
@@ -101,7 +123,7 @@ export function packageText(p: PackageOwner, kind: Finding['kind']): string {
 }
 
 /** Findings grouped by severity, then errors, then a one-line summary. */
-export function checkText(r: CheckResult): string {
+export function checkText(r: CheckResult, diffs?: Map<string, ContentDiff>): string {
   const out: string[] = [];
   const names = idNames(r.root);
   out.push(...iocText(r.iocMatches));
@@ -114,7 +136,16 @@ export function checkText(r: CheckResult): string {
     const group = r.findings.filter((f) => f.severity === sev && !f.risk?.length);
     if (!group.length) continue;
     out.push(SEV_COLOR[sev](`${sev.toUpperCase()} (${group.length})`));
-    for (const f of group) out.push(...findingLines(f, names));
+    for (const f of group) {
+      out.push(...findingLines(f, names));
+      const cd = diffs?.get(f.path.toString('hex'));
+      if (cd) for (const l of diffText(cd)) out.push(`           ${l}`);
+    }
+  }
+  const bad = notKnownGood(r);
+  if (bad.length) {
+    out.push(chalk.bold(`NOT KNOWN-GOOD under ${r.root} (${bad.length}): these files differ from baseline #${r.baseline.id} or are not in it — do not restore them from here`));
+    for (const f of bad) out.push(`  ${f.kind === 'added' ? 'not in baseline' : 'differs        '}  ${pathForTerminal(f.path)}`);
   }
   if (r.errors.length) {
     out.push(chalk.magenta(`UNREADABLE (${r.errors.length}) — scan incomplete`));
@@ -126,7 +157,7 @@ export function checkText(r: CheckResult): string {
   const verdict = r.exitCode === 0 ? chalk.green('OK') : chalk.bold.red('ALERT');
   out.push(
     `${verdict} ${s.scanned} scanned, ${s.added} added, ${s.removed} removed, ${s.changed} changed, ${s.errors} unreadable${r.iocFeeds.length ? `, ${r.iocMatches.length} known-bad` : ''} — ` +
-      `baseline #${r.baseline.id} ${r.baseline.digest.slice(0, 23)}… — exit ${r.exitCode}`,
+      `baseline #${r.baseline.id} ${r.baseline.digest} — exit ${r.exitCode}`,
   );
   return `${out.join('\n')}\n`;
 }

@@ -86,7 +86,7 @@ export interface CheckDocument {
 /** A generation, the same shape in history, accept and export. */
 export interface GenerationJson {
   generation: number;
-  kind: 'baseline' | 'accept';
+  kind: 'baseline' | 'accept' | 'restore';
   created_at: string;
   user: string;
   uid: number;
@@ -111,6 +111,8 @@ export interface HistoryDocument {
   current: { generation: number; digest: string } | null;
   generations: (GenerationJson & { accept: { run: number; forced: boolean; paths: number } | null })[];
   pruned: { generation: number; digest: string; pruned_at: string | null }[];
+  /** the hash chain over the generations' headers; `integ history` exits 16 when it does not verify */
+  chain: { verified: boolean; problems: string[] };
 }
 
 /** `integ show PATH --format json` */
@@ -120,7 +122,7 @@ export type ShowDocument = {
   db: string;
   generations: {
     generation: number;
-    kind: 'baseline' | 'accept';
+    kind: 'baseline' | 'accept' | 'restore';
     created_at: string;
     note: string | null;
     digest: string;
@@ -184,7 +186,7 @@ export interface ExportDocument {
 export interface DiffSideJson {
   db: string;
   generation: number;
-  kind: 'baseline' | 'accept';
+  kind: 'baseline' | 'accept' | 'restore';
   created_at: string;
   hostname: string;
   note: string | null;

@@ -47,6 +47,7 @@ export function historyJson(r: HistoryResult): HistoryDocument {
     current: r.current ? { generation: r.current.id, digest: r.current.digest } : null,
     generations: r.generations.map((h) => ({ ...generationJson(h.generation), accept: h.accept })),
     pruned: r.pruned.map((p) => ({ generation: p.id, digest: p.digest, pruned_at: p.prunedAt })),
+    chain: { verified: r.chainProblems.length === 0, problems: r.chainProblems },
   };
 }
 
@@ -66,6 +67,10 @@ export function historyText(r: HistoryResult): string {
   }
   if (!r.generations.length) out.push('no generations yet (run "integ baseline")');
   else out.push(`${r.generations.length} generation${r.generations.length === 1 ? '' : 's'}; current #${r.current!.id} ${r.current!.digest}`);
+  if (r.chainProblems.length) {
+    out.push(chalk.red.bold('THE CHAIN DOES NOT VERIFY (the store was edited; do not trust these generations):'));
+    for (const p of r.chainProblems) out.push(chalk.red(`  - ${p}`));
+  } else if (r.generations.length) out.push('chain verified (headers linked by digest; rows are re-hashed by check, diff and export)');
   return `${out.join('\n')}\n`;
 }
 

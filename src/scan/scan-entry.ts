@@ -207,16 +207,24 @@ function scanStat(job: ScanJob, st: fs.BigIntStats, buf: Buffer, opened: Opened 
   const rec: Observed = recordFromStat(job.path, st);
   if (job.xattrs) rec.xattrs = readXattrs(job.real);
   if (job.flags && rec.type === 'dir') rec.flags = dirFlags(job.real, st);
-  if (rec.type === 'symlink') {
-    try {
-      rec.target = fs.readlinkSync(job.real, { encoding: 'buffer' });
-    } catch (e) {
-      return { id: job.id, ok: false, ...errInfo(e), rec };
-    }
-    return { id: job.id, ok: true, rec };
-  }
+  if (rec.type === 'symlink') return readSymlink(job, rec);
   if (rec.type !== 'file') return { id: job.id, ok: true, rec };
   return hashFile(job, st, rec, buf, opened ?? openFile(job.real));
+}
+
+/**
+ * Read the target of a symlink that lstat described. If the path was replaced by something
+ * else meanwhile, readlink fails with EINVAL: that is the documented ERACE, not an I/O error.
+ * Exported for the race tests.
+ */
+export function readSymlink(job: ScanJob, rec: Observed): ScanResult {
+  try {
+    rec.target = fs.readlinkSync(job.real, { encoding: 'buffer' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EINVAL') return { id: job.id, ok: false, code: 'ERACE', message: 'replaced between lstat and readlink; target not read', rec };
+    return { id: job.id, ok: false, ...errInfo(e), rec };
+  }
+  return { id: job.id, ok: true, rec };
 }
 
 /** Inode flags of a directory: opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_DIRECTORY, only when it is still the one lstat saw. */

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { Selector } from '../core/selector.js';
 import type { Rule } from '../core/types.js';
+import { RootResolver } from './root-path.js';
 
 export type WalkEvent =
   | { kind: 'entry'; path: Buffer; real: Buffer; rule: Rule }
@@ -8,8 +9,8 @@ export type WalkEvent =
 
 const SLASH = Buffer.from('/');
 
-/** A pending step of the walk: yield one entry, or list one directory. */
-type Item = { key: Buffer; path: Buffer; descend: boolean };
+/** A pending step of the walk: yield one entry, or list one directory. `real` is the host path to read. */
+type Item = { key: Buffer; path: Buffer; real: Buffer; descend: boolean };
 
 /**
  * Orders the items of one directory so that the walk yields paths in global byte order (the
@@ -32,59 +33,145 @@ function sortItems(items: Item[]): Item[] {
  * `root` is the --root prefix ("" for "/"); yielded paths are as the policy names them.
  */
 export function* walk(selector: Selector, root: string): Generator<WalkEvent> {
-  const rootBuf = Buffer.from(root.replace(/\/+$/, ''), 'utf8');
-  const realOf = (p: Buffer): Buffer => (rootBuf.length ? Buffer.concat([rootBuf, p]) : p);
+  // Under --root, each walk root's folders are resolved inside the root (a symlink in them
+  // never leads out of it); below a walk root the walk only descends into real directories,
+  // so a child's host path is its parent's plus its name.
+  const resolver = root.replace(/\/+$/, '') ? new RootResolver(root) : null;
   const top: Item[] = [];
   for (const r of selector.roots) {
     const p = Buffer.from(r, 'utf8');
     let st: fs.Stats;
+    let real: Buffer;
     try {
-      st = fs.lstatSync(realOf(p));
+      real = resolver ? resolver.real(p) : p;
+      st = fs.lstatSync(real);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
       // A policy path this host does not have is simply empty scope, not an error.
       if (code !== 'ENOENT' && code !== 'ENOTDIR') yield { kind: 'error', path: p, code, message: (e as Error).message };
       continue;
     }
-    top.push({ key: p, path: p, descend: false });
-    if (st.isDirectory()) top.push({ key: Buffer.concat([p, SLASH]), path: p, descend: true });
+    top.push({ key: p, path: p, real, descend: false });
+    if (st.isDirectory()) top.push({ key: Buffer.concat([p, SLASH]), path: p, real, descend: true });
   }
-  const stack: Item[] = sortItems(top).reverse();
+  const stack: Array<Item | Listing> = sortItems(top).reverse();
   while (stack.length > 0) {
-    const item = stack.pop()!;
+    const top = stack[stack.length - 1]!;
+    let item: Item;
+    if (top instanceof Listing) {
+      const next = top.next();
+      if (!next) {
+        stack.pop();
+        continue;
+      }
+      item = next;
+    } else {
+      stack.pop();
+      item = top;
+    }
     if (!item.descend) {
       const rule = selector.ruleFor(item.path.toString('utf8'));
-      if (rule) yield { kind: 'entry', path: item.path, real: realOf(item.path), rule };
+      if (rule) yield { kind: 'entry', path: item.path, real: item.real, rule };
       continue;
     }
-    const dir = item.path;
-    let names: fs.Dirent[];
+    let listing: Listing;
     try {
-      names = fs.readdirSync(realOf(dir), { withFileTypes: true, encoding: 'buffer' }) as unknown as fs.Dirent[];
+      listing = Listing.read(item, (p) => selector.mayDescend(p.toString('utf8')));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
       if (code === 'ENOENT' || code === 'ENOTDIR') continue; // vanished or replaced: its own entry shows that
-      yield { kind: 'error', path: dir, code, message: code === 'EACCES' ? 'permission denied (directory not listed)' : (e as Error).message };
+      yield { kind: 'error', path: item.path, code, message: code === 'EACCES' ? 'permission denied (directory not listed)' : (e as Error).message };
       continue;
     }
-    const prefix = dir.length === 1 ? dir : Buffer.concat([dir, SLASH]);
-    const items: Item[] = [];
-    for (const d of names) {
-      const name = d.name as unknown as Buffer;
-      const p = Buffer.concat([prefix, name]);
-      items.push({ key: name, path: p, descend: false });
-      let isDir = d.isDirectory();
-      if (!isDir && !d.isFile() && !d.isSymbolicLink() && !d.isFIFO() && !d.isSocket() && !d.isCharacterDevice() && !d.isBlockDevice()) {
-        // DT_UNKNOWN (some filesystems): ask lstat.
-        try {
-          isDir = fs.lstatSync(realOf(p)).isDirectory();
-        } catch {
-          /* the scan of the entry itself reports it */
-        }
+    stack.push(listing);
+  }
+}
+
+/**
+ * One directory's entries, sorted, held compactly: every key (a name, or a name + "/" for the
+ * subtree below a directory) packed into one buffer with offsets, instead of an object and
+ * two buffers per entry. Entries are read with opendir in batches rather than readdir's one
+ * array of Dirent objects, and paths are built only when the walk reaches them, so a
+ * directory of 300,000 files costs a few bytes per name.
+ */
+class Listing {
+  private constructor(
+    private readonly prefix: Buffer,
+    private readonly realPrefix: Buffer,
+    private readonly pool: Buffer,
+    private readonly start: Uint32Array,
+    /** key length; the high bit marks a subtree (descend) key, whose last byte is the "/" */
+    private readonly len: Uint32Array,
+    private readonly order: Uint32Array,
+    private pos = 0,
+  ) {}
+
+  static read(dir: Item, mayDescend: (p: Buffer) => boolean): Listing {
+    const prefix = dir.path.length === 1 ? dir.path : Buffer.concat([dir.path, SLASH]);
+    const realPrefix = dir.real === dir.path ? prefix : dir.real.length === 1 ? dir.real : Buffer.concat([dir.real, SLASH]);
+    let pool = Buffer.allocUnsafe(4096);
+    let used = 0;
+    let start = new Uint32Array(64);
+    let len = new Uint32Array(64);
+    let n = 0;
+    const add = (name: Buffer, descend: boolean): void => {
+      const need = name.length + (descend ? 1 : 0);
+      if (used + need > pool.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(pool.length * 2, used + need));
+        pool.copy(bigger, 0, 0, used);
+        pool = bigger;
       }
-      if (isDir && selector.mayDescend(p.toString('utf8'))) items.push({ key: Buffer.concat([name, SLASH]), path: p, descend: true });
+      if (n === start.length) {
+        const s2 = new Uint32Array(n * 2);
+        s2.set(start);
+        start = s2;
+        const l2 = new Uint32Array(n * 2);
+        l2.set(len);
+        len = l2;
+      }
+      name.copy(pool, used);
+      if (descend) pool[used + name.length] = 0x2f;
+      start[n] = used;
+      len[n] = need | (descend ? 0x80000000 : 0);
+      used += need;
+      n++;
+    };
+    const d = fs.opendirSync(dir.real, { encoding: 'buffer' as BufferEncoding, bufferSize: 128 });
+    try {
+      for (let e = d.readSync(); e !== null; e = d.readSync()) {
+        const name = e.name as unknown as Buffer;
+        add(name, false);
+        let isDir = e.isDirectory();
+        if (!isDir && !e.isFile() && !e.isSymbolicLink() && !e.isFIFO() && !e.isSocket() && !e.isCharacterDevice() && !e.isBlockDevice()) {
+          // DT_UNKNOWN (some filesystems): ask lstat.
+          try {
+            isDir = fs.lstatSync(Buffer.concat([realPrefix, name])).isDirectory();
+          } catch {
+            /* the scan of the entry itself reports it */
+          }
+        }
+        if (isDir && mayDescend(Buffer.concat([prefix, name]))) add(name, true);
+      }
+    } finally {
+      d.closeSync();
     }
-    const sorted = sortItems(items);
-    for (let i = sorted.length - 1; i >= 0; i--) stack.push(sorted[i]!);
+    const keyLen = (i: number): number => len[i]! & 0x7fffffff;
+    const order = new Uint32Array(n);
+    for (let i = 0; i < n; i++) order[i] = i;
+    // Global byte order (see sortItems): compare the packed keys in place, no copies.
+    order.sort((x, y) => pool.compare(pool, start[y]!, start[y]! + keyLen(y), start[x]!, start[x]! + keyLen(x)));
+    return new Listing(prefix, realPrefix, pool.subarray(0, used), start.subarray(0, n), len.subarray(0, n), order);
+  }
+
+  /** The next item in order, or null when the directory is done. */
+  next(): Item | null {
+    if (this.pos >= this.order.length) return null;
+    const i = this.order[this.pos++]!;
+    const descend = (this.len[i]! & 0x80000000) !== 0;
+    const l = (this.len[i]! & 0x7fffffff) - (descend ? 1 : 0);
+    const name = this.pool.subarray(this.start[i]!, this.start[i]! + l);
+    const path = Buffer.concat([this.prefix, name]);
+    const real = this.realPrefix === this.prefix ? path : Buffer.concat([this.realPrefix, name]);
+    return { key: name, path, real, descend };
   }
 }

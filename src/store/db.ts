@@ -1,28 +1,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { CantCreateError, DataError, IoError, LockedError, NoInputError, TrustError, writeErrorFor } from '../util/errors.js';
+import { CantCreateError, IntegError, LockedError, NoInputError, NoPermError, TrustError, writeErrorFor } from '../util/errors.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
+import { guardConnection, inspectStore } from './schema-guard.js';
 
 export type DB = Database.Database;
 
 /** How long a second run waits for the store before exiting 75. */
 const BUSY_TIMEOUT_MS = 2000;
 
-/** Turn a SQLite failure into the contract's error classes. */
-export function storeError(e: unknown, file: string): Error {
-  const code = (e as { code?: string }).code ?? '';
-  const msg = (e as Error).message;
-  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code.startsWith('SQLITE_BUSY'))
-    return new LockedError(`${file}: another integ run holds the store; try again later`);
-  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || code.startsWith('SQLITE_CORRUPT'))
-    return new TrustError(`${file}: the store is corrupt or not an integ store (${msg}); keep it for analysis and start a new one with --db`);
-  if (code === 'SQLITE_FULL') return new IoError(`${file}: no space left on device; the previous baseline is unchanged`);
-  if (code === 'SQLITE_IOERR' || code.startsWith('SQLITE_IOERR')) return new IoError(`${file}: I/O error: ${msg}`);
-  if (code === 'SQLITE_READONLY' || code.startsWith('SQLITE_READONLY')) return new CantCreateError(`${file}: the store is read-only: ${msg}`);
-  if (code === 'SQLITE_CANTOPEN' || code.startsWith('SQLITE_CANTOPEN')) return new CantCreateError(`${file}: cannot open the store: ${msg}`);
-  return e as Error;
-}
+export { storeError } from './store-error.js';
+import { storeError } from './store-error.js';
 
 function userVersion(db: DB): number {
   return db.pragma('user_version', { simple: true }) as number;
@@ -45,21 +34,38 @@ export function migrate(db: DB, file = ':memory:', upTo = SCHEMA_VERSION): void 
   }).immediate();
 }
 
+/** Options for openWritable. */
+export interface OpenWritableOptions {
+  /** create an absent store, or initialise an empty file (only `baseline` does) */
+  init?: boolean;
+}
+
 /**
- * Open the store for writing: creates its folder (0700) and file (0600), WAL mode, migrations.
+ * Open the store for writing: WAL mode, migrations. With `init`, an absent store is created
+ * (folder 0700, file 0600) and an empty file initialised; anything else must already be an
+ * integ store with exactly integ's schema (see inspectStore), or nothing is touched.
  */
-export function openWritable(file: string): DB {
-  try {
-    if (file !== ':memory:') {
-      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-      if (!fs.existsSync(file)) fs.closeSync(fs.openSync(file, 'a', 0o600));
+export function openWritable(file: string, opts: OpenWritableOptions = {}): DB {
+  if (file !== ':memory:') {
+    const state = inspectStore(file);
+    if (state.kind !== 'store' && !opts.init)
+      throw new NoInputError(`no baseline yet: ${file} ${state.kind === 'absent' ? 'does not exist' : 'is empty'} (run "integ baseline" first)`);
+    if (state.kind === 'absent') {
+      try {
+        fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+        fs.closeSync(fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw writeErrorFor(e, `cannot create the store ${file}`);
+        // created meanwhile by another run: the guard below judges what it is
+      }
     }
-  } catch (e) {
-    throw writeErrorFor(e, `cannot create the store ${file}`);
   }
   let db: DB | undefined;
   try {
-    db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
+    db = new Database(file, { timeout: BUSY_TIMEOUT_MS, fileMustExist: file !== ':memory:' });
+    // Judge the schema on this very connection before anything runs: the file may have
+    // been swapped since it was inspected.
+    guardConnection(db, file);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
@@ -67,40 +73,54 @@ export function openWritable(file: string): DB {
     return db;
   } catch (e) {
     db?.close();
+    if (e instanceof IntegError) throw e;
     throw storeError(e, file);
   }
 }
 
 /**
- * Open the store read-only for comparison. A missing store means "no baseline yet" (66).
+ * Open the store read-only. A missing or empty store means "no baseline yet" (66); a file
+ * that is not an integ store, or one with schema objects integ did not create, is refused
+ * (16) and left byte-identical. A live store from an older integ is migrated first; a copy
+ * written by `integ export` (not in WAL mode) is never written to, only read as it is.
+ *
+ * The connection holds one read transaction from the first read on, so everything read
+ * through it (current generation, chain, rows) comes from one consistent snapshot even while
+ * another run commits a new generation.
  */
 export function openReadOnly(file: string): DB {
-  if (!fs.existsSync(file)) throw new NoInputError(`no baseline yet: ${file} does not exist (run "integ baseline" first)`);
+  const state = inspectStore(file);
+  if (state.kind === 'absent') throw new NoInputError(`no baseline yet: ${file} does not exist (run "integ baseline" first)`);
+  if (state.kind === 'empty') throw new NoInputError(`no baseline yet: ${file} is empty (run "integ baseline" first)`);
   let db: DB | undefined;
   try {
-    db = new Database(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
-    const v = checkVersion(db, file);
-    if (v < SCHEMA_VERSION) {
-      db.close();
-      // An older store: bring it up to date through a writable connection, then reopen. On
+    if (state.version < SCHEMA_VERSION && state.wal) {
+      // An older live store: bring it up to date through a writable connection. On
       // read-only media that is impossible; every migration so far only adds tables, which
       // the readers treat as optional, so read it as it is.
       try {
         openWritable(file).close();
       } catch (e) {
-        if (!(e instanceof CantCreateError)) throw e;
+        if (!(e instanceof CantCreateError) && !(e instanceof NoPermError)) throw e;
       }
-      db = new Database(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
     }
+    db = new Database(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    guardConnection(db, file);
     // Check reads the generation once, in order: a large page cache would only add memory.
     db.pragma('cache_size = -2000');
+    db.exec('BEGIN');
     db.prepare('SELECT count(*) FROM generations').get();
     return db;
   } catch (e) {
     db?.close();
-    if (e instanceof DataError || e instanceof TrustError || e instanceof NoInputError) throw e;
+    if (e instanceof IntegError) throw e;
     throw storeError(e, file);
   }
+}
+
+/** True for a live store (WAL mode); false for a copy written by `integ export`, which integ never writes to. */
+export function isLiveStore(db: DB): boolean {
+  return String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal';
 }
 
 /**

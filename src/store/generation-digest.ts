@@ -33,13 +33,19 @@ export interface GenerationDigestResult {
  */
 export class GenerationDigester {
   private readonly h = createBlake3();
+  private readonly genId: number | undefined;
   private chunk = '';
   private entryCount = 0;
   private totalBytes = 0n;
   private errorCount = 0;
   private last: Buffer | null = null;
 
-  constructor(g: Header) {
+  /**
+   * With `db`, finish() also covers the generation's kept-content rows (path → content digest),
+   * so a kept row that is edited, added or deleted changes the digest. A generation without kept
+   * content digests exactly as before kept content existed.
+   */
+  constructor(g: Header, private readonly db?: DB) {
     this.h.update(
       [
         'integ.generation/1',
@@ -57,6 +63,7 @@ export class GenerationDigester {
         '',
       ].join('\n'),
     );
+    this.genId = g.id;
   }
 
   /** Add the next row; rows must come in path byte order (ORDER BY path). */
@@ -94,6 +101,15 @@ export class GenerationDigester {
 
   finish(): GenerationDigestResult {
     this.h.update(`${this.chunk}entries ${this.entryCount}\n`);
+    if (this.db && this.genId !== undefined) {
+      let kept = '';
+      let n = 0;
+      for (const [path, digest] of keptRows(this.db, this.genId)) {
+        kept += `kept ${hex(path)} ${digest}\n`;
+        n++;
+      }
+      if (n) this.h.update(`${kept}kept ${n}\n`);
+    }
     return { digest: `blake3:${this.h.digest().toString('hex')}`, entryCount: this.entryCount, totalBytes: Number(this.totalBytes), errorCount: this.errorCount };
   }
 }
@@ -108,8 +124,14 @@ export function rowsWithRowidByPath(db: DB, gen: number): Iterator<RowidDigestRo
   return db.prepare<[number], RowidDigestRow>(`SELECT rowid, ${digestColumns(db)} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen);
 }
 
+/** The kept-content rows of a generation in path byte order (none before migration 4). */
+export function keptRows(db: DB, gen: number): Iterable<[Buffer, string]> {
+  if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kept'").get()) return [];
+  return db.prepare('SELECT path, digest FROM kept WHERE gen = ? ORDER BY path').raw(true).all(gen) as [Buffer, string][];
+}
+
 export function computeGenerationDigest(db: DB, g: Header): GenerationDigestResult {
-  const d = new GenerationDigester(g);
+  const d = new GenerationDigester(g, db);
   for (const r of orderedRows(db, g.id)) d.add(r);
   return d.finish();
 }

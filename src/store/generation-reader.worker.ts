@@ -16,7 +16,7 @@ const credit = new Int32Array(init.credit);
 try {
   const db = openReadOnly(init.file);
   try {
-    const digester = new GenerationDigester(init.header);
+    const digester = new GenerationDigester(init.header, db);
     let batch: RowidDigestRow[] = [];
     let rowids: number[] = [];
     let sent = 0;

@@ -132,6 +132,79 @@ ALTER TABLE run_findings ADD COLUMN xattrs TEXT;
 ALTER TABLE run_findings ADD COLUMN flags INTEGER;
 `,
   },
+  {
+    // Recovery and the incident record (issue 10).
+    // `contents`: known-good file content, brotli-compressed, deduplicated by the blake3 digest of
+    // the raw bytes. `kept`: which path of which generation has its content kept; its rows are part
+    // of the generation digest (see generation-digest.ts), and the content itself is verified against
+    // both its key and the entry's recorded digest before use. A trigger drops content no generation
+    // references any more (prune, export). `notes`: the responder's hash-chained notes. `evidence`:
+    // every bundle integ sealed, with its sha256, for the timeline and the report. `restores`: which
+    // path a restore generation put back, from which generation, and the bundle holding the suspect copy.
+    // Only new tables, created IF NOT EXISTS, so a store whose user_version was set back re-migrates.
+    version: 4,
+    sql: `
+CREATE TABLE IF NOT EXISTS contents (
+  digest TEXT PRIMARY KEY,
+  size INTEGER NOT NULL,
+  codec TEXT NOT NULL,
+  data BLOB NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS kept (
+  gen INTEGER NOT NULL REFERENCES generations(id) ON DELETE CASCADE,
+  path BLOB NOT NULL,
+  digest TEXT NOT NULL,
+  PRIMARY KEY (gen, path)
+) STRICT;
+CREATE INDEX IF NOT EXISTS kept_digest ON kept(digest);
+CREATE TRIGGER IF NOT EXISTS kept_gc AFTER DELETE ON kept BEGIN
+  DELETE FROM contents WHERE digest = OLD.digest AND NOT EXISTS (SELECT 1 FROM kept WHERE digest = OLD.digest);
+END;
+CREATE TABLE IF NOT EXISTS notes (
+  id INTEGER PRIMARY KEY,
+  created_at TEXT NOT NULL,
+  user TEXT NOT NULL,
+  uid INTEGER NOT NULL,
+  hostname TEXT NOT NULL,
+  text TEXT NOT NULL,
+  prev_digest TEXT,
+  digest TEXT NOT NULL,
+  signature TEXT,
+  key_id TEXT
+) STRICT;
+CREATE TABLE IF NOT EXISTS evidence (
+  id INTEGER PRIMARY KEY,
+  sealed_at TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  path TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  size INTEGER,
+  run INTEGER,
+  gen INTEGER,
+  note TEXT
+) STRICT;
+CREATE TABLE IF NOT EXISTS restores (
+  gen INTEGER NOT NULL REFERENCES generations(id) ON DELETE CASCADE,
+  path BLOB NOT NULL,
+  from_gen INTEGER NOT NULL,
+  bundle TEXT,
+  PRIMARY KEY (gen, path)
+) STRICT;
+`,
+  },
+  {
+    // Issue 9 (ops): the policy texts check runs used, by digest, so `accept` re-reads paths
+    // with exactly the policy of the last check. Filled from the generations' own policies.
+    version: 5,
+    sql: `
+CREATE TABLE IF NOT EXISTS policies (
+  digest TEXT PRIMARY KEY,
+  source TEXT NOT NULL,
+  text TEXT NOT NULL
+) STRICT;
+INSERT OR IGNORE INTO policies (digest, source, text) SELECT policy_digest, policy_source, policy_text FROM generations ORDER BY id;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

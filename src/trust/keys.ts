@@ -20,7 +20,8 @@
  */
 import crypto, { type KeyObject } from 'node:crypto';
 import fs from 'node:fs/promises';
-import { CantCreateError, DataError, NoInputError, UsageError, writeErrorFor } from '../util/errors.js';
+import { CantCreateError, DataError, UsageError, writeErrorFor } from '../util/errors.js';
+import { readInputFile } from '../util/input-file.js';
 import { sha256Hex } from '../util/sha256.js';
 
 /** A key file is a few hundred bytes; anything much larger is not a key. */
@@ -132,28 +133,10 @@ function checkEd25519(path: string, key: KeyObject): void {
 }
 
 async function readKeyFile(path: string, what: string): Promise<{ text: string; mode: number }> {
-  let handle: fs.FileHandle;
-  try {
-    // Non-blocking: a FIFO planted as the key must be refused by the fstat below, not hang the run.
-    handle = await fs.open(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new NoInputError(`${what} ${path} not found`);
-    throw new NoInputError(`cannot read ${what} ${path}: ${(err as Error).message}`);
-  }
-  try {
-    // fstat the open descriptor so the mode we judge is the file we read.
-    const st = await handle.stat();
-    if (!st.isFile()) throw new DataError(`${what} ${path} is not a regular file${st.isFIFO() ? ' (a FIFO)' : st.isCharacterDevice() ? ' (a device)' : ''}`);
-    if (st.size > MAX_KEY_FILE) throw new DataError(`${path}: too large to be a key (${st.size} bytes)`);
-    const buf = await handle.readFile();
-    return { text: buf.toString('utf8'), mode: st.mode & 0o7777 };
-  } catch (err) {
-    if (err instanceof DataError) throw err;
-    throw new NoInputError(`cannot read ${what} ${path}: ${(err as Error).message}`);
-  } finally {
-    await handle.close();
-  }
+  // Regular files only, bounded: a FIFO or /dev/zero given as a key is refused before it is
+  // opened for reading (it would block or never end). The mode judged is the descriptor's.
+  const { data, stat } = readInputFile(path, { maxBytes: MAX_KEY_FILE, what });
+  return { text: data.toString('utf8'), mode: stat.mode & 0o7777 };
 }
 
 async function writeExclusive(path: string, text: string, mode: number): Promise<void> {

@@ -20,6 +20,7 @@ export const EXIT = {
   CANTCREAT: 73,
   IOERR: 74,
   TEMPFAIL: 75,
+  NOPERM: 77,
   INTERRUPTED: 130,
 } as const;
 
@@ -65,6 +66,13 @@ export class TrustError extends IntegError {
 export class LockedError extends IntegError {
   constructor(message: string) {
     super(message, EXIT.TEMPFAIL);
+  }
+}
+
+/** Permission denied on the store or another input (exit 77, sysexits EX_NOPERM). */
+export class NoPermError extends IntegError {
+  constructor(message: string) {
+    super(message, EXIT.NOPERM);
   }
 }
 

@@ -36,20 +36,32 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('integ diff A B (two stores)', () => {
-  it('two hosts of one role: same content, different inodes; --ignore inode,ctime makes them the same (exit 0)', () => {
+  it('two hosts of one role: only host-independent attributes by default (exit 0, said in the header); --compare restores inode, ctime …', () => {
     const a = path.join(dir, 'web1.db');
     const b = path.join(dir, 'web2.db');
     expect(baseline(a, root1()).status).toBe(0);
     expect(baseline(b, root2()).status).toBe(0);
-    const full = integ('diff', a, b, '--format', 'json');
+    const same = integ('diff', a, b);
+    expect(same.status, same.stdout).toBe(0);
+    expect(same.stdout).toMatch(/^SAME no differences \(5 entries each, compared: content type mode uid gid size target xattrs caps acl label flags\)/m);
+    expect(same.stdout).toMatch(/^A: .*web1\.db {2}generation #1 .* blake3:[0-9a-f]{64}$/m);
+    expect(same.stdout).toMatch(/^note: A and B come from different roots \(.*:.* vs .*:.*\): comparing only host-independent attributes; not inode, ctime, mtime, nlink \(--compare inode,ctime,mtime,nlink compares them too\)$/m);
+    const full = integ('diff', a, b, '--compare', 'inode,ctime', '--format', 'json');
     expect(full.status).toBe(1);
     const j = JSON.parse(full.stdout);
     expect(j.schema).toBe('integ.diff/1');
+    expect(j.attributes).toEqual(expect.arrayContaining(['content', 'type', 'mode', 'uid', 'gid', 'size', 'ctime', 'inode', 'target']));
+    expect(j.attributes).not.toContain('mtime');
+    expect(j.attributes).not.toContain('nlink');
     expect(j.differences.every((d: { kind: string; attributes: string[] }) => d.kind === 'changed' && d.attributes.includes('inode'))).toBe(true);
-    const same = integ('diff', a, b, '--ignore', 'inode,ctime');
-    expect(same.status, same.stdout).toBe(0);
-    expect(same.stdout).toMatch(/^SAME no differences \(5 entries each/m);
-    expect(same.stdout).toMatch(/^A: .*web1\.db {2}generation #1 .* blake3:[0-9a-f]{64}$/m);
+    expect(integ('diff', a, b, '--compare', 'all').status).toBe(1);
+    expect(integ('diff', a, b, '--compare', 'colour').status).toBe(64);
+  });
+
+  it('"diff 1 4" without --generation says how to compare generations', () => {
+    const r = integ('diff', '1', '4');
+    expect(r.status).toBe(64);
+    expect(r.stderr).toBe('integ: "1" and "4" look like generation numbers: integ diff --generation 1 4 [--db F] compares two generations of one store (integ diff A B compares two store files)\n');
   });
 
   it('lists each differing path with the attributes that differ, and paths only in A or only in B (exit 1)', () => {

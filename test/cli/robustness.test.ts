@@ -252,6 +252,6 @@ describe('--log FILE', () => {
     expect(integ(['baseline', '--db', s.db, '--policy', s.policy, '--log', log], { env: { INTEG_LOG_LEVEL: 'info' } }).stderr).toBe('');
     expect(fs.statSync(log).mode & 0o777).toBe(0o600);
     const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number });
-    expect(lines.map((l) => l.msg)).toEqual(['baseline started', 'baseline recorded']);
+    expect(lines.map((l) => l.msg)).toEqual(['baseline started', 'baseline recorded', 'baseline finished']);
   });
 });

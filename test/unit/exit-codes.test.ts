@@ -1,6 +1,6 @@
 import { CommanderError } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { exitCodeFor } from '../../src/cli.js';
+import { UNTRUSTED_HINT, exitCodeFor } from '../../src/cli.js';
 import { DataError, LockedError, TrustError, writeErrorFor } from '../../src/util/errors.js';
 
 describe('exitCodeFor: the one place errors become exit codes', () => {
@@ -16,7 +16,9 @@ describe('exitCodeFor: the one place errors become exit codes', () => {
     expect(exitCodeFor(new DataError('p.yml:1:1: bad'))).toBe(65);
     expect(exitCodeFor(new TrustError('tampered'))).toBe(16);
     expect(exitCodeFor(new LockedError('busy'))).toBe(75);
-    expect(writes).toEqual(['integ: p.yml:1:1: bad\n', 'integ: tampered\n', 'integ: busy\n']);
+    // 16 says, on the same line, how to recover
+    expect(writes).toEqual(['integ: p.yml:1:1: bad\n', `integ: tampered${UNTRUSTED_HINT}\n`, 'integ: busy\n']);
+    expect(UNTRUSTED_HINT).toMatch(/to recover: .*integ diff .*integ baseline --db NEW\.db/);
   });
 
   it('treats anything else as a bug: 70, the stack, and how to report it', () => {

@@ -64,9 +64,11 @@ const ALLOWED: Record<string, string[]> = {
   store: ['core', 'util', 'scan'],
   pkg: ['core', 'util'],
   evidence: ['core', 'util', 'trust', 'scan', 'version.ts'],
+  config: ['core', 'util'],
   report: ['core', 'util', 'app', 'store', 'evidence', 'pkg', 'version.ts'],
-  app: ['core', 'util', 'trust', 'scan', 'store', 'evidence', 'report', 'pkg', 'version.ts'],
-  commands: ['core', 'util', 'app', 'report', 'store', 'scan', 'evidence', 'trust', 'version.ts'],
+  app: ['core', 'util', 'trust', 'scan', 'store', 'evidence', 'report', 'pkg', 'config', 'version.ts'],
+  output: ['core', 'util', 'app', 'report', 'version.ts'],
+  commands: ['core', 'util', 'app', 'report', 'store', 'scan', 'evidence', 'trust', 'config', 'output', 'version.ts'],
 };
 
 const layer = (rel: string): string => (rel.includes(path.sep) ? rel.split(path.sep)[0]! : rel);
