@@ -52,8 +52,7 @@ export function restoreXattrs(fd: number, rec: EntryRecord, donor?: (name: Buffe
     return out;
   }
   if (current === null) {
-    for (const [n] of pairs)
-      out.notRestored.push({ attribute: xattrClass(n), name: n, reason: 'this file system (or platform) has no extended attributes' });
+    for (const [n] of pairs) out.notRestored.push({ attribute: xattrClass(n), name: n, reason: 'this file system (or platform) has no extended attributes' });
     return out;
   }
   const wanted = new Map(pairs.map(([n, v]) => [nameBytes(n).toString('hex'), { name: n, value: v }]));
@@ -134,7 +133,13 @@ export function restoreFlags(fd: number, rec: EntryRecord): NotRestored[] {
     fdSetFlags(fd, next);
     const back = fdGetFlags(fd);
     if (back !== null && (back & COMPARED_FLAGS) !== want)
-      return [{ attribute: 'flags', name: flagNames(want).join(' ') || '(none)', reason: `the file system kept ${flagNames(back & COMPARED_FLAGS).join(' ') || 'none'}` }];
+      return [
+        {
+          attribute: 'flags',
+          name: flagNames(want).join(' ') || '(none)',
+          reason: `the file system kept ${flagNames(back & COMPARED_FLAGS).join(' ') || 'none'}`,
+        },
+      ];
   } catch (e) {
     return [{ attribute: 'flags', name: flagNames(want).join(' ') || '(none)', reason: (e as Error).message }];
   }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { integ, tmpdir } from '../helpers/cli.js';
+import { canDropToNobody, integ, tmpdir } from '../helpers/cli.js';
 
 /**
  * restore puts back extended attributes (capabilities, ACLs, user.*) byte-exact and the inode
@@ -208,5 +208,71 @@ describe.skipIf(why !== null)('integ restore: extended attributes and inode flag
 
     // The restore generation records b as it is now (without user.big): check is clean, and says so nowhere else.
     expect(t.run('check').code).toBe(0);
+  });
+
+  it('without the privilege to set a capability: content restored, the capability listed as not restored with why (exit 8), no crash', () => {
+    if (!canDropToNobody) {
+      console.log('skipped: needs root, setpriv and the staged runtime to run restore as nobody');
+      return;
+    }
+    const dir = tmpdir();
+    dirs.push(dir);
+    fs.chmodSync(dir, 0o755);
+    const home = path.join(dir, 'nobody');
+    const tree = path.join(home, 'tree');
+    fs.mkdirSync(tree, { recursive: true });
+    const tool = path.join(tree, 'tool');
+    fs.writeFileSync(tool, 'good\n');
+    fs.chmodSync(tool, 0o755);
+    sh('setfattr', '-n', 'user.origin', '-v', 'good', tool);
+    for (const p of [home, tree, tool]) fs.chownSync(p, 65534, 65534);
+    sh('setcap', 'cap_net_raw+ep', tool); // root grants it; nobody cannot set it again
+    const capGood = hex(tool, 'security.capability');
+    expect(capGood).not.toBeNull();
+    const policy = path.join(home, 'p.yml');
+    fs.writeFileSync(policy, `version: 1\nrules:\n  - name: tree\n    severity: high\n    paths: ["${tree}/**"]\n    keep_content: true\n`);
+    fs.chownSync(policy, 65534, 65534);
+    const db = path.join(home, 's.db');
+    const ev = path.join(home, 'ev');
+    const run = (...a: string[]) => integ([...a, '--db', db, '--policy', policy], { asNobody: true });
+    expect(run('baseline').code).toBe(0);
+
+    // nobody rewrites the file: the kernel drops the capability, the user xattr is changed
+    expect(
+      spawnSync('setpriv', [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        '--',
+        'sh',
+        '-c',
+        `printf 'evil\\n' > ${tool}; setfattr -n user.origin -v evil ${tool}`,
+      ]).status,
+    ).toBe(0);
+    expect(fs.readFileSync(tool, 'utf8')).toBe('evil\n');
+    expect(hex(tool, 'security.capability')).toBeNull();
+
+    const r = run('restore', tool, '--note', 'as nobody', '--out', ev);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(8);
+    expect(r.stdout).toMatch(/NOT restored: caps security\.capability: setting security\.capability: EPERM/);
+    expect(r.stdout).not.toMatch(/NOT restored: xattrs/);
+    expect(fs.readFileSync(tool, 'utf8')).toBe('good\n');
+    expect(sh('getfattr', '--absolute-names', '--only-values', '-n', 'user.origin', tool)).toBe('good');
+    expect(hex(tool, 'security.capability')).toBeNull();
+    // recorded as it is now: the next check is clean
+    expect(integ(['check', '--db', db, '--policy', policy, '--no-snapshot'], { asNobody: true }).code).toBe(0);
+
+    // An immutable suspect nobody cannot unlock (no CAP_LINUX_IMMUTABLE): 73, nothing replaced, nothing left beside it.
+    fs.writeFileSync(tool, 'evil again\n');
+    sh('chattr', '+i', tool);
+    immutable.push(tool);
+    expect(lsattr(tool)).toContain('i');
+    const locked = run('restore', tool, '--note', 'locked', '--out', ev);
+    expect(locked.code).toBe(73);
+    expect(locked.stderr).toMatch(/^integ: .*tool is \+i \(immutable\/append-only\) and cannot be replaced: .*EPERM.*nothing restored\n$/);
+    expect(fs.readFileSync(tool, 'utf8')).toBe('evil again\n');
+    expect(lsattr(tool)).toContain('i');
+    expect(fs.readdirSync(tree)).toEqual(['tool']);
   });
 });
