@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import { differingAttributes } from '../core/compare.js';
-import { FLAG_APPEND, FLAG_IMMUTABLE, flagNames } from '../core/fsattrs.js';
+import { differingXattrNames, FLAG_APPEND, FLAG_IMMUTABLE, flagNames, parseXattrs } from '../core/fsattrs.js';
 import { pathToText, pathJson } from '../core/pathenc.js';
 import type { EntryRecord, HashAlgo } from '../core/types.js';
 import { READ_SIZE, scanEntry } from '../scan/scan-entry.js';
@@ -250,7 +250,17 @@ function apply(root: string, items: RestoreItem[], src: Generation, repo: Baseli
   const mkdirRec = (dir: Buffer): { mode: number; uid: number; gid: number } | null => {
     const e = repo.lookup(src.id, dir);
     if (!e || e.rec.type !== 'dir') return null;
-    created.push({ path: Buffer.from(dir), entry: e, content: null, contentDigest: null, differs: ['missing'], after: null, action: 'restored', metaChanged: [], notRestored: [] });
+    created.push({
+      path: Buffer.from(dir),
+      entry: e,
+      content: null,
+      contentDigest: null,
+      differs: ['missing'],
+      after: null,
+      action: 'restored',
+      metaChanged: [],
+      notRestored: [],
+    });
     return { mode: e.rec.mode, uid: e.rec.uid, gid: e.rec.gid };
   };
   try {
@@ -479,6 +489,21 @@ export async function runRestore(opts: RestoreOptions, ctx: RunContext): Promise
     // Re-read what is there now: that is what the restore generation records.
     for (const it of items) {
       const now = observe(root, it.path, algos, it.entry.rec);
+      // A symlink has no descriptor to set extended attributes through (and user.* cannot be set
+      // on one): what its record has and the new link has not is reported, not restored.
+      if (now && it.entry.rec.type === 'symlink' && it.action !== 'unchanged' && now.xattrs != null && it.entry.rec.xattrs != null) {
+        const b = parseXattrs(it.entry.rec.xattrs)!;
+        const a = parseXattrs(now.xattrs)!;
+        for (const cls of ['xattrs', 'caps', 'acl', 'label'] as const) {
+          const d = differingXattrNames(b, a, cls);
+          for (const name of [...d.appeared, ...d.vanished, ...d.changed])
+            it.notRestored.push({
+              attribute: cls,
+              name,
+              reason: 'restore sets no extended attributes on a symlink (a new link gets what the file system gives it)',
+            });
+        }
+      }
       // attributes reported as not restorable (with why) are expected to still differ
       const skip = new Set(it.notRestored.map((n) => n.attribute));
       const still = now ? differingAttributes(it.entry.rec, now, attrsFor(it.entry.rec).filter((a) => !skip.has(a)) as never) : ['missing'];

@@ -210,6 +210,49 @@ describe.skipIf(why !== null)('integ restore: extended attributes and inode flag
     expect(t.run('check').code).toBe(0);
   });
 
+  it('a directory restored in place gets its default ACL and user xattr back and loses an added +i; a new file drops an inherited ACL', () => {
+    const t = setup();
+    const pub = t.p('pub');
+    fs.mkdirSync(pub, { mode: 0o755 });
+    const index = path.join(pub, 'index.html');
+    fs.writeFileSync(index, 'good\n');
+    fs.chmodSync(index, 0o644);
+    sh('setfacl', '-d', '-m', 'u:65534:rx', pub);
+    sh('setfattr', '-n', 'user.dir', '-v', 'good', pub);
+    const defGood = hex(pub, 'system.posix_acl_default');
+    expect(defGood).not.toBeNull();
+    expect(hex(index, 'system.posix_acl_access')).toBeNull();
+    expect(t.run('baseline').code).toBe(0);
+
+    sh('setfacl', '-k', pub);
+    sh('setfattr', '-n', 'user.dir', '-v', 'evil', pub);
+    sh('chattr', '+i', pub);
+    immutable.push(pub);
+    expect(hex(pub, 'system.posix_acl_default')).toBeNull();
+    expect(sh('getfattr', '--absolute-names', '--only-values', '-n', 'user.dir', pub)).toBe('evil');
+    expect(lsattr(pub)).toContain('i');
+    const r = t.run('restore', pub, '--note', 'dir', '--format', 'json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.paths[0].differed).toEqual(expect.arrayContaining(['acl', 'xattrs', 'flags']));
+    expect(hex(pub, 'system.posix_acl_default')).toBe(defGood);
+    expect(sh('getfattr', '--absolute-names', '--only-values', '-n', 'user.dir', pub)).toBe('good');
+    expect(lsattr(pub)).not.toContain('i');
+    expect(t.run('check').code).toBe(0);
+
+    // The file written beside inherits the directory's default ACL; its record has none.
+    fs.writeFileSync(index, 'evil\n');
+    const r2 = t.run('restore', index, '--note', 'file', '--format', 'json');
+    expect(r2.stderr).toBe('');
+    expect(r2.code).toBe(0);
+    expect(JSON.parse(r2.stdout).paths[0].attributes_set).toContain('-system.posix_acl_access');
+    expect(hex(index, 'system.posix_acl_access')).toBeNull();
+    expect(facl(index)).not.toContain('user:65534');
+    expect(fs.statSync(index).mode & 0o7777).toBe(0o644);
+    expect(t.run('check').code).toBe(0);
+  });
+
   it('without the privilege to set a capability: content restored, the capability listed as not restored with why (exit 8), no crash', () => {
     if (!canDropToNobody) {
       console.log('skipped: needs root, setpriv and the staged runtime to run restore as nobody');
