@@ -253,6 +253,40 @@ describe.skipIf(why !== null)('integ restore: extended attributes and inode flag
     expect(t.run('check').code).toBe(0);
   });
 
+  it('restoring onto a file system without extended attributes or flags (--root on ramfs): per-path notice, exit 8, no crash', () => {
+    const t = setup();
+    const f = t.p('app.conf');
+    fs.writeFileSync(f, 'good\n');
+    sh('setfattr', '-n', 'user.origin', '-v', 'good', f);
+    sh('chattr', '+a', f);
+    immutable.push(f);
+    expect(lsattr(f)).toContain('a');
+    expect(t.run('baseline').code).toBe(0);
+    const mnt = path.join(t.dir, 'ramfs');
+    fs.mkdirSync(mnt);
+    const m = spawnSync('mount', ['-t', 'ramfs', 'none', mnt], { encoding: 'utf8' });
+    if (m.status !== 0) {
+      console.log(`skipped: cannot mount a ramfs (a file system without xattrs) here: ${m.stderr.trim()}`);
+      return;
+    }
+    try {
+      fs.mkdirSync(path.join(mnt, t.tree), { recursive: true });
+      const probe = path.join(mnt, 'probe');
+      fs.writeFileSync(probe, '');
+      expect(ok('setfattr', '-n', 'user.x', '-v', '1', probe)).toBe(false); // really no xattrs there
+      const r = t.run('restore', '--root', mnt, f, '--note', 'rebuild onto ramfs');
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(8);
+      expect(r.stdout).toMatch(
+        /NOT restored: xattrs user\.origin: (this file system \(or platform\) has no extended attributes|setting user\.origin: EOPNOTSUPP \(not supported by this file system or kernel\))\n/,
+      );
+      expect(r.stdout).toMatch(/NOT restored: flags \+a: this file system has no inode flags/);
+      expect(fs.readFileSync(path.join(mnt, f), 'utf8')).toBe('good\n');
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
+  });
+
   it('without the privilege to set a capability: content restored, the capability listed as not restored with why (exit 8), no crash', () => {
     if (!canDropToNobody) {
       console.log('skipped: needs root, setpriv and the staged runtime to run restore as nobody');
