@@ -108,6 +108,15 @@ describe.skipIf(why !== null)('integ restore: extended attributes and inode flag
     expect(j.paths[0].not_restored).toEqual([]);
     expect(j.paths[0].attributes_set).toEqual(expect.arrayContaining(['+system.posix_acl_access', '+user.origin', "suspect's +i cleared"]));
 
+    // The suspect's extended attributes and flags are in the sealed bundle.
+    const x = path.join(t.dir, 'x');
+    fs.mkdirSync(x);
+    execFileSync('tar', ['-xzf', j.bundle.path, '-C', x]);
+    const suspect = JSON.parse(fs.readFileSync(path.join(x, fs.readdirSync(x)[0]!, 'restore/suspect.json'), 'utf8'));
+    expect(JSON.parse(suspect[0].now.xattrs).map((p: [string, string]) => p[0])).toEqual(['security.capability', 'user.origin']);
+    expect(suspect[0].now.flags & 0x10).toBe(0x10);
+    expect(JSON.parse(suspect[0].known_good.xattrs).map((p: [string, string]) => p[0])).toEqual(['system.posix_acl_access', 'user.origin']);
+
     // The real tools see the known-good state.
     expect(fs.readFileSync(tool, 'utf8')).toBe('#!/bin/sh\necho good\n');
     expect(sh('getcap', tool).trim()).toBe('');
