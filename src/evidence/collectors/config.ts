@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
 import { errCode, expired, timeoutError, toError, under } from './fsread.js';
-import { CopyBudget, emptyFileFields, setStatFields, type FileFields } from './file-entry.js';
+import { CopyBudget, emptyFileFields, firstVisit, setStatFields, type FileFields } from './file-entry.js';
 
 export interface ConfigOptions {
   /** systemd units changed (mtime or ctime) within this many days (default 7) */
@@ -148,17 +148,7 @@ export async function collectConfig(ctx: CollectContext, opts: ConfigOptions = {
       if (Math.max(st.mtimeMs, st.ctimeMs) >= since) add(child, recentReason, st);
     }
   };
-  for (const dir of UNIT_DIRS) {
-    let real: string;
-    try {
-      real = fs.realpathSync(under(R, dir));
-    } catch {
-      continue;
-    }
-    if (walkedReal.has(real)) continue;
-    walkedReal.add(real);
-    walk(dir, 0);
-  }
+  for (const dir of UNIT_DIRS) if (firstVisit(R, dir, walkedReal)) walk(dir, 0);
   if (expired(ctx)) errors.push(timeoutError(`config listing stopped after ${entries.length} files`, 'config'));
   if (limited) errors.push({ code: 'ELIMIT', message: limited, artifact: 'config' });
 

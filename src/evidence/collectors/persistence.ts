@@ -12,7 +12,7 @@ import path from 'node:path';
 import { pathToText } from '../../core/pathenc.js';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
 import { decodeLossless, errCode, expired, readRegular, timeoutError, toError, under } from './fsread.js';
-import { CopyBudget, emptyFileFields, setStatFields, type FileFields } from './file-entry.js';
+import { CopyBudget, emptyFileFields, firstVisit, setStatFields, type FileFields } from './file-entry.js';
 import { sha256Hex } from '../../util/sha256.js';
 
 export interface PersistenceOptions {
@@ -410,28 +410,12 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
   const walked = new Set<string>();
   for (const [dir, cat, depth] of PLACES) {
     if (stop()) break;
-    let real: string;
-    try {
-      real = fs.realpathSync(under(R, dir));
-    } catch {
-      continue;
-    }
-    if (walked.has(real)) continue;
-    walked.add(real);
-    addDir(dir, cat, depth);
+    if (firstVisit(R, dir, walked)) addDir(dir, cat, depth);
   }
   for (const [f, cat] of SINGLE_FILES) if (!stop()) add(f, cat);
   for (const dir of PAM_MODULE_DIRS) {
     if (stop()) break;
-    let real: string;
-    try {
-      real = fs.realpathSync(under(R, dir));
-    } catch {
-      continue;
-    }
-    if (walked.has(real)) continue;
-    walked.add(real);
-    addDir(dir, 'pam_module', 0, { hashOnly: true });
+    if (firstVisit(R, dir, walked)) addDir(dir, 'pam_module', 0, { hashOnly: true });
   }
 
   // ---- systemd: which units the .wants/.requires links enable
