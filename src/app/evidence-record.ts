@@ -37,7 +37,8 @@ export async function recordSnapshotEvidence(
   if (!explicit && !fs.existsSync(dbFile)) return null;
   try {
     const { openWritable } = await import('../store/db.js');
-    const db = openWritable(dbFile);
+    // An explicit --db starts the incident record if there is none yet (as `note` does).
+    const db = openWritable(dbFile, { init: explicit });
     try {
       const repo = new EvidenceRepo(db);
       if (repo.available) repo.add({ sealedAt: b.finishedAt, kind: 'snapshot', path: b.bundle, sha256: b.sha256, size: b.size, run: null, gen: null, note });

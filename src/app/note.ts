@@ -30,7 +30,9 @@ export function checkNoteText(text: string | undefined): string {
 export async function runNote(opts: NoteOptions, ctx: RunContext): Promise<Note> {
   const text = checkNoteText(opts.text);
   const sign = opts.signKey ? await signDigest(opts.signKey) : null;
-  const db = openWritable(opts.db);
+  // The record may start before any baseline (a host never baselined, an incident in progress):
+  // a note may create the store, like baseline does.
+  const db = openWritable(opts.db, { init: true });
   try {
     const problems = noteProblems(db);
     if (problems.length) throw new TrustError(`the notes in ${opts.db} are not trustworthy, nothing added:\n${problems.map((p) => `  - ${p}`).join('\n')}`);

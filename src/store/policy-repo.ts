@@ -1,6 +1,6 @@
-import Database from 'better-sqlite3';
 import type { Policy } from '../core/types.js';
-import type { DB } from './db.js';
+import { openReadOnly, type DB } from './db.js';
+import { inspectStore } from './schema-guard.js';
 import { policyDigest } from './generation-digest.js';
 
 /**
@@ -20,22 +20,21 @@ export function generationPolicy(db: DB, gen: number): { text: string; source: s
 }
 
 /**
- * The newest signed generation of a store file, or null (none signed, no such file, or not a
- * store: the command itself then reports that with the right code). Read-only, no migration.
+ * The newest signed generation of a store file, or null (absent or empty: nothing signed yet).
+ * Goes through the same guarded open as every other reader, so a foreign or tampered file is
+ * refused (16) here exactly as the command itself would refuse it, and left byte-identical.
+ * Only baseline and accept ask, and they write to the store next anyway.
  */
 export function latestSignedGeneration(file: string): { id: number; keyId: string | null } | null {
+  if (inspectStore(file).kind !== 'store') return null;
+  const db = openReadOnly(file);
   try {
-    const db = new Database(file, { readonly: true, fileMustExist: true });
-    try {
-      const r = db.prepare('SELECT id, key_id FROM generations WHERE signature IS NOT NULL ORDER BY id DESC LIMIT 1').get() as
-        | { id: number; key_id: string | null }
-        | undefined;
-      return r ? { id: r.id, keyId: r.key_id } : null;
-    } finally {
-      db.close();
-    }
-  } catch {
-    return null;
+    const r = db.prepare('SELECT id, key_id FROM generations WHERE signature IS NOT NULL ORDER BY id DESC LIMIT 1').get() as
+      | { id: number; key_id: string | null }
+      | undefined;
+    return r ? { id: r.id, keyId: r.key_id } : null;
+  } finally {
+    db.close();
   }
 }
 

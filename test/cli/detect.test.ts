@@ -278,6 +278,11 @@ describe.skipIf(!has('setfattr'))('a store from before these attributes (schema 
     for (const t of ['entries', 'run_findings']) for (const c of ['xattrs', 'flags']) s.exec(`ALTER TABLE ${t} DROP COLUMN ${c}`);
     const g = new BaselineRepo(s).current()!;
     s.prepare('UPDATE generations SET digest = ? WHERE id = ?').run(computeGenerationDigest(s, g).digest, g.id);
+    // ...and without the tables later migrations add: the store guard accepts exactly schema 2's objects.
+    const schema2 = new Set(['generations', 'entries', 'runs', 'run_findings', 'run_errors', 'pruned', 'accepts', 'accepted_paths']);
+    const later = (s.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as Array<{ name: string }>).filter((t) => !schema2.has(t.name));
+    expect(later.length).toBeGreaterThan(0);
+    for (const t of later) s.exec(`DROP TABLE "${t.name}"`);
     s.pragma('user_version = 2');
     s.close();
     sh('setfattr', '-n', 'user.added', '-v', 'later', path.join(tree, 'f'));
