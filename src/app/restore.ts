@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import { differingAttributes } from '../core/compare.js';
+import { differingXattrNames, FLAG_APPEND, FLAG_IMMUTABLE, flagNames, parseXattrs } from '../core/fsattrs.js';
 import { pathToText, pathJson } from '../core/pathenc.js';
 import type { EntryRecord, HashAlgo } from '../core/types.js';
 import { READ_SIZE, scanEntry } from '../scan/scan-entry.js';
@@ -12,10 +13,11 @@ import { recordRestores } from '../store/incident-repo.js';
 import { computeGenerationDigest } from '../store/generation-digest.js';
 import { EvidenceRepo } from '../store/record-repo.js';
 import type { RunContext } from '../util/context.js';
-import { DataError, IntegError, NoInputError, TrustError, UsageError, writeErrorFor } from '../util/errors.js';
+import { DataError, EXIT, IntegError, NoInputError, TrustError, UsageError, writeErrorFor } from '../util/errors.js';
 import { defaultEvidenceDir } from '../util/paths.js';
 import { VERSION } from '../version.js';
 import { loadPolicy, resolveRoot, whoami } from './common.js';
+import { type MetaOutcome, type NotRestored, restoreFlags, restoreXattrs, suspectXattr, type Unlocked, unlockSuspect } from './restore-meta.js';
 import { at, openParent, requireProcFd } from './safe-path.js';
 import { signDigest } from './signing.js';
 
@@ -46,6 +48,10 @@ export interface RestoreItem {
   /** after the restore: what the path is now */
   after: EntryRecord | null;
   action: 'restored' | 'unchanged' | 'would restore';
+  /** extended attributes set (+/~) or removed (-) to match the record */
+  metaChanged: string[];
+  /** recorded attributes that could not be put back, and why (exit 8) */
+  notRestored: NotRestored[];
 }
 
 export interface RestoreResult {
@@ -59,19 +65,22 @@ export interface RestoreResult {
 }
 
 /** Attributes compared between what is there now and the known-good record. */
-const RESTORED_ATTRS = ['content', 'type', 'mode', 'uid', 'gid', 'size', 'target'] as const;
+const META_ATTRS = ['xattrs', 'caps', 'acl', 'label', 'flags'] as const;
+const RESTORED_ATTRS = ['content', 'type', 'mode', 'uid', 'gid', 'size', 'target', ...META_ATTRS] as const;
+const DIR_ATTRS = ['type', 'mode', 'uid', 'gid', ...META_ATTRS] as const;
+const attrsFor = (rec: EntryRecord): string[] => [...(rec.type === 'dir' ? DIR_ATTRS : RESTORED_ATTRS)];
 
 /**
- * Hook for extended attributes. The store records no xattrs yet (another branch adds their
- * recording); once entries carry them, set them here on the open descriptor before the rename,
- * so the file appears with them atomically. Returns the attribute names set.
+ * Extended attributes of the known-good version, set on the open descriptor (of the new file
+ * before its rename, so it appears with them; of a directory restored in place): exactly the
+ * recorded set, extra ones removed, values byte-exact. See restore-meta.ts.
  */
-export function restoreExtendedAttributes(_fd: number, _entry: StoredEntry): string[] {
-  return [];
+export function restoreExtendedAttributes(fd: number, entry: StoredEntry, donor?: (name: Buffer) => Buffer | null): MetaOutcome {
+  return restoreXattrs(fd, entry.rec, donor);
 }
 
-/** The current state of `p` under root, read without following symlinks (null when missing). */
-function observe(root: string, p: Buffer, algos: HashAlgo[]): EntryRecord | null {
+/** The current state of `p` under root, read without following symlinks (null when missing); xattrs/flags read when `like` recorded them. */
+function observe(root: string, p: Buffer, algos: HashAlgo[], like?: EntryRecord): EntryRecord | null {
   let parent;
   try {
     parent = openParent(root, p);
@@ -80,7 +89,19 @@ function observe(root: string, p: Buffer, algos: HashAlgo[]): EntryRecord | null
     throw e;
   }
   try {
-    const res = scanEntry({ id: 1, path: p, real: at(parent.fd, parent.name), algos, growing: false, prefixLen: null }, Buffer.allocUnsafe(READ_SIZE));
+    const res = scanEntry(
+      {
+        id: 1,
+        path: p,
+        real: at(parent.fd, parent.name),
+        algos,
+        growing: false,
+        prefixLen: null,
+        xattrs: (like?.xattrs ?? null) !== null,
+        flags: typeof like?.flags === 'number',
+      },
+      Buffer.allocUnsafe(READ_SIZE),
+    );
     return res.rec;
   } finally {
     fs.closeSync(parent.fd);
@@ -163,7 +184,7 @@ function plan(repo: BaselineRepo, contents: ContentRepo, src: Generation, paths:
       if (!matchesEntry(content, entry.rec))
         throw new TrustError(`${pathToText(p)}: the kept content does not match the digest generation #${src.id} recorded; nothing restored`);
     }
-    items.push({ path: p, entry, content, contentDigest: digest, differs: [], after: null, action: 'would restore' });
+    items.push({ path: p, entry, content, contentDigest: digest, differs: [], after: null, action: 'would restore', metaChanged: [], notRestored: [] });
   }
   if (missing.length)
     throw new DataError(`not in generation #${src.id}: ${missing.join(', ')} (see "integ show PATH" for the generations that have it); nothing restored`);
@@ -175,8 +196,12 @@ function plan(repo: BaselineRepo, contents: ContentRepo, src: Generation, paths:
   return items;
 }
 
-/** Write one file beside its final name (O_EXCL|O_NOFOLLOW), with owner, mode, times, fsync; returns the temp name. */
-function stageFile(dirfd: number, name: Buffer, it: RestoreItem): Buffer {
+/**
+ * Write one file beside its final name (O_EXCL|O_NOFOLLOW), with owner, extended attributes,
+ * mode, times, fsync; returns the temp name and its descriptor, held open so that the inode
+ * flags are set on it after the rename (an immutable file cannot be renamed).
+ */
+function stageFile(dirfd: number, name: Buffer, it: RestoreItem): { tmp: Buffer; fd: number } {
   const tmp = Buffer.concat([Buffer.from('.'), name.subarray(0, 200), Buffer.from(`.integ-restore-${crypto.randomBytes(6).toString('hex')}`)]);
   const r = it.entry.rec;
   const fd = fs.openSync(at(dirfd, tmp), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
@@ -184,8 +209,11 @@ function stageFile(dirfd: number, name: Buffer, it: RestoreItem): Buffer {
     let off = 0;
     while (off < it.content!.length) off += fs.writeSync(fd, it.content!, off, it.content!.length - off);
     fs.fchownSync(fd, r.uid, r.gid);
+    // after chown (it clears security.capability), before chmod (setting an ACL rewrites the group bits)
+    const meta = restoreExtendedAttributes(fd, it.entry, (attr) => suspectXattr(dirfd, name, attr));
+    it.metaChanged = meta.changed;
+    it.notRestored.push(...meta.notRestored);
     fs.fchmodSync(fd, r.mode); // after chown: chown clears set-id bits
-    restoreExtendedAttributes(fd, it.entry);
     const mtime = Number(r.mtimeNs / 1000n) / 1e6;
     fs.futimesSync(fd, mtime, mtime);
     fs.fsyncSync(fd);
@@ -198,8 +226,7 @@ function stageFile(dirfd: number, name: Buffer, it: RestoreItem): Buffer {
     }
     throw e;
   }
-  fs.closeSync(fd);
-  return tmp;
+  return { tmp, fd };
 }
 
 function stageSymlink(dirfd: number, name: Buffer, it: RestoreItem): Buffer {
@@ -216,20 +243,31 @@ function stageSymlink(dirfd: number, name: Buffer, it: RestoreItem): Buffer {
 
 /** Put every item back; each path atomically (beside + rename), all staged before any rename. */
 function apply(root: string, items: RestoreItem[], src: Generation, repo: BaselineRepo): RestoreItem[] {
-  const staged: { dirfd: number; tmp: Buffer | null; name: Buffer; it: RestoreItem }[] = [];
+  const staged: { dirfd: number; tmp: Buffer | null; fd: number | null; name: Buffer; it: RestoreItem }[] = [];
+  const unlocked: Unlocked[] = [];
   /** directories recreated on the way: they become part of the restore generation too */
   const created: RestoreItem[] = [];
   const mkdirRec = (dir: Buffer): { mode: number; uid: number; gid: number } | null => {
     const e = repo.lookup(src.id, dir);
     if (!e || e.rec.type !== 'dir') return null;
-    created.push({ path: Buffer.from(dir), entry: e, content: null, contentDigest: null, differs: ['missing'], after: null, action: 'restored' });
+    created.push({
+      path: Buffer.from(dir),
+      entry: e,
+      content: null,
+      contentDigest: null,
+      differs: ['missing'],
+      after: null,
+      action: 'restored',
+      metaChanged: [],
+      notRestored: [],
+    });
     return { mode: e.rec.mode, uid: e.rec.uid, gid: e.rec.gid };
   };
   try {
     for (const it of items) {
       if (it.action === 'unchanged') continue;
       const { fd, name } = openParent(root, it.path, { create: mkdirRec });
-      const entry = { dirfd: fd, tmp: null as Buffer | null, name, it };
+      const entry = { dirfd: fd, tmp: null as Buffer | null, fd: null as number | null, name, it };
       staged.push(entry);
       let cur: fs.Stats | null = null;
       try {
@@ -245,26 +283,48 @@ function apply(root: string, items: RestoreItem[], src: Generation, repo: Baseli
         continue;
       }
       if (cur?.isDirectory()) throw new DataError(`${pathToText(it.path)} is a directory now; move it aside and restore again`);
-      entry.tmp = t === 'file' ? stageFile(fd, name, it) : stageSymlink(fd, name, it);
+      if (t === 'file') {
+        const f = stageFile(fd, name, it);
+        entry.tmp = f.tmp;
+        entry.fd = f.fd;
+      } else entry.tmp = stageSymlink(fd, name, it);
+    }
+    // An immutable or append-only suspect (sealed already) cannot be replaced or changed: clear
+    // those two flags on it, all before the first rename; the known-good flags are set after.
+    for (const s of staged) {
+      const u = unlockSuspect(s.dirfd, s.name, pathToText(s.it.path));
+      if (u) {
+        unlocked.push(u);
+        s.it.metaChanged.push(`suspect's ${flagNames(u.flags & (FLAG_IMMUTABLE | FLAG_APPEND)).join(' ')} cleared`);
+      }
     }
     for (const s of staged) {
       if (s.it.entry.rec.type === 'dir') {
         const dfd = fs.openSync(at(s.dirfd, s.name), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
         try {
           fs.fchownSync(dfd, s.it.entry.rec.uid, s.it.entry.rec.gid);
+          const meta = restoreExtendedAttributes(dfd, s.it.entry);
+          s.it.metaChanged.push(...meta.changed);
+          s.it.notRestored.push(...meta.notRestored);
           fs.fchmodSync(dfd, s.it.entry.rec.mode);
-          restoreExtendedAttributes(dfd, s.it.entry);
+          s.it.notRestored.push(...restoreFlags(dfd, s.it.entry.rec));
         } finally {
           fs.closeSync(dfd);
         }
       } else {
         fs.renameSync(at(s.dirfd, s.tmp!), at(s.dirfd, s.name));
         s.tmp = null;
+        if (s.fd !== null) {
+          // on the descriptor of the inode just renamed into place: no path is resolved again
+          s.it.notRestored.push(...restoreFlags(s.fd, s.it.entry.rec));
+          fs.fsyncSync(s.fd);
+        }
       }
       fs.fsyncSync(s.dirfd);
     }
     return created;
   } catch (e) {
+    for (const u of unlocked) u.undo();
     for (const s of staged) {
       if (s.tmp) {
         try {
@@ -276,7 +336,11 @@ function apply(root: string, items: RestoreItem[], src: Generation, repo: Baseli
     }
     throw e instanceof IntegError ? e : writeErrorFor(e, 'restore');
   } finally {
-    for (const s of staged) fs.closeSync(s.dirfd);
+    for (const u of unlocked) u.release();
+    for (const s of staged) {
+      if (s.fd !== null) fs.closeSync(s.fd);
+      fs.closeSync(s.dirfd);
+    }
   }
 }
 
@@ -305,7 +369,7 @@ async function sealSuspects(
     let i = 0;
     for (const it of items) {
       i++;
-      const now = observe(root, it.path, src.hashAlgos.split(',') as HashAlgo[]);
+      const now = observe(root, it.path, src.hashAlgos.split(',') as HashAlgo[], it.entry.rec);
       const entry: Record<string, unknown> = {
         ...pathJson(it.path),
         state: now ? now.type : 'missing',
@@ -318,6 +382,8 @@ async function sealSuspects(
           gid: it.entry.rec.gid,
           blake3: it.entry.rec.blake3,
           sha256: it.entry.rec.sha256,
+          xattrs: it.entry.rec.xattrs ?? null,
+          flags: it.entry.rec.flags ?? null,
         },
         now: now
           ? {
@@ -329,6 +395,8 @@ async function sealSuspects(
               blake3: now.blake3,
               sha256: now.sha256,
               target: now.target ? pathToText(now.target) : null,
+              xattrs: now.xattrs ?? null,
+              flags: now.flags ?? null,
             }
           : null,
         file: null,
@@ -401,10 +469,8 @@ export async function runRestore(opts: RestoreOptions, ctx: RunContext): Promise
     const items = plan(repo, contents, src, opts.paths);
     const algos = src.hashAlgos.split(',') as HashAlgo[];
     for (const it of items) {
-      const now = observe(root, it.path, algos);
-      it.differs = now
-        ? differingAttributes(it.entry.rec, now, it.entry.rec.type === 'dir' ? ['type', 'mode', 'uid', 'gid'] : [...RESTORED_ATTRS])
-        : ['missing'];
+      const now = observe(root, it.path, algos, it.entry.rec);
+      it.differs = now ? differingAttributes(it.entry.rec, now, attrsFor(it.entry.rec) as never) : ['missing'];
       if (!it.differs.length) {
         it.action = 'unchanged';
         it.after = now;
@@ -422,10 +488,25 @@ export async function runRestore(opts: RestoreOptions, ctx: RunContext): Promise
     items.push(...created.filter((c) => !known.has(c.path.toString('hex'))));
     // Re-read what is there now: that is what the restore generation records.
     for (const it of items) {
-      const now = observe(root, it.path, algos);
-      const still = now
-        ? differingAttributes(it.entry.rec, now, it.entry.rec.type === 'dir' ? ['type', 'mode', 'uid', 'gid'] : [...RESTORED_ATTRS])
-        : ['missing'];
+      const now = observe(root, it.path, algos, it.entry.rec);
+      // A symlink has no descriptor to set extended attributes through (and user.* cannot be set
+      // on one): what its record has and the new link has not is reported, not restored.
+      if (now && it.entry.rec.type === 'symlink' && it.action !== 'unchanged' && now.xattrs != null && it.entry.rec.xattrs != null) {
+        const b = parseXattrs(it.entry.rec.xattrs)!;
+        const a = parseXattrs(now.xattrs)!;
+        for (const cls of ['xattrs', 'caps', 'acl', 'label'] as const) {
+          const d = differingXattrNames(b, a, cls);
+          for (const name of [...d.appeared, ...d.vanished, ...d.changed])
+            it.notRestored.push({
+              attribute: cls,
+              name,
+              reason: 'restore sets no extended attributes on a symlink (a new link gets what the file system gives it)',
+            });
+        }
+      }
+      // attributes reported as not restorable (with why) are expected to still differ
+      const skip = new Set(it.notRestored.map((n) => n.attribute));
+      const still = now ? differingAttributes(it.entry.rec, now, attrsFor(it.entry.rec).filter((a) => !skip.has(a)) as never) : ['missing'];
       if (still.length)
         throw new DataError(
           `${pathToText(it.path)}: after restoring it still differs (${still.join(', ')}); something else is writing it. The suspect copy is in ${bundle.path}`,
@@ -444,12 +525,21 @@ export async function runRestore(opts: RestoreOptions, ctx: RunContext): Promise
       if (seenDirs.has(dir.toString('hex'))) continue;
       seenDirs.add(dir.toString('hex'));
       const e = repo.lookup(cur.id, dir);
-      const now = e ? observe(root, Buffer.from(dir), algos) : null;
+      const now = e ? observe(root, Buffer.from(dir), algos, e.rec) : null;
       if (e && now) touched.push({ path: Buffer.from(dir), rule: e.rule, rec: now });
     }
     const gen = record(db, repo, contents, cur, src, items, touched, { note: opts.note, root, sign, bundle, policy }, opts.db);
     ctx.log.info({ generation: gen.id, source: src.id, paths: items.length, digest: gen.digest }, 'restore recorded');
-    return { source: src, generation: gen, items, bundle: { path: bundle.path, sha256: bundle.sha256 }, root: root || '/', dryRun: false, exitCode: 0 };
+    const partial = items.some((it) => it.notRestored.length > 0);
+    return {
+      source: src,
+      generation: gen,
+      items,
+      bundle: { path: bundle.path, sha256: bundle.sha256 },
+      root: root || '/',
+      dryRun: false,
+      exitCode: partial ? EXIT.INCOMPLETE : 0,
+    };
   } catch (e) {
     if (e instanceof IntegError) throw e;
     throw storeError(e, opts.db);

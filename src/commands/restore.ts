@@ -3,10 +3,10 @@ import type { Command } from 'commander';
 export function registerRestore(program: Command): void {
   program
     .command('restore')
-    .summary('put back the known-good version of files (content, mode, owner) after sealing the suspect ones')
+    .summary('put back the known-good version of files (content, mode, owner, xattrs, flags) after sealing the suspect ones')
     .argument('<paths...>', 'paths as the baseline names them (b64:… for names that are not UTF-8)')
     .description(
-      'restore content, mode, owner and group (and, once recorded, extended attributes) of each PATH from a\n' +
+      'restore content, mode, owner, group, extended attributes (capabilities, ACLs, user.*) and inode flags of each PATH from a\n' +
         'generation whose rule kept content (keep_content). The current, suspect version of every path is sealed\n' +
         'into an evidence bundle first; each path is written beside its final name and renamed into place, never\n' +
         'through a symlink. A generation of kind "restore" records who, when and why, so the next check is clean.',
@@ -30,7 +30,8 @@ Examples:
   $ sudo integ restore /etc/pam.d/sshd /etc/sudoers --generation 3 --note "case 42" --dry-run
   $ sudo integ restore --root /mnt/web1 /etc/passwd --note "rebuild before boot"
 
-Exit: 0 restored (or nothing to do); 64 no --note or no path; 65 a path is not in the generation,
+Exit: 0 restored (or nothing to do); 8 restored, but some recorded extended attributes or flags
+could not be put back (listed per path); 64 no --note or no path; 65 a path is not in the generation,
 or refused (a symlink on the way, a directory in the way); 66 the content was not kept (or no
 store/generation); 16 the store or the kept content is not trustworthy; 73/74 cannot write.`,
     )

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { LineCounter, isNode, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { DataError, NoInputError } from '../util/errors.js';
+import { dropInFiles } from './drop-ins.js';
 
 /**
  * The configuration file: /etc/integ/integ.yml for root, $XDG_CONFIG_HOME/integ/integ.yml
@@ -98,16 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): LoadedConfig {
 }
 
 function listDropIns(configFile: string): string[] {
-  const dir = path.join(path.dirname(configFile), 'policy.d');
-  try {
-    return fs
-      .readdirSync(dir)
-      .filter((n) => n.endsWith('.yml') || n.endsWith('.yaml'))
-      .sort()
-      .map((n) => path.join(dir, n));
-  } catch {
-    return [];
-  }
+  return dropInFiles(path.join(path.dirname(configFile), 'policy.d'));
 }
 
 /**

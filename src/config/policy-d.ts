@@ -4,21 +4,12 @@ import { parse, stringify } from 'yaml';
 import { parsePolicy } from '../core/policy.js';
 import type { Policy } from '../core/types.js';
 import { DataError, NoInputError } from '../util/errors.js';
+import { dropInFiles } from './drop-ins.js';
 
 /** Keys a drop-in may set: it adds rules and excludes, never changes hashing, alerts or trust. */
 const DROPIN_KEYS = new Set(['version', 'rules', 'exclude']);
 
-export function dropInFiles(dir: string): string[] {
-  try {
-    return fs
-      .readdirSync(dir)
-      .filter((n) => n.endsWith('.yml') || n.endsWith('.yaml'))
-      .sort()
-      .map((n) => path.join(dir, n));
-  } catch {
-    return [];
-  }
-}
+export { dropInFiles };
 
 /**
  * The base policy with /etc/integ/policy.d/*.yml appended in name order: each drop-in is a

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Ecs, EcsFile, EcsVersion } from '@elastic/ecs';
+import type { Ecs, EcsEvent, EcsFile, EcsVersion } from '@elastic/ecs';
 import type { CheckResult } from '../app/check.js';
 import { pathToText } from '../core/pathenc.js';
 import type { EntryRecord, Finding, FindingKind, ScanError, Severity } from '../core/types.js';
@@ -96,12 +96,19 @@ function ecsFile(p: Buffer, rec: EntryRecord | null, names: Names): EcsFile {
   return file;
 }
 
+/** The fields every integ ECS event starts with, whatever the command. */
+export function ecsHead(time: string, hostname: string): Pick<IntegEcsEvent, '@timestamp' | 'ecs' | 'host' | 'agent'> {
+  return { '@timestamp': time, ecs: { version: ECS_VERSION }, host: { name: hostname, hostname }, agent: { name: 'integ', type: 'integ', version: VERSION } };
+}
+
+/** event.* of an integ event (module and provider are integ); rest follows in its own order. */
+export function integEvent(kind: 'event' | 'alert', category: string, type: string, action: string, dataset: string, rest: EcsEvent = {}): EcsEvent {
+  return { kind, category: [category], type: [type], action, module: 'integ', dataset, provider: 'integ', ...rest };
+}
+
 function base(r: CheckResult, root: string): Pick<IntegEcsEvent, '@timestamp' | 'ecs' | 'host' | 'agent' | 'observer'> {
   return {
-    '@timestamp': r.finishedAt,
-    ecs: { version: ECS_VERSION },
-    host: { name: r.who.hostname, hostname: r.who.hostname },
-    agent: { name: 'integ', type: 'integ', version: VERSION },
+    ...ecsHead(r.finishedAt, r.who.hostname),
     observer: {
       product: 'integ',
       vendor: 'integ',
@@ -119,20 +126,7 @@ function findingEvent(r: CheckResult, f: Finding, names: Names): IntegEcsEvent {
   return {
     ...base(r, r.root),
     message: `${p} ${action}${f.kind === 'changed' ? ` (${f.attributes.join(', ')})` : ''} — rule ${f.rule}, severity ${f.severity}`,
-    event: {
-      kind: 'alert',
-      category: ['file'],
-      type: [TYPE[f.kind]],
-      action,
-      module: 'integ',
-      dataset: 'integ.check',
-      provider: 'integ',
-      severity: SEVERITY_SCORE[f.severity],
-      risk_score: SEVERITY_SCORE[f.severity],
-      outcome: 'success',
-      start: r.startedAt,
-      end: r.finishedAt,
-    },
+    event: integEvent('alert', 'file', TYPE[f.kind], action, 'integ.check', { severity: SEVERITY_SCORE[f.severity], risk_score: SEVERITY_SCORE[f.severity], outcome: 'success', start: r.startedAt, end: r.finishedAt }),
     log: { level: f.severity === 'critical' || f.severity === 'high' ? 'error' : 'warning' },
     file: ecsFile(f.path, rec, names),
     rule: { name: f.rule, ruleset: r.policy.source },
@@ -152,17 +146,7 @@ function errorEvent(r: CheckResult, e: ScanError, names: Names): IntegEcsEvent {
   return {
     ...base(r, r.root),
     message: `${p} could not be read: ${e.code} ${e.message}`,
-    event: {
-      kind: 'event',
-      category: ['file'],
-      type: ['info'],
-      action: 'unreadable',
-      module: 'integ',
-      dataset: 'integ.check',
-      provider: 'integ',
-      outcome: 'failure',
-      severity: SEVERITY_SCORE.medium,
-    },
+    event: integEvent('event', 'file', 'info', 'unreadable', 'integ.check', { outcome: 'failure', severity: SEVERITY_SCORE.medium }),
     log: { level: 'warning' },
     file: ecsFile(e.path, null, names),
     error: { code: e.code, message: e.message },
@@ -175,19 +159,7 @@ function runEvent(r: CheckResult): IntegEcsEvent {
   return {
     ...base(r, r.root),
     message: `integ check: ${s.scanned} scanned, ${s.added} added, ${s.removed} removed, ${s.changed} changed, ${s.errors} unreadable — baseline #${r.baseline.id} ${r.baseline.digest} — exit ${r.exitCode}`,
-    event: {
-      kind: 'event',
-      category: ['file'],
-      type: ['info'],
-      action: 'check',
-      module: 'integ',
-      dataset: 'integ.run',
-      provider: 'integ',
-      outcome: 'success',
-      start: r.startedAt,
-      end: r.finishedAt,
-      duration: (Date.parse(r.finishedAt) - Date.parse(r.startedAt)) * 1_000_000,
-    },
+    event: integEvent('event', 'file', 'info', 'check', 'integ.run', { outcome: 'success', start: r.startedAt, end: r.finishedAt, duration: (Date.parse(r.finishedAt) - Date.parse(r.startedAt)) * 1_000_000 }),
     log: { level: r.exitCode === 0 ? 'info' : 'warning' },
     integ: {
       kind: 'run',
@@ -217,22 +189,9 @@ export function checkEcs(r: CheckResult): string {
 /** The one event written when a run ends in failure. */
 export function failureEcsEvent(f: { command: string; hostname: string; time: string; exitCode: number; error: string; errorType: string }): IntegEcsEvent {
   return {
-    '@timestamp': f.time,
-    ecs: { version: ECS_VERSION },
-    host: { name: f.hostname, hostname: f.hostname },
-    agent: { name: 'integ', type: 'integ', version: VERSION },
+    ...ecsHead(f.time, f.hostname),
     message: `integ ${f.command} failed (exit ${f.exitCode}): ${f.error}`,
-    event: {
-      kind: 'event',
-      category: ['file'],
-      type: ['error'],
-      action: f.command,
-      module: 'integ',
-      dataset: 'integ.run',
-      provider: 'integ',
-      outcome: 'failure',
-      severity: f.exitCode === 16 ? SEVERITY_SCORE.critical : SEVERITY_SCORE.high,
-    },
+    event: integEvent('event', 'file', 'error', f.command, 'integ.run', { outcome: 'failure', severity: f.exitCode === 16 ? SEVERITY_SCORE.critical : SEVERITY_SCORE.high }),
     log: { level: f.exitCode === 16 ? 'critical' : 'error' },
     error: { type: f.errorType, message: f.error, code: String(f.exitCode) },
     integ: { kind: 'failure', command: f.command, exit_code: f.exitCode },

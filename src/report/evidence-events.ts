@@ -2,7 +2,7 @@ import os from 'node:os';
 import type { SnapshotResult } from '../app/snapshot.js';
 import type { VerifyResult } from '../evidence/verify.js';
 import { VERSION } from '../version.js';
-import { ECS_VERSION, SEVERITY_SCORE, type IntegEcsEvent } from './ecs.js';
+import { ecsHead, integEvent, SEVERITY_SCORE, type IntegEcsEvent } from './ecs.js';
 import { NDJSON_SCHEMA } from './ndjson.js';
 import { snapshotJson } from './snapshot-report.js';
 
@@ -17,28 +17,14 @@ const head = (type: string, command: string, time: string): Record<string, unkno
   version: VERSION,
 });
 
-function ecsBase(time: string): Pick<IntegEcsEvent, '@timestamp' | 'ecs' | 'host' | 'agent'> {
-  const h = os.hostname();
-  return { '@timestamp': time, ecs: { version: ECS_VERSION }, host: { name: h, hostname: h }, agent: { name: 'integ', type: 'integ', version: VERSION } };
-}
+const ecsBase = (time: string): Pick<IntegEcsEvent, '@timestamp' | 'ecs' | 'host' | 'agent'> => ecsHead(time, os.hostname());
 
 export function snapshotLines(r: SnapshotResult, format: 'ndjson' | 'ecs'): string {
   if (format === 'ndjson') return `${JSON.stringify({ ...head('snapshot', 'snapshot', r.finishedAt), ...snapshotJson(r) })}\n`;
   const e: IntegEcsEvent = {
     ...ecsBase(r.finishedAt),
     message: `integ snapshot sealed ${r.bundle} sha256 ${r.sha256}`,
-    event: {
-      kind: 'event',
-      category: ['host'],
-      type: ['info'],
-      action: 'snapshot',
-      module: 'integ',
-      dataset: 'integ.run',
-      provider: 'integ',
-      outcome: 'success',
-      start: r.startedAt,
-      end: r.finishedAt,
-    },
+    event: integEvent('event', 'host', 'info', 'snapshot', 'integ.run', { outcome: 'success', start: r.startedAt, end: r.finishedAt }),
     file: { path: r.bundle, name: r.name, size: r.size, hash: { sha256: r.sha256 } },
     integ: { kind: 'run', command: 'snapshot', exit_code: 0 },
   };
@@ -58,18 +44,7 @@ export function verifyLines(r: VerifyResult, format: 'ndjson' | 'ecs'): string {
   const events: IntegEcsEvent[] = r.problems.map((p) => ({
     ...ecsBase(now),
     message: `evidence bundle ${r.name}: ${p.kind} ${p.file ?? 'archive'}: ${p.detail}`,
-    event: {
-      kind: 'alert',
-      category: ['file'],
-      type: ['change'],
-      action: 'bundle-tampered',
-      module: 'integ',
-      dataset: 'integ.verify',
-      provider: 'integ',
-      severity: SEVERITY_SCORE.critical,
-      outcome: 'failure',
-      reason: p.detail,
-    },
+    event: integEvent('alert', 'file', 'change', 'bundle-tampered', 'integ.verify', { severity: SEVERITY_SCORE.critical, outcome: 'failure', reason: p.detail }),
     file: { path: r.bundle, ...(p.file ? { name: p.file } : {}) },
     rule: { name: p.kind },
     integ: { kind: 'failure', command: 'verify' },
@@ -77,16 +52,7 @@ export function verifyLines(r: VerifyResult, format: 'ndjson' | 'ecs'): string {
   events.push({
     ...ecsBase(now),
     message: `integ verify ${r.bundle}: ${r.ok ? 'intact' : `${r.problems.length} problem(s)`}, signature ${r.signature}`,
-    event: {
-      kind: 'event',
-      category: ['file'],
-      type: ['info'],
-      action: 'verify',
-      module: 'integ',
-      dataset: 'integ.run',
-      provider: 'integ',
-      outcome: r.ok ? 'success' : 'failure',
-    },
+    event: integEvent('event', 'file', 'info', 'verify', 'integ.run', { outcome: r.ok ? 'success' : 'failure' }),
     file: { path: r.bundle, ...(r.archive_sha256 ? { hash: { sha256: r.archive_sha256 } } : {}) },
     integ: { kind: 'run', command: 'verify', exit_code: exit },
   });

@@ -25,6 +25,8 @@ export function restoreJson(r: RestoreResult): Record<string, unknown> {
       action: it.action,
       differed: it.differs,
       content_digest: it.contentDigest,
+      attributes_set: it.metaChanged,
+      not_restored: it.notRestored,
       after: it.after ? recordJson(it.after) : null,
     })),
     exit_code: r.exitCode,
@@ -42,12 +44,18 @@ export function restoreText(r: RestoreResult): string {
     out.push(
       `${verb.padEnd(18)} ${pathForTerminal(it.path)}  from generation #${r.source.id} (${what})${it.differs.length ? `  [was: ${it.differs.join(', ')}]` : ''}`,
     );
+    if (it.metaChanged.length) out.push(`${' '.repeat(19)}extended attributes/flags: ${it.metaChanged.join(' ')}`);
+    for (const n of it.notRestored) out.push(`${' '.repeat(19)}NOT restored: ${n.attribute} ${n.name}: ${n.reason}`);
   }
   if (r.dryRun) out.push(`dry run under ${r.root}: nothing sealed, written or recorded`);
   else if (!r.generation) out.push('nothing to restore: every path already is its known-good version (nothing sealed, written or recorded)');
-  else
+  else {
+    const partial = r.items.filter((it) => it.notRestored.length).length;
+    if (partial)
+      out.push(`${partial} path(s) restored without some recorded attributes (listed above); the restore generation records them as they are now (exit 8)`);
     out.push(
       `generation #${r.generation.id} (restore by ${r.generation.user}, ${r.generation.createdAt}) recorded, digest ${r.generation.digest}; the next check is clean for these paths`,
     );
+  }
   return `${out.join('\n')}\n`;
 }

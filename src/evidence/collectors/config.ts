@@ -5,8 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
-import { bundleSafePath, errCode, expired, fileType, readRegular, timeoutError, toError, under } from './fsread.js';
-import { sha256Hex } from '../../util/sha256.js';
+import { errCode, expired, timeoutError, toError, under } from './fsread.js';
+import { CopyBudget, emptyFileFields, firstVisit, setStatFields, type FileFields } from './file-entry.js';
 
 export interface ConfigOptions {
   /** systemd units changed (mtime or ctime) within this many days (default 7) */
@@ -21,24 +21,11 @@ export interface ConfigOptions {
   now?: number;
 }
 
-export interface ConfigEntry {
+export interface ConfigEntry extends FileFields {
   /** path as on the host, e.g. /etc/hosts */
   path: string;
   /** why it is listed */
   reason: string;
-  type: string;
-  symlink_target: string | null;
-  size: number | null;
-  mode: string | null;
-  uid: number | null;
-  gid: number | null;
-  mtime: string | null;
-  ctime: string | null;
-  sha256: string | null;
-  /** where the copy is in the bundle, or null */
-  copy: string | null;
-  truncated: boolean;
-  error: string | null;
 }
 
 /** The fixed files; a trailing "/*" lists the regular entries of a directory. */
@@ -55,7 +42,7 @@ export async function collectConfig(ctx: CollectContext, opts: ConfigOptions = {
   const maxFile = opts.maxFileBytes ?? 1 << 20;
   const now = opts.now ?? Date.now();
   const since = now - (opts.recentDays ?? 7) * 86400_000;
-  let total = 0;
+  const budget = new CopyBudget(maxTotal, maxFile);
   let limited: string | null = null;
   const seen = new Set<string>();
 
@@ -67,34 +54,17 @@ export async function collectConfig(ctx: CollectContext, opts: ConfigOptions = {
     }
     seen.add(rel);
     const abs = under(R, rel);
-    const e: ConfigEntry = { path: `/${rel}`, reason, type: 'unknown', symlink_target: null, size: null, mode: null, uid: null, gid: null, mtime: null, ctime: null, sha256: null, copy: null, truncated: false, error: null };
+    const e: ConfigEntry = { path: `/${rel}`, reason, ...emptyFileFields() };
     entries.push(e);
     try {
       const st = lst ?? fs.lstatSync(abs);
-      e.type = fileType(st);
-      e.size = st.size;
-      e.mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
-      e.uid = st.uid;
-      e.gid = st.gid;
-      e.mtime = st.mtime.toISOString();
-      e.ctime = st.ctime.toISOString();
+      setStatFields(e, st);
       if (st.isSymbolicLink()) {
         e.symlink_target = fs.readlinkSync(abs);
         return; // the link is the evidence (e.g. an enabled unit); its target is listed on its own if in scope
       }
       if (!st.isFile()) return; // a FIFO or device is listed, never opened
-      if (total >= maxTotal) {
-        e.error = 'not copied: total size bound reached';
-        limited ??= `stopped copying at ${maxTotal} bytes`;
-        return;
-      }
-      const r = readRegular(abs, Math.min(maxFile, maxTotal - total));
-      total += r.data.length;
-      e.sha256 = r.truncated ? null : sha256Hex(r.data);
-      e.truncated = r.truncated;
-      const file = bundleSafePath(`config/${rel}`);
-      e.copy = `raw/${file}`;
-      raw.push({ file, data: r.data });
+      if (!budget.copy(e, abs, `config/${rel}`, raw)) limited ??= `stopped copying at ${maxTotal} bytes`;
     } catch (err) {
       const code = errCode(err);
       if (code === 'ENOENT' && !lst) {
@@ -178,17 +148,7 @@ export async function collectConfig(ctx: CollectContext, opts: ConfigOptions = {
       if (Math.max(st.mtimeMs, st.ctimeMs) >= since) add(child, recentReason, st);
     }
   };
-  for (const dir of UNIT_DIRS) {
-    let real: string;
-    try {
-      real = fs.realpathSync(under(R, dir));
-    } catch {
-      continue;
-    }
-    if (walkedReal.has(real)) continue;
-    walkedReal.add(real);
-    walk(dir, 0);
-  }
+  for (const dir of UNIT_DIRS) if (firstVisit(R, dir, walkedReal)) walk(dir, 0);
   if (expired(ctx)) errors.push(timeoutError(`config listing stopped after ${entries.length} files`, 'config'));
   if (limited) errors.push({ code: 'ELIMIT', message: limited, artifact: 'config' });
 
@@ -199,7 +159,7 @@ export async function collectConfig(ctx: CollectContext, opts: ConfigOptions = {
         data: {
           recent_days: opts.recentDays ?? 7,
           bounds: { max_files: maxFiles, max_total_bytes: maxTotal, max_file_bytes: maxFile },
-          copied_bytes: total,
+          copied_bytes: budget.total,
           files: entries,
         },
         method: 'lstat; copy regular files only (O_NOFOLLOW|O_NONBLOCK, bounded): /etc/resolv.conf, /etc/hosts, /etc/crontab, /etc/cron.d/*, /var/spool/cron/*, systemd units under /etc/systemd/system, /lib/systemd/system, /usr/lib/systemd/system with mtime or ctime in the window',

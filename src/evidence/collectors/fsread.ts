@@ -96,6 +96,27 @@ export function readProcScratch(file: string): Buffer {
   }
 }
 
+/**
+ * Read at most maxBytes of a /proc file (environ, maps: they report size 0 and may be huge);
+ * truncated says there was more. Reads maxBytes + 1 to know, never more. Throws on error.
+ */
+export function readBounded(file: string, maxBytes: number): { data: Buffer; truncated: boolean } {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(maxBytes + 1);
+    let n = 0;
+    for (;;) {
+      const r = fs.readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0) break;
+      n += r;
+      if (n >= buf.length) break;
+    }
+    return { data: Buffer.from(buf.subarray(0, Math.min(n, maxBytes))), truncated: n > maxBytes };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Result of reading one regular file from the host's root, never more than maxBytes. */
 export interface RegularRead {
   data: Buffer;

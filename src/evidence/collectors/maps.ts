@@ -4,8 +4,7 @@
  */
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
 import { deriveFindings, type IocMatcher } from '../findings.js';
-import { expired, isGone, timeoutError, toError } from './fsread.js';
-import fs from 'node:fs';
+import { expired, isGone, readBounded, timeoutError, toError } from './fsread.js';
 
 export interface MapsOptions {
   /** processes whose maps are read at most (default 64) */
@@ -39,23 +38,6 @@ export function suspiciousMaps(text: string): string[] {
     }
   }
   return out.slice(0, 200);
-}
-
-function readBounded(file: string, maxBytes: number): { data: Buffer; truncated: boolean } {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(maxBytes + 1);
-    let n = 0;
-    for (;;) {
-      const r = fs.readSync(fd, buf, n, buf.length - n, null);
-      if (r === 0) break;
-      n += r;
-      if (n >= buf.length) break;
-    }
-    return { data: Buffer.from(buf.subarray(0, Math.min(n, maxBytes))), truncated: n > maxBytes };
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 export async function collectFindings(ctx: CollectContext, artifacts: ReadonlyMap<string, unknown>, iocMatch: IocMatcher | undefined, opts: MapsOptions = {}): Promise<ArtifactOutput> {

@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToText } from '../../core/pathenc.js';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
-import { bundleSafePath, decodeLossless, errCode, expired, fileType, readRegular, timeoutError, toError, under } from './fsread.js';
+import { decodeLossless, errCode, expired, readRegular, timeoutError, toError, under } from './fsread.js';
+import { CopyBudget, emptyFileFields, firstVisit, setStatFields, type FileFields } from './file-entry.js';
 import { sha256Hex } from '../../util/sha256.js';
 
 export interface PersistenceOptions {
@@ -45,30 +46,18 @@ export type PersistenceCategory =
   | 'ssh'
   | 'autostart';
 
-export interface PersistenceEntry {
+/** copy: the copy in the bundle (raw/fs/…), or null (not a regular file, hashed only, or a bound) */
+export interface PersistenceEntry extends FileFields {
   /** the path; a name that is not UTF-8 shows its bytes as \xHH and is given exactly in path_b64 */
   path: string;
   path_b64?: string;
   category: PersistenceCategory;
   /** the account whose home directory it is in */
   user?: string;
-  type: string;
-  symlink_target: string | null;
-  size: number | null;
-  mode: string | null;
-  uid: number | null;
-  gid: number | null;
-  mtime: string | null;
-  ctime: string | null;
-  sha256: string | null;
-  /** the copy in the bundle (raw/fs/…), or null (not a regular file, hashed only, or a bound) */
-  copy: string | null;
-  truncated: boolean;
   /** a history copied from its end: the offset the copy starts at */
   tail_from?: number;
   /** systemd: the .wants/.requires directories whose links enable this unit */
   enabled_by?: string[];
-  error: string | null;
 }
 
 export interface Account {
@@ -215,7 +204,7 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
   const maxFile = opts.maxFileBytes ?? 1 << 20;
   const entries: PersistenceEntry[] = [];
   const seen = new Set<string>();
-  let total = 0;
+  const budget = new CopyBudget(maxTotal, maxFile);
   const limits: string[] = [];
   let timedOut = false;
 
@@ -258,13 +247,7 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
     const e = blank(rel, category, extra.user);
     if (extra.bytes) e.path_b64 = Buffer.concat([Buffer.from('/'), extra.bytes]).toString('base64');
     entries.push(e);
-    e.type = fileType(st);
-    e.size = st.size;
-    e.mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
-    e.uid = st.uid;
-    e.gid = st.gid;
-    e.mtime = st.mtime.toISOString();
-    e.ctime = st.ctime.toISOString();
+    setStatFields(e, st);
     try {
       if (st.isSymbolicLink()) {
         e.symlink_target = decodeLossless(fs.readlinkSync(abs, { encoding: 'buffer' }));
@@ -277,21 +260,7 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
         e.truncated = r.truncated;
         return e;
       }
-      if (total >= maxTotal) {
-        e.error = 'not copied: total size bound reached';
-        if (!limits.includes('bytes')) limits.push('bytes');
-        return e;
-      }
-      const room = Math.min(maxFile, maxTotal - total);
-      const offset = extra.tail && st.size > room ? st.size - room : 0;
-      const r = readRegular(abs, room, offset);
-      total += r.data.length;
-      if (offset === 0 && !r.truncated) e.sha256 = sha256Hex(r.data);
-      e.truncated = r.truncated || offset > 0;
-      if (offset > 0) e.tail_from = offset;
-      const file = bundleSafePath(`fs/${rel}`);
-      e.copy = `raw/${file}`;
-      raw.push({ file, data: r.data });
+      if (!budget.copy(e, abs, `fs/${rel}`, raw, extra.tail ? st.size : undefined) && !limits.includes('bytes')) limits.push('bytes');
     } catch (err) {
       e.error = `${errCode(err)}: ${toError(err, absText).message}`;
       errors.push(toError(err, absText, 'persistence'));
@@ -441,28 +410,12 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
   const walked = new Set<string>();
   for (const [dir, cat, depth] of PLACES) {
     if (stop()) break;
-    let real: string;
-    try {
-      real = fs.realpathSync(under(R, dir));
-    } catch {
-      continue;
-    }
-    if (walked.has(real)) continue;
-    walked.add(real);
-    addDir(dir, cat, depth);
+    if (firstVisit(R, dir, walked)) addDir(dir, cat, depth);
   }
   for (const [f, cat] of SINGLE_FILES) if (!stop()) add(f, cat);
   for (const dir of PAM_MODULE_DIRS) {
     if (stop()) break;
-    let real: string;
-    try {
-      real = fs.realpathSync(under(R, dir));
-    } catch {
-      continue;
-    }
-    if (walked.has(real)) continue;
-    walked.add(real);
-    addDir(dir, 'pam_module', 0, { hashOnly: true });
+    if (firstVisit(R, dir, walked)) addDir(dir, 'pam_module', 0, { hashOnly: true });
   }
 
   // ---- systemd: which units the .wants/.requires links enable
@@ -503,7 +456,7 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
         name: 'persistence',
         data: {
           bounds: { max_files: maxFiles, max_total_bytes: maxTotal, max_file_bytes: maxFile },
-          copied_bytes: total,
+          copied_bytes: budget.total,
           enabled_units: units.filter((u) => u.enabled_by?.length).map((u) => ({ path: u.path, enabled_by: u.enabled_by })),
           entries,
         },
@@ -517,7 +470,7 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
 }
 
 function blank(rel: string, category: PersistenceCategory, user: string | undefined): PersistenceEntry {
-  const e: PersistenceEntry = { path: `/${rel}`, category, type: 'unknown', symlink_target: null, size: null, mode: null, uid: null, gid: null, mtime: null, ctime: null, sha256: null, copy: null, truncated: false, error: null };
+  const e: PersistenceEntry = { path: `/${rel}`, category, ...emptyFileFields() };
   if (user !== undefined) e.user = user;
   return e;
 }

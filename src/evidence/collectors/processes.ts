@@ -6,7 +6,7 @@ import { isUtf8 } from 'node:buffer';
 import fs from 'node:fs';
 import type { CollectError } from '../types.js';
 import { pathToText } from '../../core/pathenc.js';
-import { decodeLossless, isGone, readProcScratch, toError } from './fsread.js';
+import { decodeLossless, isGone, readBounded, readProcScratch, toError } from './fsread.js';
 
 /** USER_HZ: the unit of starttime in /proc/PID/stat; 100 on every mainstream Linux architecture. */
 export const CLK_TCK = 100;
@@ -300,29 +300,12 @@ export function readProcessBracket(procRoot: string, pid: number, maxFds: number
 }
 
 function readEnviron(file: string, maxBytes: number, errors: CollectError[]): { env: string[] | null; truncated: boolean } {
-  let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    const r = readBounded(file, maxBytes);
+    return { env: parseCmdline(r.data), truncated: r.truncated };
   } catch (err) {
     if (!isGone(err)) errors.push(toError(err, file, 'processes'));
     return { env: null, truncated: false };
-  }
-  try {
-    const buf = Buffer.allocUnsafe(maxBytes + 1);
-    let n = 0;
-    for (;;) {
-      const r = fs.readSync(fd, buf, n, buf.length - n, null);
-      if (r === 0) break;
-      n += r;
-      if (n >= buf.length) break;
-    }
-    const truncated = n > maxBytes;
-    return { env: parseCmdline(buf.subarray(0, Math.min(n, maxBytes))), truncated };
-  } catch (err) {
-    if (!isGone(err)) errors.push(toError(err, file, 'processes'));
-    return { env: null, truncated: false };
-  } finally {
-    fs.closeSync(fd);
   }
 }
 
