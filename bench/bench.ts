@@ -128,13 +128,21 @@ function parse(argv: string[]): { opts: BenchOptions; sections: Section[]; stric
     waitIdle: v['wait-idle'] ?? false,
     rewarm: !(v['no-rewarm'] ?? false) && !(v.cold ?? false),
     cold: v.cold ?? false,
-    variants: v.variants ? v.variants.split(',').map((x) => x.trim()).filter(Boolean) : undefined,
+    variants: v.variants
+      ? v.variants
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)
+      : undefined,
     procs: intArg('--procs', v.procs, 0),
     uac: v.uac ?? null,
   };
   let sections: Section[];
   if (v.only) {
-    const names = v.only.split(',').map((s) => s.trim()).filter(Boolean);
+    const names = v.only
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     const unknown = names.filter((n) => !SECTIONS.some((s) => s.name === n));
     if (unknown.length) {
       process.stderr.write(`bench: unknown section(s) ${unknown.join(', ')}; known: ${SECTIONS.map((s) => s.name).join(', ')}\n`);
@@ -168,7 +176,13 @@ function printSection(r: SectionResult, out: NodeJS.WritableStream): void {
   lines.push(...r.text);
   if (r.targets.length) {
     lines.push('', 'Targets');
-    lines.push(renderTable(['target', 'measured', 'result'], r.targets.map((t) => [t.target, t.measured, t.status.toUpperCase()]), [2]));
+    lines.push(
+      renderTable(
+        ['target', 'measured', 'result'],
+        r.targets.map((t) => [t.target, t.measured, t.status.toUpperCase()]),
+        [2],
+      ),
+    );
   }
   if (r.notes.length) lines.push('', 'Notes', ...r.notes.map((n) => `- ${n}`));
   out.write(`${lines.join('\n')}\n`);

@@ -53,49 +53,81 @@ function row(name, unit, r) {
 }
 
 // --- throughput
-row('blake3-wasm, 256 KiB pieces', 'MB/s', measure(TOTAL / 1e6, () => {
-  const h = blake3.createHash();
-  for (let i = 0; i < pieces; i++) h.update(piece);
-  h.digest('hex');
-}));
+row(
+  'blake3-wasm, 256 KiB pieces',
+  'MB/s',
+  measure(TOTAL / 1e6, () => {
+    const h = blake3.createHash();
+    for (let i = 0; i < pieces; i++) h.update(piece);
+    h.digest('hex');
+  }),
+);
 simd.inputBuffer().set(piece);
-row('Blake3Simd commit(), 256 KiB pieces', 'MB/s', measure(TOTAL / 1e6, () => {
-  for (let i = 0; i < pieces; i++) simd.commit(PIECE);
-  simd.digestHex();
-}));
-row('Blake3Simd update(), 256 KiB pieces', 'MB/s', measure(TOTAL / 1e6, () => {
-  for (let i = 0; i < pieces; i++) simd.update(piece);
-  simd.digestHex();
-}));
-row('sha256 (node:crypto), 256 KiB pieces', 'MB/s', measure(TOTAL / 1e6, () => {
-  const h = crypto.createHash('sha256');
-  for (let i = 0; i < pieces; i++) h.update(piece);
-  h.digest('hex');
-}));
+row(
+  'Blake3Simd commit(), 256 KiB pieces',
+  'MB/s',
+  measure(TOTAL / 1e6, () => {
+    for (let i = 0; i < pieces; i++) simd.commit(PIECE);
+    simd.digestHex();
+  }),
+);
+row(
+  'Blake3Simd update(), 256 KiB pieces',
+  'MB/s',
+  measure(TOTAL / 1e6, () => {
+    for (let i = 0; i < pieces; i++) simd.update(piece);
+    simd.digestHex();
+  }),
+);
+row(
+  'sha256 (node:crypto), 256 KiB pieces',
+  'MB/s',
+  measure(TOTAL / 1e6, () => {
+    const h = crypto.createHash('sha256');
+    for (let i = 0; i < pieces; i++) h.update(piece);
+    h.digest('hex');
+  }),
+);
 
 // --- small files
 for (const size of [4 * 1024, 45 * 1024]) {
   const files = Array.from({ length: 64 }, () => crypto.randomBytes(size));
   const n = Math.max(2000, Math.floor((64 * 1024 * 1024) / size));
   const label = `${size / 1024} KiB files`;
-  row(`blake3-wasm, ${label}`, 'files/s', measure(n, () => {
-    for (let i = 0; i < n; i++) {
-      const h = blake3.createHash();
-      h.update(files[i & 63]);
-      h.digest({ dispose: true }).toString('hex');
-    }
-  }));
-  row(`Blake3Simd commit(), ${label}`, 'files/s', measure(n, () => {
-    const input = simd.inputBuffer();
-    for (let i = 0; i < n; i++) {
-      input.set(files[i & 63]); // stands for fs.readSync into inputBuffer()
-      simd.commit(size);
-      simd.digestHex();
-    }
-  }));
-  row(`sha256 (node:crypto), ${label}`, 'files/s', measure(n, () => {
-    for (let i = 0; i < n; i++) crypto.createHash('sha256').update(files[i & 63]).digest('hex');
-  }));
+  row(
+    `blake3-wasm, ${label}`,
+    'files/s',
+    measure(n, () => {
+      for (let i = 0; i < n; i++) {
+        const h = blake3.createHash();
+        h.update(files[i & 63]);
+        h.digest({ dispose: true }).toString('hex');
+      }
+    }),
+  );
+  row(
+    `Blake3Simd commit(), ${label}`,
+    'files/s',
+    measure(n, () => {
+      const input = simd.inputBuffer();
+      for (let i = 0; i < n; i++) {
+        input.set(files[i & 63]); // stands for fs.readSync into inputBuffer()
+        simd.commit(size);
+        simd.digestHex();
+      }
+    }),
+  );
+  row(
+    `sha256 (node:crypto), ${label}`,
+    'files/s',
+    measure(n, () => {
+      for (let i = 0; i < n; i++)
+        crypto
+          .createHash('sha256')
+          .update(files[i & 63])
+          .digest('hex');
+    }),
+  );
 }
 
 const fmt = (x) => Math.round(x).toLocaleString('en-US');

@@ -131,8 +131,12 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
       }
     } else if (opts.rewarm) scanTree(roots, true);
   };
-  if (cold) notes.push('--cold: page cache, dentries and inodes dropped (sync; echo 3 > /proc/sys/vm/drop_caches) right before every timed run, so every tool read from the disk');
-  if (opts.rewarm) notes.push('the tree was read again right before every timed run (keeps the cache warm where the kernel pages out idle page cache, e.g. DAMON reclaim)');
+  if (cold)
+    notes.push(
+      '--cold: page cache, dentries and inodes dropped (sync; echo 3 > /proc/sys/vm/drop_caches) right before every timed run, so every tool read from the disk',
+    );
+  if (opts.rewarm)
+    notes.push('the tree was read again right before every timed run (keeps the cache warm where the kernel pages out idle page cache, e.g. DAMON reclaim)');
   const damon = damonReclaim();
   if (damon) notes.push(damon);
   log(`tree: ${stats.files} files, ${(stats.bytes / 1e9).toFixed(2)} GB, ${stats.dirs} dirs, ${stats.symlinks} symlinks (warm pass ${warmS.toFixed(1)} s)`);
@@ -170,7 +174,9 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
     rows.push(aideRow);
     aideInitRow = rowOfOne(`aide ${aide.version} --init (sha256, ${workers})`, 'aide --init -c aide.conf', im);
     setupRows.push(aideInitRow);
-    notes.push(`AIDE rule: sha256+p+i+n+u+g+s+m+c over the same tree (${workers}); config in ${path.join(dir, 'aide', 'aide.conf')}${opts.keep ? '' : ' (removed at exit; --keep keeps it)'}`);
+    notes.push(
+      `AIDE rule: sha256+p+i+n+u+g+s+m+c over the same tree (${workers}); config in ${path.join(dir, 'aide', 'aide.conf')}${opts.keep ? '' : ' (removed at exit; --keep keeps it)'}`,
+    );
   } else notes.push(aide ? aide.note! : 'AIDE skipped (--no-aide)');
 
   // 5. integ, blake3 (the default) and sha256; then what the detection attributes cost: the
@@ -223,7 +229,11 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
     await ready();
     const profDir = path.join(dir, 'cpuprof');
     log('integ check (blake3) under --cpu-prof …');
-    const p = await integCheck(path.join(dir, 'integ-blake3.db'), path.join(dir, 'policy-blake3.yml'), jobs, dir, 'integ-check-prof', ['--cpu-prof', '--cpu-prof-dir', profDir]);
+    const p = await integCheck(path.join(dir, 'integ-blake3.db'), path.join(dir, 'policy-blake3.yml'), jobs, dir, 'integ-check-prof', [
+      '--cpu-prof',
+      '--cpu-prof-dir',
+      profDir,
+    ]);
     profiles = fs
       .readdirSync(profDir)
       .filter((f) => f.endsWith('.cpuprofile'))
@@ -231,7 +241,8 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
     profileText.push(`CPU profile of one more integ check (blake3), wall ${fmt.s(p.wallS)} s, one profile per thread (${profDir}):`);
     for (const s of profiles) {
       profileText.push(`  ${path.basename(s.file)} (${(s.totalMs / 1000).toFixed(2)} s):`);
-      for (const t of s.top.slice(0, 8)) profileText.push(`    ${t.pct.toFixed(1).padStart(5)}%  ${(t.selfMs / 1000).toFixed(2).padStart(6)} s  ${t.fn} ${t.where}`);
+      for (const t of s.top.slice(0, 8))
+        profileText.push(`    ${t.pct.toFixed(1).padStart(5)}%  ${(t.selfMs / 1000).toFixed(2).padStart(6)} s  ${t.fn} ${t.where}`);
     }
   }
 
@@ -252,19 +263,36 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
   ];
   const text: string[] = [];
   text.push(`tree: ${treeLabel}`);
-  text.push(`      ${stats.files.toLocaleString('en-US')} regular files, ${(stats.bytes / 1e9).toFixed(2)} GB, ${stats.dirs.toLocaleString('en-US')} directories, ${stats.symlinks.toLocaleString('en-US')} symlinks${stats.unreadable ? `, ${stats.unreadable} unreadable` : ''}`);
+  text.push(
+    `      ${stats.files.toLocaleString('en-US')} regular files, ${(stats.bytes / 1e9).toFixed(2)} GB, ${stats.dirs.toLocaleString('en-US')} directories, ${stats.symlinks.toLocaleString('en-US')} symlinks${stats.unreadable ? `, ${stats.unreadable} unreadable` : ''}`,
+  );
   text.push(`jobs: ${jobs}${opts.repeat > 1 ? `; each timed run repeated ${opts.repeat}x, median shown` : ''}`);
   text.push('');
-  text.push(`Verify (the comparison, ${cold ? (coldProblem ? 'cold requested but NOT permitted' : 'cold cache: dropped before every run') : 'warm cache'}): files/s and MB/s count regular files and their bytes (MB = 10^6 bytes); peak RSS is the largest process of each run`);
-  text.push(renderTable(header, rows.map((r) => toCells(r, aideWall))));
+  text.push(
+    `Verify (the comparison, ${cold ? (coldProblem ? 'cold requested but NOT permitted' : 'cold cache: dropped before every run') : 'warm cache'}): files/s and MB/s count regular files and their bytes (MB = 10^6 bytes); peak RSS is the largest process of each run`,
+  );
+  text.push(
+    renderTable(
+      header,
+      rows.map((r) => toCells(r, aideWall)),
+    ),
+  );
   if (setupRows.length) {
     text.push('');
     text.push('Initialise (for reference; "ratio vs AIDE" here is vs aide --init)');
-    text.push(renderTable(header, setupRows.map((r) => toCells(r, aideInitWall))));
+    text.push(
+      renderTable(
+        header,
+        setupRows.map((r) => toCells(r, aideInitWall)),
+      ),
+    );
   }
   const busyRows = [...rows, ...setupRows].filter((r) => r.busy !== null && r.busy > BUSY);
   if (busyRows.length)
-    text.push('', `* other processes used > ${BUSY * 100}% of the CPUs just before this run (up to ${Math.max(...busyRows.map((r) => r.busy!)) * 100 | 0}%): its wall time is inflated; rerun on a quiet machine, or with --wait-idle / --repeat`);
+    text.push(
+      '',
+      `* other processes used > ${BUSY * 100}% of the CPUs just before this run (up to ${(Math.max(...busyRows.map((r) => r.busy!)) * 100) | 0}%): its wall time is inflated; rerun on a quiet machine, or with --wait-idle / --repeat`,
+    );
   const rowNotes = [...rows, ...setupRows].filter((r) => r.note).map((r) => `${r.tool}: ${r.note}`);
   if (rowNotes.length) text.push('', ...rowNotes);
   if (profileText.length) text.push('', ...profileText);
@@ -319,8 +347,20 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
       cache: cold ? (coldProblem ? 'cold requested, not permitted' : 'cold') : 'warm',
       baselineVsCheck: baseRow ? baseRow.wallS / main.wallS : null,
       tools: { aide: aide ?? null, b3sum: b3 ?? null },
-      check: rows.map((r) => ({ ...r, filesPerS: stats.files / r.wallS, mbPerS: mb / r.wallS, vsB3sum: b3Wall ? r.wallS / b3Wall : null, vsAide: aideWall ? r.wallS / aideWall : null })),
-      init: setupRows.map((r) => ({ ...r, filesPerS: stats.files / r.wallS, mbPerS: mb / r.wallS, vsB3sum: b3Wall ? r.wallS / b3Wall : null, vsAideInit: aideInitWall ? r.wallS / aideInitWall : null })),
+      check: rows.map((r) => ({
+        ...r,
+        filesPerS: stats.files / r.wallS,
+        mbPerS: mb / r.wallS,
+        vsB3sum: b3Wall ? r.wallS / b3Wall : null,
+        vsAide: aideWall ? r.wallS / aideWall : null,
+      })),
+      init: setupRows.map((r) => ({
+        ...r,
+        filesPerS: stats.files / r.wallS,
+        mbPerS: mb / r.wallS,
+        vsB3sum: b3Wall ? r.wallS / b3Wall : null,
+        vsAideInit: aideInitWall ? r.wallS / aideInitWall : null,
+      })),
       profiles,
     },
   };

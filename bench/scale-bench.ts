@@ -91,7 +91,19 @@ export async function runScaleBench(ctx: BenchContext): Promise<SectionResult> {
     });
     for (const f of [db, `${db}-wal`, `${db}-shm`]) fs.rmSync(f, { force: true });
   }
-  const header = ['tree', 'entries', 'baseline s', 'baseline RSS MB', 'check s', 'check cpu s', 'check entries/s', 'check RSS MB', `RSS MB, heap <= ${CAPPED_HEAP_MB} MB`, 'store MB', 'check exit'];
+  const header = [
+    'tree',
+    'entries',
+    'baseline s',
+    'baseline RSS MB',
+    'check s',
+    'check cpu s',
+    'check entries/s',
+    'check RSS MB',
+    `RSS MB, heap <= ${CAPPED_HEAP_MB} MB`,
+    'store MB',
+    'check exit',
+  ];
   const rows = points.map((p, i) => [
     p.label,
     fmt.int(p.entries),
@@ -124,7 +136,9 @@ export async function runScaleBench(ctx: BenchContext): Promise<SectionResult> {
     `with the JS heap capped (node --max-old-space-size=${CAPPED_HEAP_MB}): check peak RSS ${fmt.num(capped[0]?.rssMiB)} MB at ${a.label}, ${fmt.num(capped[1]?.rssMiB)} MB at ${b.label} (exit ${capped.map((c) => c.exit).join(', ')}): ` +
       `+${fmt.num(cappedDeltaMiB)} MB (${cappedGrowth === null ? '-' : cappedGrowth.toFixed(1)} bytes per extra entry). Without the cap V8 simply collects later; the memory the check keeps is what the capped runs show.`,
     `bounded part of that growth: SQLite's page caches fill as a larger store is read (better-sqlite3 default cache_size 16 MB per connection, two connections: up to ${SQLITE_CACHE_ALLOWANCE_MB} MB, then flat)`,
-    ...(points.some((p) => p.checkBusy !== null && p.checkBusy > 0.1) ? ['* other processes were using the CPUs just before this run: wall time inflated'] : []),
+    ...(points.some((p) => p.checkBusy !== null && p.checkBusy > 0.1)
+      ? ['* other processes were using the CPUs just before this run: wall time inflated']
+      : []),
   ];
   const targets: TargetResult[] = [
     { target: `integ check over ${b.label} completes (exit 0)`, measured: `exit ${b.checkExit}`, status: b.checkExit === 0 ? 'pass' : 'fail' },
@@ -146,7 +160,27 @@ export async function runScaleBench(ctx: BenchContext): Promise<SectionResult> {
       status: excessGrowth === null ? (cappedOk ? 'n/a' : 'fail') : excessGrowth <= GROWTH_BUDGET_BYTES ? 'pass' : 'fail',
     },
   ];
-  return { name: 'scale', title: 'Memory scaling: integ over many tiny files', text, notes, targets, failed, data: { root: t.root, groups: GROUPS, perGroup, points, capped, cappedHeapMB: CAPPED_HEAP_MB, checkGrowthBytesPerEntry: checkGrowth, cappedCheckGrowthBytesPerEntry: cappedGrowth, excessGrowthBytesPerEntry: excessGrowth, sqliteCacheAllowanceMB: SQLITE_CACHE_ALLOWANCE_MB, baselineGrowthBytesPerEntry: baseGrowth } };
+  return {
+    name: 'scale',
+    title: 'Memory scaling: integ over many tiny files',
+    text,
+    notes,
+    targets,
+    failed,
+    data: {
+      root: t.root,
+      groups: GROUPS,
+      perGroup,
+      points,
+      capped,
+      cappedHeapMB: CAPPED_HEAP_MB,
+      checkGrowthBytesPerEntry: checkGrowth,
+      cappedCheckGrowthBytesPerEntry: cappedGrowth,
+      excessGrowthBytesPerEntry: excessGrowth,
+      sqliteCacheAllowanceMB: SQLITE_CACHE_ALLOWANCE_MB,
+      baselineGrowthBytesPerEntry: baseGrowth,
+    },
+  };
 }
 
 export const scaleSection: Section = {

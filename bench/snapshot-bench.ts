@@ -43,7 +43,11 @@ async function runUac(uacDir: string, ctx: BenchContext): Promise<Measured | nul
   }
   const out = path.join(ctx.work, 'snapshot', 'uac-out');
   fs.mkdirSync(out, { recursive: true });
-  return runMeasured(uac, ['-a', 'live_response/process/*,live_response/network/*', out], { cwd: uacDir, scratch: path.join(ctx.work, 'snapshot'), label: 'uac' });
+  return runMeasured(uac, ['-a', 'live_response/process/*,live_response/network/*', out], {
+    cwd: uacDir,
+    scratch: path.join(ctx.work, 'snapshot'),
+    label: 'uac',
+  });
 }
 
 export const snapshotSection: Section = {
@@ -83,7 +87,11 @@ export const snapshotSection: Section = {
     const rows = [['integ snapshot', fmt.s(wall), fmt.num(total), fmt.num(s14), fmt.num(bracket, 1), fmt.num(median(ok.map((r) => r.m.peakRssMiB ?? 0)))]];
     if (uac) rows.push(['UAC process+network', fmt.s(uac.wallS), '-', '-', '-', fmt.num(uac.peakRssMiB)]);
     const targets: TargetResult[] = [
-      { target: 'bracketed core: /proc/net reads ≤ 100 ms apart', measured: `${fmt.num(bracket, 1)} ms`, status: bracket === null ? 'n/a' : bracket <= 100 ? 'pass' : 'fail' },
+      {
+        target: 'bracketed core: /proc/net reads ≤ 100 ms apart',
+        measured: `${fmt.num(bracket, 1)} ms`,
+        status: bracket === null ? 'n/a' : bracket <= 100 ? 'pass' : 'fail',
+      },
       { target: 'steps 1-4 ≤ 1 s', measured: `${fmt.num(s14)} ms`, status: s14 === null ? 'n/a' : s14 <= 1000 ? 'pass' : 'fail' },
       { target: 'whole snapshot ≤ 3 s wall (all steps, sealed)', measured: `${fmt.s(wall)} s`, status: wall === null ? 'n/a' : wall <= 3 ? 'pass' : 'fail' },
       {
@@ -98,10 +106,15 @@ export const snapshotSection: Section = {
       text: [renderTable(['tool', 'wall s', 'collect ms', 'steps 1-4 ms', 'bracket ms', 'peak RSS MiB'], rows)],
       notes: [
         'collect ms: from the first step to the last, inside integ; wall s adds Node start-up, sealing and gzip.',
-        'bracket ms: time between the first and the second read of /proc/net/* (in between: each process\'s stat and fd links only; the rest is read after, matched by pid + start time).',
+        "bracket ms: time between the first and the second read of /proc/net/* (in between: each process's stat and fd links only; the rest is read after, matched by pid + start time).",
       ],
       targets,
-      data: { processes, extra_processes: extra, runs: runs.map((r) => ({ wall_s: r.m.wallS, exit: r.m.exitCode, peak_rss_mib: r.m.peakRssMiB, timings: r.j?.timings ?? null })), uac_wall_s: uac?.wallS ?? null },
+      data: {
+        processes,
+        extra_processes: extra,
+        runs: runs.map((r) => ({ wall_s: r.m.wallS, exit: r.m.exitCode, peak_rss_mib: r.m.peakRssMiB, timings: r.j?.timings ?? null })),
+        uac_wall_s: uac?.wallS ?? null,
+      },
       failed: ok.length !== runs.length,
     };
   },

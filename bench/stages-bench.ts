@@ -42,7 +42,8 @@ interface Internals {
 }
 
 async function loadInternals(): Promise<Internals> {
-  const load = async (rel: string): Promise<Record<string, unknown>> => (await import(pathToFileURL(path.join(REPO_ROOT, 'dist', 'src', rel)).href)) as Record<string, unknown>;
+  const load = async (rel: string): Promise<Record<string, unknown>> =>
+    (await import(pathToFileURL(path.join(REPO_ROOT, 'dist', 'src', rel)).href)) as Record<string, unknown>;
   const [policy, selector, walk, scanEntry, pool, blake3] = await Promise.all([
     load('core/policy.js'),
     load('core/selector.js'),
@@ -75,7 +76,9 @@ interface Stage {
   note: string;
 }
 
-async function timed(fn: () => Promise<{ entries: number | null; bytes: number | null }> | { entries: number | null; bytes: number | null }): Promise<{ wallS: number; cpuS: number; entries: number | null; bytes: number | null }> {
+async function timed(
+  fn: () => Promise<{ entries: number | null; bytes: number | null }> | { entries: number | null; bytes: number | null },
+): Promise<{ wallS: number; cpuS: number; entries: number | null; bytes: number | null }> {
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const r = await fn();
@@ -180,7 +183,8 @@ export async function runStagesBench(ctx: BenchContext): Promise<SectionResult> 
     await timed(async () => {
       let id = 0;
       const jobs = function* (): Generator<ScanJobLike> {
-        for (const ev of I.walk(selector, '')) if (ev.kind === 'entry') yield { id: ++id, path: ev.path, real: ev.real ?? ev.path, algos: ['blake3'], growing: false, prefixLen: null };
+        for (const ev of I.walk(selector, ''))
+          if (ev.kind === 'entry') yield { id: ++id, path: ev.path, real: ev.real ?? ev.path, algos: ['blake3'], growing: false, prefixLen: null };
       };
       let bytes = 0;
       let n = 0;
@@ -196,14 +200,32 @@ export async function runStagesBench(ctx: BenchContext): Promise<SectionResult> 
   // 8. The real thing, as a process.
   log('stages: integ check …');
   const c = await integCheck(db, policyFile, opts.jobs, dir, 'stages-check');
-  stages.push({ stage: `8 integ check (${opts.jobs} jobs, blake3), whole process`, wallS: c.wallS, cpuS: c.cpuS ?? NaN, entries: c.scanned, bytes: tree.bytes, note: `exit ${c.exitCode}` });
+  stages.push({
+    stage: `8 integ check (${opts.jobs} jobs, blake3), whole process`,
+    wallS: c.wallS,
+    cpuS: c.cpuS ?? NaN,
+    entries: c.scanned,
+    bytes: tree.bytes,
+    note: `exit ${c.exitCode}`,
+  });
 
   const header = ['stage', 'wall s', 'cpu s', 'entries/s', 'MB/s', 'note'];
-  const rows = stages.map((s) => [s.stage, fmt.s(s.wallS), fmt.s(s.cpuS), s.entries ? fmt.int(s.entries / s.wallS) : '-', s.bytes ? fmt.num(s.bytes / 1e6 / s.wallS) : '-', s.note]);
+  const rows = stages.map((s) => [
+    s.stage,
+    fmt.s(s.wallS),
+    fmt.s(s.cpuS),
+    s.entries ? fmt.int(s.entries / s.wallS) : '-',
+    s.bytes ? fmt.num(s.bytes / 1e6 / s.wallS) : '-',
+    s.note,
+  ]);
   return {
     name: 'stages',
     title: "Stages: where integ check's time goes",
-    text: [`tree: ${roots.join(', ')} (${tree.files.toLocaleString('en-US')} files, ${(tree.bytes / 1e9).toFixed(2)} GB, warm cache)`, '', renderTable(header, rows, [5])],
+    text: [
+      `tree: ${roots.join(', ')} (${tree.files.toLocaleString('en-US')} files, ${(tree.bytes / 1e9).toFixed(2)} GB, warm cache)`,
+      '',
+      renderTable(header, rows, [5]),
+    ],
     notes: [
       'stages 1-6 run on one thread in the bench process; 7 adds the worker pool; 8 is a whole integ check process',
       'the gap between 7 and 8 is what check adds on top of walk + hashing: store reads, merge-join, digest, compare, report, process start',

@@ -25,14 +25,18 @@ const REPORT_URL = 'https://github.com/integ-project/integ/issues';
 
 export function buildProgram(): Command {
   const program = new Command('integ')
-    .description('Host integrity monitor and live-response collector. In peacetime record what the system normally ' +
-      'looks like (baseline), detect tampering by re-hashing and comparing (check), and on an incident preserve ' +
-      'volatile state in a sealed, verifiable evidence bundle (snapshot).')
+    .description(
+      'Host integrity monitor and live-response collector. In peacetime record what the system normally ' +
+        'looks like (baseline), detect tampering by re-hashing and comparing (check), and on an incident preserve ' +
+        'volatile state in a sealed, verifiable evidence bundle (snapshot).',
+    )
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false })
     .exitOverride();
-  program.addHelpText('after', `
+  program.addHelpText(
+    'after',
+    `
 Examples:
   $ sudo integ baseline --note "after patching 2026-11"
   $ sudo integ check                      # exit 0 clean; 1/2/4 added/removed/changed; +8 unreadable
@@ -42,7 +46,8 @@ Examples:
 
 Exit codes: 0 clean, 1|2|4 added|removed|changed (summed), +8 scan incomplete, 16 not trustworthy,
 64 usage, 65 bad policy/input, 66 no baseline/input, 70 internal error, 73/74 cannot create/I/O error,
-75 store busy, 77 permission denied, 130 interrupted.`);
+75 store busy, 77 permission denied, 130 interrupted.`,
+  );
   registerBaseline(program);
   registerCheck(program);
   registerSnapshot(program);
@@ -96,7 +101,9 @@ export function exitCodeFor(err: unknown): number {
     return err.exitCode;
   }
   const e = err as Error;
-  process.stderr.write(`integ: internal error: ${e?.message ?? String(err)}\n${e?.stack ?? ''}\n` +
-    `This is a bug in integ ${VERSION}. Please report it with the command line and the output above at ${REPORT_URL}\n`);
+  process.stderr.write(
+    `integ: internal error: ${e?.message ?? String(err)}\n${e?.stack ?? ''}\n` +
+      `This is a bug in integ ${VERSION}. Please report it with the command line and the output above at ${REPORT_URL}\n`,
+  );
   return EXIT.SOFTWARE;
 }

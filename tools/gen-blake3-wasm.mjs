@@ -45,8 +45,14 @@ for (let r = 1; r < 7; r++) SCHEDULE.push(MSG_PERMUTATION.map((p) => SCHEDULE[r 
 
 /** The 8 G applications of a round: state indices a, b, c, d; message positions 2g, 2g+1. */
 const G_STATE = [
-  [0, 4, 8, 12], [1, 5, 9, 13], [2, 6, 10, 14], [3, 7, 11, 15],
-  [0, 5, 10, 15], [1, 6, 11, 12], [2, 7, 8, 13], [3, 4, 9, 14],
+  [0, 4, 8, 12],
+  [1, 5, 9, 13],
+  [2, 6, 10, 14],
+  [3, 7, 11, 15],
+  [0, 5, 10, 15],
+  [1, 6, 11, 12],
+  [2, 7, 8, 13],
+  [3, 4, 9, 14],
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -112,25 +118,65 @@ const vec = (items) => [...uleb(items.length), ...items.flat()];
 const name = (s) => vec([...Buffer.from(s, 'utf8')]);
 
 const PLAIN = {
-  unreachable: [0x00], nop: [0x01], else: [0x05], end: [0x0b], return: [0x0f], drop: [0x1a], select: [0x1b],
-  'i32.eqz': [0x45], 'i32.eq': [0x46], 'i32.ne': [0x47], 'i32.lt_u': [0x49], 'i32.gt_u': [0x4b],
-  'i32.le_u': [0x4d], 'i32.ge_u': [0x4f],
-  'i64.eqz': [0x50], 'i64.eq': [0x51], 'i64.ne': [0x52],
-  'i32.popcnt': [0x69], 'i32.add': [0x6a], 'i32.sub': [0x6b], 'i32.mul': [0x6c], 'i32.and': [0x71],
-  'i32.or': [0x72], 'i32.xor': [0x73], 'i32.shl': [0x74], 'i32.shr_u': [0x76], 'i32.rotl': [0x77], 'i32.rotr': [0x78],
-  'i64.popcnt': [0x7b], 'i64.add': [0x7c], 'i64.sub': [0x7d], 'i64.and': [0x83], 'i64.or': [0x84], 'i64.shr_u': [0x88],
-  'i32.wrap_i64': [0xa7], 'i64.extend_i32_u': [0xad],
+  unreachable: [0x00],
+  nop: [0x01],
+  else: [0x05],
+  end: [0x0b],
+  return: [0x0f],
+  drop: [0x1a],
+  select: [0x1b],
+  'i32.eqz': [0x45],
+  'i32.eq': [0x46],
+  'i32.ne': [0x47],
+  'i32.lt_u': [0x49],
+  'i32.gt_u': [0x4b],
+  'i32.le_u': [0x4d],
+  'i32.ge_u': [0x4f],
+  'i64.eqz': [0x50],
+  'i64.eq': [0x51],
+  'i64.ne': [0x52],
+  'i32.popcnt': [0x69],
+  'i32.add': [0x6a],
+  'i32.sub': [0x6b],
+  'i32.mul': [0x6c],
+  'i32.and': [0x71],
+  'i32.or': [0x72],
+  'i32.xor': [0x73],
+  'i32.shl': [0x74],
+  'i32.shr_u': [0x76],
+  'i32.rotl': [0x77],
+  'i32.rotr': [0x78],
+  'i64.popcnt': [0x7b],
+  'i64.add': [0x7c],
+  'i64.sub': [0x7d],
+  'i64.and': [0x83],
+  'i64.or': [0x84],
+  'i64.shr_u': [0x88],
+  'i32.wrap_i64': [0xa7],
+  'i64.extend_i32_u': [0xad],
   'memory.copy': [0xfc, ...uleb(10), 0x00, 0x00],
   'memory.fill': [0xfc, ...uleb(11), 0x00],
 };
 const SIMD = {
-  'i8x16.swizzle': 14, 'i32x4.splat': 17, 'i32x4.lt_u': 58, 'v128.and': 78, 'v128.or': 80, 'v128.xor': 81,
-  'i32x4.shl': 171, 'i32x4.shr_u': 173, 'i32x4.add': 174, 'i32x4.sub': 177,
+  'i8x16.swizzle': 14,
+  'i32x4.splat': 17,
+  'i32x4.lt_u': 58,
+  'v128.and': 78,
+  'v128.or': 80,
+  'v128.xor': 81,
+  'i32x4.shl': 171,
+  'i32x4.shr_u': 173,
+  'i32x4.add': 174,
+  'i32x4.sub': 177,
 };
 /** memory instructions: opcode bytes and natural alignment (log2) */
 const MEMOP = {
-  'i32.load': [[0x28], 2], 'i64.load': [[0x29], 3], 'i32.store': [[0x36], 2], 'i64.store': [[0x37], 3],
-  'v128.load': [[0xfd, ...uleb(0)], 4], 'v128.store': [[0xfd, ...uleb(11)], 4],
+  'i32.load': [[0x28], 2],
+  'i64.load': [[0x29], 3],
+  'i32.store': [[0x36], 2],
+  'i64.store': [[0x37], 3],
+  'v128.load': [[0xfd, ...uleb(0)], 4],
+  'v128.store': [[0xfd, ...uleb(11)], 4],
 };
 
 function int(tok) {
@@ -235,13 +281,17 @@ function assembleModule({ funcs, globals, memoryPages, data, exports }) {
   const funcIndex = new Map(funcs.map((f, i) => [f.name, i]));
   const globalIndex = new Map(globals.map((g, i) => [g.name, i]));
   const constExpr = (t, v) => (t === 'i64' ? [0x42, ...sleb(v)] : [0x41, ...sleb(v)]);
-  const exportEntries = [
-    ...exports.map((n) => [...name(n), 0x00, ...uleb(funcIndex.get(n))]),
-    [...name('memory'), 0x02, 0x00],
-  ];
+  const exportEntries = [...exports.map((n) => [...name(n), 0x00, ...uleb(funcIndex.get(n))]), [...name('memory'), 0x02, 0x00]];
   if (exports.some((n) => !funcIndex.has(n))) throw new Error('export of an unknown function');
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, vec(sigs.map((s) => s.bytes))),
     ...section(3, vec(funcTypes.map((t) => uleb(t)))),
     ...section(5, vec([[0x01, ...uleb(memoryPages), ...uleb(memoryPages)]])),
@@ -357,7 +407,14 @@ function fnCompress() {
   for (const i of range(8)) body.push('local.get $out', `local.get $v${i}`, `local.get $v${i + 8}`, 'i32.xor', `i32.store offset=${4 * i} align=1`);
   return {
     name: 'compress',
-    params: [['cv', 'i32'], ['blk', 'i32'], ['ctr', 'i64'], ['len', 'i32'], ['fl', 'i32'], ['out', 'i32']],
+    params: [
+      ['cv', 'i32'],
+      ['blk', 'i32'],
+      ['ctr', 'i64'],
+      ['len', 'i32'],
+      ['fl', 'i32'],
+      ['out', 'i32'],
+    ],
     results: [],
     locals: [...locals('v', 16, 'i32'), ...locals('m', 16, 'i32')],
     body,
@@ -384,7 +441,11 @@ function fnChunk() {
   for (const i of range(8)) body.push('local.get $out', `local.get $h${i}`, `i32.store offset=${4 * i} align=1`);
   return {
     name: 'chunk',
-    params: [['p', 'i32'], ['ctr', 'i64'], ['out', 'i32']],
+    params: [
+      ['p', 'i32'],
+      ['ctr', 'i64'],
+      ['out', 'i32'],
+    ],
     results: [],
     locals: [...locals('h', 8, 'i32'), ...locals('v', 16, 'i32'), ...locals('m', 16, 'i32'), ['b', 'i32'], ['lo', 'i32'], ['hi', 'i32']],
     body,
@@ -397,14 +458,38 @@ const shuffle32 = (lanes) => `i8x16.shuffle ${lanes.flatMap((l) => [4 * l, 4 * l
 function transpose(rows, outs) {
   const [a, b, c, d] = rows;
   return [
-    ...a, ...b, shuffle32([0, 4, 1, 5]), 'local.set $t0',
-    ...a, ...b, shuffle32([2, 6, 3, 7]), 'local.set $t1',
-    ...c, ...d, shuffle32([0, 4, 1, 5]), 'local.set $t2',
-    ...c, ...d, shuffle32([2, 6, 3, 7]), 'local.set $t3',
-    'local.get $t0', 'local.get $t2', shuffle32([0, 1, 4, 5]), `local.set $${outs[0]}`,
-    'local.get $t0', 'local.get $t2', shuffle32([2, 3, 6, 7]), `local.set $${outs[1]}`,
-    'local.get $t1', 'local.get $t3', shuffle32([0, 1, 4, 5]), `local.set $${outs[2]}`,
-    'local.get $t1', 'local.get $t3', shuffle32([2, 3, 6, 7]), `local.set $${outs[3]}`,
+    ...a,
+    ...b,
+    shuffle32([0, 4, 1, 5]),
+    'local.set $t0',
+    ...a,
+    ...b,
+    shuffle32([2, 6, 3, 7]),
+    'local.set $t1',
+    ...c,
+    ...d,
+    shuffle32([0, 4, 1, 5]),
+    'local.set $t2',
+    ...c,
+    ...d,
+    shuffle32([2, 6, 3, 7]),
+    'local.set $t3',
+    'local.get $t0',
+    'local.get $t2',
+    shuffle32([0, 1, 4, 5]),
+    `local.set $${outs[0]}`,
+    'local.get $t0',
+    'local.get $t2',
+    shuffle32([2, 3, 6, 7]),
+    `local.set $${outs[1]}`,
+    'local.get $t1',
+    'local.get $t3',
+    shuffle32([0, 1, 4, 5]),
+    `local.set $${outs[2]}`,
+    'local.get $t1',
+    'local.get $t3',
+    shuffle32([2, 3, 6, 7]),
+    `local.set $${outs[3]}`,
   ];
 }
 
@@ -424,13 +509,29 @@ function fnMany4(kind) {
   if (chunks) {
     // counter lanes: ctr + i, low words with carry into the high words
     body.push('local.get $ctr', 'i32.wrap_i64', 'i32x4.splat', 'local.tee $t', 'v128.const i32x4 0 1 2 3', 'i32x4.add', 'local.set $clo');
-    body.push('local.get $ctr', 'i64.const 32', 'i64.shr_u', 'i32.wrap_i64', 'i32x4.splat', 'local.get $clo', 'local.get $t', 'i32x4.lt_u', 'i32x4.sub', 'local.set $chi');
+    body.push(
+      'local.get $ctr',
+      'i64.const 32',
+      'i64.shr_u',
+      'i32.wrap_i64',
+      'i32x4.splat',
+      'local.get $clo',
+      'local.get $t',
+      'i32x4.lt_u',
+      'i32x4.sub',
+      'local.set $chi',
+    );
     body.push('i32.const 0', 'local.set $b', 'loop $blocks');
   }
   // message: word w of lane i is at p + stride*i + 4*w; load rows, transpose to m0..15
   for (const k of range(4)) {
     const rows = range(4).map((i) => ['local.get $p', `v128.load offset=${stride * i + 16 * k} align=1`]);
-    body.push(...transpose(rows, range(4).map((j) => `m${4 * k + j}`)));
+    body.push(
+      ...transpose(
+        rows,
+        range(4).map((j) => `m${4 * k + j}`),
+      ),
+    );
     if (OPT.msgMem) for (const j of range(4)) body.push('i32.const 0', `local.get $m${4 * k + j}`, `v128.store offset=${L.MSG + 16 * (4 * k + j)}`);
   }
   for (const i of range(8)) body.push(`local.get $h${i}`, `local.set $s${i}`);
@@ -453,27 +554,61 @@ function fnMany4(kind) {
     body.push('local.get $b', 'i32.const 1', 'i32.add', 'local.tee $b', 'i32.const 16', 'i32.ne', 'br_if $blocks', 'end');
   }
   // h_j lane i = word j of CV i: transpose back, rows are CVs
-  body.push(...transpose(range(4).map((j) => [`local.get $h${j}`]), ['r0', 'r1', 'r2', 'r3']));
-  body.push(...transpose(range(4).map((j) => [`local.get $h${4 + j}`]), ['r4', 'r5', 'r6', 'r7']));
+  body.push(
+    ...transpose(
+      range(4).map((j) => [`local.get $h${j}`]),
+      ['r0', 'r1', 'r2', 'r3'],
+    ),
+  );
+  body.push(
+    ...transpose(
+      range(4).map((j) => [`local.get $h${4 + j}`]),
+      ['r4', 'r5', 'r6', 'r7'],
+    ),
+  );
   for (const i of range(4)) {
     body.push('local.get $out', `local.get $r${i}`, `v128.store offset=${32 * i} align=1`);
     body.push('local.get $out', `local.get $r${4 + i}`, `v128.store offset=${32 * i + 16} align=1`);
   }
   return {
     name: chunks ? 'hash4' : 'parents4',
-    params: chunks ? [['p', 'i32'], ['ctr', 'i64'], ['out', 'i32']] : [['p', 'i32'], ['out', 'i32']],
+    params: chunks
+      ? [
+          ['p', 'i32'],
+          ['ctr', 'i64'],
+          ['out', 'i32'],
+        ]
+      : [
+          ['p', 'i32'],
+          ['out', 'i32'],
+        ],
     results: [],
     locals: [
-      ...locals('h', 8, 'v128'), ...locals('s', 16, 'v128'), ...locals('m', 16, 'v128'), ...locals('r', 8, 'v128'),
-      ...locals('t', 4, 'v128'), ['t', 'v128'], ['dd', 'v128'], ['clo', 'v128'], ['chi', 'v128'], ['b', 'i32'],
+      ...locals('h', 8, 'v128'),
+      ...locals('s', 16, 'v128'),
+      ...locals('m', 16, 'v128'),
+      ...locals('r', 8, 'v128'),
+      ...locals('t', 4, 'v128'),
+      ['t', 'v128'],
+      ['dd', 'v128'],
+      ['clo', 'v128'],
+      ['chi', 'v128'],
+      ['b', 'i32'],
     ],
     body,
   };
 }
 
 /** call $compress on a parent block at (instruction list) blk, writing to (instruction list) out */
-const parentCompress = (blk, out, flags = PARENT) =>
-  [`i32.const ${L.IV}`, ...blk, 'i64.const 0', `i32.const ${BLOCK_LEN}`, `i32.const ${flags}`, ...out, 'call $compress'];
+const parentCompress = (blk, out, flags = PARENT) => [
+  `i32.const ${L.IV}`,
+  ...blk,
+  'i64.const 0',
+  `i32.const ${BLOCK_LEN}`,
+  `i32.const ${flags}`,
+  ...out,
+  'call $compress',
+];
 
 const incr = (g, by = 1) => [`global.get $${g}`, `i32.const ${by}`, 'i32.add', `global.set $${g}`];
 const incrLocal = (l, by) => [`local.get $${l}`, ...by, 'i32.add', `local.set $${l}`];
@@ -482,15 +617,38 @@ const decrLocal = (l, by) => [`local.get $${l}`, ...by, 'i32.sub', `local.set $$
 /** merge(ctr): merge the CV stack down to popcount(ctr) entries (the lazy merge of BLAKE3's Rust crate) */
 function fnMerge() {
   return {
-    name: 'merge', params: [['ctr', 'i64']], results: [], locals: [['t', 'i32'], ['q', 'i32']],
+    name: 'merge',
+    params: [['ctr', 'i64']],
+    results: [],
+    locals: [
+      ['t', 'i32'],
+      ['q', 'i32'],
+    ],
     body: [
-      'local.get $ctr', 'i64.popcnt', 'i32.wrap_i64', 'local.set $t',
-      'block $done', 'loop $more',
-      'global.get $sp', 'local.get $t', 'i32.le_u', 'br_if $done',
-      'global.get $sp', 'i32.const 5', 'i32.shl', `i32.const ${L.STACK - 64}`, 'i32.add', 'local.set $q',
+      'local.get $ctr',
+      'i64.popcnt',
+      'i32.wrap_i64',
+      'local.set $t',
+      'block $done',
+      'loop $more',
+      'global.get $sp',
+      'local.get $t',
+      'i32.le_u',
+      'br_if $done',
+      'global.get $sp',
+      'i32.const 5',
+      'i32.shl',
+      `i32.const ${L.STACK - 64}`,
+      'i32.add',
+      'local.set $q',
       ...parentCompress(['local.get $q'], ['local.get $q']),
-      'global.get $sp', 'i32.const 1', 'i32.sub', 'global.set $sp',
-      'br $more', 'end', 'end',
+      'global.get $sp',
+      'i32.const 1',
+      'i32.sub',
+      'global.set $sp',
+      'br $more',
+      'end',
+      'end',
     ],
   };
 }
@@ -498,45 +656,109 @@ function fnMerge() {
 /** push(cv, ctr): push the CV of the subtree starting at chunk ctr, merging what lies below first */
 function fnPush() {
   return {
-    name: 'push', params: [['cv', 'i32'], ['ctr', 'i64']], results: [], locals: [],
+    name: 'push',
+    params: [
+      ['cv', 'i32'],
+      ['ctr', 'i64'],
+    ],
+    results: [],
+    locals: [],
     body: [
-      'local.get $ctr', 'call $merge',
-      'global.get $sp', 'i32.const 5', 'i32.shl', `i32.const ${L.STACK}`, 'i32.add', 'local.get $cv', 'i32.const 32', 'memory.copy',
+      'local.get $ctr',
+      'call $merge',
+      'global.get $sp',
+      'i32.const 5',
+      'i32.shl',
+      `i32.const ${L.STACK}`,
+      'i32.add',
+      'local.get $cv',
+      'i32.const 32',
+      'memory.copy',
       ...incr('sp'),
     ],
   };
 }
 
 const compressCsBlock = (blk) => [
-  `i32.const ${L.CS_CV}`, ...blk, 'global.get $ctr', `i32.const ${BLOCK_LEN}`,
-  'global.get $blocks', 'i32.eqz', // CHUNK_START on the chunk's first block
-  `i32.const ${L.CS_CV}`, 'call $compress', ...incr('blocks'),
+  `i32.const ${L.CS_CV}`,
+  ...blk,
+  'global.get $ctr',
+  `i32.const ${BLOCK_LEN}`,
+  'global.get $blocks',
+  'i32.eqz', // CHUNK_START on the chunk's first block
+  `i32.const ${L.CS_CV}`,
+  'call $compress',
+  ...incr('blocks'),
 ];
 
 /** cs_update(p, n): absorb n bytes into the chunk state; the caller keeps the chunk within 1024 bytes */
 function fnCsUpdate() {
   return {
-    name: 'cs_update', params: [['p', 'i32'], ['n', 'i32']], results: [], locals: [['take', 'i32']],
+    name: 'cs_update',
+    params: [
+      ['p', 'i32'],
+      ['n', 'i32'],
+    ],
+    results: [],
+    locals: [['take', 'i32']],
     body: [
-      'block $done', 'loop $more',
-      'local.get $n', 'i32.eqz', 'br_if $done',
+      'block $done',
+      'loop $more',
+      'local.get $n',
+      'i32.eqz',
+      'br_if $done',
       // a full buffered block is compressed only now that more input follows it
-      'global.get $buflen', `i32.const ${BLOCK_LEN}`, 'i32.eq', 'if',
-      ...compressCsBlock([`i32.const ${L.CS_BLOCK}`]), 'i32.const 0', 'global.set $buflen',
+      'global.get $buflen',
+      `i32.const ${BLOCK_LEN}`,
+      'i32.eq',
+      'if',
+      ...compressCsBlock([`i32.const ${L.CS_BLOCK}`]),
+      'i32.const 0',
+      'global.set $buflen',
       'end',
       // buffer empty: compress whole blocks straight from the input while more follows them
-      'global.get $buflen', 'i32.eqz', 'if', 'block $direct_done', 'loop $direct',
-      'local.get $n', `i32.const ${BLOCK_LEN}`, 'i32.le_u', 'br_if $direct_done',
+      'global.get $buflen',
+      'i32.eqz',
+      'if',
+      'block $direct_done',
+      'loop $direct',
+      'local.get $n',
+      `i32.const ${BLOCK_LEN}`,
+      'i32.le_u',
+      'br_if $direct_done',
       ...compressCsBlock(['local.get $p']),
-      ...incrLocal('p', [`i32.const ${BLOCK_LEN}`]), ...decrLocal('n', [`i32.const ${BLOCK_LEN}`]),
-      'br $direct', 'end', 'end', 'end',
+      ...incrLocal('p', [`i32.const ${BLOCK_LEN}`]),
+      ...decrLocal('n', [`i32.const ${BLOCK_LEN}`]),
+      'br $direct',
+      'end',
+      'end',
+      'end',
       // take = min(64 - buflen, n)
-      `i32.const ${BLOCK_LEN}`, 'global.get $buflen', 'i32.sub', 'local.tee $take', 'local.get $n',
-      'local.get $take', 'local.get $n', 'i32.lt_u', 'select', 'local.set $take',
-      `i32.const ${L.CS_BLOCK}`, 'global.get $buflen', 'i32.add', 'local.get $p', 'local.get $take', 'memory.copy',
-      'global.get $buflen', 'local.get $take', 'i32.add', 'global.set $buflen',
-      ...incrLocal('p', ['local.get $take']), ...decrLocal('n', ['local.get $take']),
-      'br $more', 'end', 'end',
+      `i32.const ${BLOCK_LEN}`,
+      'global.get $buflen',
+      'i32.sub',
+      'local.tee $take',
+      'local.get $n',
+      'local.get $take',
+      'local.get $n',
+      'i32.lt_u',
+      'select',
+      'local.set $take',
+      `i32.const ${L.CS_BLOCK}`,
+      'global.get $buflen',
+      'i32.add',
+      'local.get $p',
+      'local.get $take',
+      'memory.copy',
+      'global.get $buflen',
+      'local.get $take',
+      'i32.add',
+      'global.set $buflen',
+      ...incrLocal('p', ['local.get $take']),
+      ...decrLocal('n', ['local.get $take']),
+      'br $more',
+      'end',
+      'end',
     ],
   };
 }
@@ -544,31 +766,64 @@ function fnCsUpdate() {
 /** chunk_cv(out, fl): compress the chunk state's last block with CHUNK_END | fl to out; the state is kept */
 function fnChunkCv() {
   return {
-    name: 'chunk_cv', params: [['out', 'i32'], ['fl', 'i32']], results: [], locals: [],
+    name: 'chunk_cv',
+    params: [
+      ['out', 'i32'],
+      ['fl', 'i32'],
+    ],
+    results: [],
+    locals: [],
     body: [
       // zero the block past its length (bytes that no one reads otherwise)
-      `i32.const ${L.CS_BLOCK}`, 'global.get $buflen', 'i32.add', 'i32.const 0',
-      `i32.const ${BLOCK_LEN}`, 'global.get $buflen', 'i32.sub', 'memory.fill',
-      `i32.const ${L.CS_CV}`, `i32.const ${L.CS_BLOCK}`, 'global.get $ctr', 'global.get $buflen',
-      'global.get $blocks', 'i32.eqz', `i32.const ${CHUNK_END}`, 'i32.or', 'local.get $fl', 'i32.or',
-      'local.get $out', 'call $compress',
+      `i32.const ${L.CS_BLOCK}`,
+      'global.get $buflen',
+      'i32.add',
+      'i32.const 0',
+      `i32.const ${BLOCK_LEN}`,
+      'global.get $buflen',
+      'i32.sub',
+      'memory.fill',
+      `i32.const ${L.CS_CV}`,
+      `i32.const ${L.CS_BLOCK}`,
+      'global.get $ctr',
+      'global.get $buflen',
+      'global.get $blocks',
+      'i32.eqz',
+      `i32.const ${CHUNK_END}`,
+      'i32.or',
+      'local.get $fl',
+      'i32.or',
+      'local.get $out',
+      'call $compress',
     ],
   };
 }
 
 function fnCsReset() {
   return {
-    name: 'cs_reset', params: [], results: [], locals: [],
+    name: 'cs_reset',
+    params: [],
+    results: [],
+    locals: [],
     body: [
-      `i32.const ${L.CS_CV}`, `i32.const ${L.IV}`, 'i32.const 32', 'memory.copy',
-      'i32.const 0', 'global.set $buflen', 'i32.const 0', 'global.set $blocks',
+      `i32.const ${L.CS_CV}`,
+      `i32.const ${L.IV}`,
+      'i32.const 32',
+      'memory.copy',
+      'i32.const 0',
+      'global.set $buflen',
+      'i32.const 0',
+      'global.set $blocks',
     ],
   };
 }
 
 function fnReset() {
   return {
-    name: 'reset', params: [], results: [], locals: [],
+    name: 'reset',
+    params: [],
+    results: [],
+    locals: [],
     body: ['call $cs_reset', 'i64.const 0', 'global.set $ctr', 'i32.const 0', 'global.set $sp'],
   };
 }
@@ -581,25 +836,85 @@ function fnReset() {
 function fnSubtree() {
   const S = L.SCR;
   return {
-    name: 'subtree', params: [['p', 'i32'], ['ctr', 'i64'], ['n', 'i32'], ['out', 'i32']], results: [],
-    locals: [['i', 'i32'], ['cnt', 'i32'], ['j', 'i32']],
+    name: 'subtree',
+    params: [
+      ['p', 'i32'],
+      ['ctr', 'i64'],
+      ['n', 'i32'],
+      ['out', 'i32'],
+    ],
+    results: [],
+    locals: [
+      ['i', 'i32'],
+      ['cnt', 'i32'],
+      ['j', 'i32'],
+    ],
     body: [
-      'i32.const 0', 'local.set $i', 'loop $leaves',
-      'local.get $p', 'local.get $i', 'i32.const 10', 'i32.shl', 'i32.add',
-      'local.get $ctr', 'local.get $i', 'i64.extend_i32_u', 'i64.add',
-      `i32.const ${S}`, 'local.get $i', 'i32.const 5', 'i32.shl', 'i32.add',
+      'i32.const 0',
+      'local.set $i',
+      'loop $leaves',
+      'local.get $p',
+      'local.get $i',
+      'i32.const 10',
+      'i32.shl',
+      'i32.add',
+      'local.get $ctr',
+      'local.get $i',
+      'i64.extend_i32_u',
+      'i64.add',
+      `i32.const ${S}`,
+      'local.get $i',
+      'i32.const 5',
+      'i32.shl',
+      'i32.add',
       'call $hash4',
-      'local.get $i', 'i32.const 4', 'i32.add', 'local.tee $i', 'local.get $n', 'i32.lt_u', 'br_if $leaves', 'end',
-      'local.get $n', 'local.set $cnt',
-      'block $levels_done', 'loop $levels',
-      'local.get $cnt', 'i32.const 4', 'i32.le_u', 'br_if $levels_done',
-      'i32.const 0', 'local.set $j', 'loop $parents',
-      `i32.const ${S}`, 'local.get $j', 'i32.const 6', 'i32.shl', 'i32.add',
-      `i32.const ${S}`, 'local.get $j', 'i32.const 5', 'i32.shl', 'i32.add',
+      'local.get $i',
+      'i32.const 4',
+      'i32.add',
+      'local.tee $i',
+      'local.get $n',
+      'i32.lt_u',
+      'br_if $leaves',
+      'end',
+      'local.get $n',
+      'local.set $cnt',
+      'block $levels_done',
+      'loop $levels',
+      'local.get $cnt',
+      'i32.const 4',
+      'i32.le_u',
+      'br_if $levels_done',
+      'i32.const 0',
+      'local.set $j',
+      'loop $parents',
+      `i32.const ${S}`,
+      'local.get $j',
+      'i32.const 6',
+      'i32.shl',
+      'i32.add',
+      `i32.const ${S}`,
+      'local.get $j',
+      'i32.const 5',
+      'i32.shl',
+      'i32.add',
       'call $parents4',
-      'local.get $j', 'i32.const 4', 'i32.add', 'local.tee $j', 'local.get $cnt', 'i32.const 1', 'i32.shr_u', 'i32.lt_u', 'br_if $parents', 'end',
-      'local.get $cnt', 'i32.const 1', 'i32.shr_u', 'local.set $cnt',
-      'br $levels', 'end', 'end',
+      'local.get $j',
+      'i32.const 4',
+      'i32.add',
+      'local.tee $j',
+      'local.get $cnt',
+      'i32.const 1',
+      'i32.shr_u',
+      'i32.lt_u',
+      'br_if $parents',
+      'end',
+      'local.get $cnt',
+      'i32.const 1',
+      'i32.shr_u',
+      'local.set $cnt',
+      'br $levels',
+      'end',
+      'end',
       ...parentCompress([`i32.const ${S}`], [`i32.const ${S}`]),
       ...parentCompress([`i32.const ${S + 64}`], [`i32.const ${S + 32}`]),
       ...parentCompress([`i32.const ${S}`], ['local.get $out']),
@@ -614,61 +929,153 @@ const returnIfZero = (l) => [`local.get $${l}`, 'i32.eqz', 'if', 'return', 'end'
 function fnUpdate() {
   const pushH4 = range(4).flatMap((i) => [`i32.const ${L.H4 + 32 * i}`, 'global.get $ctr', `i64.const ${i}`, 'i64.add', 'call $push']);
   return {
-    name: 'update', params: [['p', 'i32'], ['n', 'i32']], results: [], locals: [['take', 'i32'], ['s', 'i32'], ['sb', 'i32']],
+    name: 'update',
+    params: [
+      ['p', 'i32'],
+      ['n', 'i32'],
+    ],
+    results: [],
+    locals: [
+      ['take', 'i32'],
+      ['s', 'i32'],
+      ['sb', 'i32'],
+    ],
     body: [
       ...returnIfZero('n'),
       // 1. a partly filled chunk: fill it; if input remains, the chunk is not the last: push its CV
-      'global.get $blocks', 'global.get $buflen', 'i32.or', 'if',
-      `i32.const ${CHUNK_LEN}`, 'global.get $blocks', 'i32.const 6', 'i32.shl', 'i32.sub', 'global.get $buflen', 'i32.sub',
-      'local.tee $take', 'local.get $n', 'local.get $take', 'local.get $n', 'i32.lt_u', 'select', 'local.set $take',
-      'local.get $p', 'local.get $take', 'call $cs_update',
-      ...incrLocal('p', ['local.get $take']), ...decrLocal('n', ['local.get $take']),
+      'global.get $blocks',
+      'global.get $buflen',
+      'i32.or',
+      'if',
+      `i32.const ${CHUNK_LEN}`,
+      'global.get $blocks',
+      'i32.const 6',
+      'i32.shl',
+      'i32.sub',
+      'global.get $buflen',
+      'i32.sub',
+      'local.tee $take',
+      'local.get $n',
+      'local.get $take',
+      'local.get $n',
+      'i32.lt_u',
+      'select',
+      'local.set $take',
+      'local.get $p',
+      'local.get $take',
+      'call $cs_update',
+      ...incrLocal('p', ['local.get $take']),
+      ...decrLocal('n', ['local.get $take']),
       ...returnIfZero('n'),
-      `i32.const ${L.TMP}`, 'i32.const 0', 'call $chunk_cv',
-      `i32.const ${L.TMP}`, 'global.get $ctr', 'call $push',
+      `i32.const ${L.TMP}`,
+      'i32.const 0',
+      'call $chunk_cv',
+      `i32.const ${L.TMP}`,
+      'global.get $ctr',
+      'call $push',
       ...addCtr(['i64.const 1']),
       'call $cs_reset',
       'end',
       // 2. at a chunk boundary: whole chunks while more than one chunk's worth remains
-      'block $done', 'loop $more',
-      'local.get $n', `i32.const ${CHUNK_LEN}`, 'i32.le_u', 'br_if $done',
+      'block $done',
+      'loop $more',
+      'local.get $n',
+      `i32.const ${CHUNK_LEN}`,
+      'i32.le_u',
+      'br_if $done',
       'block $scalar',
-      'local.get $n', `i32.const ${4 * CHUNK_LEN}`, 'i32.lt_u', 'br_if $scalar',
-      'global.get $ctr', 'i64.const 3', 'i64.and', 'i64.eqz', 'i32.eqz', 'br_if $scalar',
+      'local.get $n',
+      `i32.const ${4 * CHUNK_LEN}`,
+      'i32.lt_u',
+      'br_if $scalar',
+      'global.get $ctr',
+      'i64.const 3',
+      'i64.and',
+      'i64.eqz',
+      'i32.eqz',
+      'br_if $scalar',
       // the largest subtree of s chunks (4 <= s <= 256) that fits, is aligned (ctr % s == 0) and
       // is not the whole input (then it could be the root, which needs the ROOT flag)
-      `i32.const ${MAX_SUBTREE_CHUNKS}`, 'local.set $s',
-      'block $chosen', 'loop $shrink',
-      'local.get $s', 'i32.const 10', 'i32.shl', 'local.tee $sb', 'local.get $n', 'i32.le_u',
-      'global.get $ctr', 'local.get $s', 'i32.const 1', 'i32.sub', 'i64.extend_i32_u', 'i64.and', 'i64.eqz', 'i32.and',
-      'local.get $sb', 'local.get $n', 'i32.lt_u', 'global.get $ctr', 'i64.eqz', 'i32.eqz', 'i32.or', 'i32.and',
+      `i32.const ${MAX_SUBTREE_CHUNKS}`,
+      'local.set $s',
+      'block $chosen',
+      'loop $shrink',
+      'local.get $s',
+      'i32.const 10',
+      'i32.shl',
+      'local.tee $sb',
+      'local.get $n',
+      'i32.le_u',
+      'global.get $ctr',
+      'local.get $s',
+      'i32.const 1',
+      'i32.sub',
+      'i64.extend_i32_u',
+      'i64.and',
+      'i64.eqz',
+      'i32.and',
+      'local.get $sb',
+      'local.get $n',
+      'i32.lt_u',
+      'global.get $ctr',
+      'i64.eqz',
+      'i32.eqz',
+      'i32.or',
+      'i32.and',
       'br_if $chosen',
-      'local.get $s', 'i32.const 1', 'i32.shr_u', 'local.tee $s', 'i32.const 4', 'i32.ge_u', 'br_if $shrink',
+      'local.get $s',
+      'i32.const 1',
+      'i32.shr_u',
+      'local.tee $s',
+      'i32.const 4',
+      'i32.ge_u',
+      'br_if $shrink',
       'end',
       // none: exactly 4 chunks that are all the input so far; push their CVs one by one
-      'local.get $p', 'global.get $ctr', `i32.const ${L.H4}`, 'call $hash4',
+      'local.get $p',
+      'global.get $ctr',
+      `i32.const ${L.H4}`,
+      'call $hash4',
       ...pushH4,
       ...addCtr(['i64.const 4']),
-      ...incrLocal('p', [`i32.const ${4 * CHUNK_LEN}`]), ...decrLocal('n', [`i32.const ${4 * CHUNK_LEN}`]),
+      ...incrLocal('p', [`i32.const ${4 * CHUNK_LEN}`]),
+      ...decrLocal('n', [`i32.const ${4 * CHUNK_LEN}`]),
       'br $more',
       'end',
-      'local.get $p', 'global.get $ctr', 'local.get $s', `i32.const ${L.TMP}`, 'call $subtree',
-      `i32.const ${L.TMP}`, 'global.get $ctr', 'call $push',
+      'local.get $p',
+      'global.get $ctr',
+      'local.get $s',
+      `i32.const ${L.TMP}`,
+      'call $subtree',
+      `i32.const ${L.TMP}`,
+      'global.get $ctr',
+      'call $push',
       ...addCtr(['local.get $s', 'i64.extend_i32_u']),
-      ...incrLocal('p', ['local.get $sb']), ...decrLocal('n', ['local.get $sb']),
+      ...incrLocal('p', ['local.get $sb']),
+      ...decrLocal('n', ['local.get $sb']),
       'br $more',
       'end',
       // one chunk, scalar (fewer than 4 left, or the counter is not a multiple of 4)
-      'local.get $p', 'global.get $ctr', `i32.const ${L.TMP}`, 'call $chunk',
-      `i32.const ${L.TMP}`, 'global.get $ctr', 'call $push',
+      'local.get $p',
+      'global.get $ctr',
+      `i32.const ${L.TMP}`,
+      'call $chunk',
+      `i32.const ${L.TMP}`,
+      'global.get $ctr',
+      'call $push',
       ...addCtr(['i64.const 1']),
-      ...incrLocal('p', [`i32.const ${CHUNK_LEN}`]), ...decrLocal('n', [`i32.const ${CHUNK_LEN}`]),
+      ...incrLocal('p', [`i32.const ${CHUNK_LEN}`]),
+      ...decrLocal('n', [`i32.const ${CHUNK_LEN}`]),
       'br $more',
-      'end', 'end',
+      'end',
+      'end',
       // 3. 1..1024 bytes start the (empty) chunk state; the stack is merged for finalize first
       ...returnIfZero('n'),
-      'global.get $ctr', 'call $merge',
-      'local.get $p', 'local.get $n', 'call $cs_update',
+      'global.get $ctr',
+      'call $merge',
+      'local.get $p',
+      'local.get $n',
+      'call $cs_update',
     ],
   };
 }
@@ -677,41 +1084,103 @@ function fnUpdate() {
 function fnFinalize() {
   const parentTo = (flags, out) => parentCompress([`i32.const ${L.PB}`], out, flags);
   return {
-    name: 'finalize', params: [['out', 'i32']], results: [], locals: [['n', 'i32']],
+    name: 'finalize',
+    params: [['out', 'i32']],
+    results: [],
+    locals: [['n', 'i32']],
     body: [
       // a single chunk (possibly empty) is the root
-      'global.get $sp', 'local.tee $n', 'i32.eqz', 'if',
-      'local.get $out', `i32.const ${ROOT}`, 'call $chunk_cv', 'return',
+      'global.get $sp',
+      'local.tee $n',
+      'i32.eqz',
+      'if',
+      'local.get $out',
+      `i32.const ${ROOT}`,
+      'call $chunk_cv',
+      'return',
       'end',
-      'global.get $blocks', 'global.get $buflen', 'i32.or', 'if',
+      'global.get $blocks',
+      'global.get $buflen',
+      'i32.or',
+      'if',
       // the chunk state's CV is the right child of the lowest parent
-      `i32.const ${L.PB + 32}`, 'i32.const 0', 'call $chunk_cv',
+      `i32.const ${L.PB + 32}`,
+      'i32.const 0',
+      'call $chunk_cv',
       'else',
       // no partial chunk: the top two CVs (lazily unmerged) are the lowest parent's children
-      'local.get $n', 'i32.const 2', 'i32.lt_u', 'if', 'unreachable', 'end',
-      `i32.const ${L.PB}`, 'local.get $n', 'i32.const 5', 'i32.shl', `i32.const ${L.STACK - 64}`, 'i32.add', 'i32.const 64', 'memory.copy',
-      'local.get $n', 'i32.const 2', 'i32.sub', 'local.tee $n', 'i32.eqz', 'if',
-      ...parentTo(PARENT | ROOT, ['local.get $out']), 'return',
+      'local.get $n',
+      'i32.const 2',
+      'i32.lt_u',
+      'if',
+      'unreachable',
+      'end',
+      `i32.const ${L.PB}`,
+      'local.get $n',
+      'i32.const 5',
+      'i32.shl',
+      `i32.const ${L.STACK - 64}`,
+      'i32.add',
+      'i32.const 64',
+      'memory.copy',
+      'local.get $n',
+      'i32.const 2',
+      'i32.sub',
+      'local.tee $n',
+      'i32.eqz',
+      'if',
+      ...parentTo(PARENT | ROOT, ['local.get $out']),
+      'return',
       'end',
       ...parentTo(PARENT, [`i32.const ${L.PB + 32}`]),
       'end',
       'loop $up',
-      `i32.const ${L.PB}`, 'local.get $n', 'i32.const 5', 'i32.shl', `i32.const ${L.STACK - 32}`, 'i32.add', 'i32.const 32', 'memory.copy',
-      'local.get $n', 'i32.const 1', 'i32.sub', 'local.tee $n', 'i32.eqz', 'if',
-      ...parentTo(PARENT | ROOT, ['local.get $out']), 'return',
+      `i32.const ${L.PB}`,
+      'local.get $n',
+      'i32.const 5',
+      'i32.shl',
+      `i32.const ${L.STACK - 32}`,
+      'i32.add',
+      'i32.const 32',
+      'memory.copy',
+      'local.get $n',
+      'i32.const 1',
+      'i32.sub',
+      'local.tee $n',
+      'i32.eqz',
+      'if',
+      ...parentTo(PARENT | ROOT, ['local.get $out']),
+      'return',
       'end',
       ...parentTo(PARENT, [`i32.const ${L.PB + 32}`]),
-      'br $up', 'end',
+      'br $up',
+      'end',
     ],
   };
 }
 
 function buildModule() {
   const funcs = [
-    fnCompress(), fnChunk(), fnMany4('chunks'), fnMany4('parents'), fnMerge(), fnPush(), fnCsUpdate(),
-    fnChunkCv(), fnCsReset(), fnReset(), fnSubtree(), fnUpdate(), fnFinalize(),
+    fnCompress(),
+    fnChunk(),
+    fnMany4('chunks'),
+    fnMany4('parents'),
+    fnMerge(),
+    fnPush(),
+    fnCsUpdate(),
+    fnChunkCv(),
+    fnCsReset(),
+    fnReset(),
+    fnSubtree(),
+    fnUpdate(),
+    fnFinalize(),
   ];
-  const globals = [{ name: 'buflen', type: 'i32' }, { name: 'blocks', type: 'i32' }, { name: 'ctr', type: 'i64' }, { name: 'sp', type: 'i32' }];
+  const globals = [
+    { name: 'buflen', type: 'i32' },
+    { name: 'blocks', type: 'i32' },
+    { name: 'ctr', type: 'i64' },
+    { name: 'sp', type: 'i32' },
+  ];
   const bytes = assembleModule({
     funcs,
     globals,
@@ -723,11 +1192,13 @@ function buildModule() {
 }
 
 function listing(funcs) {
-  return funcs.map((f) => {
-    const sig = [...f.params.map(([n, t]) => `(param $${n} ${t})`), ...f.results.map((t) => `(result ${t})`)].join(' ');
-    const loc = f.locals.map(([n, t]) => `(local $${n} ${t})`).join(' ');
-    return `(func $${f.name} ${sig}\n  ${loc}\n  ${f.body.join('\n  ')})\n`;
-  }).join('\n');
+  return funcs
+    .map((f) => {
+      const sig = [...f.params.map(([n, t]) => `(param $${n} ${t})`), ...f.results.map((t) => `(result ${t})`)].join(' ');
+      const loc = f.locals.map(([n, t]) => `(local $${n} ${t})`).join(' ');
+      return `(func $${f.name} ${sig}\n  ${loc}\n  ${f.body.join('\n  ')})\n`;
+    })
+    .join('\n');
 }
 
 function render(bytes) {
@@ -760,14 +1231,22 @@ function main(argv) {
   const { bytes, funcs } = buildModule();
   if (!WebAssembly.validate(bytes)) {
     // compile to get the validator's message
-    try { new WebAssembly.Module(bytes); } catch (e) { console.error(`generated module does not validate: ${e.message}`); }
+    try {
+      new WebAssembly.Module(bytes);
+    } catch (e) {
+      console.error(`generated module does not validate: ${e.message}`);
+    }
     return 2;
   }
   if (watAt >= 0 && argv[watAt + 1]) fs.writeFileSync(argv[watAt + 1], listing(funcs));
   const text = render(bytes);
   if (check) {
     let old = null;
-    try { old = fs.readFileSync(outFile, 'utf8'); } catch { /* missing */ }
+    try {
+      old = fs.readFileSync(outFile, 'utf8');
+    } catch {
+      /* missing */
+    }
     if (old !== text) {
       console.error(`${path.relative(ROOT_DIR, outFile)} is not what the generator emits; run: node tools/gen-blake3-wasm.mjs`);
       return 1;

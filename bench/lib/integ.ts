@@ -26,18 +26,26 @@ export interface IntegCheck extends Measured {
 
 export async function integBaseline(db: string, policy: string, jobs: number, scratch: string, label: string, extra: string[] = []): Promise<Measured> {
   for (const f of [db, `${db}-wal`, `${db}-shm`]) fs.rmSync(f, { force: true });
-  const m = await runMeasured(process.execPath, [INTEG_BIN, 'baseline', '--db', db, '--policy', policy, '--jobs', String(jobs), ...extra], { scratch, label, env: ENV });
+  const m = await runMeasured(process.execPath, [INTEG_BIN, 'baseline', '--db', db, '--policy', policy, '--jobs', String(jobs), ...extra], {
+    scratch,
+    label,
+    env: ENV,
+  });
   if (m.exitCode !== 0) throw new Error(`integ baseline failed (exit ${m.exitCode}):\n${tail(m.stderrFile)}`);
   return m;
 }
 
 /** `integ check --no-snapshot --format json`; the caller decides what a non-zero exit means. */
 export async function integCheck(db: string, policy: string, jobs: number, scratch: string, label: string, nodeArgs: string[] = []): Promise<IntegCheck> {
-  const m = await runMeasured(process.execPath, [...nodeArgs, INTEG_BIN, 'check', '--db', db, '--policy', policy, '--jobs', String(jobs), '--no-snapshot', '--format', 'json'], {
-    scratch,
-    label,
-    env: ENV,
-  });
+  const m = await runMeasured(
+    process.execPath,
+    [...nodeArgs, INTEG_BIN, 'check', '--db', db, '--policy', policy, '--jobs', String(jobs), '--no-snapshot', '--format', 'json'],
+    {
+      scratch,
+      label,
+      env: ENV,
+    },
+  );
   let summary: Record<string, number> | null = null;
   try {
     summary = (JSON.parse(fs.readFileSync(m.stdoutFile, 'utf8')) as { summary: Record<string, number> }).summary;

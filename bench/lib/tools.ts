@@ -43,7 +43,10 @@ export async function detectAide(scratch: string): Promise<AideInfo> {
   // Ask AIDE itself whether num_workers is a known option: --config-check fails on unknown ones.
   fs.mkdirSync(scratch, { recursive: true });
   const probe = path.join(scratch, 'aide-probe.conf');
-  fs.writeFileSync(probe, `database_in=file:${scratch}/probe.db\ndatabase_out=file:${scratch}/probe.db.new\nnum_workers=2\nR0 = p\n/nonexistent-integ-bench R0\n`);
+  fs.writeFileSync(
+    probe,
+    `database_in=file:${scratch}/probe.db\ndatabase_out=file:${scratch}/probe.db.new\nnum_workers=2\nR0 = p\n/nonexistent-integ-bench R0\n`,
+  );
   const r = await capture(p, ['--config-check', '-c', probe]);
   const workers = r.code === 0;
   return {

@@ -97,7 +97,13 @@ function openFindings(repo: BaselineRepo, cur: Generation, run: StoredRun, findi
 }
 
 /** Which findings the operator chose; usage errors name what is wrong. */
-function selectFindings(open: StoredFinding[], done: Map<string, number>, all: StoredFinding[], opts: Pick<AcceptOptions, 'paths' | 'all' | 'rule'>, runId: number): StoredFinding[] {
+function selectFindings(
+  open: StoredFinding[],
+  done: Map<string, number>,
+  all: StoredFinding[],
+  opts: Pick<AcceptOptions, 'paths' | 'all' | 'rule'>,
+  runId: number,
+): StoredFinding[] {
   if (opts.paths.length && opts.all) throw new UsageError('give PATHs or --all, not both');
   if (!opts.paths.length && !opts.all && opts.rule === undefined)
     throw new UsageError('nothing to accept: name the PATHs to accept, or --all, or --rule NAME (see "integ accept --help")');
@@ -106,7 +112,9 @@ function selectFindings(open: StoredFinding[], done: Map<string, number>, all: S
     pool = open.filter((f) => f.rule === opts.rule);
     if (!pool.length && !opts.paths.length) {
       const rules = [...new Set(open.map((f) => f.rule))];
-      throw new UsageError(`nothing to accept: no open finding of rule "${opts.rule}" in check run #${runId}${rules.length ? ` (rules with findings: ${rules.join(', ')})` : ''}`);
+      throw new UsageError(
+        `nothing to accept: no open finding of rule "${opts.rule}" in check run #${runId}${rules.length ? ` (rules with findings: ${rules.join(', ')})` : ''}`,
+      );
     }
   }
   if (!opts.paths.length) {
@@ -168,7 +176,8 @@ export function recheck(findings: StoredFinding[], policy: Policy, root: string)
     const res = scanEntry(job, buf);
     if (f.kind === 'removed') {
       if (res.rec) drift.push({ item: f, what: [`exists again (${res.rec.type})`] });
-      else if (!res.ok && res.code !== 'ENOENT' && res.code !== 'ENOTDIR') drift.push({ item: f, what: [`cannot tell whether it is still gone: ${res.code} ${res.message}`] });
+      else if (!res.ok && res.code !== 'ENOENT' && res.code !== 'ENOTDIR')
+        drift.push({ item: f, what: [`cannot tell whether it is still gone: ${res.code} ${res.message}`] });
       continue;
     }
     const after = f.after!;
@@ -227,11 +236,15 @@ export async function runAccept(opts: AcceptOptions, ctx: RunContext): Promise<A
     if (opts.packaged) {
       pool = await packagedFindings(open, root0);
       if (!pool.length)
-        throw new UsageError(`nothing to accept: no open finding of check run #${run.id} has content that matches what its package shipped (${open.length} left for review)`);
+        throw new UsageError(
+          `nothing to accept: no open finding of check run #${run.id} has content that matches what its package shipped (${open.length} left for review)`,
+        );
     }
     const chosen = selectFindings(pool, done, findings, opts.packaged ? { paths: [], all: true, rule: opts.rule } : opts, run.id);
     if (policyDigest(policy.text) !== run.policyDigest)
-      throw new DataError(`the policy ${policy.source} is not the one the last check (run #${run.id}) used; pass the same --policy so paths are re-read the same way. Nothing was written.`);
+      throw new DataError(
+        `the policy ${policy.source} is not the one the last check (run #${run.id}) used; pass the same --policy so paths are re-read the same way. Nothing was written.`,
+      );
     const { verifyTrust } = await import('./trust-gate.js');
     await verifyTrust(db, cur, { verifyKey: policy.trust.publicKey ?? undefined, refusal: 'nothing accepted' }, ctx);
 
@@ -248,7 +261,15 @@ export async function runAccept(opts: AcceptOptions, ctx: RunContext): Promise<A
     const errorCode = new Map(runs.errors(run.id).map((e) => [e.path.toString('hex'), e.code] as const));
     const accepted: AcceptedItem[] = chosen.map((f) => {
       const what = drifted.get(f.path.toString('hex'));
-      return { path: f.path, kind: f.kind, rule: f.rule, severity: f.severity, attributes: f.attributes, recheck: what ? 'forced' : 'same', changedSince: what ?? [] };
+      return {
+        path: f.path,
+        kind: f.kind,
+        rule: f.rule,
+        severity: f.severity,
+        attributes: f.attributes,
+        recheck: what ? 'forced' : 'same',
+        changedSince: what ?? [],
+      };
     });
     const gen = write(db, repo, cur, run, chosen, accepted, { policy, root, who, note: opts.note, force: opts.force, sign, errorCode }, opts.db);
     for (const a of accepted.filter((x) => x.recheck === 'forced'))
@@ -323,7 +344,15 @@ function write(
   run: StoredRun,
   chosen: StoredFinding[],
   accepted: AcceptedItem[],
-  o: { policy: Policy; root: string; who: ReturnType<typeof whoami>; note: string; force: boolean; sign: ((d: string) => { signature: string; keyId: string }) | null; errorCode: Map<string, string> },
+  o: {
+    policy: Policy;
+    root: string;
+    who: ReturnType<typeof whoami>;
+    note: string;
+    force: boolean;
+    sign: ((d: string) => { signature: string; keyId: string }) | null;
+    errorCode: Map<string, string>;
+  },
   file: string,
 ): Generation {
   beginWrite(db, file);
@@ -331,7 +360,9 @@ function write(
     // Someone may have baselined or accepted while we were re-reading files.
     const now = repo.current();
     if (!now || now.id !== cur.id || now.digest !== cur.digest)
-      throw new DataError(`generation #${now?.id ?? '-'} became current while accepting (another baseline or accept ran); nothing was written. Run "integ check" again.`);
+      throw new DataError(
+        `generation #${now?.id ?? '-'} became current while accepting (another baseline or accept ran); nothing was written. Run "integ check" again.`,
+      );
     const header = {
       createdAt: new Date().toISOString(),
       kind: 'accept' as const,
@@ -369,7 +400,12 @@ function write(
     const d = computeGenerationDigest(db, { id: gen, ...header });
     const sig = o.sign ? o.sign(d.digest) : null;
     repo.finish(gen, d, d.digest, sig?.signature ?? null, sig?.keyId ?? null);
-    repo.recordAccept(gen, { id: run.id, findingsDigest: run.findingsDigest }, o.force && accepted.some((a) => a.recheck === 'forced'), accepted.map((a) => ({ path: a.path, kind: a.kind, rule: a.rule, recheck: a.recheck })));
+    repo.recordAccept(
+      gen,
+      { id: run.id, findingsDigest: run.findingsDigest },
+      o.force && accepted.some((a) => a.recheck === 'forced'),
+      accepted.map((a) => ({ path: a.path, kind: a.kind, rule: a.rule, recheck: a.recheck })),
+    );
     commit(db);
     return repo.get(gen)!;
   } catch (e) {

@@ -122,7 +122,17 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
           errors.push({ path: ev.path, code: ev.code, message: ev.message });
           continue;
         }
-        yield { id: ++nextId, path: ev.path, real: ev.real, algos: policy.hash, growing: false, prefixLen: null, ...metaWanted(ev.rule), extra: packagedExtra(ev.path), rule: ev.rule.name };
+        yield {
+          id: ++nextId,
+          path: ev.path,
+          real: ev.real,
+          algos: policy.hash,
+          growing: false,
+          prefixLen: null,
+          ...metaWanted(ev.rule),
+          extra: packagedExtra(ev.path),
+          rule: ev.rule.name,
+        };
       }
     };
     ctx.log.info({ db: opts.db, policy: policy.source, root: root || '/', jobs: opts.jobs }, 'baseline started');
@@ -135,14 +145,24 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
         const hit = ioc && res.ok ? iocMatchOf(ioc, job.path, job.rule, res.rec) : null;
         if (hit) {
           iocMatches.push(hit);
-          ctx.log.error({ path: job.path.toString('utf8'), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source }, 'known-bad content');
+          ctx.log.error(
+            { path: job.path.toString('utf8'), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source },
+            'known-bad content',
+          );
         }
         const shipped = dpkg && res.ok && res.rec.type === 'file' && res.rec.extra ? dpkg.lookup(job.path.toString('utf8')) : undefined;
         const now = shipped ? res.rec.extra?.[shipped.algo] : undefined;
         if (shipped?.digest && now) {
           packagedChecked++;
           if (shipped.digest !== now)
-            mismatches.push({ path: job.path, package: { manager: dpkg!.manager, name: shipped.pkg.name, version: shipped.pkg.version }, algorithm: shipped.algo, expected: shipped.digest, actual: now, conffile: shipped.conffile });
+            mismatches.push({
+              path: job.path,
+              package: { manager: dpkg!.manager, name: shipped.pkg.name, version: shipped.pkg.version },
+              algorithm: shipped.algo,
+              expected: shipped.digest,
+              actual: now,
+              conffile: shipped.conffile,
+            });
         }
         delete res.rec.extra;
         repo.insert(gen, job.rule, res.rec, res.ok ? null : res.code);
@@ -172,8 +192,21 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     if (mismatches.some((m) => !m.conffile))
       ctx.log.warn({ count: mismatches.filter((m) => !m.conffile).length }, 'packaged files differ from what their package shipped');
     const exitCode = exitCodeOf({ command: 'baseline', unreadable: errors.length, knownBad: iocMatches.length });
-    return { generation, entries, bytes, seconds: (Date.now() - started) / 1000, errors, iocMatches, iocFeeds: ioc?.files ?? [],
-      packageMismatches: mismatches.filter((m) => !m.conffile), conffilesModified: mismatches.filter((m) => m.conffile), packagedChecked, root: root || '/', exitCode, kept: keptFiles };
+    return {
+      generation,
+      entries,
+      bytes,
+      seconds: (Date.now() - started) / 1000,
+      errors,
+      iocMatches,
+      iocFeeds: ioc?.files ?? [],
+      packageMismatches: mismatches.filter((m) => !m.conffile),
+      conffilesModified: mismatches.filter((m) => m.conffile),
+      packagedChecked,
+      root: root || '/',
+      exitCode,
+      kept: keptFiles,
+    };
   } catch (e) {
     if (open) rollbackQuietly(db);
     if (e instanceof IntegError) throw e;

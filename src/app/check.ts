@@ -158,7 +158,10 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
         const hit = ioc && res.ok ? iocMatchOf(ioc, job.path, job.rule.name, res.rec) : null;
         if (hit) {
           iocMatches.push(hit);
-          ctx.log.error({ path: pathToText(job.path), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source }, 'known-bad content');
+          ctx.log.error(
+            { path: pathToText(job.path), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source },
+            'known-bad content',
+          );
         }
       }
       progress?.update(scanned, bytes);
@@ -237,8 +240,19 @@ export function recordCheckRun(r: CheckResult, db: string): void {
       recordPolicy(wdb, r.policy);
       r.runId = new RunRepo(wdb).record(
         {
-          kind: 'check', startedAt: r.startedAt, finishedAt: r.finishedAt, gen: r.baseline.id, baselineDigest: r.baseline.digest, user: r.who.user, uid: r.who.uid,
-          hostname: r.who.hostname, root: r.root, policyDigest: policyDigest(r.policy.text), ...r.summary, exitCode: r.exitCode, findingsDigest: r.findingsDigest,
+          kind: 'check',
+          startedAt: r.startedAt,
+          finishedAt: r.finishedAt,
+          gen: r.baseline.id,
+          baselineDigest: r.baseline.digest,
+          user: r.who.user,
+          uid: r.who.uid,
+          hostname: r.who.hostname,
+          root: r.root,
+          policyDigest: policyDigest(r.policy.text),
+          ...r.summary,
+          exitCode: r.exitCode,
+          findingsDigest: r.findingsDigest,
           evidence: r.evidence?.bundle ?? null,
         },
         r.findings,

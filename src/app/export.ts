@@ -82,7 +82,7 @@ export async function runExport(opts: ExportOptions, ctx: RunContext): Promise<E
       // Self-check: the copy must pass the same gate the source did.
       const problems = [...chainProblems(copy).problems];
       const g = repo.current();
-      if (!g || g.id !== generation.id || g.digest !== generation.digest) problems.push('the copy\'s current generation is not the source\'s');
+      if (!g || g.id !== generation.id || g.digest !== generation.digest) problems.push("the copy's current generation is not the source's");
       else {
         const c = contentProblem(copy, g);
         if (c) problems.push(c);

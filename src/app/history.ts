@@ -35,7 +35,13 @@ export function runHistory(opts: { db: string }): HistoryResult {
       const a = generation.kind === 'accept' ? repo.acceptOf(generation.id) : null;
       return { generation, accept: a ? { run: a.run, forced: a.forced, paths: a.paths } : null };
     });
-    return { db: opts.db, generations, pruned: repo.prunedAnchors(), current: generations.at(-1)?.generation ?? null, chainProblems: chainProblems(db).problems };
+    return {
+      db: opts.db,
+      generations,
+      pruned: repo.prunedAnchors(),
+      current: generations.at(-1)?.generation ?? null,
+      chainProblems: chainProblems(db).problems,
+    };
   } catch (e) {
     if (e instanceof IntegError) throw e;
     throw storeError(e, opts.db);

@@ -33,7 +33,12 @@ export interface PruneResult {
  * parent link still verifies against its anchor; its entries, accept records, runs and
  * their findings go with it.
  */
-export function pruneGenerations(db: DB, keep: number, at: string, dryRun = false): { kept: Generation[]; pruned: { id: number; digest: string }[]; runsDeleted: number } {
+export function pruneGenerations(
+  db: DB,
+  keep: number,
+  at: string,
+  dryRun = false,
+): { kept: Generation[]; pruned: { id: number; digest: string }[]; runsDeleted: number } {
   if (!Number.isInteger(keep) || keep < 1) throw new UsageError(`--keep must be at least 1 (the current generation is always kept), got ${keep}`);
   const repo = new BaselineRepo(db);
   const runs = new RunRepo(db);
@@ -64,7 +69,8 @@ const size = (f: string): number | null => {
 
 /** integ prune: verify the chain first (never anchor a broken one), then prune. */
 export async function runPrune(opts: PruneOptions, ctx: RunContext): Promise<PruneResult> {
-  if (!Number.isInteger(opts.keep) || opts.keep < 1) throw new UsageError(`--keep must be at least 1 (the current generation is always kept), got ${opts.keep}`);
+  if (!Number.isInteger(opts.keep) || opts.keep < 1)
+    throw new UsageError(`--keep must be at least 1 (the current generation is always kept), got ${opts.keep}`);
   if (!fs.existsSync(opts.db)) throw new NoInputError(`no baseline yet: ${opts.db} does not exist`);
   const bytesBefore = size(opts.db);
   const db = openWritable(opts.db);

@@ -68,7 +68,10 @@ const clocks = (): { wall: string; monotonic_ns: string; uptime_s: number | null
  * only, opened without following links and without blocking, so a FIFO or device planted
  * under a watched path cannot hang or feed the collection.
  */
-async function copyChangedFiles(w: { addFile(rel: string, d: Buffer): Promise<{ file: string; size: number; sha256: string }> }, t: SnapshotTrigger): Promise<unknown[]> {
+async function copyChangedFiles(
+  w: { addFile(rel: string, d: Buffer): Promise<{ file: string; size: number; sha256: string }> },
+  t: SnapshotTrigger,
+): Promise<unknown[]> {
   const out: unknown[] = [];
   let total = 0;
   let i = 0;
@@ -131,7 +134,14 @@ export async function runSnapshot(opts: SnapshotOptions, ctx: RunContext): Promi
   if (writer.swept.length) ctx.log.warn({ out: opts.out, removed: writer.swept }, 'removed staging folders and .partial files left by dead runs');
   try {
     writer.log({ event: 'start', tool: `integ ${VERSION}`, argv: ctx.argv, trigger: opts.trigger ? 'check' : 'manual', note: opts.note });
-    const col = await collectAll(writer, { signal: ctx.signal, argv: ctx.argv, ctx: opts.roots, stepTimeoutMs: opts.stepTimeoutMs, iocMatch: opts.iocMatch, shadowHashes: opts.shadowHashes });
+    const col = await collectAll(writer, {
+      signal: ctx.signal,
+      argv: ctx.argv,
+      ctx: opts.roots,
+      stepTimeoutMs: opts.stepTimeoutMs,
+      iocMatch: opts.iocMatch,
+      shadowHashes: opts.shadowHashes,
+    });
     let changedFiles: unknown[] | null = null;
     let reportFile: string | null = null;
     if (opts.trigger) {
@@ -153,12 +163,31 @@ export async function runSnapshot(opts: SnapshotOptions, ctx: RunContext): Promi
       clocks: { start, end },
       timings: col.timings,
       artifacts: col.artifacts,
-      steps: col.steps.map((s) => ({ step: s.step, name: s.name, status: s.status, duration_ms: s.duration_ms, error: s.error, errors: s.errors.slice(0, 200), errors_total: s.errors.length })),
+      steps: col.steps.map((s) => ({
+        step: s.step,
+        name: s.name,
+        status: s.status,
+        duration_ms: s.duration_ms,
+        error: s.error,
+        errors: s.errors.slice(0, 200),
+        errors_total: s.errors.length,
+      })),
     };
     writer.log({ event: 'seal', artifacts: col.artifacts.length });
     const sealed = await writer.seal({ manifest, signKey });
     ctx.log.info({ bundle: sealed.path, sha256: sealed.sha256, timings: col.timings }, 'snapshot sealed');
-    return { bundle: sealed.path, sha256: sealed.sha256, size: sealed.size, name: sealed.name, startedAt: start.wall, finishedAt: end.wall, timings: col.timings, steps: col.steps, artifacts: col.artifacts.length, findings: col.findings };
+    return {
+      bundle: sealed.path,
+      sha256: sealed.sha256,
+      size: sealed.size,
+      name: sealed.name,
+      startedAt: start.wall,
+      finishedAt: end.wall,
+      timings: col.timings,
+      steps: col.steps,
+      artifacts: col.artifacts.length,
+      findings: col.findings,
+    };
   } catch (e) {
     await writer.abort().catch(() => undefined);
     throw e instanceof IntegError ? e : writeErrorFor(e, `writing evidence to ${opts.out}`);

@@ -166,7 +166,10 @@ export async function openStoreDiff(opts: StoreDiffOptions, ctx: RunContext): Pr
     const [n, m] = opts.generations;
     const ga = generationOf(S.repo, opts.db, n);
     const gb = generationOf(S.repo, opts.db, m);
-    const problems = [ga, gb].filter((g, i) => g.id !== S.cur.id && (i === 0 || gb.id !== ga.id)).map((g) => contentProblem(S.db, g)).filter((p): p is string => p !== null);
+    const problems = [ga, gb]
+      .filter((g, i) => g.id !== S.cur.id && (i === 0 || gb.id !== ga.id))
+      .map((g) => contentProblem(S.db, g))
+      .filter((p): p is string => p !== null);
     if (problems.length) throw new TrustError(`baseline not trustworthy, nothing compared:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     // Two iterators on one connection read in one implicit transaction: a consistent view.
     const h = hostAwareAttributes(ga, gb, attributes, opts.compare ?? []);

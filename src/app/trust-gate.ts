@@ -44,7 +44,8 @@ export function contentProblem(db: DB, g: Generation): string | null {
 /** Compare a recomputed digest with what the generation records; a problem description, or null. */
 export function contentProblemOf(d: GenerationDigestResult, g: Generation): string | null {
   const count = d.entryCount !== g.entryCount ? `${d.entryCount} entries stored, ${g.entryCount} recorded` : null;
-  if (d.digest !== g.digest) return `generation #${g.id}: content does not match its recorded digest (rows edited, added or deleted, or the header changed${count ? `; ${count}` : ''})`;
+  if (d.digest !== g.digest)
+    return `generation #${g.id}: content does not match its recorded digest (rows edited, added or deleted, or the header changed${count ? `; ${count}` : ''})`;
   if (count) return `generation #${g.id}: ${count}`;
   return null;
 }
@@ -76,7 +77,8 @@ export function chainProblems(db: DB): { problems: string[]; chain: Link[]; anch
     let parentDigest: string;
     if (prev) {
       if (g.parentId !== prev.id) {
-        if (ids.has(g.parentId)) problems.push(`generation #${g.id}: its parent is #${g.parentId}, but #${prev.id} comes between them (chain forked or re-pointed)`);
+        if (ids.has(g.parentId))
+          problems.push(`generation #${g.id}: its parent is #${g.parentId}, but #${prev.id} comes between them (chain forked or re-pointed)`);
         else problems.push(`generation #${g.id}: its parent #${g.parentId} is missing and not recorded as pruned (a generation was deleted; chain broken)`);
         continue;
       }

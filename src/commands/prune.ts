@@ -11,14 +11,17 @@ export function registerPrune(program: Command): void {
     .option('--dry-run', 'say what would be pruned; change nothing')
     .option('--format <fmt>', 'text or json', 'text')
     .option('--log <file>', 'write JSON logs here instead of stderr')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   $ sudo integ prune --keep 10
   $ sudo integ prune --keep 1 --vacuum --db /var/lib/integ/integ.db
   $ integ prune --keep 3 --dry-run
 
 Runs and findings recorded against pruned generations go too. The chain is verified first:
-a store that is not trustworthy is not pruned (exit 16). Exit: 0; 64 bad --keep; 66 no store; 75 busy.`)
+a store that is not trustworthy is not pruned (exit 16). Exit: 0; 64 bad --keep; 66 no store; 75 busy.`,
+    )
     .action(async (flags: { keep: string; db?: string; vacuum?: boolean; dryRun?: boolean; format?: string; log?: string }) => {
       const { makeContext, parseCount, parseFormat } = await import('./run-context.js');
       const format = parseFormat(flags.format);

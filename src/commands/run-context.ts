@@ -43,7 +43,6 @@ export async function makeContext(logFile: string | undefined): Promise<RunConte
   };
 }
 
-
 /** Validates --format. */
 export function parseFormat(v: string | undefined): 'text' | 'json' {
   const f = v ?? 'text';

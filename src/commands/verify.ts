@@ -4,11 +4,13 @@ export function registerVerify(program: Command): void {
   program
     .command('verify')
     .argument('<bundle>', 'evidence bundle: a .tar.gz, or the folder extracted from one')
-    .description('re-check an evidence bundle\'s seal and name every file that does not match')
+    .description("re-check an evidence bundle's seal and name every file that does not match")
     .option('--verify-key <file>', 'public key (FILE.pub from integ keygen) that must have signed the bundle')
     .option('--format <fmt>', 'text, json, ndjson or ecs (one event per line)', 'text')
     .option('--log <file>', 'write JSON logs here instead of stderr')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   $ integ verify /var/lib/integ/evidence/integ-web1-20261121T230000Z.tar.gz
   $ integ verify integ-web1-20261121T230000Z.tar.gz --verify-key /etc/integ/signing.pub
@@ -21,7 +23,8 @@ LOG line <n>: chain broken, SIGNATURE … The last line repeats the archive's SH
 compare it with the one printed when the bundle was sealed.
 
 Exit codes: 0 intact, 16 altered/added/removed/truncated or bad signature, 65 not a regular file or folder
-(a FIFO, /dev/zero) or beyond the reading bounds, 66 not found, 130 interrupted.`)
+(a FIFO, /dev/zero) or beyond the reading bounds, 66 not found, 130 interrupted.`,
+    )
     .action(async (bundle: string, flags: { verifyKey?: string; format?: string; log?: string }) => {
       const { makeContext } = await import('./run-context.js');
       const { parseReportFormat, setRunOutput } = await import('../output/run-output.js');

@@ -68,11 +68,14 @@ export function differingAttributes(before: EntryRecord, after: Observed, check:
       if (d.appeared.length || d.vanished.length || d.changed.length) out.push(cls);
     }
   }
-  if (want.has('flags') && typeof before.flags === 'number' && typeof after.flags === 'number' && comparedFlags(before.flags) !== comparedFlags(after.flags)) out.push('flags');
+  if (want.has('flags') && typeof before.flags === 'number' && typeof after.flags === 'number' && comparedFlags(before.flags) !== comparedFlags(after.flags))
+    out.push('flags');
   // A directory whose entries changed: its mtime moved (or its ctime, with nothing of its own
   // that changed). check keeps this only when no added/removed/replaced child explains it.
   if (
-    want.has('entries') && before.type === 'dir' && after.type === 'dir' &&
+    want.has('entries') &&
+    before.type === 'dir' &&
+    after.type === 'dir' &&
     (before.mtimeNs !== after.mtimeNs || (before.ctimeNs !== after.ctimeNs && !out.some((a) => OWN_METADATA.has(a))))
   )
     out.push('entries');

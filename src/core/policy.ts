@@ -29,7 +29,10 @@ const ruleSchema = z
     severity: z.enum(SEVERITIES).default('medium'),
     paths: z.array(pattern).min(1, 'expected at least one path'),
     exclude: z.array(pattern).default([]),
-    check: z.array(z.enum([...ATTRIBUTES, 'growing'] as [string, ...string[]])).min(1, 'expected at least one attribute to compare (leave "check" out for the default list)').default(DEFAULT_CHECK),
+    check: z
+      .array(z.enum([...ATTRIBUTES, 'growing'] as [string, ...string[]]))
+      .min(1, 'expected at least one attribute to compare (leave "check" out for the default list)')
+      .default(DEFAULT_CHECK),
     keep_content: z.boolean().default(false),
     keep_content_max_bytes: size.default('1MiB'),
     keep_content_exclude: z.array(pattern).default([]),
@@ -55,7 +58,10 @@ const policySchema = z
       .object({ max_bundles: z.number().int().positive().default(50), max_bytes: size.default('2GiB') })
       .strict()
       .default({}),
-    trust: z.object({ public_key: z.string().min(1).optional() }).strict().default({}),
+    trust: z
+      .object({ public_key: z.string().min(1).optional() })
+      .strict()
+      .default({}),
     ioc: z.array(z.string().min(1)).default([]),
   })
   .strict();
@@ -129,8 +135,7 @@ export function parsePolicy(text: string, source: string): Policy {
       throw new DataError(`${source}:${at(firstAlias)}: invalid YAML: aliases expand too far (more than ${MAX_ALIAS_COUNT} expansions; an alias bomb?)`);
     throw new DataError(`${source}:1:1: invalid YAML: ${(e as Error).message.split('\n')[0]}`);
   }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
-    throw new DataError(`${source}:1:1: expected a mapping with "version: 1" and "rules:"`);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new DataError(`${source}:1:1: expected a mapping with "version: 1" and "rules:"`);
   const parsed = policySchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -138,7 +143,8 @@ export function parsePolicy(text: string, source: string): Policy {
     if (issue.code === 'invalid_enum_value') msg = `expected one of ${issue.options.join(' | ')}, got ${JSON.stringify(issue.received)}`;
     else if (issue.code === 'unrecognized_keys') msg = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
     else if (issue.code === 'invalid_literal' && issue.path[0] === 'version') msg = `expected version: 1, got ${JSON.stringify(issue.received)}`;
-    else if (issue.code === 'invalid_type') msg = issue.received === 'undefined' ? `missing (expected ${issue.expected})` : `expected ${issue.expected}, got ${issue.received}`;
+    else if (issue.code === 'invalid_type')
+      msg = issue.received === 'undefined' ? `missing (expected ${issue.expected})` : `expected ${issue.expected}, got ${issue.received}`;
     throw new DataError(`${source}:${locate(doc, lc, issue.path)}: ${describePath(issue.path)}: ${msg}`);
   }
   const p = parsed.data;

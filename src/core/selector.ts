@@ -80,7 +80,10 @@ interface CompiledRule {
  */
 function belowMatcher(pattern: string, base: string): (dir: string) => boolean {
   if (/[{}()]/.test(pattern)) return (dir) => isUnder(dir, base) || isUnder(base, dir);
-  const segs = pattern.split('/').slice(1).map((seg) => (seg === '**' ? null : picomatch(seg, PM_OPTS)));
+  const segs = pattern
+    .split('/')
+    .slice(1)
+    .map((seg) => (seg === '**' ? null : picomatch(seg, PM_OPTS)));
   return (dir) => {
     const parts = dir === '/' ? [] : dir.split('/').slice(1);
     for (let i = 0; i < parts.length; i++) {

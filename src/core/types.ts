@@ -1,5 +1,23 @@
 /** Attributes a rule can check; the JSON report names differences from this list. */
-export const ATTRIBUTES = ['content', 'type', 'mode', 'uid', 'gid', 'size', 'mtime', 'ctime', 'inode', 'nlink', 'target', 'xattrs', 'caps', 'acl', 'label', 'flags', 'entries'] as const;
+export const ATTRIBUTES = [
+  'content',
+  'type',
+  'mode',
+  'uid',
+  'gid',
+  'size',
+  'mtime',
+  'ctime',
+  'inode',
+  'nlink',
+  'target',
+  'xattrs',
+  'caps',
+  'acl',
+  'label',
+  'flags',
+  'entries',
+] as const;
 export type Attribute = (typeof ATTRIBUTES)[number];
 /** `growing` is a check mode, not an attribute: a log may grow but not shrink or be rewritten. */
 export type CheckItem = Attribute | 'growing';

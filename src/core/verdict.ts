@@ -67,7 +67,10 @@ export function isAlert(s: Summary): boolean {
  */
 export function checkExitCode(s: Summary, iocMatches = 0): number {
   return (
-    (s.added > 0 ? EXIT.ADDED : 0) | (s.removed > 0 ? EXIT.REMOVED : 0) | (s.changed > 0 ? EXIT.CHANGED : 0) | (s.errors > 0 ? EXIT.INCOMPLETE : 0) |
+    (s.added > 0 ? EXIT.ADDED : 0) |
+    (s.removed > 0 ? EXIT.REMOVED : 0) |
+    (s.changed > 0 ? EXIT.CHANGED : 0) |
+    (s.errors > 0 ? EXIT.INCOMPLETE : 0) |
     (iocMatches > 0 ? EXIT.KNOWN_BAD : 0)
   );
 }

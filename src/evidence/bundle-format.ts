@@ -50,13 +50,19 @@ export interface ManifestFile {
 
 /** `integ-<host>-<stamp>`: hostname reduced to [A-Za-z0-9._-], at most 64 characters. */
 export function sanitiseHost(hostname: string): string {
-  const s = hostname.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[.]+/, '').slice(0, 64);
+  const s = hostname
+    .replace(/[^A-Za-z0-9._-]+/g, '_')
+    .replace(/^[.]+/, '')
+    .slice(0, 64);
   return s === '' ? 'unknown' : s;
 }
 
 /** 2026-11-21T23:00:00.123Z → 20261121T230000Z */
 export function compactUtc(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+  return d
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '');
 }
 
 /** Validate a path inside the bundle; returns it unchanged or throws DataError. */
@@ -93,4 +99,3 @@ export { sha256Hex as sha256hex } from '../util/sha256.js';
 export function byteCompare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
-

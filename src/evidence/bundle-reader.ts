@@ -123,7 +123,15 @@ export async function readBundle(p: string, opts: ReadBundleOptions = {}): Promi
 
 /** A FIFO would block and a device (/dev/zero) never ends: refused before reading (65). */
 function notRegular(p: string, st: fs.Stats): DataError {
-  const kind = st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a regular file';
+  const kind = st.isFIFO()
+    ? 'a FIFO'
+    : st.isCharacterDevice()
+      ? 'a character device'
+      : st.isBlockDevice()
+        ? 'a block device'
+        : st.isSocket()
+          ? 'a socket'
+          : 'not a regular file';
   return new DataError(`bundle ${p} is ${kind}, not a .tar.gz file or a folder; refusing to read it`);
 }
 
@@ -356,7 +364,11 @@ async function readArchive(file: string, st: fs.Stats, limits: Limits, signal: A
         if (afterEof !== undefined) {
           afterEof += chunk.length;
           if (afterEof > MAX_TRAILING) {
-            return stop({ kind: 'CORRUPT', file: null, detail: `more than ${MAX_TRAILING} bytes of data after the end of the archive (not written by integ); stopped reading there` });
+            return stop({
+              kind: 'CORRUPT',
+              file: null,
+              detail: `more than ${MAX_TRAILING} bytes of data after the end of the archive (not written by integ); stopped reading there`,
+            });
           }
         }
         if (decoded > decodedLimit) return done(tooLarge(`bundle ${file} (decompressed)`, limits));
@@ -413,8 +425,7 @@ async function readArchive(file: string, st: fs.Stats, limits: Limits, signal: A
  */
 async function readFolder(p: string, limits: Limits, signal: AbortSignal | undefined): Promise<Raw> {
   let topDir = path.resolve(p);
-  const looksLikeTop = async (d: string): Promise<boolean> =>
-    (await isFile(path.join(d, 'SHA256SUMS'))) || (await isFile(path.join(d, 'manifest.json')));
+  const looksLikeTop = async (d: string): Promise<boolean> => (await isFile(path.join(d, 'SHA256SUMS'))) || (await isFile(path.join(d, 'manifest.json')));
   if (!(await looksLikeTop(topDir))) {
     const subs = (await fsp.readdir(topDir, { withFileTypes: true })).filter((d) => d.isDirectory());
     const only = subs.length === 1 ? subs[0] : undefined;

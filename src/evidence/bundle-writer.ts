@@ -42,13 +42,40 @@ import type { BundleSink } from './types.js';
 import { CantCreateError, DataError, IntegError, InterruptedError, writeErrorFor } from '../util/errors.js';
 import { abortError, throwIfAborted } from '../util/abort.js';
 import {
-  assertPrivateFolder, at, createFileAt, errno, euid, type Held, lstatOrNull, mkdirAt, mkdirp, O_DIR_NOFOLLOW, releaseHeld,
-  sameFile, unlinkAt, writeAll, writeAllSync, writeNewFileAt,
+  assertPrivateFolder,
+  at,
+  createFileAt,
+  errno,
+  euid,
+  type Held,
+  lstatOrNull,
+  mkdirAt,
+  mkdirp,
+  O_DIR_NOFOLLOW,
+  releaseHeld,
+  sameFile,
+  unlinkAt,
+  writeAll,
+  writeAllSync,
+  writeNewFileAt,
 } from './fsat.js';
 import { stagingPrefix, sweepStale } from './stale-sweep.js';
 import {
-  BUNDLE_SCHEMA, LOG_GENESIS, RESERVED_FILES, SIGNATURE_SCHEMA, byteCompare, checkRelPath, compactUtc, isErrno, parentDirs,
-  sanitiseHost, sha256hex, type BundleWriterOptions, type ManifestFile, type SealOptions, type SealedBundle,
+  BUNDLE_SCHEMA,
+  LOG_GENESIS,
+  RESERVED_FILES,
+  SIGNATURE_SCHEMA,
+  byteCompare,
+  checkRelPath,
+  compactUtc,
+  isErrno,
+  parentDirs,
+  sanitiseHost,
+  sha256hex,
+  type BundleWriterOptions,
+  type ManifestFile,
+  type SealOptions,
+  type SealedBundle,
 } from './bundle-format.js';
 
 export { checkRelPath, compactUtc, sanitiseHost, sha256hex } from './bundle-format.js';
@@ -110,7 +137,8 @@ export class BundleWriter implements BundleSink {
     const now = opts.now ?? new Date();
     throwIfAborted(opts.signal);
     let out: fs.FileHandle | undefined;
-    if (!fsSync.existsSync('/proc/self/fd')) throw new CantCreateError(`cannot create evidence in ${outDir}: /proc is not mounted (the writer works through /proc/self/fd)`);
+    if (!fsSync.existsSync('/proc/self/fd'))
+      throw new CantCreateError(`cannot create evidence in ${outDir}: /proc is not mounted (the writer works through /proc/self/fd)`);
     try {
       await mkdirp(outDir);
       // The folder named by the user may be a symlink; from here on we hold the folder itself.
@@ -331,8 +359,10 @@ export class BundleWriter implements BundleSink {
     for (const held of [this.staging, this.partial]) {
       const now = await lstatOrNull(at(this.out.fd, held.name));
       if (!now || !sameFile(now, held.stat)) {
-        throw new CantCreateError(`evidence folder ${this.outDir} was tampered with during the run: ${held.name} was ` +
-          `${now ? 'replaced' : 'removed'} (another user can rename entries in it); nothing was published`);
+        throw new CantCreateError(
+          `evidence folder ${this.outDir} was tampered with during the run: ${held.name} was ` +
+            `${now ? 'replaced' : 'removed'} (another user can rename entries in it); nothing was published`,
+        );
       }
     }
   }
@@ -444,4 +474,3 @@ export class BundleWriter implements BundleSink {
     return e;
   }
 }
-

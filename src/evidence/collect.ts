@@ -112,7 +112,10 @@ export async function collectAll(sink: BundleSink, opts: CollectAllOptions): Pro
     const timer = setTimeout(() => controller.abort(new StepTimeout(`step ${step.name} reached its ${timeoutMs} ms bound`)), timeoutMs);
     let hardTimer: NodeJS.Timeout | undefined;
     const hardStop = new Promise<never>((_, reject) => {
-      hardTimer = setTimeout(() => reject(new StepTimeout(`step ${step.name} did not stop within ${timeoutMs + HARD_STOP_GRACE_MS} ms`)), timeoutMs + HARD_STOP_GRACE_MS);
+      hardTimer = setTimeout(
+        () => reject(new StepTimeout(`step ${step.name} did not stop within ${timeoutMs + HARD_STOP_GRACE_MS} ms`)),
+        timeoutMs + HARD_STOP_GRACE_MS,
+      );
     });
     let out: ArtifactOutput | null = null;
     let failure: { status: 'failed' | 'timeout'; message: string } | null = null;
@@ -121,7 +124,8 @@ export async function collectAll(sink: BundleSink, opts: CollectAllOptions): Pro
       running.catch(() => undefined); // if abandoned at the hard stop, a late rejection must not go unhandled
       out = await Promise.race([running, hardStop]);
     } catch (err) {
-      failure = err instanceof StepTimeout ? { status: 'timeout', message: err.message } : { status: 'failed', message: (err as Error)?.message ?? String(err) };
+      failure =
+        err instanceof StepTimeout ? { status: 'timeout', message: err.message } : { status: 'failed', message: (err as Error)?.message ?? String(err) };
     } finally {
       clearTimeout(timer);
       clearTimeout(hardTimer);
@@ -141,24 +145,67 @@ export async function collectAll(sink: BundleSink, opts: CollectAllOptions): Pro
         const mine = errors.filter((e) => e.artifact === undefined || e.artifact === j.name);
         shared.artifacts?.set(j.name, j.data);
         const res = await sink.addFile(`artifacts/${j.name}.json`, JSON.stringify(j.data, null, 2));
-        artifacts.push({ name: j.name, file: res.file, method: j.method ?? step.method, started_at: started, finished_at: finished, status: statusOf(mine), error: summarise(mine), size: res.size, sha256: res.sha256 });
+        artifacts.push({
+          name: j.name,
+          file: res.file,
+          method: j.method ?? step.method,
+          started_at: started,
+          finished_at: finished,
+          status: statusOf(mine),
+          error: summarise(mine),
+          size: res.size,
+          sha256: res.sha256,
+        });
         if (j.name === 'core_churn') coreBracketMs = (j.data as { bracket_ms?: number }).bracket_ms ?? 0;
       }
       for (const r of out.raw) {
         const rel = `raw/${bundleSafePath(r.file)}`;
         const res = await sink.addFile(rel, r.data);
-        artifacts.push({ name: rel, file: res.file, method: `raw copy read by step ${step.name}`, started_at: started, finished_at: finished, status: 'ok', error: null, size: res.size, sha256: res.sha256 });
+        artifacts.push({
+          name: rel,
+          file: res.file,
+          method: `raw copy read by step ${step.name}`,
+          started_at: started,
+          finished_at: finished,
+          status: 'ok',
+          error: null,
+          size: res.size,
+          sha256: res.sha256,
+        });
       }
     } else {
       // Nothing came back: still list every artifact the step owes, saying why it is empty.
       for (const name of step.artifacts) {
-        const res = await sink.addFile(`artifacts/${name}.json`, JSON.stringify({ status: failure?.status ?? 'failed', error: failure?.message ?? null }, null, 2));
-        artifacts.push({ name, file: res.file, method: step.method, started_at: started, finished_at: finished, status: failure?.status ?? 'failed', error: failure?.message ?? null, size: res.size, sha256: res.sha256 });
+        const res = await sink.addFile(
+          `artifacts/${name}.json`,
+          JSON.stringify({ status: failure?.status ?? 'failed', error: failure?.message ?? null }, null, 2),
+        );
+        artifacts.push({
+          name,
+          file: res.file,
+          method: step.method,
+          started_at: started,
+          finished_at: finished,
+          status: failure?.status ?? 'failed',
+          error: failure?.message ?? null,
+          size: res.size,
+          sha256: res.sha256,
+        });
       }
     }
 
     const duration = Math.round((t1 - t0) * 1000) / 1000;
-    const result: StepResult = { step: step.step, name: step.name, method: step.method, started_at: started, finished_at: finished, status, error: failure?.message ?? summarise(errors), errors, duration_ms: duration };
+    const result: StepResult = {
+      step: step.step,
+      name: step.name,
+      method: step.method,
+      started_at: started,
+      finished_at: finished,
+      status,
+      error: failure?.message ?? summarise(errors),
+      errors,
+      duration_ms: duration,
+    };
     results.push(result);
     sink.log({
       event: 'step_end',

@@ -49,7 +49,17 @@ const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFi
 const TMP_DIRS = ['/tmp/', '/dev/shm/', '/var/tmp/'];
 const SEVERITY_ORDER: Record<FindingSeverity, number> = { critical: 0, high: 1, medium: 2, low: 3 };
 /** Within one severity: what a responder should look at first. */
-const KIND_ORDER: FindingKind[] = ['hidden_process', 'masquerade', 'ioc_match', 'memfd_executable', 'module_mismatch', 'preload', 'deleted_executable', 'executable_in_tmp', 'unowned_listener'];
+const KIND_ORDER: FindingKind[] = [
+  'hidden_process',
+  'masquerade',
+  'ioc_match',
+  'memfd_executable',
+  'module_mismatch',
+  'preload',
+  'deleted_executable',
+  'executable_in_tmp',
+  'unowned_listener',
+];
 
 /** Derive the findings from one snapshot's artifacts. */
 export function deriveFindings(artifacts: ReadonlyMap<string, unknown>, opts: { iocMatch?: IocMatcher } = {}): FindingsResult {
@@ -94,10 +104,16 @@ export function deriveFindings(artifacts: ReadonlyMap<string, unknown>, opts: { 
         if (pid === null) continue;
         const via = num(h['found_via_tid']);
         const cmd = arr(h['cmdline']).map(String).join(' ');
-        hide(pid, `answers stat(/proc/${pid}) but is missing from the /proc listing${via !== null ? ` (found through its thread ${via})` : ''}${h['name'] ? `: ${String(h['name'])}` : ''}${cmd ? ` [${cmd}]` : ''}`, str(h['exe']));
+        hide(
+          pid,
+          `answers stat(/proc/${pid}) but is missing from the /proc listing${via !== null ? ` (found through its thread ${via})` : ''}${h['name'] ? `: ${String(h['name'])}` : ''}${cmd ? ` [${cmd}]` : ''}`,
+          str(h['exe']),
+        );
       }
       if (probe['complete'] === false)
-        notes.push(`hidden-pid probe incomplete: stat()ed pids 1..${String(probe['probed_up_to'])} of ${String(probe['limit'])} (${String(probe['limit_reason'] ?? '')}); the children walk covers processes whose parent is visible`);
+        notes.push(
+          `hidden-pid probe incomplete: stat()ed pids 1..${String(probe['probed_up_to'])} of ${String(probe['limit'])} (${String(probe['limit_reason'] ?? '')}); the children walk covers processes whose parent is visible`,
+        );
     } else notes.push('hidden-pid probe did not run (time bound): hidden processes may be missed');
     const cw = churn['children_walk'];
     if (isObj(cw) && cw['supported'] === false) notes.push('children files (/proc/PID/task/TID/children) unavailable: hidden pids found by range probe only');
@@ -105,7 +121,11 @@ export function deriveFindings(artifacts: ReadonlyMap<string, unknown>, opts: { 
       const pid = num(m['pid']);
       if (pid === null) continue;
       const mp = str(m['mount_point']) ?? `/proc/${pid}`;
-      hide(pid, `${mp} is a mount point (${str(m['fs_type']) ?? '?'} ${str(m['source']) ?? '?'} root ${str(m['root']) ?? '?'}): what /proc shows for this pid is not the process${isObj(m['parent']) ? `; child of pid ${String(m['parent']['pid'])} (${String(m['parent']['name'] ?? '?')} ${String(m['parent']['exe'] ?? '?')})` : ''}${unmaskedNote(pid)}`, str(unmasked.get(pid)?.['exe']));
+      hide(
+        pid,
+        `${mp} is a mount point (${str(m['fs_type']) ?? '?'} ${str(m['source']) ?? '?'} root ${str(m['root']) ?? '?'}): what /proc shows for this pid is not the process${isObj(m['parent']) ? `; child of pid ${String(m['parent']['pid'])} (${String(m['parent']['name'] ?? '?')} ${String(m['parent']['exe'] ?? '?')})` : ''}${unmaskedNote(pid)}`,
+        str(unmasked.get(pid)?.['exe']),
+      );
     }
     for (const d of arr(churn['proc_dev_mismatch']).filter(isObj)) {
       const pid = num(d['pid']);
@@ -124,7 +144,13 @@ export function deriveFindings(artifacts: ReadonlyMap<string, unknown>, opts: { 
     if (isObj(im)) {
       const other = [num(im['stat_pid']), num(im['status_pid']), num(im['tgid'])].filter((x): x is number => x !== null && x !== pid);
       const uniq = [...new Set(other)];
-      findings.push({ kind: 'masquerade', severity: 'critical', pid, exe, detail: `/proc/${pid} reports pid ${uniq.join('/')} (stat pid ${String(im['stat_pid'])}, status Pid ${String(im['status_pid'])}, Tgid ${String(im['tgid'])}): its entry shows another process` });
+      findings.push({
+        kind: 'masquerade',
+        severity: 'critical',
+        pid,
+        exe,
+        detail: `/proc/${pid} reports pid ${uniq.join('/')} (stat pid ${String(im['stat_pid'])}, status Pid ${String(im['status_pid'])}, Tgid ${String(im['tgid'])}): its entry shows another process`,
+      });
       hide(pid, `/proc/${pid} reports another process (pid ${uniq.join('/')}): the real process ${pid} is not visible`, null);
     }
     if (p['hidden_from_listing'] === true && !hiddenPids.has(pid)) hide(pid, 'missing from the /proc listing', exe);
@@ -133,11 +159,26 @@ export function deriveFindings(artifacts: ReadonlyMap<string, unknown>, opts: { 
       if (f && !f.exe) f.exe = exe;
     }
     if (link !== null && link.startsWith('/memfd:')) {
-      findings.push({ kind: 'memfd_executable', severity: 'critical', pid, exe: link, path: link, detail: `runs from an anonymous memory file (${link}): fileless execution` });
+      findings.push({
+        kind: 'memfd_executable',
+        severity: 'critical',
+        pid,
+        exe: link,
+        path: link,
+        detail: `runs from an anonymous memory file (${link}): fileless execution`,
+      });
     } else if (p['exe_deleted'] === true) {
-      findings.push({ kind: 'deleted_executable', severity: 'high', pid, exe, path: exe ?? undefined, detail: `its executable ${exe ?? '?'} was deleted while it runs (an upgrade leaves this too: compare the copy's sha256 with the package)` });
+      findings.push({
+        kind: 'deleted_executable',
+        severity: 'high',
+        pid,
+        exe,
+        path: exe ?? undefined,
+        detail: `its executable ${exe ?? '?'} was deleted while it runs (an upgrade leaves this too: compare the copy's sha256 with the package)`,
+      });
     }
-    if (exe !== null && TMP_DIRS.some((d) => exe.startsWith(d))) findings.push({ kind: 'executable_in_tmp', severity: 'high', pid, exe, path: exe, detail: `runs from a world-writable temporary directory: ${exe}` });
+    if (exe !== null && TMP_DIRS.some((d) => exe.startsWith(d)))
+      findings.push({ kind: 'executable_in_tmp', severity: 'high', pid, exe, path: exe, detail: `runs from a world-writable temporary directory: ${exe}` });
     for (const e of arr(p['environ'])) {
       const v = str(e);
       if (v === null || !v.startsWith('LD_PRELOAD=')) continue;
@@ -154,7 +195,12 @@ export function deriveFindings(artifacts: ReadonlyMap<string, unknown>, opts: { 
   const pre = artifacts.get('ld_so_preload');
   if (isObj(pre) && pre['present'] === true) {
     const entries = arr(pre['entries']).map(String);
-    findings.push({ kind: 'preload', severity: entries.length ? 'critical' : 'medium', path: str(pre['path']) ?? '/etc/ld.so.preload', detail: entries.length ? `/etc/ld.so.preload loads into every dynamically linked program: ${entries.join(', ')}` : '/etc/ld.so.preload exists (empty)' });
+    findings.push({
+      kind: 'preload',
+      severity: entries.length ? 'critical' : 'medium',
+      path: str(pre['path']) ?? '/etc/ld.so.preload',
+      detail: entries.length ? `/etc/ld.so.preload loads into every dynamically linked program: ${entries.join(', ')}` : '/etc/ld.so.preload exists (empty)',
+    });
   }
 
   // ---- unowned listeners
@@ -175,9 +221,19 @@ export function deriveFindings(artifacts: ReadonlyMap<string, unknown>, opts: { 
   const mods = artifacts.get('modules');
   if (isObj(mods)) {
     for (const n of arr(mods['only_in_proc_modules']).map(String))
-      findings.push({ kind: 'module_mismatch', severity: 'high', path: n, detail: `module ${n} is in /proc/modules but has no /sys/module/${n} (kobject removed)` });
+      findings.push({
+        kind: 'module_mismatch',
+        severity: 'high',
+        path: n,
+        detail: `module ${n} is in /proc/modules but has no /sys/module/${n} (kobject removed)`,
+      });
     for (const n of arr(mods['only_in_sys_module']).map(String))
-      findings.push({ kind: 'module_mismatch', severity: 'critical', path: n, detail: `module ${n} is in /sys/module but missing from /proc/modules (unlinked from the module list: a rootkit hiding itself)` });
+      findings.push({
+        kind: 'module_mismatch',
+        severity: 'critical',
+        path: n,
+        detail: `module ${n} is in /sys/module but missing from /proc/modules (unlinked from the module list: a rootkit hiding itself)`,
+      });
   }
 
   // ---- known-bad executables
@@ -190,11 +246,24 @@ export function deriveFindings(artifacts: ReadonlyMap<string, unknown>, opts: { 
       if (!m) continue;
       const pids = arr(e['pids']).filter((x): x is number => typeof x === 'number');
       for (const pid of pids.length ? pids : [undefined])
-        findings.push({ kind: 'ioc_match', severity: 'critical', ...(pid !== undefined ? { pid } : {}), exe: str(e['path']), path: str(e['path']) ?? undefined, detail: `sha256 ${sha} is known bad: ${m.label} (${m.source})` });
+        findings.push({
+          kind: 'ioc_match',
+          severity: 'critical',
+          ...(pid !== undefined ? { pid } : {}),
+          exe: str(e['path']),
+          path: str(e['path']) ?? undefined,
+          detail: `sha256 ${sha} is known bad: ${m.label} (${m.source})`,
+        });
     }
   }
 
-  if (euid !== null && euid !== 0) notes.push('not run as root: other users\' processes are partly unreadable, so owners and executables may be missing');
-  findings.sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] || KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind) || (a.pid ?? 0) - (b.pid ?? 0) || (a.path ?? '').localeCompare(b.path ?? ''));
+  if (euid !== null && euid !== 0) notes.push("not run as root: other users' processes are partly unreadable, so owners and executables may be missing");
+  findings.sort(
+    (a, b) =>
+      SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] ||
+      KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind) ||
+      (a.pid ?? 0) - (b.pid ?? 0) ||
+      (a.path ?? '').localeCompare(b.path ?? ''),
+  );
   return { findings, notes };
 }

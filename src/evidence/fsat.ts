@@ -200,8 +200,10 @@ export async function assertPrivateFolder(dirFd: number, shown: string): Promise
   const real = await fs.readlink(at(dirFd));
   const self = await fs.stat(at(dirFd));
   const refuse = (p: string, why: string): never => {
-    throw new CantCreateError(`refusing to write evidence into ${shown}: ${p} ${why}; another local user could ` +
-      'swap the bundle or its staging folder (use a folder only root or you can write, e.g. chmod go-w, or one with the sticky bit)');
+    throw new CantCreateError(
+      `refusing to write evidence into ${shown}: ${p} ${why}; another local user could ` +
+        'swap the bundle or its staging folder (use a folder only root or you can write, e.g. chmod go-w, or one with the sticky bit)',
+    );
   };
   let cur = real;
   for (;;) {

@@ -57,7 +57,8 @@ const keyOf = (...parts: unknown[]): string => JSON.stringify(parts);
 function netnsLabeller(a: ReadonlyMap<string, unknown>): (netns: unknown) => string {
   const sockets = a.get('sockets');
   let own: number | null = null;
-  for (const n of isObj(sockets) ? (arr(sockets['namespaces']) ?? []) : []) if (isObj(n) && n['own'] === true && typeof n['netns'] === 'number') own = n['netns'];
+  for (const n of isObj(sockets) ? (arr(sockets['namespaces']) ?? []) : [])
+    if (isObj(n) && n['own'] === true && typeof n['netns'] === 'number') own = n['netns'];
   const containerOf = new Map<number, string>();
   const procs = a.get('processes');
   for (const p of isObj(procs) ? (arr(procs['processes']) ?? []) : []) {
@@ -99,7 +100,8 @@ function connectionItems(a: ReadonlyMap<string, unknown>, label: (n: unknown) =>
   for (const p of isObj(procs) ? (arr(procs['processes']) ?? []) : []) if (isObj(p) && typeof p['pid'] === 'number') exeByPid.set(p['pid'], str(p['exe']));
   const listeningPorts = new Set<string>();
   const lst = a.get('listening');
-  for (const l of isObj(lst) ? (arr(lst['listening']) ?? []) : []) if (isObj(l)) listeningPorts.add(`${label(l['netns'])}|${String(l['proto'])}|${String(l['port'])}`);
+  for (const l of isObj(lst) ? (arr(lst['listening']) ?? []) : [])
+    if (isObj(l)) listeningPorts.add(`${label(l['netns'])}|${String(l['proto'])}|${String(l['port'])}`);
   const out: Keyed[] = [];
   const seen = new Set<string>();
   for (const s of list) {
@@ -129,7 +131,16 @@ function persistenceItems(data: unknown): Keyed[] | null {
   const list = isObj(data) ? arr(data['entries']) : null;
   if (!list) return null;
   return list.filter(isObj).map((e) => {
-    const item = { path: str(e['path']), ...(typeof e['path_b64'] === 'string' ? { path_b64: e['path_b64'] } : {}), category: str(e['category']), type: str(e['type']), sha256: str(e['sha256']), symlink_target: str(e['symlink_target']), ...(e['sha256'] === null && e['type'] === 'file' ? { size: e['size'] } : {}), ...(arr(e['enabled_by']) ? { enabled_by: e['enabled_by'] } : {}) };
+    const item = {
+      path: str(e['path']),
+      ...(typeof e['path_b64'] === 'string' ? { path_b64: e['path_b64'] } : {}),
+      category: str(e['category']),
+      type: str(e['type']),
+      sha256: str(e['sha256']),
+      symlink_target: str(e['symlink_target']),
+      ...(e['sha256'] === null && e['type'] === 'file' ? { size: e['size'] } : {}),
+      ...(arr(e['enabled_by']) ? { enabled_by: e['enabled_by'] } : {}),
+    };
     return { key: keyOf(item), item };
   });
 }
@@ -137,7 +148,15 @@ function accountItems(data: unknown): Keyed[] | null {
   const list = isObj(data) ? arr(data['accounts']) : null;
   if (!list) return null;
   return list.filter(isObj).map((x) => {
-    const item = { name: str(x['name']), uid: x['uid'], gid: x['gid'], home: str(x['home']), shell: str(x['shell']), password: str(x['password']), hash_fingerprint: str(x['hash_fingerprint']) };
+    const item = {
+      name: str(x['name']),
+      uid: x['uid'],
+      gid: x['gid'],
+      home: str(x['home']),
+      shell: str(x['shell']),
+      password: str(x['password']),
+      hash_fingerprint: str(x['hash_fingerprint']),
+    };
     return { key: keyOf(item), item };
   });
 }
@@ -203,7 +222,11 @@ function processItems(data: unknown, exes: unknown, system: unknown): { user: Pr
     if (typeof p['exe_b64'] === 'string') item['exe_b64'] = p['exe_b64'];
     // A zombie or unreadable process has no cmdline: its name is all there is.
     if (cmdline.length === 0) item['name'] = str(p['name']);
-    user.push({ key: keyOf(exe, item['exe_b64'] ?? null, cmdline, item['cmdline_b64'] ?? null, u, item['name'] ?? null), item, sha: shaByPid.get(pid) ?? null });
+    user.push({
+      key: keyOf(exe, item['exe_b64'] ?? null, cmdline, item['cmdline_b64'] ?? null, u, item['name'] ?? null),
+      item,
+      sha: shaByPid.get(pid) ?? null,
+    });
   }
   return { user, kernel };
 }
@@ -238,7 +261,8 @@ function processDiff(a: ProcEntry[], b: ProcEntry[]): { added: unknown[]; remove
   for (const k of [...new Set([...ga.keys(), ...gb.keys()])].sort()) {
     const x = ga.get(k);
     const y = gb.get(k);
-    const shaSetsDiffer = x && y && x.shas.size > 0 && y.shas.size > 0 && ([...x.shas.keys()].some((h) => !y.shas.has(h)) || [...y.shas.keys()].some((h) => !x.shas.has(h)));
+    const shaSetsDiffer =
+      x && y && x.shas.size > 0 && y.shas.size > 0 && ([...x.shas.keys()].some((h) => !y.shas.has(h)) || [...y.shas.keys()].some((h) => !x.shas.has(h)));
     if (shaSetsDiffer) {
       for (const h of [...new Set([...x.shas.keys(), ...y.shas.keys()])].sort()) {
         const ca = x.shas.get(h) ?? 0;

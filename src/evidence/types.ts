@@ -29,7 +29,7 @@ export interface CollectContext {
 /** What one collector step produces: normalised JSON artifacts plus raw copies of what they were parsed from. */
 export interface ArtifactOutput {
   /** name → JSON-serialisable data; stored as artifacts/<name>.json */
-  json: Array<{ name: string; data: unknown; /** how this artifact was collected (manifest "method"); defaults to the step's. */ method?: string }>;
+  json: Array<{ name: string; data: unknown /** how this artifact was collected (manifest "method"); defaults to the step's. */; method?: string }>;
   /** raw copies of kernel/system files, stored as raw/<file> (file may contain '/'). */
   raw: Array<{ file: string; data: Buffer }>;
   errors: CollectError[];

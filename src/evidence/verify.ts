@@ -29,8 +29,7 @@ const VERIFY_SCHEMA = 'integ.verify/1';
  * device, outside the top folder). DUPLICATE: a path stored twice. LOG: the log chain.
  * MANIFEST: manifest.json disagrees with itself or the bundle. SIGNATURE: see `signature`.
  */
-export type VerifyProblemKind =
-  | 'ALTERED' | 'ADDED' | 'REMOVED' | 'TRUNCATED' | 'CORRUPT' | 'UNSAFE' | 'DUPLICATE' | 'LOG' | 'MANIFEST' | 'SIGNATURE';
+export type VerifyProblemKind = 'ALTERED' | 'ADDED' | 'REMOVED' | 'TRUNCATED' | 'CORRUPT' | 'UNSAFE' | 'DUPLICATE' | 'LOG' | 'MANIFEST' | 'SIGNATURE';
 
 export interface VerifyProblem {
   kind: VerifyProblemKind;
@@ -95,11 +94,7 @@ class Problems {
  * or key file does not exist, DataError (65) for an unusable key or an over-large bundle;
  * everything wrong with the bundle itself is returned in `problems` (ok = false).
  */
-export async function verifyBundle(
-  bundlePath: string,
-  opts: VerifyOptions = {},
-  ctx: Partial<Pick<RunContext, 'log' | 'signal'>> = {},
-): Promise<VerifyResult> {
+export async function verifyBundle(bundlePath: string, opts: VerifyOptions = {}, ctx: Partial<Pick<RunContext, 'log' | 'signal'>> = {}): Promise<VerifyResult> {
   const abs = path.resolve(bundlePath);
   const pub = opts.verifyKey !== undefined ? await loadPublicKey(opts.verifyKey) : undefined;
   const b = await readBundle(abs, { signal: ctx.signal });
@@ -161,9 +156,13 @@ export async function verifyBundle(
           if (missing(rel)) problems.add('REMOVED', rel, why('manifest.json'));
         } else if (got !== rec.sha256 || b.files.get(rel)?.length !== rec.size) {
           const viaSums = sums?.get(rel) === got;
-          problems.add('ALTERED', rel, viaSums
-            ? `matches SHA256SUMS but not manifest.json (sha256 ${rec.sha256}): SHA256SUMS was rewritten`
-            : `sha256 ${got} does not match manifest.json (${rec.sha256})`);
+          problems.add(
+            'ALTERED',
+            rel,
+            viaSums
+              ? `matches SHA256SUMS but not manifest.json (sha256 ${rec.sha256}): SHA256SUMS was rewritten`
+              : `sha256 ${got} does not match manifest.json (${rec.sha256})`,
+          );
         }
       }
       for (const rel of actual.keys()) {
@@ -225,9 +224,13 @@ export async function verifyBundle(
     } else {
       signature = 'invalid';
       const want = keyId(pub);
-      problems.add('SIGNATURE', 'manifest.json', sigKeyId !== null && sigKeyId !== want
-        ? `signed by key ${sigKeyId}, not by the --verify-key (${want})`
-        : `signature does not match manifest.json (altered after signing) for key ${want}`);
+      problems.add(
+        'SIGNATURE',
+        'manifest.json',
+        sigKeyId !== null && sigKeyId !== want
+          ? `signed by key ${sigKeyId}, not by the --verify-key (${want})`
+          : `signature does not match manifest.json (altered after signing) for key ${want}`,
+      );
     }
   } else if (pub) {
     problems.add('SIGNATURE', 'signature.json', 'bundle is not signed, but --verify-key was given');
@@ -301,9 +304,11 @@ function checkLogChain(buf: Buffer, record: { lines: number; last: string | null
       problems.add('LOG', 'log.jsonl', `line ${n}: not a JSON object`);
     } else {
       if (entry.prev !== prev) {
-        why.push(n === 1
-          ? 'the first line must have prev = 64 zeros; lines were removed from the start'
-          : `prev does not match line ${n - 1}: line ${n - 1} was edited or lines before ${n} were removed`);
+        why.push(
+          n === 1
+            ? 'the first line must have prev = 64 zeros; lines were removed from the start'
+            : `prev does not match line ${n - 1}: line ${n - 1} was edited or lines before ${n} were removed`,
+        );
       }
       if (entry.seq !== n) why.push(`seq ${JSON.stringify(entry.seq)}, expected ${n}`);
       if (why.length > 0) problems.add('LOG', 'log.jsonl', `line ${n}: chain broken (${why.join('; ')})`);

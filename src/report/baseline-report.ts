@@ -39,11 +39,20 @@ export function baselineText(r: BaselineResult): string {
   const out: string[] = [];
   out.push(...iocText(r.iocMatches));
   if (r.packageMismatches.length) {
-    out.push(chalk.bold.red(`WARNING: ${r.packageMismatches.length} packaged file${r.packageMismatches.length > 1 ? 's' : ''} already differ${r.packageMismatches.length > 1 ? '' : 's'} from what the package shipped — was this host already tampered with? (recorded as found)`));
-    for (const m of r.packageMismatches) out.push(`  DOES NOT MATCH  ${pathForTerminal(m.path)}  (${m.package.name} ${m.package.version}: ${m.algorithm} ${m.expected} shipped, ${m.actual} now)`);
+    out.push(
+      chalk.bold.red(
+        `WARNING: ${r.packageMismatches.length} packaged file${r.packageMismatches.length > 1 ? 's' : ''} already differ${r.packageMismatches.length > 1 ? '' : 's'} from what the package shipped — was this host already tampered with? (recorded as found)`,
+      ),
+    );
+    for (const m of r.packageMismatches)
+      out.push(`  DOES NOT MATCH  ${pathForTerminal(m.path)}  (${m.package.name} ${m.package.version}: ${m.algorithm} ${m.expected} shipped, ${m.actual} now)`);
   }
   if (r.conffilesModified.length) {
-    out.push(chalk.dim(`note: ${r.conffilesModified.length} configuration file${r.conffilesModified.length > 1 ? 's' : ''} (dpkg conffiles) edited since installation:`));
+    out.push(
+      chalk.dim(
+        `note: ${r.conffilesModified.length} configuration file${r.conffilesModified.length > 1 ? 's' : ''} (dpkg conffiles) edited since installation:`,
+      ),
+    );
     for (const m of r.conffilesModified) out.push(chalk.dim(`  edited  ${pathForTerminal(m.path)}  (${m.package.name} ${m.package.version})`));
   }
   if (r.errors.length) {
@@ -58,6 +67,9 @@ export function baselineText(r: BaselineResult): string {
   );
   if (r.kept) out.push(`content kept for ${r.kept} file(s) (keep_content)`);
   out.push(`digest ${g.digest}${g.signature ? ` (signed, key ${g.keyId})` : ''}`);
-  if (r.packagedChecked) out.push(`packages: ${r.packagedChecked} packaged files compared with the package database, ${r.packageMismatches.length} differ, ${r.conffilesModified.length} conffiles edited`);
+  if (r.packagedChecked)
+    out.push(
+      `packages: ${r.packagedChecked} packaged files compared with the package database, ${r.packageMismatches.length} differ, ${r.conffilesModified.length} conffiles edited`,
+    );
   return `${out.join('\n')}\n`;
 }

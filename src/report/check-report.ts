@@ -16,7 +16,10 @@ export function iocJson(m: IocMatch): IocMatchJson {
 export function iocText(matches: readonly IocMatch[]): string[] {
   if (!matches.length) return [];
   const out = [chalk.bold.red(`CRITICAL: KNOWN-BAD CONTENT (${matches.length}) — matches a known-bad hash list`)];
-  for (const m of matches) out.push(`  KNOWN-BAD  ${pathForTerminal(m.path)}  ${m.algorithm}:${m.digest}${m.label ? `  "${terminalText(m.label)}"` : ''}  (${terminalText(m.source)})`);
+  for (const m of matches)
+    out.push(
+      `  KNOWN-BAD  ${pathForTerminal(m.path)}  ${m.algorithm}:${m.digest}${m.label ? `  "${terminalText(m.label)}"` : ''}  (${terminalText(m.source)})`,
+    );
   return out;
 }
 import type { ContentDiff } from '../app/content-diff.js';
@@ -76,7 +79,14 @@ function detail(f: Finding): string {
 function diffText(d: ContentDiff): string[] {
   if (d.kind === 'binary') return [`binary, ${d.bytesDiffer} bytes differ (${d.oldSize} → ${d.newSize} bytes)`];
   if (d.kind === 'none') return [`(no diff: ${d.reason})`];
-  const colour = (l: string): string => (l.startsWith('+') && !l.startsWith('+++') ? chalk.green(l) : l.startsWith('-') && !l.startsWith('---') ? chalk.red(l) : l.startsWith('@@') ? chalk.cyan(l) : l);
+  const colour = (l: string): string =>
+    l.startsWith('+') && !l.startsWith('+++')
+      ? chalk.green(l)
+      : l.startsWith('-') && !l.startsWith('---')
+        ? chalk.red(l)
+        : l.startsWith('@@')
+          ? chalk.cyan(l)
+          : l;
   return [...d.lines.map(colour), ...(d.omitted ? [chalk.dim(`… ${d.omitted} more diff line(s) not shown`)] : [])];
 }
 
@@ -144,7 +154,11 @@ export function checkText(r: CheckResult, diffs?: Map<string, ContentDiff>): str
   }
   const bad = notKnownGood(r);
   if (bad.length) {
-    out.push(chalk.bold(`NOT KNOWN-GOOD under ${r.root} (${bad.length}): these files differ from baseline #${r.baseline.id} or are not in it — do not restore them from here`));
+    out.push(
+      chalk.bold(
+        `NOT KNOWN-GOOD under ${r.root} (${bad.length}): these files differ from baseline #${r.baseline.id} or are not in it — do not restore them from here`,
+      ),
+    );
     for (const f of bad) out.push(`  ${f.kind === 'added' ? 'not in baseline' : 'differs        '}  ${pathForTerminal(f.path)}`);
   }
   if (r.errors.length) {
@@ -152,7 +166,8 @@ export function checkText(r: CheckResult, diffs?: Map<string, ContentDiff>): str
     for (const e of r.errors) out.push(`  ${e.code.padEnd(8)} ${pathForTerminal(e.path)}: ${e.message}`);
   }
   for (const n of r.notices) out.push(chalk.dim(`note: ${n}`));
-  if (r.evidence) out.push(`evidence: ${r.evidence.bundle}${r.evidence.reused ? ' (reused: same findings within the cooldown)' : ''}\nsha256:   ${r.evidence.sha256}`);
+  if (r.evidence)
+    out.push(`evidence: ${r.evidence.bundle}${r.evidence.reused ? ' (reused: same findings within the cooldown)' : ''}\nsha256:   ${r.evidence.sha256}`);
   const s = r.summary;
   const verdict = r.exitCode === 0 ? chalk.green('OK') : chalk.bold.red('ALERT');
   out.push(

@@ -126,7 +126,13 @@ function findingEvent(r: CheckResult, f: Finding, names: Names): IntegEcsEvent {
   return {
     ...base(r, r.root),
     message: `${p} ${action}${f.kind === 'changed' ? ` (${f.attributes.join(', ')})` : ''} — rule ${f.rule}, severity ${f.severity}`,
-    event: integEvent('alert', 'file', TYPE[f.kind], action, 'integ.check', { severity: SEVERITY_SCORE[f.severity], risk_score: SEVERITY_SCORE[f.severity], outcome: 'success', start: r.startedAt, end: r.finishedAt }),
+    event: integEvent('alert', 'file', TYPE[f.kind], action, 'integ.check', {
+      severity: SEVERITY_SCORE[f.severity],
+      risk_score: SEVERITY_SCORE[f.severity],
+      outcome: 'success',
+      start: r.startedAt,
+      end: r.finishedAt,
+    }),
     log: { level: f.severity === 'critical' || f.severity === 'high' ? 'error' : 'warning' },
     file: ecsFile(f.path, rec, names),
     rule: { name: f.rule, ruleset: r.policy.source },
@@ -159,7 +165,12 @@ function runEvent(r: CheckResult): IntegEcsEvent {
   return {
     ...base(r, r.root),
     message: `integ check: ${s.scanned} scanned, ${s.added} added, ${s.removed} removed, ${s.changed} changed, ${s.errors} unreadable — baseline #${r.baseline.id} ${r.baseline.digest} — exit ${r.exitCode}`,
-    event: integEvent('event', 'file', 'info', 'check', 'integ.run', { outcome: 'success', start: r.startedAt, end: r.finishedAt, duration: (Date.parse(r.finishedAt) - Date.parse(r.startedAt)) * 1_000_000 }),
+    event: integEvent('event', 'file', 'info', 'check', 'integ.run', {
+      outcome: 'success',
+      start: r.startedAt,
+      end: r.finishedAt,
+      duration: (Date.parse(r.finishedAt) - Date.parse(r.startedAt)) * 1_000_000,
+    }),
     log: { level: r.exitCode === 0 ? 'info' : 'warning' },
     integ: {
       kind: 'run',
@@ -191,7 +202,10 @@ export function failureEcsEvent(f: { command: string; hostname: string; time: st
   return {
     ...ecsHead(f.time, f.hostname),
     message: `integ ${f.command} failed (exit ${f.exitCode}): ${f.error}`,
-    event: integEvent('event', 'file', 'error', f.command, 'integ.run', { outcome: 'failure', severity: f.exitCode === 16 ? SEVERITY_SCORE.critical : SEVERITY_SCORE.high }),
+    event: integEvent('event', 'file', 'error', f.command, 'integ.run', {
+      outcome: 'failure',
+      severity: f.exitCode === 16 ? SEVERITY_SCORE.critical : SEVERITY_SCORE.high,
+    }),
     log: { level: f.exitCode === 16 ? 'critical' : 'error' },
     error: { type: f.errorType, message: f.error, code: String(f.exitCode) },
     integ: { kind: 'failure', command: f.command, exit_code: f.exitCode },

@@ -44,7 +44,11 @@ export function verifyLines(r: VerifyResult, format: 'ndjson' | 'ecs'): string {
   const events: IntegEcsEvent[] = r.problems.map((p) => ({
     ...ecsBase(now),
     message: `evidence bundle ${r.name}: ${p.kind} ${p.file ?? 'archive'}: ${p.detail}`,
-    event: integEvent('alert', 'file', 'change', 'bundle-tampered', 'integ.verify', { severity: SEVERITY_SCORE.critical, outcome: 'failure', reason: p.detail }),
+    event: integEvent('alert', 'file', 'change', 'bundle-tampered', 'integ.verify', {
+      severity: SEVERITY_SCORE.critical,
+      outcome: 'failure',
+      reason: p.detail,
+    }),
     file: { path: r.bundle, ...(p.file ? { name: p.file } : {}) },
     rule: { name: p.kind },
     integ: { kind: 'failure', command: 'verify' },

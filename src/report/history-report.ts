@@ -55,13 +55,17 @@ export function historyText(r: HistoryResult): string {
   const out: string[] = [];
   if (r.pruned.length) {
     const ids = r.pruned.map((p) => p.id);
-    out.push(chalk.dim(`pruned: ${ids.length === 1 ? `#${ids[0]}` : `#${ids[0]}…#${ids.at(-1)} (${ids.length})`}; the chain is anchored on their recorded digests`));
+    out.push(
+      chalk.dim(`pruned: ${ids.length === 1 ? `#${ids[0]}` : `#${ids[0]}…#${ids.at(-1)} (${ids.length})`}; the chain is anchored on their recorded digests`),
+    );
   }
   for (const { generation: g, accept } of r.generations) {
     const cur = g.id === r.current?.id;
     const head = `${cur ? '*' : ' '} #${String(g.id).padEnd(4)} ${g.createdAt}  ${g.kind.padEnd(8)} ${g.user}${g.uid !== -1 ? ` (uid ${g.uid})` : ''}@${g.hostname}`;
     out.push(cur ? chalk.bold(head) : head);
-    out.push(`         ${g.entryCount} entries${g.errorCount ? `, ${g.errorCount} unreadable` : ''}, ${signedText(g)}${accept ? `, ${accept.paths} path${accept.paths === 1 ? '' : 's'} from check run #${accept.run}${accept.forced ? ' (some forced)' : ''}` : ''}`);
+    out.push(
+      `         ${g.entryCount} entries${g.errorCount ? `, ${g.errorCount} unreadable` : ''}, ${signedText(g)}${accept ? `, ${accept.paths} path${accept.paths === 1 ? '' : 's'} from check run #${accept.run}${accept.forced ? ' (some forced)' : ''}` : ''}`,
+    );
     if (g.note !== null) out.push(`         note: ${JSON.stringify(g.note)}`);
     out.push(chalk.dim(`         digest ${g.digest}`));
   }
@@ -100,7 +104,9 @@ export function showText(r: ShowResult): string {
   const out: string[] = [pathForTerminal(r.path)];
   for (const row of r.rows) {
     const g = row.generation;
-    out.push(`  #${String(g.id).padEnd(4)} ${g.createdAt}  ${g.kind.padEnd(8)} ${g.digest.slice(0, 23)}…${g.note !== null ? `  ${JSON.stringify(g.note)}` : ''}`);
+    out.push(
+      `  #${String(g.id).padEnd(4)} ${g.createdAt}  ${g.kind.padEnd(8)} ${g.digest.slice(0, 23)}…${g.note !== null ? `  ${JSON.stringify(g.note)}` : ''}`,
+    );
     const e = row.entry;
     const change =
       row.change === 'changed' ? `changed [${row.attributes.join(', ')}]` : row.change === 'first' ? '' : row.change === 'absent' ? '' : row.change;
@@ -154,13 +160,19 @@ export function acceptText(r: AcceptResult): string {
   const out: string[] = [];
   for (const a of r.accepted) {
     out.push(`  ${KIND_LABEL[a.kind]}  ${pathForTerminal(a.path)}${a.kind === 'changed' ? `  [${a.attributes.join(', ')}]` : ''}  (${a.rule})`);
-    if (a.recheck === 'forced') out.push(chalk.yellow(`           changed again since the check (${a.changedSince.join(', ')}); recorded as the check saw it (--force)`));
+    if (a.recheck === 'forced')
+      out.push(chalk.yellow(`           changed again since the check (${a.changedSince.join(', ')}); recorded as the check saw it (--force)`));
   }
   out.push(
     `accepted ${r.accepted.length} finding${r.accepted.length === 1 ? '' : 's'} of check run #${r.run.id} (${r.run.finishedAt}) ` +
       `into generation #${g.id} (accept, parent #${r.parent.id}) by ${g.user} (uid ${g.uid}): ${JSON.stringify(g.note)}`,
   );
-  if (r.remaining) out.push(chalk.dim(`note: ${r.remaining} finding${r.remaining === 1 ? '' : 's'} of that check not accepted; the next check reports ${r.remaining === 1 ? 'it' : 'them'} again`));
+  if (r.remaining)
+    out.push(
+      chalk.dim(
+        `note: ${r.remaining} finding${r.remaining === 1 ? '' : 's'} of that check not accepted; the next check reports ${r.remaining === 1 ? 'it' : 'them'} again`,
+      ),
+    );
   out.push(`digest ${g.digest}${g.signature ? ` (signed, key ${g.keyId})` : ''}`);
   return `${out.join('\n')}\n`;
 }
@@ -192,7 +204,11 @@ export function pruneText(r: PruneResult): string {
     const anchor = r.pruned.at(-1)!;
     out.push(chalk.dim(`chain anchor: #${anchor.id} ${anchor.digest}`));
     if (!r.dryRun && r.bytesBefore !== null && r.bytesAfter !== null)
-      out.push(chalk.dim(`store: ${(r.bytesBefore / 1e6).toFixed(2)} MB → ${(r.bytesAfter / 1e6).toFixed(2)} MB${r.vacuumed ? ' (vacuumed)' : ' (space is reused by later generations; --vacuum gives it back now)'}`));
+      out.push(
+        chalk.dim(
+          `store: ${(r.bytesBefore / 1e6).toFixed(2)} MB → ${(r.bytesAfter / 1e6).toFixed(2)} MB${r.vacuumed ? ' (vacuumed)' : ' (space is reused by later generations; --vacuum gives it back now)'}`,
+        ),
+      );
   }
   out.push(`current generation #${r.current.id} digest ${r.current.digest}`);
   return `${out.join('\n')}\n`;

@@ -2,7 +2,17 @@ import { pathForTerminal, pathJson } from '../core/pathenc.js';
 import type { Attribute, EntryRecord } from '../core/types.js';
 import type { FsattrsJson, RecordJson } from './documents.js';
 import {
-  aclEntries, capsText, describeXattr, differingXattrNames, flagDiff, flagNames, hasExtendedAcl, labelText, parseXattrs, xattrClass, XATTRS_UNSUPPORTED,
+  aclEntries,
+  capsText,
+  describeXattr,
+  differingXattrNames,
+  flagDiff,
+  flagNames,
+  hasExtendedAcl,
+  labelText,
+  parseXattrs,
+  xattrClass,
+  XATTRS_UNSUPPORTED,
   type IdNames,
 } from '../core/fsattrs.js';
 import { idNames } from './idnames.js';
@@ -94,24 +104,39 @@ export function describeChanges(before: EntryRecord, after: EntryRecord, attribu
   return attributes
     .map((attr) => {
       switch (attr) {
-        case 'mode': return `mode ${b.mode.toString(8)}→${a.mode.toString(8)}${aclNote(a) || aclNote(b)}`;
+        case 'mode':
+          return `mode ${b.mode.toString(8)}→${a.mode.toString(8)}${aclNote(a) || aclNote(b)}`;
         case 'xattrs':
         case 'caps':
         case 'acl':
-        case 'label': return xattrChange(b, a, attr, idNames());
-        case 'flags': return `flags ${flagDiff(b.flags === -1 ? 0 : (b.flags ?? 0), a.flags === -1 ? 0 : (a.flags ?? 0)).join(' ')}`;
-        case 'entries': return 'entries created and removed since the baseline';
-        case 'uid': return `uid ${b.uid}→${a.uid}`;
-        case 'gid': return `gid ${b.gid}→${a.gid}`;
-        case 'size': return `size ${b.size}→${a.size}`;
-        case 'type': return `type ${b.type}→${a.type}`;
-        case 'target': return `target ${b.target ? pathForTerminal(b.target) : '-'}→${a.target ? pathForTerminal(a.target) : '-'}`;
-        case 'mtime': return `mtime ${nsToIso(b.mtimeNs)}→${nsToIso(a.mtimeNs)}`;
-        case 'ctime': return `ctime ${nsToIso(b.ctimeNs)}→${nsToIso(a.ctimeNs)}`;
-        case 'content': return `content ${shortDigest(b)}→${shortDigest(a)}`;
-        case 'inode': return `inode ${b.inode}→${a.inode}`;
-        case 'nlink': return `nlink ${b.nlink}→${a.nlink}`;
-        default: return attr;
+        case 'label':
+          return xattrChange(b, a, attr, idNames());
+        case 'flags':
+          return `flags ${flagDiff(b.flags === -1 ? 0 : (b.flags ?? 0), a.flags === -1 ? 0 : (a.flags ?? 0)).join(' ')}`;
+        case 'entries':
+          return 'entries created and removed since the baseline';
+        case 'uid':
+          return `uid ${b.uid}→${a.uid}`;
+        case 'gid':
+          return `gid ${b.gid}→${a.gid}`;
+        case 'size':
+          return `size ${b.size}→${a.size}`;
+        case 'type':
+          return `type ${b.type}→${a.type}`;
+        case 'target':
+          return `target ${b.target ? pathForTerminal(b.target) : '-'}→${a.target ? pathForTerminal(a.target) : '-'}`;
+        case 'mtime':
+          return `mtime ${nsToIso(b.mtimeNs)}→${nsToIso(a.mtimeNs)}`;
+        case 'ctime':
+          return `ctime ${nsToIso(b.ctimeNs)}→${nsToIso(a.ctimeNs)}`;
+        case 'content':
+          return `content ${shortDigest(b)}→${shortDigest(a)}`;
+        case 'inode':
+          return `inode ${b.inode}→${a.inode}`;
+        case 'nlink':
+          return `nlink ${b.nlink}→${a.nlink}`;
+        default:
+          return attr;
       }
     })
     .join(', ');

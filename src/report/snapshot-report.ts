@@ -32,11 +32,14 @@ function oneLine(s: string, max = 200): string {
 export function triageText(f: FindingsResult | null): string[] {
   if (f === null) return [chalk.yellow('triage: findings not derived (the findings step did not run)')];
   const out: string[] = [chalk.bold(f.findings.length ? `triage: ${f.findings.length} finding${f.findings.length === 1 ? '' : 's'}` : 'triage: no findings')];
-  const colour = (sev: string): ((s: string) => string) => (sev === 'critical' ? chalk.bold.red : sev === 'high' ? chalk.red : sev === 'medium' ? chalk.yellow : chalk.dim);
+  const colour = (sev: string): ((s: string) => string) =>
+    sev === 'critical' ? chalk.bold.red : sev === 'high' ? chalk.red : sev === 'medium' ? chalk.yellow : chalk.dim;
   for (const x of f.findings) {
     const pid = x.pid !== undefined ? `pid ${x.pid}` : '-';
     const exe = x.exe ?? x.path ?? '-';
-    out.push(`  ${colour(x.severity)(x.severity.toUpperCase().padEnd(8))} ${x.kind.padEnd(18)} ${pid.padEnd(11)} ${oneLine(exe, 80)}  ${chalk.dim(oneLine(x.detail))}`);
+    out.push(
+      `  ${colour(x.severity)(x.severity.toUpperCase().padEnd(8))} ${x.kind.padEnd(18)} ${pid.padEnd(11)} ${oneLine(exe, 80)}  ${chalk.dim(oneLine(x.detail))}`,
+    );
   }
   for (const n of f.notes) out.push(chalk.yellow(`  note: ${oneLine(n, 400)}`));
   return out;
@@ -46,9 +49,13 @@ export function snapshotText(r: SnapshotResult): string {
   const out: string[] = [];
   for (const s of r.steps) {
     const mark = s.status === 'ok' ? chalk.green('ok     ') : s.status === 'partial' ? chalk.yellow('partial') : chalk.red(s.status.padEnd(7));
-    out.push(`  ${mark} ${s.step}. ${s.name.padEnd(14)} ${s.duration_ms.toFixed(0).padStart(6)} ms${s.errors.length ? chalk.dim(`  (${s.errors.length} not readable: ${s.errors[0]?.code ?? ''} …)`) : ''}`);
+    out.push(
+      `  ${mark} ${s.step}. ${s.name.padEnd(14)} ${s.duration_ms.toFixed(0).padStart(6)} ms${s.errors.length ? chalk.dim(`  (${s.errors.length} not readable: ${s.errors[0]?.code ?? ''} …)`) : ''}`,
+    );
   }
-  out.push(`${r.artifacts} artifacts in ${r.timings.total_ms.toFixed(0)} ms (steps 1-4: ${r.timings.steps_1_4_ms.toFixed(0)} ms, /proc/net bracket: ${r.timings.core_bracket_ms.toFixed(1)} ms)`);
+  out.push(
+    `${r.artifacts} artifacts in ${r.timings.total_ms.toFixed(0)} ms (steps 1-4: ${r.timings.steps_1_4_ms.toFixed(0)} ms, /proc/net bracket: ${r.timings.core_bracket_ms.toFixed(1)} ms)`,
+  );
   out.push(`bundle: ${r.bundle}`);
   out.push(`sha256: ${r.sha256}`);
   out.push(...triageText(r.findings));

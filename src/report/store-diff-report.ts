@@ -28,7 +28,17 @@ function buffered(sink: Sink): { push(s: string): void; flush(): void } {
 
 function sideJson(s: DiffSide): DiffSideJson {
   const g = s.generation;
-  return { db: s.db, generation: g.id, kind: g.kind, created_at: g.createdAt, hostname: g.hostname, note: g.note, entries: g.entryCount, digest: g.digest, signed: g.signature !== null };
+  return {
+    db: s.db,
+    generation: g.id,
+    kind: g.kind,
+    created_at: g.createdAt,
+    hostname: g.hostname,
+    note: g.note,
+    entries: g.entryCount,
+    digest: g.digest,
+    signed: g.signature !== null,
+  };
 }
 
 function detail(d: Difference): string {
@@ -46,7 +56,14 @@ export function renderStoreDiff(d: StoreDiff, format: 'text' | 'json', sink: Sin
   const side = (label: string, s: DiffSide): string =>
     `${label}: ${s.db}  generation #${s.generation.id} (${s.generation.kind}, ${s.generation.hostname}, ${s.generation.createdAt}) ${s.generation.digest}`;
   if (format === 'json') {
-    const head: StoreDiffDocumentHead = { schema: 'integ.diff/1', tool: { name: 'integ', version: VERSION }, a: sideJson(d.a), b: sideJson(d.b), attributes: d.attributes, notices: d.notices };
+    const head: StoreDiffDocumentHead = {
+      schema: 'integ.diff/1',
+      tool: { name: 'integ', version: VERSION },
+      a: sideJson(d.a),
+      b: sideJson(d.b),
+      attributes: d.attributes,
+      notices: d.notices,
+    };
     out.push(`${JSON.stringify(head, null, 2).slice(0, -2)},\n  "differences": [`);
   } else {
     out.push(`${side('A', d.a)}\n${side('B', d.b)}\n`);
@@ -70,7 +87,9 @@ export function renderStoreDiff(d: StoreDiff, format: 'text' | 'json', sink: Sin
   const n = s.added + s.removed + s.changed;
   const exit = exitCodeOf({ command: 'diff', same: n === 0 });
   if (format === 'json') {
-    out.push(`${first ? '' : '\n  '}],\n  "summary": ${JSON.stringify({ added: s.added, removed: s.removed, changed: s.changed, entries_a: s.entriesA, entries_b: s.entriesB })},\n  "exit_code": ${exit}\n}\n`);
+    out.push(
+      `${first ? '' : '\n  '}],\n  "summary": ${JSON.stringify({ added: s.added, removed: s.removed, changed: s.changed, entries_a: s.entriesA, entries_b: s.entriesB })},\n  "exit_code": ${exit}\n}\n`,
+    );
   } else {
     out.push(
       n === 0

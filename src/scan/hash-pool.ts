@@ -100,7 +100,20 @@ export async function* scanAll<J extends ScanJob>(source: Iterable<J> | AsyncIte
         seq += 1;
         outstanding.set(seq, { worker: best, jobs: batch });
         load[best]! += 1;
-        workers[best]!.postMessage({ seq, jobs: batch.map((j) => ({ id: j.id, path: j.path, real: j.real, algos: j.algos, growing: j.growing, prefixLen: j.prefixLen, xattrs: j.xattrs, flags: j.flags, extra: j.extra })) });
+        workers[best]!.postMessage({
+          seq,
+          jobs: batch.map((j) => ({
+            id: j.id,
+            path: j.path,
+            real: j.real,
+            algos: j.algos,
+            growing: j.growing,
+            prefixLen: j.prefixLen,
+            xattrs: j.xattrs,
+            flags: j.flags,
+            extra: j.extra,
+          })),
+        });
       }
       while (ready.length > 0) yield ready.shift()!;
       if (failure) throw failure;

@@ -63,14 +63,22 @@ function simdHasher(h: Blake3Simd): IncrementalHash {
 const S_IFMT = 0o170000;
 function typeOfMode(mode: number): EntryType {
   switch (mode & S_IFMT) {
-    case 0o100000: return 'file';
-    case 0o040000: return 'dir';
-    case 0o120000: return 'symlink';
-    case 0o010000: return 'fifo';
-    case 0o140000: return 'socket';
-    case 0o020000: return 'chardev';
-    case 0o060000: return 'blockdev';
-    default: return 'unknown';
+    case 0o100000:
+      return 'file';
+    case 0o040000:
+      return 'dir';
+    case 0o120000:
+      return 'symlink';
+    case 0o010000:
+      return 'fifo';
+    case 0o140000:
+      return 'socket';
+    case 0o020000:
+      return 'chardev';
+    case 0o060000:
+      return 'blockdev';
+    default:
+      return 'unknown';
   }
 }
 
@@ -221,7 +229,8 @@ export function readSymlink(job: ScanJob, rec: Observed): ScanResult {
   try {
     rec.target = fs.readlinkSync(job.real, { encoding: 'buffer' });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EINVAL') return { id: job.id, ok: false, code: 'ERACE', message: 'replaced between lstat and readlink; target not read', rec };
+    if ((e as NodeJS.ErrnoException).code === 'EINVAL')
+      return { id: job.id, ok: false, code: 'ERACE', message: 'replaced between lstat and readlink; target not read', rec };
     return { id: job.id, ok: false, ...errInfo(e), rec };
   }
   return { id: job.id, ok: true, rec };

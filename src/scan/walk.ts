@@ -3,9 +3,7 @@ import type { Selector } from '../core/selector.js';
 import type { Rule } from '../core/types.js';
 import { RootResolver } from './root-path.js';
 
-export type WalkEvent =
-  | { kind: 'entry'; path: Buffer; real: Buffer; rule: Rule }
-  | { kind: 'error'; path: Buffer; code: string; message: string };
+export type WalkEvent = { kind: 'entry'; path: Buffer; real: Buffer; rule: Rule } | { kind: 'error'; path: Buffer; code: string; message: string };
 
 const SLASH = Buffer.from('/');
 

@@ -60,11 +60,15 @@ export class BaselineRepo {
 
   constructor(readonly db: DB) {
     this.cols = entryColumns(db);
-    this.getEntry = db.prepare<[number, Buffer], EntryRow>(`SELECT rowid, path, rule, error, ${this.cols} FROM entries WHERE gen = ? AND path = ?`).safeIntegers(true);
+    this.getEntry = db
+      .prepare<[number, Buffer], EntryRow>(`SELECT rowid, path, rule, error, ${this.cols} FROM entries WHERE gen = ? AND path = ?`)
+      .safeIntegers(true);
     // A store not yet at migration 3 (the migration tests write such stores) takes 12 values.
     this.insCount = this.cols === ENTRY_COLUMNS ? ENTRY_COLUMN_COUNT : ENTRY_COLUMN_COUNT - 2;
     const insCols = this.cols === ENTRY_COLUMNS ? ENTRY_COLUMNS : ENTRY_COLUMNS.replace(', xattrs, flags', '');
-    this.insEntry = db.readonly ? null : db.prepare(`INSERT INTO entries (gen, path, rule, error, ${insCols}) VALUES (?, ?, ?, ?, ${new Array(this.insCount).fill('?').join(', ')})`);
+    this.insEntry = db.readonly
+      ? null
+      : db.prepare(`INSERT INTO entries (gen, path, rule, error, ${insCols}) VALUES (?, ?, ?, ?, ${new Array(this.insCount).fill('?').join(', ')})`);
   }
 
   current(): Generation | null {
@@ -87,7 +91,9 @@ export class BaselineRepo {
   }
 
   rowidRange(gen: number): { min: number; max: number } | null {
-    const r = this.db.prepare<[number], { lo: number | null; hi: number | null }>('SELECT min(rowid) AS lo, max(rowid) AS hi FROM entries WHERE gen = ?').get(gen);
+    const r = this.db
+      .prepare<[number], { lo: number | null; hi: number | null }>('SELECT min(rowid) AS lo, max(rowid) AS hi FROM entries WHERE gen = ?')
+      .get(gen);
     return !r || r.lo === null || r.hi === null ? null : { min: r.lo, max: r.hi };
   }
 
@@ -110,7 +116,22 @@ export class BaselineRepo {
           entry_count, total_bytes, error_count, parent_id, parent_digest, digest, signature, key_id, tool_version)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, '', NULL, NULL, ?)`,
       )
-      .run(g.createdAt, g.kind, g.user, g.uid, g.hostname, g.note, g.root, g.policySource, g.policyText, g.policyDigest, g.hashAlgos, g.parentId, g.parentDigest, g.toolVersion);
+      .run(
+        g.createdAt,
+        g.kind,
+        g.user,
+        g.uid,
+        g.hostname,
+        g.note,
+        g.root,
+        g.policySource,
+        g.policyText,
+        g.policyDigest,
+        g.hashAlgos,
+        g.parentId,
+        g.parentDigest,
+        g.toolVersion,
+      );
     return Number(info.lastInsertRowid);
   }
 
@@ -126,7 +147,9 @@ export class BaselineRepo {
 
   /** Copy every entry of generation `from` into generation `to` inside SQLite (no rows pass through JS). */
   copyEntries(from: number, to: number): number {
-    return this.db.prepare(`INSERT INTO entries (gen, path, rule, error, ${ENTRY_COLUMNS}) SELECT ?, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE gen = ?`).run(to, from).changes;
+    return this.db
+      .prepare(`INSERT INTO entries (gen, path, rule, error, ${ENTRY_COLUMNS}) SELECT ?, path, rule, error, ${ENTRY_COLUMNS} FROM entries WHERE gen = ?`)
+      .run(to, from).changes;
   }
 
   deleteEntry(gen: number, path: Buffer): number {
@@ -136,7 +159,9 @@ export class BaselineRepo {
   /** The chain over the stored headers, in id order (what the trust gate walks). */
   chainLinks(): ChainLink[] {
     return this.db
-      .prepare<[], Pick<GenerationRow, 'id' | 'parent_id' | 'parent_digest' | 'digest' | 'signature' | 'key_id'>>('SELECT id, parent_id, parent_digest, digest, signature, key_id FROM generations ORDER BY id')
+      .prepare<[], Pick<GenerationRow, 'id' | 'parent_id' | 'parent_digest' | 'digest' | 'signature' | 'key_id'>>(
+        'SELECT id, parent_id, parent_digest, digest, signature, key_id FROM generations ORDER BY id',
+      )
       .all()
       .map((r) => ({ id: r.id, parentId: r.parent_id, parentDigest: r.parent_digest, digest: r.digest, signature: r.signature, keyId: r.key_id }));
   }
@@ -157,8 +182,15 @@ export class BaselineRepo {
   }
 
   /** Provenance of an accept generation: the check run it folded in and each accepted path. */
-  recordAccept(gen: number, run: { id: number; findingsDigest: string }, forced: boolean, paths: readonly { path: Buffer; kind: string; rule: string; recheck: string }[]): void {
-    this.db.prepare('INSERT INTO accepts (gen, run, run_findings_digest, forced, paths) VALUES (?, ?, ?, ?, ?)').run(gen, run.id, run.findingsDigest, forced ? 1 : 0, paths.length);
+  recordAccept(
+    gen: number,
+    run: { id: number; findingsDigest: string },
+    forced: boolean,
+    paths: readonly { path: Buffer; kind: string; rule: string; recheck: string }[],
+  ): void {
+    this.db
+      .prepare('INSERT INTO accepts (gen, run, run_findings_digest, forced, paths) VALUES (?, ?, ?, ?, ?)')
+      .run(gen, run.id, run.findingsDigest, forced ? 1 : 0, paths.length);
     const ins = this.db.prepare('INSERT INTO accepted_paths (gen, path, kind, rule, recheck) VALUES (?, ?, ?, ?, ?)');
     for (const p of paths) ins.run(gen, p.path, p.kind, p.rule, p.recheck);
   }
@@ -177,7 +209,13 @@ export class BaselineRepo {
     return r ? { kind: r.kind, rule: r.rule, recheck: r.recheck } : null;
   }
 
-  finish(gen: number, counts: { entryCount: number; totalBytes: number; errorCount: number }, digest: string, signature: string | null, keyId: string | null): void {
+  finish(
+    gen: number,
+    counts: { entryCount: number; totalBytes: number; errorCount: number },
+    digest: string,
+    signature: string | null,
+    keyId: string | null,
+  ): void {
     this.db
       .prepare('UPDATE generations SET entry_count = ?, total_bytes = ?, error_count = ?, digest = ?, signature = ?, key_id = ? WHERE id = ?')
       .run(counts.entryCount, counts.totalBytes, counts.errorCount, digest, signature, keyId, gen);

@@ -5,7 +5,10 @@ import { ENTRY_COLUMNS, entryColumnsFor, type EntryValues } from './rows.js';
 
 const hex = (b: Buffer | null): string => (b === null ? '-' : b.length === 0 ? '""' : b.toString('hex'));
 
-type Header = Pick<Generation, 'id' | 'createdAt' | 'kind' | 'user' | 'uid' | 'hostname' | 'note' | 'root' | 'policyDigest' | 'hashAlgos' | 'parentDigest' | 'toolVersion'>;
+type Header = Pick<
+  Generation,
+  'id' | 'createdAt' | 'kind' | 'user' | 'uid' | 'hostname' | 'note' | 'root' | 'policyDigest' | 'hashAlgos' | 'parentDigest' | 'toolVersion'
+>;
 
 /** The row shape the digest reads: DIGEST_COLUMNS, raw, with safe integers. */
 export const DIGEST_COLUMNS = `path, rule, error, ${ENTRY_COLUMNS}`;
@@ -45,7 +48,10 @@ export class GenerationDigester {
    * so a kept row that is edited, added or deleted changes the digest. A generation without kept
    * content digests exactly as before kept content existed.
    */
-  constructor(g: Header, private readonly db?: DB) {
+  constructor(
+    g: Header,
+    private readonly db?: DB,
+  ) {
     this.h.update(
       [
         'integ.generation/1',
@@ -110,18 +116,31 @@ export class GenerationDigester {
       }
       if (n) this.h.update(`${kept}kept ${n}\n`);
     }
-    return { digest: `blake3:${this.h.digest().toString('hex')}`, entryCount: this.entryCount, totalBytes: Number(this.totalBytes), errorCount: this.errorCount };
+    return {
+      digest: `blake3:${this.h.digest().toString('hex')}`,
+      entryCount: this.entryCount,
+      totalBytes: Number(this.totalBytes),
+      errorCount: this.errorCount,
+    };
   }
 }
 
 /** The rows of a generation in path byte order, as the digest reads them. */
 function orderedRows(db: DB, gen: number): Iterable<DigestRow> {
-  return db.prepare<[number], DigestRow>(`SELECT ${digestColumns(db)} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen);
+  return db
+    .prepare<[number], DigestRow>(`SELECT ${digestColumns(db)} FROM entries WHERE gen = ? ORDER BY path`)
+    .raw(true)
+    .safeIntegers(true)
+    .iterate(gen);
 }
 
 /** The rows of a generation in path byte order with their row ids: one sequential pass (streams). */
 export function rowsWithRowidByPath(db: DB, gen: number): Iterator<RowidDigestRow> {
-  return db.prepare<[number], RowidDigestRow>(`SELECT rowid, ${digestColumns(db)} FROM entries WHERE gen = ? ORDER BY path`).raw(true).safeIntegers(true).iterate(gen);
+  return db
+    .prepare<[number], RowidDigestRow>(`SELECT rowid, ${digestColumns(db)} FROM entries WHERE gen = ? ORDER BY path`)
+    .raw(true)
+    .safeIntegers(true)
+    .iterate(gen);
 }
 
 /** The kept-content rows of a generation in path byte order (none before migration 4). */

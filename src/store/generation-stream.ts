@@ -8,7 +8,10 @@ import type { GenerationDigestResult } from './generation-digest.js';
 /** What the reader worker is started with. */
 export interface ReaderInit {
   file: string;
-  header: Pick<Generation, 'id' | 'createdAt' | 'kind' | 'user' | 'uid' | 'hostname' | 'note' | 'root' | 'policyDigest' | 'hashAlgos' | 'parentDigest' | 'toolVersion'>;
+  header: Pick<
+    Generation,
+    'id' | 'createdAt' | 'kind' | 'user' | 'uid' | 'hostname' | 'note' | 'root' | 'policyDigest' | 'hashAlgos' | 'parentDigest' | 'toolVersion'
+  >;
   /** rows per message */
   batch: number;
   /** messages the worker may be ahead of the consumer */
@@ -95,11 +98,23 @@ export function packRows(rowids: number[], rows: ReadonlyArray<readonly unknown[
     strs[i * STRS + 5] = (r[o + 15] as string | null | undefined) ?? null; // xattrs
   }
   const rowid = Float64Array.from(rowids);
-  const transfer = [paths.buffer, targets.buffer, pathEnd.buffer, targetStart.buffer, targetEnd.buffer, big.buffer, small.buffer, rowid.buffer] as ArrayBuffer[];
+  const transfer = [
+    paths.buffer,
+    targets.buffer,
+    pathEnd.buffer,
+    targetStart.buffer,
+    targetEnd.buffer,
+    big.buffer,
+    small.buffer,
+    rowid.buffer,
+  ] as ArrayBuffer[];
   return { n, rowid, paths, pathEnd, targets, targetStart, targetEnd, big, small, strs, transfer };
 }
 
-type Message = ({ kind: 'rows' } & PackedRows) | { kind: 'end'; result: GenerationDigestResult } | { kind: 'error'; message: string; code: string | null; name: string };
+type Message =
+  | ({ kind: 'rows' } & PackedRows)
+  | { kind: 'end'; result: GenerationDigestResult }
+  | { kind: 'error'; message: string; code: string | null; name: string };
 
 function workerFile(): string {
   const here = fileURLToPath(import.meta.url);
@@ -136,12 +151,27 @@ export class GenerationStream {
   private exited = false;
   private readonly passed: StoredEntry[] = [];
 
-  constructor(file: string, private readonly gen: Generation, private readonly repo: BaselineRepo, opts: { batch?: number; window?: number } = {}) {
+  constructor(
+    file: string,
+    private readonly gen: Generation,
+    private readonly repo: BaselineRepo,
+    opts: { batch?: number; window?: number } = {},
+  ) {
     const sab = new SharedArrayBuffer(8);
     this.credit = new Int32Array(sab);
     const header: ReaderInit['header'] = {
-      id: gen.id, createdAt: gen.createdAt, kind: gen.kind, user: gen.user, uid: gen.uid, hostname: gen.hostname, note: gen.note, root: gen.root,
-      policyDigest: gen.policyDigest, hashAlgos: gen.hashAlgos, parentDigest: gen.parentDigest, toolVersion: gen.toolVersion,
+      id: gen.id,
+      createdAt: gen.createdAt,
+      kind: gen.kind,
+      user: gen.user,
+      uid: gen.uid,
+      hostname: gen.hostname,
+      note: gen.note,
+      root: gen.root,
+      policyDigest: gen.policyDigest,
+      hashAlgos: gen.hashAlgos,
+      parentDigest: gen.parentDigest,
+      toolVersion: gen.toolVersion,
     };
     const init: ReaderInit = { file, header, batch: opts.batch ?? 1024, window: opts.window ?? 4, credit: sab };
     this.worker = new Worker(workerFile(), { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 32 } });

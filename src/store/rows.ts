@@ -93,7 +93,22 @@ export interface EntryColumns {
 }
 
 /** The same 14 columns as a raw row (`.raw(true)`), in ENTRY_COLUMNS order. */
-export type EntryValues = [EntryType, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, Buffer | null, string | null, string | null, string | null, bigint | null];
+export type EntryValues = [
+  EntryType,
+  bigint,
+  bigint,
+  bigint,
+  bigint,
+  bigint,
+  bigint,
+  bigint,
+  bigint,
+  Buffer | null,
+  string | null,
+  string | null,
+  string | null,
+  bigint | null,
+];
 
 /** `entries` as the repositories read it: row id, path, rule, error and the entry columns. */
 export interface EntryRow extends EntryColumns {
@@ -126,8 +141,21 @@ export function decodeEntryColumns(path: Buffer, r: EntryColumns): EntryRecord {
 export function decodeEntryValues(path: Buffer, v: EntryValues): EntryRecord {
   const [type, mode, uid, gid, size, mtimeNs, ctimeNs, inode, nlink, target, blake3, sha256, xattrs, flags] = v;
   return {
-    path, type, mode: Number(mode), uid: Number(uid), gid: Number(gid), size, mtimeNs, ctimeNs, inode, nlink: Number(nlink), target, blake3, sha256,
-    xattrs: xattrs ?? null, flags: flags === null || flags === undefined ? null : Number(flags),
+    path,
+    type,
+    mode: Number(mode),
+    uid: Number(uid),
+    gid: Number(gid),
+    size,
+    mtimeNs,
+    ctimeNs,
+    inode,
+    nlink: Number(nlink),
+    target,
+    blake3,
+    sha256,
+    xattrs: xattrs ?? null,
+    flags: flags === null || flags === undefined ? null : Number(flags),
   };
 }
 

@@ -1,7 +1,17 @@
 import type { DB } from './db.js';
 import type { Finding, ScanError } from '../core/types.js';
 import type { EntryRecord, FindingKind, Severity, Attribute } from '../core/types.js';
-import { decodeAttributes, decodeFindingEntry, encodeEntryValues, ENTRY_COLUMN_COUNT, ENTRY_COLUMNS, entryColumnsFor, type RunErrorRow, type RunFindingRow, type RunRow } from './rows.js';
+import {
+  decodeAttributes,
+  decodeFindingEntry,
+  encodeEntryValues,
+  ENTRY_COLUMN_COUNT,
+  ENTRY_COLUMNS,
+  entryColumnsFor,
+  type RunErrorRow,
+  type RunFindingRow,
+  type RunRow,
+} from './rows.js';
 
 export interface RunRecord {
   kind: 'check';
@@ -82,18 +92,38 @@ export class RunRepo {
       `INSERT INTO run_findings (run, path, kind, rule, severity, attributes, ${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ${new Array(ENTRY_COLUMN_COUNT).fill('?').join(', ')})`,
     );
     const insE = this.db.prepare('INSERT INTO run_errors (run, path, code, message) VALUES (?, ?, ?, ?)');
-    return this.db.transaction(() => {
-      const id = Number(
-        insRun.run(run.kind, run.startedAt, run.finishedAt, run.gen, run.baselineDigest, run.user, run.uid, run.hostname, run.root, run.policyDigest,
-          run.scanned, run.added, run.removed, run.changed, run.errors, run.exitCode, run.findingsDigest, run.evidence).lastInsertRowid,
-      );
-      for (const f of findings) {
-        const vals = f.after ? encodeEntryValues(f.after) : new Array(ENTRY_COLUMN_COUNT).fill(null);
-        insF.run(id, f.path, f.kind, f.rule, f.severity, f.attributes.join(','), ...vals);
-      }
-      for (const e of errors) insE.run(id, e.path, e.code, e.message);
-      return id;
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const id = Number(
+          insRun.run(
+            run.kind,
+            run.startedAt,
+            run.finishedAt,
+            run.gen,
+            run.baselineDigest,
+            run.user,
+            run.uid,
+            run.hostname,
+            run.root,
+            run.policyDigest,
+            run.scanned,
+            run.added,
+            run.removed,
+            run.changed,
+            run.errors,
+            run.exitCode,
+            run.findingsDigest,
+            run.evidence,
+          ).lastInsertRowid,
+        );
+        for (const f of findings) {
+          const vals = f.after ? encodeEntryValues(f.after) : new Array(ENTRY_COLUMN_COUNT).fill(null);
+          insF.run(id, f.path, f.kind, f.rule, f.severity, f.attributes.join(','), ...vals);
+        }
+        for (const e of errors) insE.run(id, e.path, e.code, e.message);
+        return id;
+      })
+      .immediate();
   }
 
   setEvidence(runId: number, evidence: string): void {
@@ -129,7 +159,19 @@ export class RunRepo {
   }
 
   findings(runId: number): StoredFinding[] {
-    const rows = this.db.prepare<[number], RunFindingRow>(`SELECT path, kind, rule, severity, attributes, ${entryColumnsFor(this.db.prepare<[], string>("SELECT name FROM pragma_table_info('run_findings')").pluck(true).all())} FROM run_findings WHERE run = ? ORDER BY path`).safeIntegers(true).all(runId);
-    return rows.map((r) => ({ path: r.path, kind: r.kind, rule: r.rule, severity: r.severity, attributes: decodeAttributes(r.attributes), after: decodeFindingEntry(r) }));
+    const rows = this.db
+      .prepare<[number], RunFindingRow>(
+        `SELECT path, kind, rule, severity, attributes, ${entryColumnsFor(this.db.prepare<[], string>("SELECT name FROM pragma_table_info('run_findings')").pluck(true).all())} FROM run_findings WHERE run = ? ORDER BY path`,
+      )
+      .safeIntegers(true)
+      .all(runId);
+    return rows.map((r) => ({
+      path: r.path,
+      kind: r.kind,
+      rule: r.rule,
+      severity: r.severity,
+      attributes: decodeAttributes(r.attributes),
+      after: decodeFindingEntry(r),
+    }));
   }
 }

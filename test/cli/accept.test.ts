@@ -5,8 +5,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../src/trust/keys.js';
 import { integ as run } from '../helpers/cli.js';
 
-
-interface Run { status: number; stdout: string; stderr: string }
+interface Run {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
@@ -29,13 +32,24 @@ function scenario() {
     return { ...r, status: r.code };
   };
   const s = {
-    dir, tree, policy, db, integ,
+    dir,
+    tree,
+    policy,
+    db,
+    integ,
     p: (rel: string) => path.join(tree, rel),
     baseline: (...extra: string[]) => integ('baseline', '--db', db, '--policy', policy, '--jobs', '0', ...extra),
     check: (...extra: string[]) => integ('check', '--db', db, '--policy', policy, '--jobs', '0', '--no-snapshot', ...extra),
     accept: (...args: string[]) => integ('accept', '--db', db, '--policy', policy, ...args),
-    checkJson: () => JSON.parse(s.check('--format', 'json').stdout) as { exit_code: number; baseline: { generation: number; digest: string }; changes: { path: string; kind: string; rule: string }[] },
-    generations: () => (JSON.parse(integ('history', '--db', db, '--format', 'json').stdout) as { generations: { generation: number; kind: string; note: string }[] }).generations,
+    checkJson: () =>
+      JSON.parse(s.check('--format', 'json').stdout) as {
+        exit_code: number;
+        baseline: { generation: number; digest: string };
+        changes: { path: string; kind: string; rule: string }[];
+      },
+    generations: () =>
+      (JSON.parse(integ('history', '--db', db, '--format', 'json').stdout) as { generations: { generation: number; kind: string; note: string }[] })
+        .generations,
   };
   return s;
 }
@@ -60,7 +74,14 @@ describe('integ accept', () => {
     expect(r.status, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.schema).toBe('integ.accept/1');
-    expect(j.generation).toMatchObject({ generation: 2, kind: 'accept', note: 'CHG-1: a grew', user: os.userInfo().username, uid: process.getuid!(), signed: false });
+    expect(j.generation).toMatchObject({
+      generation: 2,
+      kind: 'accept',
+      note: 'CHG-1: a grew',
+      user: os.userInfo().username,
+      uid: process.getuid!(),
+      signed: false,
+    });
     expect(j.generation.digest).toMatch(/^blake3:[0-9a-f]{64}$/);
     expect(j.generation.parent).toEqual({ generation: 1, digest: expect.stringMatching(/^blake3:/) });
     expect(j.accepted).toEqual([expect.objectContaining({ path: s.p('a'), kind: 'changed', rule: 't', recheck: 'same' })]);
@@ -81,7 +102,7 @@ describe('integ accept', () => {
     expect(s.check().status).toBe(0);
   });
 
-  it('--rule accepts only that rule\'s findings, and a path of another rule is refused', () => {
+  it("--rule accepts only that rule's findings, and a path of another rule is refused", () => {
     const s = withFindings();
     const bad = s.accept(s.p('a'), '--rule', 'conf', '--note', 'x');
     expect(bad.status).toBe(64);

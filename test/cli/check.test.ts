@@ -25,8 +25,7 @@ function fresh(): { dir: string; tree: string; db: string; policy: string; run: 
   fs.mkdirSync(tree);
   const db = path.join(d, 's.db');
   const policy = writePolicy(d, tree);
-  const run = (cmd: string, ...a: string[]) =>
-    integ([cmd, '--db', db, '--policy', policy, '--jobs', '1', ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
+  const run = (cmd: string, ...a: string[]) => integ([cmd, '--db', db, '--policy', policy, '--jobs', '1', ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
   return { dir: d, tree, db, policy, run };
 }
 
@@ -43,7 +42,8 @@ describe('integ check: the tampering matrix', () => {
 
   beforeAll(() => {
     dir = t.dir;
-    for (const n of ['content', 'mode', 'owner', 'truncate', 'append', 'rename-me', 'remove-me', 'typechange', 'linked']) fs.writeFileSync(p(n), `original ${n}\n`);
+    for (const n of ['content', 'mode', 'owner', 'truncate', 'append', 'rename-me', 'remove-me', 'typechange', 'linked'])
+      fs.writeFileSync(p(n), `original ${n}\n`);
     fs.symlinkSync('/usr/bin/true', p('link'));
     fs.mkdirSync(p('dir'));
     const b = t.run('baseline', '--note', 'matrix');
@@ -107,13 +107,31 @@ describe('integ check: the tampering matrix', () => {
     expect(find('added')).toMatchObject({ kind: 'added' });
   });
 
-  it('follows the contract\'s JSON shape', () => {
+  it("follows the contract's JSON shape", () => {
     expect(report).toMatchObject({ schema: 'integ.check/1', tool: { name: 'integ' }, evidence: null, errors: [] });
     expect(report.baseline).toMatchObject({ generation: 1, note: 'matrix', signed: false });
     expect((report.baseline as { digest: string }).digest).toMatch(/^blake3:[0-9a-f]{64}$/);
     expect(String(report.started_at)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     const c = find('content')!;
-    expect(Object.keys(c.before!)).toEqual(['type', 'mode', 'uid', 'gid', 'size', 'mtime', 'ctime', 'inode', 'nlink', 'target', 'blake3', 'sha256', 'xattrs', 'caps', 'acl', 'label', 'flags']);
+    expect(Object.keys(c.before!)).toEqual([
+      'type',
+      'mode',
+      'uid',
+      'gid',
+      'size',
+      'mtime',
+      'ctime',
+      'inode',
+      'nlink',
+      'target',
+      'blake3',
+      'sha256',
+      'xattrs',
+      'caps',
+      'acl',
+      'label',
+      'flags',
+    ]);
     expect(c.before!.blake3).not.toBe(c.after!.blake3);
   });
 
@@ -183,13 +201,18 @@ describe('integ check: exit codes one at a time', () => {
     const r = t.run('check', '--format', 'json');
     expect(r.code).toBe(7);
     const ch = (JSON.parse(r.stdout) as { changes: Change[] }).changes.map((c) => [c.kind, c.path.slice(t.tree.length)]);
-    expect(ch.sort()).toEqual([['added', '/a/b/new'], ['changed', '/a.b/w'], ['removed', '/a-b/z']]);
+    expect(ch.sort()).toEqual([
+      ['added', '/a/b/new'],
+      ['changed', '/a.b/w'],
+      ['removed', '/a-b/z'],
+    ]);
   });
 
   it('lets a growing log grow but flags one that shrank or was rewritten', () => {
     const t = fresh();
     const pol = writePolicy(t.dir, t.tree, '    check: [type, mode, uid, gid, growing]\n');
-    const run = (cmd: string, ...a: string[]) => integ([cmd, '--db', t.db, '--policy', pol, '--jobs', '0', ...(cmd === 'check' ? ['--no-snapshot', '--format', 'json'] : []), ...a]);
+    const run = (cmd: string, ...a: string[]) =>
+      integ([cmd, '--db', t.db, '--policy', pol, '--jobs', '0', ...(cmd === 'check' ? ['--no-snapshot', '--format', 'json'] : []), ...a]);
     const log = path.join(t.tree, 'app.log');
     fs.writeFileSync(log, 'one\ntwo\n');
     expect(run('baseline').code).toBe(0);

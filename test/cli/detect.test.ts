@@ -280,7 +280,9 @@ describe.skipIf(!has('setfattr'))('a store from before these attributes (schema 
     s.prepare('UPDATE generations SET digest = ? WHERE id = ?').run(computeGenerationDigest(s, g).digest, g.id);
     // ...and without the tables later migrations add: the store guard accepts exactly schema 2's objects.
     const schema2 = new Set(['generations', 'entries', 'runs', 'run_findings', 'run_errors', 'pruned', 'accepts', 'accepted_paths']);
-    const later = (s.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as Array<{ name: string }>).filter((t) => !schema2.has(t.name));
+    const later = (s.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as Array<{ name: string }>).filter(
+      (t) => !schema2.has(t.name),
+    );
     expect(later.length).toBeGreaterThan(0);
     for (const t of later) s.exec(`DROP TABLE "${t.name}"`);
     s.pragma('user_version = 2');

@@ -45,7 +45,9 @@ describe('integ diff A B (two stores)', () => {
     expect(same.status, same.stdout).toBe(0);
     expect(same.stdout).toMatch(/^SAME no differences \(5 entries each, compared: content type mode uid gid size target xattrs caps acl label flags\)/m);
     expect(same.stdout).toMatch(/^A: .*web1\.db {2}generation #1 .* blake3:[0-9a-f]{64}$/m);
-    expect(same.stdout).toMatch(/^note: A and B come from different roots \(.*:.* vs .*:.*\): comparing only host-independent attributes; not inode, ctime, mtime, nlink \(--compare inode,ctime,mtime,nlink compares them too\)$/m);
+    expect(same.stdout).toMatch(
+      /^note: A and B come from different roots \(.*:.* vs .*:.*\): comparing only host-independent attributes; not inode, ctime, mtime, nlink \(--compare inode,ctime,mtime,nlink compares them too\)$/m,
+    );
     const full = integ('diff', a, b, '--compare', 'inode,ctime', '--format', 'json');
     expect(full.status).toBe(1);
     const j = JSON.parse(full.stdout);
@@ -61,7 +63,9 @@ describe('integ diff A B (two stores)', () => {
   it('"diff 1 4" without --generation says how to compare generations', () => {
     const r = integ('diff', '1', '4');
     expect(r.status).toBe(64);
-    expect(r.stderr).toBe('integ: "1" and "4" look like generation numbers: integ diff --generation 1 4 [--db F] compares two generations of one store (integ diff A B compares two store files)\n');
+    expect(r.stderr).toBe(
+      'integ: "1" and "4" look like generation numbers: integ diff --generation 1 4 [--db F] compares two generations of one store (integ diff A B compares two store files)\n',
+    );
   });
 
   it('lists each differing path with the attributes that differ, and paths only in A or only in B (exit 1)', () => {

@@ -83,7 +83,22 @@ describe('integ export', () => {
     fs.chmodSync(out, 0o444);
     fs.chmodSync(media, 0o555);
     const before = sha(out);
-    const args = ['check', '--db', out, '--policy', policy, '--jobs', '0', '--no-snapshot', '--format', 'json', '--verify-key', pub, '--expect-digest', current.digest];
+    const args = [
+      'check',
+      '--db',
+      out,
+      '--policy',
+      policy,
+      '--jobs',
+      '0',
+      '--no-snapshot',
+      '--format',
+      'json',
+      '--verify-key',
+      pub,
+      '--expect-digest',
+      current.digest,
+    ];
     if (isRoot && !canDropToNobody) return void expect.soft(canDropToNobody, 'setpriv missing: read-only media not exercised as a non-root user').toBe(true);
     const r = run(args, { asNobody: isRoot, env: { HOME: '/tmp' } });
     expect(r.code, r.stderr).toBe(0);

@@ -45,8 +45,25 @@ describe('integ history', () => {
     expect(j.schema).toBe('integ.history/1');
     expect(j.generations).toHaveLength(2);
     const [g1, g2] = j.generations;
-    expect(g1).toMatchObject({ generation: 1, kind: 'baseline', note: 'first', user: os.userInfo().username, entries: 3, signed: false, parent: null, accept: null });
-    expect(g2).toMatchObject({ generation: 2, kind: 'accept', note: 'second', entries: 3, signed: false, parent: { generation: 1, digest: g1.digest }, accept: { run: 1, paths: 3, forced: false } });
+    expect(g1).toMatchObject({
+      generation: 1,
+      kind: 'baseline',
+      note: 'first',
+      user: os.userInfo().username,
+      entries: 3,
+      signed: false,
+      parent: null,
+      accept: null,
+    });
+    expect(g2).toMatchObject({
+      generation: 2,
+      kind: 'accept',
+      note: 'second',
+      entries: 3,
+      signed: false,
+      parent: { generation: 1, digest: g1.digest },
+      accept: { run: 1, paths: 3, forced: false },
+    });
     expect(g1.created_at < g2.created_at).toBe(true);
     expect(j.current).toEqual({ generation: 2, digest: g2.digest });
     const t = integ('history', '--db', db);
@@ -68,12 +85,15 @@ describe('integ history', () => {
 });
 
 describe('integ show', () => {
-  it('prints a path\'s record in every generation and how it changed', () => {
+  it("prints a path's record in every generation and how it changed", () => {
     const r = integ('show', path.join(tree, 'a'), '--db', db, '--format', 'json');
     expect(r.status, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.path).toBe(path.join(tree, 'a'));
-    expect(j.generations.map((g: { generation: number; change: string }) => [g.generation, g.change])).toEqual([[1, 'first'], [2, 'changed']]);
+    expect(j.generations.map((g: { generation: number; change: string }) => [g.generation, g.change])).toEqual([
+      [1, 'first'],
+      [2, 'changed'],
+    ]);
     expect(j.generations[0].record).toMatchObject({ type: 'file', mode: '0644', size: 2 });
     expect(j.generations[1].record).toMatchObject({ type: 'file', mode: '0600', size: 10 });
     expect(j.generations[1].attributes).toEqual(expect.arrayContaining(['content', 'mode', 'size']));
@@ -83,7 +103,10 @@ describe('integ show', () => {
 
   it('shows removal and addition; text form names the generations', () => {
     const b = JSON.parse(integ('show', path.join(tree, 'b'), '--db', db, '--format', 'json').stdout);
-    expect(b.generations.map((g: { change: string; record: unknown }) => [g.change, g.record === null])).toEqual([['first', false], ['removed', true]]);
+    expect(b.generations.map((g: { change: string; record: unknown }) => [g.change, g.record === null])).toEqual([
+      ['first', false],
+      ['removed', true],
+    ]);
     const n = integ('show', `${path.join(tree, 'n')}/`, '--db', db);
     expect(n.status).toBe(0);
     expect(n.stdout).toMatch(/#1 .*\n +not present\n/);

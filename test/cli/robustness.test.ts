@@ -23,7 +23,7 @@ function oneLine(stderr: string): void {
   expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
 }
 
-describe('bad input: one clear line and the contract\'s exit code', () => {
+describe("bad input: one clear line and the contract's exit code", () => {
   it('64 for an unknown flag or a bad --jobs / --format', () => {
     const s = setup();
     expect(integ(['check', '--bogus']).code).toBe(64);
@@ -84,14 +84,22 @@ describe('bad input: one clear line and the contract\'s exit code', () => {
     const r = integ(['check', '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Examples:/);
-    const probe = spawnSync(process.execPath, ['--input-type=module', '-e', `
+    const probe = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `
       import { createRequire } from 'node:module';
       const { buildProgram } = await import(${JSON.stringify(path.join(REPO, 'dist/src/cli.js'))});
       const p = buildProgram(); p.configureOutput({ writeOut: () => {} });
       for (const argv of [['--help'], ['check', '--help'], ['baseline', '--help']]) { try { await p.parseAsync(['node', 'integ', ...argv]); } catch {} }
       const loaded = Object.keys(createRequire(import.meta.url).cache);
       process.stderr.write('LOADED ' + JSON.stringify(loaded.filter((k) => /better-sqlite3|blake3-wasm/.test(k))) + '\\n');
-    `], { encoding: 'utf8' });
+    `,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(probe.stdout).toMatch(/Usage: integ check/);
     const line = probe.stderr.split('\n').find((l) => l.startsWith('LOADED '));
     expect(JSON.parse(line!.slice(7))).toEqual([]);
@@ -118,7 +126,10 @@ describe('unreadable entries (run as an unprivileged user)', () => {
     const c = integ(['check', '--db', db, '--policy', s.policy, '--jobs', '1', '--no-snapshot', '--format', 'json'], { asNobody: true });
     expect(c.code).toBe(8);
     const rep = JSON.parse(c.stdout) as { errors: Array<{ path: string; code: string }>; summary: { errors: number; removed: number } };
-    expect(rep.errors.map((e) => [path.basename(e.path), e.code])).toEqual([['private', 'EACCES'], ['secret', 'EACCES']]);
+    expect(rep.errors.map((e) => [path.basename(e.path), e.code])).toEqual([
+      ['private', 'EACCES'],
+      ['secret', 'EACCES'],
+    ]);
     expect(rep.summary.removed).toBe(0);
     // The store is private: 0600 file in a 0700 folder when integ creates it.
     const own = path.join(s.dir, 'own', 'deep', 's.db');
@@ -147,7 +158,14 @@ describe('crash safety and concurrency', () => {
   const debug = { env: { INTEG_LOG_LEVEL: 'debug' } };
 
   function generations(db: string): number[] {
-    const r = spawnSync(process.execPath, ['-e', `const D=require(${JSON.stringify(path.join(REPO, 'node_modules/better-sqlite3'))});const d=new D(${JSON.stringify(db)},{readonly:true});console.log(JSON.stringify({g:d.prepare('select id from generations').all().map(r=>r.id),ok:d.pragma('integrity_check',{simple:true})}))`], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `const D=require(${JSON.stringify(path.join(REPO, 'node_modules/better-sqlite3'))});const d=new D(${JSON.stringify(db)},{readonly:true});console.log(JSON.stringify({g:d.prepare('select id from generations').all().map(r=>r.id),ok:d.pragma('integrity_check',{simple:true})}))`,
+      ],
+      { encoding: 'utf8' },
+    );
     const o = JSON.parse(r.stdout) as { g: number[]; ok: string };
     expect(o.ok).toBe('ok');
     return o.g;
@@ -214,13 +232,15 @@ describe('colour', () => {
 });
 
 describe('a full disk', () => {
-  const canMount = process.getuid?.() === 0 && (() => {
-    const d = tmpdir();
-    const ok = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', d]).status === 0;
-    if (ok) spawnSync('umount', [d]);
-    fs.rmSync(d, { recursive: true, force: true });
-    return ok;
-  })();
+  const canMount =
+    process.getuid?.() === 0 &&
+    (() => {
+      const d = tmpdir();
+      const ok = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', d]).status === 0;
+      if (ok) spawnSync('umount', [d]);
+      fs.rmSync(d, { recursive: true, force: true });
+      return ok;
+    })();
   it.runIf(canMount)('baseline exits 74 with one line, and the previous generation stays current', () => {
     const s = setup(2);
     const mnt = tmpdir();
@@ -251,7 +271,11 @@ describe('--log FILE', () => {
     const log = path.join(s.dir, 'integ.log');
     expect(integ(['baseline', '--db', s.db, '--policy', s.policy, '--log', log], { env: { INTEG_LOG_LEVEL: 'info' } }).stderr).toBe('');
     expect(fs.statSync(log).mode & 0o777).toBe(0o600);
-    const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number });
+    const lines = fs
+      .readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; level: number });
     expect(lines.map((l) => l.msg)).toEqual(['baseline started', 'baseline recorded', 'baseline finished']);
   });
 });

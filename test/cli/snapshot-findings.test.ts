@@ -88,7 +88,9 @@ describe.skipIf(skipReason !== null)('integ snapshot findings against /proc tric
     expect(fs.readlinkSync(`/proc/${del}/exe`)).toBe(`${copy} (deleted)`);
 
     // 4. a hidden multi-threaded server: its threads' /proc/TID still show it, so its listener keeps its owner
-    const srv = spawn(process.execPath, ['-e', 'require("net").createServer().listen(0, "127.0.0.1", function () { console.log(this.address().port) })'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const srv = spawn(process.execPath, ['-e', 'require("net").createServer().listen(0, "127.0.0.1", function () { console.log(this.address().port) })'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     kids.push(srv);
     const port = await new Promise<number>((res) => srv.stdout!.once('data', (x: Buffer) => res(Number(x.toString().trim()))));
     expect(fs.readdirSync(`/proc/${srv.pid}/task`).length).toBeGreaterThan(1);
@@ -125,7 +127,9 @@ describe.skipIf(skipReason !== null)('integ snapshot findings against /proc tric
     const hs = has('hidden_process', srv.pid!);
     expect(hs?.detail).toMatch(/mount point.*read through its thread \/proc\/\d+/);
     expect(hs?.exe).toBe(fs.realpathSync(process.execPath));
-    const listening = JSON.parse(bundle.files.get('artifacts/listening.json')!.toString()) as { listening: Array<{ port: number; owners: Array<{ pid: number }> }> };
+    const listening = JSON.parse(bundle.files.get('artifacts/listening.json')!.toString()) as {
+      listening: Array<{ port: number; owners: Array<{ pid: number }> }>;
+    };
     expect(listening.listening.find((l) => l.port === port)?.owners.map((o) => o.pid)).toEqual([srv.pid]);
     expect(fj.findings.find((f) => f.kind === 'unowned_listener' && f.path?.endsWith(`:${port}`))).toBeUndefined();
     expect(has('hidden_process', b)).toBeDefined();
@@ -134,7 +138,9 @@ describe.skipIf(skipReason !== null)('integ snapshot findings against /proc tric
     if (exeDir.startsWith('/tmp/')) expect(has('executable_in_tmp', del)).toBeDefined();
 
     // the running deleted executable was copied, and the manifest lists the copy with its sha256
-    const exes = JSON.parse(bundle.files.get('artifacts/executables.json')!.toString()) as { executables: Array<{ pids: number[]; copy: string | null; sha256: string }> };
+    const exes = JSON.parse(bundle.files.get('artifacts/executables.json')!.toString()) as {
+      executables: Array<{ pids: number[]; copy: string | null; sha256: string }>;
+    };
     const e = exes.executables.find((x) => x.pids.includes(del))!;
     expect(e.sha256).toBe(sleepSha);
     expect(e.copy).toMatch(/^raw\/exe-copies\//);

@@ -76,7 +76,10 @@ describe.runIf(linux)('integ snapshot: first-hour artifacts', () => {
   let memfdPid: number | null = null;
   let oddPid: number;
   let deletedFile: string;
-  const sleepSha = crypto.createHash('sha256').update(fs.readFileSync(fs.realpathSync('/bin/sleep'))).digest('hex');
+  const sleepSha = crypto
+    .createHash('sha256')
+    .update(fs.readFileSync(fs.realpathSync('/bin/sleep')))
+    .digest('hex');
 
   beforeAll(async () => {
     const d = tmpdir();
@@ -90,7 +93,10 @@ describe.runIf(linux)('integ snapshot: first-hour artifacts', () => {
     fs.writeFileSync(Buffer.concat([Buffer.from(`${d}/odd`), Buffer.from([0xff])]), 'x');
     fs.copyFileSync(fs.realpathSync('/bin/sleep'), Buffer.concat([Buffer.from(`${d}/sl`), Buffer.from([0xff]), Buffer.from('p')]));
     fs.chmodSync(Buffer.concat([Buffer.from(`${d}/sl`), Buffer.from([0xff]), Buffer.from('p')]), 0o755);
-    const c = spawn('bash', ['-c', 'exec 3<"$F"; rm "$F"; exec 4< <(sleep 300); exec 5<"$D"/$\'odd\\xff\'; exec sleep 300'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', F: deletedFile, D: d, INTEG_TEST_MARKER: M }, stdio: ['ignore', 'pipe', 'ignore'] });
+    const c = spawn('bash', ['-c', 'exec 3<"$F"; rm "$F"; exec 4< <(sleep 300); exec 5<"$D"/$\'odd\\xff\'; exec sleep 300'], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', F: deletedFile, D: d, INTEG_TEST_MARKER: M },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     kids.push(c);
     child = c.pid!;
     const odd = spawn('bash', ['-c', 'exec "$D"/$\'sl\\xffp\' 300'], { env: { D: d }, stdio: 'ignore' });
@@ -98,7 +104,14 @@ describe.runIf(linux)('integ snapshot: first-hour artifacts', () => {
     oddPid = odd.pid!;
     // a fileless process: sleep copied into a memfd and executed from it
     if (spawnSync('python3', ['-c', 'import os; os.memfd_create']).status === 0) {
-      const py = spawn('python3', ['-c', `import os\nfd=os.memfd_create("${M}")\nos.write(fd, open(os.path.realpath("/bin/sleep"),"rb").read())\nos.execv("/proc/self/fd/%d" % fd, ["sleep", "300"])`], { stdio: 'ignore' });
+      const py = spawn(
+        'python3',
+        [
+          '-c',
+          `import os\nfd=os.memfd_create("${M}")\nos.write(fd, open(os.path.realpath("/bin/sleep"),"rb").read())\nos.execv("/proc/self/fd/%d" % fd, ["sleep", "300"])`,
+        ],
+        { stdio: 'ignore' },
+      );
       kids.push(py);
       memfdPid = py.pid!;
     } else console.log('memfd part skipped: python3 with os.memfd_create not available');
@@ -171,7 +184,11 @@ describe.runIf(linux)('integ snapshot: first-hour artifacts', () => {
     expect(p.entries.find((x: any) => x.path === '/etc/systemd/system/evil.timer').enabled_by).toBeUndefined();
     expect(p.entries.find((x: any) => x.path === '/etc/cron.daily/fifo')).toMatchObject({ type: 'fifo', copy: null });
     const odd = p.entries.find((x: any) => x.path === '/etc/cron.d/job\\xff');
-    expect(odd).toMatchObject({ category: 'cron', type: 'file', path_b64: Buffer.concat([Buffer.from('/etc/cron.d/job'), Buffer.from([0xff])]).toString('base64') });
+    expect(odd).toMatchObject({
+      category: 'cron',
+      type: 'file',
+      path_b64: Buffer.concat([Buffer.from('/etc/cron.d/job'), Buffer.from([0xff])]).toString('base64'),
+    });
     expect(rawText(bundle, odd.copy)).toContain(`${M}-nonutf8`);
     const pam = p.entries.find((x: any) => x.path === '/lib/security/pam_evil.so');
     expect(pam).toMatchObject({ category: 'pam_module', copy: null, sha256: crypto.createHash('sha256').update(`ELF${M}`).digest('hex') });
@@ -186,7 +203,12 @@ describe.runIf(linux)('integ snapshot: first-hour artifacts', () => {
     expect(p.fds.find((f: any) => f.fd === 1).kind).toBe('socket'); // node's stdio "pipe" is a socketpair
     const ns = (k: string): number => Number(/\[(\d+)\]/.exec(fs.readlinkSync(`/proc/${child}/ns/${k}`))![1]);
     for (const k of ['pid', 'mnt', 'net', 'user', 'uts', 'ipc', 'cgroup']) expect(p.namespaces[k], k).toBe(ns(k));
-    expect(p.fds.find((f: any) => f.fd === 5)).toEqual({ fd: 5, target: `${path.dirname(deletedFile)}/odd\\xff`, target_b64: Buffer.concat([Buffer.from(`${path.dirname(deletedFile)}/odd`), Buffer.from([0xff])]).toString('base64'), kind: 'file' });
+    expect(p.fds.find((f: any) => f.fd === 5)).toEqual({
+      fd: 5,
+      target: `${path.dirname(deletedFile)}/odd\\xff`,
+      target_b64: Buffer.concat([Buffer.from(`${path.dirname(deletedFile)}/odd`), Buffer.from([0xff])]).toString('base64'),
+      kind: 'file',
+    });
     const o = procs.find((x: any) => x.pid === oddPid);
     expect(o.exe).toBe(`${path.dirname(deletedFile)}/sl\\xffp`);
     expect(Buffer.from(o.exe_b64, 'base64')).toEqual(Buffer.concat([Buffer.from(`${path.dirname(deletedFile)}/sl`), Buffer.from([0xff]), Buffer.from('p')]));
@@ -202,7 +224,11 @@ describe.runIf(linux)('integ snapshot: first-hour artifacts', () => {
     expect(crypto.createHash('sha256').update(bundle.files.get(e.copy)!).digest('hex')).toBe(sleepSha);
     const man = bundle.manifest as { artifacts: Array<{ file: string; sha256: string }> };
     expect(man.artifacts.find((a) => a.file.endsWith(e.copy))?.sha256).toBe(sleepSha);
-    expect(json(bundle, 'maps').maps.find((m: any) => m.pid === memfdPid).suspicious.join('\n')).toContain(`/memfd:${M}`);
+    expect(
+      json(bundle, 'maps')
+        .maps.find((m: any) => m.pid === memfdPid)
+        .suspicious.join('\n'),
+    ).toContain(`/memfd:${M}`);
   });
 
   it('interfaces with IPv4 (fib_trie) and IPv6; neighbours and firewall say what needs netlink', () => {

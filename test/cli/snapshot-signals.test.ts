@@ -21,7 +21,9 @@ function outDir(): string {
 }
 
 /** Start `integ snapshot --out out` and resolve once its staging folder and .partial exist (inotify events, not a sleep). */
-async function startSnapshot(out: string): Promise<{ child: ChildProcess; staging: string; stderr: () => string; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> }> {
+async function startSnapshot(
+  out: string,
+): Promise<{ child: ChildProcess; staging: string; stderr: () => string; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> }> {
   const seen = new Promise<string>((resolve) => {
     const look = (): boolean => {
       const names = fs.readdirSync(out);
@@ -34,7 +36,9 @@ async function startSnapshot(out: string): Promise<{ child: ChildProcess; stagin
     };
     const watcher = fs.watch(out, () => look());
   });
-  const child = spawn(process.execPath, [BIN, 'snapshot', '--out', out], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1', INTEG_LOG_LEVEL: 'error' } });
+  const child = spawn(process.execPath, [BIN, 'snapshot', '--out', out], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1', INTEG_LOG_LEVEL: 'error' },
+  });
   let err = '';
   child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
@@ -75,7 +79,7 @@ describe.runIf(process.platform === 'linux')('snapshot and signals', () => {
     expect(fs.readdirSync(out)).toEqual([bundle]);
   });
 
-  it('sweeps only dead runs\' own entries, never a live run\'s, another user\'s, or through a symlink', () => {
+  it("sweeps only dead runs' own entries, never a live run's, another user's, or through a symlink", () => {
     const out = outDir();
     const base = 'integ-h-20260101T000000Z';
     const dead = deadPid();
@@ -127,7 +131,9 @@ describe.runIf(process.platform === 'linux')('a run blocked before it can listen
     const out = outDir();
     const fifo = path.join(path.dirname(out), 'log.fifo');
     spawnSync('mkfifo', [fifo]);
-    const child = spawn(process.execPath, [BIN, 'snapshot', '--out', out, '--log', fifo], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1' } });
+    const child = spawn(process.execPath, [BIN, 'snapshot', '--out', out, '--log', fifo], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1' },
+    });
     const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
     // Wait until the kernel reports the main thread blocked opening the FIFO (an event we can observe, not a guess).
     const wchan = `/proc/${child.pid}/wchan`;

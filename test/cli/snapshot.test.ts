@@ -42,12 +42,20 @@ describe.runIf(process.platform === 'linux')('integ snapshot', () => {
     const d = dir();
     const out = path.join(d, 'ev');
     fs.mkdirSync(out, { mode: 0o700 });
-    const host = os.hostname().replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[.]+/, '').slice(0, 64) || 'unknown';
+    const host =
+      os
+        .hostname()
+        .replace(/[^A-Za-z0-9._-]+/g, '_')
+        .replace(/^[.]+/, '')
+        .slice(0, 64) || 'unknown';
     // Occupy the plain name of every second the run could start in, so the collision is certain.
     const start = Math.floor(Date.now() / 1000) - 1;
     const planted = new Set<string>();
     for (let t = start; t < start + 60; t += 1) {
-      const name = `integ-${host}-${new Date(t * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '')}.tar.gz`;
+      const name = `integ-${host}-${new Date(t * 1000)
+        .toISOString()
+        .replace(/\.\d{3}Z$/, 'Z')
+        .replace(/[-:]/g, '')}.tar.gz`;
       fs.writeFileSync(path.join(out, name), 'an earlier bundle\n');
       planted.add(name);
     }
@@ -151,7 +159,7 @@ describe.runIf(process.platform === 'linux')('integ check: evidence on alert', (
     const first = (JSON.parse(s.check().stdout) as Report).evidence!.bundle;
     fs.writeFileSync(path.join(s.tree, 'b'), 'x');
     const r = s.check();
-    const second = (JSON.parse(r.stdout) as Report & { notices: string[] });
+    const second = JSON.parse(r.stdout) as Report & { notices: string[] };
     expect(fs.existsSync(first)).toBe(false);
     expect(fs.existsSync(second.evidence!.bundle)).toBe(true);
     expect(second.notices.join(' ')).toMatch(/retention removed 1 old evidence bundle/);

@@ -89,12 +89,36 @@ describe('signing and verification', () => {
   });
 
   const cases: [string, string, RegExp][] = [
-    ['an edited digest', `UPDATE generations SET digest = ${NEXT_LAST_DIGIT} WHERE id = 2`, /generation #3: records parent digest .* but generation #2 has .*chain broken/],
-    ['an edited entry row', "UPDATE entries SET blake3 = (SELECT blake3 FROM entries WHERE gen = 3 AND type = 'file' ORDER BY path DESC LIMIT 1) WHERE gen = 3 AND rowid = (SELECT min(rowid) FROM entries WHERE gen = 3 AND type = 'file')", /generation #3: content does not match its recorded digest/],
-    ['a deleted entry row', 'DELETE FROM entries WHERE rowid = (SELECT max(rowid) FROM entries WHERE gen = 3)', /generation #3: content does not match .*2 entries stored, 3 recorded/],
-    ['a dropped signature', 'UPDATE generations SET signature = NULL, key_id = NULL WHERE id = 3', /generation #3 \(current\) is not signed, but a signature was demanded/],
-    ['a generation deleted from the middle of the chain', 'DELETE FROM generations WHERE id = 2', /generation #3: its parent #2 is missing and not recorded as pruned/],
-    ['a forged signature from an old generation', 'UPDATE generations SET signature = (SELECT signature FROM generations WHERE id = 1) WHERE id = 3', /generation #3: signature does not verify/],
+    [
+      'an edited digest',
+      `UPDATE generations SET digest = ${NEXT_LAST_DIGIT} WHERE id = 2`,
+      /generation #3: records parent digest .* but generation #2 has .*chain broken/,
+    ],
+    [
+      'an edited entry row',
+      "UPDATE entries SET blake3 = (SELECT blake3 FROM entries WHERE gen = 3 AND type = 'file' ORDER BY path DESC LIMIT 1) WHERE gen = 3 AND rowid = (SELECT min(rowid) FROM entries WHERE gen = 3 AND type = 'file')",
+      /generation #3: content does not match its recorded digest/,
+    ],
+    [
+      'a deleted entry row',
+      'DELETE FROM entries WHERE rowid = (SELECT max(rowid) FROM entries WHERE gen = 3)',
+      /generation #3: content does not match .*2 entries stored, 3 recorded/,
+    ],
+    [
+      'a dropped signature',
+      'UPDATE generations SET signature = NULL, key_id = NULL WHERE id = 3',
+      /generation #3 \(current\) is not signed, but a signature was demanded/,
+    ],
+    [
+      'a generation deleted from the middle of the chain',
+      'DELETE FROM generations WHERE id = 2',
+      /generation #3: its parent #2 is missing and not recorded as pruned/,
+    ],
+    [
+      'a forged signature from an old generation',
+      'UPDATE generations SET signature = (SELECT signature FROM generations WHERE id = 1) WHERE id = 3',
+      /generation #3: signature does not verify/,
+    ],
   ];
   for (const [what, sql, msg] of cases) {
     it(`${what}: check --verify-key exits 16, says what failed, compares nothing and records nothing`, () => {

@@ -148,4 +148,3 @@ describe('integ verify prints hostile entry names escaped', () => {
     }
   });
 });
-

@@ -48,8 +48,7 @@ describe('integ verify (CLI)', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(
-      `OK ${sealed.name}: 7 files match SHA256SUMS and manifest.json; log chain intact (8 lines); not signed\n` +
-      `archive sha256: ${sealed.sha256}\n`,
+      `OK ${sealed.name}: 7 files match SHA256SUMS and manifest.json; log chain intact (8 lines); not signed\n` + `archive sha256: ${sealed.sha256}\n`,
     );
   });
 
@@ -63,9 +62,12 @@ describe('integ verify (CLI)', () => {
     const r = integ(['verify', sealed.path]);
     expect(r.code).toBe(16);
     const lines = r.stdout.trimEnd().split('\n');
-    expect(lines.filter((l) => /^(ALTERED|ADDED|REMOVED) /.test(l)).map((l) => l.replace(/:.*/, '')).sort()).toEqual([
-      'ADDED evil.txt', 'ALTERED artifacts/processes.json', 'REMOVED raw/net/tcp',
-    ]);
+    expect(
+      lines
+        .filter((l) => /^(ALTERED|ADDED|REMOVED) /.test(l))
+        .map((l) => l.replace(/:.*/, ''))
+        .sort(),
+    ).toEqual(['ADDED evil.txt', 'ALTERED artifacts/processes.json', 'REMOVED raw/net/tcp']);
     expect(lines).toContain(`FAILED ${sealed.name}: 3 problems; not signed; this bundle is not trustworthy`);
   });
 

@@ -22,7 +22,11 @@ export function sha256(buf: Buffer | string): string {
 }
 
 export const SAMPLE_FILES: Record<string, string> = {
-  'artifacts/processes.json': JSON.stringify([{ pid: 1, comm: 'systemd' }, { pid: 4242, comm: 'nc' }]) + '\n',
+  'artifacts/processes.json':
+    JSON.stringify([
+      { pid: 1, comm: 'systemd' },
+      { pid: 4242, comm: 'nc' },
+    ]) + '\n',
   'artifacts/sockets.json': JSON.stringify([{ proto: 'tcp', local: '0.0.0.0:22', pid: 812 }]) + '\n',
   'raw/net/tcp': '  sl  local_address rem_address   st\n   0: 00000000:0016 00000000:0000 0A\n',
   'raw/proc/1/status': 'Name:\tsystemd\nPid:\t1\n',
@@ -37,7 +41,17 @@ export async function makeBundle(outDir: string, opts: { signKey?: KeyObject; ho
     const r = await w.addFile(rel, text);
     w.log({ step: 'stored', file: r.file, sha256: r.sha256 });
     if (rel.startsWith('artifacts/')) {
-      artifacts.push({ name: path.basename(rel, '.json'), file: r.file, method: 'test', started_at: NOW.toISOString(), finished_at: NOW.toISOString(), status: 'ok', error: null, size: r.size, sha256: r.sha256 });
+      artifacts.push({
+        name: path.basename(rel, '.json'),
+        file: r.file,
+        method: 'test',
+        started_at: NOW.toISOString(),
+        finished_at: NOW.toISOString(),
+        status: 'ok',
+        error: null,
+        size: r.size,
+        sha256: r.sha256,
+      });
     }
   }
   return w.seal({
@@ -91,8 +105,14 @@ export function rawTarGz(
     const data = Buffer.from(e.data ?? '');
     const type = e.type ?? 'File';
     const h = new tar.Header({
-      path: e.path, type, size: type === 'File' ? data.length : 0, linkpath: e.linkpath,
-      mode: e.mode ?? (type === 'Directory' ? 0o700 : 0o600), mtime: NOW, uid: 0, gid: 0,
+      path: e.path,
+      type,
+      size: type === 'File' ? data.length : 0,
+      linkpath: e.linkpath,
+      mode: e.mode ?? (type === 'Directory' ? 0o700 : 0o600),
+      mtime: NOW,
+      uid: 0,
+      gid: 0,
     });
     const block = Buffer.alloc(512);
     h.encode(block, 0);

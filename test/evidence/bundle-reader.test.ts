@@ -21,12 +21,21 @@ describe('readBundle', () => {
     expect(b.name).toBe(sealed.name);
     expect(b.problems).toEqual([]);
     expect(b.source).toBe('archive');
-    expect([...b.files.keys()].sort()).toEqual(
-      ['SHA256SUMS', 'artifacts/processes.json', 'artifacts/sockets.json', 'log.jsonl', 'manifest.json', 'raw/net/tcp', 'raw/proc/1/status'],
-    );
+    expect([...b.files.keys()].sort()).toEqual([
+      'SHA256SUMS',
+      'artifacts/processes.json',
+      'artifacts/sockets.json',
+      'log.jsonl',
+      'manifest.json',
+      'raw/net/tcp',
+      'raw/proc/1/status',
+    ]);
     for (const [rel, text] of Object.entries(SAMPLE_FILES)) expect(b.files.get(rel)?.toString('utf8')).toBe(text);
     expect(b.manifest?.bundle).toBe(sealed.name);
-    expect(JSON.parse(b.files.get('artifacts/processes.json')?.toString() ?? 'null')).toEqual([{ pid: 1, comm: 'systemd' }, { pid: 4242, comm: 'nc' }]);
+    expect(JSON.parse(b.files.get('artifacts/processes.json')?.toString() ?? 'null')).toEqual([
+      { pid: 1, comm: 'systemd' },
+      { pid: 4242, comm: 'nc' },
+    ]);
   });
 
   it('reads an extracted folder, given the top folder or its parent', async () => {

@@ -147,7 +147,18 @@ describe('BundleWriter: a sealed bundle', () => {
     // openssl can check it too, with nothing but the .pub (README recipe)
     if (spawnSync('openssl', ['version']).status === 0) {
       fs.writeFileSync(path.join(dir, 'sig.bin'), Buffer.from(sig.sig, 'base64'));
-      const r = spawnSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', made.publicPath, '-rawin', '-in', path.join(top, 'manifest.json'), '-sigfile', path.join(dir, 'sig.bin')]);
+      const r = spawnSync('openssl', [
+        'pkeyutl',
+        '-verify',
+        '-pubin',
+        '-inkey',
+        made.publicPath,
+        '-rawin',
+        '-in',
+        path.join(top, 'manifest.json'),
+        '-sigfile',
+        path.join(dir, 'sig.bin'),
+      ]);
       expect(r.status, r.stderr.toString()).toBe(0);
     }
   });
@@ -201,9 +212,7 @@ describe('BundleWriter: addFile', () => {
     await w.abort();
   });
 
-  it.each([
-    ['../escape'], ['a/../../b'], ['/etc/passwd'], ['a//b'], ['a/'], ['./a'], [''], ['a\nb'], ['a\\b'],
-  ])('rejects the unsafe path %j', async (rel) => {
+  it.each([['../escape'], ['a/../../b'], ['/etc/passwd'], ['a//b'], ['a/'], ['./a'], [''], ['a\nb'], ['a\\b']])('rejects the unsafe path %j', async (rel) => {
     const w = await BundleWriter.create({ outDir: dir, hostname: 'h', now: NOW });
     await expect(w.addFile(rel, 'x')).rejects.toBeInstanceOf(DataError);
     // the writer is still usable after a refused path
@@ -321,13 +330,15 @@ describe('BundleWriter: failures leave nothing behind', () => {
 
 // A real full disk: a tiny tmpfs (needs root and mount(2); skipped elsewhere — see
 // bundle-faults.test.ts for the same paths with injected errors).
-const canMount = isRoot && (() => {
-  const probe = tmpDir('integ-mount-probe-');
-  const ok = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe]).status === 0;
-  if (ok) spawnSync('umount', [probe]);
-  fs.rmSync(probe, { recursive: true, force: true });
-  return ok;
-})();
+const canMount =
+  isRoot &&
+  (() => {
+    const probe = tmpDir('integ-mount-probe-');
+    const ok = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe]).status === 0;
+    if (ok) spawnSync('umount', [probe]);
+    fs.rmSync(probe, { recursive: true, force: true });
+    return ok;
+  })();
 
 describe.skipIf(!canMount)('BundleWriter on a full disk (tmpfs)', () => {
   let mnt: string;

@@ -14,7 +14,30 @@ describe('collectAll on the fake host', () => {
     const sink = new MemSink();
     const r = await run(sink);
     const names = r.artifacts.filter((a) => !a.name.startsWith('raw/')).map((a) => a.name);
-    expect(names).toEqual(['system', 'processes', 'sockets', 'listening', 'unix_sockets', 'core_churn', 'sessions', 'logins', 'modules', 'kernel', 'mounts', 'ld_so_preload', 'routes', 'neighbours', 'interfaces', 'executables', 'config', 'findings', 'maps', 'accounts', 'persistence', 'firewall']);
+    expect(names).toEqual([
+      'system',
+      'processes',
+      'sockets',
+      'listening',
+      'unix_sockets',
+      'core_churn',
+      'sessions',
+      'logins',
+      'modules',
+      'kernel',
+      'mounts',
+      'ld_so_preload',
+      'routes',
+      'neighbours',
+      'interfaces',
+      'executables',
+      'config',
+      'findings',
+      'maps',
+      'accounts',
+      'persistence',
+      'firewall',
+    ]);
     for (const a of r.artifacts) {
       const buf = sink.files.get(a.file)!;
       expect(buf, a.file).toBeDefined();
@@ -28,7 +51,14 @@ describe('collectAll on the fake host', () => {
     expect(sink.order).toContain('raw/proc/net/first/tcp');
     expect(sink.order).toContain('raw/config/etc/hosts');
     expect(r.artifacts.find((a) => a.name === 'processes')!.status).toBe('ok');
-    expect(sink.json('system')).toMatchObject({ hostname: 'fixture-host', boot_id: '6e2e1c7a-3f3b-4a8e-9d55-2b8f4f1d0c11', boot_time_s: 1763766000, integ: { pid: process.pid, argv: ['node', 'integ', 'snapshot'] }, kernel: { release: '6.8.0-49-generic' }, rtc: { readable: true, since_epoch_s: 1763769600 } });
+    expect(sink.json('system')).toMatchObject({
+      hostname: 'fixture-host',
+      boot_id: '6e2e1c7a-3f3b-4a8e-9d55-2b8f4f1d0c11',
+      boot_time_s: 1763766000,
+      integ: { pid: process.pid, argv: ['node', 'integ', 'snapshot'] },
+      kernel: { release: '6.8.0-49-generic' },
+      rtc: { readable: true, since_epoch_s: 1763769600 },
+    });
     expect(typeof sink.json('system').monotonic_ns).toBe('string');
   });
 
@@ -45,8 +75,15 @@ describe('collectAll on the fake host', () => {
       ['7', 'findings', 'ok'],
       ['8', 'persistence', 'ok'],
     ]);
-    expect(sink.logs.map((l) => `${l['event']}:${l['name']}`)).toEqual(['preflight', 'core', 'sessions', 'kernel', 'executables', 'config', 'findings', 'persistence'].flatMap((n) => [`step_start:${n}`, `step_end:${n}`]));
-    expect(sink.logs[3]).toMatchObject({ event: 'step_end', name: 'core', status: 'ok', artifacts: ['processes', 'sockets', 'listening', 'unix_sockets', 'core_churn'] });
+    expect(sink.logs.map((l) => `${l['event']}:${l['name']}`)).toEqual(
+      ['preflight', 'core', 'sessions', 'kernel', 'executables', 'config', 'findings', 'persistence'].flatMap((n) => [`step_start:${n}`, `step_end:${n}`]),
+    );
+    expect(sink.logs[3]).toMatchObject({
+      event: 'step_end',
+      name: 'core',
+      status: 'ok',
+      artifacts: ['processes', 'sockets', 'listening', 'unix_sockets', 'core_churn'],
+    });
     expect(r.timings.core_bracket_ms).toBeGreaterThan(0);
     expect(r.timings.steps_1_4_ms).toBeGreaterThanOrEqual(r.timings.core_bracket_ms);
     expect(r.timings.total_ms).toBeGreaterThanOrEqual(r.timings.steps_1_4_ms);
@@ -69,8 +106,26 @@ describe('collectAll on the fake host', () => {
 
   it('abandons a step that does not return, and records a failing one, then carries on', async () => {
     const hang: CollectorStep = { step: '1', name: 'hang', method: 'never returns', artifacts: ['a1'], timeoutMs: 50, run: () => new Promise(() => undefined) };
-    const boom: CollectorStep = { step: '2', name: 'boom', method: 'throws', artifacts: ['a2'], timeoutMs: 1000, run: async () => Promise.reject(new Error('kaput')) };
-    const fine: CollectorStep = { step: '3', name: 'fine', method: 'works', artifacts: ['a3'], timeoutMs: 1000, run: async () => ({ json: [{ name: 'a3', data: { ok: 1 } }], raw: [{ file: 'x/y\nz', data: Buffer.from('r') }], errors: [{ code: 'EACCES', path: '/p', message: 'permission denied' }] }) };
+    const boom: CollectorStep = {
+      step: '2',
+      name: 'boom',
+      method: 'throws',
+      artifacts: ['a2'],
+      timeoutMs: 1000,
+      run: async () => Promise.reject(new Error('kaput')),
+    };
+    const fine: CollectorStep = {
+      step: '3',
+      name: 'fine',
+      method: 'works',
+      artifacts: ['a3'],
+      timeoutMs: 1000,
+      run: async () => ({
+        json: [{ name: 'a3', data: { ok: 1 } }],
+        raw: [{ file: 'x/y\nz', data: Buffer.from('r') }],
+        errors: [{ code: 'EACCES', path: '/p', message: 'permission denied' }],
+      }),
+    };
     const sink = new MemSink();
     const r = await collectAll(sink, { signal: new AbortController().signal, argv: [], steps: [hang, boom, fine] });
     expect(r.steps.map((s) => [s.name, s.status])).toEqual([
@@ -117,7 +172,9 @@ describe('collectAll: the IOC matcher hook', () => {
     expect(plain.json<{ findings: Array<{ kind: string }>; ioc_checked: boolean }>('findings')).toMatchObject({ ioc_checked: false });
     const seen: string[] = [];
     const sink = new MemSink();
-    const r = await run(sink, { iocMatch: ({ sha256 }) => (seen.push(sha256), sha256 === target.sha256 ? { label: 'fixture-bad', source: 'test-feed' } : undefined) });
+    const r = await run(sink, {
+      iocMatch: ({ sha256 }) => (seen.push(sha256), sha256 === target.sha256 ? { label: 'fixture-bad', source: 'test-feed' } : undefined),
+    });
     expect(seen).toContain(target.sha256);
     const f = sink.json<{ ioc_checked: boolean; findings: Array<{ kind: string; pid?: number; detail: string }> }>('findings');
     expect(f.ioc_checked).toBe(true);

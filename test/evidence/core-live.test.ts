@@ -57,7 +57,9 @@ describe.skipIf(!linux)('core step on the live /proc', () => {
     const procs = out.json.find((j) => j.name === 'processes')!.data as { processes: Array<{ environ: string[] | null; kernel_thread: boolean }> };
     const withEnv = procs.processes.filter((p) => p.environ !== null && p.environ.length > 0);
     expect(withEnv.length).toBe(1);
-    expect(out.errors).toContainEqual(expect.objectContaining({ code: 'ELIMIT', artifact: 'processes', message: expect.stringMatching(/environments not read beyond 1 bytes/) }));
+    expect(out.errors).toContainEqual(
+      expect.objectContaining({ code: 'ELIMIT', artifact: 'processes', message: expect.stringMatching(/environments not read beyond 1 bytes/) }),
+    );
   });
 
   it('finds the marker process with its cmdline, and our ports with our pid among the owners', async () => {

@@ -31,7 +31,11 @@ describe('core bracket on the fake /proc', () => {
     const procs = art(out, 'processes');
     expect(procs.processes.map((p: any) => p.pid)).toEqual([1, 2, 777, 4242]);
     expect(shared.processes).toHaveLength(4);
-    expect(procs.processes.find((p: any) => p.pid === 777)).toMatchObject({ user: 'alice', netns: 4026532999, cmdline: ['python3', '-m', 'http.server', '8080'] });
+    expect(procs.processes.find((p: any) => p.pid === 777)).toMatchObject({
+      user: 'alice',
+      netns: 4026532999,
+      cmdline: ['python3', '-m', 'http.server', '8080'],
+    });
   });
 
   it('maps each socket inode to the LIST of its owners, across network namespaces', async () => {
@@ -50,8 +54,18 @@ describe('core bracket on the fake /proc', () => {
 
     const listening = art(out, 'listening').listening;
     const key = (l: any): string => `${l.proto} ${l.addr} ${l.port} ${l.owners.map((o: any) => o.pid).join(',')}`;
-    expect(listening.map(key)).toEqual(['tcp6 :: 22 4242', 'udp 0.0.0.0 53 1,4242', 'tcp6 2001:db8::1:0:0:1 80 ', 'tcp 127.0.0.1 3306 ', 'tcp 0.0.0.0 8000 ', 'tcp 0.0.0.0 8080 777']);
-    expect(listening.find((l: any) => l.port === 8080)).toMatchObject({ netns: 4026532999, owners: [{ pid: 777, exe: '../../fsroot/usr/bin/fake-sshd', user: 'alice' }] });
+    expect(listening.map(key)).toEqual([
+      'tcp6 :: 22 4242',
+      'udp 0.0.0.0 53 1,4242',
+      'tcp6 2001:db8::1:0:0:1 80 ',
+      'tcp 127.0.0.1 3306 ',
+      'tcp 0.0.0.0 8000 ',
+      'tcp 0.0.0.0 8080 777',
+    ]);
+    expect(listening.find((l: any) => l.port === 8080)).toMatchObject({
+      netns: 4026532999,
+      owners: [{ pid: 777, exe: '../../fsroot/usr/bin/fake-sshd', user: 'alice' }],
+    });
     // the connected UDP client socket is not a listening port
     expect(listening.find((l: any) => l.port === 40000)).toBeUndefined();
 
@@ -63,7 +77,9 @@ describe('core bracket on the fake /proc', () => {
     const churn = art(await collectCore(ctxFor(), {}, quick), 'core_churn');
     expect(churn.appeared).toEqual([]);
     expect(churn.disappeared).toEqual([]);
-    expect(churn.unowned.map((s: any) => s.local).sort()).toEqual(['0.0.0.0:1', '0.0.0.0:8000', '10.0.2.15:40000', '127.0.0.1:3306', '[2001:db8::1:0:0:1]:80', '[::ffff:127.0.0.1]:8080'].sort());
+    expect(churn.unowned.map((s: any) => s.local).sort()).toEqual(
+      ['0.0.0.0:1', '0.0.0.0:8000', '10.0.2.15:40000', '127.0.0.1:3306', '[2001:db8::1:0:0:1]:80', '[::ffff:127.0.0.1]:8080'].sort(),
+    );
     expect(churn.walk_complete).toBe(true);
     expect(churn.processes_listed).toBe(4);
     expect(churn.hidden_pids).toMatchObject({ hidden: [], complete: true, limit: 4242 + 64 });
@@ -75,15 +91,19 @@ describe('core bracket on the fake /proc', () => {
     copyTree(PROC, root);
     const tcp = path.join(root, 'net/tcp');
     const lines = fs.readFileSync(tcp, 'utf8').split('\n');
-    const out = await collectCore(ctxFor({ procRoot: root }), {}, {
-      ...quick,
-      onBetweenReads: () => {
-        // drop the 3306 listener, add a new one on 4444
-        const kept = lines.filter((l) => l !== '' && !l.includes(':0CEA '));
-        kept.push('   9: 00000000:115C 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7777 1 0000000000000000 100 0 0 10 0');
-        fs.writeFileSync(tcp, `${kept.join('\n')}\n`);
+    const out = await collectCore(
+      ctxFor({ procRoot: root }),
+      {},
+      {
+        ...quick,
+        onBetweenReads: () => {
+          // drop the 3306 listener, add a new one on 4444
+          const kept = lines.filter((l) => l !== '' && !l.includes(':0CEA '));
+          kept.push('   9: 00000000:115C 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7777 1 0000000000000000 100 0 0 10 0');
+          fs.writeFileSync(tcp, `${kept.join('\n')}\n`);
+        },
       },
-    });
+    );
     const churn = art(out, 'core_churn');
     expect(churn.appeared).toEqual([expect.objectContaining({ proto: 'tcp', local: '0.0.0.0:4444', state: 'LISTEN', inode: 7777 })]);
     expect(churn.disappeared).toEqual([expect.objectContaining({ proto: 'tcp', local: '127.0.0.1:3306', inode: 1001 })]);
@@ -98,10 +118,16 @@ describe('core bracket on the fake /proc', () => {
   it('finds a pid hidden from the listing, reads it, and credits it with its sockets', async () => {
     const out = await collectCore(ctxFor(), {}, { ...quick, hiddenMargin: 8192, listPids: () => [1, 2, 777] });
     const churn = art(out, 'core_churn');
-    expect(churn.hidden_pids.hidden).toEqual([expect.objectContaining({ pid: 4242, name: 'evil) R 1 (x y', cmdline: ['/usr/sbin/sshd', '-D', '-o', 'Arg With Space'] })]);
+    expect(churn.hidden_pids.hidden).toEqual([
+      expect.objectContaining({ pid: 4242, name: 'evil) R 1 (x y', cmdline: ['/usr/sbin/sshd', '-D', '-o', 'Arg With Space'] }),
+    ]);
     const p = art(out, 'processes').processes.find((x: any) => x.pid === 4242);
     expect(p).toMatchObject({ hidden_from_listing: true, exe: '../../fsroot/usr/bin/fake-sshd' });
-    expect(art(out, 'listening').listening.find((l: any) => l.port === 22).owners.map((o: any) => o.pid)).toEqual([4242]);
+    expect(
+      art(out, 'listening')
+        .listening.find((l: any) => l.port === 22)
+        .owners.map((o: any) => o.pid),
+    ).toEqual([4242]);
   });
 
   it('stops the walk at the deadline, still closes the bracket, and says so', async () => {
@@ -121,7 +147,10 @@ describe('core bracket on the fake /proc', () => {
       fs.writeFileSync(path.join(root, '4242/fd'), 'not a directory');
       const out = await collectCore(ctxFor({ procRoot: root }), {}, quick);
       expect(out.errors).toEqual([expect.objectContaining({ code: 'ENOTDIR', path: `${root}/4242/fd`, artifact: 'processes' })]);
-      expect(art(out, 'processes').processes.find((p: any) => p.pid === 4242)).toMatchObject({ fd_count: -1, cmdline: ['/usr/sbin/sshd', '-D', '-o', 'Arg With Space'] });
+      expect(art(out, 'processes').processes.find((p: any) => p.pid === 4242)).toMatchObject({
+        fd_count: -1,
+        cmdline: ['/usr/sbin/sshd', '-D', '-o', 'Arg With Space'],
+      });
       return;
     }
     const root = tmpDir('perm');

@@ -91,9 +91,24 @@ describe('collectConfig', () => {
     expect(byPath.get('/etc/resolv.conf')).toMatchObject({ type: 'symlink', symlink_target: '/run/systemd/resolve/stub-resolv.conf', copy: null });
     expect(byPath.get('/run/systemd/resolve/stub-resolv.conf')).toMatchObject({ type: 'file', copy: 'raw/config/run/systemd/resolve/stub-resolv.conf' });
     const hosts = byPath.get('/etc/hosts');
-    expect(hosts.sha256).toBe(crypto.createHash('sha256').update(fs.readFileSync(path.join(FSROOT, 'etc/hosts'))).digest('hex'));
-    for (const p of ['/etc/crontab', '/etc/cron.d/backup', '/var/spool/cron/crontabs/root', '/etc/systemd/system/legit.service', '/usr/lib/systemd/system/ssh.service']) expect(byPath.get(p)?.type).toBe('file');
-    expect(byPath.get('/etc/systemd/system/multi-user.target.wants/legit.service')).toMatchObject({ type: 'symlink', symlink_target: '/etc/systemd/system/legit.service' });
+    expect(hosts.sha256).toBe(
+      crypto
+        .createHash('sha256')
+        .update(fs.readFileSync(path.join(FSROOT, 'etc/hosts')))
+        .digest('hex'),
+    );
+    for (const p of [
+      '/etc/crontab',
+      '/etc/cron.d/backup',
+      '/var/spool/cron/crontabs/root',
+      '/etc/systemd/system/legit.service',
+      '/usr/lib/systemd/system/ssh.service',
+    ])
+      expect(byPath.get(p)?.type).toBe('file');
+    expect(byPath.get('/etc/systemd/system/multi-user.target.wants/legit.service')).toMatchObject({
+      type: 'symlink',
+      symlink_target: '/etc/systemd/system/legit.service',
+    });
     const raw = new Map(out.raw.map((r) => [r.file, r.data]));
     expect(raw.get('config/etc/cron.d/backup')!.toString()).toContain('curl');
   });

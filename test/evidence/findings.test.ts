@@ -2,7 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { deriveFindings, type IocMatcher } from '../../src/evidence/findings.js';
 import { suspiciousMaps } from '../../src/evidence/collectors/maps.js';
 
-const proc = (pid: number, over: Record<string, unknown> = {}): Record<string, unknown> => ({ pid, name: 'x', exe: `/usr/bin/p${pid}`, exe_link: `/usr/bin/p${pid}`, exe_deleted: false, environ: [], ...over });
+const proc = (pid: number, over: Record<string, unknown> = {}): Record<string, unknown> => ({
+  pid,
+  name: 'x',
+  exe: `/usr/bin/p${pid}`,
+  exe_link: `/usr/bin/p${pid}`,
+  exe_deleted: false,
+  environ: [],
+  ...over,
+});
 
 function arts(parts: Record<string, unknown>): Map<string, unknown> {
   return new Map(Object.entries({ system: { integ: { pid: 9999, euid: 0 } }, ...parts }));
@@ -22,15 +30,31 @@ describe('deriveFindings', () => {
         ],
       },
       core_churn: {
-        hidden_pids: { hidden: [{ pid: 77, found_via_tid: null, name: 'rk', cmdline: ['rk', '-d'], exe: '/usr/bin/rk' }], complete: false, probed_up_to: 5000, limit: 4194304, limit_reason: 'wrapped' },
+        hidden_pids: {
+          hidden: [{ pid: 77, found_via_tid: null, name: 'rk', cmdline: ['rk', '-d'], exe: '/usr/bin/rk' }],
+          complete: false,
+          probed_up_to: 5000,
+          limit: 4194304,
+          limit_reason: 'wrapped',
+        },
         children_walk: { supported: true },
         proc_mounts: [{ pid: 55, mount_point: '/proc/55', root: '/empty', fs_type: 'tmpfs', source: 'tmpfs' }],
         proc_dev_mismatch: [{ pid: 55, dev: 40, proc_dev: 22 }],
       },
       ld_so_preload: { present: true, path: '/etc/ld.so.preload', entries: ['/lib/libhide.so'] },
-      listening: { listening: [{ proto: 'tcp', addr: '0.0.0.0', port: 31337, netns: 1, inode: 555, uid: 0, owners: [] }, { proto: 'tcp', addr: '::', port: 22, netns: 1, inode: 556, uid: 0, owners: [{ pid: 1 }] }] },
+      listening: {
+        listening: [
+          { proto: 'tcp', addr: '0.0.0.0', port: 31337, netns: 1, inode: 555, uid: 0, owners: [] },
+          { proto: 'tcp', addr: '::', port: 22, netns: 1, inode: 556, uid: 0, owners: [{ pid: 1 }] },
+        ],
+      },
       modules: { only_in_proc_modules: [], only_in_sys_module: ['diamorphine'] },
-      executables: { executables: [{ pids: [11], path: '/usr/sbin/old', sha256: 'ab'.repeat(32) }, { pids: [10], path: '/tmp/x', sha256: 'cd'.repeat(32) }] },
+      executables: {
+        executables: [
+          { pids: [11], path: '/usr/sbin/old', sha256: 'ab'.repeat(32) },
+          { pids: [10], path: '/tmp/x', sha256: 'cd'.repeat(32) },
+        ],
+      },
     });
     const bad: IocMatcher = ({ sha256 }) => (sha256 === 'ab'.repeat(32) ? { label: 'test-trojan', source: 'feed.txt' } : undefined);
     const { findings, notes } = deriveFindings(a, { iocMatch: bad });
@@ -56,12 +80,19 @@ describe('deriveFindings', () => {
   });
 
   it('no matcher, no ioc_match; integ itself and a clean host give nothing', () => {
-    const a = arts({ processes: { processes: [proc(1), proc(9999, { exe: '/tmp/integ', exe_link: '/tmp/integ' })] }, core_churn: { hidden_pids: { hidden: [], complete: true }, proc_mounts: [], proc_dev_mismatch: [] }, executables: { executables: [{ pids: [1], path: '/usr/bin/p1', sha256: 'ab'.repeat(32) }] } });
+    const a = arts({
+      processes: { processes: [proc(1), proc(9999, { exe: '/tmp/integ', exe_link: '/tmp/integ' })] },
+      core_churn: { hidden_pids: { hidden: [], complete: true }, proc_mounts: [], proc_dev_mismatch: [] },
+      executables: { executables: [{ pids: [1], path: '/usr/bin/p1', sha256: 'ab'.repeat(32) }] },
+    });
     expect(deriveFindings(a)).toEqual({ findings: [], notes: [] });
   });
 
   it('unowned listeners are low severity without root (owners are unreadable then)', () => {
-    const a = new Map<string, unknown>([['system', { integ: { pid: 1, euid: 1000 } }], ['listening', { listening: [{ proto: 'udp', addr: '0.0.0.0', port: 53, inode: 5, owners: [] }] }]]);
+    const a = new Map<string, unknown>([
+      ['system', { integ: { pid: 1, euid: 1000 } }],
+      ['listening', { listening: [{ proto: 'udp', addr: '0.0.0.0', port: 53, inode: 5, owners: [] }] }],
+    ]);
     const r = deriveFindings(a);
     expect(r.findings).toEqual([expect.objectContaining({ kind: 'unowned_listener', severity: 'low' })]);
     expect(r.notes.join(' ')).toMatch(/not run as root/);

@@ -31,7 +31,15 @@ describe('kernel parsers', () => {
     const { mounts, bad } = parseMountinfo(fx('self/mountinfo'));
     expect(bad).toEqual([]);
     expect(mounts).toHaveLength(5);
-    expect(mounts[3]).toMatchObject({ mount_id: 61, parent_id: 22, dev: '8:17', mount_point: '/mnt/my disk', optional: ['shared:33', 'master:2'], fs_type: 'ext4', source: '/dev/sdb1' });
+    expect(mounts[3]).toMatchObject({
+      mount_id: 61,
+      parent_id: 22,
+      dev: '8:17',
+      mount_point: '/mnt/my disk',
+      optional: ['shared:33', 'master:2'],
+      fs_type: 'ext4',
+      source: '/dev/sdb1',
+    });
     expect(mounts[4]).toMatchObject({ mount_point: '/tmp/tab\tname', source: 'tmp\\fs', optional: [] });
   });
 });
@@ -52,7 +60,12 @@ describe('collectKernel on the fake /proc and /sys', () => {
     expect(data(out, 'kernel')).toMatchObject({ tainted: true, taint: { value: '12288' }, sysctl: { kptr_restrict: '2' } });
     expect(data(out, 'mounts').count).toBe(5);
     const pre = data(out, 'ld_so_preload');
-    expect(pre).toMatchObject({ present: true, type: 'file', content: '/usr/lib/x86_64-linux-gnu/libprocesshider.so\n', entries: ['/usr/lib/x86_64-linux-gnu/libprocesshider.so'] });
+    expect(pre).toMatchObject({
+      present: true,
+      type: 'file',
+      content: '/usr/lib/x86_64-linux-gnu/libprocesshider.so\n',
+      entries: ['/usr/lib/x86_64-linux-gnu/libprocesshider.so'],
+    });
     expect(pre.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(out.raw.map((r) => r.file)).toEqual(['proc/modules', 'proc/sys/kernel/tainted', 'proc/self/mountinfo', 'etc/ld.so.preload']);
   });
@@ -107,7 +120,14 @@ describe('collectNetworkState', () => {
     expect(out.errors).toEqual([]);
     const ifs = data(out, 'interfaces').interfaces;
     expect(ifs.map((i: any) => i.name)).toEqual(['eth0', 'lo']);
-    expect(ifs[0]).toMatchObject({ address: '02:42:ac:11:00:02', operstate: 'up', mtu: 1500, ifindex: 2, promiscuous: true, ipv6: [{ address: '2001:db8::1', prefix_len: 64, scope: 'global' }] });
+    expect(ifs[0]).toMatchObject({
+      address: '02:42:ac:11:00:02',
+      operstate: 'up',
+      mtu: 1500,
+      ifindex: 2,
+      promiscuous: true,
+      ipv6: [{ address: '2001:db8::1', prefix_len: 64, scope: 'global' }],
+    });
     expect(ifs[1]).toMatchObject({ promiscuous: false, ipv6: [{ address: '::1', prefix_len: 128, scope: 'host' }] });
     expect(data(out, 'routes').routes).toHaveLength(4);
     expect(data(out, 'neighbours').notes.join(' ')).toMatch(/IPv6 neighbours/);

@@ -3,7 +3,7 @@ import { passwordState, redactShadow } from '../../src/evidence/collectors/persi
 import { ipv4Addresses, parseFibTrie } from '../../src/evidence/collectors/network-state.js';
 
 describe('shadow redaction', () => {
-  it('keeps each account\'s state and scheme, never the hash', () => {
+  it("keeps each account's state and scheme, never the hash", () => {
     const text = 'root:$6$salt$abcdef:20000:0:99999:7:::\nbin:*:20000::::::\nold:!$y$j9T$xyz:1::::::\nnopw::1::::::\n# comment: x\n';
     const r = redactShadow(text);
     expect(r).toBe('root:$6$<redacted>:20000:0:99999:7:::\nbin:*:20000::::::\nold:!$y$<redacted>:1::::::\nnopw::1::::::\n# comment: x\n');

@@ -134,7 +134,15 @@ describe('probeHiddenPids', () => {
 describe('per-process helpers', () => {
   it('classifies fd targets', async () => {
     const { fdKind } = await import('../../src/evidence/collectors/processes.js');
-    expect(['socket:[1]', 'pipe:[2]', '/memfd:x (deleted)', 'anon_inode:[eventfd]', '/tmp/a (deleted)', '/dev/null', '/etc/passwd'].map(fdKind)).toEqual(['socket', 'pipe', 'memfd', 'anon', 'deleted', 'dev', 'file']);
+    expect(['socket:[1]', 'pipe:[2]', '/memfd:x (deleted)', 'anon_inode:[eventfd]', '/tmp/a (deleted)', '/dev/null', '/etc/passwd'].map(fdKind)).toEqual([
+      'socket',
+      'pipe',
+      'memfd',
+      'anon',
+      'deleted',
+      'dev',
+      'file',
+    ]);
   });
 
   it('names the container a cgroup path belongs to', async () => {
@@ -142,7 +150,10 @@ describe('per-process helpers', () => {
     const id = 'ab'.repeat(32);
     expect(containerFromCgroup(`/system.slice/docker-${id}.scope`)).toEqual({ id, runtime: 'docker' });
     expect(containerFromCgroup(`/docker/${id}`)).toEqual({ id, runtime: 'docker' });
-    expect(containerFromCgroup(`/kubepods.slice/kubepods-besteffort.slice/kubepods-pod1.slice/cri-containerd-${id}.scope`)).toEqual({ id, runtime: 'containerd' });
+    expect(containerFromCgroup(`/kubepods.slice/kubepods-besteffort.slice/kubepods-pod1.slice/cri-containerd-${id}.scope`)).toEqual({
+      id,
+      runtime: 'containerd',
+    });
     expect(containerFromCgroup(`/machine.slice/libpod-${id}.scope/container`)).toEqual({ id, runtime: 'podman' });
     expect(containerFromCgroup('/lxc.payload.web1/init.scope')).toEqual({ id: 'web1', runtime: 'lxc' });
     expect(containerFromCgroup('/user.slice/user-0.slice/session-3.scope')).toBeNull();
@@ -172,7 +183,14 @@ describe('per-process helpers', () => {
     expect(noWrap).toMatchObject({ limit: 76, complete: true, probed_up_to: 76, last_pid: 60 });
     expect(noWrap.hidden).toEqual([]);
     // the children walk names 900: checked whatever the range
-    const viaChildren = probeHiddenPids(root, new Set([1, 50]), { pidMax: 4194304, margin: 16, stopAt: Date.now() + 60_000, relist: () => [1, 50], lastPid: 60, extra: [900] });
+    const viaChildren = probeHiddenPids(root, new Set([1, 50]), {
+      pidMax: 4194304,
+      margin: 16,
+      stopAt: Date.now() + 60_000,
+      relist: () => [1, 50],
+      lastPid: 60,
+      extra: [900],
+    });
     expect(viaChildren.hidden.map((h) => h.pid)).toEqual([900]);
     // wrapped: the last pid is below the highest listed one, so any pid may be in use
     const wrapped = probeHiddenPids(root, new Set([1, 50]), { pidMax: 2000, margin: 16, stopAt: Date.now() + 60_000, relist: () => [1, 50], lastPid: 10 });

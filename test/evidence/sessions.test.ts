@@ -43,7 +43,19 @@ function utmp(r: Rec): Buffer {
 
 describe('utmp records', () => {
   it('decodes every field at its offset', () => {
-    const buf = utmp({ type: 7, pid: 4242, line: 'pts/0', id: 'ts/0', user: 'alice', host: '203.0.113.9', exit: [1, 2], session: 77, sec: 1763766000, usec: 250000, addr: [203, 0, 113, 9] });
+    const buf = utmp({
+      type: 7,
+      pid: 4242,
+      line: 'pts/0',
+      id: 'ts/0',
+      user: 'alice',
+      host: '203.0.113.9',
+      exit: [1, 2],
+      session: 77,
+      sec: 1763766000,
+      usec: 250000,
+      addr: [203, 0, 113, 9],
+    });
     expect(parseUtmpRecord(buf, 0, 0)).toEqual({
       index: 0,
       type: 'USER_PROCESS',
@@ -92,7 +104,21 @@ describe('utmp records', () => {
 describe('logind session files', () => {
   it('parses the recorded key=value file', () => {
     const s = parseLogindSession('3', fs.readFileSync(path.join(FSROOT, 'run/systemd/sessions/3'), 'utf8'));
-    expect(s).toMatchObject({ id: '3', user: 'alice', uid: 1000, tty: 'pts/0', remote_host: '203.0.113.9', service: 'sshd', type: 'tty', class: 'user', state: 'active', active: true, remote: true, leader: 4242, scope: 'session-3.scope' });
+    expect(s).toMatchObject({
+      id: '3',
+      user: 'alice',
+      uid: 1000,
+      tty: 'pts/0',
+      remote_host: '203.0.113.9',
+      service: 'sshd',
+      type: 'tty',
+      class: 'user',
+      state: 'active',
+      active: true,
+      remote: true,
+      leader: 4242,
+      scope: 'session-3.scope',
+    });
     expect(s.started_at).toBe('2025-11-21T23:00:00.123Z');
     expect(s.fields['ORIGINAL_TYPE']).toBe('tty');
   });
@@ -170,7 +196,9 @@ describe('collectSessions', () => {
     const out = await collectSessions(ctxFor({ fsRoot: root }), { logins: 2 });
     expect(out.errors).toEqual([]);
     const sessions = out.json.find((j) => j.name === 'sessions')!.data as any;
-    expect(sessions.current).toEqual([{ user: 'alice', line: 'pts/0', host: '203.0.113.9', addr: '203.0.113.9', pid: 4242, login_at: '2025-11-21T23:00:00.000Z' }]);
+    expect(sessions.current).toEqual([
+      { user: 'alice', line: 'pts/0', host: '203.0.113.9', addr: '203.0.113.9', pid: 4242, login_at: '2025-11-21T23:00:00.000Z' },
+    ]);
     expect(sessions.utmp.records.map((r: any) => r.type)).toEqual(['BOOT_TIME', 'LOGIN_PROCESS', 'USER_PROCESS']);
     expect(sessions.logind.map((s: any) => s.id)).toEqual(['3']);
     const logins = out.json.find((j) => j.name === 'logins')!.data as any;
@@ -184,7 +212,9 @@ describe('collectSessions', () => {
     fs.mkdirSync(path.join(root, 'var/lib/wtmpdb'), { recursive: true });
     const dbFile = path.join(root, 'var/lib/wtmpdb/wtmp.db');
     const db = new Database(dbFile);
-    db.exec('CREATE TABLE wtmp(ID INTEGER PRIMARY KEY, Type INTEGER, User TEXT NOT NULL, Login INTEGER, Logout INTEGER, TTY TEXT, RemoteHost TEXT, Service TEXT)');
+    db.exec(
+      'CREATE TABLE wtmp(ID INTEGER PRIMARY KEY, Type INTEGER, User TEXT NOT NULL, Login INTEGER, Logout INTEGER, TTY TEXT, RemoteHost TEXT, Service TEXT)',
+    );
     const ins = db.prepare('INSERT INTO wtmp(Type, User, Login, Logout, TTY, RemoteHost, Service) VALUES (?, ?, ?, ?, ?, ?, ?)');
     ins.run(3, 'alice', 1763766000_000000, 1763769600_000000, 'pts/0', '203.0.113.9', 'sshd');
     ins.run(3, 'mallory', 1763770000_000000, null, 'pts/1', '192.0.2.66', 'sshd');
@@ -193,8 +223,26 @@ describe('collectSessions', () => {
     const out = await collectSessions(ctxFor({ fsRoot: root }));
     const logins = out.json.find((j) => j.name === 'logins')!.data as any;
     expect(logins.wtmpdb).toEqual([
-      { id: 2, type: 3, user: 'mallory', line: 'pts/1', host: '192.0.2.66', service: 'sshd', login_at: new Date(1763770000_000).toISOString(), logout_at: null },
-      { id: 1, type: 3, user: 'alice', line: 'pts/0', host: '203.0.113.9', service: 'sshd', login_at: new Date(1763766000_000).toISOString(), logout_at: new Date(1763769600_000).toISOString() },
+      {
+        id: 2,
+        type: 3,
+        user: 'mallory',
+        line: 'pts/1',
+        host: '192.0.2.66',
+        service: 'sshd',
+        login_at: new Date(1763770000_000).toISOString(),
+        logout_at: null,
+      },
+      {
+        id: 1,
+        type: 3,
+        user: 'alice',
+        line: 'pts/0',
+        host: '203.0.113.9',
+        service: 'sshd',
+        login_at: new Date(1763766000_000).toISOString(),
+        logout_at: new Date(1763769600_000).toISOString(),
+      },
     ]);
     expect(fs.readFileSync(dbFile).equals(before)).toBe(true);
   });

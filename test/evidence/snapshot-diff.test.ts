@@ -24,7 +24,17 @@ interface L {
 }
 
 /** A snapshot as artifact maps read back from a bundle, built from a few facts. */
-function snap(o: { procs?: P[]; listening?: L[]; exes?: Array<{ pids: number[]; sha256: string | null }>; sessions?: Array<{ user: string; line: string; host: string }>; logind?: Array<{ user: string; tty: string | null; remote_host: string | null }>; modules?: string[]; hiddenModules?: string[]; preload?: string | null; integPid?: number }): Map<string, unknown> {
+function snap(o: {
+  procs?: P[];
+  listening?: L[];
+  exes?: Array<{ pids: number[]; sha256: string | null }>;
+  sessions?: Array<{ user: string; line: string; host: string }>;
+  logind?: Array<{ user: string; tty: string | null; remote_host: string | null }>;
+  modules?: string[];
+  hiddenModules?: string[];
+  preload?: string | null;
+  integPid?: number;
+}): Map<string, unknown> {
   const m = new Map<string, unknown>();
   m.set('system', { integ: { pid: o.integPid ?? 99999 } });
   m.set('processes', { processes: (o.procs ?? []).map((p) => ({ user: 'root', name: p.cmdline[0] ?? 'x', kernel_thread: false, ...p })) });
@@ -44,8 +54,24 @@ const section = (d: ReturnType<typeof diffSnapshots>, name: string) => d.section
 
 describe('diffSnapshots', () => {
   it('ignores pids: the same processes and ports under other pids are no difference', () => {
-    const a = snap({ procs: [sshd(100), nginx(200), nginx(201)], listening: [listen22(100)], exes: [{ pids: [100], sha256: 'aa' }, { pids: [200, 201], sha256: 'bb' }], integPid: 1 });
-    const b = snap({ procs: [sshd(3100), nginx(3200), nginx(3201), { pid: 2, exe: '/usr/bin/integ', cmdline: ['node', 'integ', 'snapshot', '--out', '/y'] }], listening: [listen22(3100)], exes: [{ pids: [3100], sha256: 'aa' }, { pids: [3200, 3201], sha256: 'bb' }], integPid: 2 });
+    const a = snap({
+      procs: [sshd(100), nginx(200), nginx(201)],
+      listening: [listen22(100)],
+      exes: [
+        { pids: [100], sha256: 'aa' },
+        { pids: [200, 201], sha256: 'bb' },
+      ],
+      integPid: 1,
+    });
+    const b = snap({
+      procs: [sshd(3100), nginx(3200), nginx(3201), { pid: 2, exe: '/usr/bin/integ', cmdline: ['node', 'integ', 'snapshot', '--out', '/y'] }],
+      listening: [listen22(3100)],
+      exes: [
+        { pids: [3100], sha256: 'aa' },
+        { pids: [3200, 3201], sha256: 'bb' },
+      ],
+      integPid: 2,
+    });
     const d = diffSnapshots(a, b);
     expect(d.sections.map((s) => [s.name, s.added.length, s.removed.length])).toEqual([
       ['listening', 0, 0],
@@ -62,10 +88,17 @@ describe('diffSnapshots', () => {
 
   it('reports a new listening port with its executable', () => {
     const a = snap({ procs: [sshd(100)], listening: [listen22(100)] });
-    const b = snap({ procs: [sshd(100), { pid: 666, exe: '/tmp/.x/nc', cmdline: ['nc', '-lp', '4444'] }], listening: [listen22(100), { proto: 'tcp', addr: '0.0.0.0', port: 4444, owners: [{ pid: 666, exe: '/tmp/.x/nc' }] }] });
+    const b = snap({
+      procs: [sshd(100), { pid: 666, exe: '/tmp/.x/nc', cmdline: ['nc', '-lp', '4444'] }],
+      listening: [listen22(100), { proto: 'tcp', addr: '0.0.0.0', port: 4444, owners: [{ pid: 666, exe: '/tmp/.x/nc' }] }],
+    });
     const d = diffSnapshots(a, b);
     expect(d.same).toBe(false);
-    expect(section(d, 'listening')).toEqual({ name: 'listening', added: [{ netns: 'host', proto: 'tcp', addr: '0.0.0.0', port: 4444, exe: '/tmp/.x/nc' }], removed: [] });
+    expect(section(d, 'listening')).toEqual({
+      name: 'listening',
+      added: [{ netns: 'host', proto: 'tcp', addr: '0.0.0.0', port: 4444, exe: '/tmp/.x/nc' }],
+      removed: [],
+    });
     expect(section(d, 'processes').added).toEqual([{ exe: '/tmp/.x/nc', exe_sha256: null, cmdline: ['nc', '-lp', '4444'], user: 'root', instances: 1 }]);
   });
 
@@ -78,8 +111,20 @@ describe('diffSnapshots', () => {
   });
 
   it('tells a replaced binary at the same path by its sha256, and counts extra instances', () => {
-    const a = snap({ procs: [sshd(100), nginx(200)], exes: [{ pids: [100], sha256: 'aa' }, { pids: [200], sha256: 'bb' }] });
-    const b = snap({ procs: [sshd(100), nginx(200), nginx(201), nginx(202)], exes: [{ pids: [100], sha256: 'evil' }, { pids: [200, 201, 202], sha256: 'bb' }] });
+    const a = snap({
+      procs: [sshd(100), nginx(200)],
+      exes: [
+        { pids: [100], sha256: 'aa' },
+        { pids: [200], sha256: 'bb' },
+      ],
+    });
+    const b = snap({
+      procs: [sshd(100), nginx(200), nginx(201), nginx(202)],
+      exes: [
+        { pids: [100], sha256: 'evil' },
+        { pids: [200, 201, 202], sha256: 'bb' },
+      ],
+    });
     const s = section(diffSnapshots(a, b), 'processes');
     expect(s.removed).toEqual([{ exe: '/usr/sbin/sshd', exe_sha256: 'aa', cmdline: ['sshd: /usr/sbin/sshd -D'], user: 'root', instances: 1 }]);
     expect(s.added).toHaveLength(2);
@@ -99,11 +144,23 @@ describe('diffSnapshots', () => {
 
   it('compares sessions, modules (including sysfs-only ones) and ld.so.preload', () => {
     const a = snap({ sessions: [{ user: 'alice', line: 'pts/0', host: '203.0.113.9' }], modules: ['nf_tables'] });
-    const b = snap({ logind: [{ user: 'alice', tty: 'pts/0', remote_host: '203.0.113.9' }, { user: 'mallory', tty: null, remote_host: '192.0.2.66' }], modules: ['nf_tables'], hiddenModules: ['diamorphine'], preload: '/lib/libhide.so\n' });
+    const b = snap({
+      logind: [
+        { user: 'alice', tty: 'pts/0', remote_host: '203.0.113.9' },
+        { user: 'mallory', tty: null, remote_host: '192.0.2.66' },
+      ],
+      modules: ['nf_tables'],
+      hiddenModules: ['diamorphine'],
+      preload: '/lib/libhide.so\n',
+    });
     const d = diffSnapshots(a, b);
     expect(section(d, 'sessions')).toEqual({ name: 'sessions', added: [{ user: 'mallory', line: '', host: '192.0.2.66' }], removed: [] });
     expect(section(d, 'modules').added).toEqual([{ name: 'diamorphine' }]);
-    expect(section(d, 'ld_so_preload')).toEqual({ name: 'ld_so_preload', added: [{ present: true, content: '/lib/libhide.so\n' }], removed: [{ present: false, content: null }] });
+    expect(section(d, 'ld_so_preload')).toEqual({
+      name: 'ld_so_preload',
+      added: [{ present: true, content: '/lib/libhide.so\n' }],
+      removed: [{ present: false, content: null }],
+    });
   });
 
   it('compares kernel threads by the shape of their names', () => {
@@ -144,7 +201,12 @@ describe('diffSnapshots on two collections of the fake host', () => {
   }
   const collect = async (procRoot: string): Promise<Map<string, unknown>> => {
     const sink = new MemSink();
-    await collectAll(sink, { ctx: { procRoot, sysRoot: SYS, fsRoot: FSROOT }, signal: new AbortController().signal, argv: [], only: ['core', 'sessions', 'kernel', 'executables'] });
+    await collectAll(sink, {
+      ctx: { procRoot, sysRoot: SYS, fsRoot: FSROOT },
+      signal: new AbortController().signal,
+      argv: [],
+      only: ['core', 'sessions', 'kernel', 'executables'],
+    });
     return sink.artifactMap();
   };
 
@@ -157,12 +219,17 @@ describe('diffSnapshots on two collections of the fake host', () => {
     expect(same.sections.filter((s) => s.added.length || s.removed.length)).toEqual([]);
     expect(same.same).toBe(true);
 
-    fs.appendFileSync(path.join(root, 'net/tcp'), '   9: 00000000:115C 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7777 1 0000000000000000 100 0 0 10 0\n');
+    fs.appendFileSync(
+      path.join(root, 'net/tcp'),
+      '   9: 00000000:115C 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7777 1 0000000000000000 100 0 0 10 0\n',
+    );
     fs.symlinkSync('socket:[7777]', path.join(root, '5151/fd/9'));
     const c = await collect(root);
     const d = diffSnapshots(a, c);
     expect(d.same).toBe(false);
-    expect(d.sections.find((s) => s.name === 'listening')!.added).toEqual([{ netns: 'host', proto: 'tcp', addr: '0.0.0.0', port: 4444, exe: '../../fsroot/usr/bin/fake-sshd' }]);
+    expect(d.sections.find((s) => s.name === 'listening')!.added).toEqual([
+      { netns: 'host', proto: 'tcp', addr: '0.0.0.0', port: 4444, exe: '../../fsroot/usr/bin/fake-sshd' },
+    ]);
   });
 });
 
@@ -173,34 +240,49 @@ describe('diffSnapshots: namespaces, connections, exact command lines, persisten
   it('keys listeners with their network namespace: host, a container, another namespace', () => {
     const a = base();
     const b = base();
-    b.set('processes', { processes: [{ pid: 7, exe: '/usr/bin/python3', cmdline: ['python3'], user: 'root', netns: 5, container: { id: 'c'.repeat(64), runtime: 'docker' } }] });
-    b.set('listening', { listening: [
-      { proto: 'tcp', addr: '0.0.0.0', port: 8080, netns: 1, owners: [] },
-      { proto: 'tcp', addr: '0.0.0.0', port: 8080, netns: 5, owners: [{ pid: 7, exe: '/usr/bin/python3' }] },
-      { proto: 'tcp', addr: '0.0.0.0', port: 8080, netns: 9, owners: [] },
-    ] });
+    b.set('processes', {
+      processes: [{ pid: 7, exe: '/usr/bin/python3', cmdline: ['python3'], user: 'root', netns: 5, container: { id: 'c'.repeat(64), runtime: 'docker' } }],
+    });
+    b.set('listening', {
+      listening: [
+        { proto: 'tcp', addr: '0.0.0.0', port: 8080, netns: 1, owners: [] },
+        { proto: 'tcp', addr: '0.0.0.0', port: 8080, netns: 5, owners: [{ pid: 7, exe: '/usr/bin/python3' }] },
+        { proto: 'tcp', addr: '0.0.0.0', port: 8080, netns: 9, owners: [] },
+      ],
+    });
     expect(section(diffSnapshots(a, b), 'listening').added.map((x: any) => x.netns)).toEqual([`container:${'c'.repeat(12)}`, 'host', 'netns:9']);
   });
 
   it('compares established connections by remote endpoint (outbound) or local port + remote address (inbound), not ephemeral ports or pids', () => {
     const a = base();
     const b = base();
-    const procs = (pid: number) => ({ processes: [{ pid, exe: '/usr/bin/curl', cmdline: ['curl'], user: 'root' }, { pid: pid + 1, exe: '/usr/sbin/sshd', cmdline: ['sshd'], user: 'root' }] });
+    const procs = (pid: number) => ({
+      processes: [
+        { pid, exe: '/usr/bin/curl', cmdline: ['curl'], user: 'root' },
+        { pid: pid + 1, exe: '/usr/sbin/sshd', cmdline: ['sshd'], user: 'root' },
+      ],
+    });
     a.set('processes', procs(10));
     b.set('processes', procs(20));
     const l22 = { listening: [{ proto: 'tcp', addr: '0.0.0.0', port: 22, netns: 1, owners: [] }] };
     a.set('listening', l22);
     b.set('listening', l22);
-    a.set('sockets', { namespaces: [{ netns: 1, own: true }], sockets: [
-      sock({ local: { addr: '10.0.0.5', port: 40001 }, remote: { addr: '198.51.100.7', port: 443 }, pids: [10] }),
-      sock({ local: { addr: '10.0.0.5', port: 22 }, remote: { addr: '192.0.2.50', port: 51000 }, pids: [11] }),
-    ] });
-    b.set('sockets', { namespaces: [{ netns: 1, own: true }], sockets: [
-      sock({ local: { addr: '10.0.0.5', port: 40999 }, remote: { addr: '198.51.100.7', port: 443 }, pids: [20] }),
-      sock({ local: { addr: '10.0.0.5', port: 22 }, remote: { addr: '192.0.2.50', port: 52000 }, pids: [21] }),
-      sock({ local: { addr: '10.0.0.5', port: 40002 }, remote: { addr: '203.0.113.9', port: 4444 }, pids: [20] }),
-      sock({ local: { addr: '10.0.0.5', port: 40003 }, remote: { addr: '203.0.113.10', port: 80 }, state: 'TIME_WAIT', pids: [] }),
-    ] });
+    a.set('sockets', {
+      namespaces: [{ netns: 1, own: true }],
+      sockets: [
+        sock({ local: { addr: '10.0.0.5', port: 40001 }, remote: { addr: '198.51.100.7', port: 443 }, pids: [10] }),
+        sock({ local: { addr: '10.0.0.5', port: 22 }, remote: { addr: '192.0.2.50', port: 51000 }, pids: [11] }),
+      ],
+    });
+    b.set('sockets', {
+      namespaces: [{ netns: 1, own: true }],
+      sockets: [
+        sock({ local: { addr: '10.0.0.5', port: 40999 }, remote: { addr: '198.51.100.7', port: 443 }, pids: [20] }),
+        sock({ local: { addr: '10.0.0.5', port: 22 }, remote: { addr: '192.0.2.50', port: 52000 }, pids: [21] }),
+        sock({ local: { addr: '10.0.0.5', port: 40002 }, remote: { addr: '203.0.113.9', port: 4444 }, pids: [20] }),
+        sock({ local: { addr: '10.0.0.5', port: 40003 }, remote: { addr: '203.0.113.10', port: 80 }, state: 'TIME_WAIT', pids: [] }),
+      ],
+    });
     const s = section(diffSnapshots(a, b), 'connections');
     expect(s.added).toEqual([{ netns: 'host', proto: 'tcp', direction: 'outbound', remote: '203.0.113.9:4444', exe: '/usr/bin/curl' }]);
     expect(s.removed).toEqual([]);
@@ -211,7 +293,9 @@ describe('diffSnapshots: namespaces, connections, exact command lines, persisten
     const b = base();
     // "\xff" typed as four characters vs the byte 0xff: the text is the same, the bytes are not
     a.set('processes', { processes: [{ pid: 5, exe: '/bin/x', cmdline: ['x', '\\xff'], user: 'root' }] });
-    b.set('processes', { processes: [{ pid: 5, exe: '/bin/x', cmdline: ['x', '\\xff'], cmdline_b64: { 1: Buffer.from([0xff]).toString('base64') }, user: 'root' }] });
+    b.set('processes', {
+      processes: [{ pid: 5, exe: '/bin/x', cmdline: ['x', '\\xff'], cmdline_b64: { 1: Buffer.from([0xff]).toString('base64') }, user: 'root' }],
+    });
     const s = section(diffSnapshots(a, b), 'processes');
     expect(s.added).toEqual([expect.objectContaining({ cmdline: ['x', '\\xff'], cmdline_b64: { 1: '/w==' } })]);
     expect(s.removed).toEqual([expect.objectContaining({ cmdline: ['x', '\\xff'] })]);
@@ -221,9 +305,19 @@ describe('diffSnapshots: namespaces, connections, exact command lines, persisten
     const a = base();
     const b = base();
     a.set('persistence', { entries: [{ path: '/root/.ssh/authorized_keys', category: 'authorized_keys', type: 'file', sha256: 'aa', symlink_target: null }] });
-    b.set('persistence', { entries: [{ path: '/root/.ssh/authorized_keys', category: 'authorized_keys', type: 'file', sha256: 'bb', symlink_target: null }, { path: '/etc/cron.d/x', category: 'cron', type: 'file', sha256: 'cc', symlink_target: null }] });
+    b.set('persistence', {
+      entries: [
+        { path: '/root/.ssh/authorized_keys', category: 'authorized_keys', type: 'file', sha256: 'bb', symlink_target: null },
+        { path: '/etc/cron.d/x', category: 'cron', type: 'file', sha256: 'cc', symlink_target: null },
+      ],
+    });
     a.set('accounts', { accounts: [{ name: 'root', uid: 0, gid: 0, home: '/root', shell: '/bin/bash', password: 'hash', hash_fingerprint: '1' }] });
-    b.set('accounts', { accounts: [{ name: 'root', uid: 0, gid: 0, home: '/root', shell: '/bin/bash', password: 'hash', hash_fingerprint: '1' }, { name: 'toor', uid: 0, gid: 0, home: '/', shell: '/bin/sh', password: 'empty', hash_fingerprint: null }] });
+    b.set('accounts', {
+      accounts: [
+        { name: 'root', uid: 0, gid: 0, home: '/root', shell: '/bin/bash', password: 'hash', hash_fingerprint: '1' },
+        { name: 'toor', uid: 0, gid: 0, home: '/', shell: '/bin/sh', password: 'empty', hash_fingerprint: null },
+      ],
+    });
     b.set('findings', { findings: [{ kind: 'preload', severity: 'critical', path: '/etc/ld.so.preload', detail: 'x' }] });
     const d = diffSnapshots(a, b);
     expect(section(d, 'persistence').added.map((x: any) => `${x.path} ${x.sha256}`)).toEqual(['/etc/cron.d/x cc', '/root/.ssh/authorized_keys bb']);

@@ -65,17 +65,27 @@ describe.runIf(canDrop)('BundleWriter against a hostile local user (real concurr
     // The folder's permissions change under the running writer (an administrator's chmod, a
     // shared mount): from here on another user can rename and plant entries in it.
     fs.chmodSync(s.out, 0o777);
-    const r = spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, s.attacker, s.out, s.loot, s.victim, 'once'], { encoding: 'utf8' });
+    const r = spawnSync(
+      'setpriv',
+      [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, s.attacker, s.out, s.loot, s.victim, 'once'],
+      { encoding: 'utf8' },
+    );
     expect(r.status, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout.trim().split('\n')[0] ?? '{}') as { renamed: boolean; planted: boolean; partial: boolean; errors: string[] };
     // The attack itself must have happened, or this test proves nothing.
     expect(report).toMatchObject({ renamed: true, planted: true, partial: true, errors: [] });
 
     // The write goes through the descriptor into our real (renamed) staging folder, not through the planted link …
-    const writes = await w.addFile('artifacts/processes.json', '[]').then(() => 'ok', (e: unknown) => e);
+    const writes = await w.addFile('artifacts/processes.json', '[]').then(
+      () => 'ok',
+      (e: unknown) => e,
+    );
     expect(writes).toBe('ok');
     // … and sealing notices the swap: nothing is published.
-    const sealed = await w.seal({ manifest: {} }).then(() => 'sealed', (e: unknown) => e);
+    const sealed = await w.seal({ manifest: {} }).then(
+      () => 'sealed',
+      (e: unknown) => e,
+    );
     expect(sealed).toBeInstanceOf(IntegError);
     expect((sealed as IntegError).exitCode).toBe(73);
     expect((sealed as Error).message).toMatch(/was tampered with during the run: \.integ-web1-20261121T230000Z\.staging-\d+-\w{6} was replaced/);
@@ -93,7 +103,11 @@ describe.runIf(canDrop)('BundleWriter against a hostile local user (real concurr
     const w = await BundleWriter.create({ outDir: s.out, hostname: 'web1', now: NOW });
     await w.addFile('artifacts/processes.json', '[]');
     fs.chmodSync(s.out, 0o777);
-    const r = spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, s.attacker, s.out, s.loot, s.victim, 'partial'], { encoding: 'utf8' });
+    const r = spawnSync(
+      'setpriv',
+      [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, s.attacker, s.out, s.loot, s.victim, 'partial'],
+      { encoding: 'utf8' },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout.trim().split('\n')[0] ?? '{}')).toMatchObject({ renamed: false, partial: true, errors: [] });
     const err = await w.seal({ manifest: {} }).catch((e: unknown) => e);
@@ -118,7 +132,12 @@ async function watcher(s: ReturnType<typeof scene>): Promise<{ child: ChildProce
     });
     child.once('exit', (code) => reject(new Error(`attacker exited ${code}`)));
   });
-  const lines = (): Array<Record<string, unknown>> => text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => !('watching' in l));
+  const lines = (): Array<Record<string, unknown>> =>
+    text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => !('watching' in l));
   return { child, lines };
 }
 

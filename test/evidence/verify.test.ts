@@ -30,8 +30,16 @@ describe('verifyBundle: intact bundles', () => {
     const sealed = await makeBundle(path.join(dir, 'ev'));
     const r = await verifyBundle(sealed.path);
     expect(r).toMatchObject({
-      schema: 'integ.verify/1', bundle: sealed.path, name: sealed.name, ok: true, signature: 'absent',
-      key_id: null, archive_sha256: sealed.sha256, files: 7, log_lines: 8, problems: [],
+      schema: 'integ.verify/1',
+      bundle: sealed.path,
+      name: sealed.name,
+      ok: true,
+      signature: 'absent',
+      key_id: null,
+      archive_sha256: sealed.sha256,
+      files: 7,
+      log_lines: 8,
+      problems: [],
     });
     expect(exitOf(r)).toBe(0);
     expect(lines(r)).toEqual([

@@ -37,7 +37,15 @@ const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '
  * INTEG_POLICY, XDG_STATE_HOME …) leaks in; colour and progress off; logs only at error level.
  */
 export function scrubbedEnv(extra: Record<string, string> = {}): Record<string, string> {
-  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', INTEG_NO_PROGRESS: '1', INTEG_LOG_LEVEL: 'error', INTEG_CONFIG: '/dev/null', ...extra };
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    NO_COLOR: '1',
+    INTEG_NO_PROGRESS: '1',
+    INTEG_LOG_LEVEL: 'error',
+    INTEG_CONFIG: '/dev/null',
+    ...extra,
+  };
 }
 
 function command(args: string[], opts: IntegOptions): { file: string; argv: string[]; cwd: string } {

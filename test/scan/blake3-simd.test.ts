@@ -104,14 +104,67 @@ function randomSizes(n: number, rnd: () => number, cap: number): number[] {
 }
 
 const LISTED = [
-  0, 1, 63, 64, 65, 1023, 1024, 1025, 2047, 2048, 2049, 3072, 4095, 4096, 4097, 5120, 8192, 16384, 16385, 31744,
-  65536, 100000, MiB, MiB + 1, 3 * MiB + 777,
+  0,
+  1,
+  63,
+  64,
+  65,
+  1023,
+  1024,
+  1025,
+  2047,
+  2048,
+  2049,
+  3072,
+  4095,
+  4096,
+  4097,
+  5120,
+  8192,
+  16384,
+  16385,
+  31744,
+  65536,
+  100000,
+  MiB,
+  MiB + 1,
+  3 * MiB + 777,
 ];
 /** more edges of the subtree path (4..256 chunks) and of the input capacity (256 KiB) */
 const EDGES = [
-  3073, 5121, 6144, 6145, 7168, 7169, 8193, 12288, 12289, 20480, 32767, 32768, 32769, 65535, 65537, 102400,
-  131071, 131072, 131073, 196608, 262143, 262144, 262145, 263168, 266240, 266241, 524287, 524288, 524289, 786432,
-  1048575, 2 * MiB + 4096, 2 * MiB + 4097,
+  3073,
+  5121,
+  6144,
+  6145,
+  7168,
+  7169,
+  8193,
+  12288,
+  12289,
+  20480,
+  32767,
+  32768,
+  32769,
+  65535,
+  65537,
+  102400,
+  131071,
+  131072,
+  131073,
+  196608,
+  262143,
+  262144,
+  262145,
+  263168,
+  266240,
+  266241,
+  524287,
+  524288,
+  524289,
+  786432,
+  1048575,
+  2 * MiB + 4096,
+  2 * MiB + 4097,
 ];
 
 // Official BLAKE3 test vectors (test_vectors.json of the BLAKE3 repository, hash mode, first 32
@@ -395,7 +448,9 @@ describe('blake3-simd', () => {
       expect(r.status, r.stderr).toBe(0);
       const src = fs.readFileSync(tmp, 'utf8');
       const b64 = [...src.matchAll(/'([A-Za-z0-9+/=]+)'/g)].map((m) => m[1]).join('');
-      const W = (globalThis as unknown as { WebAssembly: { Module: new (b: Uint8Array) => object; Instance: new (m: object, i: object) => { exports: unknown } } }).WebAssembly;
+      const W = (
+        globalThis as unknown as { WebAssembly: { Module: new (b: Uint8Array) => object; Instance: new (m: object, i: object) => { exports: unknown } } }
+      ).WebAssembly;
       return new W.Instance(new W.Module(Buffer.from(b64, 'base64')), {}).exports as Internals;
     }
 

@@ -124,7 +124,10 @@ describe('scanEntry', () => {
   });
 
   it('records FIFOs, sockets and devices by metadata without opening them (a FIFO would block)', () => {
-    for (const [name, type] of [['fifo', 'fifo'], ['sock', 'socket']] as const) {
+    for (const [name, type] of [
+      ['fifo', 'fifo'],
+      ['sock', 'socket'],
+    ] as const) {
       const r = scanEntry(job(path.join(tree, name)), buf);
       expect(r.ok).toBe(true);
       expect(r.rec).toMatchObject({ type, blake3: null, sha256: null });
@@ -142,7 +145,12 @@ describe('scanEntry', () => {
     expect(scanEntry(job(path.join(tree, 'empty')), buf).rec?.blake3).toBe(blake3Hex(''));
     const sp = scanEntry(job(path.join(tree, 'sparse'), { algos: ['sha256'] }), buf);
     expect(sp.rec?.size).toBe(64n * 1024n * 1024n);
-    expect(sp.rec?.sha256).toBe(crypto.createHash('sha256').update(Buffer.alloc(64 * 1024 * 1024)).digest('hex'));
+    expect(sp.rec?.sha256).toBe(
+      crypto
+        .createHash('sha256')
+        .update(Buffer.alloc(64 * 1024 * 1024))
+        .digest('hex'),
+    );
   });
 
   it('reports a file that vanished with ENOENT', () => {
@@ -190,7 +198,11 @@ describe('scanEntry', () => {
     const f = path.join(dir, 'log');
     fs.writeFileSync(f, 'line1\nline2\n');
     const r = scanEntry(job(f, { growing: true, prefixLen: 6, algos: ['blake3', 'sha256'] }), buf);
-    expect(r.rec).toMatchObject({ prefixBlake3: blake3Hex('line1\n'), prefixSha256: crypto.createHash('sha256').update('line1\n').digest('hex'), blake3: blake3Hex('line1\nline2\n') });
+    expect(r.rec).toMatchObject({
+      prefixBlake3: blake3Hex('line1\n'),
+      prefixSha256: crypto.createHash('sha256').update('line1\n').digest('hex'),
+      blake3: blake3Hex('line1\nline2\n'),
+    });
   });
 });
 
@@ -229,7 +241,9 @@ describe('scanAll', () => {
     const inline = await collect(jobs, 0);
     const pooled = await collect(jobs, 2);
     expect(pooled).toHaveLength(jobs.length);
-    expect(pooled.map((r) => [r.id, r.ok, r.rec?.blake3, r.rec?.path.toString('hex')])).toEqual(inline.map((r) => [r.id, r.ok, r.rec?.blake3, r.rec?.path.toString('hex')]));
+    expect(pooled.map((r) => [r.id, r.ok, r.rec?.blake3, r.rec?.path.toString('hex')])).toEqual(
+      inline.map((r) => [r.id, r.ok, r.rec?.blake3, r.rec?.path.toString('hex')]),
+    );
     const bad = pooled.find((r) => r.rec?.path.subarray(tree.length + 1).equals(BAD));
     expect(bad?.rec?.blake3).toBe(blake3Hex('x'));
   });

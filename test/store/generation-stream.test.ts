@@ -19,8 +19,20 @@ function makeStore(name: string, n: number): { file: string; paths: Buffer[] } {
   migrate(db);
   const repo = new BaselineRepo(db);
   const h = {
-    createdAt: '2026-01-01T00:00:00Z', kind: 'baseline' as const, user: 'root', uid: 0, hostname: 'h', note: null, root: '/', policySource: 'p',
-    policyText: 'p', policyDigest: 'blake3:p', hashAlgos: 'blake3,sha256', parentId: null, parentDigest: null, toolVersion: 't',
+    createdAt: '2026-01-01T00:00:00Z',
+    kind: 'baseline' as const,
+    user: 'root',
+    uid: 0,
+    hostname: 'h',
+    note: null,
+    root: '/',
+    policySource: 'p',
+    policyText: 'p',
+    policyDigest: 'blake3:p',
+    hashAlgos: 'blake3,sha256',
+    parentId: null,
+    parentDigest: null,
+    toolVersion: 't',
   };
   db.exec('BEGIN');
   const id = repo.begin(h);
@@ -29,10 +41,21 @@ function makeStore(name: string, n: number): { file: string; paths: Buffer[] } {
     const p = i === 7 ? Buffer.from([0x2f, 0x64, 0x30, 0x30, 0xff, 0xfe]) : Buffer.from(`/d${String(i).padStart(5, '0')}`);
     const kind = i % 4;
     const r: EntryRecord = {
-      path: p, type: kind === 1 ? 'symlink' : kind === 2 ? 'dir' : 'file', mode: 0o644 + (i % 3), uid: 1000 + i, gid: 4_000_000_000, size: BigInt(i) * 1_000_003n,
-      mtimeNs: 1_700_000_000_123_456_789n + BigInt(i), ctimeNs: 1_700_000_001_000_000_000n, inode: i === 3 ? 2n ** 63n + 5n : BigInt(i + 11), nlink: 1 + (i % 5),
-      target: kind === 1 ? Buffer.from(i % 8 === 1 ? '' : `t${i}`) : null, blake3: kind === 0 ? `b3-${i}` : null, sha256: kind === 0 && i % 3 === 0 ? `s-${i}` : null,
-      xattrs: i % 5 === 0 ? null : i % 5 === 1 ? '[]' : `[["user.k","v${i}"]]`, flags: i % 6 === 0 ? null : i % 6 === 1 ? -1 : 0x80000 + i,
+      path: p,
+      type: kind === 1 ? 'symlink' : kind === 2 ? 'dir' : 'file',
+      mode: 0o644 + (i % 3),
+      uid: 1000 + i,
+      gid: 4_000_000_000,
+      size: BigInt(i) * 1_000_003n,
+      mtimeNs: 1_700_000_000_123_456_789n + BigInt(i),
+      ctimeNs: 1_700_000_001_000_000_000n,
+      inode: i === 3 ? 2n ** 63n + 5n : BigInt(i + 11),
+      nlink: 1 + (i % 5),
+      target: kind === 1 ? Buffer.from(i % 8 === 1 ? '' : `t${i}`) : null,
+      blake3: kind === 0 ? `b3-${i}` : null,
+      sha256: kind === 0 && i % 3 === 0 ? `s-${i}` : null,
+      xattrs: i % 5 === 0 ? null : i % 5 === 1 ? '[]' : `[["user.k","v${i}"]]`,
+      flags: i % 6 === 0 ? null : i % 6 === 1 ? -1 : 0x80000 + i,
     };
     repo.insert(id, `rule${i % 3}`, r, i % 9 === 0 ? 'EACCES' : null);
     paths.push(p);

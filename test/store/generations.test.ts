@@ -11,8 +11,20 @@ import { RunRepo } from '../../src/store/run-repo.js';
 import { UsageError } from '../../src/util/errors.js';
 
 const rec = (p: string | Buffer, over: Partial<EntryRecord> = {}): EntryRecord => ({
-  path: typeof p === 'string' ? Buffer.from(p) : p, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 1n, mtimeNs: 1n, ctimeNs: 2n, inode: 3n, nlink: 1,
-  target: null, blake3: 'aa', sha256: null, ...over,
+  path: typeof p === 'string' ? Buffer.from(p) : p,
+  type: 'file',
+  mode: 0o644,
+  uid: 0,
+  gid: 0,
+  size: 1n,
+  mtimeNs: 1n,
+  ctimeNs: 2n,
+  inode: 3n,
+  nlink: 1,
+  target: null,
+  blake3: 'aa',
+  sha256: null,
+  ...over,
 });
 
 function store(): { db: Database.Database; repo: BaselineRepo; runs: RunRepo; add: (entries: EntryRecord[]) => number } {
@@ -24,8 +36,20 @@ function store(): { db: Database.Database; repo: BaselineRepo; runs: RunRepo; ad
   const add = (entries: EntryRecord[]): number => {
     const parent = repo.current();
     const h = {
-      createdAt: new Date().toISOString(), kind: 'baseline' as const, user: 'root', uid: 0, hostname: 'h', note: null, root: '/', policySource: 'p',
-      policyText: 'p', policyDigest: 'blake3:p', hashAlgos: 'blake3', parentId: parent?.id ?? null, parentDigest: parent?.digest ?? null, toolVersion: 't',
+      createdAt: new Date().toISOString(),
+      kind: 'baseline' as const,
+      user: 'root',
+      uid: 0,
+      hostname: 'h',
+      note: null,
+      root: '/',
+      policySource: 'p',
+      policyText: 'p',
+      policyDigest: 'blake3:p',
+      hashAlgos: 'blake3',
+      parentId: parent?.id ?? null,
+      parentDigest: parent?.digest ?? null,
+      toolVersion: 't',
     };
     const id = repo.begin(h);
     for (const e of entries) repo.insert(id, 'r', e, null);
@@ -38,8 +62,26 @@ function store(): { db: Database.Database; repo: BaselineRepo; runs: RunRepo; ad
 
 const run = (runs: RunRepo, gen: number, digest: string): number =>
   runs.record(
-    { kind: 'check', startedAt: 't0', finishedAt: 't1', gen, baselineDigest: digest, user: 'root', uid: 0, hostname: 'h', root: '/', policyDigest: 'blake3:p',
-      scanned: 1, added: 1, removed: 0, changed: 0, errors: 1, exitCode: 9, findingsDigest: 'blake3:f', evidence: null },
+    {
+      kind: 'check',
+      startedAt: 't0',
+      finishedAt: 't1',
+      gen,
+      baselineDigest: digest,
+      user: 'root',
+      uid: 0,
+      hostname: 'h',
+      root: '/',
+      policyDigest: 'blake3:p',
+      scanned: 1,
+      added: 1,
+      removed: 0,
+      changed: 0,
+      errors: 1,
+      exitCode: 9,
+      findingsDigest: 'blake3:f',
+      evidence: null,
+    },
     [{ path: Buffer.from('/x'), kind: 'added', rule: 'r', severity: 'high', attributes: [], before: null, after: rec('/x') }],
     [{ path: Buffer.from('/y'), code: 'EACCES', message: 'permission denied' }],
   );
@@ -61,7 +103,7 @@ describe('BaselineRepo additions', () => {
     expect(repo.lookup(g2, odd)?.rec.blake3).toBe('aa');
   });
 
-  it('RunRepo.errors lists a run\'s unreadable entries; deleteForGeneration drops runs with their findings and errors', () => {
+  it("RunRepo.errors lists a run's unreadable entries; deleteForGeneration drops runs with their findings and errors", () => {
     const { db, repo, runs, add } = store();
     const g = add([rec('/a')]);
     const id = run(runs, g, repo.get(g)!.digest);
@@ -82,7 +124,10 @@ describe('pruneGenerations', () => {
     expect(chainProblems(db).problems).toEqual([]);
 
     const r = pruneGenerations(db, 2, 'T');
-    expect(r.pruned).toEqual([{ id: ids[0], digest: digests[0] }, { id: ids[1], digest: digests[1] }]);
+    expect(r.pruned).toEqual([
+      { id: ids[0], digest: digests[0] },
+      { id: ids[1], digest: digests[1] },
+    ]);
     expect(r.kept.map((g) => g.id)).toEqual([ids[2], ids[3]]);
     expect(r.runsDeleted).toBe(1);
     expect(repo.list().map((g) => g.id)).toEqual([ids[2], ids[3]]);
@@ -139,7 +184,11 @@ describe('mergeDiff', () => {
         yield se(rec(`/f${String(i).padStart(6, '0')}`, { inode: i === 0 ? firstInode : 1n, mtimeNs: BigInt(i) }));
       }
     }
-    const it = mergeDiff(side(100_000, () => pulledA++, 7n), side(100_000, () => pulledB++, 8n), ['inode']);
+    const it = mergeDiff(
+      side(100_000, () => pulledA++, 7n),
+      side(100_000, () => pulledB++, 8n),
+      ['inode'],
+    );
     const first = it.next();
     expect(first.done).toBe(false);
     expect(first.value).toMatchObject({ kind: 'changed', attributes: ['inode'] });

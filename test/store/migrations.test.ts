@@ -12,13 +12,36 @@ const version = (db: Database.Database): number => db.pragma('user_version', { s
 
 function header(parent: { id: number; digest: string } | null) {
   return {
-    createdAt: '2026-11-21T23:00:00.000Z', kind: 'baseline' as const, user: 'root', uid: 0, hostname: 'web1', note: 'n', root: '/',
-    policySource: 'p.yml', policyText: 'version: 1', policyDigest: 'blake3:p', hashAlgos: 'blake3',
-    parentId: parent?.id ?? null, parentDigest: parent?.digest ?? null, toolVersion: '0.1.0',
+    createdAt: '2026-11-21T23:00:00.000Z',
+    kind: 'baseline' as const,
+    user: 'root',
+    uid: 0,
+    hostname: 'web1',
+    note: 'n',
+    root: '/',
+    policySource: 'p.yml',
+    policyText: 'version: 1',
+    policyDigest: 'blake3:p',
+    hashAlgos: 'blake3',
+    parentId: parent?.id ?? null,
+    parentDigest: parent?.digest ?? null,
+    toolVersion: '0.1.0',
   };
 }
 const rec = (p: string, size = 1n) => ({
-  path: Buffer.from(p), type: 'file' as const, mode: 0o644, uid: 0, gid: 0, size, mtimeNs: 1n, ctimeNs: 2n, inode: 3n, nlink: 1, target: null, blake3: 'ab', sha256: null,
+  path: Buffer.from(p),
+  type: 'file' as const,
+  mode: 0o644,
+  uid: 0,
+  gid: 0,
+  size,
+  mtimeNs: 1n,
+  ctimeNs: 2n,
+  inode: 3n,
+  nlink: 1,
+  target: null,
+  blake3: 'ab',
+  sha256: null,
 });
 
 describe('migrations', () => {

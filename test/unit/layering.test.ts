@@ -117,7 +117,8 @@ describe('layering', () => {
       const rel = path.relative(SRC, f);
       if (layer(rel) === 'store' || rel === path.join('evidence', 'collectors', 'sessions.ts') || rel === path.join('pkg', 'rpm.ts')) continue;
       const text = fs.readFileSync(f, 'utf8');
-      if (/from 'better-sqlite3'|\.prepare(<[^>]*>)?\(|\.pragma\(|\.exec\('|\b(SELECT|INSERT|UPDATE|DELETE) .*\b(FROM|INTO|SET)\b/.test(text)) outside.push(rel);
+      if (/from 'better-sqlite3'|\.prepare(<[^>]*>)?\(|\.pragma\(|\.exec\('|\b(SELECT|INSERT|UPDATE|DELETE) .*\b(FROM|INTO|SET)\b/.test(text))
+        outside.push(rel);
     }
     expect(outside).toEqual([]);
   });

@@ -27,7 +27,8 @@ describe('textForTerminal / pathForTerminal (issue 13 item 7)', () => {
     const { textForTerminal, pathForTerminal } = await import('../../src/core/pathenc.js');
     expect(textForTerminal('a\u001b[2Jb\nc\td\re\u007f')).toBe('a\\x1b[2Jb\\nc\\td\\re\\x7f');
     expect(textForTerminal('abc\u202egnp.exe \u2066x\u2069 \u202a\u202b\u202c\u202d \u200e\u200f\u061c \u0085')).toBe(
-      'abc\\u202egnp.exe \\u2066x\\u2069 \\u202a\\u202b\\u202c\\u202d \\u200e\\u200f\\u061c \\u0085');
+      'abc\\u202egnp.exe \\u2066x\\u2069 \\u202a\\u202b\\u202c\\u202d \\u200e\\u200f\\u061c \\u0085',
+    );
     expect(textForTerminal('été/日本/ok-file_1.txt')).toBe('été/日本/ok-file_1.txt');
     // check's paths get the same treatment (one escaper for both)
     expect(pathForTerminal(Buffer.from('/etc/\u202eevil'))).toBe('/etc/\\u202eevil');
@@ -40,8 +41,14 @@ describe('integ diff of two bundles prints hostile artifact text escaped', () =>
     const chalk = (await import('chalk')).default;
     chalk.level = 0; // colour codes are ESC sequences of our own; this test is about the bundle's text
     const text = snapshotDiffText(
-      { same: false, sections: [{ name: 'processes', added: [{ comm: 'x\u001b[2J\u0085\u202eexe.sh' }], removed: [] }], skipped: [{ name: 'logins\u202e', reason: 'missing \u2066' }] },
-      'a.tar.gz', 'b\u202e.tar.gz');
+      {
+        same: false,
+        sections: [{ name: 'processes', added: [{ comm: 'x\u001b[2J\u0085\u202eexe.sh' }], removed: [] }],
+        skipped: [{ name: 'logins\u202e', reason: 'missing \u2066' }],
+      },
+      'a.tar.gz',
+      'b\u202e.tar.gz',
+    );
     expect(text).not.toMatch(/[\u001b\u0085\u202a-\u202e\u2066-\u2069]/);
     expect(text).toContain('NEW   {"comm":"x\\u001b[2J\\u0085\\u202eexe.sh"}');
     expect(text).toContain('B: b\\u202e.tar.gz');

@@ -17,7 +17,25 @@ describe('parsePolicy', () => {
     const p = parsePolicy('version: 1\nrules:\n  - name: a\n    paths: ["/etc/**"]\n', 'p.yml');
     expect(p.hash).toEqual(['blake3']);
     expect(p.rules[0]!.severity).toBe('medium');
-    expect(p.rules[0]!.check).toEqual(['content', 'type', 'mode', 'uid', 'gid', 'size', 'mtime', 'ctime', 'inode', 'nlink', 'target', 'xattrs', 'caps', 'acl', 'label', 'flags', 'entries']);
+    expect(p.rules[0]!.check).toEqual([
+      'content',
+      'type',
+      'mode',
+      'uid',
+      'gid',
+      'size',
+      'mtime',
+      'ctime',
+      'inode',
+      'nlink',
+      'target',
+      'xattrs',
+      'caps',
+      'acl',
+      'label',
+      'flags',
+      'entries',
+    ]);
     expect(p.onAlert).toMatchObject({ snapshot: true, cooldownSeconds: 3600 });
     expect(p.retention.maxBundles).toBe(50);
   });
@@ -42,7 +60,9 @@ describe('parsePolicy', () => {
     expect(err('version: 1\nrules:\n  - name: a\n    paths: ["/e"]\n    chek: [mode]\n')).toMatch(/^p\.yml:3:5: rules\[0\]: unknown key "chek"/);
     expect(err('version: 1\nrules:\n  - name: a\n    paths: ["etc/**"]\n')).toMatch(/p\.yml:4:13: rules\[0\]\.paths\[0\]: expected an absolute path/);
     expect(err('version: 1\nrules:\n  - name: a\n    paths: ["/e"]\n    check: [md5]\n')).toMatch(/rules\[0\]\.check\[0\]: expected one of content/);
-    expect(err('version: 1\nrules:\n  - name: a\n    paths: ["/e"]\n  - name: a\n    paths: ["/f"]\n')).toMatch(/p\.yml:5:11: rules\[1\]\.name: duplicate rule name "a"/);
+    expect(err('version: 1\nrules:\n  - name: a\n    paths: ["/e"]\n  - name: a\n    paths: ["/f"]\n')).toMatch(
+      /p\.yml:5:11: rules\[1\]\.name: duplicate rule name "a"/,
+    );
     expect(err('version: 2\nrules: []\n')).toMatch(/p\.yml:1:10: version: expected version: 1, got 2/);
     expect(err('version: 1\n')).toMatch(/rules: missing/);
   });

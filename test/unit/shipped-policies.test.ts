@@ -28,7 +28,7 @@ describe('shipped policy profiles', () => {
     expect(s.ruleFor('/etc/hosts')?.name).toBe('system-config');
   });
 
-  it('the default covers what attackers touch beyond /etc and the binaries (compared with AIDE\'s Debian configuration), without the churn', () => {
+  it("the default covers what attackers touch beyond /etc and the binaries (compared with AIDE's Debian configuration), without the churn", () => {
     const s = new Selector(loadPolicy(undefined, {}));
     const rule = (p: string): string | undefined => s.ruleFor(p)?.name;
     expect(rule('/usr/local/bin/backdoor')).toBe('local-software');

@@ -36,13 +36,43 @@ async function chain(n: number, signed: (i: number) => boolean = () => true, by 
   for (let i = 1; i <= n; i++) {
     const parent = repo.current();
     const h = {
-      createdAt: `2026-11-2${i}T00:00:00.000Z`, kind: (i === 1 ? 'baseline' : 'accept') as 'baseline' | 'accept', user: 'root', uid: 0, hostname: 'h',
-      note: `g${i}`, root: '/', policySource: 'p', policyText: 'p', policyDigest: 'blake3:p', hashAlgos: 'blake3',
-      parentId: parent?.id ?? null, parentDigest: parent?.digest ?? null, toolVersion: 't',
+      createdAt: `2026-11-2${i}T00:00:00.000Z`,
+      kind: (i === 1 ? 'baseline' : 'accept') as 'baseline' | 'accept',
+      user: 'root',
+      uid: 0,
+      hostname: 'h',
+      note: `g${i}`,
+      root: '/',
+      policySource: 'p',
+      policyText: 'p',
+      policyDigest: 'blake3:p',
+      hashAlgos: 'blake3',
+      parentId: parent?.id ?? null,
+      parentDigest: parent?.digest ?? null,
+      toolVersion: 't',
     };
     const id = repo.begin(h);
     for (const p of ['/etc/a', '/etc/b', `/etc/g${i}`])
-      repo.insert(id, 'r', { path: Buffer.from(p), type: 'file', mode: 0o644, uid: 0, gid: 0, size: BigInt(i), mtimeNs: 1n, ctimeNs: 1n, inode: 1n, nlink: 1, target: null, blake3: `h${i}`, sha256: null }, null);
+      repo.insert(
+        id,
+        'r',
+        {
+          path: Buffer.from(p),
+          type: 'file',
+          mode: 0o644,
+          uid: 0,
+          gid: 0,
+          size: BigInt(i),
+          mtimeNs: 1n,
+          ctimeNs: 1n,
+          inode: 1n,
+          nlink: 1,
+          target: null,
+          blake3: `h${i}`,
+          sha256: null,
+        },
+        null,
+      );
     const d = computeGenerationDigest(db, { id, ...h });
     const sig = signed(i) ? (await signDigest(by()))(d.digest) : null;
     repo.finish(id, d, d.digest, sig?.signature ?? null, sig?.keyId ?? null);
@@ -135,8 +165,14 @@ describe('verifyTrust: the whole chain', () => {
   });
 
   it('a signature by another key, or a garbled one, does not verify; the message names the key ids', async () => {
-    const { db } = await chain(2, () => true, () => other);
-    expect(await gate(db, { verifyKey: `${key}.pub` })).toMatch(/generation #2: signature does not verify with .*k\.pub \(key id [0-9a-f]{16}; the generation names key id [0-9a-f]{16}\)/);
+    const { db } = await chain(
+      2,
+      () => true,
+      () => other,
+    );
+    expect(await gate(db, { verifyKey: `${key}.pub` })).toMatch(
+      /generation #2: signature does not verify with .*k\.pub \(key id [0-9a-f]{16}; the generation names key id [0-9a-f]{16}\)/,
+    );
     const g = await chain(2);
     mustChange(g.db, "UPDATE generations SET signature = 'AAAA' WHERE id = 2");
     expect(await gate(g.db, { verifyKey: `${key}.pub` })).toMatch(/generation #2: signature does not verify/);

@@ -3,7 +3,7 @@ import { checkExitCode, exitCodeOf, isAlert, summarize } from '../../src/core/ve
 import { compareEntry } from '../../src/core/compare.js';
 import { rec, rule } from '../helpers/build.js';
 
-describe('exitCodeOf: every command\'s exit code from its outcome', () => {
+describe("exitCodeOf: every command's exit code from its outcome", () => {
   const s = (added: number, removed: number, changed: number, errors: number) => ({ scanned: 10, added, removed, changed, errors });
   it('check: the bitmask; baseline: 8 when incomplete; diff: 1 different; verify: 16 not intact; others 0', () => {
     expect(exitCodeOf({ command: 'check', summary: s(1, 0, 2, 1) })).toBe(13);

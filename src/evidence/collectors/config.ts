@@ -162,7 +162,8 @@ export async function collectConfig(ctx: CollectContext, opts: ConfigOptions = {
           copied_bytes: budget.total,
           files: entries,
         },
-        method: 'lstat; copy regular files only (O_NOFOLLOW|O_NONBLOCK, bounded): /etc/resolv.conf, /etc/hosts, /etc/crontab, /etc/cron.d/*, /var/spool/cron/*, systemd units under /etc/systemd/system, /lib/systemd/system, /usr/lib/systemd/system with mtime or ctime in the window',
+        method:
+          'lstat; copy regular files only (O_NOFOLLOW|O_NONBLOCK, bounded): /etc/resolv.conf, /etc/hosts, /etc/crontab, /etc/cron.d/*, /var/spool/cron/*, systemd units under /etc/systemd/system, /lib/systemd/system, /usr/lib/systemd/system with mtime or ctime in the window',
       },
     ],
     raw,

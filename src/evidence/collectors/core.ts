@@ -7,8 +7,34 @@
 import fs from 'node:fs';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
 import { expired, isGone, readProcFile, readUsers, timeoutError, toError } from './fsread.js';
-import { INET_PROTOS, NET_FILES, parseInetTable, parsePacketTable, parseUnixTable, type Endpoint, type InetProto, type NetFile, type PacketSocketRow } from './net.js';
-import { completeProcess, listPids, nsInode, probeHiddenPids, procDevMismatch, procMountsFrom, readLastPid, readProcess, readProcessBracket, round, walkChildren, type BracketRead, type HiddenProbeResult, type ProcessRecord, type ProcMount } from './processes.js';
+import {
+  INET_PROTOS,
+  NET_FILES,
+  parseInetTable,
+  parsePacketTable,
+  parseUnixTable,
+  type Endpoint,
+  type InetProto,
+  type NetFile,
+  type PacketSocketRow,
+} from './net.js';
+import {
+  completeProcess,
+  listPids,
+  nsInode,
+  probeHiddenPids,
+  procDevMismatch,
+  procMountsFrom,
+  readLastPid,
+  readProcess,
+  readProcessBracket,
+  round,
+  walkChildren,
+  type BracketRead,
+  type HiddenProbeResult,
+  type ProcessRecord,
+  type ProcMount,
+} from './processes.js';
 import { readBtime } from './preflight.js';
 
 export interface CoreOptions {
@@ -266,7 +292,11 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
       relist: () => list(P),
       lastPid: opts.lastPid !== undefined ? opts.lastPid : readLastPid(P),
       extra: children.pids,
-      covered: new Set([...procMounts.map((m) => m.pid), ...devMismatch.map((m) => m.pid), ...bracketReads.filter((b) => b.st.pid !== b.pid).map((b) => b.pid)]),
+      covered: new Set([
+        ...procMounts.map((m) => m.pid),
+        ...devMismatch.map((m) => m.pid),
+        ...bracketReads.filter((b) => b.st.pid !== b.pid).map((b) => b.pid),
+      ]),
     });
     for (const m of procMounts) {
       const pp = children.parentOf.get(m.pid);
@@ -334,13 +364,34 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
         for (const r of parsed.rows) {
           // TIME_WAIT and request sockets have inode 0: the addresses make them unique.
           const key = `${ns.netns}|${proto}|${r.inode}|${endpointText(r.local)}|${endpointText(r.remote)}`;
-          inet.set(key, { proto, netns: ns.netns, local: r.local, remote: r.remote, state: r.state, uid: r.uid, inode: r.inode, tx_queue: r.tx_queue, rx_queue: r.rx_queue, pids: pidsOf(r.inode), seen: which });
+          inet.set(key, {
+            proto,
+            netns: ns.netns,
+            local: r.local,
+            remote: r.remote,
+            state: r.state,
+            uid: r.uid,
+            inode: r.inode,
+            tx_queue: r.tx_queue,
+            rx_queue: r.rx_queue,
+            pids: pidsOf(r.inode),
+            seen: which,
+          });
         }
       } else if (file === 'unix') {
         const parsed = parseUnixTable(text);
         for (const line of parsed.bad) bad.push({ file: `${read.dir}/${file}`, line });
         for (const r of parsed.rows)
-          unix.set(`${ns.netns}|${r.inode}`, { netns: ns.netns, inode: r.inode, type: r.type, state: r.state, listening: r.listening, path: r.path, pids: pidsOf(r.inode), seen: which });
+          unix.set(`${ns.netns}|${r.inode}`, {
+            netns: ns.netns,
+            inode: r.inode,
+            type: r.type,
+            state: r.state,
+            listening: r.listening,
+            path: r.path,
+            pids: pidsOf(r.inode),
+            seen: which,
+          });
       } else if (file === 'packet') {
         const parsed = parsePacketTable(text);
         for (const line of parsed.bad) bad.push({ file: `${read.dir}/${file}`, line });
@@ -381,9 +432,34 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
   }
   listening.sort((a, b) => a.port - b.port || a.proto.localeCompare(b.proto) || a.addr.localeCompare(b.addr));
 
-  const brief = (s: SocketEntry): SocketBrief => ({ proto: s.proto, netns: s.netns, local: endpointText(s.local), remote: endpointText(s.remote), state: s.state, inode: s.inode, pids: s.pids });
-  const briefPkt = (s: PacketEntry): SocketBrief => ({ proto: 'packet', netns: s.netns, local: `ifindex ${s.ifindex} proto ${s.protocol}`, remote: null, state: s.running ? 'RUNNING' : 'DOWN', inode: s.inode, pids: s.pids });
-  const briefUnix = (s: UnixEntry): SocketBrief => ({ proto: 'unix', netns: s.netns, local: null, remote: null, state: s.state, inode: s.inode, path: s.path, pids: s.pids });
+  const brief = (s: SocketEntry): SocketBrief => ({
+    proto: s.proto,
+    netns: s.netns,
+    local: endpointText(s.local),
+    remote: endpointText(s.remote),
+    state: s.state,
+    inode: s.inode,
+    pids: s.pids,
+  });
+  const briefPkt = (s: PacketEntry): SocketBrief => ({
+    proto: 'packet',
+    netns: s.netns,
+    local: `ifindex ${s.ifindex} proto ${s.protocol}`,
+    remote: null,
+    state: s.running ? 'RUNNING' : 'DOWN',
+    inode: s.inode,
+    pids: s.pids,
+  });
+  const briefUnix = (s: UnixEntry): SocketBrief => ({
+    proto: 'unix',
+    netns: s.netns,
+    local: null,
+    remote: null,
+    state: s.state,
+    inode: s.inode,
+    path: s.path,
+    pids: s.pids,
+  });
   const appeared = [
     ...sockets.filter((s) => s.seen === 'second').map(brief),
     ...packet.filter((s) => s.seen === 'second').map(briefPkt),
@@ -404,8 +480,10 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
 
   const bracketMs = round(t3 - t0);
   const notes: string[] = [];
-  if (euid !== 0) notes.push('not running as root: the fds, exe and cwd of other users\' processes are unreadable, so their sockets show no owner');
-  notes.push('unowned sockets: held by the kernel, created after the process walk (see appeared), passed in flight over a unix socket, or owned by an unreadable process');
+  if (euid !== 0) notes.push("not running as root: the fds, exe and cwd of other users' processes are unreadable, so their sockets show no owner");
+  notes.push(
+    'unowned sockets: held by the kernel, created after the process walk (see appeared), passed in flight over a unix socket, or owned by an unreadable process',
+  );
   const churn = {
     bracket_ms: bracketMs,
     first_read: { started_at: new Date(firstStartWall).toISOString(), duration_ms: round(t1 - t0) },
@@ -430,11 +508,30 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
 
   return {
     json: [
-      { name: 'processes', data: { count: processes.length, boot_time_s: btime, clk_tck: 100, vanished_pids: vanished, processes }, method: 'readdir /proc; inside the bracket read /proc/[pid]/stat and readlink fd/*; after it, matched by pid + start time: status, cmdline, environ (bounded), cgroup; readlink exe,cwd,root,ns/*; stat exe (nlink 0 = deleted)' },
-      { name: 'sockets', data: { namespaces, sockets, packet }, method: 'read /proc/net/{tcp,tcp6,udp,udp6,raw,raw6,packet} (and /proc/[pid]/net/* once per network namespace) before and after the process walk; owners from /proc/[pid]/fd socket:[inode] links' },
-      { name: 'listening', data: { listening }, method: 'TCP sockets in LISTEN and unconnected UDP sockets with a bound port, from the second read of the bracket; owners from /proc/[pid]/fd' },
+      {
+        name: 'processes',
+        data: { count: processes.length, boot_time_s: btime, clk_tck: 100, vanished_pids: vanished, processes },
+        method:
+          'readdir /proc; inside the bracket read /proc/[pid]/stat and readlink fd/*; after it, matched by pid + start time: status, cmdline, environ (bounded), cgroup; readlink exe,cwd,root,ns/*; stat exe (nlink 0 = deleted)',
+      },
+      {
+        name: 'sockets',
+        data: { namespaces, sockets, packet },
+        method:
+          'read /proc/net/{tcp,tcp6,udp,udp6,raw,raw6,packet} (and /proc/[pid]/net/* once per network namespace) before and after the process walk; owners from /proc/[pid]/fd socket:[inode] links',
+      },
+      {
+        name: 'listening',
+        data: { listening },
+        method: 'TCP sockets in LISTEN and unconnected UDP sockets with a bound port, from the second read of the bracket; owners from /proc/[pid]/fd',
+      },
       { name: 'unix_sockets', data: { unix_sockets: unixSockets }, method: 'read /proc/net/unix (per network namespace) before and after the process walk' },
-      { name: 'core_churn', data: churn, method: 'difference between the two reads of the socket tables; stat /proc/N for every pid that can have been allocated (ns_last_pid, pid_max) and the children files of every task, compared with the readdir listing; mountinfo and st_dev of /proc/N' },
+      {
+        name: 'core_churn',
+        data: churn,
+        method:
+          'difference between the two reads of the socket tables; stat /proc/N for every pid that can have been allocated (ns_last_pid, pid_max) and the children files of every task, compared with the readdir listing; mountinfo and st_dev of /proc/N',
+      },
     ],
     raw,
     errors,

@@ -10,7 +10,6 @@ import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
 import { errCode, expired, isGone, timeoutError, toError } from './fsread.js';
 import { listPids, type ProcessRecord } from './processes.js';
 
-
 export interface ExecutableEntry {
   pids: number[];
   path: string | null;
@@ -73,7 +72,13 @@ function scanExes(procRoot: string, errors: CollectError[]): ExeRef[] {
 const CHUNK = 1 << 20;
 
 /** Hash one open executable; returns null digests with an error on a bound or a read failure. */
-async function hashThrough(file: string, want: { dev: number | null; ino: number | null }, maxBytes: number, ctx: CollectContext, keep?: Buffer[]): Promise<{ size: number; sha256: string; blake3: string } | { error: string; code: string; size?: number }> {
+async function hashThrough(
+  file: string,
+  want: { dev: number | null; ino: number | null },
+  maxBytes: number,
+  ctx: CollectContext,
+  keep?: Buffer[],
+): Promise<{ size: number; sha256: string; blake3: string } | { error: string; code: string; size?: number }> {
   // O_NONBLOCK: an exe is always a regular file, but never risk blocking on anything else.
   const fh = await fs.promises.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
   try {
@@ -118,7 +123,16 @@ export async function collectExecutables(ctx: CollectContext, processes: Process
   let copied = 0;
   const raw: ArtifactOutput['raw'] = [];
   const refs: ExeRef[] = processes
-    ? processes.filter((p) => p.exe_link !== null && !p.identity_mismatch).map((p) => ({ pid: p.pid, ...(p.unmasked_via_tid !== undefined ? { via: p.unmasked_via_tid } : {}), exe: p.exe, deleted: p.exe_deleted, dev: p.exe_dev, ino: p.exe_ino }))
+    ? processes
+        .filter((p) => p.exe_link !== null && !p.identity_mismatch)
+        .map((p) => ({
+          pid: p.pid,
+          ...(p.unmasked_via_tid !== undefined ? { via: p.unmasked_via_tid } : {}),
+          exe: p.exe,
+          deleted: p.exe_deleted,
+          dev: p.exe_dev,
+          ino: p.exe_ino,
+        }))
     : scanExes(ctx.procRoot, errors);
 
   // Distinct files by (dev, inode); when stat failed, by path (best effort).
@@ -178,7 +192,13 @@ export async function collectExecutables(ctx: CollectContext, processes: Process
         if (keep) {
           if (h.size > maxCopy || copied + h.size > maxCopyTotal) entry.copy_error = 'grew beyond the copy bound while read';
           else {
-            const name = (entry.path ?? 'exe').split('/').pop()!.replace(/ \(deleted\)$/, '').replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 60) || 'exe';
+            const name =
+              (entry.path ?? 'exe')
+                .split('/')
+                .pop()!
+                .replace(/ \(deleted\)$/, '')
+                .replace(/[^A-Za-z0-9._-]/g, '_')
+                .slice(0, 60) || 'exe';
             const file = `exe-copies/${r.pid}-${name}`;
             raw.push({ file, data: Buffer.concat(keep) });
             copied += h.size;
@@ -216,7 +236,8 @@ export async function collectExecutables(ctx: CollectContext, processes: Process
           pids_without_exe: withoutExe,
           notes: withoutExe?.length ? ['pids_without_exe: /proc/PID/exe unreadable (not root) or the process is a zombie'] : [],
         },
-        method: 'open /proc/[pid]/exe (deleted files included), fstat (dev, inode) to deduplicate, sha256 (node:crypto) and blake3 of the bytes, bounded per file and by the step deadline; copies of deleted and memfd executables under raw/exe-copies/ (32 MiB each, 256 MiB in all)',
+        method:
+          'open /proc/[pid]/exe (deleted files included), fstat (dev, inode) to deduplicate, sha256 (node:crypto) and blake3 of the bytes, bounded per file and by the step deadline; copies of deleted and memfd executables under raw/exe-copies/ (32 MiB each, 256 MiB in all)',
       },
     ],
     raw,

@@ -27,7 +27,20 @@ export interface FileFields {
 
 /** Nothing known yet (spread after the artifact's own leading fields, so the key order stays). */
 export function emptyFileFields(): FileFields {
-  return { type: 'unknown', symlink_target: null, size: null, mode: null, uid: null, gid: null, mtime: null, ctime: null, sha256: null, copy: null, truncated: false, error: null };
+  return {
+    type: 'unknown',
+    symlink_target: null,
+    size: null,
+    mode: null,
+    uid: null,
+    gid: null,
+    mtime: null,
+    ctime: null,
+    sha256: null,
+    copy: null,
+    truncated: false,
+    error: null,
+  };
 }
 
 /** Record an lstat: type, size, mode (4 octal digits), owner, mtime, ctime. */

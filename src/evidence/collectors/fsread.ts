@@ -53,11 +53,7 @@ export function under(root: string, rel: string): string {
  * Read a /proc or /sys file; on failure push an error (unless it is ENOENT and optional)
  * and return null.
  */
-export function readProcFile(
-  file: string,
-  errors: CollectError[],
-  opts: { optional?: boolean; artifact?: string } = {},
-): Buffer | null {
+export function readProcFile(file: string, errors: CollectError[], opts: { optional?: boolean; artifact?: string } = {}): Buffer | null {
   try {
     return fs.readFileSync(file);
   } catch (err) {
@@ -139,8 +135,7 @@ export function readRegular(file: string | Buffer, maxBytes: number, offset?: nu
   const fd = fs.openSync(file, fs.constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   try {
     const fst = fs.fstatSync(fd);
-    if (!fst.isFile() || fst.ino !== st.ino || fst.dev !== st.dev)
-      throw Object.assign(new Error('file changed while opening'), { code: 'ECHANGED' });
+    if (!fst.isFile() || fst.ino !== st.ino || fst.dev !== st.dev) throw Object.assign(new Error('file changed while opening'), { code: 'ECHANGED' });
     const start = offset ?? 0;
     const want = Math.max(0, Math.min(maxBytes, fst.size - start));
     const data = Buffer.alloc(want);

@@ -105,7 +105,8 @@ export const STEPS: readonly CollectorStep[] = [
   {
     step: '8',
     name: 'persistence',
-    method: 'accounts, authorized_keys and shell histories of every home, systemd units and timers, cron, at, rc/profile, PAM, udev, ld.so.conf, sudoers; firewall state from /proc',
+    method:
+      'accounts, authorized_keys and shell histories of every home, systemd units and timers, cron, at, rc/profile, PAM, udev, ld.so.conf, sudoers; firewall state from /proc',
     artifacts: ['accounts', 'persistence', 'firewall'],
     timeoutMs: 20_000,
     run: (ctx, shared) => collectPersistence(ctx, { shadowHashes: shared.shadowHashes }),

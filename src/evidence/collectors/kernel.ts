@@ -64,7 +64,9 @@ export function decodeTaint(value: bigint): { value: string; flags: Array<{ bit:
 /** Undo the kernel's octal escapes (\040 space, \011 tab, \012 newline, \134 backslash), losslessly. */
 export function unescapeOctal(s: string): string {
   if (!s.includes('\\')) return s;
-  const latin = Buffer.from(s, 'utf8').toString('latin1').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const latin = Buffer.from(s, 'utf8')
+    .toString('latin1')
+    .replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   return decodeLossless(Buffer.from(latin, 'latin1'));
 }
 
@@ -142,7 +144,12 @@ export async function collectKernel(ctx: CollectContext): Promise<ArtifactOutput
         builtins++;
         continue;
       }
-      sysMods.set(name, { initstate, refcnt: readSysText(`${sysModDir}/${name}/refcnt`), taint: readSysText(`${sysModDir}/${name}/taint`), srcversion: readSysText(`${sysModDir}/${name}/srcversion`) });
+      sysMods.set(name, {
+        initstate,
+        refcnt: readSysText(`${sysModDir}/${name}/refcnt`),
+        taint: readSysText(`${sysModDir}/${name}/taint`),
+        srcversion: readSysText(`${sysModDir}/${name}/srcversion`),
+      });
     }
   } catch (err) {
     if (errCode(err) !== 'ENOENT') errors.push(toError(err, sysModDir, 'modules'));
@@ -176,7 +183,8 @@ export async function collectKernel(ctx: CollectContext): Promise<ArtifactOutput
     else errors.push({ path: `${P}/sys/kernel/tainted`, code: 'EPARSE', message: `unexpected value "${t.slice(0, 40)}"`, artifact: 'kernel' });
   }
   const knobs: Record<string, string | null> = {};
-  for (const k of ['modules_disabled', 'kptr_restrict', 'dmesg_restrict', 'yama/ptrace_scope', 'randomize_va_space', 'kexec_load_disabled']) knobs[k] = readSysText(`${P}/sys/kernel/${k}`);
+  for (const k of ['modules_disabled', 'kptr_restrict', 'dmesg_restrict', 'yama/ptrace_scope', 'randomize_va_space', 'kexec_load_disabled'])
+    knobs[k] = readSysText(`${P}/sys/kernel/${k}`);
   const lockdown = readSysText(`${ctx.sysRoot}/kernel/security/lockdown`);
   json.push({
     name: 'kernel',
@@ -188,7 +196,11 @@ export async function collectKernel(ctx: CollectContext): Promise<ArtifactOutput
   const miBuf = readProcFile(`${P}/self/mountinfo`, errors, { artifact: 'mounts' });
   if (miBuf) raw.push({ file: 'proc/self/mountinfo', data: miBuf });
   const mi = miBuf ? parseMountinfo(miBuf.toString('utf8')) : { mounts: [], bad: [] };
-  json.push({ name: 'mounts', data: { count: mi.mounts.length, mounts: mi.mounts, unparsed_lines: mi.bad }, method: 'read /proc/self/mountinfo (octal escapes decoded)' });
+  json.push({
+    name: 'mounts',
+    data: { count: mi.mounts.length, mounts: mi.mounts, unparsed_lines: mi.bad },
+    method: 'read /proc/self/mountinfo (octal escapes decoded)',
+  });
 
   // ---- /etc/ld.so.preload
   json.push({ name: 'ld_so_preload', data: readLdSoPreload(ctx, errors, raw), method: 'lstat and read /etc/ld.so.preload (regular file, bounded)' });
@@ -217,7 +229,22 @@ export interface LdSoPreload {
 
 function readLdSoPreload(ctx: CollectContext, errors: CollectError[], raw: ArtifactOutput['raw']): LdSoPreload {
   const p = under(ctx.fsRoot, 'etc/ld.so.preload');
-  const out: LdSoPreload = { path: '/etc/ld.so.preload', present: false, type: null, symlink_target: null, size: null, mode: null, uid: null, mtime: null, ctime: null, sha256: null, content: null, truncated: false, entries: [], integ_env_ld_preload: process.env['LD_PRELOAD'] ?? null };
+  const out: LdSoPreload = {
+    path: '/etc/ld.so.preload',
+    present: false,
+    type: null,
+    symlink_target: null,
+    size: null,
+    mode: null,
+    uid: null,
+    mtime: null,
+    ctime: null,
+    sha256: null,
+    content: null,
+    truncated: false,
+    entries: [],
+    integ_env_ld_preload: process.env['LD_PRELOAD'] ?? null,
+  };
   let target = p;
   try {
     const lst = fs.lstatSync(p);

@@ -40,7 +40,12 @@ export function suspiciousMaps(text: string): string[] {
   return out.slice(0, 200);
 }
 
-export async function collectFindings(ctx: CollectContext, artifacts: ReadonlyMap<string, unknown>, iocMatch: IocMatcher | undefined, opts: MapsOptions = {}): Promise<ArtifactOutput> {
+export async function collectFindings(
+  ctx: CollectContext,
+  artifacts: ReadonlyMap<string, unknown>,
+  iocMatch: IocMatcher | undefined,
+  opts: MapsOptions = {},
+): Promise<ArtifactOutput> {
   const errors: CollectError[] = [];
   const raw: ArtifactOutput['raw'] = [];
   const { findings, notes } = deriveFindings(artifacts, { iocMatch });
@@ -62,7 +67,14 @@ export async function collectFindings(ctx: CollectContext, artifacts: ReadonlyMa
       const r = readBounded(file, maxBytes);
       const text = r.data.toString('latin1');
       raw.push({ file: `proc/${pid}/maps`, data: r.data });
-      maps.push({ pid, file: `raw/proc/${pid}/maps`, lines: text.split('\n').filter(Boolean).length, truncated: r.truncated, suspicious: suspiciousMaps(text), error: null });
+      maps.push({
+        pid,
+        file: `raw/proc/${pid}/maps`,
+        lines: text.split('\n').filter(Boolean).length,
+        truncated: r.truncated,
+        suspicious: suspiciousMaps(text),
+        error: null,
+      });
     } catch (err) {
       const e = toError(err, file, 'maps');
       if (!isGone(err)) errors.push(e);
@@ -72,8 +84,16 @@ export async function collectFindings(ctx: CollectContext, artifacts: ReadonlyMa
   if (pids.length > maxProcs) errors.push({ code: 'ELIMIT', message: `maps of ${maxProcs} of ${pids.length} processes with a finding`, artifact: 'maps' });
   return {
     json: [
-      { name: 'findings', data: { count: findings.length, ioc_checked: iocMatch !== undefined, findings, notes }, method: 'derived from the artifacts above (processes, core_churn, listening, modules, ld_so_preload, executables)' },
-      { name: 'maps', data: { bounds: { max_processes: maxProcs, max_bytes: maxBytes }, maps }, method: 'read /proc/[pid]/maps of each process a finding names (bounded); raw copies under raw/proc/[pid]/maps' },
+      {
+        name: 'findings',
+        data: { count: findings.length, ioc_checked: iocMatch !== undefined, findings, notes },
+        method: 'derived from the artifacts above (processes, core_churn, listening, modules, ld_so_preload, executables)',
+      },
+      {
+        name: 'maps',
+        data: { bounds: { max_processes: maxProcs, max_bytes: maxBytes }, maps },
+        method: 'read /proc/[pid]/maps of each process a finding names (bounded); raw copies under raw/proc/[pid]/maps',
+      },
     ],
     raw,
     errors,

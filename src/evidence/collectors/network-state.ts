@@ -124,7 +124,24 @@ export function parseArp(text: string): Neighbour[] {
   return out;
 }
 
-const DEV_FIELDS = ['rx_bytes', 'rx_packets', 'rx_errs', 'rx_drop', 'rx_fifo', 'rx_frame', 'rx_compressed', 'rx_multicast', 'tx_bytes', 'tx_packets', 'tx_errs', 'tx_drop', 'tx_fifo', 'tx_colls', 'tx_carrier', 'tx_compressed'] as const;
+const DEV_FIELDS = [
+  'rx_bytes',
+  'rx_packets',
+  'rx_errs',
+  'rx_drop',
+  'rx_fifo',
+  'rx_frame',
+  'rx_compressed',
+  'rx_multicast',
+  'tx_bytes',
+  'tx_packets',
+  'tx_errs',
+  'tx_drop',
+  'tx_fifo',
+  'tx_colls',
+  'tx_carrier',
+  'tx_compressed',
+] as const;
 
 /** /proc/net/dev: two header lines, then "name: 16 counters" (the name cannot contain ':'). */
 export function parseNetDev(text: string): Map<string, Record<string, number>> {
@@ -134,7 +151,11 @@ export function parseNetDev(text: string): Map<string, Record<string, number>> {
     const line = lines[i]!;
     const c = line.indexOf(':');
     if (c < 0) continue;
-    const nums = line.slice(c + 1).trim().split(/\s+/).map(Number);
+    const nums = line
+      .slice(c + 1)
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     const rec: Record<string, number> = {};
     DEV_FIELDS.forEach((k, j) => (rec[k] = nums[j] ?? 0));
     out.set(line.slice(0, c).trim(), rec);
@@ -193,7 +214,8 @@ export function parseFibTrie(text: string): FibTrie {
 }
 
 const ipv4ToInt = (a: string): number => a.split('.').reduce((n, o) => n * 256 + Number(o), 0);
-const inNet = (addr: string, net: string, len: number): boolean => len === 0 || Math.floor(ipv4ToInt(addr) / 2 ** (32 - len)) === Math.floor(ipv4ToInt(net) / 2 ** (32 - len));
+const inNet = (addr: string, net: string, len: number): boolean =>
+  len === 0 || Math.floor(ipv4ToInt(addr) / 2 ** (32 - len)) === Math.floor(ipv4ToInt(net) / 2 ** (32 - len));
 
 /** Each local IPv4 address with its prefix (from the link networks) and its interface (from the routes, lo for 127/8). */
 export function ipv4Addresses(fib: FibTrie, routes: Route[]): Array<{ address: string; prefix_len: number | null; iface: string | null }> {
@@ -278,13 +300,18 @@ export async function collectNetworkState(ctx: CollectContext): Promise<Artifact
     };
   });
 
-  const nsNote = 'integ\'s own network namespace only (other namespaces: see sockets.namespaces)';
+  const nsNote = "integ's own network namespace only (other namespaces: see sockets.namespaces)";
   return {
     json: [
       { name: 'routes', data: { note: nsNote, routes }, method: 'read /proc/net/route (little-endian hex) and /proc/net/ipv6_route' },
       {
         name: 'neighbours',
-        data: { note: nsNote, neighbours, ipv6_neighbours: null, notes: ['IPv6 neighbours (NDP cache) need netlink (ip -6 neigh): /proc has no readable table for them, so they are not collected'] },
+        data: {
+          note: nsNote,
+          neighbours,
+          ipv6_neighbours: null,
+          notes: ['IPv6 neighbours (NDP cache) need netlink (ip -6 neigh): /proc has no readable table for them, so they are not collected'],
+        },
         method: 'read /proc/net/arp',
       },
       {
@@ -293,9 +320,12 @@ export async function collectNetworkState(ctx: CollectContext): Promise<Artifact
           note: nsNote,
           interfaces,
           ipv4_unattributed: inet4.filter((a) => a.iface === null).map((a) => a.address),
-          notes: ['IPv4 addresses come from /proc/net/fib_trie (LOCAL leaves); their interface is inferred from the directly connected routes (netlink would name it exactly): ipv4_unattributed lists those no route explains'],
+          notes: [
+            'IPv4 addresses come from /proc/net/fib_trie (LOCAL leaves); their interface is inferred from the directly connected routes (netlink would name it exactly): ipv4_unattributed lists those no route explains',
+          ],
         },
-        method: 'read /proc/net/dev, /proc/net/fib_trie (IPv4 addresses), /proc/net/if_inet6 (IPv6 addresses); read /sys/class/net/*/{address,operstate,mtu,ifindex,flags}',
+        method:
+          'read /proc/net/dev, /proc/net/fib_trie (IPv4 addresses), /proc/net/if_inet6 (IPv6 addresses); read /sys/class/net/*/{address,operstate,mtu,ifindex,flags}',
       },
     ],
     raw,

@@ -159,7 +159,16 @@ const SINGLE_FILES: Array<[string, PersistenceCategory]> = [
   ['etc/ssh/sshd_config', 'ssh'],
 ];
 /** PAM module directories: hashed, not copied (they are binaries from packages). */
-const PAM_MODULE_DIRS = ['lib/security', 'lib64/security', 'usr/lib/security', 'usr/lib64/security', 'lib/x86_64-linux-gnu/security', 'usr/lib/x86_64-linux-gnu/security', 'lib/aarch64-linux-gnu/security', 'usr/lib/aarch64-linux-gnu/security'];
+const PAM_MODULE_DIRS = [
+  'lib/security',
+  'lib64/security',
+  'usr/lib/security',
+  'usr/lib64/security',
+  'lib/x86_64-linux-gnu/security',
+  'usr/lib/x86_64-linux-gnu/security',
+  'lib/aarch64-linux-gnu/security',
+  'usr/lib/aarch64-linux-gnu/security',
+];
 
 /** passwd lines → accounts (shadow state filled in later). */
 export function parsePasswd(text: string): Array<Omit<Account, 'password' | 'hash_scheme' | 'hash_fingerprint' | 'last_change_days'>> {
@@ -189,7 +198,12 @@ export function redactShadow(text: string): string {
       if (f.length < 2 || line.startsWith('#')) return line;
       const st = passwordState(f[1]);
       const lockPrefix = /^[!*]*/.exec(f[1] ?? '')?.[0] ?? '';
-      f[1] = st.password === 'hash' ? `${st.scheme ?? ''}<redacted>` : st.password === 'locked' ? `${lockPrefix}${st.scheme ? `${st.scheme}<redacted>` : ''}` : (f[1] ?? '');
+      f[1] =
+        st.password === 'hash'
+          ? `${st.scheme ?? ''}<redacted>`
+          : st.password === 'locked'
+            ? `${lockPrefix}${st.scheme ? `${st.scheme}<redacted>` : ''}`
+            : (f[1] ?? '');
       return f.join(':');
     })
     .join('\n');
@@ -220,7 +234,11 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
   };
 
   /** List one path (relative to the root); copy it when it is a regular file. */
-  const add = (rel: string, category: PersistenceCategory, extra: { user?: string; hashOnly?: boolean; tail?: boolean; lst?: fs.Stats; bytes?: Buffer } = {}): PersistenceEntry | null => {
+  const add = (
+    rel: string,
+    category: PersistenceCategory,
+    extra: { user?: string; hashOnly?: boolean; tail?: boolean; lst?: fs.Stats; bytes?: Buffer } = {},
+  ): PersistenceEntry | null => {
     if (seen.has(rel)) return entries.find((e) => e.path === `/${rel}`) ?? null;
     if (entries.length >= maxFiles) {
       if (!limits.includes('files')) limits.push('files');
@@ -425,7 +443,8 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
     if (!m) continue;
     const unit = m[2]!;
     for (const u of entries) {
-      if ((u.category === 'systemd_unit' || u.category === 'systemd_user_unit') && u.type === 'file' && path.posix.basename(u.path) === unit) (u.enabled_by ??= []).includes(m[1]!) || u.enabled_by.push(m[1]!);
+      if ((u.category === 'systemd_unit' || u.category === 'systemd_user_unit') && u.type === 'file' && path.posix.basename(u.path) === unit)
+        (u.enabled_by ??= []).includes(m[1]!) || u.enabled_by.push(m[1]!);
     }
     e.enabled_by = [m[1]!];
   }
@@ -448,9 +467,14 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
           uid0: accounts.filter((a) => a.uid === 0).map((a) => a.name),
           empty_passwords: accounts.filter((a) => a.password === 'empty').map((a) => a.name),
           homes: { read: homesRead, notes: homeNotes },
-          notes: [opts.shadowHashes ? 'password hashes kept (--shadow-hashes): treat this bundle as a credential store' : 'password hashes redacted (default): the bundle keeps each account\'s state, hash scheme and a fingerprint (sha256 of the hash, 16 hex) that shows a change between two snapshots; --shadow-hashes keeps the hashes'],
+          notes: [
+            opts.shadowHashes
+              ? 'password hashes kept (--shadow-hashes): treat this bundle as a credential store'
+              : "password hashes redacted (default): the bundle keeps each account's state, hash scheme and a fingerprint (sha256 of the hash, 16 hex) that shows a change between two snapshots; --shadow-hashes keeps the hashes",
+          ],
         },
-        method: 'read /etc/passwd, /etc/group, /etc/shadow, /etc/gshadow (regular files, bounded); raw copies under raw/fs/etc/ (shadow redacted unless --shadow-hashes)',
+        method:
+          'read /etc/passwd, /etc/group, /etc/shadow, /etc/gshadow (regular files, bounded); raw copies under raw/fs/etc/ (shadow redacted unless --shadow-hashes)',
       },
       {
         name: 'persistence',
@@ -460,7 +484,8 @@ export async function collectPersistence(ctx: CollectContext, opts: PersistenceO
           enabled_units: units.filter((u) => u.enabled_by?.length).map((u) => ({ path: u.path, enabled_by: u.enabled_by })),
           entries,
         },
-        method: 'lstat and copy (regular files only, O_NOFOLLOW|O_NONBLOCK, bounded) authorized_keys, shell histories (their end) and start-up files of every home in passwd (no symlink followed below a home), systemd units and timers (system and user, enabled from .wants/.requires links), cron, at, rc/init.d, profile, PAM (modules hashed), udev rules, ld.so.conf, sudoers, sshd_config',
+        method:
+          'lstat and copy (regular files only, O_NOFOLLOW|O_NONBLOCK, bounded) authorized_keys, shell histories (their end) and start-up files of every home in passwd (no symlink followed below a home), systemd units and timers (system and user, enabled from .wants/.requires links), cron, at, rc/init.d, profile, PAM (modules hashed), udev rules, ld.so.conf, sudoers, sshd_config',
       },
       { name: 'firewall', data: fw, method: 'read /proc/net/{ip,ip6,arp}_tables_names, forwarding sysctls, netfilter modules from /proc/modules' },
     ],

@@ -84,13 +84,25 @@ export async function collectPreflight(ctx: CollectContext, argv: string[]): Pro
 
   // The RTC counts whole seconds: a skew of ±1 s is resolution, not drift.
   const rtcPath = `${ctx.sysRoot}/class/rtc/rtc0/since_epoch`;
-  let rtc: SystemArtifact['rtc'] = { readable: false, path: rtcPath, since_epoch_s: null, skew_s: null, note: 'no RTC exposed (virtual machine or container?)' };
+  let rtc: SystemArtifact['rtc'] = {
+    readable: false,
+    path: rtcPath,
+    since_epoch_s: null,
+    skew_s: null,
+    note: 'no RTC exposed (virtual machine or container?)',
+  };
   try {
     const rtcNow = Date.now();
     const s = Number(fs.readFileSync(rtcPath, 'utf8').trim());
     if (Number.isFinite(s)) {
       raw.push({ file: 'sys/class/rtc/rtc0/since_epoch', data: Buffer.from(`${s}\n`) });
-      rtc = { readable: true, path: rtcPath, since_epoch_s: s, skew_s: Math.round((s - rtcNow / 1000) * 1000) / 1000, note: 'skew = RTC - system clock in seconds; the RTC counts whole seconds, and one kept in local time shows the UTC offset as skew' };
+      rtc = {
+        readable: true,
+        path: rtcPath,
+        since_epoch_s: s,
+        skew_s: Math.round((s - rtcNow / 1000) * 1000) / 1000,
+        note: 'skew = RTC - system clock in seconds; the RTC counts whole seconds, and one kept in local time shows the UTC offset as skew',
+      };
     }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -129,7 +141,14 @@ export async function collectPreflight(ctx: CollectContext, argv: string[]): Pro
     rtc,
   };
   return {
-    json: [{ name: 'system', data, method: 'Date.now, process.hrtime.bigint; read /proc/uptime, /proc/stat (btime), /proc/sys/kernel/{random/boot_id,hostname,osrelease,version}, /sys/class/rtc/rtc0/since_epoch' }],
+    json: [
+      {
+        name: 'system',
+        data,
+        method:
+          'Date.now, process.hrtime.bigint; read /proc/uptime, /proc/stat (btime), /proc/sys/kernel/{random/boot_id,hostname,osrelease,version}, /sys/class/rtc/rtc0/since_epoch',
+      },
+    ],
     raw,
     errors,
   };

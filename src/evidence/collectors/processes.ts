@@ -43,7 +43,10 @@ export function parseStat(line: string): StatFields {
   if (open < 0 || close < open) throw new Error('malformed stat: no (comm)');
   const pid = Number(line.slice(0, open).trim());
   const comm = line.slice(open + 1, close);
-  const f = line.slice(close + 1).trim().split(/\s+/);
+  const f = line
+    .slice(close + 1)
+    .trim()
+    .split(/\s+/);
   if (f.length < 22 || !Number.isInteger(pid)) throw new Error('malformed stat: too few fields');
   const n = (i: number): number => Number(f[i]);
   return {
@@ -148,7 +151,17 @@ export function containerFromCgroup(path: string): { id: string; runtime: string
     const lxc = /\/lxc(?:\.payload)?[./]([^/]+)/.exec(path);
     return lxc ? { id: lxc[1]!, runtime: 'lxc' } : null;
   }
-  const rt = /docker/.test(path) ? 'docker' : /cri-containerd|containerd/.test(path) ? 'containerd' : /crio/.test(path) ? 'cri-o' : /libpod/.test(path) ? 'podman' : /kubepods/.test(path) ? 'kubernetes' : (m[1] ?? 'unknown');
+  const rt = /docker/.test(path)
+    ? 'docker'
+    : /cri-containerd|containerd/.test(path)
+      ? 'containerd'
+      : /crio/.test(path)
+        ? 'cri-o'
+        : /libpod/.test(path)
+          ? 'podman'
+          : /kubepods/.test(path)
+            ? 'kubernetes'
+            : (m[1] ?? 'unknown');
   return { id: m[2]!, runtime: rt };
 }
 
@@ -292,7 +305,8 @@ export function readProcessBracket(procRoot: string, pid: number, maxFds: number
       const m = SOCKET_RE.exec(target);
       if (m) sockets.push(Number(m[1]));
     }
-    if (fds.length > maxFds) errors.push({ path: `${base}/fd`, code: 'ETOOMANY', message: `${fds.length} fds, read the first ${maxFds}`, artifact: 'processes' });
+    if (fds.length > maxFds)
+      errors.push({ path: `${base}/fd`, code: 'ETOOMANY', message: `${fds.length} fds, read the first ${maxFds}`, artifact: 'processes' });
   } catch (err) {
     if (!isGone(err)) errors.push(toError(err, `${base}/fd`, 'processes'));
   }
@@ -421,7 +435,8 @@ export function completeProcess(procRoot: string, b: BracketRead, opts: ReadProc
   }
   const statusPid = status['Pid'] !== undefined ? Number(status['Pid']) : null;
   const tgid = status['Tgid'] !== undefined ? Number(status['Tgid']) : null;
-  if (st.pid !== pid || (statusPid !== null && statusPid !== pid) || (tgid !== null && tgid !== pid)) rec.identity_mismatch = { stat_pid: st.pid, status_pid: statusPid, tgid };
+  if (st.pid !== pid || (statusPid !== null && statusPid !== pid) || (tgid !== null && tgid !== pid))
+    rec.identity_mismatch = { stat_pid: st.pid, status_pid: statusPid, tgid };
   try {
     const buf = Buffer.from(readProcScratch(`${base}/cmdline`));
     rec.cmdline = parseCmdline(buf);
@@ -558,7 +573,15 @@ export interface HiddenProbeResult {
 export function probeHiddenPids(
   procRoot: string,
   listed: ReadonlySet<number>,
-  opts: { pidMax: number | null; margin: number; stopAt: number; relist: () => number[]; lastPid?: number | null; extra?: Iterable<number>; covered?: ReadonlySet<number> },
+  opts: {
+    pidMax: number | null;
+    margin: number;
+    stopAt: number;
+    relist: () => number[];
+    lastPid?: number | null;
+    extra?: Iterable<number>;
+    covered?: ReadonlySet<number>;
+  },
 ): HiddenProbeResult {
   const t0 = performance.now();
   let maxListed = 0;
@@ -672,7 +695,11 @@ export function readLastPid(procRoot: string): number | null {
  * following children of children: the process tree as the scheduler knows it, which a
  * filtered /proc listing does not change. Bounded by maxPids and the deadline.
  */
-export function walkChildren(procRoot: string, roots: Iterable<number>, opts: { stopAt: number; maxPids: number }): { pids: Set<number>; parentOf: Map<number, number>; complete: boolean; supported: boolean } {
+export function walkChildren(
+  procRoot: string,
+  roots: Iterable<number>,
+  opts: { stopAt: number; maxPids: number },
+): { pids: Set<number>; parentOf: Map<number, number>; complete: boolean; supported: boolean } {
   const seen = new Set<number>();
   const parentOf = new Map<number, number>();
   const queue = [...roots];

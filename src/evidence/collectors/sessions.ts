@@ -197,13 +197,31 @@ export function readWtmpTail(file: string, want: number, maxBytes: number, stopA
       if (r.type_code === 8 && r.line) logoutByLine.set(r.line, r.time);
       else if (r.type_code === 2) boots.push({ time: r.time, kernel: r.host });
       else if (r.type_code === 7) {
-        logins.push({ user: r.user, line: r.line, host: r.host, addr: r.addr, pid: r.pid, login_at: r.time, logout_at: logoutByLine.get(r.line) ?? null, index: r.index });
+        logins.push({
+          user: r.user,
+          line: r.line,
+          host: r.host,
+          addr: r.addr,
+          pid: r.pid,
+          login_at: r.time,
+          logout_at: logoutByLine.get(r.line) ?? null,
+          index: r.index,
+        });
         logoutByLine.delete(r.line);
       }
     }
     end = start;
   }
-  return { logins, read_from: end, file_size: size, bytes_read: bytes, reached_start: end === 0, boots, trailing_bytes: size - whole, data: Buffer.concat(chunks) };
+  return {
+    logins,
+    read_from: end,
+    file_size: size,
+    bytes_read: bytes,
+    reached_start: end === 0,
+    boots,
+    trailing_bytes: size - whole,
+    data: Buffer.concat(chunks),
+  };
 }
 
 interface WtmpdbRow {
@@ -218,7 +236,8 @@ export function readWtmpdb(file: string, want: number): Array<Record<string, unk
   try {
     db.pragma('query_only = ON');
     const rows = db.prepare('SELECT * FROM wtmp ORDER BY Login DESC LIMIT ?').all(want) as WtmpdbRow[];
-    const us = (v: unknown): string | null => (typeof v === 'number' || typeof v === 'bigint' ? (Number(v) > 0 ? new Date(Math.floor(Number(v) / 1000)).toISOString() : null) : null);
+    const us = (v: unknown): string | null =>
+      typeof v === 'number' || typeof v === 'bigint' ? (Number(v) > 0 ? new Date(Math.floor(Number(v) / 1000)).toISOString() : null) : null;
     return rows.map((r) => ({
       id: r['ID'] ?? null,
       type: r['Type'] ?? null,
@@ -295,7 +314,16 @@ export async function collectSessions(ctx: CollectContext, opts: SessionsOptions
   }
 
   // wtmp, from its end.
-  let wtmp: Omit<WtmpTail, 'data'> & { path: string } = { path: '/var/log/wtmp', logins: [], read_from: 0, file_size: 0, bytes_read: 0, reached_start: true, boots: [], trailing_bytes: 0 };
+  let wtmp: Omit<WtmpTail, 'data'> & { path: string } = {
+    path: '/var/log/wtmp',
+    logins: [],
+    read_from: 0,
+    file_size: 0,
+    bytes_read: 0,
+    reached_start: true,
+    boots: [],
+    trailing_bytes: 0,
+  };
   let wtmpFound = false;
   try {
     const t = readWtmpTail(under(R, 'var/log/wtmp'), want, opts.wtmpMaxBytes ?? 8 << 20, ctx.deadline);
@@ -323,7 +351,9 @@ export async function collectSessions(ctx: CollectContext, opts: SessionsOptions
   }
   if (!wtmpFound && wtmpdb === null) loginNotes.push('neither /var/log/wtmp nor /var/lib/wtmpdb/wtmp.db found');
 
-  const current = (utmp?.records ?? []).filter((r) => r.type_code === 7).map((r) => ({ user: r.user, line: r.line, host: r.host, addr: r.addr, pid: r.pid, login_at: r.time }));
+  const current = (utmp?.records ?? [])
+    .filter((r) => r.type_code === 7)
+    .map((r) => ({ user: r.user, line: r.line, host: r.host, addr: r.addr, pid: r.pid, login_at: r.time }));
   return {
     json: [
       {
