@@ -1,9 +1,9 @@
-import { createRequire } from 'node:module';
+import { bindLibc, EINVAL, ENODATA, ENOSYS, ENOTSUP, ENOTTY, ERANGE, FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, IOCTL_PROTO, cstr } from './libc.js';
 
 /**
  * Extended attributes and inode flags on an open descriptor (the f* calls and FS_IOC_SETFLAGS),
  * for restore: it changes only the inode it holds open, never a path, so nothing is resolved
- * and no symlink can be followed. Called through koffi like src/scan/fsmeta.ts.
+ * and no symlink can be followed. Called through koffi (src/scan/libc.ts) like src/scan/fsmeta.ts.
  */
 
 interface NativeFd {
@@ -18,46 +18,18 @@ interface NativeFd {
 let native: NativeFd | null | undefined;
 
 function load(): NativeFd | null {
-  if (native !== undefined) return native;
-  native = null;
-  if (process.platform !== 'linux') return native;
-  try {
-    const require = createRequire(import.meta.url);
-    const koffi = require('koffi') as typeof import('koffi');
-    let lib: ReturnType<typeof koffi.load> | null = null;
-    for (const name of ['libc.so.6', 'libc.musl-x86_64.so.1', 'libc.musl-aarch64.so.1', 'libc.so']) {
-      try {
-        lib = koffi.load(name);
-        break;
-      } catch {
-        /* try the next name */
-      }
-    }
-    if (!lib) return native;
-    native = {
-      flistxattr: lib.func('long flistxattr(int fd, void *list, size_t size)') as NativeFd['flistxattr'],
-      fgetxattr: lib.func('long fgetxattr(int fd, const void *name, void *value, size_t size)') as NativeFd['fgetxattr'],
-      fsetxattr: lib.func('int fsetxattr(int fd, const void *name, const void *value, size_t size, int flags)') as NativeFd['fsetxattr'],
-      fremovexattr: lib.func('int fremovexattr(int fd, const void *name)') as NativeFd['fremovexattr'],
-      // variadic in C; one pointer argument travels as in a non-variadic call (x86_64, aarch64)
-      ioctl: lib.func('int ioctl(int fd, unsigned long request, void *arg)') as NativeFd['ioctl'],
-      errno: () => koffi.errno(),
-    };
-  } catch {
-    native = null;
-  }
+  if (native === undefined)
+    native = bindLibc<Omit<NativeFd, 'errno'>>({
+      flistxattr: 'long flistxattr(int fd, void *list, size_t size)',
+      fgetxattr: 'long fgetxattr(int fd, const void *name, void *value, size_t size)',
+      fsetxattr: 'int fsetxattr(int fd, const void *name, const void *value, size_t size, int flags)',
+      fremovexattr: 'int fremovexattr(int fd, const void *name)',
+      ioctl: IOCTL_PROTO,
+    });
   return native;
 }
 
-export const ENOTSUP = 95;
-export const ENODATA = 61;
-const ERANGE = 34;
-const ENOTTY = 25;
-const ENOSYS = 38;
-const EINVAL = 22;
-/** _IOR('f', 1, long) / _IOW('f', 2, long) on 64-bit Linux (x86_64, aarch64). */
-const FS_IOC_GETFLAGS = 0x80086601;
-const FS_IOC_SETFLAGS = 0x40086602;
+export { ENODATA, ENOTSUP };
 
 /** An errno as a short text (`EPERM`), from Node's table. */
 export function errnoName(e: number): string {
@@ -86,8 +58,6 @@ export class FdMetaError extends Error {
 export function fdMetaAvailable(): boolean {
   return load() !== null;
 }
-
-const cstr = (b: Buffer): Buffer => Buffer.concat([b, Buffer.from([0])]);
 
 /** The names of the extended attributes on fd, as bytes; null when the file system has none. */
 export function fdListXattrs(fd: number): Buffer[] | null {

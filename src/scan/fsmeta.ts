@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
-import { createRequire } from 'node:module';
 import { isUtf8 } from 'node:buffer';
 import { FLAGS_UNSUPPORTED, XATTRS_UNSUPPORTED, XATTR_INLINE_MAX } from '../core/fsattrs.js';
+import { bindLibc, EINVAL, ENODATA, ENOSYS, ENOTSUP, ENOTTY, ERANGE, FS_IOC_GETFLAGS, IOCTL_PROTO, cstr } from './libc.js';
 
 /**
  * Extended attributes and inode flags through libc, called with koffi (an FFI with prebuilt
@@ -26,34 +26,13 @@ interface Native {
 let native: Native | null | undefined;
 
 function load(): Native | null {
-  if (native !== undefined) return native;
-  native = null;
-  if (process.platform !== 'linux') return native;
-  try {
-    const require = createRequire(import.meta.url);
-    const koffi = require('koffi') as typeof import('koffi');
-    let lib: ReturnType<typeof koffi.load> | null = null;
-    for (const name of ['libc.so.6', 'libc.musl-x86_64.so.1', 'libc.musl-aarch64.so.1', 'libc.so']) {
-      try {
-        lib = koffi.load(name);
-        break;
-      } catch {
-        /* try the next name */
-      }
-    }
-    if (!lib) return native;
-    // ioctl is variadic in C; with one pointer argument the non-variadic call is the same on
-    // x86_64 and aarch64 (the argument travels in the third integer register).
-    native = {
-      llistxattr: lib.func('long llistxattr(const void *path, void *list, size_t size)') as Native['llistxattr'],
-      lgetxattr: lib.func('long lgetxattr(const void *path, const void *name, void *value, size_t size)') as Native['lgetxattr'],
-      ioctl: lib.func('int ioctl(int fd, unsigned long request, void *arg)') as Native['ioctl'],
-      fadvise: lib.func('int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)') as Native['fadvise'],
-      errno: () => koffi.errno(),
-    };
-  } catch {
-    native = null;
-  }
+  if (native === undefined)
+    native = bindLibc<Omit<Native, 'errno'>>({
+      llistxattr: 'long llistxattr(const void *path, void *list, size_t size)',
+      lgetxattr: 'long lgetxattr(const void *path, const void *name, void *value, size_t size)',
+      ioctl: IOCTL_PROTO,
+      fadvise: 'int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)',
+    });
   return native;
 }
 
@@ -62,25 +41,9 @@ export function fsmetaAvailable(): boolean {
   return load() !== null;
 }
 
-const ENOTSUP = 95;
-const ENODATA = 61;
-const ERANGE = 34;
-const ENOTTY = 25;
-const EINVAL = 22;
-const ENOSYS = 38;
-/** _IOR('f', 1, long) on 64-bit Linux (x86_64, aarch64). */
-const FS_IOC_GETFLAGS = 0x80086601;
-
 let listBuf = Buffer.allocUnsafe(4096);
 const valBuf = Buffer.allocUnsafe(65536); // XATTR_SIZE_MAX
 const flagBuf = Buffer.alloc(8);
-
-const cstr = (b: Buffer): Buffer => {
-  const out = Buffer.allocUnsafe(b.length + 1);
-  b.copy(out);
-  out[b.length] = 0;
-  return out;
-};
 
 function nameText(b: Buffer): string {
   return isUtf8(b) ? b.toString('utf8') : `b64:${b.toString('base64')}`;

@@ -1,6 +1,6 @@
 import type { Policy } from '../core/types.js';
 import { openReadOnly, type DB } from './db.js';
-import { inspectStore } from './schema-guard.js';
+import { NoInputError } from '../util/errors.js';
 import { policyDigest } from './generation-digest.js';
 
 /**
@@ -26,8 +26,13 @@ export function generationPolicy(db: DB, gen: number): { text: string; source: s
  * Only baseline and accept ask, and they write to the store next anyway.
  */
 export function latestSignedGeneration(file: string): { id: number; keyId: string | null } | null {
-  if (inspectStore(file).kind !== 'store') return null;
-  const db = openReadOnly(file);
+  let db: DB;
+  try {
+    db = openReadOnly(file);
+  } catch (e) {
+    if (e instanceof NoInputError) return null; // absent or empty: nothing signed yet
+    throw e;
+  }
   try {
     const r = db.prepare('SELECT id, key_id FROM generations WHERE signature IS NOT NULL ORDER BY id DESC LIMIT 1').get() as
       | { id: number; key_id: string | null }

@@ -1,0 +1,71 @@
+import { createRequire } from 'node:module';
+
+/**
+ * libc through koffi (an FFI with prebuilt binaries for Linux x64/arm64: no compiler at install
+ * time), loaded once per thread and shared by the path-based readers (fsmeta.ts, in the hash
+ * workers) and the descriptor-based ones (fsmeta-fd.ts, for restore). null off Linux or where
+ * neither glibc nor musl can be loaded: callers then record "unsupported".
+ */
+export interface Libc {
+  koffi: typeof import('koffi');
+  lib: ReturnType<typeof import('koffi').load>;
+}
+
+let libc: Libc | null | undefined;
+
+export function loadLibc(): Libc | null {
+  if (libc !== undefined) return libc;
+  libc = null;
+  if (process.platform !== 'linux') return libc;
+  try {
+    const require = createRequire(import.meta.url);
+    const koffi = require('koffi') as typeof import('koffi');
+    for (const name of ['libc.so.6', 'libc.musl-x86_64.so.1', 'libc.musl-aarch64.so.1', 'libc.so']) {
+      try {
+        libc = { koffi, lib: koffi.load(name) };
+        break;
+      } catch {
+        /* try the next name */
+      }
+    }
+  } catch {
+    libc = null;
+  }
+  return libc;
+}
+
+/** Declare libc functions (prototypes in C syntax), or null when libc or a symbol is missing. */
+export function bindLibc<T extends object>(decls: Record<keyof T, string>): (T & { errno(): number }) | null {
+  const c = loadLibc();
+  if (!c) return null;
+  try {
+    const out: Record<string, unknown> = { errno: () => c.koffi.errno() };
+    for (const [k, proto] of Object.entries(decls)) out[k] = c.lib.func(proto as string);
+    return out as T & { errno(): number };
+  } catch {
+    return null;
+  }
+}
+
+export const ENOTSUP = 95;
+export const ENODATA = 61;
+export const ERANGE = 34;
+export const ENOTTY = 25;
+export const ENOSYS = 38;
+export const EINVAL = 22;
+/** _IOR('f', 1, long) / _IOW('f', 2, long) on 64-bit Linux (x86_64, aarch64). */
+export const FS_IOC_GETFLAGS = 0x80086601;
+export const FS_IOC_SETFLAGS = 0x40086602;
+/**
+ * ioctl is variadic in C; with one pointer argument the non-variadic call is the same on x86_64
+ * and aarch64 (the argument travels in the third integer register).
+ */
+export const IOCTL_PROTO = 'int ioctl(int fd, unsigned long request, void *arg)';
+
+/** A NUL-terminated copy of a byte string, for a C `const char *` argument. */
+export function cstr(b: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(b.length + 1);
+  b.copy(out);
+  out[b.length] = 0;
+  return out;
+}
