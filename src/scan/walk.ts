@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { Selector } from '../core/selector.js';
 import type { Rule } from '../core/types.js';
+import { DT_DIR, DT_UNKNOWN, direntReader } from './dirents.js';
 import { RootResolver } from './root-path.js';
 
 export type WalkEvent = { kind: 'entry'; path: Buffer; real: Buffer; rule: Rule } | { kind: 'error'; path: Buffer; code: string; message: string };
@@ -77,7 +78,8 @@ export function* walk(selector: Selector, root: string): Generator<WalkEvent> {
       listing = Listing.read(item, (p) => selector.mayDescend(p.toString('utf8')));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-      if (code === 'ENOENT' || code === 'ENOTDIR') continue; // vanished or replaced: its own entry shows that
+      // vanished, or replaced (by a file, or by a symlink: never followed): its own entry shows that
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') continue;
       yield { kind: 'error', path: item.path, code, message: code === 'EACCES' ? 'permission denied (directory not listed)' : (e as Error).message };
       continue;
     }
@@ -88,8 +90,8 @@ export function* walk(selector: Selector, root: string): Generator<WalkEvent> {
 /**
  * One directory's entries, sorted, held compactly: every key (a name, or a name + "/" for the
  * subtree below a directory) packed into one buffer with offsets, instead of an object and
- * two buffers per entry. Entries are read with opendir in batches rather than readdir's one
- * array of Dirent objects, and paths are built only when the walk reaches them, so a
+ * two buffers per entry. Entries are read with getdents64 into a reused buffer (dirents.ts;
+ * opendir in batches where it is unavailable) rather than readdir's one array of Dirent objects, and paths are built only when the walk reaches them, so a
  * directory of 300,000 files costs a few bytes per name.
  */
 class Listing {
@@ -134,24 +136,30 @@ class Listing {
       used += need;
       n++;
     };
-    const d = fs.opendirSync(dir.real, { encoding: 'buffer' as BufferEncoding, bufferSize: 128 });
-    try {
-      for (let e = d.readSync(); e !== null; e = d.readSync()) {
-        const name = e.name as unknown as Buffer;
-        add(name, false);
-        let isDir = e.isDirectory();
-        if (!isDir && !e.isFile() && !e.isSymbolicLink() && !e.isFIFO() && !e.isSocket() && !e.isCharacterDevice() && !e.isBlockDevice()) {
-          // DT_UNKNOWN (some filesystems): ask lstat.
-          try {
-            isDir = fs.lstatSync(Buffer.concat([realPrefix, name])).isDirectory();
-          } catch {
-            /* the scan of the entry itself reports it */
-          }
+    const entry = (name: Buffer, isDir: boolean, unknown: boolean): void => {
+      add(name, false);
+      if (unknown) {
+        // DT_UNKNOWN (some filesystems): ask lstat.
+        try {
+          isDir = fs.lstatSync(Buffer.concat([realPrefix, name])).isDirectory();
+        } catch {
+          /* the scan of the entry itself reports it */
         }
-        if (isDir && mayDescend(Buffer.concat([prefix, name]))) add(name, true);
       }
-    } finally {
-      d.closeSync();
+      if (isDir && mayDescend(Buffer.concat([prefix, name]))) add(name, true);
+    };
+    const fast = direntReader();
+    if (fast) fast.list(dir.real, (name, type) => entry(name, type === DT_DIR, type === DT_UNKNOWN));
+    else {
+      const d = fs.opendirSync(dir.real, { encoding: 'buffer' as BufferEncoding, bufferSize: 128 });
+      try {
+        for (let e = d.readSync(); e !== null; e = d.readSync()) {
+          const known = e.isFile() || e.isSymbolicLink() || e.isFIFO() || e.isSocket() || e.isCharacterDevice() || e.isBlockDevice();
+          entry(e.name as unknown as Buffer, e.isDirectory(), !e.isDirectory() && !known);
+        }
+      } finally {
+        d.closeSync();
+      }
     }
     const keyLen = (i: number): number => len[i]! & 0x7fffffff;
     const order = new Uint32Array(n);

@@ -8,6 +8,7 @@ import { Selector } from '../../src/core/selector.js';
 import { scanAll } from '../../src/scan/hash-pool.js';
 import { hashFile, recordFromStat, scanBatch, scanEntry, type ScanJob, type ScanResult } from '../../src/scan/scan-entry.js';
 import { walk } from '../../src/scan/walk.js';
+import { direntReader, forceDirReader } from '../../src/scan/dirents.js';
 import { createRequire } from 'node:module';
 import { rule } from '../helpers/build.js';
 import { tmpdir } from '../helpers/cli.js';
@@ -111,6 +112,50 @@ describe('walk', () => {
     }
     expect(leaf).toBe(true);
     expect(n).toBe(1 + 400 + 1 + 1 + 20000);
+  });
+});
+
+describe('walk: getdents64 reader', () => {
+  const entries = (sel: Selector): string[] => [...walk(sel, '')].map((e) => (e.kind === 'entry' ? e.path.toString('latin1') : `ERR ${e.code} ${e.path}`));
+
+  it('lists exactly what fs.opendir lists, in the same order (non-UTF-8 names, 20 000 entries across many getdents64 calls)', () => {
+    if (!direntReader()) return console.log('skipped: koffi or getdents64 not available here (the walk uses fs.opendirSync)');
+    const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${tree}/**`, `${dir}/wide/**`, `${dir}/order/**`] })] });
+    const fast = entries(sel);
+    forceDirReader('node');
+    let slow: string[];
+    try {
+      slow = entries(sel);
+    } finally {
+      forceDirReader(null);
+    }
+    expect(fast.length).toBeGreaterThan(20000);
+    expect(fast).toEqual(slow);
+  });
+
+  it('does not follow a directory swapped for a symlink after its parent was listed', () => {
+    if (!direntReader()) return console.log('skipped: koffi or getdents64 not available here');
+    const t = path.join(dir, 'swap');
+    fs.mkdirSync(path.join(t, 'a'), { recursive: true });
+    fs.writeFileSync(path.join(t, 'a', 'inside'), '');
+    const elsewhere = path.join(dir, 'elsewhere');
+    fs.mkdirSync(elsewhere);
+    fs.writeFileSync(path.join(elsewhere, 'outside-marker'), '');
+    const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${t}/**`] })] });
+    const seen: string[] = [];
+    for (const e of walk(sel, '')) {
+      if (e.kind !== 'entry') continue;
+      seen.push(e.path.toString());
+      // The walk has yielded a/ itself and lists it next: swap it for a symlink now.
+      if (e.path.toString() === path.join(t, 'a')) {
+        fs.renameSync(path.join(t, 'a'), path.join(t, 'a.moved'));
+        fs.symlinkSync(elsewhere, path.join(t, 'a'));
+        expect(fs.lstatSync(path.join(t, 'a')).isSymbolicLink()).toBe(true);
+      }
+    }
+    expect(seen).toContain(path.join(t, 'a'));
+    expect(seen.some((p) => p.includes('outside-marker'))).toBe(false);
+    expect(seen.some((p) => p.endsWith('/inside'))).toBe(false);
   });
 });
 
