@@ -37,13 +37,17 @@ interface Internals {
   walk(sel: unknown, root: string): Iterable<WalkEvent>;
   scanEntry(job: ScanJobLike, buf: Buffer): ScanResultLike;
   READ_SIZE: number;
-  scanAll(src: Iterable<ScanJobLike>, jobs: number, signal: AbortSignal): AsyncIterable<[ScanJobLike, ScanResultLike]>;
+  /** scanBatches (batches of results), or scanAll (one at a time) in builds before it */
+  scan(src: Iterable<ScanJobLike>, jobs: number, signal: AbortSignal): AsyncIterable<Array<[ScanJobLike, ScanResultLike]>>;
+  /** the native BLAKE3 hasher, in builds that have one and where it loads */
+  nativeBlake3: (() => { reset(): void; update(b: Uint8Array): unknown; digest(f: 'hex'): string } | null) | null;
   createBlake3(): { update(b: Uint8Array): unknown; digest(o?: { dispose?: boolean }): Buffer };
 }
 
 async function loadInternals(): Promise<Internals> {
   const load = async (rel: string): Promise<Record<string, unknown>> =>
     (await import(pathToFileURL(path.join(REPO_ROOT, 'dist', 'src', rel)).href)) as Record<string, unknown>;
+  const native = await load('scan/blake3-native.js').catch(() => ({}) as Record<string, unknown>);
   const [policy, selector, walk, scanEntry, pool, blake3] = await Promise.all([
     load('core/policy.js'),
     load('core/selector.js'),
@@ -62,8 +66,16 @@ async function loadInternals(): Promise<Internals> {
     walk: pick(walk, 'walk', 'scan/walk.js'),
     scanEntry: pick(scanEntry, 'scanEntry', 'scan/scan-entry.js'),
     READ_SIZE: pick(scanEntry, 'READ_SIZE', 'scan/scan-entry.js'),
-    scanAll: pick(pool, 'scanAll', 'scan/hash-pool.js'),
+    scan: (pool.scanBatches as Internals['scan'] | undefined) ?? batched(pick(pool, 'scanAll', 'scan/hash-pool.js')),
+    nativeBlake3: (native.threadNativeBlake3 as Internals['nativeBlake3'] | undefined) ?? null,
     createBlake3: pick(blake3, 'createBlake3', 'scan/blake3.js'),
+  };
+}
+
+/** Older builds' scanAll (one result at a time) behind the batch interface. */
+function batched(scanAll: (src: Iterable<ScanJobLike>, jobs: number, signal: AbortSignal) => AsyncIterable<[ScanJobLike, ScanResultLike]>): Internals['scan'] {
+  return async function* (src, jobs, signal) {
+    for await (const r of scanAll(src, jobs, signal)) yield [r];
   };
 }
 
@@ -168,7 +180,19 @@ export async function runStagesBench(ctx: BenchContext): Promise<SectionResult> 
     h.digest();
     return { entries: null, bytes: MiBs * mem.length };
   };
-  add("6a integ's blake3 (createBlake3) in memory", await timed(inMemory(() => I.createBlake3())), '1 thread, no I/O');
+  add("6a integ's blake3 (createBlake3) in memory", await timed(inMemory(() => I.createBlake3())), '1 thread, no I/O; wasm SIMD: files under 2 KiB');
+  const native = I.nativeBlake3?.();
+  if (native)
+    add(
+      '6a native blake3 (@napi-rs/blake-hash) in memory',
+      await timed(
+        inMemory(() => {
+          native.reset();
+          return { update: (b) => native.update(b), digest: () => native.digest('hex') };
+        }),
+      ),
+      '1 thread, no I/O; files of 2 KiB and more',
+    );
   try {
     const wasm = createRequire(path.join(REPO_ROOT, 'package.json'))('blake3-wasm') as { createHash(): { update(b: Uint8Array): unknown; digest(): unknown } };
     add('6b blake3-wasm (scalar) in memory', await timed(inMemory(() => wasm.createHash())), '1 thread, no I/O');
@@ -188,10 +212,11 @@ export async function runStagesBench(ctx: BenchContext): Promise<SectionResult> 
       };
       let bytes = 0;
       let n = 0;
-      for await (const [, r] of I.scanAll(jobs(), opts.jobs, new AbortController().signal)) {
-        n++;
-        if (r.rec?.type === 'file') bytes += Number(r.rec.size);
-      }
+      for await (const batch of I.scan(jobs(), opts.jobs, new AbortController().signal))
+        for (const [, r] of batch) {
+          n++;
+          if (r.rec?.type === 'file') bytes += Number(r.rec.size);
+        }
       return { entries: n, bytes };
     }),
     'cpu s: whole process, workers included',

@@ -2,7 +2,7 @@ import { Selector } from '../core/selector.js';
 import type { IocMatch, ScanError } from '../core/types.js';
 import type { PackageMismatch } from '../pkg/dpkg.js';
 import { loadPackages } from '../pkg/packages.js';
-import { scanAll } from '../scan/hash-pool.js';
+import { scanBatches } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { walk } from '../scan/walk.js';
 import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
@@ -136,49 +136,50 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
       }
     };
     ctx.log.info({ db: opts.db, policy: policy.source, root: root || '/', jobs: opts.jobs }, 'baseline started');
-    for await (const [job, res] of scanAll(jobs(), opts.jobs, ctx.signal)) {
-      if (!res.ok) {
-        errors.push({ path: job.path, code: res.code, message: res.message });
-        ctx.log.warn({ path: job.path.toString('utf8'), code: res.code }, res.message);
+    for await (const batch of scanBatches(jobs(), opts.jobs, ctx.signal))
+      for (const [job, res] of batch) {
+        if (!res.ok) {
+          errors.push({ path: job.path, code: res.code, message: res.message });
+          ctx.log.warn({ path: job.path.toString('utf8'), code: res.code }, res.message);
+        }
+        if (res.rec) {
+          const hit = ioc && res.ok ? iocMatchOf(ioc, job.path, job.rule, res.rec) : null;
+          if (hit) {
+            iocMatches.push(hit);
+            ctx.log.error(
+              { path: job.path.toString('utf8'), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source },
+              'known-bad content',
+            );
+          }
+          const shipped = dpkg && res.ok && res.rec.type === 'file' && res.rec.extra ? dpkg.lookup(job.path.toString('utf8')) : undefined;
+          const now = shipped ? res.rec.extra?.[shipped.algo] : undefined;
+          if (shipped?.digest && now) {
+            packagedChecked++;
+            if (shipped.digest !== now)
+              mismatches.push({
+                path: job.path,
+                package: { manager: dpkg!.manager, name: shipped.pkg.name, version: shipped.pkg.version },
+                algorithm: shipped.algo,
+                expected: shipped.digest,
+                actual: now,
+                conffile: shipped.conffile,
+              });
+          }
+          delete res.rec.extra;
+          repo.insert(gen, job.rule, res.rec, res.ok ? null : res.code);
+          if (res.ok && keep.wants(job.rule, res.rec)) {
+            // Read again and keep only bytes that match the digest just recorded (it may have changed since).
+            const data = readAsRecorded(job.real, res.rec, keep.maxBytes(job.rule));
+            if (data) {
+              contents.keep(gen, job.path, data);
+              keptFiles++;
+            } else ctx.log.warn({ path: job.path.toString('utf8') }, 'content not kept: the file changed while it was read');
+          }
+          entries++;
+          if (res.rec.type === 'file') bytes += Number(res.rec.size);
+        }
+        progress?.update(entries, bytes);
       }
-      if (res.rec) {
-        const hit = ioc && res.ok ? iocMatchOf(ioc, job.path, job.rule, res.rec) : null;
-        if (hit) {
-          iocMatches.push(hit);
-          ctx.log.error(
-            { path: job.path.toString('utf8'), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source },
-            'known-bad content',
-          );
-        }
-        const shipped = dpkg && res.ok && res.rec.type === 'file' && res.rec.extra ? dpkg.lookup(job.path.toString('utf8')) : undefined;
-        const now = shipped ? res.rec.extra?.[shipped.algo] : undefined;
-        if (shipped?.digest && now) {
-          packagedChecked++;
-          if (shipped.digest !== now)
-            mismatches.push({
-              path: job.path,
-              package: { manager: dpkg!.manager, name: shipped.pkg.name, version: shipped.pkg.version },
-              algorithm: shipped.algo,
-              expected: shipped.digest,
-              actual: now,
-              conffile: shipped.conffile,
-            });
-        }
-        delete res.rec.extra;
-        repo.insert(gen, job.rule, res.rec, res.ok ? null : res.code);
-        if (res.ok && keep.wants(job.rule, res.rec)) {
-          // Read again and keep only bytes that match the digest just recorded (it may have changed since).
-          const data = readAsRecorded(job.real, res.rec, keep.maxBytes(job.rule));
-          if (data) {
-            contents.keep(gen, job.path, data);
-            keptFiles++;
-          } else ctx.log.warn({ path: job.path.toString('utf8') }, 'content not kept: the file changed while it was read');
-        }
-        entries++;
-        if (res.rec.type === 'file') bytes += Number(res.rec.size);
-      }
-      progress?.update(entries, bytes);
-    }
     throwIfAborted(ctx.signal);
     const d = computeGenerationDigest(db, { id: gen, ...header });
     const sig = sign ? sign(d.digest) : null;

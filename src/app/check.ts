@@ -4,7 +4,7 @@ import { Selector } from '../core/selector.js';
 import type { Finding, IocMatch, Rule, ScanError } from '../core/types.js';
 import { exitCodeOf, summarize } from '../core/verdict.js';
 import type { CheckResult } from '../core/check-result.js';
-import { scanAll } from '../scan/hash-pool.js';
+import { scanBatches } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { walk } from '../scan/walk.js';
 import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
@@ -117,9 +117,10 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     const mark = (b: StoredEntry | undefined): void => {
       if (b && range) seen[b.rowid - range.min] = 1;
     };
-    const jobs = async function* (): AsyncGenerator<Job> {
+    // Synchronous, so a job costs no promise: where the reader is behind, it yields the wait.
+    const jobs = function* (): Generator<Job | Promise<void>> {
       for (const ev of walk(selector, root)) {
-        await stream.ready(ev.path);
+        if (!stream.readyNow(ev.path)) yield stream.ready(ev.path);
         if (ev.kind === 'error') {
           errors.push({ path: ev.path, code: ev.code, message: ev.message });
           errorDirs.push(ev.path);
@@ -144,28 +145,29 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
       }
     };
     let bytes = 0;
-    for await (const [job, res] of scanAll(jobs(), opts.jobs, ctx.signal)) {
-      scanned++;
-      if (!res.ok) {
-        errors.push({ path: job.path, code: res.code, message: res.message });
-        ctx.log.warn({ path: pathToText(job.path), code: res.code }, res.message);
-      }
-      if (res.rec) {
-        if (res.rec.type === 'file') bytes += Number(res.rec.size);
-        // A vanished entry (no rec) is an error, not a removal: we cannot tell which it is.
-        const f = compareEntry(job.base?.rec ?? null, res.rec, job.rule);
-        if (f) findings.push(f);
-        const hit = ioc && res.ok ? iocMatchOf(ioc, job.path, job.rule.name, res.rec) : null;
-        if (hit) {
-          iocMatches.push(hit);
-          ctx.log.error(
-            { path: pathToText(job.path), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source },
-            'known-bad content',
-          );
+    for await (const batch of scanBatches(jobs(), opts.jobs, ctx.signal))
+      for (const [job, res] of batch) {
+        scanned++;
+        if (!res.ok) {
+          errors.push({ path: job.path, code: res.code, message: res.message });
+          ctx.log.warn({ path: pathToText(job.path), code: res.code }, res.message);
         }
+        if (res.rec) {
+          if (res.rec.type === 'file') bytes += Number(res.rec.size);
+          // A vanished entry (no rec) is an error, not a removal: we cannot tell which it is.
+          const f = compareEntry(job.base?.rec ?? null, res.rec, job.rule);
+          if (f) findings.push(f);
+          const hit = ioc && res.ok ? iocMatchOf(ioc, job.path, job.rule.name, res.rec) : null;
+          if (hit) {
+            iocMatches.push(hit);
+            ctx.log.error(
+              { path: pathToText(job.path), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source },
+              'known-bad content',
+            );
+          }
+        }
+        progress?.update(scanned, bytes);
       }
-      progress?.update(scanned, bytes);
-    }
     throwIfAborted(ctx.signal);
     // Nothing is used before the generation's content is known to be what was recorded.
     const problem = contentProblemOf(await stream.finish(), cur);

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { InterruptedError } from '../util/errors.js';
+import { packJobs, unpackResults, type PackedResults } from './pool-protocol.js';
 import { READ_SIZE, scanEntry, type ScanJob, type ScanResult } from './scan-entry.js';
 
 /** Jobs per message: small enough that one large file does not hold many others hostage. */
@@ -16,33 +17,31 @@ function workerFile(): string {
   return path.join(path.dirname(here), 'hash.worker.js');
 }
 
-const toBuf = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
-
-function revive(r: ScanResult): ScanResult {
-  if (r.rec) {
-    r.rec.path = toBuf(r.rec.path);
-    if (r.rec.target) r.rec.target = toBuf(r.rec.target);
-  }
-  return r;
-}
+/**
+ * Where the jobs come from. A synchronous iterable may yield a Promise instead of a job: "wait for
+ * this, then go on pulling" (check waits so for the stored generation's rows), so the common case
+ * costs no promise per job. An async iterable is pulled with await per job.
+ */
+export type JobSource<J> = Iterable<J | Promise<unknown>> | AsyncIterable<J>;
 
 /**
  * Hashes in N worker threads (restic's file saver, in Node): paths go out in small batches,
- * results come back in completion order paired with their job. `jobs = 0` scans on the main
- * thread through the same interface. The source is pulled lazily, so the walk streams and
- * memory stays bounded by the work in flight.
+ * results come back a batch at a time in completion order, each paired with its job. `jobs = 0`
+ * scans on the main thread through the same interface. The source is pulled lazily, so the walk
+ * streams and memory stays bounded by the work in flight.
  */
-export async function* scanAll<J extends ScanJob>(source: Iterable<J> | AsyncIterable<J>, jobs: number, signal: AbortSignal): AsyncGenerator<[J, ScanResult]> {
+export async function* scanBatches<J extends ScanJob>(source: JobSource<J>, jobs: number, signal: AbortSignal): AsyncGenerator<Array<[J, ScanResult]>> {
+  const pull = puller(source);
   if (jobs <= 0) {
     const buf = Buffer.allocUnsafe(READ_SIZE);
-    let n = 0;
-    for await (const job of source) {
+    for (;;) {
       if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new InterruptedError();
-      yield [job, scanEntry(job, buf)];
+      const batch = await pull(BATCH);
+      if (batch.length === 0) return;
+      yield batch.map((job) => [job, scanEntry(job, buf)] as [J, ScanResult]);
       // Let signals and the progress display run now and then.
-      if (++n % 256 === 0) await new Promise<void>((r) => setImmediate(r));
+      await new Promise<void>((r) => setImmediate(r));
     }
-    return;
   }
   const file = workerFile();
   // Workers hold a read buffer, the hasher's wasm memory and one batch: small heaps keep the
@@ -50,7 +49,7 @@ export async function* scanAll<J extends ScanJob>(source: Iterable<J> | AsyncIte
   const workers = Array.from({ length: jobs }, () => new Worker(file, { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 128 } }));
   const outstanding = new Map<number, { worker: number; jobs: J[] }>();
   const load = new Array<number>(jobs).fill(0);
-  const ready: Array<[J, ScanResult]> = [];
+  const ready: Array<Array<[J, ScanResult]>> = [];
   let failure: Error | null = null;
   let wake: (() => void) | null = null;
   const notify = (): void => {
@@ -59,11 +58,11 @@ export async function* scanAll<J extends ScanJob>(source: Iterable<J> | AsyncIte
     w?.();
   };
   workers.forEach((w, i) => {
-    w.on('message', (msg: { seq: number; results: ScanResult[] }) => {
+    w.on('message', (msg: { seq: number; results: PackedResults }) => {
       const batch = outstanding.get(msg.seq)!;
       outstanding.delete(msg.seq);
       load[i]! -= 1;
-      msg.results.forEach((r, k) => ready.push([batch.jobs[k]!, revive(r)]));
+      ready.push(unpackResults(batch.jobs, msg.results));
       notify();
     });
     w.on('error', (e) => {
@@ -77,7 +76,6 @@ export async function* scanAll<J extends ScanJob>(source: Iterable<J> | AsyncIte
   });
   const onAbort = (): void => notify();
   signal.addEventListener('abort', onAbort);
-  const it: Iterator<J> | AsyncIterator<J> = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
   let exhausted = false;
   let seq = 0;
   try {
@@ -87,33 +85,14 @@ export async function* scanAll<J extends ScanJob>(source: Iterable<J> | AsyncIte
         let best = 0;
         for (let i = 1; i < jobs; i++) if (load[i]! < load[best]!) best = i;
         if (load[best]! >= INFLIGHT_PER_WORKER) break;
-        const batch: J[] = [];
-        while (batch.length < BATCH) {
-          const r = await it.next();
-          if (r.done) {
-            exhausted = true;
-            break;
-          }
-          batch.push(r.value);
-        }
+        const batch = await pull(BATCH);
+        if (batch.length < BATCH) exhausted = true;
         if (batch.length === 0) break;
         seq += 1;
         outstanding.set(seq, { worker: best, jobs: batch });
         load[best]! += 1;
-        workers[best]!.postMessage({
-          seq,
-          jobs: batch.map((j) => ({
-            id: j.id,
-            path: j.path,
-            real: j.real,
-            algos: j.algos,
-            growing: j.growing,
-            prefixLen: j.prefixLen,
-            xattrs: j.xattrs,
-            flags: j.flags,
-            extra: j.extra,
-          })),
-        });
+        const { msg, transfer } = packJobs(batch);
+        workers[best]!.postMessage({ seq, jobs: msg }, transfer);
       }
       while (ready.length > 0) yield ready.shift()!;
       if (failure) throw failure;
@@ -126,7 +105,36 @@ export async function* scanAll<J extends ScanJob>(source: Iterable<J> | AsyncIte
     }
   } finally {
     signal.removeEventListener('abort', onAbort);
-    if (!exhausted) await it.return?.();
+    if (!exhausted) await pull.stop();
     await Promise.all(workers.map((w) => w.terminate()));
   }
+}
+
+/** Pulls up to n jobs at a time from a JobSource (fewer only at its end). */
+function puller<J>(source: JobSource<J>): ((n: number) => Promise<J[]>) & { stop(): Promise<void> } {
+  if (Symbol.asyncIterator in source) {
+    const it = source[Symbol.asyncIterator]();
+    const f = async (n: number): Promise<J[]> => {
+      const out: J[] = [];
+      while (out.length < n) {
+        const r = await it.next();
+        if (r.done) break;
+        out.push(r.value);
+      }
+      return out;
+    };
+    return Object.assign(f, { stop: async () => void (await it.return?.()) });
+  }
+  const it = source[Symbol.iterator]();
+  const f = async (n: number): Promise<J[]> => {
+    const out: J[] = [];
+    while (out.length < n) {
+      const r = it.next();
+      if (r.done) break;
+      if (r.value instanceof Promise) await r.value;
+      else out.push(r.value);
+    }
+    return out;
+  };
+  return Object.assign(f, { stop: async () => void it.return?.() });
 }

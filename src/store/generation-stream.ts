@@ -134,7 +134,7 @@ const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, 
  * The stored generation, read in path order by a worker thread that also computes its digest
  * (generation-reader.worker.ts), consumed here by a merge join with a walk that yields paths in
  * the same order. The main thread neither runs the SQLite cursor nor builds the digest's text;
- * it only looks rows up. `ready(p)` must be awaited before `lookup(p)`; `finish()` drains the
+ * it only looks rows up. `ready(p)` must be awaited before `lookup(p)` (unless `readyNow(p)`); `finish()` drains the
  * rest and returns the digest of exactly the rows that were handed out.
  */
 export class GenerationStream {
@@ -216,6 +216,17 @@ export class GenerationStream {
     const e = b.pathEnd[b.n - 1]!;
     const s = b.n > 1 ? b.pathEnd[b.n - 2]! : 0;
     return p.compare(b.paths, s, e) <= 0;
+  }
+
+  /**
+   * Whether lookup(p) can answer now, without waiting (the common case: the reader is ahead).
+   * When false, await ready(p).
+   */
+  readyNow(p: Buffer): boolean {
+    if (this.failure) return false;
+    if (this.covers(p)) return true;
+    this.passAll();
+    return this.covers(p) && !this.failure;
   }
 
   /** Wait until lookup(p) can answer. */

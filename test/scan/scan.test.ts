@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Selector } from '../../src/core/selector.js';
-import { scanAll } from '../../src/scan/hash-pool.js';
+import { scanBatches } from '../../src/scan/hash-pool.js';
 import { hashFile, recordFromStat, scanBatch, scanEntry, type ScanJob, type ScanResult } from '../../src/scan/scan-entry.js';
 import { walk } from '../../src/scan/walk.js';
 import { direntReader, forceDirReader } from '../../src/scan/dirents.js';
@@ -29,7 +29,7 @@ function job(p: string | Buffer, over: Partial<ScanJob> = {}): ScanJob {
 
 async function collect(jobs: ScanJob[], n: number): Promise<ScanResult[]> {
   const out: ScanResult[] = [];
-  for await (const [, r] of scanAll(jobs, n, new AbortController().signal)) out.push(r);
+  for await (const batch of scanBatches(jobs, n, new AbortController().signal)) for (const [, r] of batch) out.push(r);
   return out.sort((a, b) => a.id - b.id);
 }
 
@@ -278,19 +278,49 @@ describe('scanBatch', () => {
   });
 });
 
-describe('scanAll', () => {
-  it('gives the same results on worker threads as on the main thread, for every entry', async () => {
+describe('scanBatches', () => {
+  it('gives the same results on worker threads as on the main thread, every field of every entry (the packed messages lose nothing)', async () => {
     const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${tree}/**`] })] });
     let id = 0;
-    const jobs = [...walk(sel, '')].flatMap((e) => (e.kind === 'entry' ? [job(e.path, { id: ++id })] : []));
+    const walked = [...walk(sel, '')].flatMap((e) => (e.kind === 'entry' ? [e.path] : []));
+    const jobs: ScanJob[] = [];
+    for (const p of walked) {
+      jobs.push(job(p, { id: ++id }));
+      // the same path with every option: attributes, flags, extra digests, a growing prefix
+      jobs.push(job(p, { id: ++id, xattrs: true, flags: true, extra: ['md5', 'sha1'], growing: true, prefixLen: 3 }));
+    }
+    jobs.push(job(path.join(tree, 'nope'), { id: ++id }));
+    // a --root style job: read from one path, reported as another
+    jobs.push({ ...job('/reported/as', { id: ++id }), real: Buffer.from(path.join(tree, 'file')) });
     const inline = await collect(jobs, 0);
     const pooled = await collect(jobs, 2);
     expect(pooled).toHaveLength(jobs.length);
-    expect(pooled.map((r) => [r.id, r.ok, r.rec?.blake3, r.rec?.path.toString('hex')])).toEqual(
-      inline.map((r) => [r.id, r.ok, r.rec?.blake3, r.rec?.path.toString('hex')]),
-    );
+    expect(pooled).toEqual(inline);
     const bad = pooled.find((r) => r.rec?.path.subarray(tree.length + 1).equals(BAD));
     expect(bad?.rec?.blake3).toBe(blake3Hex('x'));
+    expect(pooled.find((r) => r.rec?.path.toString() === '/reported/as')?.rec?.blake3).toBe(blake3Hex('hello\n'));
+    expect(pooled.some((r) => r.rec?.extra?.md5 && r.rec.prefixBlake3 !== undefined && r.rec.flags !== undefined && r.rec.xattrs !== undefined)).toBe(true);
+    expect(pooled.some((r) => r.rec?.target?.toString() === 'loop2')).toBe(true);
+    expect(pooled.find((r) => r.id === id - 1)).toMatchObject({ ok: false, code: 'ENOENT', rec: null });
+  });
+
+  it('waits on a promise the job source yields, then goes on pulling', async () => {
+    let released = false;
+    const gate = new Promise<void>((r) =>
+      setTimeout(() => {
+        released = true;
+        r();
+      }, 1),
+    );
+    const source = function* (): Generator<ScanJob | Promise<void>> {
+      yield job(path.join(tree, 'file'), { id: 1 });
+      yield gate;
+      expect(released).toBe(true);
+      yield job(path.join(tree, 'empty'), { id: 2 });
+    };
+    const out: number[] = [];
+    for await (const batch of scanBatches(source(), 2, new AbortController().signal)) for (const [j] of batch) out.push(j.id);
+    expect(out.sort()).toEqual([1, 2]);
   });
 
   it('stops with the abort reason when interrupted', async () => {
@@ -298,7 +328,7 @@ describe('scanAll', () => {
     const jobs = Array.from({ length: 2000 }, (_, i) => job(path.join(tree, 'file'), { id: i }));
     const run = async () => {
       let n = 0;
-      for await (const _ of scanAll(jobs, 2, ac.signal)) if (++n === 10) ac.abort(new Error('stop now'));
+      for await (const b of scanBatches(jobs, 2, ac.signal)) if ((n += b.length) >= 10) ac.abort(new Error('stop now'));
     };
     await expect(run()).rejects.toThrow('stop now');
   });
