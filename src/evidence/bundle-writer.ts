@@ -88,7 +88,8 @@ type State = 'open' | 'sealing' | 'sealed' | 'aborted' | 'failed';
 export class BundleWriter implements BundleSink {
   private state: State = 'open';
   private readonly files = new Map<string, ManifestFile>();
-  private readonly dirs = new Set<string>();
+  /** folders made or being made in the bundle, each with its creation (awaited by every writer under it) */
+  private readonly dirs = new Map<string, Promise<void>>();
   private logSeq = 0;
   private logPrev = LOG_GENESIS;
   private logSize = 0;
@@ -369,14 +370,18 @@ export class BundleWriter implements BundleSink {
 
   private async writeStaged(rel: string, parents: string[], buf: Buffer): Promise<void> {
     for (const p of parents) {
-      if (this.dirs.has(p)) continue;
-      this.dirs.add(p); // claimed first: a concurrent addFile under the same folder may find it made
-      try {
-        await (await mkdirAt(this.staging.handle.fd, `${this.name}/${p}`, true)).close();
-      } catch (err) {
-        this.dirs.delete(p);
-        throw err;
+      // A concurrent addFile under the same folder waits for the one creation in progress:
+      // writing into a folder that is claimed but not made yet fails with ENOENT.
+      let made = this.dirs.get(p);
+      if (!made) {
+        made = (async () => void (await (await mkdirAt(this.staging.handle.fd, `${this.name}/${p}`, true)).close()))();
+        this.dirs.set(p, made);
+        const mine = made;
+        mine.catch(() => {
+          if (this.dirs.get(p) === mine) this.dirs.delete(p);
+        });
       }
+      await made;
     }
     await writeNewFileAt(this.staging.handle.fd, `${this.name}/${rel}`, buf);
   }
@@ -388,7 +393,7 @@ export class BundleWriter implements BundleSink {
 
   /** Tar + gzip the top folder into the reserved .partial, fsync, rename, fsync the folder. */
   private async writeArchive(files: string[]): Promise<SealedBundle> {
-    const entries = [this.name, ...[...this.dirs].map((d) => `${this.name}/${d}`)];
+    const entries = [this.name, ...[...this.dirs.keys()].map((d) => `${this.name}/${d}`)];
     for (const f of files) entries.push(`${this.name}/${f}`);
     entries.sort(byteCompare);
     // PackSync, one entry at a time: each add() reads its file synchronously (and closes it)

@@ -242,6 +242,18 @@ describe('BundleWriter: addFile', () => {
     expect(fs.readdirSync(path.join(top, 'raw'))).toHaveLength(20);
   });
 
+  it('files added at once under a folder none of them made yet all land (each waits for the one mkdir)', async () => {
+    for (let round = 0; round < 5; round++) {
+      const w = await BundleWriter.create({ outDir: path.join(dir, `r${round}`), hostname: 'h', now: NOW });
+      const adds = Array.from({ length: 8 }, (_, i) => w.addFile(`deep/er/d${i % 2}/f${i}`, `x${i}`));
+      await Promise.all(adds);
+      const sealed = await w.seal({ manifest: {} });
+      const top = extract(sealed.path, path.join(dir, `x${round}`));
+      expect(fs.readdirSync(path.join(top, 'deep/er/d0')).sort()).toEqual(['f0', 'f2', 'f4', 'f6']);
+      expect(fs.readdirSync(path.join(top, 'deep/er/d1')).sort()).toEqual(['f1', 'f3', 'f5', 'f7']);
+    }
+  });
+
   it('refuses use after seal', async () => {
     const w = await BundleWriter.create({ outDir: dir, hostname: 'h', now: NOW });
     await w.seal({ manifest: {} });
