@@ -106,7 +106,7 @@ export const snapshotSection: Section = {
       text: [renderTable(['tool', 'wall s', 'collect ms', 'steps 1-4 ms', 'bracket ms', 'peak RSS MiB'], rows)],
       notes: [
         'collect ms: from the first step to the last, inside integ; wall s adds Node start-up, sealing and gzip.',
-        "bracket ms: time between the first and the second read of /proc/net/* (in between: each process's stat and fd links only; the rest is read after, matched by pid + start time).",
+        "bracket ms: time between the first and the second read of /proc/net/* (in between: each process's fd links only; stat is read before, the rest after, matched by pid + start time).",
       ],
       targets,
       data: {

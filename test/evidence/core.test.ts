@@ -115,6 +115,27 @@ describe('core bracket on the fake /proc', () => {
     expect(art(out, 'listening').listening.map((l: any) => l.port)).not.toContain(3306);
   });
 
+  it("a pid that changes hands during the bracket loses its fd links (they could be either holder's)", async () => {
+    const root = tmpDir('reuse');
+    copyTree(PROC, root);
+    const stat = path.join(root, '777/stat');
+    const before = fs.readFileSync(stat, 'utf8');
+    const start = before.slice(before.lastIndexOf(')') + 2).split(' ')[19]!;
+    const out = await collectCore(
+      ctxFor({ procRoot: root }),
+      {},
+      {
+        ...quick,
+        // the fd links are read by now; the stat read before the bracket had the old start time
+        onBetweenReads: () => fs.writeFileSync(stat, before.replace(` ${start} `, ` ${Number(start) + 12345} `)),
+      },
+    );
+    expect(fs.readFileSync(stat, 'utf8')).not.toBe(before);
+    const p = art(out, 'processes').processes.find((x: any) => x.pid === 777);
+    expect(p).toMatchObject({ reused_after_bracket: true, fds_unattributed: true, socket_inodes: [], starttime_ticks: Number(start) });
+    expect(art(out, 'listening').listening.find((l: any) => l.port === 8080).owners).toEqual([]);
+  });
+
   it('finds a pid hidden from the listing, reads it, and credits it with its sockets', async () => {
     const out = await collectCore(ctxFor(), {}, { ...quick, hiddenMargin: 8192, listPids: () => [1, 2, 777] });
     const churn = art(out, 'core_churn');

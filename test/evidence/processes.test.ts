@@ -232,7 +232,8 @@ describe('bracket read, then details matched by pid + start time', () => {
     const stat = path.join(root, '4242/stat');
     fs.writeFileSync(stat, fs.readFileSync(stat, 'utf8').replace(' 360000 ', ' 999999 '));
     const reused = completeProcess(root, b, { btime: null, users, maxFds: 100 }, errors);
-    expect(reused).toMatchObject({ reused_after_bracket: true, cmdline: [], socket_inodes: b.sockets, starttime_ticks: 360000 });
+    // the fd links were read between the two stat reads: either holder's, so none is kept
+    expect(reused).toMatchObject({ reused_after_bracket: true, fds_unattributed: true, cmdline: [], fds: [], socket_inodes: [], starttime_ticks: 360000 });
     const bounded = completeProcess(root, readProcessBracket(root, 1, 100, errors)!, { btime: null, users, maxFds: 100, bracketOnly: true }, errors);
     expect(bounded).toMatchObject({ pid: 1, cmdline: [], exe: null, environ: null });
     expect(bounded.socket_inodes.length).toBeGreaterThan(0);
@@ -240,5 +241,53 @@ describe('bracket read, then details matched by pid + start time', () => {
     const gone = completeProcess(root, b, { btime: null, users, maxFds: 100 }, errors);
     expect(gone).toMatchObject({ exited_after_bracket: true, name: 'evil) R 1 (x y', socket_inodes: b.sockets });
     expect(errors).toEqual([]);
+  });
+});
+
+describe('fd links for the bracket (getdents64 + readlinkat, or fs)', () => {
+  it('reads the same fds and targets both ways, on a live process and a copied tree, and bounds the count', async () => {
+    const { readFdLinks, forceFdReader, fdReaderKind } = await import('../../src/evidence/collectors/fdlinks.js');
+    // koffi is a dependency with a prebuilt binary for this platform: the fast path must load
+    expect(fdReaderKind()).toBe('getdents64');
+    const net = await import('node:net');
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const dir = tmpDir('fdlinks');
+    // a name that is not UTF-8
+    const held = fs.openSync(Buffer.from(path.join(dir, 'n\xff.t'), 'latin1'), 'w');
+    try {
+      const both = (d: string, max: number): Array<{ n: number; links: Array<[number, string]> }> =>
+        (['node', null] as const).map((w) => {
+          forceFdReader(w);
+          const links: Array<[number, string]> = [];
+          const n = readFdLinks(d, max, links);
+          return { n, links: links.sort((a, b) => a[0] - b[0]) };
+        });
+      const [viaFs, viaNative] = both(`/proc/${process.pid}/fd`, 1 << 16);
+      // the two reads are of a live process: compare the fds both saw
+      const fsMap = new Map(viaFs!.links);
+      const common = viaNative!.links.filter(([fd]) => fsMap.has(fd));
+      expect(common.length).toBeGreaterThan(3);
+      for (const [fd, target] of common) expect(target).toBe(fsMap.get(fd));
+      expect(viaNative!.links.some(([, t]) => /^socket:\[\d+\]$/.test(t))).toBe(true);
+      expect(viaNative!.links.some(([fd]) => fd === held)).toBe(true);
+      expect(viaNative!.links.find(([fd]) => fd === held)![1]).toContain('\uFFFD');
+      // a copied tree: symlinks in a plain folder
+      const [a, b] = both(path.join(PROC, '4242/fd'), 1 << 16);
+      expect(b).toEqual(a);
+      expect(a!.links.length).toBeGreaterThan(2);
+      const [c, d] = both(path.join(PROC, '4242/fd'), 2);
+      expect(d!.n).toBe(a!.n);
+      expect(c!.links.length).toBe(2);
+      expect(d!.links.length).toBe(2);
+      for (const w of ['node', null] as const) {
+        forceFdReader(w);
+        expect(() => readFdLinks(path.join(dir, 'absent'), 10, [])).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+      }
+    } finally {
+      forceFdReader(null);
+      fs.closeSync(held);
+      server.close();
+    }
   });
 });

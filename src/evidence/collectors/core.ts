@@ -1,7 +1,8 @@
 /**
  * Step 2, the bracketed core: socket tables, then every process, then the socket tables
  * again, so a socket is tied to its owners with a known, short window of uncertainty.
- * Everything inside the bracket is synchronous and nothing is parsed there.
+ * Each process's stat (identity, start time) is read just before; inside the bracket only its fd
+ * links, synchronously and unparsed; after it the rest, matched by pid + start time.
  * Artifacts: processes, sockets, listening, unix_sockets, core_churn.
  */
 import fs from 'node:fs';
@@ -27,11 +28,13 @@ import {
   procMountsFrom,
   readLastPid,
   readProcess,
-  readProcessBracket,
+  readProcessFds,
+  readProcessIdentity,
   round,
   walkChildren,
   type BracketRead,
   type HiddenProbeResult,
+  type ProcessIdentity,
   type ProcessRecord,
   type ProcMount,
 } from './processes.js';
@@ -199,12 +202,29 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
   const nsKey = (n: number | null): string => (n === null ? 'own' : String(n));
   nsMap.set(nsKey(ownNs), { netns: ownNs, own: true, pids: [] });
   const netLinks = new Map<number, string>();
-  for (const pid of listed) {
+  // Who holds each pid (stat: identity and start time), read here so the bracket holds only
+  // the fd links; the detail read after the bracket checks the start time again.
+  const identities: ProcessIdentity[] = [];
+  const vanished: number[] = [];
+  let walkTimedOut = false;
+  for (let i = 0; i < listed.length; i++) {
+    if ((i & 31) === 0 && expired(ctx)) {
+      walkTimedOut = true;
+      errors.push(timeoutError(`process walk stopped after ${i} of ${listed.length} pids`, 'processes'));
+      break;
+    }
+    const pid = listed[i]!;
+    const id = readProcessIdentity(P, pid, errors);
+    if (id === null) {
+      vanished.push(pid);
+      continue;
+    }
+    identities.push(id);
     let link: string;
     try {
       link = fs.readlinkSync(`${P}/${pid}/ns/net`);
     } catch {
-      continue; // unknown here; the walk records the error
+      continue; // unknown here; the detail read records the error
     }
     netLinks.set(pid, link);
     const ino = nsInode(link);
@@ -221,19 +241,16 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
   for (const [k, ns] of nsMap) first.set(k, readNs(P, ns, errors));
   const t1 = performance.now();
 
-  // Inside the bracket only what maps sockets to owners: stat (identity + start time) and fd links.
+  // Inside the bracket only what maps sockets to owners: the fd links.
   const bracketReads: BracketRead[] = [];
-  const vanished: number[] = [];
-  let walkTimedOut = false;
-  for (let i = 0; i < listed.length; i++) {
-    if ((i & 31) === 0 && expired(ctx)) {
+  for (let i = 0; i < identities.length; i++) {
+    if ((i & 63) === 0 && expired(ctx)) {
       walkTimedOut = true;
-      errors.push(timeoutError(`process walk stopped after ${i} of ${listed.length} pids`, 'processes'));
+      errors.push(timeoutError(`fd links read for ${i} of ${identities.length} pids`, 'processes'));
       break;
     }
-    const pid = listed[i]!;
-    const b = readProcessBracket(P, pid, maxFds, errors);
-    if (b === null) vanished.push(pid);
+    const b = readProcessFds(P, identities[i]!, maxFds, errors);
+    if (b === null) vanished.push(identities[i]!.pid);
     else bracketReads.push(b);
   }
   opts.onBetweenReads?.();
@@ -512,7 +529,7 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
         name: 'processes',
         data: { count: processes.length, boot_time_s: btime, clk_tck: 100, vanished_pids: vanished, processes },
         method:
-          'readdir /proc; inside the bracket read /proc/[pid]/stat and readlink fd/*; after it, matched by pid + start time: status, cmdline, environ (bounded), cgroup; readlink exe,cwd,root,ns/*; stat exe (nlink 0 = deleted)',
+          'readdir /proc; before the bracket read /proc/[pid]/stat; inside it readlink fd/* only; after it, matched by pid + start time (stat again): status, cmdline, environ (bounded), cgroup; readlink exe,cwd,root,ns/*; stat exe (nlink 0 = deleted)',
       },
       {
         name: 'sockets',

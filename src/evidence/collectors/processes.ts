@@ -6,6 +6,7 @@ import { isUtf8 } from 'node:buffer';
 import fs from 'node:fs';
 import type { CollectError } from '../types.js';
 import { pathToText } from '../../core/pathenc.js';
+import { readFdLinks } from './fdlinks.js';
 import { decodeLossless, isGone, readBounded, readProcScratch, toError } from './fsread.js';
 
 /** USER_HZ: the unit of starttime in /proc/PID/stat; 100 on every mainstream Linux architecture. */
@@ -229,6 +230,8 @@ export interface ProcessRecord {
   exited_after_bracket?: true;
   /** the pid was reused by another process between the bracket and the detail read (start times differ) */
   reused_after_bracket?: true;
+  /** with reused_after_bracket: the fd links read in the bracket may be either process's, so none is kept */
+  fds_unattributed?: true;
   status: Record<string, string>;
   /** /proc/PID/stat exactly as read */
   stat_raw: string;
@@ -259,11 +262,15 @@ function tryLink(p: string, errors: CollectError[], quietENOENT: boolean): strin
   }
 }
 
-/** What the core bracket reads of one process: enough to identify it (stat) and map its sockets (fd links). */
-export interface BracketRead {
+/** Who holds a pid, read just before the core bracket: /proc/PID/stat (identity and start time). */
+export interface ProcessIdentity {
   pid: number;
   statRaw: string;
   st: StatFields;
+}
+
+/** What the core bracket reads of one process: enough to identify it (stat) and map its sockets (fd links). */
+export interface BracketRead extends ProcessIdentity {
   fdCount: number;
   /** fd number and link target, up to maxFds */
   fdLinks: Array<[number, string]>;
@@ -271,46 +278,53 @@ export interface BracketRead {
 }
 
 /**
- * Inside the bracket: stat and the fd links only. Returns null when the pid is gone.
- * Everything else about the process is read after the bracket (completeProcess).
+ * Just before the bracket: the stat line, for identity and start time. Returns null when the pid
+ * is gone. Reading it here and not inside the bracket keeps the bracket to the fd links; the
+ * detail read after the bracket compares the start time again (completeProcess), so a pid that
+ * changed hands in between is caught.
  */
-export function readProcessBracket(procRoot: string, pid: number, maxFds: number, errors: CollectError[]): BracketRead | null {
+export function readProcessIdentity(procRoot: string, pid: number, errors: CollectError[]): ProcessIdentity | null {
   const base = `${procRoot}/${pid}`;
-  let statRaw: string;
-  let st: StatFields;
   try {
-    statRaw = decodeLossless(readProcScratch(`${base}/stat`)).trimEnd();
-    st = parseStat(statRaw);
+    const statRaw = decodeLossless(readProcScratch(`${base}/stat`)).trimEnd();
+    return { pid, statRaw, st: parseStat(statRaw) };
   } catch (err) {
-    if (isGone(err)) return null;
-    errors.push(toError(err, `${base}/stat`, 'processes'));
+    if (!isGone(err)) errors.push(toError(err, `${base}/stat`, 'processes'));
     return null;
   }
-  let fdCount = -1;
+}
+
+/**
+ * Inside the bracket: the fd links of a process identified just before. Returns null when the
+ * process is gone (its sockets went with it). Everything else about the process is read after
+ * the bracket (completeProcess).
+ */
+export function readProcessFds(procRoot: string, id: ProcessIdentity, maxFds: number, errors: CollectError[]): BracketRead | null {
+  const dir = `${procRoot}/${id.pid}/fd`;
   const sockets: number[] = [];
   const fdLinks: Array<[number, string]> = [];
+  let fdCount = -1;
   try {
-    const fds = fs.readdirSync(`${base}/fd`);
-    fdCount = fds.length;
-    const n = Math.min(fds.length, maxFds);
-    for (let i = 0; i < n; i++) {
-      let target: string;
-      try {
-        target = fs.readlinkSync(`${base}/fd/${fds[i]}`);
-      } catch {
-        continue; // closed meanwhile
-      }
-      fdLinks.push([Number(fds[i]), target]);
-      if (target.charCodeAt(0) !== 115 /* s */) continue;
-      const m = SOCKET_RE.exec(target);
-      if (m) sockets.push(Number(m[1]));
-    }
-    if (fds.length > maxFds)
-      errors.push({ path: `${base}/fd`, code: 'ETOOMANY', message: `${fds.length} fds, read the first ${maxFds}`, artifact: 'processes' });
+    fdCount = readFdLinks(dir, maxFds, fdLinks);
   } catch (err) {
-    if (!isGone(err)) errors.push(toError(err, `${base}/fd`, 'processes'));
+    if (isGone(err)) {
+      // gone with its sockets, unless only the fd folder is missing (a copied tree, an odd kernel)
+      if (!fs.existsSync(`${procRoot}/${id.pid}/stat`)) return null;
+    } else errors.push(toError(err, dir, 'processes'));
   }
-  return { pid, statRaw, st, fdCount, fdLinks, sockets };
+  for (const [, target] of fdLinks) {
+    if (target.charCodeAt(0) !== 115 /* s */) continue;
+    const m = SOCKET_RE.exec(target);
+    if (m) sockets.push(Number(m[1]));
+  }
+  if (fdCount > maxFds) errors.push({ path: dir, code: 'ETOOMANY', message: `${fdCount} fds, read the first ${maxFds}`, artifact: 'processes' });
+  return { ...id, fdCount, fdLinks, sockets };
+}
+
+/** Identity and fd links in one go (the hidden-pid and tid reads after the bracket, tests). */
+export function readProcessBracket(procRoot: string, pid: number, maxFds: number, errors: CollectError[]): BracketRead | null {
+  const id = readProcessIdentity(procRoot, pid, errors);
+  return id && readProcessFds(procRoot, id, maxFds, errors);
 }
 
 function readEnviron(file: string, maxBytes: number, errors: CollectError[]): { env: string[] | null; truncated: boolean } {
@@ -416,7 +430,11 @@ export function completeProcess(procRoot: string, b: BracketRead, opts: ReadProc
   try {
     const again = parseStat(decodeLossless(readProcScratch(`${base}/stat`)));
     if (again.starttime !== st.starttime) {
+      // The fd links were read between the two stat reads: they may be either holder's.
       rec.reused_after_bracket = true;
+      rec.fds_unattributed = true;
+      rec.fds = [];
+      rec.socket_inodes = [];
       return rec;
     }
   } catch (err) {
