@@ -291,3 +291,56 @@ describe('fd links for the bracket (getdents64 + readlinkat, or fs)', () => {
     }
   });
 });
+
+describe('fd folders held across the bracket', () => {
+  it('a held /proc/PID/fd reads as gone once its process exits; warming rewinds it; the arena keeps long targets exactly', async () => {
+    const { openFdDir, warmFdDir, closeFdDir, FdLinkArena } = await import('../../src/evidence/collectors/fdlinks.js');
+    const { readFdsInto } = await import('../../src/evidence/collectors/processes.js');
+    const { spawn } = await import('node:child_process');
+    const child = spawn('sleep', ['30'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await new Promise((r) => child.once('spawn', r));
+    const dir = `/proc/${child.pid}/fd`;
+    const held = openFdDir(dir);
+    expect(held).not.toBeNull();
+    try {
+      expect(warmFdDir(held!, dir, 100)).toBe(true);
+      const errors: CollectError[] = [];
+      const arena = new FdLinkArena();
+      // after warming, the held folder still lists every fd (it was rewound)
+      const n = readFdsInto('/proc', child.pid!, 100, errors, arena, held);
+      expect(n).toBe(fs.readdirSync(dir).length);
+      expect(
+        arena
+          .take(0, arena.size)
+          .fdLinks.map(([fd]) => fd)
+          .sort(),
+      ).toEqual(fs.readdirSync(dir).map(Number).sort());
+      expect(warmFdDir(held!, dir, 100)).toBe(true);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      // reaped: the pid may be reused, the held folder still belongs to the dead process
+      expect(readFdsInto('/proc', child.pid!, 100, errors, new FdLinkArena(), held)).toBeNull();
+      expect(errors).toEqual([]);
+    } finally {
+      closeFdDir(held!);
+      child.kill('SIGKILL');
+    }
+
+    const tree = tmpDir('arena');
+    const fdDir = path.join(tree, '5/fd');
+    fs.mkdirSync(fdDir, { recursive: true });
+    fs.writeFileSync(path.join(tree, '5/stat'), '5 (x) S 1 5 5 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0\n');
+    const targets = Array.from({ length: 120 }, (_, i) => (i % 3 === 0 ? `socket:[${1000 + i}]` : `/${String(i).padStart(3, '0')}${'y'.repeat(3000)}`));
+    targets.forEach((t, i) => fs.symlinkSync(t, path.join(fdDir, String(i))));
+    const arena = new FdLinkArena();
+    expect(readFdsInto(tree, 5, 1000, [], arena)).toBe(120);
+    const got = arena.take(0, arena.size);
+    expect(new Map(got.fdLinks)).toEqual(new Map(targets.map((t, i) => [i, t])));
+    expect(got.sockets.sort()).toEqual(
+      targets
+        .filter((t) => t.startsWith('socket'))
+        .map((t) => Number(t.slice(8, -1)))
+        .sort(),
+    );
+  });
+});

@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import type { ArtifactOutput, CollectContext, CollectError } from '../types.js';
+import { closeFdDir, FdLinkArena, fdHoldBudget, openFdDir, warmFdDir } from './fdlinks.js';
 import { expired, isGone, readProcFile, readUsers, timeoutError, toError } from './fsread.js';
 import {
   INET_PROTOS,
@@ -28,7 +29,7 @@ import {
   procMountsFrom,
   readLastPid,
   readProcess,
-  readProcessFds,
+  readFdsInto,
   readProcessIdentity,
   round,
   walkChildren,
@@ -205,6 +206,11 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
   // Who holds each pid (stat: identity and start time), read here so the bracket holds only
   // the fd links; the detail read after the bracket checks the start time again.
   const identities: ProcessIdentity[] = [];
+  // Each /proc/PID/fd is opened here too, up to a share of the descriptor limit: opening is most
+  // of what reading a /proc fd folder costs, and the open descriptor stays bound to that process
+  // (it reads as gone once the process exits, even if the pid is reused). Closed after the bracket.
+  const heldFdDirs: Array<number | null> = [];
+  let holdBudget = fdHoldBudget();
   const vanished: number[] = [];
   let walkTimedOut = false;
   for (let i = 0; i < listed.length; i++) {
@@ -220,6 +226,12 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
       continue;
     }
     identities.push(id);
+    let held = holdBudget-- > 0 ? openFdDir(`${P}/${pid}/fd`) : null;
+    if (held !== null && !warmFdDir(held, `${P}/${pid}/fd`, maxFds)) {
+      closeFdDir(held);
+      held = null;
+    }
+    heldFdDirs.push(held);
     let link: string;
     try {
       link = fs.readlinkSync(`${P}/${pid}/ns/net`);
@@ -234,31 +246,49 @@ export async function collectCore(ctx: CollectContext, shared: Partial<CoreShare
     if (e.pids.length < 8) e.pids.push(pid);
   }
 
+  const vanishedBefore = vanished.length;
   // ---- the bracket
-  const firstStartWall = Date.now();
-  const t0 = performance.now();
   const first = new Map<string, TableRead | null>();
-  for (const [k, ns] of nsMap) first.set(k, readNs(P, ns, errors));
-  const t1 = performance.now();
-
-  // Inside the bracket only what maps sockets to owners: the fd links.
-  const bracketReads: BracketRead[] = [];
-  for (let i = 0; i < identities.length; i++) {
-    if ((i & 63) === 0 && expired(ctx)) {
-      walkTimedOut = true;
-      errors.push(timeoutError(`fd links read for ${i} of ${identities.length} pids`, 'processes'));
-      break;
-    }
-    const b = readProcessFds(P, identities[i]!, maxFds, errors);
-    if (b === null) vanished.push(identities[i]!.pid);
-    else bracketReads.push(b);
-  }
-  opts.onBetweenReads?.();
-  const t2 = performance.now();
   const second = new Map<string, TableRead | null>();
-  for (const [k, ns] of nsMap) second.set(k, readNs(P, ns, errors));
-  const t3 = performance.now();
-  // ---- end of the bracket
+  const bracketReads: BracketRead[] = [];
+  const arena = new FdLinkArena();
+  const fdCounts: Array<number | null> = [];
+  /** each process's range in the arena: from, to */
+  const ends: number[] = [];
+  const firstStartWall = Date.now();
+  let t0 = 0;
+  let t1 = 0;
+  let t2 = 0;
+  let t3 = 0;
+  try {
+    t0 = performance.now();
+    for (const [k, ns] of nsMap) first.set(k, readNs(P, ns, errors));
+    t1 = performance.now();
+    // Inside the bracket only what maps sockets to owners: the fd links, as bytes (decoded after).
+    for (let i = 0; i < identities.length; i++) {
+      if ((i & 63) === 0 && expired(ctx)) break;
+      const from = arena.size;
+      fdCounts.push(readFdsInto(P, identities[i]!.pid, maxFds, errors, arena, heldFdDirs[i]));
+      ends.push(from, arena.size);
+    }
+    opts.onBetweenReads?.();
+    t2 = performance.now();
+    for (const [k, ns] of nsMap) second.set(k, readNs(P, ns, errors));
+    t3 = performance.now();
+    // ---- end of the bracket
+    for (let i = 0; i < fdCounts.length; i++) {
+      const fdCount = fdCounts[i]!;
+      if (fdCount === null) vanished.push(identities[i]!.pid);
+      else bracketReads.push({ ...identities[i]!, fdCount, ...arena.take(ends[2 * i]!, ends[2 * i + 1]!) });
+    }
+    const unread = identities.length - bracketReads.length - (vanished.length - vanishedBefore);
+    if (unread > 0) {
+      walkTimedOut = true;
+      errors.push(timeoutError(`fd links read for ${identities.length - unread} of ${identities.length} pids`, 'processes'));
+    }
+  } finally {
+    for (const fd of heldFdDirs) if (fd !== null) closeFdDir(fd);
+  }
 
   // The rest of each process, matched to the bracket's read by pid + start time.
   const processes: ProcessRecord[] = [];

@@ -6,7 +6,7 @@ import { isUtf8 } from 'node:buffer';
 import fs from 'node:fs';
 import type { CollectError } from '../types.js';
 import { pathToText } from '../../core/pathenc.js';
-import { readFdLinks } from './fdlinks.js';
+import { FdLinkArena, readFdLinksInto } from './fdlinks.js';
 import { decodeLossless, isGone, readBounded, readProcScratch, toError } from './fsread.js';
 
 /** USER_HZ: the unit of starttime in /proc/PID/stat; 100 on every mainstream Linux architecture. */
@@ -105,7 +105,6 @@ export function nsInode(link: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-const SOCKET_RE = /^socket:\[(\d+)\]$/;
 /** status keys worth keeping per process (the rest is memory accounting) */
 const STATUS_KEEP = ['State', 'Tgid', 'NSpid', 'TracerPid', 'Groups', 'Threads', 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp'];
 
@@ -270,12 +269,7 @@ export interface ProcessIdentity {
 }
 
 /** What the core bracket reads of one process: enough to identify it (stat) and map its sockets (fd links). */
-export interface BracketRead extends ProcessIdentity {
-  fdCount: number;
-  /** fd number and link target, up to maxFds */
-  fdLinks: Array<[number, string]>;
-  sockets: number[];
-}
+export interface BracketRead extends ProcessIdentity, FdRead {}
 
 /**
  * Just before the bracket: the stat line, for identity and start time. Returns null when the pid
@@ -294,31 +288,64 @@ export function readProcessIdentity(procRoot: string, pid: number, errors: Colle
   }
 }
 
+/** The fd part of a bracket read. */
+export interface FdRead {
+  fdCount: number;
+  /** fd number and link target, up to maxFds */
+  fdLinks: Array<[number, string]>;
+  sockets: number[];
+}
+
 /**
- * Inside the bracket: the fd links of a process identified just before. Returns null when the
- * process is gone (its sockets went with it). Everything else about the process is read after
- * the bracket (completeProcess).
+ * Inside the bracket: the fd links of process `pid`, identified just before. Returns null when
+ * the process is gone (its sockets went with it). Runs on the main thread and in the bracket
+ * helper (fd-reader.worker.ts); `opened` is a descriptor from openFdDir (process-wide, so
+ * either thread can read it).
  */
-export function readProcessFds(procRoot: string, id: ProcessIdentity, maxFds: number, errors: CollectError[]): BracketRead | null {
-  const dir = `${procRoot}/${id.pid}/fd`;
-  const sockets: number[] = [];
-  const fdLinks: Array<[number, string]> = [];
+export function readFds(procRoot: string, pid: number, maxFds: number, errors: CollectError[], opened: number | null = null): FdRead | null {
+  const arena = new FdLinkArena();
+  const fdCount = readFdsInto(procRoot, pid, maxFds, errors, arena, opened);
+  return fdCount === null ? null : { fdCount, ...arena.take(0, arena.size) };
+}
+
+/**
+ * readFds into an arena (the bracket: bytes only, decoded after it). Returns the number of
+ * fds listed (-1 when the folder could not be read), or null when the process is gone.
+ */
+export function readFdsInto(
+  procRoot: string,
+  pid: number,
+  maxFds: number,
+  errors: CollectError[],
+  arena: FdLinkArena,
+  opened: number | null = null,
+): number | null {
   let fdCount = -1;
   try {
-    fdCount = readFdLinks(dir, maxFds, fdLinks);
+    fdCount = readFdLinksInto(opened === null ? `${procRoot}/${pid}/fd` : '', maxFds, arena, opened);
   } catch (err) {
+    const dir = `${procRoot}/${pid}/fd`;
     if (isGone(err)) {
+      if (opened !== null) return null; // the held folder belongs to a process that has exited
       // gone with its sockets, unless only the fd folder is missing (a copied tree, an odd kernel)
-      if (!fs.existsSync(`${procRoot}/${id.pid}/stat`)) return null;
+      if (!fs.existsSync(`${procRoot}/${pid}/stat`)) return null;
     } else errors.push(toError(err, dir, 'processes'));
   }
-  for (const [, target] of fdLinks) {
-    if (target.charCodeAt(0) !== 115 /* s */) continue;
-    const m = SOCKET_RE.exec(target);
-    if (m) sockets.push(Number(m[1]));
-  }
-  if (fdCount > maxFds) errors.push({ path: dir, code: 'ETOOMANY', message: `${fdCount} fds, read the first ${maxFds}`, artifact: 'processes' });
-  return { ...id, fdCount, fdLinks, sockets };
+  if (fdCount > maxFds)
+    errors.push({ path: `${procRoot}/${pid}/fd`, code: 'ETOOMANY', message: `${fdCount} fds, read the first ${maxFds}`, artifact: 'processes' });
+  return fdCount;
+}
+
+/** readFds for a process identified before the bracket, as a BracketRead. */
+export function readProcessFds(
+  procRoot: string,
+  id: ProcessIdentity,
+  maxFds: number,
+  errors: CollectError[],
+  opened: number | null = null,
+): BracketRead | null {
+  const f = readFds(procRoot, id.pid, maxFds, errors, opened);
+  return f && { ...id, ...f };
 }
 
 /** Identity and fd links in one go (the hidden-pid and tid reads after the bracket, tests). */
