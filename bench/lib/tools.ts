@@ -114,11 +114,11 @@ export function shq(s: string): string {
  * `xargs -P jobs` running b3sum (native BLAKE3 with SIMD, mmap, multithreaded on big files),
  * so small files are hashed on all cores too.
  */
-export function b3sumCommand(b3sum: string, roots: string[], jobs: number): string {
-  return `find ${roots.map(shq).join(' ')} -type f -print0 | xargs -0 -r -P ${jobs} -n 256 ${shq(b3sum)} --num-threads ${jobs} > /dev/null`;
+export function b3sumCommand(b3sum: string, roots: string[], jobs: number, noMmap = false): string {
+  return `find ${roots.map(shq).join(' ')} -type f -print0 | xargs -0 -r -P ${jobs} -n 256 ${shq(b3sum)} --num-threads ${jobs}${noMmap ? ' --no-mmap' : ''} > /dev/null`;
 }
 
-export async function runB3sum(info: ToolInfo, roots: string[], jobs: number, dir: string): Promise<Measured> {
-  const cmd = b3sumCommand(info.path!, roots, jobs);
+export async function runB3sum(info: ToolInfo, roots: string[], jobs: number, dir: string, noMmap = false): Promise<Measured> {
+  const cmd = b3sumCommand(info.path!, roots, jobs, noMmap);
   return runMeasured('/bin/sh', ['-c', cmd], { scratch: dir, label: 'b3sum' });
 }

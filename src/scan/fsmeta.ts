@@ -18,6 +18,8 @@ import { bindLibc, EINVAL, ENODATA, ENOSYS, ENOTSUP, ENOTTY, ERANGE, FS_IOC_GETF
 interface Native {
   llistxattr(path: Buffer, list: Buffer, size: number): number;
   lgetxattr(path: Buffer, name: Buffer, value: Buffer, size: number): number;
+  flistxattr(fd: number, list: Buffer, size: number): number;
+  fgetxattr(fd: number, name: Buffer, value: Buffer, size: number): number;
   ioctl(fd: number, req: number, arg: Buffer): number;
   fadvise(fd: number, offset: number, len: number, advice: number): number;
   errno(): number;
@@ -30,6 +32,8 @@ function load(): Native | null {
     native = bindLibc<Omit<Native, 'errno'>>({
       llistxattr: 'long llistxattr(const void *path, void *list, size_t size)',
       lgetxattr: 'long lgetxattr(const void *path, const void *name, void *value, size_t size)',
+      flistxattr: 'long flistxattr(int fd, void *list, size_t size)',
+      fgetxattr: 'long fgetxattr(int fd, const void *name, void *value, size_t size)',
       ioctl: IOCTL_PROTO,
       fadvise: 'int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)',
     });
@@ -52,17 +56,37 @@ function nameText(b: Buffer): string {
 /**
  * Read every extended attribute of `real` (not following a symlink) in the stored encoding
  * (see core/fsattrs.ts): null when it cannot be read (the entry vanished, permission).
+ * `cpath`: the same path NUL-terminated, where the caller has it already.
  */
-export function readXattrs(real: Buffer): string | null {
+export function readXattrs(real: Buffer, cpath?: Buffer): string | null {
   const n = load();
   if (!n) return null;
-  const p = cstr(real);
-  let len = n.llistxattr(p, listBuf, listBuf.length);
+  const p = cpath ?? cstr(real);
+  return xattrsVia(
+    n,
+    (list, size) => n.llistxattr(p, list, size),
+    (name, value, size) => n.lgetxattr(p, name, value, size),
+  );
+}
+
+/** readXattrs through an open descriptor (a regular file the scan has open: no path lookup). */
+export function readXattrsFd(fd: number): string | null {
+  const n = load();
+  if (!n) return null;
+  return xattrsVia(
+    n,
+    (list, size) => n.flistxattr(fd, list, size),
+    (name, value, size) => n.fgetxattr(fd, name, value, size),
+  );
+}
+
+function xattrsVia(n: Native, list: (buf: Buffer, size: number) => number, get: (name: Buffer, value: Buffer, size: number) => number): string | null {
+  let len = list(listBuf, listBuf.length);
   if (len < 0 && n.errno() === ERANGE) {
-    const need = n.llistxattr(p, Buffer.alloc(0), 0);
+    const need = list(Buffer.alloc(0), 0);
     if (need > 0) {
       listBuf = Buffer.allocUnsafe(need + 1024);
-      len = n.llistxattr(p, listBuf, listBuf.length);
+      len = list(listBuf, listBuf.length);
     }
   }
   if (len < 0) {
@@ -72,13 +96,13 @@ export function readXattrs(real: Buffer): string | null {
   if (len === 0) return '[]';
   const pairs: Array<[string, string]> = [];
   let start = 0;
-  const list = Buffer.from(listBuf.subarray(0, len));
+  const names = Buffer.from(listBuf.subarray(0, len));
   for (let i = 0; i < len; i++) {
-    if (list[i] !== 0) continue;
-    const name = list.subarray(start, i);
+    if (names[i] !== 0) continue;
+    const name = names.subarray(start, i);
     start = i + 1;
     if (name.length === 0) continue;
-    const vlen = n.lgetxattr(p, cstr(name), valBuf, valBuf.length);
+    const vlen = get(cstr(name), valBuf, valBuf.length);
     if (vlen < 0) {
       const e = n.errno();
       if (e === ENODATA) continue; // removed between list and get

@@ -4,7 +4,9 @@ import { createBlake3 } from './blake3.js';
 import { Blake3Simd, simdSupported } from './blake3-simd.js';
 import { type NativeBlake3, threadNativeBlake3 } from './blake3-native.js';
 import type { EntryRecord, EntryType, ExtraAlgo, HashAlgo, Observed } from '../core/types.js';
-import { adviseWillNeed, readFlags, readXattrs } from './fsmeta.js';
+import { adviseWillNeed, readFlags, readXattrs, readXattrsFd } from './fsmeta.js';
+import { closeFile, type FileStat, fileStatOf, fstatFile, lstatFile, openFile, readFile } from './fileio.js';
+import { cstr } from './libc.js';
 
 /** Work for one in-scope path. Paths travel as bytes; the worker never sees a lossy string. */
 export interface ScanJob {
@@ -74,6 +76,7 @@ function nativeHasher(h: NativeBlake3): IncrementalHash {
 export const NATIVE_MIN = 2048;
 
 const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
 function typeOfMode(mode: number): EntryType {
   switch (mode & S_IFMT) {
     case 0o100000:
@@ -95,19 +98,20 @@ function typeOfMode(mode: number): EntryType {
   }
 }
 
-export function recordFromStat(path: Buffer, st: fs.BigIntStats): EntryRecord {
-  const mode = Number(st.mode);
+export function recordFromStat(path: Buffer, stIn: FileStat | fs.BigIntStats): EntryRecord {
+  const st = typeof stIn.mode === 'bigint' ? fileStatOf(stIn as fs.BigIntStats) : (stIn as FileStat);
+  const mode = st.mode;
   return {
     path,
     type: typeOfMode(mode),
     mode: mode & 0o7777,
-    uid: Number(st.uid),
-    gid: Number(st.gid),
+    uid: st.uid,
+    gid: st.gid,
     size: st.size,
     mtimeNs: st.mtimeNs,
     ctimeNs: st.ctimeNs,
     inode: st.ino,
-    nlink: Number(st.nlink),
+    nlink: st.nlink,
     target: null,
     blake3: null,
     sha256: null,
@@ -135,54 +139,60 @@ function errInfo(e: unknown): { code: string; message: string } {
 
 /**
  * Scan one path: lstat; for a symlink read its target; for a regular file open it with
- * O_NOFOLLOW|O_NONBLOCK, check with fstat that it is still the file lstat saw, and stream it
- * through the hashers. FIFOs, sockets and devices are recorded by metadata and never opened.
- * Never throws: every failure becomes a result with an errno-style code.
+ * O_NOFOLLOW|O_NONBLOCK, stream it through the hashers and check with fstat that it is still
+ * the file lstat saw, unchanged. FIFOs, sockets and devices are recorded by metadata and never
+ * opened. Never throws: every failure becomes a result with an errno-style code.
  */
 export function scanEntry(job: ScanJob, buf: Buffer): ScanResult {
-  let st: fs.BigIntStats;
+  const cpath = cstr(job.real);
+  let st: FileStat;
   try {
-    st = fs.lstatSync(job.real, { bigint: true });
+    st = lstatFile(cpath);
   } catch (e) {
     return { id: job.id, ok: false, ...errInfo(e), rec: null };
   }
-  return scanStat(job, st, buf, null);
+  return scanStat(job, cpath, st, buf, null);
 }
 
-/** How far ahead of the read a file is advised: the kernel's own readahead takes over after. */
-const ADVISE_MAX = 4 * 1024 * 1024;
+/**
+ * How far ahead of the read a file is advised. WILLNEED walks the page cache over the whole
+ * range even when it is all cached, so a long range costs on a warm run; the kernel's own
+ * readahead follows a sequential read anyway once the first pages are in.
+ */
+const ADVISE_MAX = 512 * 1024;
 
 /**
  * Scan a batch: first lstat every entry and open every regular file, advising the kernel to
  * read each one's start now (asynchronous readahead), then hash them one by one. On a warm
- * cache the advice returns at once; on a cold one the disk gets a whole batch of requests
- * instead of one synchronous read at a time. Each file is still checked (fstat on the
- * descriptor) to be the one lstat saw before it is hashed.
+ * cache the advice is not given (see below); on a cold one the disk gets a whole batch of
+ * requests instead of one synchronous read at a time. Each file is still checked (fstat on the
+ * descriptor) to be the one lstat saw.
  */
 export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
-  const t0 = process.hrtime.bigint();
   const advise = adviseBatches > 0;
   let files = 0;
   let bytes = 0;
-  const pre: Array<{ st: fs.BigIntStats; open: Opened | null } | { err: unknown }> = new Array(jobs.length);
+  const pre: Array<{ cpath: Buffer; st: FileStat; open: Opened | null } | { err: unknown }> = new Array(jobs.length);
   for (let i = 0; i < jobs.length; i++) {
     const job = jobs[i]!;
     try {
-      const st = fs.lstatSync(job.real, { bigint: true });
+      const cpath = cstr(job.real);
+      const st = lstatFile(cpath);
       let open: Opened | null = null;
-      if ((Number(st.mode) & S_IFMT) === 0o100000) {
-        open = openFile(job.real);
+      if ((st.mode & S_IFMT) === S_IFREG) {
+        open = openRegular(cpath);
         const size = Number(st.size);
         files++;
         bytes += size;
         if (advise && 'fd' in open) adviseWillNeed(open.fd, Math.min(size, ADVISE_MAX));
       }
-      pre[i] = { st, open };
+      pre[i] = { cpath, st, open };
     } catch (e) {
       pre[i] = { err: e };
     }
   }
   const out = new Array<ScanResult>(jobs.length);
+  readNs = 0;
   for (let i = 0; i < jobs.length; i++) {
     const job = jobs[i]!;
     const p = pre[i]!;
@@ -191,16 +201,17 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
       continue;
     }
     try {
-      out[i] = scanStat(job, p.st, buf, p.open);
+      out[i] = scanStat(job, p.cpath, p.st, buf, p.open);
     } finally {
       // scanStat closes what it uses; a descriptor it never reached (a throw) is closed here.
-      if (p.open && 'fd' in p.open && !p.open.closed) fs.closeSync(p.open.fd);
+      if (p.open && 'fd' in p.open && !p.open.closed) closeFile(p.open.fd);
     }
   }
   // The advice costs a call per file and only pays when reads would block: keep it on for a
-  // while after a batch that took much longer than cached data takes (~1 ms + 20 us a file +
-  // 1.5 ns a byte here, where cached batches take a third of that), off otherwise.
-  const slow = Number(process.hrtime.bigint() - t0) > 1e6 + files * 2e4 + bytes * 1.5;
+  // while after a batch whose reads took much longer than copying cached data does (~5 us a
+  // file + 0.5 ns a byte; an uncached read waits for the disk, ~100 us and more a file), off
+  // otherwise. Only the reads are timed: hashing and the other calls vary with the machine.
+  const slow = readNs > 2e5 + files * 3e4 + bytes * 1.5;
   adviseBatches = slow ? ADVISE_AFTER_SLOW : Math.max(0, adviseBatches - 1);
   return out;
 }
@@ -208,29 +219,31 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
 /** Batches advised after one that looked uncached (and at the start: a cold run gains most there). */
 const ADVISE_AFTER_SLOW = 16;
 let adviseBatches = ADVISE_AFTER_SLOW;
+/** nanoseconds spent in read calls during the current batch */
+let readNs = 0;
 
 /** A regular file opened ahead of its scan, or why it could not be. */
 type Opened = { fd: number; closed: boolean } | { err: unknown };
 
-function openFile(real: Buffer): Opened {
+function openRegular(cpath: Buffer): Opened {
   try {
-    return { fd: fs.openSync(real, BASE_FLAGS | noatime), closed: false };
+    return { fd: openFile(cpath, BASE_FLAGS | noatime), closed: false };
   } catch (e) {
     if (noatime && (e as NodeJS.ErrnoException).code === 'EPERM') {
       noatime = 0; // not the owner: fall back for the rest of this thread's life
-      return openFile(real);
+      return openRegular(cpath);
     }
     return { err: e };
   }
 }
 
-function scanStat(job: ScanJob, st: fs.BigIntStats, buf: Buffer, opened: Opened | null): ScanResult {
+function scanStat(job: ScanJob, cpath: Buffer, st: FileStat, buf: Buffer, opened: Opened | null): ScanResult {
   const rec: Observed = recordFromStat(job.path, st);
-  if (job.xattrs) rec.xattrs = readXattrs(job.real);
-  if (job.flags && rec.type === 'dir') rec.flags = dirFlags(job.real, st);
+  if (rec.type === 'file') return hashFile(job, st, rec, buf, opened ?? openRegular(cpath), cpath);
+  if (job.xattrs) rec.xattrs = readXattrs(job.real, cpath);
+  if (job.flags && rec.type === 'dir') rec.flags = dirFlags(cpath, st);
   if (rec.type === 'symlink') return readSymlink(job, rec);
-  if (rec.type !== 'file') return { id: job.id, ok: true, rec };
-  return hashFile(job, st, rec, buf, opened ?? openFile(job.real));
+  return { id: job.id, ok: true, rec };
 }
 
 /**
@@ -250,35 +263,64 @@ export function readSymlink(job: ScanJob, rec: Observed): ScanResult {
 }
 
 /** Inode flags of a directory: opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_DIRECTORY, only when it is still the one lstat saw. */
-function dirFlags(real: Buffer, st: fs.BigIntStats): number | null {
+function dirFlags(cpath: Buffer, st: FileStat): number | null {
   let fd: number;
   try {
-    fd = fs.openSync(real, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK | C.O_DIRECTORY);
+    fd = openFile(cpath, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK | C.O_DIRECTORY);
   } catch {
     return null;
   }
   try {
-    const now = fs.fstatSync(fd, { bigint: true });
+    const now = fstatFile(fd);
     return now.ino === st.ino && now.dev === st.dev ? readFlags(fd) : null;
   } catch {
     return null;
   } finally {
-    fs.closeSync(fd);
+    closeFile(fd);
   }
 }
 
-/** Hash a regular file that lstat `st` described; exported for the race tests. */
-export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: Buffer, opened: Opened = openFile(job.real)): ScanResult {
-  if ('err' in opened) return { id: job.id, ok: false, ...errInfo(opened.err), rec };
+/** The descriptor holds the regular file lstat described (same inode on the same device). */
+function sameFile(now: FileStat, st: FileStat): boolean {
+  return (now.mode & S_IFMT) === S_IFREG && now.ino === st.ino && now.dev === st.dev;
+}
+
+/**
+ * Hash a regular file that lstat `st` described; exported for the race tests (which pass
+ * Node's BigIntStats). The descriptor is checked after the read: it must be the file lstat saw
+ * (else ERACE, nothing kept) with the size and mtime lstat saw and as many bytes read (else
+ * ECHANGED). Before that check, at most one buffer more than lstat's size is read, so a file
+ * swapped for an endless device in between is not read for ever; flags and extended
+ * attributes are read only from a descriptor that passed it. A `growing` file is checked
+ * before the read too, and read to its end.
+ */
+export function hashFile(
+  job: ScanJob,
+  stIn: FileStat | fs.BigIntStats,
+  rec: Observed,
+  buf: Buffer,
+  opened: Opened = openRegular(cstr(job.real)),
+  cpath: Buffer | null = null,
+): ScanResult {
+  const st = typeof stIn.mode === 'bigint' ? fileStatOf(stIn as fs.BigIntStats) : (stIn as FileStat);
+  const pathXattrs = (): void => {
+    if (job.xattrs) rec.xattrs = readXattrs(job.real, cpath ?? undefined);
+  };
+  const race = (): ScanResult => ({ id: job.id, ok: false, code: 'ERACE', message: 'replaced between lstat and open; not hashed', rec });
+  if ('err' in opened) {
+    pathXattrs();
+    return { id: job.id, ok: false, ...errInfo(opened.err), rec };
+  }
   const fd = opened.fd;
   try {
-    const before = fs.fstatSync(fd, { bigint: true });
-    if (typeOfMode(Number(before.mode)) !== 'file' || before.ino !== st.ino || before.dev !== st.dev)
-      return { id: job.id, ok: false, code: 'ERACE', message: 'replaced between lstat and open; not hashed', rec };
-    if (job.flags) rec.flags = readFlags(fd);
+    let expected = Number(st.size);
+    if (job.growing) {
+      const before = fstatFile(fd);
+      if (!sameFile(before, st)) return race();
+      expected = Number(before.size);
+    }
     // Large files go to the native hasher (it reads from `buf` in place); smaller ones to the
     // wasm SIMD hasher, with file data read straight into its memory: no copy either way.
-    const expected = Number(before.size);
     const wantsBlake3 = job.algos.includes('blake3');
     const native = wantsBlake3 && expected >= NATIVE_MIN ? threadNativeBlake3() : null;
     const simd = wantsBlake3 && !native ? threadSimd() : null;
@@ -294,20 +336,32 @@ export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: B
     };
     if (prefixLen === 0) takePrefix();
     // Syscalls are what small files cost (each one is dear in a VM): stop without the extra
-    // read that would return 0 when a short read ends exactly at the size fstat gave. A file
+    // read that would return 0 when a short read ends exactly at the expected size. A file
     // that grew meanwhile is caught by the fstat below (size or mtime changed).
+    const t = process.hrtime.bigint();
     for (;;) {
       const want = prefixLen > pos ? Math.min(readBuf.length, prefixLen - pos) : readBuf.length;
-      const n = fs.readSync(fd, readBuf, 0, want, null);
+      const n = readFile(fd, readBuf, want);
       if (n === 0) break;
       const chunk = readBuf.subarray(0, n);
       for (const [, h] of hashers) h.update(chunk);
       for (const [, h] of extras) h.update(chunk);
       pos += n;
       if (pos === prefixLen) takePrefix();
-      if (n < want && pos === expected && !job.growing) break;
+      if (!job.growing && (pos > expected || (n < want && pos === expected))) break;
     }
-    const after = fs.fstatSync(fd, { bigint: true });
+    readNs += Number(process.hrtime.bigint() - t);
+    const after = fstatFile(fd);
+    if (!sameFile(after, st)) {
+      rec.blake3 = null;
+      rec.sha256 = null;
+      delete rec.prefixBlake3;
+      delete rec.prefixSha256;
+      pathXattrs();
+      return race();
+    }
+    if (job.flags) rec.flags = readFlags(fd);
+    if (job.xattrs) rec.xattrs = readXattrsFd(fd);
     for (const [a, h] of hashers) rec[a] = h.digest();
     if (job.extra?.length) {
       rec.extra = {};
@@ -318,7 +372,7 @@ export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: B
       rec.size = BigInt(pos);
       rec.mtimeNs = after.mtimeNs;
       rec.ctimeNs = after.ctimeNs;
-    } else if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || BigInt(pos) !== before.size) {
+    } else if (after.size !== st.size || after.mtimeNs !== st.mtimeNs || pos !== expected) {
       rec.blake3 = null;
       rec.sha256 = null;
       delete rec.extra;
@@ -329,10 +383,11 @@ export function hashFile(job: ScanJob, st: fs.BigIntStats, rec: Observed, buf: B
     rec.blake3 = null;
     rec.sha256 = null;
     delete rec.extra;
+    pathXattrs();
     return { id: job.id, ok: false, ...errInfo(e), rec };
   } finally {
     opened.closed = true;
-    fs.closeSync(fd);
+    closeFile(fd);
   }
 }
 

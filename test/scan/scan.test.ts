@@ -225,6 +225,32 @@ describe('scanEntry', () => {
     expect(hashFile(j, st, recordFromStat(j.path, st), buf)).toMatchObject({ ok: false, code: 'ELOOP' });
   });
 
+  it('a file modified between lstat and the read is ECHANGED, not a digest of other bytes under the old size and mtime', () => {
+    const a = path.join(dir, 'grew');
+    fs.writeFileSync(a, 'short');
+    const st = fs.lstatSync(a, { bigint: true });
+    fs.appendFileSync(a, ' and then some more');
+    const j = job(a);
+    const r = hashFile(j, st, recordFromStat(j.path, st), buf);
+    expect(r).toMatchObject({ ok: false, code: 'ECHANGED', rec: { blake3: null, sha256: null } });
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('a file swapped for an endless device between lstat and open is not read for ever: ERACE', () => {
+    const a = path.join(dir, 'swap-dev');
+    fs.writeFileSync(a, 'x'.repeat(1000));
+    const st = fs.lstatSync(a, { bigint: true });
+    fs.rmSync(a);
+    execFileSync('mknod', [a, 'c', '1', '5']); // /dev/zero's numbers
+    try {
+      const j = job(a, { xattrs: true, flags: true });
+      const r = hashFile(j, st, recordFromStat(j.path, st), buf);
+      expect(r).toMatchObject({ ok: false, code: 'ERACE', rec: { blake3: null, sha256: null } });
+      expect(r.rec?.flags).toBeUndefined();
+    } finally {
+      fs.rmSync(a);
+    }
+  });
+
   it('agrees with the reference over many reads, with the prefix digest taken across a read boundary', () => {
     const f = path.join(dir, 'multi');
     const data = crypto.randomBytes(700_001);
@@ -331,5 +357,38 @@ describe('scanBatches', () => {
       for await (const b of scanBatches(jobs, 2, ac.signal)) if ((n += b.length) >= 10) ac.abort(new Error('stop now'));
     };
     await expect(run()).rejects.toThrow('stop now');
+  });
+});
+
+describe('file calls through koffi (statx, open, read, close)', () => {
+  it('stat the same as fs for every kind of entry, and fail with the same codes', async () => {
+    const { lstatFile, fstatFile, fileStatOf, openFile, readFile, closeFile, fileIoKind, forceFileIo } = await import('../../src/scan/fileio.js');
+    const { cstr } = await import('../../src/scan/libc.js');
+    expect(fileIoKind()).toBe('koffi');
+    const entries = ['file', 'sub', 'to-root', 'fifo', 'sock', 'sparse'].map((n) => path.join(tree, n));
+    entries.push('/dev/null', '/');
+    expect(entries.length).toBeGreaterThanOrEqual(5);
+    for (const p of entries) expect(lstatFile(cstr(Buffer.from(p)))).toEqual(fileStatOf(fs.lstatSync(p, { bigint: true })));
+    const fd = openFile(cstr(Buffer.from(path.join(tree, 'file'))), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    try {
+      expect(fstatFile(fd)).toEqual(fileStatOf(fs.fstatSync(fd, { bigint: true })));
+      const b = Buffer.alloc(64);
+      expect(b.subarray(0, readFile(fd, b, 64)).toString()).toBe('hello\n');
+      expect(readFile(fd, b, 64)).toBe(0);
+    } finally {
+      closeFile(fd);
+    }
+    for (const w of ['node', null] as const) {
+      forceFileIo(w);
+      try {
+        expect(() => lstatFile(cstr(Buffer.from(path.join(tree, 'nope'))))).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+        expect(() => openFile(cstr(Buffer.from(path.join(tree, 'to-root'))), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)).toThrow(
+          expect.objectContaining({ code: 'ELOOP' }),
+        );
+        expect(() => lstatFile(cstr(Buffer.from(path.join(tree, 'file', 'x'))))).toThrow(expect.objectContaining({ code: 'ENOTDIR' }));
+      } finally {
+        forceFileIo(null);
+      }
+    }
   });
 });
