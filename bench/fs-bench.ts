@@ -155,8 +155,12 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
     const b3Rows: Row[] = [];
     for (const noMmap of [false, true]) {
       log(`b3sum${noMmap ? ' --no-mmap' : ''} …`);
-      const r = await repeated(ready, opts.repeat, () => runB3sum(b3, roots, jobs, dir, noMmap));
-      const row = rowOf(`b3sum ${b3.version ?? ''}${noMmap ? ' --no-mmap' : ' (mmap)'}`.replace('  ', ' '), b3sumCommand(b3.path!, roots, jobs, noMmap), r);
+      const r = await repeated(ready, opts.repeat, () => runB3sum(b3, roots, jobs, dir, noMmap, stats.files));
+      const row = rowOf(
+        `b3sum ${b3.version ?? ''}${noMmap ? ' --no-mmap' : ' (mmap)'}`.replace('  ', ' '),
+        b3sumCommand(b3.path!, roots, jobs, noMmap, stats.files),
+        r,
+      );
       if (r.last.exitCode !== 0) row.note = `exit ${r.last.exitCode}`;
       b3Rows.push(row);
     }

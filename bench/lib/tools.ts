@@ -114,11 +114,18 @@ export function shq(s: string): string {
  * `xargs -P jobs` running b3sum (native BLAKE3 with SIMD, mmap, multithreaded on big files),
  * so small files are hashed on all cores too.
  */
-export function b3sumCommand(b3sum: string, roots: string[], jobs: number, noMmap = false): string {
-  return `find ${roots.map(shq).join(' ')} -type f -print0 | xargs -0 -r -P ${jobs} -n 256 ${shq(b3sum)} --num-threads ${jobs}${noMmap ? ' --no-mmap' : ''} > /dev/null`;
+/**
+ * The floor: `jobs` b3sum processes over the tree's file list, each given its share in as few
+ * invocations as the argument limit allows (xargs -n share). A small -n (it was 256) starts a
+ * process, and a thread pool, every 256 files: ~470 starts on /usr, which cost b3sum more than
+ * its hashing on a VM where a process start is dear, and flattered integ.
+ */
+export function b3sumCommand(b3sum: string, roots: string[], jobs: number, noMmap = false, files = 0): string {
+  const share = Math.max(256, Math.ceil(files / Math.max(1, jobs)));
+  return `find ${roots.map(shq).join(' ')} -type f -print0 | xargs -0 -r -P ${jobs} -n ${share} ${shq(b3sum)} --num-threads ${jobs}${noMmap ? ' --no-mmap' : ''} > /dev/null`;
 }
 
-export async function runB3sum(info: ToolInfo, roots: string[], jobs: number, dir: string, noMmap = false): Promise<Measured> {
-  const cmd = b3sumCommand(info.path!, roots, jobs, noMmap);
+export async function runB3sum(info: ToolInfo, roots: string[], jobs: number, dir: string, noMmap = false, files = 0): Promise<Measured> {
+  const cmd = b3sumCommand(info.path!, roots, jobs, noMmap, files);
   return runMeasured('/bin/sh', ['-c', cmd], { scratch: dir, label: 'b3sum' });
 }

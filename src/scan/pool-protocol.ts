@@ -19,37 +19,47 @@ interface JobOpts {
 
 export interface PackedJobs {
   n: number;
-  ids: Float64Array;
-  paths: Uint8Array;
-  pathEnd: Uint32Array;
+  /**
+   * One buffer, moved: ids (f64 × n), prefixLen (f64 × n, -1: null), pathEnd (u32 × n),
+   * realEnd (u32 × n, only with reals), opt (u16 × n), padding to 8, then the path bytes and the
+   * real-path bytes. One transfer a message: each transferred buffer costs the sender and the
+   * receiver a fixed price, more than copying a batch's few kilobytes.
+   */
+  buf: ArrayBuffer;
+  pathBytes: number;
   /** null when every job's real path is its path (no --root) */
-  reals: Uint8Array | null;
-  realEnd: Uint32Array | null;
-  /** -1: null */
-  prefixLen: Float64Array;
-  opt: Uint16Array;
+  realBytes: number | null;
   opts: JobOpts[];
 }
 
-const asBuffer = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
+const align8 = (x: number): number => (x + 7) & ~7;
 
-function concat(parts: readonly Buffer[], total: number): { bytes: Buffer; end: Uint32Array } {
-  // allocUnsafeSlow: never a slice of Node's shared pool, so the buffer can be transferred.
-  const bytes = Buffer.allocUnsafeSlow(total);
-  const end = new Uint32Array(parts.length);
+/** Typed-array views of a packed job batch (the same offsets on both sides). */
+function jobViews(buf: ArrayBuffer, n: number, pathBytes: number, realBytes: number | null) {
+  const withReals = realBytes !== null;
   let o = 0;
-  for (let i = 0; i < parts.length; i++) {
-    o += parts[i]!.copy(bytes, o);
-    end[i] = o;
-  }
-  return { bytes, end };
+  const ids = new Float64Array(buf, o, n);
+  o += 8 * n;
+  const prefixLen = new Float64Array(buf, o, n);
+  o += 8 * n;
+  const pathEnd = new Uint32Array(buf, o, n);
+  o += 4 * n;
+  const realEnd = withReals ? new Uint32Array(buf, o, n) : null;
+  if (withReals) o += 4 * n;
+  const opt = new Uint16Array(buf, o, n);
+  o = align8(o + 2 * n);
+  const paths = Buffer.from(buf, o, pathBytes);
+  o += pathBytes;
+  const reals = withReals ? Buffer.from(buf, o, realBytes) : null;
+  return { ids, prefixLen, pathEnd, realEnd, opt, paths, reals };
+}
+
+function jobsSize(n: number, pathBytes: number, realBytes: number | null): number {
+  return align8((realBytes === null ? 20 : 24) * n + 2 * n) + pathBytes + (realBytes ?? 0);
 }
 
 export function packJobs(jobs: readonly ScanJob[]): { msg: PackedJobs; transfer: ArrayBuffer[] } {
   const n = jobs.length;
-  const ids = new Float64Array(n);
-  const prefixLen = new Float64Array(n);
-  const opt = new Uint16Array(n);
   const opts: JobOpts[] = [];
   const keys = new Map<string, number>();
   let pathBytes = 0;
@@ -57,11 +67,25 @@ export function packJobs(jobs: readonly ScanJob[]): { msg: PackedJobs; transfer:
   let sameReal = true;
   for (let i = 0; i < n; i++) {
     const j = jobs[i]!;
-    ids[i] = j.id;
-    prefixLen[i] = j.prefixLen ?? -1;
     pathBytes += j.path.length;
     realBytes += j.real.length;
     if (sameReal && j.real !== j.path && !j.real.equals(j.path)) sameReal = false;
+  }
+  const rb = sameReal ? null : realBytes;
+  const buf = new ArrayBuffer(jobsSize(n, pathBytes, rb));
+  const v = jobViews(buf, n, pathBytes, rb);
+  let po = 0;
+  let ro = 0;
+  for (let i = 0; i < n; i++) {
+    const j = jobs[i]!;
+    v.ids[i] = j.id;
+    v.prefixLen[i] = j.prefixLen ?? -1;
+    po += j.path.copy(v.paths, po);
+    v.pathEnd[i] = po;
+    if (v.reals) {
+      ro += j.real.copy(v.reals, ro);
+      v.realEnd![i] = ro;
+    }
     const extra = j.extra?.length ? j.extra : null;
     const key = `${j.algos.join(',')}|${j.growing ? 1 : 0}${j.xattrs ? 1 : 0}${j.flags ? 1 : 0}|${extra ? extra.join(',') : ''}`;
     let k = keys.get(key);
@@ -70,35 +94,21 @@ export function packJobs(jobs: readonly ScanJob[]): { msg: PackedJobs; transfer:
       keys.set(key, k);
       opts.push({ algos: j.algos, growing: j.growing, xattrs: j.xattrs === true, flags: j.flags === true, extra });
     }
-    opt[i] = k;
+    v.opt[i] = k;
   }
-  const p = concat(
-    jobs.map((j) => j.path),
-    pathBytes,
-  );
-  const r = sameReal
-    ? null
-    : concat(
-        jobs.map((j) => j.real),
-        realBytes,
-      );
-  const msg: PackedJobs = { n, ids, paths: p.bytes, pathEnd: p.end, reals: r?.bytes ?? null, realEnd: r?.end ?? null, prefixLen, opt, opts };
-  const transfer = [ids.buffer, prefixLen.buffer, opt.buffer, p.bytes.buffer, p.end.buffer] as ArrayBuffer[];
-  if (r) transfer.push(r.bytes.buffer as ArrayBuffer, r.end.buffer as ArrayBuffer);
-  return { msg, transfer };
+  return { msg: { n, buf, pathBytes, realBytes: rb, opts }, transfer: [buf] };
 }
 
 export function unpackJobs(m: PackedJobs): ScanJob[] {
-  const paths = asBuffer(m.paths);
-  const reals = m.reals ? asBuffer(m.reals) : null;
+  const v = jobViews(m.buf, m.n, m.pathBytes, m.realBytes);
   const out = new Array<ScanJob>(m.n);
   for (let i = 0; i < m.n; i++) {
-    const path = paths.subarray(i > 0 ? m.pathEnd[i - 1]! : 0, m.pathEnd[i]!);
-    const real = reals ? reals.subarray(i > 0 ? m.realEnd![i - 1]! : 0, m.realEnd![i]!) : path;
-    const o = m.opts[m.opt[i]!]!;
-    const pl = m.prefixLen[i]!;
+    const path = v.paths.subarray(i > 0 ? v.pathEnd[i - 1]! : 0, v.pathEnd[i]!);
+    const real = v.reals ? v.reals.subarray(i > 0 ? v.realEnd![i - 1]! : 0, v.realEnd![i]!) : path;
+    const o = m.opts[v.opt[i]!]!;
+    const pl = v.prefixLen[i]!;
     out[i] = {
-      id: m.ids[i]!,
+      id: v.ids[i]!,
       path,
       real,
       algos: o.algos,
@@ -125,33 +135,45 @@ const N = 6;
 
 export interface PackedResults {
   n: number;
-  status: Uint8Array;
-  num: Float64Array;
-  /** size, mtime, ctime per result */
-  big: BigInt64Array;
-  /** inode per result (unsigned) */
-  ino: BigUint64Array;
-  targets: Uint8Array;
-  /** -1: null */
-  targetStart: Int32Array;
-  targetEnd: Int32Array;
+  /**
+   * One buffer, moved: num (f64 × 6n: type, mode, uid, gid, nlink, flags; NaN: absent, Infinity:
+   * null), big (i64 × 3n: size, mtime, ctime), ino (u64 × n), targetStart and targetEnd
+   * (i32 × n each, -1: none), status (u8 × n), then the symlink targets' bytes.
+   */
+  buf: ArrayBuffer;
+  targetBytes: number;
   /** blake3, sha256, xattrs, prefixBlake3, prefixSha256, code, message per result (undefined: absent) */
   strs: Array<string | null | undefined>;
   /** digests for known-bad lists and packages, where computed */
   extra: Array<Observed['extra'] | undefined>;
 }
 
+function resultViews(buf: ArrayBuffer, n: number, targetBytes: number) {
+  let o = 0;
+  const num = new Float64Array(buf, o, n * N);
+  o += 8 * N * n;
+  const big = new BigInt64Array(buf, o, n * 3);
+  o += 24 * n;
+  const ino = new BigUint64Array(buf, o, n);
+  o += 8 * n;
+  const targetStart = new Int32Array(buf, o, n);
+  o += 4 * n;
+  const targetEnd = new Int32Array(buf, o, n);
+  o += 4 * n;
+  const status = new Uint8Array(buf, o, n);
+  o += n;
+  const targets = Buffer.from(buf, o, targetBytes);
+  return { num, big, ino, targetStart, targetEnd, status, targets };
+}
+
 export function packResults(results: readonly ScanResult[]): { msg: PackedResults; transfer: ArrayBuffer[] } {
   const n = results.length;
-  const status = new Uint8Array(n);
-  const num = new Float64Array(n * N);
-  const big = new BigInt64Array(n * 3);
-  const ino = new BigUint64Array(n);
-  const targetStart = new Int32Array(n);
-  const targetEnd = new Int32Array(n);
+  let targetBytes = 0;
+  for (const r of results) if (r.rec?.target) targetBytes += r.rec.target.length;
+  const buf = new ArrayBuffer((8 * N + 24 + 8 + 4 + 4 + 1) * n + targetBytes);
+  const { num, big, ino, targetStart, targetEnd, status, targets } = resultViews(buf, n, targetBytes);
   const strs = new Array<string | null | undefined>(n * S);
   const extra = new Array<Observed['extra'] | undefined>(n);
-  const targets: Buffer[] = [];
   let to = 0;
   for (let i = 0; i < n; i++) {
     const r = results[i]!;
@@ -179,9 +201,8 @@ export function packResults(results: readonly ScanResult[]): { msg: PackedResult
     ino[i] = rec.inode;
     if (rec.target) {
       targetStart[i] = to;
-      to += rec.target.length;
+      to += rec.target.copy(targets, to);
       targetEnd[i] = to;
-      targets.push(rec.target);
     }
     strs[i * S] = rec.blake3;
     strs[i * S + 1] = rec.sha256;
@@ -190,15 +211,13 @@ export function packResults(results: readonly ScanResult[]): { msg: PackedResult
     strs[i * S + 4] = rec.prefixSha256;
     if (rec.extra) extra[i] = rec.extra;
   }
-  const t = concat(targets, to).bytes;
-  const msg: PackedResults = { n, status, num, big, ino, targets: t, targetStart, targetEnd, strs, extra };
-  const transfer = [status.buffer, num.buffer, big.buffer, ino.buffer, t.buffer, targetStart.buffer, targetEnd.buffer] as ArrayBuffer[];
-  return { msg, transfer };
+  return { msg: { n, buf, targetBytes, strs, extra }, transfer: [buf] };
 }
 
 /** The results of `jobs` (the batch as sent, in the same order). */
-export function unpackResults<J extends ScanJob>(jobs: readonly J[], m: PackedResults): Array<[J, ScanResult]> {
-  const targets = asBuffer(m.targets);
+export function unpackResults<J extends ScanJob>(jobs: readonly J[], p: PackedResults): Array<[J, ScanResult]> {
+  const m = { ...resultViews(p.buf, p.n, p.targetBytes), n: p.n, strs: p.strs, extra: p.extra };
+  const targets = m.targets;
   const out = new Array<[J, ScanResult]>(m.n);
   for (let i = 0; i < m.n; i++) {
     const job = jobs[i]!;
