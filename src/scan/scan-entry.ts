@@ -382,8 +382,17 @@ export function hashFile(
   } catch (e) {
     rec.blake3 = null;
     rec.sha256 = null;
+    delete rec.prefixBlake3;
+    delete rec.prefixSha256;
     delete rec.extra;
     pathXattrs();
+    // A read that failed on something other than the file lstat saw (a FIFO swapped in says
+    // EAGAIN) is the race, not an I/O error of that file.
+    try {
+      if (!sameFile(fstatFile(fd), st)) return race();
+    } catch {
+      // the error below stands
+    }
     return { id: job.id, ok: false, ...errInfo(e), rec };
   } finally {
     opened.closed = true;

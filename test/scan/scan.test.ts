@@ -235,6 +235,25 @@ describe('scanEntry', () => {
     expect(r).toMatchObject({ ok: false, code: 'ECHANGED', rec: { blake3: null, sha256: null } });
   });
 
+  it('a file swapped for a FIFO with a writer between lstat and open: ERACE, not an I/O error, and no hang', () => {
+    const a = path.join(dir, 'swap-fifo');
+    fs.writeFileSync(a, 'x'.repeat(1000));
+    const st = fs.lstatSync(a, { bigint: true });
+    fs.rmSync(a);
+    execFileSync('mkfifo', [a]);
+    // a writer that never writes: a non-blocking read gets EAGAIN
+    const writer = fs.openSync(a, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+    try {
+      const j = job(a, { xattrs: true, flags: true });
+      const r = hashFile(j, st, recordFromStat(j.path, st), buf);
+      expect(r).toMatchObject({ ok: false, code: 'ERACE', rec: { blake3: null, sha256: null } });
+      expect(r.rec?.flags).toBeUndefined();
+    } finally {
+      fs.closeSync(writer);
+      fs.rmSync(a);
+    }
+  });
+
   it.skipIf(process.getuid?.() !== 0)('a file swapped for an endless device between lstat and open is not read for ever: ERACE', () => {
     const a = path.join(dir, 'swap-dev');
     fs.writeFileSync(a, 'x'.repeat(1000));
