@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { bindLibc } from './libc.js';
+import { bindLibc, errnoError } from './libc.js';
 
 /**
  * Directory listing with getdents64(2) through koffi, into one reused 64 KiB buffer: one system
@@ -41,9 +41,6 @@ let buf: Buffer | null = null;
 const C = fs.constants;
 const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW | C.O_NONBLOCK;
 
-/** errno values getdents64 can return, as Node's error codes */
-const ERRNO: Record<number, string> = { 2: 'ENOENT', 5: 'EIO', 13: 'EACCES', 20: 'ENOTDIR', 116: 'ESTALE', 117: 'EUCLEAN' };
-
 /** A directory's entries: called with the name (a view into a reused buffer: copy it to keep it) and its d_type. */
 export type DirentSink = (name: Buffer, type: number) => void;
 
@@ -61,11 +58,7 @@ function makeReader(n: Native): DirentReader {
         for (;;) {
           const got = n.getdents64(fd, buf, BUF_SIZE);
           if (got === 0) return;
-          if (got < 0) {
-            const e = n.errno();
-            const code = ERRNO[e] ?? 'EIO';
-            throw Object.assign(new Error(`${code}: getdents64 failed (errno ${e})`), { code, errno: -e });
-          }
+          if (got < 0) throw errnoError(n.errno(), 'getdents64');
           // struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
           for (let off = 0; off < got; ) {
             const reclen = buf.readUInt16LE(off + 16);

@@ -1,6 +1,5 @@
 import fs from 'node:fs';
-import os from 'node:os';
-import { bindLibc } from './libc.js';
+import { bindLibc, errnoError, O_CLOEXEC } from './libc.js';
 
 /**
  * The hash workers' per-file system calls (statx, open, read, close) through koffi, into
@@ -74,13 +73,8 @@ const EMPTY = Buffer.from('\0');
 /** struct statx is 256 bytes */
 const sx = Buffer.alloc(256);
 
-const CODES = new Map<number, string>(Object.entries(os.constants.errno).map(([k, v]) => [v, k]));
-
-function fail(errno: number, syscall: string, path?: Buffer): Error {
-  const code = CODES.get(errno) ?? 'EIO';
-  const where = path ? ` '${path.subarray(0, path.length - 1).toString()}'` : '';
-  return Object.assign(new Error(`${code}: ${syscall} failed${where} (errno ${errno})`), { code, errno: -errno, syscall });
-}
+/** `cpath` as text for an error message (without its NUL) */
+const pathOf = (cpath: Buffer): string => cpath.subarray(0, cpath.length - 1).toString();
 
 /** glibc's makedev, as a number (what Node reports as st.dev) */
 function makedev(major: number, minor: number): number {
@@ -123,7 +117,7 @@ export function fileStatOf(st: fs.BigIntStats): FileStat {
 export function lstatFile(cpath: Buffer): FileStat {
   const n = load();
   if (!n) return fileStatOf(fs.lstatSync(cpath.subarray(0, cpath.length - 1), { bigint: true }));
-  if (n.statx(AT_FDCWD, cpath, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, sx) !== 0) throw fail(n.errno(), 'lstat', cpath);
+  if (n.statx(AT_FDCWD, cpath, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, sx) !== 0) throw errnoError(n.errno(), 'lstat', pathOf(cpath));
   return fromStatx();
 }
 
@@ -131,7 +125,7 @@ export function lstatFile(cpath: Buffer): FileStat {
 export function fstatFile(fd: number): FileStat {
   const n = load();
   if (!n) return fileStatOf(fs.fstatSync(fd, { bigint: true }));
-  if (n.statx(fd, EMPTY, AT_EMPTY_PATH, STATX_BASIC_STATS, sx) !== 0) throw fail(n.errno(), 'fstat');
+  if (n.statx(fd, EMPTY, AT_EMPTY_PATH, STATX_BASIC_STATS, sx) !== 0) throw errnoError(n.errno(), 'fstat');
   return fromStatx();
 }
 
@@ -143,7 +137,7 @@ export function openFile(cpath: Buffer, flags: number): number {
     const fd = n.open(cpath, flags | O_CLOEXEC);
     if (fd >= 0) return fd;
     const e = n.errno();
-    if (e !== EINTR) throw fail(e, 'open', cpath);
+    if (e !== EINTR) throw errnoError(e, 'open', pathOf(cpath));
   }
 }
 
@@ -155,7 +149,7 @@ export function readFile(fd: number, buf: Buffer, len: number): number {
     const r = n.read(fd, buf, len);
     if (r >= 0) return r;
     const e = n.errno();
-    if (e !== EINTR) throw fail(e, 'read');
+    if (e !== EINTR) throw errnoError(e, 'read');
   }
 }
 
@@ -164,6 +158,3 @@ export function closeFile(fd: number): void {
   if (!n) fs.closeSync(fd);
   else n.close(fd);
 }
-
-/** O_CLOEXEC (0o2000000 on Linux; not in fs.constants): no descriptor leaks into a child */
-const O_CLOEXEC = 0o2000000;

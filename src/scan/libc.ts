@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import os from 'node:os';
 
 /**
  * libc through koffi (an FFI with prebuilt binaries for Linux x64/arm64: no compiler at install
@@ -68,4 +69,21 @@ export function cstr(b: Buffer): Buffer {
   b.copy(out);
   out[b.length] = 0;
   return out;
+}
+
+/** O_CLOEXEC (0o2000000 on Linux; not in fs.constants): no descriptor leaks into a child. */
+export const O_CLOEXEC = 0o2000000;
+
+const ERRNO_CODES = new Map<number, string>(Object.entries(os.constants.errno).map(([k, v]) => [v, k]));
+
+/** A failed libc call as the Error fs would throw: `code` (ENOENT …), negative `errno`, `syscall`. */
+export function errnoError(errno: number, syscall: string, path?: string): Error & { code: string } {
+  const code = ERRNO_CODES.get(errno) ?? 'EIO';
+  const where = path === undefined ? '' : ` '${path}'`;
+  return Object.assign(new Error(`${code}: ${syscall}${where} failed (errno ${errno})`), {
+    code,
+    errno: -errno,
+    syscall,
+    ...(path === undefined ? {} : { path }),
+  });
 }

@@ -5,7 +5,7 @@ import { Blake3Simd, simdSupported } from './blake3-simd.js';
 import { type NativeBlake3, threadNativeBlake3 } from './blake3-native.js';
 import type { EntryRecord, EntryType, ExtraAlgo, HashAlgo, Observed } from '../core/types.js';
 import { adviseWillNeed, readFlags, readXattrs, readXattrsFd } from './fsmeta.js';
-import { closeFile, type FileStat, fileStatOf, fstatFile, lstatFile, openFile, readFile } from './fileio.js';
+import { closeFile, type FileStat, fstatFile, lstatFile, openFile, readFile } from './fileio.js';
 import { cstr } from './libc.js';
 
 /** Work for one in-scope path. Paths travel as bytes; the worker never sees a lossy string. */
@@ -98,8 +98,7 @@ function typeOfMode(mode: number): EntryType {
   }
 }
 
-export function recordFromStat(path: Buffer, stIn: FileStat | fs.BigIntStats): EntryRecord {
-  const st = typeof stIn.mode === 'bigint' ? fileStatOf(stIn as fs.BigIntStats) : (stIn as FileStat);
+export function recordFromStat(path: Buffer, st: FileStat): EntryRecord {
   const mode = st.mode;
   return {
     path,
@@ -192,7 +191,7 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
     }
   }
   const out = new Array<ScanResult>(jobs.length);
-  readNs = 0;
+  readMs = 0;
   for (let i = 0; i < jobs.length; i++) {
     const job = jobs[i]!;
     const p = pre[i]!;
@@ -211,7 +210,7 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
   // while after a batch whose reads took much longer than copying cached data does (~5 us a
   // file + 0.5 ns a byte; an uncached read waits for the disk, ~100 us and more a file), off
   // otherwise. Only the reads are timed: hashing and the other calls vary with the machine.
-  const slow = readNs > 2e5 + files * 3e4 + bytes * 1.5;
+  const slow = readMs > 0.2 + files * 0.03 + bytes * 1.5e-6;
   adviseBatches = slow ? ADVISE_AFTER_SLOW : Math.max(0, adviseBatches - 1);
   return out;
 }
@@ -219,8 +218,8 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
 /** Batches advised after one that looked uncached (and at the start: a cold run gains most there). */
 const ADVISE_AFTER_SLOW = 16;
 let adviseBatches = ADVISE_AFTER_SLOW;
-/** nanoseconds spent in read calls during the current batch */
-let readNs = 0;
+/** milliseconds spent in read calls during the current batch */
+let readMs = 0;
 
 /** A regular file opened ahead of its scan, or why it could not be. */
 type Opened = { fd: number; closed: boolean } | { err: unknown };
@@ -285,9 +284,17 @@ function sameFile(now: FileStat, st: FileStat): boolean {
   return (now.mode & S_IFMT) === S_IFREG && now.ino === st.ino && now.dev === st.dev;
 }
 
+/** A record whose content could not be trusted keeps its metadata and no digest. */
+function dropDigests(rec: Observed): void {
+  rec.blake3 = null;
+  rec.sha256 = null;
+  delete rec.prefixBlake3;
+  delete rec.prefixSha256;
+  delete rec.extra;
+}
+
 /**
- * Hash a regular file that lstat `st` described; exported for the race tests (which pass
- * Node's BigIntStats). The descriptor is checked after the read: it must be the file lstat saw
+ * Hash a regular file that lstat `st` described; exported for the race tests. The descriptor is checked after the read: it must be the file lstat saw
  * (else ERACE, nothing kept) with the size and mtime lstat saw and as many bytes read (else
  * ECHANGED). Before that check, at most one buffer more than lstat's size is read, so a file
  * swapped for an endless device in between is not read for ever; flags and extended
@@ -296,13 +303,12 @@ function sameFile(now: FileStat, st: FileStat): boolean {
  */
 export function hashFile(
   job: ScanJob,
-  stIn: FileStat | fs.BigIntStats,
+  st: FileStat,
   rec: Observed,
   buf: Buffer,
   opened: Opened = openRegular(cstr(job.real)),
   cpath: Buffer | null = null,
 ): ScanResult {
-  const st = typeof stIn.mode === 'bigint' ? fileStatOf(stIn as fs.BigIntStats) : (stIn as FileStat);
   const pathXattrs = (): void => {
     if (job.xattrs) rec.xattrs = readXattrs(job.real, cpath ?? undefined);
   };
@@ -338,7 +344,7 @@ export function hashFile(
     // Syscalls are what small files cost (each one is dear in a VM): stop without the extra
     // read that would return 0 when a short read ends exactly at the expected size. A file
     // that grew meanwhile is caught by the fstat below (size or mtime changed).
-    const t = process.hrtime.bigint();
+    const t = performance.now();
     for (;;) {
       const want = prefixLen > pos ? Math.min(readBuf.length, prefixLen - pos) : readBuf.length;
       const n = readFile(fd, readBuf, want);
@@ -350,13 +356,10 @@ export function hashFile(
       if (pos === prefixLen) takePrefix();
       if (!job.growing && (pos > expected || (n < want && pos === expected))) break;
     }
-    readNs += Number(process.hrtime.bigint() - t);
+    readMs += performance.now() - t;
     const after = fstatFile(fd);
     if (!sameFile(after, st)) {
-      rec.blake3 = null;
-      rec.sha256 = null;
-      delete rec.prefixBlake3;
-      delete rec.prefixSha256;
+      dropDigests(rec);
       pathXattrs();
       return race();
     }
@@ -373,18 +376,12 @@ export function hashFile(
       rec.mtimeNs = after.mtimeNs;
       rec.ctimeNs = after.ctimeNs;
     } else if (after.size !== st.size || after.mtimeNs !== st.mtimeNs || pos !== expected) {
-      rec.blake3 = null;
-      rec.sha256 = null;
-      delete rec.extra;
+      dropDigests(rec);
       return { id: job.id, ok: false, code: 'ECHANGED', message: 'changed while being read; digest not trusted', rec };
     }
     return { id: job.id, ok: true, rec };
   } catch (e) {
-    rec.blake3 = null;
-    rec.sha256 = null;
-    delete rec.prefixBlake3;
-    delete rec.prefixSha256;
-    delete rec.extra;
+    dropDigests(rec);
     pathXattrs();
     // A read that failed on something other than the file lstat saw (a FIFO swapped in says
     // EAGAIN) is the race, not an I/O error of that file.

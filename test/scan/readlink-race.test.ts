@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { fileStatOf } from '../../src/scan/fileio.js';
 import { readSymlink, recordFromStat, type ScanJob } from '../../src/scan/scan-entry.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'integ-readlink-'));
@@ -13,7 +14,7 @@ describe('a symlink replaced between lstat and readlink', () => {
   it('is reported as ERACE (the documented code), not EINVAL', () => {
     const p = path.join(dir, 'link');
     fs.symlinkSync('/etc/hostname', p);
-    const st = fs.lstatSync(p, { bigint: true });
+    const st = fileStatOf(fs.lstatSync(p, { bigint: true }));
     fs.rmSync(p);
     fs.writeFileSync(p, 'now a regular file'); // the race, made deterministic
     const r = readSymlink(job(p), recordFromStat(Buffer.from(p), st));
@@ -24,7 +25,7 @@ describe('a symlink replaced between lstat and readlink', () => {
   it('still reads an unchanged symlink, and reports a vanished one as ENOENT', () => {
     const p = path.join(dir, 'ok');
     fs.symlinkSync('target', p);
-    const st = fs.lstatSync(p, { bigint: true });
+    const st = fileStatOf(fs.lstatSync(p, { bigint: true }));
     const r = readSymlink(job(p), recordFromStat(Buffer.from(p), st));
     expect(r.ok && r.rec.target?.toString()).toBe('target');
     fs.rmSync(p);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Selector } from '../../src/core/selector.js';
 import { scanBatches } from '../../src/scan/hash-pool.js';
+import { fileStatOf } from '../../src/scan/fileio.js';
 import { hashFile, recordFromStat, scanBatch, scanEntry, type ScanJob, type ScanResult } from '../../src/scan/scan-entry.js';
 import { walk } from '../../src/scan/walk.js';
 import { direntReader, forceDirReader } from '../../src/scan/dirents.js';
@@ -207,7 +208,7 @@ describe('scanEntry', () => {
     const b = path.join(dir, 'swap-b');
     fs.writeFileSync(a, 'original');
     fs.writeFileSync(b, 'attacker');
-    const st = fs.lstatSync(a, { bigint: true });
+    const st = fileStatOf(fs.lstatSync(a, { bigint: true }));
     fs.renameSync(b, a); // now `a` is another inode
     const j = job(a);
     const r = hashFile(j, st, recordFromStat(j.path, st), buf);
@@ -218,7 +219,7 @@ describe('scanEntry', () => {
   it('refuses to follow a file replaced by a symlink between lstat and open', () => {
     const a = path.join(dir, 'swap-l');
     fs.writeFileSync(a, 'x');
-    const st = fs.lstatSync(a, { bigint: true });
+    const st = fileStatOf(fs.lstatSync(a, { bigint: true }));
     fs.rmSync(a);
     fs.symlinkSync('/etc/passwd', a);
     const j = job(a);
@@ -228,46 +229,47 @@ describe('scanEntry', () => {
   it('a file modified between lstat and the read is ECHANGED, not a digest of other bytes under the old size and mtime', () => {
     const a = path.join(dir, 'grew');
     fs.writeFileSync(a, 'short');
-    const st = fs.lstatSync(a, { bigint: true });
+    const st = fileStatOf(fs.lstatSync(a, { bigint: true }));
     fs.appendFileSync(a, ' and then some more');
     const j = job(a);
     const r = hashFile(j, st, recordFromStat(j.path, st), buf);
     expect(r).toMatchObject({ ok: false, code: 'ECHANGED', rec: { blake3: null, sha256: null } });
   });
 
-  it('a file swapped for a FIFO with a writer between lstat and open: ERACE, not an I/O error, and no hang', () => {
-    const a = path.join(dir, 'swap-fifo');
+  /** lstat a 1000-byte file, then replace it with what `swapIn` makes; hash it with xattrs and flags on. */
+  function hashSwapped(name: string, swapIn: (p: string) => () => void): ScanResult {
+    const a = path.join(dir, name);
     fs.writeFileSync(a, 'x'.repeat(1000));
-    const st = fs.lstatSync(a, { bigint: true });
+    const st = fileStatOf(fs.lstatSync(a, { bigint: true }));
     fs.rmSync(a);
-    execFileSync('mkfifo', [a]);
-    // a writer that never writes: a non-blocking read gets EAGAIN
-    const writer = fs.openSync(a, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+    const undo = swapIn(a);
     try {
       const j = job(a, { xattrs: true, flags: true });
-      const r = hashFile(j, st, recordFromStat(j.path, st), buf);
-      expect(r).toMatchObject({ ok: false, code: 'ERACE', rec: { blake3: null, sha256: null } });
-      expect(r.rec?.flags).toBeUndefined();
+      return hashFile(j, st, recordFromStat(j.path, st), buf);
     } finally {
-      fs.closeSync(writer);
+      undo();
       fs.rmSync(a);
     }
+  }
+
+  it('a file swapped for a FIFO with a writer between lstat and open: ERACE, not an I/O error, and no hang', () => {
+    const r = hashSwapped('swap-fifo', (a) => {
+      execFileSync('mkfifo', [a]);
+      // a writer that never writes: a non-blocking read gets EAGAIN
+      const writer = fs.openSync(a, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+      return () => fs.closeSync(writer);
+    });
+    expect(r).toMatchObject({ ok: false, code: 'ERACE', rec: { blake3: null, sha256: null } });
+    expect(r.rec?.flags).toBeUndefined();
   });
 
   it.skipIf(process.getuid?.() !== 0)('a file swapped for an endless device between lstat and open is not read for ever: ERACE', () => {
-    const a = path.join(dir, 'swap-dev');
-    fs.writeFileSync(a, 'x'.repeat(1000));
-    const st = fs.lstatSync(a, { bigint: true });
-    fs.rmSync(a);
-    execFileSync('mknod', [a, 'c', '1', '5']); // /dev/zero's numbers
-    try {
-      const j = job(a, { xattrs: true, flags: true });
-      const r = hashFile(j, st, recordFromStat(j.path, st), buf);
-      expect(r).toMatchObject({ ok: false, code: 'ERACE', rec: { blake3: null, sha256: null } });
-      expect(r.rec?.flags).toBeUndefined();
-    } finally {
-      fs.rmSync(a);
-    }
+    const r = hashSwapped('swap-dev', (a) => {
+      execFileSync('mknod', [a, 'c', '1', '5']); // /dev/zero's numbers
+      return () => undefined;
+    });
+    expect(r).toMatchObject({ ok: false, code: 'ERACE', rec: { blake3: null, sha256: null } });
+    expect(r.rec?.flags).toBeUndefined();
   });
 
   it('agrees with the reference over many reads, with the prefix digest taken across a read boundary', () => {
@@ -381,7 +383,7 @@ describe('scanBatches', () => {
 
 describe('file calls through koffi (statx, open, read, close)', () => {
   it('stat the same as fs for every kind of entry, and fail with the same codes', async () => {
-    const { lstatFile, fstatFile, fileStatOf, openFile, readFile, closeFile, fileIoKind, forceFileIo } = await import('../../src/scan/fileio.js');
+    const { lstatFile, fstatFile, openFile, readFile, closeFile, fileIoKind, forceFileIo } = await import('../../src/scan/fileio.js');
     const { cstr } = await import('../../src/scan/libc.js');
     expect(fileIoKind()).toBe('koffi');
     const entries = ['file', 'sub', 'to-root', 'fifo', 'sock', 'sparse'].map((n) => path.join(tree, n));

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { bindLibc, cstr } from '../../scan/libc.js';
+import { bindLibc, cstr, errnoError, O_CLOEXEC } from '../../scan/libc.js';
 
 /**
  * The fd links of one process, for the core bracket: /proc/PID/fd opened once, listed with
@@ -20,9 +20,7 @@ interface Native {
 
 const AT_FDCWD = -100;
 const C = fs.constants;
-// O_CLOEXEC (0o2000000 on Linux) is not in fs.constants
-const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | 0o2000000;
-const ERRNO: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 13: 'EACCES', 20: 'ENOTDIR', 24: 'EMFILE' };
+const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | O_CLOEXEC;
 
 let native: Native | null | undefined;
 let forced: 'node' | null = null;
@@ -48,11 +46,6 @@ function load(): Native | null {
 /** Which reader readFdLinks uses here. */
 export function fdReaderKind(): 'getdents64' | 'fs' {
   return load() ? 'getdents64' : 'fs';
-}
-
-function errnoError(e: number, what: string, path: string): Error {
-  const code = ERRNO[e] ?? 'EIO';
-  return Object.assign(new Error(`${code}: ${what} '${path}' failed (errno ${e})`), { code, errno: -e, path });
 }
 
 const dents = Buffer.allocUnsafe(32 * 1024);

@@ -297,20 +297,10 @@ export interface FdRead {
 }
 
 /**
- * Inside the bracket: the fd links of process `pid`, identified just before. Returns null when
- * the process is gone (its sockets went with it). Runs on the main thread and in the bracket
- * helper (fd-reader.worker.ts); `opened` is a descriptor from openFdDir (process-wide, so
- * either thread can read it).
- */
-export function readFds(procRoot: string, pid: number, maxFds: number, errors: CollectError[], opened: number | null = null): FdRead | null {
-  const arena = new FdLinkArena();
-  const fdCount = readFdsInto(procRoot, pid, maxFds, errors, arena, opened);
-  return fdCount === null ? null : { fdCount, ...arena.take(0, arena.size) };
-}
-
-/**
- * readFds into an arena (the bracket: bytes only, decoded after it). Returns the number of
- * fds listed (-1 when the folder could not be read), or null when the process is gone.
+ * Inside the bracket: the fd links of process `pid`, identified just before, into an arena
+ * (bytes only, decoded after the bracket). `opened` is a descriptor from openFdDir. Returns the
+ * number of fds listed (-1 when the folder could not be read), or null when the process is gone
+ * (its sockets went with it).
  */
 export function readFdsInto(
   procRoot: string,
@@ -336,22 +326,13 @@ export function readFdsInto(
   return fdCount;
 }
 
-/** readFds for a process identified before the bracket, as a BracketRead. */
-export function readProcessFds(
-  procRoot: string,
-  id: ProcessIdentity,
-  maxFds: number,
-  errors: CollectError[],
-  opened: number | null = null,
-): BracketRead | null {
-  const f = readFds(procRoot, id.pid, maxFds, errors, opened);
-  return f && { ...id, ...f };
-}
-
 /** Identity and fd links in one go (the hidden-pid and tid reads after the bracket, tests). */
 export function readProcessBracket(procRoot: string, pid: number, maxFds: number, errors: CollectError[]): BracketRead | null {
   const id = readProcessIdentity(procRoot, pid, errors);
-  return id && readProcessFds(procRoot, id, maxFds, errors);
+  if (!id) return null;
+  const arena = new FdLinkArena();
+  const fdCount = readFdsInto(procRoot, pid, maxFds, errors, arena);
+  return fdCount === null ? null : { ...id, fdCount, ...arena.take(0, arena.size) };
 }
 
 function readEnviron(file: string, maxBytes: number, errors: CollectError[]): { env: string[] | null; truncated: boolean } {
