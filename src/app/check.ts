@@ -7,8 +7,8 @@ import type { CheckResult } from '../core/check-result.js';
 import { scanBatches } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { walk } from '../scan/walk.js';
-import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
-import { GenerationStream } from '../store/generation-stream.js';
+import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
+import { GenerationStream, type StoredRef } from '../store/generation-stream.js';
 import { isLiveStore, openReadOnly, openWritable, probeWriteLock, storeError } from '../store/db.js';
 import { policyDigest } from '../store/generation-digest.js';
 import { recordAlertEvidence } from './evidence-record.js';
@@ -103,8 +103,6 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     const pd = policyDigest(policy.text);
     if (pd !== cur.policyDigest) notices.push(`the policy differs from the one baseline #${cur.id} was taken with; entries are judged by the current policy`);
     const selector = new Selector(policy);
-    const range = repo.rowidRange(cur.id);
-    const seen = new Uint8Array(range ? range.max - range.min + 1 : 0);
     const errorDirs: Buffer[] = [];
     // The walk yields paths in byte order, so it merge-joins with the generation read in path
     // order: one sequential pass instead of a point query per file. A worker thread runs that
@@ -113,9 +111,11 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     const stream = new GenerationStream(opts.db, cur, repo);
     merge = stream;
     let nextId = 0;
-    type Job = ScanJob & { rule: Rule; base: StoredEntry | undefined };
-    const mark = (b: StoredEntry | undefined): void => {
-      if (b && range) seen[b.rowid - range.min] = 1;
+    type Job = ScanJob & { rule: Rule; base: StoredRef | undefined };
+    // Rows found by a lookup out of path order (not in the merge's pass): never "removed".
+    const seenOutOfOrder = new Set<string>();
+    const mark = (b: StoredRef | undefined): void => {
+      if (b?.full) seenOutOfOrder.add(b.path.toString('hex'));
     };
     // Synchronous, so a job costs no promise: where the reader is behind, it yields the wait.
     const jobs = function* (): Generator<Job | Promise<void>> {
@@ -130,13 +130,14 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
         const base = stream.lookup(ev.path);
         mark(base);
         const growing = ev.rule.check.includes('growing');
+        const full = growing && base ? stream.entry(base) : null;
         yield {
           id: ++nextId,
           path: ev.path,
           real: ev.real,
           algos: policy.hash,
           growing,
-          prefixLen: growing && base && base.rec.type === 'file' ? Number(base.rec.size) : null,
+          prefixLen: full && full.rec.type === 'file' ? Number(full.rec.size) : null,
           ...metaWanted(ev.rule),
           extra,
           rule: ev.rule,
@@ -146,8 +147,17 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     };
     let bytes = 0;
     for await (const batch of scanBatches(jobs(), opts.jobs, ctx.signal))
-      for (const [job, res] of batch) {
+      for (let i = 0; i < batch.length; i++) {
+        const job = batch.jobs[i]!;
         scanned++;
+        const base = job.base;
+        // Unchanged (nearly every entry): the observed compare text is the stored one, so no
+        // attribute differs; nothing is decoded. Growing files and known-bad lists need the record.
+        if (base?.fast && !job.growing && !ioc && batch.sameAs(i, base.cmp, base.cmpStart, base.cmpEnd)) {
+          if (progress) progress.update(scanned, (bytes += batch.fileBytes(i)));
+          continue;
+        }
+        const res = batch.result(i);
         if (!res.ok) {
           errors.push({ path: job.path, code: res.code, message: res.message });
           ctx.log.warn({ path: pathToText(job.path), code: res.code }, res.message);
@@ -155,7 +165,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
         if (res.rec) {
           if (res.rec.type === 'file') bytes += Number(res.rec.size);
           // A vanished entry (no rec) is an error, not a removal: we cannot tell which it is.
-          const f = compareEntry(job.base?.rec ?? null, res.rec, job.rule);
+          const f = compareEntry(base ? stream.entry(base).rec : null, res.rec, job.rule);
           if (f) findings.push(f);
           const hit = ioc && res.ok ? iocMatchOf(ioc, job.path, job.rule.name, res.rec) : null;
           if (hit) {
@@ -175,16 +185,14 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
       ctx.log.debug({ generation: cur.id }, problem); // the CLI prints and logs the failure once
       throw new TrustError(`baseline not trustworthy, nothing compared:\n  - ${problem}`);
     }
-    // Removed: rows never marked, still in scope, and not below a directory we could not list.
-    // The candidates are the rows the merge passed over, as the reader handed (and digested) them.
-    if (range) {
-      for (const e of stream.unmatched()) {
-        if (seen[e.rowid - range.min]) continue;
-        const rule = selector.ruleFor(e.rec.path.toString('utf8'));
-        if (!rule || isUnderAny(e.rec.path, errorDirs)) continue;
-        const f = compareEntry(e.rec, null, rule);
-        if (f) findings.push(f);
-      }
+    // Removed: rows the merge passed over (as the reader handed and digested them), still in
+    // scope, not found by an out-of-order lookup, and not below a directory we could not list.
+    for (const e of stream.unmatched()) {
+      if (seenOutOfOrder.size && seenOutOfOrder.has(e.path.toString('hex'))) continue;
+      const rule = selector.ruleFor(e.path.toString('utf8'));
+      if (!rule || isUnderAny(e.path, errorDirs)) continue;
+      const f = compareEntry(stream.entry(e).rec, null, rule);
+      if (f) findings.push(f);
     }
     explainEntries(findings, errors, (dir) => outOfScopeChild(dir, root, selector));
   } catch (e) {

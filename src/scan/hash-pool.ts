@@ -2,8 +2,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { InterruptedError } from '../util/errors.js';
-import { packJobs, unpackResults, type PackedResults } from './pool-protocol.js';
-import { READ_SIZE, scanEntry, type ScanJob, type ScanResult } from './scan-entry.js';
+import { packJobs, ResultBatch, type PackedResults } from './pool-protocol.js';
+import { READ_SIZE, scanEntry, type ScanJob } from './scan-entry.js';
 
 /** Jobs per message: small enough that one large file does not hold many others hostage. */
 const BATCH = 32;
@@ -30,7 +30,7 @@ export type JobSource<J> = Iterable<J | Promise<unknown>> | AsyncIterable<J>;
  * scans on the main thread through the same interface. The source is pulled lazily, so the walk
  * streams and memory stays bounded by the work in flight.
  */
-export async function* scanBatches<J extends ScanJob>(source: JobSource<J>, jobs: number, signal: AbortSignal): AsyncGenerator<Array<[J, ScanResult]>> {
+export async function* scanBatches<J extends ScanJob>(source: JobSource<J>, jobs: number, signal: AbortSignal): AsyncGenerator<ResultBatch<J>> {
   const pull = puller(source);
   if (jobs <= 0) {
     const buf = Buffer.allocUnsafe(READ_SIZE);
@@ -38,7 +38,10 @@ export async function* scanBatches<J extends ScanJob>(source: JobSource<J>, jobs
       if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new InterruptedError();
       const batch = await pull(BATCH);
       if (batch.length === 0) return;
-      yield batch.map((job) => [job, scanEntry(job, buf)] as [J, ScanResult]);
+      yield ResultBatch.plain(
+        batch,
+        batch.map((job) => scanEntry(job, buf)),
+      );
       // Let signals and the progress display run now and then.
       await new Promise<void>((r) => setImmediate(r));
     }
@@ -49,7 +52,7 @@ export async function* scanBatches<J extends ScanJob>(source: JobSource<J>, jobs
   const workers = Array.from({ length: jobs }, () => new Worker(file, { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 128 } }));
   const outstanding = new Map<number, { worker: number; jobs: J[] }>();
   const load = new Array<number>(jobs).fill(0);
-  const ready: Array<Array<[J, ScanResult]>> = [];
+  const ready: Array<ResultBatch<J>> = [];
   let failure: Error | null = null;
   let wake: (() => void) | null = null;
   const notify = (): void => {
@@ -62,7 +65,7 @@ export async function* scanBatches<J extends ScanJob>(source: JobSource<J>, jobs
       const batch = outstanding.get(msg.seq)!;
       outstanding.delete(msg.seq);
       load[i]! -= 1;
-      ready.push(unpackResults(batch.jobs, msg.results));
+      ready.push(ResultBatch.packed(batch.jobs, msg.results));
       notify();
     });
     w.on('error', (e) => {

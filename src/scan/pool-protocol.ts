@@ -1,3 +1,4 @@
+import { cmpText } from '../core/entry-cmp.js';
 import type { EntryType, ExtraAlgo, HashAlgo, Observed } from '../core/types.js';
 import type { ScanJob, ScanResult } from './scan-entry.js';
 
@@ -138,17 +139,19 @@ export interface PackedResults {
   /**
    * One buffer, moved: num (f64 × 6n: type, mode, uid, gid, nlink, flags; NaN: absent, Infinity:
    * null), big (i64 × 3n: size, mtime, ctime), ino (u64 × n), targetStart and targetEnd
-   * (i32 × n each, -1: none), status (u8 × n), then the symlink targets' bytes.
+   * (i32 × n each, -1: none), cmpEnd (u32 × n), status (u8 × n), then the symlink targets'
+   * bytes and the compare texts (core/entry-cmp.ts, UTF-8) of the results with status OK.
    */
   buf: ArrayBuffer;
   targetBytes: number;
+  cmpBytes: number;
   /** blake3, sha256, xattrs, prefixBlake3, prefixSha256, code, message per result (undefined: absent) */
   strs: Array<string | null | undefined>;
   /** digests for known-bad lists and packages, where computed */
   extra: Array<Observed['extra'] | undefined>;
 }
 
-function resultViews(buf: ArrayBuffer, n: number, targetBytes: number) {
+function resultViews(buf: ArrayBuffer, n: number, targetBytes: number, cmpBytes: number) {
   let o = 0;
   const num = new Float64Array(buf, o, n * N);
   o += 8 * N * n;
@@ -160,24 +163,39 @@ function resultViews(buf: ArrayBuffer, n: number, targetBytes: number) {
   o += 4 * n;
   const targetEnd = new Int32Array(buf, o, n);
   o += 4 * n;
+  const cmpEnd = new Uint32Array(buf, o, n);
+  o += 4 * n;
   const status = new Uint8Array(buf, o, n);
   o += n;
   const targets = Buffer.from(buf, o, targetBytes);
-  return { num, big, ino, targetStart, targetEnd, status, targets };
+  o += targetBytes;
+  const cmps = Buffer.from(buf, o, cmpBytes);
+  return { num, big, ino, targetStart, targetEnd, cmpEnd, status, targets, cmps };
 }
 
 export function packResults(results: readonly ScanResult[]): { msg: PackedResults; transfer: ArrayBuffer[] } {
   const n = results.length;
   let targetBytes = 0;
-  for (const r of results) if (r.rec?.target) targetBytes += r.rec.target.length;
-  const buf = new ArrayBuffer((8 * N + 24 + 8 + 4 + 4 + 1) * n + targetBytes);
-  const { num, big, ino, targetStart, targetEnd, status, targets } = resultViews(buf, n, targetBytes);
+  let cmpBytes = 0;
+  const cmpTexts = new Array<string>(n);
+  for (let i = 0; i < n; i++) {
+    const r = results[i]!;
+    if (r.rec?.target) targetBytes += r.rec.target.length;
+    const c = r.ok ? cmpText(r.rec) : '';
+    cmpTexts[i] = c;
+    cmpBytes += Buffer.byteLength(c);
+  }
+  const buf = new ArrayBuffer((8 * N + 24 + 8 + 4 + 4 + 4 + 1) * n + targetBytes + cmpBytes);
+  const { num, big, ino, targetStart, targetEnd, cmpEnd, status, targets, cmps } = resultViews(buf, n, targetBytes, cmpBytes);
   const strs = new Array<string | null | undefined>(n * S);
   const extra = new Array<Observed['extra'] | undefined>(n);
   let to = 0;
+  let co = 0;
   for (let i = 0; i < n; i++) {
     const r = results[i]!;
     const rec = r.rec;
+    if (cmpTexts[i]) co += cmps.write(cmpTexts[i]!, co, 'utf8');
+    cmpEnd[i] = co;
     if (!r.ok) {
       strs[i * S + 5] = r.code;
       strs[i * S + 6] = r.message;
@@ -211,16 +229,71 @@ export function packResults(results: readonly ScanResult[]): { msg: PackedResult
     strs[i * S + 4] = rec.prefixSha256;
     if (rec.extra) extra[i] = rec.extra;
   }
-  return { msg: { n, buf, targetBytes, strs, extra }, transfer: [buf] };
+  return { msg: { n, buf, targetBytes, cmpBytes, strs, extra }, transfer: [buf] };
 }
 
-/** The results of `jobs` (the batch as sent, in the same order). */
-export function unpackResults<J extends ScanJob>(jobs: readonly J[], p: PackedResults): Array<[J, ScanResult]> {
-  const m = { ...resultViews(p.buf, p.n, p.targetBytes), n: p.n, strs: p.strs, extra: p.extra };
-  const targets = m.targets;
-  const out = new Array<[J, ScanResult]>(m.n);
-  for (let i = 0; i < m.n; i++) {
-    const job = jobs[i]!;
+/**
+ * The results of one batch of jobs (as sent, in the same order), read lazily: the common
+ * question, "is this entry what was stored?", is answered from the packed compare texts without
+ * building a record; result(i) builds one where it is needed. Iterates as [job, result] pairs.
+ */
+export class ResultBatch<J extends ScanJob> implements Iterable<[J, ScanResult]> {
+  private readonly v: ReturnType<typeof resultViews> | null;
+
+  private constructor(
+    readonly jobs: readonly J[],
+    private readonly packed: PackedResults | null,
+    private readonly plain: readonly ScanResult[] | null,
+  ) {
+    this.v = packed ? resultViews(packed.buf, packed.n, packed.targetBytes, packed.cmpBytes) : null;
+  }
+
+  /** Results as a worker sent them. */
+  static packed<J extends ScanJob>(jobs: readonly J[], p: PackedResults): ResultBatch<J> {
+    return new ResultBatch(jobs, p, null);
+  }
+
+  /** Results made on this thread. */
+  static plain<J extends ScanJob>(jobs: readonly J[], results: readonly ScanResult[]): ResultBatch<J> {
+    return new ResultBatch(jobs, null, results);
+  }
+
+  get length(): number {
+    return this.jobs.length;
+  }
+
+  /** Whether job i was scanned completely (every attribute read, content hashed where asked). */
+  ok(i: number): boolean {
+    return this.v ? this.v.status[i] === OK : this.plain![i]!.ok;
+  }
+
+  /** Whether job i was scanned completely and its compare text is `cmp`'s bytes [s, e). */
+  sameAs(i: number, cmp: Buffer, s: number, e: number): boolean {
+    if (!this.v) {
+      const r = this.plain![i]!;
+      return r.ok && Buffer.from(cmpText(r.rec)).equals(cmp.subarray(s, e));
+    }
+    if (this.v.status[i] !== OK) return false;
+    const ce = this.v.cmpEnd[i]!;
+    const cs = i > 0 ? this.v.cmpEnd[i - 1]! : 0;
+    return ce - cs === e - s && cmp.compare(this.v.cmps, cs, ce, s, e) === 0;
+  }
+
+  /** Size of job i when it is a regular file that was read (for progress), else 0. */
+  fileBytes(i: number): number {
+    if (!this.v) {
+      const r = this.plain![i]!.rec;
+      return r?.type === 'file' ? Number(r.size) : 0;
+    }
+    return this.v.status[i] !== NO_REC && this.v.num[i * N] === 0 ? Number(this.v.big[i * 3]) : 0;
+  }
+
+  /** The full result of job i. */
+  result(i: number): ScanResult {
+    if (!this.v) return this.plain![i]!;
+    const m = this.v;
+    const p = this.packed!;
+    const job = this.jobs[i]!;
     const st = m.status[i]!;
     let rec: Observed | null = null;
     if (st !== NO_REC) {
@@ -237,24 +310,26 @@ export function unpackResults<J extends ScanJob>(jobs: readonly J[], p: PackedRe
         ctimeNs: m.big[i * 3 + 2]!,
         inode: m.ino[i]!,
         nlink: m.num[i * N + 4]!,
-        target: ts < 0 ? null : targets.subarray(ts, m.targetEnd[i]!),
-        blake3: m.strs[i * S] ?? null,
-        sha256: m.strs[i * S + 1] ?? null,
+        target: ts < 0 ? null : m.targets.subarray(ts, m.targetEnd[i]!),
+        blake3: p.strs[i * S] ?? null,
+        sha256: p.strs[i * S + 1] ?? null,
       };
-      const x = m.strs[i * S + 2];
+      const x = p.strs[i * S + 2];
       if (x !== undefined) rec.xattrs = x;
       if (!Number.isNaN(f)) rec.flags = f === Number.POSITIVE_INFINITY ? null : f;
-      const pb = m.strs[i * S + 3];
+      const pb = p.strs[i * S + 3];
       if (pb !== undefined) rec.prefixBlake3 = pb;
-      const ps = m.strs[i * S + 4];
+      const ps = p.strs[i * S + 4];
       if (ps !== undefined) rec.prefixSha256 = ps;
-      const e = m.extra[i];
+      const e = p.extra[i];
       if (e) rec.extra = e;
     }
-    out[i] =
-      st === OK
-        ? [job, { id: job.id, ok: true, rec: rec! }]
-        : [job, { id: job.id, ok: false, code: m.strs[i * S + 5] as string, message: m.strs[i * S + 6] as string, rec }];
+    return st === OK
+      ? { id: job.id, ok: true, rec: rec! }
+      : { id: job.id, ok: false, code: p.strs[i * S + 5] as string, message: p.strs[i * S + 6] as string, rec };
   }
-  return out;
+
+  *[Symbol.iterator](): Iterator<[J, ScanResult]> {
+    for (let i = 0; i < this.jobs.length; i++) yield [this.jobs[i]!, this.result(i)];
+  }
 }

@@ -72,6 +72,24 @@ export class GenerationDigester {
     this.genId = g.id;
   }
 
+  /**
+   * Add `n` rows already formatted as digest lines by SQLite (LINE_SQL, byte for byte what
+   * addAt() writes for such rows), in path order after every row added so far. `bytes` is the
+   * size sum of their files, `errors` how many have an error.
+   */
+  addLines(lines: Buffer, n: number, bytes: number, errors: number, first: Buffer, last: Buffer): void {
+    if (this.last !== null && Buffer.compare(this.last, first) >= 0) throw new Error('generation digest: rows out of path order');
+    this.last = last;
+    if (this.chunk) {
+      this.h.update(this.chunk);
+      this.chunk = '';
+    }
+    this.h.update(lines);
+    this.entryCount += n;
+    this.totalBytes += BigInt(bytes);
+    this.errorCount += errors;
+  }
+
   /** Add the next row; rows must come in path byte order (ORDER BY path). */
   add(r: DigestRow): void {
     this.addAt(r, 0);
@@ -123,6 +141,54 @@ export class GenerationDigester {
       errorCount: this.errorCount,
     };
   }
+}
+
+/**
+ * One statement that reads up to :lim rows of generation :gen in path order (after :after, with
+ * `after`) and returns them as a batch: the digest lines (byte for byte what addAt() writes), the
+ * compare texts (core/entry-cmp.ts, cmpText), newline-separated, and the paths, NUL-separated.
+ * check's reader then hands over a batch as three blobs, and JavaScript touches no per-row
+ * value. The aggregate sees the rows in the subquery's order; the reader checks that the paths
+ * came strictly increasing (so lines and texts are in path order too).
+ *
+ * `okn` counts the rows of the shape every store integ writes has, for which the SQL text equals
+ * the JavaScript text (property-tested): BLOB path without NUL bytes, known type, integer
+ * numbers, digests without a space or newline, xattrs of printable ASCII without a backslash (so the JSON
+ * string is the text in quotes with quotes escaped), flags a 32-bit integer. A batch with any
+ * other row is read again row by row and formatted in JavaScript.
+ *
+ * `fsattrs`: whether the table has the xattrs and flags columns (migration 3).
+ */
+export function batchSql(fsattrs: boolean, after: boolean): string {
+  const x = fsattrs ? 'xattrs' : 'NULL';
+  const f = fsattrs ? 'flags' : 'NULL';
+  const hexOr = (c: string): string => `CASE WHEN ${c} IS NULL THEN '-' WHEN length(${c}) = 0 THEN '""' ELSE lower(hex(${c})) END`;
+  // printf, not ||: one call formats the whole text (a chain of || copies it once per piece).
+  const mid = `printf('%s %d %d %d %d %d %d %d %d %s %s %s', type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, nlink, ${hexOr('target')}, coalesce(blake3, '-'), coalesce(sha256, '-'))`;
+  const word = (c: string): string => `(${c} IS NULL OR (typeof(${c}) = 'text' AND instr(${c}, ' ') = 0 AND instr(${c}, char(10)) = 0))`;
+  const ints = ['mode', 'uid', 'gid', 'size', 'mtime_ns', 'ctime_ns', 'inode', 'nlink'].map((c) => `typeof(${c}) = 'integer'`).join(' AND ');
+  const ok = [
+    "typeof(path) = 'blob' AND length(path) > 0 AND instr(path, X'00') = 0",
+    "typeof(rule) = 'text' AND (error IS NULL OR typeof(error) = 'text')",
+    "type IN ('file', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev', 'unknown')",
+    ints,
+    "(target IS NULL OR typeof(target) = 'blob')",
+    word('blake3'),
+    word('sha256'),
+    `(${x} IS NULL OR (typeof(${x}) = 'text' AND NOT ${x} GLOB '*[^ -~]*' AND instr(${x}, '\\') = 0))`,
+    `(${f} IS NULL OR (typeof(${f}) = 'integer' AND ${f} BETWEEN -2147483648 AND 4294967295))`,
+  ].join(' AND ');
+  // In the outer query: x and f are the inner's xattrs and flags, m its mid text.
+  const fsattrsText = `CASE WHEN x IS NULL AND f IS NULL THEN '' ELSE printf(' x %s f %s', CASE WHEN x IS NULL THEN '-' ELSE '"' || replace(x, '"', '\\"') || '"' END, coalesce(f, '-')) END`;
+  const line = `printf('%s %s %s %s%s', lower(hex(path)), rule, m, coalesce(error, '-'), ${fsattrsText}) || char(10)`;
+  const cmp = `printf('%s %s %s', m, coalesce(f, '-'), CASE WHEN x IS NULL THEN '-' ELSE 'x' || x END)`;
+  return `SELECT count(*) AS n, coalesce(sum(ok), 0) AS okn,
+      coalesce(sum(CASE WHEN ok AND type = 'file' THEN size ELSE 0 END), 0) AS bytes, count(error) AS errs,
+      CAST(group_concat(${line}, '') AS BLOB) AS lines,
+      CAST(group_concat(path, X'00') AS BLOB) AS paths,
+      CAST(group_concat(${cmp}, char(10)) AS BLOB) AS cmps
+    FROM (SELECT path, rule, error, type, size, ${x} AS x, ${f} AS f, (${ok}) AS ok, ${mid} AS m
+          FROM entries WHERE gen = :gen${after ? ' AND path > :after' : ''} ORDER BY path LIMIT :lim)`;
 }
 
 /** The rows of a generation in path byte order, as the digest reads them. */

@@ -1,7 +1,9 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { EntryType } from '../core/types.js';
+import { cmpText } from '../core/entry-cmp.js';
+import { pathToText } from '../core/pathenc.js';
+import { TrustError } from '../util/errors.js';
 import type { BaselineRepo, Generation, StoredEntry } from './baseline-repo.js';
 import type { GenerationDigestResult } from './generation-digest.js';
 
@@ -21,98 +23,39 @@ export interface ReaderInit {
 }
 
 /**
- * A batch of rows in column arrays: one buffer for all paths (and one for all symlink targets)
- * with offsets, typed arrays for the numbers, one flat array for the strings. Structured clone
- * then copies a handful of objects per batch instead of ~18 per row, and the buffers move
- * (transfer) instead of being copied.
+ * A batch of rows as the reader posts it: the paths, NUL-separated, and their compare texts
+ * (core/entry-cmp.ts), newline-separated; part i ends at *End[i] and the next starts one byte
+ * later. `fast`: the texts were made by SQLite from rows of the usual shape, so an observed
+ * entry with the same text is unchanged; otherwise every entry of the batch is compared in full.
  */
-export interface PackedRows {
+export interface RowBatch {
   n: number;
-  rowid: Float64Array;
   paths: Uint8Array;
-  /** path i is paths[pathEnd[i-1] .. pathEnd[i]) */
   pathEnd: Uint32Array;
-  targets: Uint8Array;
-  /** target i: -1 null, else targets[targetEnd[i-1 non-null] .. targetEnd[i]) */
-  targetStart: Int32Array;
-  targetEnd: Int32Array;
-  /** size, mtime, ctime, inode per row */
-  big: BigInt64Array;
-  /** mode, uid, gid, nlink, flags (NaN: NULL) per row */
-  small: Float64Array;
-  /** rule, error, type, blake3, sha256, xattrs per row */
-  strs: Array<string | null>;
+  cmps: Uint8Array;
+  cmpEnd: Uint32Array;
+  fast: boolean;
 }
 
-const STRS = 6;
-
-/** Pack rows (DigestRow order, starting at index `o` of each row) for posting; `transfer` lists the buffers to move. */
-export function packRows(rowids: number[], rows: ReadonlyArray<readonly unknown[]>, o = 0): PackedRows & { transfer: ArrayBuffer[] } {
-  const n = rows.length;
-  let pathBytes = 0;
-  let targetBytes = 0;
-  for (const r of rows) {
-    pathBytes += (r[o] as Buffer).length;
-    const t = r[o + 12] as Buffer | null;
-    if (t !== null) targetBytes += t.length;
-  }
-  // allocUnsafeSlow: never a slice of Node's shared pool, so the buffer can be transferred.
-  const paths = Buffer.allocUnsafeSlow(pathBytes);
-  const targets = Buffer.allocUnsafeSlow(targetBytes);
-  const pathEnd = new Uint32Array(n);
-  const targetStart = new Int32Array(n);
-  const targetEnd = new Int32Array(n);
-  const big = new BigInt64Array(n * 4);
-  const small = new Float64Array(n * 5);
-  const strs = new Array<string | null>(n * STRS);
-  let po = 0;
-  let to = 0;
-  for (let i = 0; i < n; i++) {
-    const r = rows[i]!;
-    const p = r[o] as Buffer;
-    const target = r[o + 12] as Buffer | null;
-    const flags = r[o + 16] as bigint | null | undefined;
-    po += p.copy(paths, po);
-    pathEnd[i] = po;
-    if (target === null) {
-      targetStart[i] = -1;
-      targetEnd[i] = -1;
-    } else {
-      targetStart[i] = to;
-      to += target.copy(targets, to);
-      targetEnd[i] = to;
-    }
-    // size, mtime, ctime, inode: int64 columns read as bigint (safe integers)
-    for (let k = 0; k < 4; k++) big[i * 4 + k] = BigInt.asIntN(64, r[o + 7 + k] as bigint);
-    // mode, uid, gid, nlink
-    small[i * 5] = Number(r[o + 4]);
-    small[i * 5 + 1] = Number(r[o + 5]);
-    small[i * 5 + 2] = Number(r[o + 6]);
-    small[i * 5 + 3] = Number(r[o + 11]);
-    small[i * 5 + 4] = flags === null || flags === undefined ? Number.NaN : Number(flags);
-    strs[i * STRS] = r[o + 1] as string; // rule
-    strs[i * STRS + 1] = r[o + 2] as string | null; // error
-    strs[i * STRS + 2] = r[o + 3] as string; // type
-    strs[i * STRS + 3] = r[o + 13] as string | null; // blake3
-    strs[i * STRS + 4] = r[o + 14] as string | null; // sha256
-    strs[i * STRS + 5] = (r[o + 15] as string | null | undefined) ?? null; // xattrs
-  }
-  const rowid = Float64Array.from(rowids);
-  const transfer = [
-    paths.buffer,
-    targets.buffer,
-    pathEnd.buffer,
-    targetStart.buffer,
-    targetEnd.buffer,
-    big.buffer,
-    small.buffer,
-    rowid.buffer,
-  ] as ArrayBuffer[];
-  return { n, rowid, paths, pathEnd, targets, targetStart, targetEnd, big, small, strs, transfer };
+/**
+ * A row of the stored generation as the merge found it: its path and compare text. The full
+ * record is read (and checked against the text that was digested) only where it is needed:
+ * GenerationStream.entry().
+ */
+export interface StoredRef {
+  path: Buffer;
+  /** the compare text's bytes are cmp[cmpStart, cmpEnd) */
+  cmp: Buffer;
+  cmpStart: number;
+  cmpEnd: number;
+  /** an unchanged observed entry has the same compare text (see RowBatch.fast) */
+  fast: boolean;
+  /** set when the row came from a direct lookup rather than the digested pass */
+  full: StoredEntry | null;
 }
 
 type Message =
-  | ({ kind: 'rows' } & PackedRows)
+  | ({ kind: 'rows' } & RowBatch)
   | { kind: 'end'; result: GenerationDigestResult }
   | { kind: 'error'; message: string; code: string | null; name: string };
 
@@ -123,9 +66,9 @@ function workerFile(): string {
   return path.join(path.dirname(here), 'generation-reader.worker.js');
 }
 
-interface Batch extends PackedRows {
+interface Batch extends RowBatch {
   paths: Buffer;
-  targets: Buffer;
+  cmps: Buffer;
 }
 
 const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -149,7 +92,7 @@ export class GenerationStream {
   private wake: (() => void) | null = null;
   private closed = false;
   private exited = false;
-  private readonly passed: StoredEntry[] = [];
+  private readonly passed: StoredRef[] = [];
 
   constructor(
     file: string,
@@ -176,7 +119,7 @@ export class GenerationStream {
     const init: ReaderInit = { file, header, batch: opts.batch ?? 1024, window: opts.window ?? 4, credit: sab };
     this.worker = new Worker(workerFile(), { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 32 } });
     this.worker.on('message', (m: Message) => {
-      if (m.kind === 'rows') this.queue.push({ ...m, paths: asBuffer(m.paths), targets: asBuffer(m.targets) });
+      if (m.kind === 'rows') this.queue.push({ ...m, paths: asBuffer(m.paths), cmps: asBuffer(m.cmps) });
       else if (m.kind === 'end') this.result = m.result;
       else this.failure = Object.assign(new Error(m.message), m.code ? { code: m.code } : {});
       this.notify();
@@ -214,7 +157,7 @@ export class GenerationStream {
     const b = this.queue.length ? this.queue[this.queue.length - 1]! : this.cur;
     if (!b || b.n === 0) return false;
     const e = b.pathEnd[b.n - 1]!;
-    const s = b.n > 1 ? b.pathEnd[b.n - 2]! : 0;
+    const s = b.n > 1 ? b.pathEnd[b.n - 2]! + 1 : 0;
     return p.compare(b.paths, s, e) <= 0;
   }
 
@@ -246,7 +189,7 @@ export class GenerationStream {
     do {
       const b = this.cur;
       if (!b) continue;
-      for (let i = this.i; i < b.n; i++) this.passed.push(entryAt(b, i, i > 0 ? b.pathEnd[i - 1]! : 0));
+      for (let i = this.i; i < b.n; i++) this.passed.push(passedRef(b, i));
       this.i = b.n;
     } while (this.advance());
   }
@@ -262,9 +205,15 @@ export class GenerationStream {
     return this.cur !== null;
   }
 
-  /** The stored entry for path p, or undefined when the generation has none (after ready(p)). */
-  lookup(p: Buffer): StoredEntry | undefined {
-    if (this.last !== null && Buffer.compare(p, this.last) <= 0) return this.repo.lookup(this.gen.id, p); // not in order: ask directly
+  /** The stored row for path p, or undefined when the generation has none (after ready(p)). */
+  lookup(p: Buffer): StoredRef | undefined {
+    if (this.last !== null && Buffer.compare(p, this.last) <= 0) {
+      // not in order: ask directly
+      const full = this.repo.lookup(this.gen.id, p);
+      if (!full) return undefined;
+      const cmp = Buffer.from(cmpText(full.rec));
+      return { path: p, cmp, cmpStart: 0, cmpEnd: cmp.length, fast: false, full };
+    }
     this.last = p;
     for (;;) {
       const b = this.cur;
@@ -273,17 +222,30 @@ export class GenerationStream {
         continue;
       }
       const i = this.i;
-      const s = i > 0 ? b.pathEnd[i - 1]! : 0;
+      const s = i > 0 ? b.pathEnd[i - 1]! + 1 : 0;
       const c = p.compare(b.paths, s, b.pathEnd[i]!);
       if (c > 0) {
-        this.passed.push(entryAt(b, i, s));
+        this.passed.push(passedRef(b, i));
         this.i++;
         continue;
       }
       if (c < 0) return undefined;
       this.i++;
-      return entryAt(b, i, s);
+      return { path: p, cmp: b.cmps, cmpStart: i > 0 ? b.cmpEnd[i - 1]! + 1 : 0, cmpEnd: b.cmpEnd[i]!, fast: b.fast, full: null };
     }
+  }
+
+  /**
+   * The full stored entry of a row, read by path on the first connection and accepted only when
+   * its compare text is the one the reader digested: what is compared in full is what was
+   * verified, even if the store is written to meanwhile.
+   */
+  entry(ref: StoredRef): StoredEntry {
+    if (ref.full) return ref.full;
+    const e = this.repo.lookup(this.gen.id, ref.path);
+    if (!e || !Buffer.from(cmpText(e.rec)).equals(ref.cmp.subarray(ref.cmpStart, ref.cmpEnd)))
+      throw new TrustError(`baseline not trustworthy: generation #${this.gen.id} changed while it was read (${pathToText(ref.path)})`);
+    return e;
   }
 
   /**
@@ -291,7 +253,7 @@ export class GenerationStream {
    * row after the last lookup): the candidates for "removed". A row found later by an
    * out-of-order lookup is among them too; the caller's seen-marks tell those apart.
    */
-  unmatched(): readonly StoredEntry[] {
+  unmatched(): readonly StoredRef[] {
     return this.passed;
   }
 
@@ -320,32 +282,9 @@ export class GenerationStream {
   }
 }
 
-function entryAt(b: Batch, i: number, s: number): StoredEntry {
-  const k = i * STRS;
-  const ts = b.targetStart[i]!;
-  const sm = i * 5;
-  const bg = i * 4;
-  const flags = b.small[sm + 4]!;
-  return {
-    rowid: b.rowid[i]!,
-    rule: b.strs[k]!,
-    error: b.strs[k + 1]!,
-    rec: {
-      path: b.paths.subarray(s, b.pathEnd[i]!),
-      type: b.strs[k + 2] as EntryType,
-      mode: b.small[sm]!,
-      uid: b.small[sm + 1]!,
-      gid: b.small[sm + 2]!,
-      size: b.big[bg]!,
-      mtimeNs: b.big[bg + 1]!,
-      ctimeNs: b.big[bg + 2]!,
-      inode: b.big[bg + 3]!,
-      nlink: b.small[sm + 3]!,
-      target: ts < 0 ? null : b.targets.subarray(ts, b.targetEnd[i]!),
-      blake3: b.strs[k + 3]!,
-      sha256: b.strs[k + 4]!,
-      xattrs: b.strs[k + 5]!,
-      flags: Number.isNaN(flags) ? null : flags,
-    },
-  };
+/** A row the merge passed over, copied out of its batch (which can then go). */
+function passedRef(b: Batch, i: number): StoredRef {
+  const path = Buffer.from(b.paths.subarray(i > 0 ? b.pathEnd[i - 1]! + 1 : 0, b.pathEnd[i]!));
+  const cmp = Buffer.from(b.cmps.subarray(i > 0 ? b.cmpEnd[i - 1]! + 1 : 0, b.cmpEnd[i]!));
+  return { path, cmp, cmpStart: 0, cmpEnd: cmp.length, fast: b.fast, full: null };
 }
