@@ -117,6 +117,21 @@ export class Blake3Simd {
     }
   }
 
+  /**
+   * Hash a string's UTF-8 bytes (as Buffer.from(s, 'utf8') has them, lone surrogates as U+FFFD),
+   * encoded straight into inputBuffer() in pieces: no intermediate Buffer, which for long text
+   * would be memory outside the JS heap that a thread allocating little frees late.
+   */
+  updateText(s: string): void {
+    let rest = s;
+    while (rest.length > 0) {
+      const { read, written } = encoder.encodeInto(rest, this.input);
+      if (written > 0) this.x.update(INPUT, written);
+      if (read >= rest.length) break;
+      rest = rest.slice(read);
+    }
+  }
+
   /** Hex digest of everything hashed so far; the hash goes on (more input may follow). */
   peekHex(): string {
     this.x.finalize(OUT);
@@ -140,12 +155,14 @@ export class Blake3Simd {
   }
 }
 
+const encoder = new TextEncoder();
 let shared: Blake3Simd | null = null;
 
 /** BLAKE3 hex digest of data (a string is hashed as its UTF-8 bytes, as blake3-wasm does). */
 export function blake3SimdHex(data: Uint8Array | string): string {
   const h = (shared ??= new Blake3Simd());
   h.reset();
-  h.update(typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+  if (typeof data === 'string') h.updateText(data);
+  else h.update(data);
   return h.digestHex();
 }

@@ -21,7 +21,7 @@ export function createBlake3(): Blake3Hash {
   if (simdSupported()) {
     const h = new Blake3Simd();
     return {
-      update: (b) => h.update(typeof b === 'string' ? Buffer.from(b, 'utf8') : b),
+      update: (b) => (typeof b === 'string' ? h.updateText(b) : h.update(b)),
       digest: (o) => (o?.dispose === false ? Buffer.from(h.peekHex(), 'hex') : h.digest()),
       dispose: () => h.reset(),
     };

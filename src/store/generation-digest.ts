@@ -77,7 +77,7 @@ export class GenerationDigester {
    * addAt() writes for such rows), in path order after every row added so far. `bytes` is the
    * size sum of their files, `errors` how many have an error.
    */
-  addLines(lines: Buffer, n: number, bytes: number, errors: number, first: Buffer, last: Buffer): void {
+  addLines(lines: string, n: number, bytes: number, errors: number, first: Buffer, last: Buffer): void {
     if (this.last !== null && Buffer.compare(this.last, first) >= 0) throw new Error('generation digest: rows out of path order');
     this.last = last;
     if (this.chunk) {
@@ -145,7 +145,7 @@ export class GenerationDigester {
 
 /**
  * One statement that reads up to :lim rows of generation :gen in path order (after :after, with
- * `after`) and returns them as a batch: the digest lines (byte for byte what addAt() writes), the
+ * `after`) and returns them as a batch: the digest lines (as text: byte for byte what addAt() writes), the
  * compare texts (core/entry-cmp.ts, cmpText), newline-separated, and the paths, NUL-separated.
  * check's reader then hands over a batch as three blobs, and JavaScript touches no per-row
  * value. The aggregate sees the rows in the subquery's order; the reader checks that the paths
@@ -165,11 +165,13 @@ export function batchSql(fsattrs: boolean, after: boolean): string {
   const hexOr = (c: string): string => `CASE WHEN ${c} IS NULL THEN '-' WHEN length(${c}) = 0 THEN '""' ELSE lower(hex(${c})) END`;
   // printf, not ||: one call formats the whole text (a chain of || copies it once per piece).
   const mid = `printf('%s %d %d %d %d %d %d %d %d %s %s %s', type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, nlink, ${hexOr('target')}, coalesce(blake3, '-'), coalesce(sha256, '-'))`;
-  const word = (c: string): string => `(${c} IS NULL OR (typeof(${c}) = 'text' AND instr(${c}, ' ') = 0 AND instr(${c}, char(10)) = 0))`;
+  const word = (c: string): string =>
+    `(${c} IS NULL OR (typeof(${c}) = 'text' AND instr(${c}, ' ') = 0 AND instr(${c}, char(10)) = 0 AND instr(${c}, char(0)) = 0))`;
   const ints = ['mode', 'uid', 'gid', 'size', 'mtime_ns', 'ctime_ns', 'inode', 'nlink'].map((c) => `typeof(${c}) = 'integer'`).join(' AND ');
   const ok = [
     "typeof(path) = 'blob' AND length(path) > 0 AND instr(path, X'00') = 0",
-    "typeof(rule) = 'text' AND (error IS NULL OR typeof(error) = 'text')",
+    // printf's %s ends a text at a NUL byte; JavaScript keeps it
+    "typeof(rule) = 'text' AND instr(rule, char(0)) = 0 AND (error IS NULL OR (typeof(error) = 'text' AND instr(error, char(0)) = 0))",
     "type IN ('file', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev', 'unknown')",
     ints,
     "(target IS NULL OR typeof(target) = 'blob')",
@@ -184,7 +186,7 @@ export function batchSql(fsattrs: boolean, after: boolean): string {
   const cmp = `printf('%s %s %s', m, coalesce(f, '-'), CASE WHEN x IS NULL THEN '-' ELSE 'x' || x END)`;
   return `SELECT count(*) AS n, coalesce(sum(ok), 0) AS okn,
       coalesce(sum(CASE WHEN ok AND type = 'file' THEN size ELSE 0 END), 0) AS bytes, count(error) AS errs,
-      CAST(group_concat(${line}, '') AS BLOB) AS lines,
+      group_concat(${line}, '') AS lines,
       CAST(group_concat(path, X'00') AS BLOB) AS paths,
       CAST(group_concat(${cmp}, char(10)) AS BLOB) AS cmps
     FROM (SELECT path, rule, error, type, size, ${x} AS x, ${f} AS f, (${ok}) AS ok, ${mid} AS m

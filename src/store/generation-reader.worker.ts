@@ -26,7 +26,7 @@ interface BatchRow {
   okn: number;
   bytes: number;
   errs: number;
-  lines: Buffer | null;
+  lines: string | null;
   paths: Buffer | null;
   cmps: Buffer | null;
 }
@@ -46,6 +46,14 @@ function ends(b: Buffer, n: number, sep: number): Uint32Array | null {
   }
   if (b.indexOf(sep, pos) >= 0) return null;
   out[n - 1] = b.length;
+  return out;
+}
+
+/** The buffers of a batch that can move to the main thread (whole ArrayBuffers of their own). */
+function transferable(b: RowBatch): ArrayBuffer[] {
+  const out: ArrayBuffer[] = [];
+  for (const v of [b.paths, b.cmps, b.pathEnd, b.cmpEnd])
+    if (v.byteOffset === 0 && v.byteLength === v.buffer.byteLength && v.buffer instanceof ArrayBuffer && !out.includes(v.buffer)) out.push(v.buffer);
   return out;
 }
 
@@ -83,7 +91,9 @@ try {
         if (Atomics.load(credit, 1) !== 0) throw new Error('stopped');
         Atomics.wait(credit, 0, consumed, 50);
       }
-      parentPort!.postMessage({ kind: 'rows', ...b });
+      // Moved, not copied: the blobs are the batch's largest values, and a copy left here would
+      // wait for a garbage collection that this thread, allocating little, seldom runs.
+      parentPort!.postMessage({ kind: 'rows', ...b }, transferable(b));
       sent++;
     };
     /** The same rows, decoded and formatted here (any row SQL's text does not cover). */
@@ -132,9 +142,10 @@ try {
       }
       b ??= slowBatch(after);
       if (b.n === 0) break;
-      post(b);
       after = Buffer.from(b.paths.subarray(b.n > 1 ? b.pathEnd[b.n - 2]! + 1 : 0, b.pathEnd[b.n - 1]!));
-      if (b.n < init.batch) break;
+      const n = b.n;
+      post(b); // b's buffers are gone after this
+      if (n < init.batch) break;
     }
     parentPort!.postMessage({ kind: 'end', result: digester.finish() });
   } finally {

@@ -116,7 +116,7 @@ export class GenerationStream {
       parentDigest: gen.parentDigest,
       toolVersion: gen.toolVersion,
     };
-    const init: ReaderInit = { file, header, batch: opts.batch ?? 1024, window: opts.window ?? 4, credit: sab };
+    const init: ReaderInit = { file, header, batch: opts.batch ?? 256, window: opts.window ?? 4, credit: sab };
     this.worker = new Worker(workerFile(), { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 32 } });
     this.worker.on('message', (m: Message) => {
       if (m.kind === 'rows') this.queue.push({ ...m, paths: asBuffer(m.paths), cmps: asBuffer(m.cmps) });
