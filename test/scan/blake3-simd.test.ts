@@ -415,6 +415,24 @@ describe('blake3-simd', () => {
     for (const s of ['', 'abc', 'héllo wörld ✓ 𝄞', 'x'.repeat(5000), 'é'.repeat(300000)]) expect(blake3SimdHex(s)).toBe(oracle(s));
   });
 
+  it('hashes long text as its UTF-8 bytes straight into its input (updateText), characters split across pieces included', () => {
+    const h = new Blake3Simd();
+    const cap = h.inputCapacity;
+    const texts = [
+      '',
+      'a'.repeat(cap * 2 + 3),
+      // a 3-byte character at every offset around the piece boundary
+      ...[0, 1, 2, 3].map((k) => `${'a'.repeat(cap - k)}€${'é'.repeat(cap)}😀x`),
+      // lone surrogates become U+FFFD, as Buffer.from(s, 'utf8') has them
+      `\ud800${'b'.repeat(cap - 1)}\udc00end`,
+    ];
+    for (const t of texts) {
+      h.reset();
+      h.updateText(t);
+      expect(h.digestHex()).toBe(oracle(Buffer.from(t, 'utf8')));
+    }
+  });
+
   it('rejects a bad commit length without changing the state', () => {
     const h = new Blake3Simd();
     const data = randomBytes(2000, prng(9));

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cmpText } from '../../src/core/entry-cmp.js';
 import { Selector } from '../../src/core/selector.js';
 import { scanBatches } from '../../src/scan/hash-pool.js';
 import { fileStatOf } from '../../src/scan/fileio.js';
@@ -349,6 +350,36 @@ describe('scanBatches', () => {
     expect(pooled.some((r) => r.rec?.extra?.md5 && r.rec.prefixBlake3 !== undefined && r.rec.flags !== undefined && r.rec.xattrs !== undefined)).toBe(true);
     expect(pooled.some((r) => r.rec?.target?.toString() === 'loop2')).toBe(true);
     expect(pooled.find((r) => r.id === id - 1)).toMatchObject({ ok: false, code: 'ENOENT', rec: null });
+  });
+
+  it('answers "same as stored?" from the packed compare texts exactly as from the full results (workers and main thread alike)', async () => {
+    const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${tree}/**`] })] });
+    let id = 0;
+    const jobs = [...walk(sel, '')].flatMap((e) => (e.kind === 'entry' ? [job(e.path, { id: ++id, xattrs: true, flags: true })] : []));
+    jobs.push(job(path.join(tree, 'nope'), { id: ++id }));
+    for (const n of [0, 2]) {
+      let seen = 0;
+      for await (const batch of scanBatches(jobs, n, new AbortController().signal)) {
+        for (let i = 0; i < batch.length; i++) {
+          const r = batch.result(i);
+          seen++;
+          expect(batch.ok(i)).toBe(r.ok);
+          expect(batch.fileBytes(i)).toBe(r.rec?.type === 'file' ? Number(r.rec.size) : 0);
+          if (!r.ok) {
+            // a failed scan is never "the same", whatever text it is held against
+            expect(batch.sameAs(i, Buffer.from('x'), 0, 1)).toBe(false);
+            continue;
+          }
+          const text = Buffer.from(`pad ${cmpText(r.rec)} pad`);
+          expect(batch.sameAs(i, text, 4, text.length - 4)).toBe(true);
+          // one attribute off (the mode), or one byte short: not the same
+          const other = Buffer.from(cmpText({ ...r.rec, mode: r.rec.mode ^ 1 }));
+          expect(batch.sameAs(i, other, 0, other.length)).toBe(false);
+          expect(batch.sameAs(i, text, 4, text.length - 5)).toBe(false);
+        }
+      }
+      expect(seen).toBe(jobs.length);
+    }
   });
 
   it('waits on a promise the job source yields, then goes on pulling', async () => {
