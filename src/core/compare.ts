@@ -65,7 +65,8 @@ export function differingAttributes(before: EntryRecord, after: Observed, check:
   if (!growing && consider('size') && before.type === after.type && before.size !== after.size) out.push('size');
   if (!(growing && GROWING_NOISE.has('mtime')) && consider('mtime') && before.mtimeNs !== after.mtimeNs) out.push('mtime');
   if (!(growing && GROWING_NOISE.has('ctime')) && consider('ctime') && before.ctimeNs !== after.ctimeNs) out.push('ctime');
-  if (consider('inode') && before.inode !== after.inode) out.push('inode');
+  // The store keeps inodes as signed 64-bit integers; the file system's are unsigned.
+  if (consider('inode') && BigInt.asUintN(64, before.inode) !== BigInt.asUintN(64, after.inode)) out.push('inode');
   if (consider('nlink') && before.nlink !== after.nlink) out.push('nlink');
   if (consider('target') && (before.type === 'symlink' || after.type === 'symlink') && !bufEq(before.target, after.target)) out.push('target');
   // Extended attributes and flags: compared only when both sides recorded them (older stores

@@ -5,6 +5,12 @@ import { rec, rule } from '../helpers/build.js';
 const ALL = rule().check;
 
 describe('differingAttributes', () => {
+  it('an inode of 2^63 or more is the same inode whether read back from the store (signed) or from the file system (unsigned)', () => {
+    const big = 2n ** 64n - 5n;
+    expect(differingAttributes(rec({ inode: BigInt.asIntN(64, big) }), rec({ inode: big }), ALL)).toEqual([]);
+    expect(differingAttributes(rec({ inode: BigInt.asIntN(64, big) }), rec({ inode: big - 1n }), ALL)).toEqual(['inode']);
+  });
+
   it('finds nothing when nothing changed', () => {
     expect(differingAttributes(rec(), rec(), ALL)).toEqual([]);
   });
