@@ -129,6 +129,10 @@ const TYPE_CODE = new Map(TYPES.map((t, i) => [t, i]));
 const NO_REC = 0;
 const OK = 1;
 const FAILED = 2;
+/** xattrs of a complete result: not read, null, or text (in its compare text) */
+const X_ABSENT = 0;
+const X_NULL = 1;
+const X_TEXT = 2;
 /** strings per result */
 const S = 7;
 /** numbers per result: type, mode, uid, gid, nlink, flags (NaN: absent, Infinity: null) */
@@ -139,8 +143,10 @@ export interface PackedResults {
   /**
    * One buffer, moved: num (f64 × 6n: type, mode, uid, gid, nlink, flags; NaN: absent, Infinity:
    * null), big (i64 × 3n: size, mtime, ctime), ino (u64 × n), targetStart and targetEnd
-   * (i32 × n each, -1: none), cmpEnd (u32 × n), status (u8 × n), then the symlink targets'
-   * bytes and the compare texts (core/entry-cmp.ts, UTF-8) of the results with status OK.
+   * (i32 × n each, -1: none), cmpEnd (u32 × n), status (u8 × n), xattrs state (u8 × n, for
+   * status OK: absent, null or text), then the symlink targets' bytes and the compare texts
+   * (core/entry-cmp.ts, UTF-8) of the results with status OK, which also carry their digests
+   * and xattrs (strs has those only for the others).
    */
   buf: ArrayBuffer;
   targetBytes: number;
@@ -167,10 +173,12 @@ function resultViews(buf: ArrayBuffer, n: number, targetBytes: number, cmpBytes:
   o += 4 * n;
   const status = new Uint8Array(buf, o, n);
   o += n;
+  const xattrsState = new Uint8Array(buf, o, n);
+  o += n;
   const targets = Buffer.from(buf, o, targetBytes);
   o += targetBytes;
   const cmps = Buffer.from(buf, o, cmpBytes);
-  return { num, big, ino, targetStart, targetEnd, cmpEnd, status, targets, cmps };
+  return { num, big, ino, targetStart, targetEnd, cmpEnd, status, xattrsState, targets, cmps };
 }
 
 export function packResults(results: readonly ScanResult[]): { msg: PackedResults; transfer: ArrayBuffer[] } {
@@ -185,8 +193,8 @@ export function packResults(results: readonly ScanResult[]): { msg: PackedResult
     cmpTexts[i] = c;
     cmpBytes += Buffer.byteLength(c);
   }
-  const buf = new ArrayBuffer((8 * N + 24 + 8 + 4 + 4 + 4 + 1) * n + targetBytes + cmpBytes);
-  const { num, big, ino, targetStart, targetEnd, cmpEnd, status, targets, cmps } = resultViews(buf, n, targetBytes, cmpBytes);
+  const buf = new ArrayBuffer((8 * N + 24 + 8 + 4 + 4 + 4 + 1 + 1) * n + targetBytes + cmpBytes);
+  const { num, big, ino, targetStart, targetEnd, cmpEnd, status, xattrsState, targets, cmps } = resultViews(buf, n, targetBytes, cmpBytes);
   const strs = new Array<string | null | undefined>(n * S);
   const extra = new Array<Observed['extra'] | undefined>(n);
   let to = 0;
@@ -222,9 +230,13 @@ export function packResults(results: readonly ScanResult[]): { msg: PackedResult
       to += rec.target.copy(targets, to);
       targetEnd[i] = to;
     }
-    strs[i * S] = rec.blake3;
-    strs[i * S + 1] = rec.sha256;
-    strs[i * S + 2] = rec.xattrs;
+    // A complete result's digests and xattrs are in its compare text: not sent twice.
+    if (r.ok) xattrsState[i] = rec.xattrs === undefined ? X_ABSENT : rec.xattrs === null ? X_NULL : X_TEXT;
+    else {
+      strs[i * S] = rec.blake3;
+      strs[i * S + 1] = rec.sha256;
+      strs[i * S + 2] = rec.xattrs;
+    }
     strs[i * S + 3] = rec.prefixBlake3;
     strs[i * S + 4] = rec.prefixSha256;
     if (rec.extra) extra[i] = rec.extra;
@@ -314,8 +326,20 @@ export class ResultBatch<J extends ScanJob> implements Iterable<[J, ScanResult]>
         blake3: p.strs[i * S] ?? null,
         sha256: p.strs[i * S + 1] ?? null,
       };
-      const x = p.strs[i * S + 2];
-      if (x !== undefined) rec.xattrs = x;
+      if (st === OK) {
+        // blake3, sha256 and xattrs from the compare text: fields 10 and 11, and all after the 13th space
+        const ce = m.cmpEnd[i]!;
+        const text = m.cmps.toString('utf8', i > 0 ? m.cmpEnd[i - 1]! : 0, ce);
+        const fields = text.split(' ', 13);
+        rec.blake3 = fields[10] === '-' ? null : fields[10]!;
+        rec.sha256 = fields[11] === '-' ? null : fields[11]!;
+        const xs = m.xattrsState[i];
+        if (xs === X_NULL) rec.xattrs = null;
+        else if (xs === X_TEXT) rec.xattrs = text.slice(fields.reduce((a, w) => a + w.length + 1, 0) + 1);
+      } else {
+        const x = p.strs[i * S + 2];
+        if (x !== undefined) rec.xattrs = x;
+      }
       if (!Number.isNaN(f)) rec.flags = f === Number.POSITIVE_INFINITY ? null : f;
       const pb = p.strs[i * S + 3];
       if (pb !== undefined) rec.prefixBlake3 = pb;

@@ -3,7 +3,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cmpText } from '../../src/core/entry-cmp.js';
 import { Selector } from '../../src/core/selector.js';
 import { scanBatches } from '../../src/scan/hash-pool.js';
@@ -338,6 +339,11 @@ describe('scanBatches', () => {
       jobs.push(job(p, { id: ++id, xattrs: true, flags: true, extra: ['md5', 'sha1'], growing: true, prefixLen: 3 }));
     }
     jobs.push(job(path.join(tree, 'nope'), { id: ++id }));
+    // extended attributes whose name and value hold spaces (they travel in the compare text, last)
+    const xa = path.join(dir, 'xattr-spaces');
+    fs.writeFileSync(xa, 'x');
+    execFileSync('setfattr', ['-n', 'user.a b', '-v', 'c d "e"', xa]);
+    jobs.push(job(xa, { id: ++id, xattrs: true }));
     // a --root style job: read from one path, reported as another
     jobs.push({ ...job('/reported/as', { id: ++id }), real: Buffer.from(path.join(tree, 'file')) });
     const inline = await collect(jobs, 0);
@@ -349,7 +355,8 @@ describe('scanBatches', () => {
     expect(pooled.find((r) => r.rec?.path.toString() === '/reported/as')?.rec?.blake3).toBe(blake3Hex('hello\n'));
     expect(pooled.some((r) => r.rec?.extra?.md5 && r.rec.prefixBlake3 !== undefined && r.rec.flags !== undefined && r.rec.xattrs !== undefined)).toBe(true);
     expect(pooled.some((r) => r.rec?.target?.toString() === 'loop2')).toBe(true);
-    expect(pooled.find((r) => r.id === id - 1)).toMatchObject({ ok: false, code: 'ENOENT', rec: null });
+    expect(pooled.find((r) => r.id === id - 2)).toMatchObject({ ok: false, code: 'ENOENT', rec: null });
+    expect(pooled.find((r) => r.id === id - 1)?.rec?.xattrs).toContain('user.a b');
   });
 
   it('answers "same as stored?" from the packed compare texts exactly as from the full results (workers and main thread alike)', async () => {
@@ -399,6 +406,27 @@ describe('scanBatches', () => {
     const out: number[] = [];
     for await (const batch of scanBatches(source(), 2, new AbortController().signal)) for (const [j] of batch) out.push(j.id);
     expect(out.sort()).toEqual([1, 2]);
+  });
+
+  it('on an abort, workers stop within the read they are in and leave on their own (never terminated inside a native call)', async () => {
+    const big = path.join(dir, 'big-sparse');
+    fs.writeFileSync(big, '');
+    fs.truncateSync(big, 16 * 1024 ** 3); // 16 GiB of holes: many seconds to read and hash
+    const terminate = vi.spyOn(Worker.prototype, 'terminate');
+    try {
+      const ac = new AbortController();
+      const jobs = [job(big, { id: 1 }), ...Array.from({ length: 400 }, (_, i) => job(path.join(tree, 'file'), { id: i + 2 }))];
+      const t0 = Date.now();
+      const run = async () => {
+        for await (const _ of scanBatches(jobs, 2, ac.signal)) ac.abort(new Error('stop now'));
+      };
+      await expect(run()).rejects.toThrow('stop now');
+      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(terminate).not.toHaveBeenCalled();
+    } finally {
+      terminate.mockRestore();
+      fs.rmSync(big);
+    }
   });
 
   it('stops with the abort reason when interrupted', async () => {
