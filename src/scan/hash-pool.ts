@@ -49,7 +49,11 @@ export async function* scanBatches<J extends ScanJob>(source: JobSource<J>, jobs
   const file = workerFile();
   // Workers hold a read buffer, the hasher's wasm memory and one batch: small heaps keep the
   // process's peak RSS low without costing speed (measured on /usr).
-  const workers = Array.from({ length: jobs }, () => new Worker(file, { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 128 } }));
+  const stop = new SharedArrayBuffer(4);
+  const workers = Array.from(
+    { length: jobs },
+    () => new Worker(file, { workerData: { stop }, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 128 } }),
+  );
   const outstanding = new Map<number, { worker: number; jobs: J[] }>();
   const load = new Array<number>(jobs).fill(0);
   const ready: Array<ResultBatch<J>> = [];
@@ -109,8 +113,27 @@ export async function* scanBatches<J extends ScanJob>(source: JobSource<J>, jobs
   } finally {
     signal.removeEventListener('abort', onAbort);
     if (!exhausted) await pull.stop();
-    await Promise.all(workers.map((w) => w.terminate()));
+    // Not worker.terminate(): a thread terminated inside a native call (koffi, N-API) can abort the
+    // whole process. Workers finish the read they are in, skip the rest and leave on their own;
+    // terminate() only one that has not left after STOP_GRACE_MS (a read stuck on a dead mount).
+    if (!exhausted || outstanding.size > 0) Atomics.store(new Int32Array(stop), 0, 1);
+    await Promise.all(workers.map((w) => leave(w)));
   }
+}
+
+const STOP_GRACE_MS = 5000;
+
+/** Ask a worker to exit between batches and wait for it (see the finally in scanBatches). */
+function leave(w: Worker): Promise<void> {
+  if (w.threadId < 0) return Promise.resolve(); // already gone
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => void w.terminate().then(() => resolve()), STOP_GRACE_MS);
+    w.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    w.postMessage('exit');
+  });
 }
 
 /** Pulls up to n jobs at a time from a JobSource (fewer only at its end). */

@@ -168,6 +168,7 @@ const ADVISE_MAX = 512 * 1024;
  * descriptor) to be the one lstat saw.
  */
 export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
+  if (stopping()) return jobs.map((job) => ({ id: job.id, ok: false, ...errInfo(STOPPED), rec: null }));
   const advise = adviseBatches > 0;
   let files = 0;
   let bytes = 0;
@@ -195,6 +196,11 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
   for (let i = 0; i < jobs.length; i++) {
     const job = jobs[i]!;
     const p = pre[i]!;
+    if (stopping()) {
+      if ('open' in p && p.open && 'fd' in p.open && !p.open.closed) closeFile(p.open.fd);
+      out[i] = { id: job.id, ok: false, ...errInfo(STOPPED), rec: null };
+      continue;
+    }
     if ('err' in p) {
       out[i] = { id: job.id, ok: false, ...errInfo(p.err), rec: null };
       continue;
@@ -214,6 +220,18 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
   adviseBatches = slow ? ADVISE_AFTER_SLOW : Math.max(0, adviseBatches - 1);
   return out;
 }
+
+/**
+ * Set by the pool when the run is being abandoned (Ctrl-C, an error): a worker then stops within
+ * one read of its current file instead of being terminated inside a native call, which can take
+ * the whole process down.
+ */
+let stopFlag: Int32Array | null = null;
+export function setStopFlag(flag: Int32Array): void {
+  stopFlag = flag;
+}
+export const stopping = (): boolean => stopFlag !== null && Atomics.load(stopFlag, 0) !== 0;
+const STOPPED = Object.assign(new Error('the run was stopped'), { code: 'EINTR' });
 
 /** Batches advised after one that looked uncached (and at the start: a cold run gains most there). */
 const ADVISE_AFTER_SLOW = 16;
@@ -347,6 +365,7 @@ export function hashFile(
     const t = performance.now();
     for (;;) {
       const want = prefixLen > pos ? Math.min(readBuf.length, prefixLen - pos) : readBuf.length;
+      if (stopping()) throw STOPPED;
       const n = readFile(fd, readBuf, want);
       if (n === 0) break;
       const chunk = readBuf.subarray(0, n);
