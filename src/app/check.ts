@@ -117,6 +117,8 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     const mark = (b: StoredRef | undefined): void => {
       if (b?.full) seenOutOfOrder.add(b.path.toString('hex'));
     };
+    // What each rule asks of a scan, worked out once per rule rather than per entry.
+    const wants = new Map<Rule, { growing: boolean; xattrs: boolean; flags: boolean }>();
     // Synchronous, so a job costs no promise: where the reader is behind, it yields the wait.
     const jobs = function* (): Generator<Job | Promise<void>> {
       for (const ev of walk(selector, root)) {
@@ -129,16 +131,18 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
         }
         const base = stream.lookup(ev.path);
         mark(base);
-        const growing = ev.rule.check.includes('growing');
-        const full = growing && base ? stream.entry(base) : null;
+        let want = wants.get(ev.rule);
+        if (!want) wants.set(ev.rule, (want = { growing: ev.rule.check.includes('growing'), ...metaWanted(ev.rule) }));
+        const full = want.growing && base ? stream.entry(base) : null;
         yield {
           id: ++nextId,
           path: ev.path,
           real: ev.real,
           algos: policy.hash,
-          growing,
+          growing: want.growing,
           prefixLen: full && full.rec.type === 'file' ? Number(full.rec.size) : null,
-          ...metaWanted(ev.rule),
+          xattrs: want.xattrs,
+          flags: want.flags,
           extra,
           rule: ev.rule,
           base,
