@@ -1,6 +1,6 @@
 import { BaselineRepo, type ChainLink, type Generation } from '../store/baseline-repo.js';
 import type { DB } from '../store/db.js';
-import { computeGenerationDigest, type GenerationDigestResult } from '../store/generation-digest.js';
+import { computeGenerationDigest, DigestRowError, type GenerationDigestResult } from '../store/generation-digest.js';
 import type { RunContext } from '../util/context.js';
 import { TrustError } from '../util/errors.js';
 import { noteProblems } from '../store/record-repo.js';
@@ -38,7 +38,12 @@ const short = (d: string | null): string => (d === null ? '-' : d.length > 23 ? 
 
 /** Recompute one generation's content digest from its rows; a problem description, or null when it matches. */
 export function contentProblem(db: DB, g: Generation): string | null {
-  return contentProblemOf(computeGenerationDigest(db, g), g);
+  try {
+    return contentProblemOf(computeGenerationDigest(db, g), g);
+  } catch (e) {
+    if (e instanceof DigestRowError) return e.message;
+    throw e;
+  }
 }
 
 /** Compare a recomputed digest with what the generation records; a problem description, or null. */

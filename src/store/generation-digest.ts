@@ -1,7 +1,19 @@
+import { pathToText } from '../core/pathenc.js';
 import { blake3Hex, createBlake3 } from '../scan/blake3.js';
 import type { DB } from './db.js';
 import type { Generation } from './baseline-repo.js';
 import { ENTRY_COLUMNS, entryColumnsFor, type EntryValues } from './rows.js';
+
+/**
+ * A row the digest cannot vouch for: its error field is not an errno-style code (all integ ever
+ * writes there). In the digest line the error is one token followed by the optional xattrs and
+ * flags part; a free-text error could carry that part itself (with xattrs and flags emptied) and
+ * the line, hence the digest, would not change while the comparison of both would be turned off.
+ */
+export class DigestRowError extends Error {
+  override name = 'DigestRowError';
+}
+const ERROR_CODE = /^[A-Z0-9_]+$/;
 
 const hex = (b: Buffer | null): string => (b === null ? '-' : b.length === 0 ? '""' : b.toString('hex'));
 
@@ -109,6 +121,10 @@ export class GenerationDigester {
     const xattrs = v[o + 15] as DigestRow[15];
     const flags = v[o + 16] as DigestRow[16];
     if (this.last !== null && Buffer.compare(this.last, path) >= 0) throw new Error('generation digest: rows out of path order');
+    if (error !== null && !(typeof error === 'string' && ERROR_CODE.test(error)))
+      throw new DigestRowError(
+        `generation #${this.genId}: the row of ${pathToText(path)} has an error field integ never writes (${JSON.stringify(error)}): the store was edited`,
+      );
     this.last = path;
     // Extended attributes and flags (migration 3) are appended only when recorded, so rows
     // of older generations hash exactly as they did; nulling them out of a newer row shows.
@@ -171,7 +187,9 @@ export function batchSql(fsattrs: boolean, after: boolean): string {
   const ok = [
     "typeof(path) = 'blob' AND length(path) > 0 AND instr(path, X'00') = 0",
     // printf's %s ends a text at a NUL byte; JavaScript keeps it
-    "typeof(rule) = 'text' AND instr(rule, char(0)) = 0 AND (error IS NULL OR (typeof(error) = 'text' AND instr(error, char(0)) = 0))",
+    "typeof(rule) = 'text' AND instr(rule, char(0)) = 0",
+    // an errno-style code (anything else is refused by addAt, see DigestRowError)
+    "(error IS NULL OR (typeof(error) = 'text' AND length(error) > 0 AND NOT error GLOB '*[^A-Z0-9_]*'))",
     "type IN ('file', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev', 'unknown')",
     ints,
     "(target IS NULL OR typeof(target) = 'blob')",

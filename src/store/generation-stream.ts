@@ -121,6 +121,7 @@ export class GenerationStream {
     this.worker.on('message', (m: Message) => {
       if (m.kind === 'rows') this.queue.push({ ...m, paths: asBuffer(m.paths), cmps: asBuffer(m.cmps) });
       else if (m.kind === 'end') this.result = m.result;
+      else if (m.name === 'DigestRowError') this.failure = new TrustError(`baseline not trustworthy, nothing compared:\n  - ${m.message}`);
       else this.failure = Object.assign(new Error(m.message), m.code ? { code: m.code } : {});
       this.notify();
     });

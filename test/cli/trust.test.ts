@@ -144,6 +144,23 @@ describe('signing and verification', () => {
     expect(r.stderr).toMatch(/not signed, but a signature was demanded/);
   });
 
+  it('moving the xattrs/flags part of a digest line into the error field (which would turn their comparison off with the same line) is refused', () => {
+    // error NULL + xattrs X + flags F digests as "- x X f F"; error "- x X f F" + NULL + NULL as the same text
+    const f = tampered(
+      `UPDATE entries SET error = '- x ' || json_quote(xattrs) || ' f ' || coalesce(flags, '-'), xattrs = NULL, flags = NULL
+       WHERE gen = 3 AND xattrs IS NOT NULL AND path = (SELECT max(path) FROM entries WHERE gen = 3 AND xattrs IS NOT NULL)`,
+    );
+    const before = runs(f);
+    const r = check(f);
+    expect(r.status).toBe(16);
+    expect(r.stderr).toMatch(/has an error field integ never writes/);
+    expect(runs(f)).toBe(before);
+    // the trust gate of other commands (here diff, which digests both generations in full) too
+    const v = integ('diff', '--db', f, '--generation', '2', '3');
+    expect(v.status).toBe(16);
+    expect(v.stdout + v.stderr).toMatch(/has an error field integ never writes/);
+  });
+
   it('a rollback to an older, validly signed generation passes the key but not --expect-digest', () => {
     const cur = JSON.parse(integ('history', '--db', golden, '--format', 'json').stdout).current.digest;
     const f = tampered('DELETE FROM generations WHERE id = 3');
