@@ -3,7 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { EntryRecord } from '../../src/core/types.js';
-import { BaselineRepo } from '../../src/store/baseline-repo.js';
+import { BaselineRepo, type Generation } from '../../src/store/baseline-repo.js';
 import { migrate } from '../../src/store/db.js';
 import { computeGenerationDigest } from '../../src/store/generation-digest.js';
 import { GenerationStream, type StoredRef } from '../../src/store/generation-stream.js';
@@ -77,14 +77,28 @@ function full(s: GenerationStream, ref: StoredRef | undefined) {
   return e;
 }
 
+/** Open a stream over the store's current generation, run fn, and close both whatever happens. */
+async function withStream(
+  file: string,
+  opts: { batch?: number; window?: number },
+  fn: (s: GenerationStream, c: { db: Database.Database; repo: BaselineRepo; gen: Generation }) => Promise<void>,
+): Promise<void> {
+  const db = new Database(file, { readonly: true });
+  const repo = new BaselineRepo(db);
+  const gen = repo.current()!;
+  const s = new GenerationStream(file, gen, repo, opts);
+  try {
+    await fn(s, { db, repo, gen });
+  } finally {
+    await s.close();
+    db.close();
+  }
+}
+
 describe('GenerationStream (the generation read, digested and handed over by a worker thread)', () => {
   it('hands out every row exactly as the store has it, across many batches with backpressure, and the digest of those rows', async () => {
     const { file, paths } = makeStore('s1.db', 2500);
-    const db = new Database(file, { readonly: true });
-    const repo = new BaselineRepo(db);
-    const gen = repo.current()!;
-    const s = new GenerationStream(file, gen, repo, { batch: 97, window: 2 });
-    try {
+    await withStream(file, { batch: 97, window: 2 }, async (s, { db, repo, gen }) => {
       let found = 0;
       for (const [i, p] of paths.entries()) {
         // a path the generation lacks, between two it has
@@ -115,32 +129,19 @@ describe('GenerationStream (the generation read, digested and handed over by a w
       expect(d).toEqual(computeGenerationDigest(db, gen));
       expect(d.digest).toBe(gen.digest);
       expect(d.entryCount).toBe(2500);
-    } finally {
-      await s.close();
-      db.close();
-    }
+    });
   });
 
   it('finish() drains unread rows: the digest covers the whole generation even when nothing was looked up', async () => {
     const { file } = makeStore('s2.db', 1000);
-    const db = new Database(file, { readonly: true });
-    const repo = new BaselineRepo(db);
-    const s = new GenerationStream(file, repo.current()!, repo, { batch: 10, window: 1 });
-    try {
+    await withStream(file, { batch: 10, window: 1 }, async (s, { repo }) => {
       expect((await s.finish()).digest).toBe(repo.current()!.digest);
-    } finally {
-      await s.close();
-      db.close();
-    }
+    });
   });
 
   it('a walk that skips far more rows than the window holds (a removed directory) neither stalls nor loses them', async () => {
     const { file, paths } = makeStore('s5.db', 3000);
-    const db = new Database(file, { readonly: true });
-    const repo = new BaselineRepo(db);
-    const gen = repo.current()!;
-    const s = new GenerationStream(file, gen, repo, { batch: 10, window: 2 });
-    try {
+    await withStream(file, { batch: 10, window: 2 }, async (s, { gen }) => {
       const asked = [paths[5]!, paths[1700]!, paths[2999]!];
       for (const p of asked) {
         await s.ready(p);
@@ -150,10 +151,7 @@ describe('GenerationStream (the generation read, digested and handed over by a w
       const unmatched = s.unmatched().map((e) => e.path.toString('hex'));
       for (const e of s.unmatched().slice(0, 50)) expect(full(s, e)?.rec.path.equals(e.path)).toBe(true);
       expect(unmatched).toEqual(paths.filter((p) => !asked.includes(p)).map((p) => p.toString('hex')));
-    } finally {
-      await s.close();
-      db.close();
-    }
+    });
   });
 
   it('an edited row changes the digest the worker computes (what check verifies before using anything)', async () => {
@@ -164,20 +162,13 @@ describe('GenerationStream (the generation read, digested and handed over by a w
     expect(changed).toBe(1);
     expect(w.prepare('SELECT xattrs FROM entries WHERE path = ?').pluck().get(paths[150])).not.toBe(before);
     w.close();
-    const db = new Database(file, { readonly: true });
-    const repo = new BaselineRepo(db);
-    const gen = repo.current()!;
-    const s = new GenerationStream(file, gen, repo, { batch: 64 });
-    try {
+    await withStream(file, { batch: 64 }, async (s, { db, gen }) => {
       await s.ready(paths[150]!);
       expect(full(s, s.lookup(paths[150]!))?.rec.xattrs).toBe('[["security.capability","AAAA"]]');
       const d = await s.finish();
       expect(d.digest).not.toBe(gen.digest);
       expect(d.digest).toBe(computeGenerationDigest(db, gen).digest);
-    } finally {
-      await s.close();
-      db.close();
-    }
+    });
   });
 
   it('a store the worker cannot read is an error from ready()/finish(), not a hang', async () => {
@@ -271,11 +262,7 @@ describe('GenerationStream (the generation read, digested and handed over by a w
       if (i === 251) rec.type = 'weird' as EntryRecord['type'];
       return { ...base, rec };
     });
-    const db = new Database(file, { readonly: true });
-    const repo = new BaselineRepo(db);
-    const gen = repo.current()!;
-    const s = new GenerationStream(file, gen, repo, { batch: 100, window: 2 });
-    try {
+    await withStream(file, { batch: 100, window: 2 }, async (s, { repo, gen }) => {
       const fast: boolean[] = [];
       for (const p of paths) {
         await s.ready(p);
@@ -289,10 +276,7 @@ describe('GenerationStream (the generation read, digested and handed over by a w
       expect(fast.slice(200, 300).every((f) => !f)).toBe(true);
       expect(fast.slice(300).every((f) => f)).toBe(true);
       expect((await s.finish()).digest).toBe(gen.digest);
-    } finally {
-      await s.close();
-      db.close();
-    }
+    });
   });
 
   it('a store from before migration 3 (no xattrs/flags columns) digests as the row-by-row digest does', async () => {
@@ -305,25 +289,14 @@ describe('GenerationStream (the generation read, digested and handed over by a w
       if (!schema2.has(name)) w.exec(`DROP TABLE "${name}"`);
     w.pragma('user_version = 2');
     w.close();
-    const db = new Database(file, { readonly: true });
-    const repo = new BaselineRepo(db);
-    const gen = repo.current()!;
-    const s = new GenerationStream(file, gen, repo, { batch: 64 });
-    try {
+    await withStream(file, { batch: 64 }, async (s, { db, gen }) => {
       expect(await s.finish()).toEqual(computeGenerationDigest(db, gen));
-    } finally {
-      await s.close();
-      db.close();
-    }
+    });
   });
 
   it('a full entry is used only if it is still the row that was digested (a row changed meanwhile is refused)', async () => {
     const { file, paths } = makeStore('changed.db', 50);
-    const db = new Database(file, { readonly: true });
-    const repo = new BaselineRepo(db);
-    const gen = repo.current()!;
-    const s = new GenerationStream(file, gen, repo, { batch: 64 });
-    try {
+    await withStream(file, { batch: 64 }, async (s, { repo, gen }) => {
       await s.ready(paths[20]!);
       const ref = s.lookup(paths[20]!)!;
       expect(full(s, ref)).toEqual(repo.lookup(gen.id, paths[20]!));
@@ -332,9 +305,6 @@ describe('GenerationStream (the generation read, digested and handed over by a w
       w.close();
       expect(() => s.entry(ref)).toThrow(/changed while it was read/);
       await s.finish();
-    } finally {
-      await s.close();
-      db.close();
-    }
+    });
   });
 });
