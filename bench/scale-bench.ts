@@ -16,7 +16,7 @@ const CAPPED_HEAP_MB = 64;
  * and check reads the store through two connections (the merge-join cursor and lookups).
  */
 const SQLITE_CACHE_ALLOWANCE_MB = 32;
-/** Per extra entry, what a streaming check may keep: the "seen" bitmap is 1 byte. */
+/** Per extra entry, what a streaming check may keep (it keeps nothing per unchanged row; the budget allows for allocator slack). */
 const GROWTH_BUDGET_BYTES = 16;
 
 interface Point {
@@ -132,7 +132,7 @@ export async function runScaleBench(ctx: BenchContext): Promise<SectionResult> {
     renderTable(header, rows),
     '',
     `peak RSS growth per extra entry: check ${checkGrowth === null ? '-' : checkGrowth.toFixed(1)} bytes, baseline ${baseGrowth === null ? '-' : baseGrowth.toFixed(1)} bytes` +
-      ' (the comparison itself needs 1 byte per baseline row: the "seen" bitmap)',
+      ' (the comparison itself keeps nothing per unchanged row)',
     `with the JS heap capped (node --max-old-space-size=${CAPPED_HEAP_MB}): check peak RSS ${fmt.num(capped[0]?.rssMiB)} MB at ${a.label}, ${fmt.num(capped[1]?.rssMiB)} MB at ${b.label} (exit ${capped.map((c) => c.exit).join(', ')}): ` +
       `+${fmt.num(cappedDeltaMiB)} MB (${cappedGrowth === null ? '-' : cappedGrowth.toFixed(1)} bytes per extra entry). Without the cap V8 simply collects later; the memory the check keeps is what the capped runs show.`,
     `bounded part of that growth: SQLite's page caches fill as a larger store is read (better-sqlite3 default cache_size 16 MB per connection, two connections: up to ${SQLITE_CACHE_ALLOWANCE_MB} MB, then flat)`,

@@ -63,9 +63,11 @@ function isUnderAny(p: Buffer, dirs: Buffer[]): boolean {
 
 /**
  * Re-walk and re-hash in parallel, compare with the current generation rule by rule. The
- * command then captures evidence on an alert and records the run (recordCheckRun). The comparison streams: each observed entry is looked up by path in the stored
- * generation and marked in a bitmap over its rows, so memory grows with the findings, not
- * with the number of files; unmarked rows are the removed entries.
+ * command then captures evidence on an alert and records the run (recordCheckRun). The
+ * comparison streams: the walk and the stored generation, both in path order, are merge-joined;
+ * an entry whose compare text is the stored one is unchanged without further work, and the rows
+ * the merge passes over are the removed entries, so memory grows with the findings, not with the
+ * number of files.
  */
 export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: Progress): Promise<CheckResult> {
   const policy = loadPolicy(opts.policy, ctx.env);
