@@ -4,7 +4,7 @@ import type { PackageMismatch } from '../pkg/dpkg.js';
 import { loadPackages } from '../pkg/packages.js';
 import { scanBatches } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
-import { walk } from '../scan/walk.js';
+import { type DirHandle, walk } from '../scan/walk.js';
 import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
 import { beginWrite, commit, openWritable, rollbackQuietly, storeError } from '../store/db.js';
 import { computeGenerationDigest, policyDigest } from '../store/generation-digest.js';
@@ -116,8 +116,8 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
       const shipped = dpkg?.lookup(p.toString('utf8'));
       return shipped?.digest ? extraFor(shipped.algo) : extra;
     };
-    const jobs = function* (): Generator<ScanJob & { rule: string }> {
-      for (const ev of walk(selector, root)) {
+    const jobs = function* (): Generator<ScanJob & { rule: string; dir: DirHandle | null }> {
+      for (const ev of walk(selector, root, { holdDirs: true })) {
         if (ev.kind === 'error') {
           errors.push({ path: ev.path, code: ev.code, message: ev.message });
           continue;
@@ -132,12 +132,15 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
           ...metaWanted(ev.rule),
           extra: packagedExtra(ev.path),
           rule: ev.rule.name,
+          dir: ev.dir,
+          ...(ev.dir ? { dirFd: ev.dir.fd } : {}),
         };
       }
     };
     ctx.log.info({ db: opts.db, policy: policy.source, root: root || '/', jobs: opts.jobs }, 'baseline started');
     for await (const batch of scanBatches(jobs(), opts.jobs, ctx.signal))
       for (const [job, res] of batch) {
+        job.dir?.release(); // the scan of this entry is done with its folder
         if (!res.ok) {
           errors.push({ path: job.path, code: res.code, message: res.message });
           ctx.log.warn({ path: job.path.toString('utf8'), code: res.code }, res.message);

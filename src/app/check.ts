@@ -6,7 +6,7 @@ import { exitCodeOf, summarize } from '../core/verdict.js';
 import type { CheckResult } from '../core/check-result.js';
 import { scanBatches } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
-import { walk } from '../scan/walk.js';
+import { type DirHandle, walk } from '../scan/walk.js';
 import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
 import { GenerationStream, type StoredRef } from '../store/generation-stream.js';
 import { isLiveStore, openReadOnly, openWritable, probeWriteLock, storeError } from '../store/db.js';
@@ -113,7 +113,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     const stream = new GenerationStream(opts.db, cur, repo);
     merge = stream;
     let nextId = 0;
-    type Job = ScanJob & { rule: Rule; base: StoredRef | undefined };
+    type Job = ScanJob & { rule: Rule; base: StoredRef | undefined; dir: DirHandle | null };
     // Rows found by a lookup out of path order (not in the merge's pass): never "removed".
     const seenOutOfOrder = new Set<string>();
     const mark = (b: StoredRef | undefined): void => {
@@ -123,7 +123,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     const wants = new Map<Rule, { growing: boolean; xattrs: boolean; flags: boolean }>();
     // Synchronous, so a job costs no promise: where the reader is behind, it yields the wait.
     const jobs = function* (): Generator<Job | Promise<void>> {
-      for (const ev of walk(selector, root)) {
+      for (const ev of walk(selector, root, { holdDirs: true })) {
         if (!stream.readyNow(ev.path)) yield stream.ready(ev.path);
         if (ev.kind === 'error') {
           errors.push({ path: ev.path, code: ev.code, message: ev.message });
@@ -148,6 +148,8 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
           extra,
           rule: ev.rule,
           base,
+          dir: ev.dir,
+          ...(ev.dir ? { dirFd: ev.dir.fd } : {}),
         };
       }
     };
@@ -155,6 +157,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     for await (const batch of scanBatches(jobs(), opts.jobs, ctx.signal))
       for (let i = 0; i < batch.length; i++) {
         const job = batch.jobs[i]!;
+        job.dir?.release(); // the scan of this entry is done with its folder
         scanned++;
         const base = job.base;
         // Unchanged (nearly every entry): the observed compare text is the stored one, so no

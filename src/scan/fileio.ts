@@ -30,7 +30,7 @@ export interface FileStat {
 
 interface Native {
   statx(dirfd: number, path: Buffer, flags: number, mask: number, buf: Buffer): number;
-  open(path: Buffer, flags: number): number;
+  openat(dirfd: number, path: Buffer, flags: number): number;
   read(fd: number, buf: Buffer, count: number): number;
   close(fd: number): number;
   errno(): number;
@@ -44,7 +44,7 @@ function load(): Native | null {
   if (native === undefined) {
     native = bindLibc<Omit<Native, 'errno'>>({
       statx: 'int statx(int dirfd, const void *path, int flags, unsigned int mask, void *buf)',
-      open: 'int open(const void *path, int flags)',
+      openat: 'int openat(int dirfd, const void *path, int flags)',
       read: 'long read(int fd, void *buf, size_t count)',
       close: 'int close(int fd)',
     });
@@ -64,7 +64,8 @@ export function fileIoKind(): 'koffi' | 'fs' {
   return load() ? 'koffi' : 'fs';
 }
 
-const AT_FDCWD = -100;
+/** "relative to the working directory": with an absolute path, plain path-based calls */
+export const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const AT_EMPTY_PATH = 0x1000;
 const STATX_BASIC_STATS = 0x7ff;
@@ -113,12 +114,24 @@ export function fileStatOf(st: fs.BigIntStats): FileStat {
   };
 }
 
-/** lstat: never follows a final symlink. `cpath` is the path with a trailing NUL (libc.ts cstr). */
-export function lstatFile(cpath: Buffer): FileStat {
+/**
+ * lstat: never follows a final symlink. `cpath` is the path with a trailing NUL (libc.ts cstr);
+ * with `dirfd`, a name relative to that open directory (koffi only: see atSupported).
+ */
+export function lstatFile(cpath: Buffer, dirfd = AT_FDCWD): FileStat {
   const n = load();
   if (!n) return fileStatOf(fs.lstatSync(cpath.subarray(0, cpath.length - 1), { bigint: true }));
-  if (n.statx(AT_FDCWD, cpath, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, sx) !== 0) throw errnoError(n.errno(), 'lstat', pathOf(cpath));
+  if (n.statx(dirfd, cpath, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, sx) !== 0) throw errnoError(n.errno(), 'lstat', pathOf(cpath));
   return fromStatx();
+}
+
+/**
+ * Whether lstatFile and openFile take a directory descriptor here. Relative to a folder the walk
+ * holds open, a file is found by one lookup instead of one per path component, and a folder of
+ * its path swapped for a symlink meanwhile cannot redirect the read.
+ */
+export function atSupported(): boolean {
+  return load() !== null;
 }
 
 /** fstat of an open descriptor. */
@@ -129,12 +142,12 @@ export function fstatFile(fd: number): FileStat {
   return fromStatx();
 }
 
-/** open(2) with these flags (no mode: never creates). */
-export function openFile(cpath: Buffer, flags: number): number {
+/** open(2) with these flags (no mode: never creates); with `dirfd`, openat(2) of a name in that folder. */
+export function openFile(cpath: Buffer, flags: number, dirfd = AT_FDCWD): number {
   const n = load();
   if (!n) return fs.openSync(cpath.subarray(0, cpath.length - 1), flags);
   for (;;) {
-    const fd = n.open(cpath, flags | O_CLOEXEC);
+    const fd = n.openat(dirfd, cpath, flags | O_CLOEXEC);
     if (fd >= 0) return fd;
     const e = n.errno();
     if (e !== EINTR) throw errnoError(e, 'open', pathOf(cpath));

@@ -21,8 +21,8 @@ interface JobOpts {
 export interface PackedJobs {
   n: number;
   /**
-   * One buffer, moved: ids (f64 × n), prefixLen (f64 × n, -1: null), pathEnd (u32 × n),
-   * realEnd (u32 × n, only with reals), opt (u16 × n), padding to 8, then the path bytes and the
+   * One buffer, moved: ids (f64 × n), prefixLen (f64 × n, -1: null), pathEnd (u32 × n), dirFd
+   * (i32 × n, -1: none), realEnd (u32 × n, only with reals), opt (u16 × n), padding to 8, then the path bytes and the
    * real-path bytes. One transfer a message: each transferred buffer costs the sender and the
    * receiver a fixed price, more than copying a batch's few kilobytes.
    */
@@ -45,6 +45,8 @@ function jobViews(buf: ArrayBuffer, n: number, pathBytes: number, realBytes: num
   o += 8 * n;
   const pathEnd = new Uint32Array(buf, o, n);
   o += 4 * n;
+  const dirFd = new Int32Array(buf, o, n);
+  o += 4 * n;
   const realEnd = withReals ? new Uint32Array(buf, o, n) : null;
   if (withReals) o += 4 * n;
   const opt = new Uint16Array(buf, o, n);
@@ -52,11 +54,11 @@ function jobViews(buf: ArrayBuffer, n: number, pathBytes: number, realBytes: num
   const paths = Buffer.from(buf, o, pathBytes);
   o += pathBytes;
   const reals = withReals ? Buffer.from(buf, o, realBytes) : null;
-  return { ids, prefixLen, pathEnd, realEnd, opt, paths, reals };
+  return { ids, prefixLen, pathEnd, dirFd, realEnd, opt, paths, reals };
 }
 
 function jobsSize(n: number, pathBytes: number, realBytes: number | null): number {
-  return align8((realBytes === null ? 20 : 24) * n + 2 * n) + pathBytes + (realBytes ?? 0);
+  return align8((realBytes === null ? 24 : 28) * n + 2 * n) + pathBytes + (realBytes ?? 0);
 }
 
 export function packJobs(jobs: readonly ScanJob[]): { msg: PackedJobs; transfer: ArrayBuffer[] } {
@@ -81,6 +83,7 @@ export function packJobs(jobs: readonly ScanJob[]): { msg: PackedJobs; transfer:
     const j = jobs[i]!;
     v.ids[i] = j.id;
     v.prefixLen[i] = j.prefixLen ?? -1;
+    v.dirFd[i] = j.dirFd ?? -1;
     po += j.path.copy(v.paths, po);
     v.pathEnd[i] = po;
     if (v.reals) {
@@ -118,6 +121,7 @@ export function unpackJobs(m: PackedJobs): ScanJob[] {
       xattrs: o.xattrs,
       flags: o.flags,
       ...(o.extra ? { extra: o.extra } : {}),
+      ...(v.dirFd[i]! >= 0 ? { dirFd: v.dirFd[i]! } : {}),
     };
   }
   return out;

@@ -5,7 +5,7 @@ import { Blake3Simd, simdSupported } from './blake3-simd.js';
 import { type NativeBlake3, threadNativeBlake3 } from './blake3-native.js';
 import type { EntryRecord, EntryType, ExtraAlgo, HashAlgo, Observed } from '../core/types.js';
 import { adviseWillNeed, readFlags, readXattrs, readXattrsFd } from './fsmeta.js';
-import { closeFile, type FileStat, fstatFile, lstatFile, openFile, readFile } from './fileio.js';
+import { AT_FDCWD, atSupported, closeFile, type FileStat, fstatFile, lstatFile, openFile, readFile } from './fileio.js';
 import { cstr } from './libc.js';
 
 /** Work for one in-scope path. Paths travel as bytes; the worker never sees a lossy string. */
@@ -25,7 +25,27 @@ export interface ScanJob {
   flags?: boolean;
   /** further digests to compute in the same read (IOC feeds, package digests); not stored */
   extra?: ExtraAlgo[];
+  /**
+   * An open descriptor of the folder the walk listed this entry in, held until the result is
+   * back (walk's DirHandle): the entry is then looked up by its name in that folder.
+   */
+  dirFd?: number;
 }
+
+/** Where a job's entry is looked up: a name in a folder the walk holds open, or the full path. */
+interface Where {
+  dirfd: number;
+  /** NUL-terminated: the name (with dirfd) or the full path (AT_FDCWD) */
+  cpath: Buffer;
+}
+
+function whereOf(job: ScanJob): Where {
+  if (job.dirFd !== undefined && job.dirFd >= 0 && atSupported()) return { dirfd: job.dirFd, cpath: cstr(job.real.subarray(job.real.lastIndexOf(0x2f) + 1)) };
+  return { dirfd: AT_FDCWD, cpath: cstr(job.real) };
+}
+
+/** The full path as a C string where `w` has it (for the path-based xattr reads), else undefined. */
+const fullPath = (w: Where | null): Buffer | undefined => (w && w.dirfd === AT_FDCWD ? w.cpath : undefined);
 
 export type ScanResult =
   | { id: number; ok: true; rec: Observed }
@@ -143,14 +163,14 @@ function errInfo(e: unknown): { code: string; message: string } {
  * opened. Never throws: every failure becomes a result with an errno-style code.
  */
 export function scanEntry(job: ScanJob, buf: Buffer): ScanResult {
-  const cpath = cstr(job.real);
+  const w = whereOf(job);
   let st: FileStat;
   try {
-    st = lstatFile(cpath);
+    st = lstatFile(w.cpath, w.dirfd);
   } catch (e) {
     return { id: job.id, ok: false, ...errInfo(e), rec: null };
   }
-  return scanStat(job, cpath, st, buf, null);
+  return scanStat(job, w, st, buf, null);
 }
 
 /**
@@ -172,21 +192,21 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
   const advise = adviseBatches > 0;
   let files = 0;
   let bytes = 0;
-  const pre: Array<{ cpath: Buffer; st: FileStat; open: Opened | null } | { err: unknown }> = new Array(jobs.length);
+  const pre: Array<{ w: Where; st: FileStat; open: Opened | null } | { err: unknown }> = new Array(jobs.length);
   for (let i = 0; i < jobs.length; i++) {
     const job = jobs[i]!;
     try {
-      const cpath = cstr(job.real);
-      const st = lstatFile(cpath);
+      const w = whereOf(job);
+      const st = lstatFile(w.cpath, w.dirfd);
       let open: Opened | null = null;
       if ((st.mode & S_IFMT) === S_IFREG) {
-        open = openRegular(cpath);
+        open = openRegular(w);
         const size = Number(st.size);
         files++;
         bytes += size;
         if (advise && 'fd' in open) adviseWillNeed(open.fd, Math.min(size, ADVISE_MAX));
       }
-      pre[i] = { cpath, st, open };
+      pre[i] = { w, st, open };
     } catch (e) {
       pre[i] = { err: e };
     }
@@ -206,7 +226,7 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
       continue;
     }
     try {
-      out[i] = scanStat(job, p.cpath, p.st, buf, p.open);
+      out[i] = scanStat(job, p.w, p.st, buf, p.open);
     } finally {
       // scanStat closes what it uses; a descriptor it never reached (a throw) is closed here.
       if (p.open && 'fd' in p.open && !p.open.closed) closeFile(p.open.fd);
@@ -242,23 +262,23 @@ let readMs = 0;
 /** A regular file opened ahead of its scan, or why it could not be. */
 type Opened = { fd: number; closed: boolean } | { err: unknown };
 
-function openRegular(cpath: Buffer): Opened {
+function openRegular(w: Where): Opened {
   try {
-    return { fd: openFile(cpath, BASE_FLAGS | noatime), closed: false };
+    return { fd: openFile(w.cpath, BASE_FLAGS | noatime, w.dirfd), closed: false };
   } catch (e) {
     if (noatime && (e as NodeJS.ErrnoException).code === 'EPERM') {
       noatime = 0; // not the owner: fall back for the rest of this thread's life
-      return openRegular(cpath);
+      return openRegular(w);
     }
     return { err: e };
   }
 }
 
-function scanStat(job: ScanJob, cpath: Buffer, st: FileStat, buf: Buffer, opened: Opened | null): ScanResult {
+function scanStat(job: ScanJob, w: Where, st: FileStat, buf: Buffer, opened: Opened | null): ScanResult {
   const rec: Observed = recordFromStat(job.path, st);
-  if (rec.type === 'file') return hashFile(job, st, rec, buf, opened ?? openRegular(cpath), cpath);
-  if (job.xattrs) rec.xattrs = readXattrs(job.real, cpath);
-  if (job.flags && rec.type === 'dir') rec.flags = dirFlags(cpath, st);
+  if (rec.type === 'file') return hashFile(job, st, rec, buf, opened ?? openRegular(w), w);
+  if (job.xattrs) rec.xattrs = readXattrs(job.real, fullPath(w));
+  if (job.flags && rec.type === 'dir') rec.flags = dirFlags(w, st);
   if (rec.type === 'symlink') return readSymlink(job, rec);
   return { id: job.id, ok: true, rec };
 }
@@ -280,10 +300,10 @@ export function readSymlink(job: ScanJob, rec: Observed): ScanResult {
 }
 
 /** Inode flags of a directory: opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_DIRECTORY, only when it is still the one lstat saw. */
-function dirFlags(cpath: Buffer, st: FileStat): number | null {
+function dirFlags(w: Where, st: FileStat): number | null {
   let fd: number;
   try {
-    fd = openFile(cpath, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK | C.O_DIRECTORY);
+    fd = openFile(w.cpath, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK | C.O_DIRECTORY, w.dirfd);
   } catch {
     return null;
   }
@@ -324,11 +344,11 @@ export function hashFile(
   st: FileStat,
   rec: Observed,
   buf: Buffer,
-  opened: Opened = openRegular(cstr(job.real)),
-  cpath: Buffer | null = null,
+  opened: Opened = openRegular(whereOf(job)),
+  w: Where | null = null,
 ): ScanResult {
   const pathXattrs = (): void => {
-    if (job.xattrs) rec.xattrs = readXattrs(job.real, cpath ?? undefined);
+    if (job.xattrs) rec.xattrs = readXattrs(job.real, fullPath(w));
   };
   const race = (): ScanResult => ({ id: job.id, ok: false, code: 'ERACE', message: 'replaced between lstat and open; not hashed', rec });
   if ('err' in opened) {

@@ -4,12 +4,36 @@ import type { Rule } from '../core/types.js';
 import { DT_DIR, DT_UNKNOWN, direntReader } from './dirents.js';
 import { RootResolver } from './root-path.js';
 
-export type WalkEvent = { kind: 'entry'; path: Buffer; real: Buffer; rule: Rule } | { kind: 'error'; path: Buffer; code: string; message: string };
+export type WalkEvent =
+  | { kind: 'entry'; path: Buffer; real: Buffer; rule: Rule; dir: DirHandle | null }
+  | { kind: 'error'; path: Buffer; code: string; message: string };
+
+/**
+ * An open descriptor of a listed folder, shared by the listing and the entries it yielded (walk
+ * with `holdDirs`): the scan finds each entry by name in it (openat/statx), so a folder of the
+ * path swapped for a symlink after the listing cannot redirect the read, and the kernel looks up
+ * one name instead of the whole path. Counted: closed when the listing is done and every entry's
+ * consumer has called release() (after that entry's scan result is back: a descriptor number
+ * closed early could be reused by another folder).
+ */
+export class DirHandle {
+  private refs = 1;
+  constructor(readonly fd: number) {}
+  retain(): void {
+    this.refs++;
+  }
+  release(): void {
+    if (--this.refs === 0) fs.closeSync(this.fd);
+  }
+}
 
 const SLASH = Buffer.from('/');
 
-/** A pending step of the walk: yield one entry, or list one directory. `real` is the host path to read. */
-type Item = { key: Buffer; path: Buffer; real: Buffer; descend: boolean };
+/**
+ * A pending step of the walk: yield one entry, or list one directory. `real` is the host path to
+ * read; `parent` the held folder it was listed in (its name there is `key`), if any.
+ */
+type Item = { key: Buffer; path: Buffer; real: Buffer; descend: boolean; parent?: DirHandle | null };
 
 /**
  * Orders the items of one directory so that the walk yields paths in global byte order (the
@@ -31,7 +55,8 @@ function sortItems(items: Item[]): Item[] {
  *
  * `root` is the --root prefix ("" for "/"); yielded paths are as the policy names them.
  */
-export function* walk(selector: Selector, root: string): Generator<WalkEvent> {
+export function* walk(selector: Selector, root: string, opts: { holdDirs?: boolean } = {}): Generator<WalkEvent> {
+  const hold = opts.holdDirs === true;
   // Under --root, each walk root's folders are resolved inside the root (a symlink in them
   // never leads out of it); below a walk root the walk only descends into real directories,
   // so a child's host path is its parent's plus its name.
@@ -54,6 +79,15 @@ export function* walk(selector: Selector, root: string): Generator<WalkEvent> {
     if (st.isDirectory()) top.push({ key: Buffer.concat([p, SLASH]), path: p, real, descend: true });
   }
   const stack: Array<Item | Listing> = sortItems(top).reverse();
+  try {
+    yield* steps(stack, selector, hold);
+  } finally {
+    // abandoned midway (an abort): the listings' own holds go; entries still out keep theirs
+    for (const x of stack) if (x instanceof Listing) x.handle?.release();
+  }
+}
+
+function* steps(stack: Array<Item | Listing>, selector: Selector, hold: boolean): Generator<WalkEvent> {
   while (stack.length > 0) {
     const top = stack[stack.length - 1]!;
     let item: Item;
@@ -61,6 +95,7 @@ export function* walk(selector: Selector, root: string): Generator<WalkEvent> {
       const next = top.next();
       if (!next) {
         stack.pop();
+        top.handle?.release();
         continue;
       }
       item = next;
@@ -70,12 +105,16 @@ export function* walk(selector: Selector, root: string): Generator<WalkEvent> {
     }
     if (!item.descend) {
       const rule = selector.ruleFor(item.path.toString('utf8'));
-      if (rule) yield { kind: 'entry', path: item.path, real: item.real, rule };
+      if (rule) {
+        const dir = item.parent ?? null;
+        dir?.retain();
+        yield { kind: 'entry', path: item.path, real: item.real, rule, dir };
+      }
       continue;
     }
     let listing: Listing;
     try {
-      listing = Listing.read(item, (p) => selector.mayDescend(p.toString('utf8')));
+      listing = Listing.read(item, (p) => selector.mayDescend(p.toString('utf8')), hold);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
       // vanished, or replaced (by a file, or by a symlink: never followed): its own entry shows that
@@ -96,6 +135,8 @@ export function* walk(selector: Selector, root: string): Generator<WalkEvent> {
  */
 class Listing {
   private constructor(
+    /** the folder held open for the scan (walk with holdDirs), or null */
+    readonly handle: DirHandle | null,
     private readonly prefix: Buffer,
     private readonly realPrefix: Buffer,
     private readonly pool: Buffer,
@@ -106,7 +147,7 @@ class Listing {
     private pos = 0,
   ) {}
 
-  static read(dir: Item, mayDescend: (p: Buffer) => boolean): Listing {
+  static read(dir: Item, mayDescend: (p: Buffer) => boolean, hold: boolean): Listing {
     const prefix = dir.path.length === 1 ? dir.path : Buffer.concat([dir.path, SLASH]);
     const realPrefix = dir.real === dir.path ? prefix : dir.real.length === 1 ? dir.real : Buffer.concat([dir.real, SLASH]);
     let pool = Buffer.allocUnsafe(4096);
@@ -149,7 +190,18 @@ class Listing {
       if (isDir && mayDescend(Buffer.concat([prefix, name]))) add(name, true);
     };
     const fast = direntReader();
-    if (fast) fast.list(dir.real, (name, type) => entry(name, type === DT_DIR, type === DT_UNKNOWN));
+    let handle: DirHandle | null = null;
+    if (fast && hold) {
+      // opened by name in the held parent where there is one (not by path: see DirHandle)
+      const fd = fast.open(dir.real, dir.parent ? { fd: dir.parent.fd, name: dir.key } : undefined);
+      handle = new DirHandle(fd);
+      try {
+        fast.listFd(fd, (name, type) => entry(name, type === DT_DIR, type === DT_UNKNOWN));
+      } catch (e) {
+        handle.release();
+        throw e;
+      }
+    } else if (fast) fast.list(dir.real, (name, type) => entry(name, type === DT_DIR, type === DT_UNKNOWN));
     else {
       const d = fs.opendirSync(dir.real, { encoding: 'buffer' as BufferEncoding, bufferSize: 128 });
       try {
@@ -166,7 +218,7 @@ class Listing {
     for (let i = 0; i < n; i++) order[i] = i;
     // Global byte order (see sortItems): compare the packed keys in place, no copies.
     order.sort((x, y) => pool.compare(pool, start[y]!, start[y]! + keyLen(y), start[x]!, start[x]! + keyLen(x)));
-    return new Listing(prefix, realPrefix, pool.subarray(0, used), start.subarray(0, n), len.subarray(0, n), order);
+    return new Listing(handle, prefix, realPrefix, pool.subarray(0, used), start.subarray(0, n), len.subarray(0, n), order);
   }
 
   /** The next item in order, or null when the directory is done. */
@@ -178,6 +230,6 @@ class Listing {
     const name = this.pool.subarray(this.start[i]!, this.start[i]! + l);
     const path = Buffer.concat([this.prefix, name]);
     const real = this.realPrefix === this.prefix ? path : Buffer.concat([this.realPrefix, name]);
-    return { key: name, path, real, descend };
+    return { key: name, path, real, descend, parent: this.handle };
   }
 }

@@ -327,6 +327,55 @@ describe('scanBatch', () => {
   });
 });
 
+describe('folders held open by the walk (holdDirs)', () => {
+  const fds = (): number => fs.readdirSync('/proc/self/fd').length;
+
+  it('a file is read from the folder the walk listed, even when that folder is swapped for a symlink before the read', () => {
+    const base = path.join(dir, 'held');
+    fs.mkdirSync(path.join(base, 'a'), { recursive: true });
+    fs.mkdirSync(path.join(base, 'evil'));
+    fs.writeFileSync(path.join(base, 'a', 'f'), 'listed');
+    fs.writeFileSync(path.join(base, 'evil', 'f'), 'planted');
+    const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${base}/a/**`] })] });
+    const it = walk(sel, '', { holdDirs: true });
+    let ev = it.next().value;
+    while (ev && !(ev.kind === 'entry' && ev.path.toString().endsWith('/a/f'))) ev = it.next().value;
+    if (!ev || ev.kind !== 'entry' || !ev.dir) throw new Error('no held entry for a/f');
+    // the swap: the listed folder moves away, a symlink to another folder takes its name
+    fs.renameSync(path.join(base, 'a'), path.join(base, 'a-moved'));
+    fs.symlinkSync(path.join(base, 'evil'), path.join(base, 'a'));
+    const held = scanEntry(job(ev.path, { dirFd: ev.dir.fd }), Buffer.allocUnsafe(256 * 1024));
+    const byPath = scanEntry(job(ev.path), Buffer.allocUnsafe(256 * 1024));
+    ev.dir.release();
+    it.return(undefined);
+    expect(held).toMatchObject({ ok: true, rec: { blake3: blake3Hex('listed') } });
+    // what a lookup by path reads now (the reason for holding the folder)
+    expect(byPath).toMatchObject({ ok: true, rec: { blake3: blake3Hex('planted') } });
+  });
+
+  it('every folder descriptor is closed once the walk is done and each entry released, and when the walk is abandoned midway', () => {
+    const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${tree}/**`] })] });
+    const before = fds();
+    let held = 0;
+    for (const ev of walk(sel, '', { holdDirs: true }))
+      if (ev.kind === 'entry' && ev.dir) {
+        held++;
+        ev.dir.release();
+      }
+    expect(held).toBeGreaterThan(5);
+    expect(fds()).toBe(before);
+    // abandoned after the first few entries (all released): the listings still open are closed
+    const it = walk(sel, '', { holdDirs: true });
+    for (let k = 0; k < 4; k++) {
+      const ev = it.next().value;
+      if (ev?.kind === 'entry') ev.dir?.release();
+    }
+    expect(fds()).toBeGreaterThan(before);
+    it.return(undefined);
+    expect(fds()).toBe(before);
+  });
+});
+
 describe('scanBatches', () => {
   it('gives the same results on worker threads as on the main thread, every field of every entry (the packed messages lose nothing)', async () => {
     const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${tree}/**`] })] });
