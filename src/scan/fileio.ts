@@ -32,6 +32,7 @@ interface Native {
   statx(dirfd: number, path: Buffer, flags: number, mask: number, buf: Buffer): number;
   openat(dirfd: number, path: Buffer, flags: number): number;
   read(fd: number, buf: Buffer, count: number): number;
+  readlinkat(dirfd: number, path: Buffer, buf: Buffer, size: number): number;
   close(fd: number): number;
   errno(): number;
 }
@@ -46,6 +47,7 @@ function load(): Native | null {
       statx: 'int statx(int dirfd, const void *path, int flags, unsigned int mask, void *buf)',
       openat: 'int openat(int dirfd, const void *path, int flags)',
       read: 'long read(int fd, void *buf, size_t count)',
+      readlinkat: 'long readlinkat(int dirfd, const void *path, void *buf, size_t bufsiz)',
       close: 'int close(int fd)',
     });
     // statx needs Linux 4.11 and glibc 2.28: ask once, fall back to fs where it is refused
@@ -163,6 +165,24 @@ export function readFile(fd: number, buf: Buffer, len: number): number {
     if (r >= 0) return r;
     const e = n.errno();
     if (e !== EINTR) throw errnoError(e, 'read');
+  }
+}
+
+const linkBuf = Buffer.alloc(4096);
+
+/** readlink(2) of a symlink (readlinkat with `dirfd`): its target's bytes. */
+export function readLink(cpath: Buffer, dirfd = AT_FDCWD): Buffer {
+  const n = load();
+  if (!n) return fs.readlinkSync(cpath.subarray(0, cpath.length - 1), { encoding: 'buffer' });
+  for (let b = linkBuf; ; ) {
+    const r = n.readlinkat(dirfd, cpath, b, b.length);
+    if (r < 0) {
+      const e = n.errno();
+      if (e === EINTR) continue;
+      throw errnoError(e, 'readlink', pathOf(cpath));
+    }
+    if (r < b.length) return Buffer.from(b.subarray(0, r));
+    b = Buffer.alloc(b.length * 2); // the target may fill the buffer: ask again with room to spare
   }
 }
 

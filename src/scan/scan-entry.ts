@@ -5,7 +5,7 @@ import { Blake3Simd, simdSupported } from './blake3-simd.js';
 import { type NativeBlake3, threadNativeBlake3 } from './blake3-native.js';
 import type { EntryRecord, EntryType, ExtraAlgo, HashAlgo, Observed } from '../core/types.js';
 import { adviseWillNeed, readFlags, readXattrs, readXattrsFd } from './fsmeta.js';
-import { AT_FDCWD, atSupported, closeFile, type FileStat, fstatFile, lstatFile, openFile, readFile } from './fileio.js';
+import { AT_FDCWD, atSupported, closeFile, type FileStat, fstatFile, lstatFile, openFile, readFile, readLink } from './fileio.js';
 import { cstr } from './libc.js';
 
 /** Work for one in-scope path. Paths travel as bytes; the worker never sees a lossy string. */
@@ -279,7 +279,7 @@ function scanStat(job: ScanJob, w: Where, st: FileStat, buf: Buffer, opened: Ope
   if (rec.type === 'file') return hashFile(job, st, rec, buf, opened ?? openRegular(w), w);
   if (job.xattrs) rec.xattrs = readXattrs(job.real, fullPath(w));
   if (job.flags && rec.type === 'dir') rec.flags = dirFlags(w, st);
-  if (rec.type === 'symlink') return readSymlink(job, rec);
+  if (rec.type === 'symlink') return readSymlink(job, rec, w);
   return { id: job.id, ok: true, rec };
 }
 
@@ -288,9 +288,9 @@ function scanStat(job: ScanJob, w: Where, st: FileStat, buf: Buffer, opened: Ope
  * else meanwhile, readlink fails with EINVAL: that is the documented ERACE, not an I/O error.
  * Exported for the race tests.
  */
-export function readSymlink(job: ScanJob, rec: Observed): ScanResult {
+export function readSymlink(job: ScanJob, rec: Observed, w: Where = whereOf(job)): ScanResult {
   try {
-    rec.target = fs.readlinkSync(job.real, { encoding: 'buffer' });
+    rec.target = readLink(w.cpath, w.dirfd);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EINVAL')
       return { id: job.id, ok: false, code: 'ERACE', message: 'replaced between lstat and readlink; target not read', rec };

@@ -10,7 +10,7 @@ import { Selector } from '../../src/core/selector.js';
 import { scanBatches } from '../../src/scan/hash-pool.js';
 import { fileStatOf } from '../../src/scan/fileio.js';
 import { hashFile, recordFromStat, scanBatch, scanEntry, type ScanJob, type ScanResult } from '../../src/scan/scan-entry.js';
-import { walk } from '../../src/scan/walk.js';
+import { walk, type WalkEvent } from '../../src/scan/walk.js';
 import { direntReader, forceDirReader } from '../../src/scan/dirents.js';
 import { createRequire } from 'node:module';
 import { rule } from '../helpers/build.js';
@@ -336,21 +336,35 @@ describe('folders held open by the walk (holdDirs)', () => {
     fs.mkdirSync(path.join(base, 'evil'));
     fs.writeFileSync(path.join(base, 'a', 'f'), 'listed');
     fs.writeFileSync(path.join(base, 'evil', 'f'), 'planted');
+    fs.symlinkSync('listed-target', path.join(base, 'a', 'l'));
+    fs.symlinkSync('planted-target', path.join(base, 'evil', 'l'));
     const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${base}/a/**`] })] });
     const it = walk(sel, '', { holdDirs: true });
-    let ev = it.next().value;
-    while (ev && !(ev.kind === 'entry' && ev.path.toString().endsWith('/a/f'))) ev = it.next().value;
-    if (!ev || ev.kind !== 'entry' || !ev.dir) throw new Error('no held entry for a/f');
+    const entries = new Map<string, WalkEvent & { kind: 'entry' }>();
+    while (entries.size < 2) {
+      const e = it.next().value;
+      if (!e) break;
+      if (e.kind === 'entry' && /\/a\/[fl]$/.test(e.path.toString())) entries.set(e.path.toString().slice(-1), e);
+    }
+    const ev = entries.get('f');
+    const link = entries.get('l');
+    if (!ev?.dir || !link?.dir) throw new Error('no held entries for a/f and a/l');
     // the swap: the listed folder moves away, a symlink to another folder takes its name
     fs.renameSync(path.join(base, 'a'), path.join(base, 'a-moved'));
     fs.symlinkSync(path.join(base, 'evil'), path.join(base, 'a'));
-    const held = scanEntry(job(ev.path, { dirFd: ev.dir.fd }), Buffer.allocUnsafe(256 * 1024));
-    const byPath = scanEntry(job(ev.path), Buffer.allocUnsafe(256 * 1024));
+    const buf = Buffer.allocUnsafe(256 * 1024);
+    const held = scanEntry(job(ev.path, { dirFd: ev.dir.fd }), buf);
+    const heldLink = scanEntry(job(link.path, { dirFd: link.dir.fd }), buf);
+    const byPath = scanEntry(job(ev.path), buf);
+    const linkByPath = scanEntry(job(link.path), buf);
     ev.dir.release();
+    link.dir.release();
     it.return(undefined);
     expect(held).toMatchObject({ ok: true, rec: { blake3: blake3Hex('listed') } });
+    expect(heldLink.rec?.target?.toString()).toBe('listed-target');
     // what a lookup by path reads now (the reason for holding the folder)
     expect(byPath).toMatchObject({ ok: true, rec: { blake3: blake3Hex('planted') } });
+    expect(linkByPath.rec?.target?.toString()).toBe('planted-target');
   });
 
   it('every folder descriptor is closed once the walk is done and each entry released, and when the walk is abandoned midway', () => {
