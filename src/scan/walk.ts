@@ -17,15 +17,29 @@ export type WalkEvent =
  * closed early could be reused by another folder).
  */
 export class DirHandle {
+  /** handles open now, all walks together */
+  static open = 0;
   private refs = 1;
-  constructor(readonly fd: number) {}
+  constructor(readonly fd: number) {
+    DirHandle.open++;
+  }
   retain(): void {
     this.refs++;
   }
   release(): void {
-    if (--this.refs === 0) fs.closeSync(this.fd);
+    if (--this.refs === 0) {
+      DirHandle.open--;
+      fs.closeSync(this.fd);
+    }
   }
 }
+
+/**
+ * Folders held at most at once: a tree thousands of levels deep holds one per level, and the
+ * descriptor limit may be as low as 1,024. Below this depth folders are listed and scanned by
+ * path again (as without holdDirs).
+ */
+export const MAX_HELD_DIRS = 256;
 
 const SLASH = Buffer.from('/');
 
@@ -191,7 +205,7 @@ class Listing {
     };
     const fast = direntReader();
     let handle: DirHandle | null = null;
-    if (fast && hold) {
+    if (fast && hold && DirHandle.open < MAX_HELD_DIRS) {
       // opened by name in the held parent where there is one (not by path: see DirHandle)
       const fd = fast.open(dir.real, dir.parent ? { fd: dir.parent.fd, name: dir.key } : undefined);
       handle = new DirHandle(fd);

@@ -10,7 +10,7 @@ import { Selector } from '../../src/core/selector.js';
 import { scanBatches } from '../../src/scan/hash-pool.js';
 import { fileStatOf } from '../../src/scan/fileio.js';
 import { hashFile, recordFromStat, scanBatch, scanEntry, type ScanJob, type ScanResult } from '../../src/scan/scan-entry.js';
-import { walk, type WalkEvent } from '../../src/scan/walk.js';
+import { type DirHandle, MAX_HELD_DIRS, walk, type WalkEvent } from '../../src/scan/walk.js';
 import { direntReader, forceDirReader } from '../../src/scan/dirents.js';
 import { createRequire } from 'node:module';
 import { rule } from '../helpers/build.js';
@@ -365,6 +365,30 @@ describe('folders held open by the walk (holdDirs)', () => {
     // what a lookup by path reads now (the reason for holding the folder)
     expect(byPath).toMatchObject({ ok: true, rec: { blake3: blake3Hex('planted') } });
     expect(linkByPath.rec?.target?.toString()).toBe('planted-target');
+  });
+
+  it(`a tree deeper than ${MAX_HELD_DIRS} levels holds at most ${MAX_HELD_DIRS} folders and is walked completely`, () => {
+    const deep = path.join(dir, 'held-deep');
+    let p = deep;
+    for (let i = 0; i < MAX_HELD_DIRS + 40; i++) p = path.join(p, 'd');
+    fs.mkdirSync(p, { recursive: true });
+    fs.writeFileSync(path.join(p, 'leaf'), 'x');
+    const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${deep}/**`] })] });
+    const before = fds();
+    let most = 0;
+    let leaf: ScanResult | null = null;
+    const held: DirHandle[] = [];
+    for (const ev of walk(sel, '', { holdDirs: true })) {
+      if (ev.kind !== 'entry') continue;
+      most = Math.max(most, fds() - before);
+      if (ev.path.toString().endsWith('/leaf')) leaf = scanEntry(job(ev.path, ev.dir ? { dirFd: ev.dir.fd } : {}), Buffer.allocUnsafe(256 * 1024));
+      if (ev.dir) held.push(ev.dir);
+    }
+    expect(most).toBeLessThanOrEqual(MAX_HELD_DIRS);
+    expect(most).toBeGreaterThan(MAX_HELD_DIRS / 2);
+    expect(leaf).toMatchObject({ ok: true, rec: { blake3: blake3Hex('x') } });
+    for (const d of held) d.release();
+    expect(fds()).toBe(before);
   });
 
   it('every folder descriptor is closed once the walk is done and each entry released, and when the walk is abandoned midway', () => {
