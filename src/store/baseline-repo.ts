@@ -90,24 +90,6 @@ export class BaselineRepo {
     return r ? storedEntry(r) : undefined;
   }
 
-  rowidRange(gen: number): { min: number; max: number } | null {
-    const r = this.db
-      .prepare<[number], { lo: number | null; hi: number | null }>('SELECT min(rowid) AS lo, max(rowid) AS hi FROM entries WHERE gen = ?')
-      .get(gen);
-    return !r || r.lo === null || r.hi === null ? null : { min: r.lo, max: r.hi };
-  }
-
-  /** Row ids of a generation, in order: the cheap pass of the removed-entries sweep. */
-  *rowids(gen: number): Generator<number> {
-    yield* this.db.prepare<[number], number>('SELECT rowid FROM entries WHERE gen = ? ORDER BY rowid').pluck(true).iterate(gen);
-  }
-
-  /** One entry by row id (for the few rows the sweep finds unseen). */
-  byRowid(rowid: number): StoredEntry | undefined {
-    const r = this.db.prepare<[number], EntryRow>(`SELECT rowid, path, rule, error, ${this.cols} FROM entries WHERE rowid = ?`).safeIntegers(true).get(rowid);
-    return r ? storedEntry(r) : undefined;
-  }
-
   /** Insert the header of a new generation (digest filled in by finish()). Call inside a write transaction. */
   begin(g: Omit<Generation, 'id' | 'digest' | 'entryCount' | 'totalBytes' | 'errorCount' | 'signature' | 'keyId'>): number {
     const info = this.db

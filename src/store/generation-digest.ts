@@ -29,8 +29,6 @@ export function digestColumns(db: DB): string {
   return `path, rule, error, ${entryColumnsFor(db.prepare<[], string>("SELECT name FROM pragma_table_info('entries')").pluck(true).all())}`;
 }
 export type DigestRow = [path: Buffer, rule: string, error: string | null, ...entry: EntryValues];
-/** A DigestRow with the entry's row id first: what check's merge join reads. */
-export type RowidDigestRow = [rowid: bigint, ...row: DigestRow];
 
 export interface GenerationDigestResult {
   digest: string;
@@ -107,7 +105,7 @@ export class GenerationDigester {
     this.addAt(r, 0);
   }
 
-  /** add() of the DigestRow that starts at index `o` of `r` (a RowidDigestRow: 1), without copying it. */
+  /** add() of the DigestRow that starts at index `o` of `r`, without copying it. */
   addAt(r: readonly unknown[], o: number): void {
     const v = r as unknown as Record<number, unknown>;
     const path = v[o] as DigestRow[0];
@@ -215,15 +213,6 @@ export function batchSql(fsattrs: boolean, after: boolean): string {
 function orderedRows(db: DB, gen: number): Iterable<DigestRow> {
   return db
     .prepare<[number], DigestRow>(`SELECT ${digestColumns(db)} FROM entries WHERE gen = ? ORDER BY path`)
-    .raw(true)
-    .safeIntegers(true)
-    .iterate(gen);
-}
-
-/** The rows of a generation in path byte order with their row ids: one sequential pass (streams). */
-export function rowsWithRowidByPath(db: DB, gen: number): Iterator<RowidDigestRow> {
-  return db
-    .prepare<[number], RowidDigestRow>(`SELECT rowid, ${digestColumns(db)} FROM entries WHERE gen = ? ORDER BY path`)
     .raw(true)
     .safeIntegers(true)
     .iterate(gen);
