@@ -277,8 +277,8 @@ function openRegular(w: Where): Opened {
 function scanStat(job: ScanJob, w: Where, st: FileStat, buf: Buffer, opened: Opened | null): ScanResult {
   const rec: Observed = recordFromStat(job.path, st);
   if (rec.type === 'file') return hashFile(job, st, rec, buf, opened ?? openRegular(w), w);
-  if (job.xattrs) rec.xattrs = readXattrs(job.real, fullPath(w));
-  if (job.flags && rec.type === 'dir') rec.flags = dirFlags(w, st);
+  if (rec.type === 'dir' && (job.flags || job.xattrs)) dirMeta(job, w, st, rec);
+  else if (job.xattrs) rec.xattrs = readXattrs(job.real, fullPath(w));
   if (rec.type === 'symlink') return readSymlink(job, rec, w);
   return { id: job.id, ok: true, rec };
 }
@@ -299,22 +299,29 @@ export function readSymlink(job: ScanJob, rec: Observed, w: Where = whereOf(job)
   return { id: job.id, ok: true, rec };
 }
 
-/** Inode flags of a directory: opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_DIRECTORY, only when it is still the one lstat saw. */
-function dirFlags(w: Where, st: FileStat): number | null {
-  let fd: number;
+/**
+ * Inode flags and extended attributes of a directory, read through one descriptor (opened
+ * O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_DIRECTORY) that is still the directory lstat saw: no second
+ * lookup by path. Where it cannot be opened or is not that directory any more, flags are not
+ * known (null) and the attributes are read by path, as for other entries.
+ */
+function dirMeta(job: ScanJob, w: Where, st: FileStat, rec: Observed): void {
+  let fd = -1;
   try {
     fd = openFile(w.cpath, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK | C.O_DIRECTORY, w.dirfd);
-  } catch {
-    return null;
-  }
-  try {
     const now = fstatFile(fd);
-    return now.ino === st.ino && now.dev === st.dev ? readFlags(fd) : null;
+    if (now.ino === st.ino && now.dev === st.dev) {
+      if (job.flags) rec.flags = readFlags(fd);
+      if (job.xattrs) rec.xattrs = readXattrsFd(fd);
+      return;
+    }
   } catch {
-    return null;
+    // not readable as a directory now: below
   } finally {
-    closeFile(fd);
+    if (fd >= 0) closeFile(fd);
   }
+  if (job.flags) rec.flags = null;
+  if (job.xattrs) rec.xattrs = readXattrs(job.real, fullPath(w));
 }
 
 /** The descriptor holds the regular file lstat described (same inode on the same device). */

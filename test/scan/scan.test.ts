@@ -391,6 +391,24 @@ describe('folders held open by the walk (holdDirs)', () => {
     expect(fds()).toBe(before);
   });
 
+  it("a folder's flags and extended attributes are read through one descriptor of it, the same as by path", () => {
+    const d = path.join(dir, 'dir-attrs');
+    fs.mkdirSync(d);
+    execFileSync('setfattr', ['-n', 'user.k', '-v', 'v', d]);
+    const parent = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    try {
+      const buf = Buffer.allocUnsafe(256 * 1024);
+      const held = scanEntry(job(d, { xattrs: true, flags: true, dirFd: parent }), buf);
+      const byPath = scanEntry(job(d, { xattrs: true, flags: true }), buf);
+      expect(held).toMatchObject({ ok: true, rec: { type: 'dir' } });
+      expect(held.rec?.xattrs).toContain('user.k');
+      expect(typeof held.rec?.flags).toBe('number');
+      expect(held).toEqual(byPath);
+    } finally {
+      fs.closeSync(parent);
+    }
+  });
+
   it('every folder descriptor is closed once the walk is done and each entry released, and when the walk is abandoned midway', () => {
     const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${tree}/**`] })] });
     const before = fds();
