@@ -133,7 +133,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
           extra: packagedExtra(ev.path),
           rule: ev.rule.name,
           dir: ev.dir,
-          ...(ev.dir ? { dirFd: ev.dir.fd } : {}),
+          dirFd: ev.dir ? ev.dir.fd : -1,
         };
       }
     };

@@ -149,7 +149,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
           rule: ev.rule,
           base,
           dir: ev.dir,
-          ...(ev.dir ? { dirFd: ev.dir.fd } : {}),
+          dirFd: ev.dir ? ev.dir.fd : -1,
         };
       }
     };

@@ -120,8 +120,8 @@ export function unpackJobs(m: PackedJobs): ScanJob[] {
       prefixLen: pl < 0 ? null : pl,
       xattrs: o.xattrs,
       flags: o.flags,
-      ...(o.extra ? { extra: o.extra } : {}),
-      ...(v.dirFd[i]! >= 0 ? { dirFd: v.dirFd[i]! } : {}),
+      extra: o.extra ?? undefined,
+      dirFd: v.dirFd[i]!,
     };
   }
   return out;
