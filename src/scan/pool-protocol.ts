@@ -150,15 +150,16 @@ export interface PackedResults {
    * (i32 × n each, -1: none), cmpEnd (u32 × n), status (u8 × n), xattrs state (u8 × n, for
    * status OK: absent, null or text), then the symlink targets' bytes and the compare texts
    * (core/entry-cmp.ts, UTF-8) of the results with status OK, which also carry their digests
-   * and xattrs (strs has those only for the others).
+   * and xattrs (strs has those only for the others). strs and extra are null when they would
+   * hold nothing (the common batch: structured clone then has two arrays fewer to walk).
    */
   buf: ArrayBuffer;
   targetBytes: number;
   cmpBytes: number;
   /** blake3, sha256, xattrs, prefixBlake3, prefixSha256, code, message per result (undefined: absent) */
-  strs: Array<string | null | undefined>;
+  strs: Array<string | null | undefined> | null;
   /** digests for known-bad lists and packages, where computed */
-  extra: Array<Observed['extra'] | undefined>;
+  extra: Array<Observed['extra'] | undefined> | null;
 }
 
 function resultViews(buf: ArrayBuffer, n: number, targetBytes: number, cmpBytes: number) {
@@ -245,7 +246,9 @@ export function packResults(results: readonly ScanResult[]): { msg: PackedResult
     strs[i * S + 4] = rec.prefixSha256;
     if (rec.extra) extra[i] = rec.extra;
   }
-  return { msg: { n, buf, targetBytes, cmpBytes, strs, extra }, transfer: [buf] };
+  const anyStr = strs.some((x) => x !== undefined);
+  const anyExtra = extra.some((x) => x !== undefined);
+  return { msg: { n, buf, targetBytes, cmpBytes, strs: anyStr ? strs : null, extra: anyExtra ? extra : null }, transfer: [buf] };
 }
 
 /**
@@ -327,8 +330,8 @@ export class ResultBatch<J extends ScanJob> implements Iterable<[J, ScanResult]>
         inode: m.ino[i]!,
         nlink: m.num[i * N + 4]!,
         target: ts < 0 ? null : m.targets.subarray(ts, m.targetEnd[i]!),
-        blake3: p.strs[i * S] ?? null,
-        sha256: p.strs[i * S + 1] ?? null,
+        blake3: p.strs?.[i * S] ?? null,
+        sha256: p.strs?.[i * S + 1] ?? null,
       };
       if (st === OK) {
         // blake3, sha256 and xattrs from the compare text: fields 10 and 11, and all after the 13th space
@@ -341,20 +344,20 @@ export class ResultBatch<J extends ScanJob> implements Iterable<[J, ScanResult]>
         if (xs === X_NULL) rec.xattrs = null;
         else if (xs === X_TEXT) rec.xattrs = text.slice(fields.reduce((a, w) => a + w.length + 1, 0) + 1);
       } else {
-        const x = p.strs[i * S + 2];
+        const x = p.strs?.[i * S + 2];
         if (x !== undefined) rec.xattrs = x;
       }
       if (!Number.isNaN(f)) rec.flags = f === Number.POSITIVE_INFINITY ? null : f;
-      const pb = p.strs[i * S + 3];
+      const pb = p.strs?.[i * S + 3];
       if (pb !== undefined) rec.prefixBlake3 = pb;
-      const ps = p.strs[i * S + 4];
+      const ps = p.strs?.[i * S + 4];
       if (ps !== undefined) rec.prefixSha256 = ps;
-      const e = p.extra[i];
+      const e = p.extra?.[i];
       if (e) rec.extra = e;
     }
     return st === OK
       ? { id: job.id, ok: true, rec: rec! }
-      : { id: job.id, ok: false, code: p.strs[i * S + 5] as string, message: p.strs[i * S + 6] as string, rec };
+      : { id: job.id, ok: false, code: p.strs?.[i * S + 5] as string, message: p.strs?.[i * S + 6] as string, rec };
   }
 
   *[Symbol.iterator](): Iterator<[J, ScanResult]> {
