@@ -33,32 +33,50 @@ export interface PackedJobs {
   opts: JobOpts[];
 }
 
-const align8 = (x: number): number => (x + 7) & ~7;
+type ArrayKind<T> = { new (buf: ArrayBuffer, offset: number, length: number): T; readonly BYTES_PER_ELEMENT: number };
 
-/** Typed-array views of a packed job batch (the same offsets on both sides). */
-function jobViews(buf: ArrayBuffer, n: number, pathBytes: number, realBytes: number | null) {
-  const withReals = realBytes !== null;
-  let o = 0;
-  const ids = new Float64Array(buf, o, n);
-  o += 8 * n;
-  const prefixLen = new Float64Array(buf, o, n);
-  o += 8 * n;
-  const pathEnd = new Uint32Array(buf, o, n);
-  o += 4 * n;
-  const dirFd = new Int32Array(buf, o, n);
-  o += 4 * n;
-  const realEnd = withReals ? new Uint32Array(buf, o, n) : null;
-  if (withReals) o += 4 * n;
-  const opt = new Uint16Array(buf, o, n);
-  o = align8(o + 2 * n);
-  const paths = Buffer.from(buf, o, pathBytes);
-  o += pathBytes;
-  const reals = withReals ? Buffer.from(buf, o, realBytes) : null;
-  return { ids, prefixLen, pathEnd, dirFd, realEnd, opt, paths, reals };
+/**
+ * Lays views out one after another in one buffer. A layout function given a cursor without a
+ * buffer only measures (`end`; the views it returns are not made), so a message's size and its
+ * offsets come from the same lines and cannot disagree.
+ */
+class Cursor {
+  end = 0;
+  constructor(private readonly buf: ArrayBuffer | null) {}
+  array<T>(Kind: ArrayKind<T>, n: number): T {
+    const v = this.buf ? new Kind(this.buf, this.end, n) : (undefined as T);
+    this.end += Kind.BYTES_PER_ELEMENT * n;
+    return v;
+  }
+  bytes(n: number): Buffer {
+    const v = this.buf ? Buffer.from(this.buf, this.end, n) : (undefined as unknown as Buffer);
+    this.end += n;
+    return v;
+  }
+  align8(): void {
+    this.end = (this.end + 7) & ~7;
+  }
 }
 
-function jobsSize(n: number, pathBytes: number, realBytes: number | null): number {
-  return align8((realBytes === null ? 24 : 28) * n + 2 * n) + pathBytes + (realBytes ?? 0);
+/** The bytes a layout takes. */
+function sizeOf(layout: (c: Cursor) => unknown): number {
+  const c = new Cursor(null);
+  layout(c);
+  return c.end;
+}
+
+/** Typed-array views of a packed job batch (the same offsets on both sides). */
+function jobViews(c: Cursor, n: number, pathBytes: number, realBytes: number | null) {
+  const ids = c.array(Float64Array, n);
+  const prefixLen = c.array(Float64Array, n);
+  const pathEnd = c.array(Uint32Array, n);
+  const dirFd = c.array(Int32Array, n);
+  const realEnd = realBytes === null ? null : c.array(Uint32Array, n);
+  const opt = c.array(Uint16Array, n);
+  c.align8();
+  const paths = c.bytes(pathBytes);
+  const reals = realBytes === null ? null : c.bytes(realBytes);
+  return { ids, prefixLen, pathEnd, dirFd, realEnd, opt, paths, reals };
 }
 
 export function packJobs(jobs: readonly ScanJob[]): { msg: PackedJobs; transfer: ArrayBuffer[] } {
@@ -75,8 +93,8 @@ export function packJobs(jobs: readonly ScanJob[]): { msg: PackedJobs; transfer:
     if (sameReal && j.real !== j.path && !j.real.equals(j.path)) sameReal = false;
   }
   const rb = sameReal ? null : realBytes;
-  const buf = new ArrayBuffer(jobsSize(n, pathBytes, rb));
-  const v = jobViews(buf, n, pathBytes, rb);
+  const buf = new ArrayBuffer(sizeOf((c) => jobViews(c, n, pathBytes, rb)));
+  const v = jobViews(new Cursor(buf), n, pathBytes, rb);
   let po = 0;
   let ro = 0;
   for (let i = 0; i < n; i++) {
@@ -104,7 +122,7 @@ export function packJobs(jobs: readonly ScanJob[]): { msg: PackedJobs; transfer:
 }
 
 export function unpackJobs(m: PackedJobs): ScanJob[] {
-  const v = jobViews(m.buf, m.n, m.pathBytes, m.realBytes);
+  const v = jobViews(new Cursor(m.buf), m.n, m.pathBytes, m.realBytes);
   const out = new Array<ScanJob>(m.n);
   for (let i = 0; i < m.n; i++) {
     const path = v.paths.subarray(i > 0 ? v.pathEnd[i - 1]! : 0, v.pathEnd[i]!);
@@ -162,27 +180,17 @@ export interface PackedResults {
   extra: Array<Observed['extra'] | undefined> | null;
 }
 
-function resultViews(buf: ArrayBuffer, n: number, targetBytes: number, cmpBytes: number) {
-  let o = 0;
-  const num = new Float64Array(buf, o, n * N);
-  o += 8 * N * n;
-  const big = new BigInt64Array(buf, o, n * 3);
-  o += 24 * n;
-  const ino = new BigUint64Array(buf, o, n);
-  o += 8 * n;
-  const targetStart = new Int32Array(buf, o, n);
-  o += 4 * n;
-  const targetEnd = new Int32Array(buf, o, n);
-  o += 4 * n;
-  const cmpEnd = new Uint32Array(buf, o, n);
-  o += 4 * n;
-  const status = new Uint8Array(buf, o, n);
-  o += n;
-  const xattrsState = new Uint8Array(buf, o, n);
-  o += n;
-  const targets = Buffer.from(buf, o, targetBytes);
-  o += targetBytes;
-  const cmps = Buffer.from(buf, o, cmpBytes);
+function resultViews(c: Cursor, n: number, targetBytes: number, cmpBytes: number) {
+  const num = c.array(Float64Array, n * N);
+  const big = c.array(BigInt64Array, n * 3);
+  const ino = c.array(BigUint64Array, n);
+  const targetStart = c.array(Int32Array, n);
+  const targetEnd = c.array(Int32Array, n);
+  const cmpEnd = c.array(Uint32Array, n);
+  const status = c.array(Uint8Array, n);
+  const xattrsState = c.array(Uint8Array, n);
+  const targets = c.bytes(targetBytes);
+  const cmps = c.bytes(cmpBytes);
   return { num, big, ino, targetStart, targetEnd, cmpEnd, status, xattrsState, targets, cmps };
 }
 
@@ -198,8 +206,8 @@ export function packResults(results: readonly ScanResult[]): { msg: PackedResult
     cmpTexts[i] = c;
     cmpBytes += Buffer.byteLength(c);
   }
-  const buf = new ArrayBuffer((8 * N + 24 + 8 + 4 + 4 + 4 + 1 + 1) * n + targetBytes + cmpBytes);
-  const { num, big, ino, targetStart, targetEnd, cmpEnd, status, xattrsState, targets, cmps } = resultViews(buf, n, targetBytes, cmpBytes);
+  const buf = new ArrayBuffer(sizeOf((c) => resultViews(c, n, targetBytes, cmpBytes)));
+  const { num, big, ino, targetStart, targetEnd, cmpEnd, status, xattrsState, targets, cmps } = resultViews(new Cursor(buf), n, targetBytes, cmpBytes);
   const strs = new Array<string | null | undefined>(n * S);
   const extra = new Array<Observed['extra'] | undefined>(n);
   let to = 0;
@@ -264,7 +272,7 @@ export class ResultBatch<J extends ScanJob> implements Iterable<[J, ScanResult]>
     private readonly packed: PackedResults | null,
     private readonly plain: readonly ScanResult[] | null,
   ) {
-    this.v = packed ? resultViews(packed.buf, packed.n, packed.targetBytes, packed.cmpBytes) : null;
+    this.v = packed ? resultViews(new Cursor(packed.buf), packed.n, packed.targetBytes, packed.cmpBytes) : null;
   }
 
   /** Results as a worker sent them. */
