@@ -7,7 +7,7 @@ import type { CheckResult } from '../core/check-result.js';
 import { scanBatches } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { type DirHandle, walk } from '../scan/walk.js';
-import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
+import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
 import { GenerationStream, type StoredRef } from '../store/generation-stream.js';
 import { isLiveStore, openReadOnly, openWritable, probeWriteLock, storeError } from '../store/db.js';
 import { policyDigest } from '../store/generation-digest.js';
@@ -113,7 +113,8 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     const stream = new GenerationStream(opts.db, cur, repo);
     merge = stream;
     let nextId = 0;
-    type Job = ScanJob & { rule: Rule; base: StoredRef | undefined; dir: DirHandle | null };
+    /** full: the stored entry, where it was already read (a growing file's prefix needs it) */
+    type Job = ScanJob & { rule: Rule; base: StoredRef | undefined; full: StoredEntry | null; dir: DirHandle | null };
     // Rows found by a lookup out of path order (not in the merge's pass): never "removed".
     const seenOutOfOrder = new Set<string>();
     const mark = (b: StoredRef | undefined): void => {
@@ -148,6 +149,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
           extra,
           rule: ev.rule,
           base,
+          full,
           dir: ev.dir,
           dirFd: ev.dir ? ev.dir.fd : -1,
         };
@@ -174,7 +176,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
         if (res.rec) {
           if (res.rec.type === 'file') bytes += Number(res.rec.size);
           // A vanished entry (no rec) is an error, not a removal: we cannot tell which it is.
-          const f = compareEntry(base ? stream.entry(base).rec : null, res.rec, job.rule);
+          const f = compareEntry((job.full ?? (base ? stream.entry(base) : null))?.rec ?? null, res.rec, job.rule);
           if (f) findings.push(f);
           const hit = ioc && res.ok ? iocMatchOf(ioc, job.path, job.rule.name, res.rec) : null;
           if (hit) {
