@@ -299,6 +299,9 @@ describe('fd folders held across the bracket', () => {
     const { spawn } = await import('node:child_process');
     const child = spawn('sleep', ['30'], { stdio: ['ignore', 'ignore', 'pipe'] });
     await new Promise((r) => child.once('spawn', r));
+    // 'spawn' can come before the exec is complete, while the child's descriptors still change
+    // (the exec-status pipe): wait until it runs sleep, so its fd folder holds still
+    for (let k = 0; k < 200 && !/sleep$/.test(fs.readlinkSync(`/proc/${child.pid}/exe`)); k++) await new Promise((r) => setTimeout(r, 5));
     const dir = `/proc/${child.pid}/fd`;
     const held = openFdDir(dir);
     expect(held).not.toBeNull();
