@@ -26,6 +26,23 @@ export interface FileStat {
   ino: bigint;
   /** the device, encoded like glibc's makedev (what Node's st.dev holds) */
   dev: number;
+  /**
+   * ino, size and mtime again as plain numbers (seconds and nanoseconds for mtime), for
+   * fstatSameFile's comparison, which then allocates nothing. Exact where ino and size are below
+   * 2^53 (NaN otherwise, and the comparison uses the BigInts).
+   */
+  inoN: number;
+  sizeN: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+}
+
+const MAX_EXACT = Number.MAX_SAFE_INTEGER;
+const exact = (v: bigint): number => (v >= 0n && v <= 9007199254740991n ? Number(v) : Number.NaN);
+/** u64 at `off` of the statx buffer as a number where it is exact, else NaN */
+function u64(off: number): number {
+  const v = sx.readUInt32LE(off + 4) * 0x1_0000_0000 + sx.readUInt32LE(off);
+  return v <= MAX_EXACT ? v : Number.NaN;
 }
 
 interface Native {
@@ -85,19 +102,47 @@ function makedev(major: number, minor: number): number {
   return Number(((BigInt(major) & 0xfffff000n) << 32n) | ((BigInt(major) & 0xfffn) << 8n) | ((BigInt(minor) & 0xffffff00n) << 12n) | (BigInt(minor) & 0xffn));
 }
 
+/**
+ * Nanoseconds since the epoch as a BigInt, with as few BigInts made as may be (a scan makes
+ * two a file): `sec * 1e9` is exact as a double while |sec| < 2^53 / 1953125 (until 2116), and
+ * many files share a timestamp (a package's files keep its build time), so the last value is reused.
+ */
+function nsOf(sec: number, nsec: number, last: { sec: number; nsec: number; ns: bigint }): bigint {
+  if (sec === last.sec && nsec === last.nsec) return last.ns;
+  let ns: bigint;
+  if (Math.abs(sec) < 4_000_000_000) {
+    ns = BigInt(sec * 1e9);
+    if (nsec !== 0) ns += BigInt(nsec);
+  } else ns = BigInt(sec) * 1_000_000_000n + BigInt(nsec);
+  last.sec = sec;
+  last.nsec = nsec;
+  last.ns = ns;
+  return ns;
+}
+const lastM = { sec: 0, nsec: 0, ns: 0n };
+const lastC = { sec: 0, nsec: 0, ns: 0n };
+
 function fromStatx(): FileStat {
   // struct statx: nlink @16, uid @20, gid @24, mode @28 (u16), ino @32, size @40,
   // ctime @96 and mtime @112 (i64 seconds, u32 nanoseconds), dev_major @136, dev_minor @140
+  const inoN = u64(32);
+  const sizeN = u64(40);
+  const mtimeSec = sx.readInt32LE(116) * 0x1_0000_0000 + sx.readUInt32LE(112);
+  const mtimeNsec = sx.readUInt32LE(120);
   return {
     mode: sx.readUInt16LE(28),
     uid: sx.readUInt32LE(20),
     gid: sx.readUInt32LE(24),
     nlink: sx.readUInt32LE(16),
-    size: sx.readBigUInt64LE(40),
-    mtimeNs: sx.readBigInt64LE(112) * 1_000_000_000n + BigInt(sx.readUInt32LE(120)),
-    ctimeNs: sx.readBigInt64LE(96) * 1_000_000_000n + BigInt(sx.readUInt32LE(104)),
-    ino: sx.readBigUInt64LE(32),
+    size: Number.isNaN(sizeN) ? sx.readBigUInt64LE(40) : BigInt(sizeN),
+    mtimeNs: nsOf(mtimeSec, mtimeNsec, lastM),
+    ctimeNs: nsOf(sx.readInt32LE(100) * 0x1_0000_0000 + sx.readUInt32LE(96), sx.readUInt32LE(104), lastC),
+    ino: Number.isNaN(inoN) ? sx.readBigUInt64LE(32) : BigInt(inoN),
     dev: makedev(sx.readUInt32LE(136), sx.readUInt32LE(140)),
+    inoN,
+    sizeN,
+    mtimeSec,
+    mtimeNsec,
   };
 }
 
@@ -113,6 +158,10 @@ export function fileStatOf(st: fs.BigIntStats): FileStat {
     ctimeNs: st.ctimeNs,
     ino: st.ino,
     dev: Number(st.dev),
+    inoN: exact(st.ino),
+    sizeN: exact(st.size),
+    mtimeSec: Number(st.mtimeNs / 1_000_000_000n - (st.mtimeNs % 1_000_000_000n < 0n ? 1n : 0n)),
+    mtimeNsec: Number(((st.mtimeNs % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n),
   };
 }
 
@@ -142,6 +191,37 @@ export function fstatFile(fd: number): FileStat {
   if (!n) return fileStatOf(fs.fstatSync(fd, { bigint: true }));
   if (n.statx(fd, EMPTY, AT_EMPTY_PATH, STATX_BASIC_STATS, sx) !== 0) throw errnoError(n.errno(), 'fstat');
   return fromStatx();
+}
+
+/** fstatSameFile: still the regular file lstat saw, with its size and mtime */
+export const SAME = 0;
+/** fstatSameFile: the same file, but its size or mtime changed */
+export const CHANGED = 1;
+/** fstatSameFile: not that regular file any more (another inode or device, or not regular) */
+export const OTHER = 2;
+
+/**
+ * The check after a read: fstat of the descriptor compared with the lstat `st` made before it
+ * (regular file, inode and device; then size and mtime). The same answer as comparing two
+ * FileStats, without building the second: with koffi the fields are compared where statx put
+ * them, as numbers, and nothing is allocated (a BigInt comparison only for values from 2^53).
+ */
+export function fstatSameFile(fd: number, st: FileStat): number {
+  const n = load();
+  if (!n) {
+    const now = fstatFile(fd);
+    if ((now.mode & 0o170000) !== 0o100000 || now.ino !== st.ino || now.dev !== st.dev) return OTHER;
+    return now.size === st.size && now.mtimeNs === st.mtimeNs ? SAME : CHANGED;
+  }
+  if (n.statx(fd, EMPTY, AT_EMPTY_PATH, STATX_BASIC_STATS, sx) !== 0) throw errnoError(n.errno(), 'fstat');
+  if ((sx.readUInt16LE(28) & 0o170000) !== 0o100000) return OTHER;
+  const ino = u64(32);
+  if (Number.isNaN(ino) || Number.isNaN(st.inoN) ? sx.readBigUInt64LE(32) !== st.ino : ino !== st.inoN) return OTHER;
+  if (makedev(sx.readUInt32LE(136), sx.readUInt32LE(140)) !== st.dev) return OTHER;
+  const size = u64(40);
+  if (Number.isNaN(size) || Number.isNaN(st.sizeN) ? sx.readBigUInt64LE(40) !== st.size : size !== st.sizeN) return CHANGED;
+  const sec = sx.readInt32LE(116) * 0x1_0000_0000 + sx.readUInt32LE(112);
+  return sec === st.mtimeSec && sx.readUInt32LE(120) === st.mtimeNsec ? SAME : CHANGED;
 }
 
 /** open(2) with these flags (no mode: never creates); with `dirfd`, openat(2) of a name in that folder. */

@@ -5,7 +5,21 @@ import { Blake3Simd, simdSupported } from './blake3-simd.js';
 import { type NativeBlake3, threadNativeBlake3 } from './blake3-native.js';
 import type { EntryRecord, EntryType, ExtraAlgo, HashAlgo, Observed } from '../core/types.js';
 import { adviseWillNeed, readFlags, readXattrs, readXattrsFd } from './fsmeta.js';
-import { AT_FDCWD, atSupported, closeFile, type FileStat, fstatFile, lstatFile, openFile, readFile, readLink } from './fileio.js';
+import {
+  AT_FDCWD,
+  atSupported,
+  CHANGED,
+  closeFile,
+  type FileStat,
+  fstatFile,
+  fstatSameFile,
+  lstatFile,
+  OTHER,
+  openFile,
+  readFile,
+  readLink,
+  SAME,
+} from './fileio.js';
 import { cstr } from './libc.js';
 
 /** Work for one in-scope path. Paths travel as bytes; the worker never sees a lossy string. */
@@ -79,14 +93,19 @@ function threadSimd(): Blake3Simd | null {
   return simdInstance;
 }
 
+/** The thread's SIMD hasher as an IncrementalHash (made once; reset it before each file). */
 function simdHasher(h: Blake3Simd): IncrementalHash {
-  return { update: (b) => h.update(b), peek: () => h.peekHex(), digest: () => h.digestHex() };
+  simdWrap ??= { update: (b) => h.update(b), peek: () => h.peekHex(), digest: () => h.digestHex() };
+  return simdWrap;
 }
+let simdWrap: IncrementalHash | undefined;
 
+/** The thread's native hasher as an IncrementalHash (made once; reset it before each file). */
 function nativeHasher(h: NativeBlake3): IncrementalHash {
-  h.reset();
-  return { update: (b) => void h.update(b), peek: () => h.digest('hex'), digest: () => h.digest('hex') };
+  nativeWrap ??= { update: (b) => void h.update(b), peek: () => h.digest('hex'), digest: () => h.digest('hex') };
+  return nativeWrap;
 }
+let nativeWrap: IncrementalHash | undefined;
 
 /**
  * Files of at least this many bytes are hashed by the native BLAKE3 where it loads: below it the
@@ -329,6 +348,38 @@ function sameFile(now: FileStat, st: FileStat): boolean {
   return (now.mode & S_IFMT) === S_IFREG && now.ino === st.ino && now.dev === st.dev;
 }
 
+type Hashers<A extends string> = ReadonlyArray<readonly [A, IncrementalHash]>;
+const NO_HASHERS: Hashers<never> = [];
+
+/** The hashers for a file's algorithms: with only BLAKE3 (the default), one list per thread and hasher. */
+function hashersFor(algos: readonly HashAlgo[], blake3: IncrementalHash | null): Hashers<HashAlgo> {
+  if (blake3 && algos.length === 1 && algos[0] === 'blake3') {
+    let l = onlyBlake3.get(blake3);
+    if (!l) onlyBlake3.set(blake3, (l = [['blake3', blake3]]));
+    return l;
+  }
+  return algos.map((a) => [a, a === 'blake3' && blake3 ? blake3 : createHasher(a)] as const);
+}
+const onlyBlake3 = new Map<IncrementalHash, Hashers<HashAlgo>>();
+
+/** Hashers for the digests asked in the same read that are not among the stored ones. */
+function extraHashers(job: ScanJob): Hashers<ExtraAlgo> {
+  return (job.extra ?? []).filter((a) => !(job.algos as string[]).includes(a)).map((a) => [a, createHasher(a)] as const);
+}
+
+function takePrefix(rec: Observed, hashers: Hashers<HashAlgo>): void {
+  for (const [a, h] of hashers) rec[a === 'blake3' ? 'prefixBlake3' : 'prefixSha256'] = h.peek();
+}
+
+/** Attributes of a file whose descriptor cannot be used for them: read by path. */
+function pathXattrs(job: ScanJob, rec: Observed, w: Where | null): void {
+  if (job.xattrs) rec.xattrs = readXattrs(job.real, fullPath(w));
+}
+
+function race(job: ScanJob, rec: Observed): ScanResult {
+  return { id: job.id, ok: false, code: 'ERACE', message: 'replaced between lstat and open; not hashed', rec };
+}
+
 /** A record whose content could not be trusted keeps its metadata and no digest. */
 function dropDigests(rec: Observed): void {
   rec.blake3 = null;
@@ -354,12 +405,8 @@ export function hashFile(
   opened: Opened = openRegular(whereOf(job)),
   w: Where | null = null,
 ): ScanResult {
-  const pathXattrs = (): void => {
-    if (job.xattrs) rec.xattrs = readXattrs(job.real, fullPath(w));
-  };
-  const race = (): ScanResult => ({ id: job.id, ok: false, code: 'ERACE', message: 'replaced between lstat and open; not hashed', rec });
   if ('err' in opened) {
-    pathXattrs();
+    pathXattrs(job, rec, w);
     return { id: job.id, ok: false, ...errInfo(opened.err), rec };
   }
   const fd = opened.fd;
@@ -367,7 +414,7 @@ export function hashFile(
     let expected = Number(st.size);
     if (job.growing) {
       const before = fstatFile(fd);
-      if (!sameFile(before, st)) return race();
+      if (!sameFile(before, st)) return race(job, rec);
       expected = Number(before.size);
     }
     // Large files go to the native hasher (it reads from `buf` in place); smaller ones to the
@@ -377,15 +424,12 @@ export function hashFile(
     const simd = wantsBlake3 && !native ? threadSimd() : null;
     const readBuf = simd ? simd.inputBuffer() : buf;
     simd?.reset();
-    const blake3Hasher = native ? nativeHasher(native) : simd ? simdHasher(simd) : null;
-    const hashers = job.algos.map((a) => [a, a === 'blake3' && blake3Hasher ? blake3Hasher : createHasher(a)] as const);
-    const extras = (job.extra ?? []).filter((a) => !(job.algos as string[]).includes(a)).map((a) => [a, createHasher(a)] as const);
+    native?.reset();
+    const hashers = hashersFor(job.algos, native ? nativeHasher(native) : simd ? simdHasher(simd) : null);
+    const extras: Hashers<ExtraAlgo> = job.extra?.length ? extraHashers(job) : NO_HASHERS;
     const prefixLen = job.growing && job.prefixLen !== null ? job.prefixLen : -1;
     let pos = 0;
-    const takePrefix = (): void => {
-      for (const [a, h] of hashers) rec[a === 'blake3' ? 'prefixBlake3' : 'prefixSha256'] = h.peek();
-    };
-    if (prefixLen === 0) takePrefix();
+    if (prefixLen === 0) takePrefix(rec, hashers);
     // Syscalls are what small files cost (each one is dear in a VM): stop without the extra
     // read that would return 0 when a short read ends exactly at the expected size. A file
     // that grew meanwhile is caught by the fstat below (size or mtime changed).
@@ -399,15 +443,17 @@ export function hashFile(
       for (const [, h] of hashers) h.update(chunk);
       for (const [, h] of extras) h.update(chunk);
       pos += n;
-      if (pos === prefixLen) takePrefix();
+      if (pos === prefixLen) takePrefix(rec, hashers);
       if (!job.growing && (pos > expected || (n < want && pos === expected))) break;
     }
     readMs += performance.now() - t;
-    const after = fstatFile(fd);
-    if (!sameFile(after, st)) {
+    // Growing files take the new size and times from the descriptor; the rest only compare.
+    const after = job.growing ? fstatFile(fd) : null;
+    const same = after ? (sameFile(after, st) ? SAME : OTHER) : fstatSameFile(fd, st);
+    if (same === OTHER) {
       dropDigests(rec);
-      pathXattrs();
-      return race();
+      pathXattrs(job, rec, w);
+      return race(job, rec);
     }
     if (job.flags) rec.flags = readFlags(fd);
     if (job.xattrs) rec.xattrs = readXattrsFd(fd);
@@ -417,22 +463,22 @@ export function hashFile(
       for (const [a, h] of extras) rec.extra[a] = h.digest();
       for (const a of job.extra) if (a === 'sha256' && rec.sha256) rec.extra.sha256 = rec.sha256;
     }
-    if (job.growing) {
+    if (after) {
       rec.size = BigInt(pos);
       rec.mtimeNs = after.mtimeNs;
       rec.ctimeNs = after.ctimeNs;
-    } else if (after.size !== st.size || after.mtimeNs !== st.mtimeNs || pos !== expected) {
+    } else if (same === CHANGED || pos !== expected) {
       dropDigests(rec);
       return { id: job.id, ok: false, code: 'ECHANGED', message: 'changed while being read; digest not trusted', rec };
     }
     return { id: job.id, ok: true, rec };
   } catch (e) {
     dropDigests(rec);
-    pathXattrs();
+    pathXattrs(job, rec, w);
     // A read that failed on something other than the file lstat saw (a FIFO swapped in says
     // EAGAIN) is the race, not an I/O error of that file.
     try {
-      if (!sameFile(fstatFile(fd), st)) return race();
+      if (!sameFile(fstatFile(fd), st)) return race(job, rec);
     } catch {
       // the error below stands
     }

@@ -576,4 +576,83 @@ describe('file calls through koffi (statx, open, read, close)', () => {
       }
     }
   });
+  it('timestamps before 1970 and after 2116 stat the same as fs (nanoseconds kept exactly)', async () => {
+    const { lstatFile } = await import('../../src/scan/fileio.js');
+    const { cstr } = await import('../../src/scan/libc.js');
+    const f = path.join(dir, 'times');
+    fs.writeFileSync(f, 'x');
+    // seconds with nanoseconds: before the epoch, a common date, and past the 2^32 s the fast path covers
+    let held = 0;
+    for (const [sec, nsec] of [
+      [-86_401, 123_456_789],
+      [-1, 999_999_999],
+      [1_700_000_000, 1],
+      [1_700_000_000, 0],
+      [4_200_000_000, 999_999_999],
+      // sec * 1e9 is not exact as a double from here (2^53 / 1953125 s): the BigInt way
+      [8_999_999_999, 7],
+    ] as const) {
+      const ns = BigInt(sec) * 1_000_000_000n + BigInt(nsec);
+      const abs = ns < 0n ? -ns : ns; // touch reads "@-1.25" as minus 1.25 seconds
+      execFileSync('touch', ['-h', '-m', '-d', `@${ns < 0n ? '-' : ''}${abs / 1_000_000_000n}.${String(abs % 1_000_000_000n).padStart(9, '0')}`, f]);
+      const want = fs.lstatSync(f, { bigint: true });
+      if (want.mtimeNs !== ns) continue; // this file system cannot hold that time
+      const got = lstatFile(cstr(Buffer.from(f)));
+      expect(got).toEqual(fileStatOf(want));
+      expect(got.mtimeNs).toBe(ns);
+      held++;
+    }
+    expect(held).toBe(6); // ext4 and tmpfs hold them all
+  });
+
+  it('fstatSameFile: the same as comparing two stats, with koffi and with fs', async () => {
+    const { fstatSameFile, lstatFile, openFile, closeFile, forceFileIo, SAME, CHANGED, OTHER } = await import('../../src/scan/fileio.js');
+    const { cstr } = await import('../../src/scan/libc.js');
+    const f = path.join(dir, 'same-file');
+    const other = path.join(dir, 'other-file');
+    for (const w of [null, 'node'] as const) {
+      forceFileIo(w);
+      try {
+        fs.writeFileSync(f, 'abc');
+        fs.writeFileSync(other, 'abc');
+        fs.utimesSync(f, 1_600_000_000, 1_600_000_000);
+        fs.utimesSync(other, 1_600_000_000, 1_600_000_000);
+        const st = lstatFile(cstr(Buffer.from(f)));
+        const fd = openFile(cstr(Buffer.from(f)), fs.constants.O_RDWR);
+        const fdOther = openFile(cstr(Buffer.from(other)), fs.constants.O_RDONLY);
+        try {
+          expect(fstatSameFile(fd, st)).toBe(SAME);
+          // another inode with the same size and times
+          expect(fstatSameFile(fdOther, st)).toBe(OTHER);
+          // the same inode: mtime moved, then the size changed with mtime put back
+          fs.utimesSync(f, 1_600_000_000, 1_600_000_000.5);
+          expect(fs.fstatSync(fd, { bigint: true }).mtimeNs).not.toBe(st.mtimeNs);
+          expect(fstatSameFile(fd, st)).toBe(CHANGED);
+          fs.ftruncateSync(fd, 2);
+          fs.utimesSync(f, 1_600_000_000, 1_600_000_000);
+          expect(fs.fstatSync(fd, { bigint: true }).mtimeNs).toBe(st.mtimeNs);
+          expect(fstatSameFile(fd, st)).toBe(CHANGED);
+          fs.ftruncateSync(fd, 3);
+          fs.utimesSync(f, 1_600_000_000, 1_600_000_000);
+          expect(fstatSameFile(fd, st)).toBe(SAME);
+          // a descriptor of a directory is never "the same regular file"
+          const d = fs.openSync(dir, 'r');
+          try {
+            expect(fstatSameFile(d, { ...st, ino: fs.fstatSync(d, { bigint: true }).ino, inoN: Number(fs.fstatSync(d).ino) })).toBe(OTHER);
+          } finally {
+            fs.closeSync(d);
+          }
+          // values from 2^53 are compared as BigInts: a stat that says so is still told apart
+          expect(fstatSameFile(fd, { ...st, inoN: Number.NaN, ino: st.ino + 2n ** 60n })).toBe(OTHER);
+          expect(fstatSameFile(fd, { ...st, inoN: Number.NaN })).toBe(SAME);
+          expect(fstatSameFile(fd, { ...st, sizeN: Number.NaN, size: 2n ** 60n })).toBe(CHANGED);
+        } finally {
+          closeFile(fd);
+          closeFile(fdOther);
+        }
+      } finally {
+        forceFileIo(null);
+      }
+    }
+  });
 });
