@@ -1,4 +1,4 @@
-import { cmpText } from '../core/entry-cmp.js';
+import { cmpText, writeCmp } from '../core/entry-cmp.js';
 import type { EntryType, ExtraAlgo, HashAlgo, Observed } from '../core/types.js';
 import type { ScanJob, ScanResult } from './scan-entry.js';
 
@@ -194,29 +194,40 @@ function resultViews(c: Cursor, n: number, targetBytes: number, cmpBytes: number
   return { num, big, ino, targetStart, targetEnd, cmpEnd, status, xattrsState, targets, cmps };
 }
 
+/** Where packResults writes compare texts first (per thread; grows when a batch needs more). */
+let cmpScratch = Buffer.allocUnsafe(64 * 1024);
+
 export function packResults(results: readonly ScanResult[]): { msg: PackedResults; transfer: ArrayBuffer[] } {
   const n = results.length;
   let targetBytes = 0;
+  // The compare texts are written once, into this thread's scratch buffer, then copied in one piece.
   let cmpBytes = 0;
-  const cmpTexts = new Array<string>(n);
+  const scratchEnd = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
     const r = results[i]!;
     if (r.rec?.target) targetBytes += r.rec.target.length;
-    const c = r.ok ? cmpText(r.rec) : '';
-    cmpTexts[i] = c;
-    cmpBytes += Buffer.byteLength(c);
+    if (r.ok) {
+      let e = writeCmp(r.rec, cmpScratch, cmpBytes);
+      while (e < 0) {
+        const bigger = Buffer.allocUnsafe(cmpScratch.length * 2);
+        cmpScratch.copy(bigger, 0, 0, cmpBytes);
+        cmpScratch = bigger;
+        e = writeCmp(r.rec, cmpScratch, cmpBytes);
+      }
+      cmpBytes = e;
+    }
+    scratchEnd[i] = cmpBytes;
   }
   const buf = new ArrayBuffer(sizeOf((c) => resultViews(c, n, targetBytes, cmpBytes)));
   const { num, big, ino, targetStart, targetEnd, cmpEnd, status, xattrsState, targets, cmps } = resultViews(new Cursor(buf), n, targetBytes, cmpBytes);
+  cmpScratch.copy(cmps, 0, 0, cmpBytes);
+  cmpEnd.set(scratchEnd);
   const strs = new Array<string | null | undefined>(n * S);
   const extra = new Array<Observed['extra'] | undefined>(n);
   let to = 0;
-  let co = 0;
   for (let i = 0; i < n; i++) {
     const r = results[i]!;
     const rec = r.rec;
-    if (cmpTexts[i]) co += cmps.write(cmpTexts[i]!, co, 'utf8');
-    cmpEnd[i] = co;
     if (!r.ok) {
       strs[i * S + 5] = r.code;
       strs[i * S + 6] = r.message;
