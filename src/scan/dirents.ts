@@ -17,6 +17,7 @@ const EINTR = 4;
 /** d_type values (dirent.h) */
 export const DT_UNKNOWN = 0;
 export const DT_DIR = 4;
+export const DT_REG = 8;
 
 interface Native {
   getdents64(fd: number, buf: Buffer, size: number): number;
@@ -48,8 +49,11 @@ let buf: Buffer | null = null;
 const C = fs.constants;
 const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW | C.O_NONBLOCK;
 
-/** A directory's entries: called with the name (a view into a reused buffer: copy it to keep it) and its d_type. */
-export type DirentSink = (name: Buffer, type: number) => void;
+/**
+ * A directory's entries: called with each name as the bytes src[start, end) of a reused buffer
+ * (copy them to keep them; no Buffer is made per name) and its d_type.
+ */
+export type DirentSink = (src: Buffer, start: number, end: number, type: number) => void;
 
 export interface DirentReader {
   /** List `real` (never following a final symlink); throws an errno-coded Error like fs does. */
@@ -77,7 +81,7 @@ function makeReader(n: Native): DirentReader {
         const len = nameEnd - nameStart;
         // "." and ".."
         if (buf[nameStart] === 0x2e && (len === 1 || (len === 2 && buf[nameStart + 1] === 0x2e))) continue;
-        sink(buf.subarray(nameStart, nameEnd), type);
+        sink(buf, nameStart, nameEnd, type);
       }
     }
   };

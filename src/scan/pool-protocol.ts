@@ -97,6 +97,8 @@ export function packJobs(jobs: readonly ScanJob[]): { msg: PackedJobs; transfer:
   const v = jobViews(new Cursor(buf), n, pathBytes, rb);
   let po = 0;
   let ro = 0;
+  let prev: ScanJob | null = null;
+  let prevK = 0;
   for (let i = 0; i < n; i++) {
     const j = jobs[i]!;
     v.ids[i] = j.id;
@@ -109,14 +111,21 @@ export function packJobs(jobs: readonly ScanJob[]): { msg: PackedJobs; transfer:
       v.realEnd![i] = ro;
     }
     const extra = j.extra?.length ? j.extra : null;
-    const key = `${j.algos.join(',')}|${j.growing ? 1 : 0}${j.xattrs ? 1 : 0}${j.flags ? 1 : 0}|${extra ? extra.join(',') : ''}`;
-    let k = keys.get(key);
-    if (k === undefined) {
-      k = opts.length;
-      keys.set(key, k);
-      opts.push({ algos: j.algos, growing: j.growing, xattrs: j.xattrs === true, flags: j.flags === true, extra });
+    // Jobs in a row nearly always ask the same (the same arrays, even): no key text for those.
+    if (
+      !(prev && prev.algos === j.algos && prev.extra === (j.extra ?? null) && prev.growing === j.growing && prev.xattrs === j.xattrs && prev.flags === j.flags)
+    ) {
+      const key = `${j.algos.join(',')}|${j.growing ? 1 : 0}${j.xattrs ? 1 : 0}${j.flags ? 1 : 0}|${extra ? extra.join(',') : ''}`;
+      let k = keys.get(key);
+      if (k === undefined) {
+        k = opts.length;
+        keys.set(key, k);
+        opts.push({ algos: j.algos, growing: j.growing, xattrs: j.xattrs === true, flags: j.flags === true, extra });
+      }
+      prevK = k;
+      prev = j;
     }
-    v.opt[i] = k;
+    v.opt[i] = prevK;
   }
   return { msg: { n, buf, pathBytes, realBytes: rb, opts }, transfer: [buf] };
 }

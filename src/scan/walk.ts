@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Selector } from '../core/selector.js';
 import type { Rule } from '../core/types.js';
-import { DT_DIR, DT_UNKNOWN, direntReader } from './dirents.js';
+import { DT_DIR, DT_REG, DT_UNKNOWN, direntReader } from './dirents.js';
 import { RootResolver } from './root-path.js';
 
 export type WalkEvent =
@@ -47,7 +47,14 @@ const SLASH = Buffer.from('/');
  * A pending step of the walk: yield one entry, or list one directory. `real` is the host path to
  * read; `parent` the held folder it was listed in (its name there is `key`), if any.
  */
-type Item = { key: Buffer; path: Buffer; real: Buffer; descend: boolean; parent?: DirHandle | null };
+type Item = {
+  /** the sort key; for a subtree listed in a held folder, its name there (an entry's is unused) */
+  key: Buffer;
+  path: Buffer;
+  real: Buffer;
+  descend: boolean;
+  parent?: DirHandle | null;
+};
 
 /**
  * Orders the items of one directory so that the walk yields paths in global byte order (the
@@ -93,51 +100,64 @@ export function* walk(selector: Selector, root: string, opts: { holdDirs?: boole
     if (st.isDirectory()) top.push({ key: Buffer.concat([p, SLASH]), path: p, real, descend: true });
   }
   const stack: Array<Item | Listing> = sortItems(top).reverse();
+  // One generator, not one delegating to another: each entry then costs one iteration result.
   try {
-    yield* steps(stack, selector, hold);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      let item: Item;
+      if (top instanceof Listing) {
+        const next = top.next();
+        if (!next) {
+          stack.pop();
+          top.handle?.release();
+          continue;
+        }
+        item = next;
+      } else {
+        stack.pop();
+        item = top;
+      }
+      if (!item.descend) {
+        const rule = selector.ruleFor(item.path.toString('utf8'));
+        if (rule) {
+          const dir = item.parent ?? null;
+          dir?.retain();
+          yield { kind: 'entry', path: item.path, real: item.real, rule, dir };
+        }
+        continue;
+      }
+      let listing: Listing;
+      try {
+        listing = Listing.read(item, (p) => selector.mayDescend(p.toString('utf8')), hold);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+        // vanished, or replaced (by a file, or by a symlink: never followed): its own entry shows that
+        if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') continue;
+        yield { kind: 'error', path: item.path, code, message: code === 'EACCES' ? 'permission denied (directory not listed)' : (e as Error).message };
+        continue;
+      }
+      stack.push(listing);
+    }
   } finally {
     // abandoned midway (an abort): the listings' own holds go; entries still out keep theirs
     for (const x of stack) if (x instanceof Listing) x.handle?.release();
   }
 }
 
-function* steps(stack: Array<Item | Listing>, selector: Selector, hold: boolean): Generator<WalkEvent> {
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1]!;
-    let item: Item;
-    if (top instanceof Listing) {
-      const next = top.next();
-      if (!next) {
-        stack.pop();
-        top.handle?.release();
-        continue;
-      }
-      item = next;
-    } else {
-      stack.pop();
-      item = top;
-    }
-    if (!item.descend) {
-      const rule = selector.ruleFor(item.path.toString('utf8'));
-      if (rule) {
-        const dir = item.parent ?? null;
-        dir?.retain();
-        yield { kind: 'entry', path: item.path, real: item.real, rule, dir };
-      }
-      continue;
-    }
-    let listing: Listing;
-    try {
-      listing = Listing.read(item, (p) => selector.mayDescend(p.toString('utf8')), hold);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-      // vanished, or replaced (by a file, or by a symlink: never followed): its own entry shows that
-      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') continue;
-      yield { kind: 'error', path: item.path, code, message: code === 'EACCES' ? 'permission denied (directory not listed)' : (e as Error).message };
-      continue;
-    }
-    stack.push(listing);
-  }
+/** prefix + pool[start, start + len) as a new buffer (one allocation, where concat makes three). */
+function joined(prefix: Buffer, pool: Buffer, start: number, len: number): Buffer {
+  const b = Buffer.allocUnsafe(prefix.length + len);
+  prefix.copy(b, 0);
+  copyBytes(pool, start, start + len, b, prefix.length);
+  return b;
+}
+
+/**
+ * src[from, to) into dst at `at`, byte by byte: names are short, and Buffer#copy of part of a
+ * buffer makes a Uint8Array view for every call.
+ */
+function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: number): void {
+  for (let i = from; i < to; i++) dst[at++] = src[i]!;
 }
 
 /**
@@ -169,8 +189,8 @@ class Listing {
     let start = new Uint32Array(64);
     let len = new Uint32Array(64);
     let n = 0;
-    const add = (name: Buffer, descend: boolean): void => {
-      const need = name.length + (descend ? 1 : 0);
+    const add = (src: Buffer, from: number, to: number, descend: boolean): void => {
+      const need = to - from + (descend ? 1 : 0);
       if (used + need > pool.length) {
         const bigger = Buffer.allocUnsafe(Math.max(pool.length * 2, used + need));
         pool.copy(bigger, 0, 0, used);
@@ -184,24 +204,25 @@ class Listing {
         l2.set(len);
         len = l2;
       }
-      name.copy(pool, used);
-      if (descend) pool[used + name.length] = 0x2f;
+      copyBytes(src, from, to, pool, used);
+      if (descend) pool[used + to - from] = 0x2f;
       start[n] = used;
       len[n] = need | (descend ? 0x80000000 : 0);
       used += need;
       n++;
     };
-    const entry = (name: Buffer, isDir: boolean, unknown: boolean): void => {
-      add(name, false);
-      if (unknown) {
+    const entry = (src: Buffer, from: number, to: number, type: number): void => {
+      add(src, from, to, false);
+      let isDir = type === DT_DIR;
+      if (type === DT_UNKNOWN) {
         // DT_UNKNOWN (some filesystems): ask lstat.
         try {
-          isDir = fs.lstatSync(Buffer.concat([realPrefix, name])).isDirectory();
+          isDir = fs.lstatSync(Buffer.concat([realPrefix, src.subarray(from, to)])).isDirectory();
         } catch {
           /* the scan of the entry itself reports it */
         }
       }
-      if (isDir && mayDescend(Buffer.concat([prefix, name]))) add(name, true);
+      if (isDir && mayDescend(Buffer.concat([prefix, src.subarray(from, to)]))) add(src, from, to, true);
     };
     const fast = direntReader();
     let handle: DirHandle | null = null;
@@ -210,18 +231,19 @@ class Listing {
       const fd = fast.open(dir.real, dir.parent ? { fd: dir.parent.fd, name: dir.key } : undefined);
       handle = new DirHandle(fd);
       try {
-        fast.listFd(fd, (name, type) => entry(name, type === DT_DIR, type === DT_UNKNOWN));
+        fast.listFd(fd, entry);
       } catch (e) {
         handle.release();
         throw e;
       }
-    } else if (fast) fast.list(dir.real, (name, type) => entry(name, type === DT_DIR, type === DT_UNKNOWN));
+    } else if (fast) fast.list(dir.real, entry);
     else {
       const d = fs.opendirSync(dir.real, { encoding: 'buffer' as BufferEncoding, bufferSize: 128 });
       try {
         for (let e = d.readSync(); e !== null; e = d.readSync()) {
           const known = e.isFile() || e.isSymbolicLink() || e.isFIFO() || e.isSocket() || e.isCharacterDevice() || e.isBlockDevice();
-          entry(e.name as unknown as Buffer, e.isDirectory(), !e.isDirectory() && !known);
+          const name = e.name as unknown as Buffer;
+          entry(name, 0, name.length, e.isDirectory() ? DT_DIR : known ? DT_REG : DT_UNKNOWN);
         }
       } finally {
         d.closeSync();
@@ -241,9 +263,9 @@ class Listing {
     const i = this.order[this.pos++]!;
     const descend = (this.len[i]! & 0x80000000) !== 0;
     const l = (this.len[i]! & 0x7fffffff) - (descend ? 1 : 0);
-    const name = this.pool.subarray(this.start[i]!, this.start[i]! + l);
-    const path = Buffer.concat([this.prefix, name]);
-    const real = this.realPrefix === this.prefix ? path : Buffer.concat([this.realPrefix, name]);
-    return { key: name, path, real, descend, parent: this.handle };
+    const path = joined(this.prefix, this.pool, this.start[i]!, l);
+    const real = this.realPrefix === this.prefix ? path : joined(this.realPrefix, this.pool, this.start[i]!, l);
+    // the name is needed only to open a folder in its held parent; an entry's key is unused
+    return { key: descend ? real.subarray(real.length - l) : path, path, real, descend, parent: this.handle };
   }
 }
