@@ -62,6 +62,8 @@ export function readXattrs(real: Buffer, cpath?: Buffer): string | null {
   const n = load();
   if (!n) return null;
   const p = cpath ?? cstr(real);
+  // nearly every entry has none: answer that without the closures below
+  if (n.llistxattr(p, listBuf, listBuf.length) === 0) return '[]';
   return xattrsVia(
     n,
     (list, size) => n.llistxattr(p, list, size),
@@ -73,6 +75,7 @@ export function readXattrs(real: Buffer, cpath?: Buffer): string | null {
 export function readXattrsFd(fd: number): string | null {
   const n = load();
   if (!n) return null;
+  if (n.flistxattr(fd, listBuf, listBuf.length) === 0) return '[]';
   return xattrsVia(
     n,
     (list, size) => n.flistxattr(fd, list, size),

@@ -63,6 +63,15 @@ export const FS_IOC_SETFLAGS = 0x40086602;
  */
 export const IOCTL_PROTO = 'int ioctl(int fd, unsigned long request, void *arg)';
 
+/** A NUL-terminated copy of b[from..] (a path's last component, say): one allocation, no view. */
+export function cstrFrom(b: Buffer, from: number): Buffer {
+  const out = Buffer.allocUnsafe(b.length - from + 1);
+  let o = 0;
+  for (let i = from; i < b.length; i++) out[o++] = b[i]!;
+  out[o] = 0;
+  return out;
+}
+
 /** A NUL-terminated copy of a byte string, for a C `const char *` argument. */
 export function cstr(b: Buffer): Buffer {
   const out = Buffer.allocUnsafe(b.length + 1);

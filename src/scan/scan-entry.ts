@@ -20,7 +20,7 @@ import {
   readLink,
   SAME,
 } from './fileio.js';
-import { cstr } from './libc.js';
+import { cstr, cstrFrom } from './libc.js';
 
 /** Work for one in-scope path. Paths travel as bytes; the worker never sees a lossy string. */
 export interface ScanJob {
@@ -54,7 +54,7 @@ interface Where {
 }
 
 function whereOf(job: ScanJob): Where {
-  if (job.dirFd !== undefined && job.dirFd >= 0 && atSupported()) return { dirfd: job.dirFd, cpath: cstr(job.real.subarray(job.real.lastIndexOf(0x2f) + 1)) };
+  if (job.dirFd !== undefined && job.dirFd >= 0 && atSupported()) return { dirfd: job.dirFd, cpath: cstrFrom(job.real, job.real.lastIndexOf(0x2f) + 1) };
   return { dirfd: AT_FDCWD, cpath: cstr(job.real) };
 }
 
@@ -439,9 +439,13 @@ export function hashFile(
       if (stopping()) throw STOPPED;
       const n = readFile(fd, readBuf, want);
       if (n === 0) break;
-      const chunk = readBuf.subarray(0, n);
-      for (const [, h] of hashers) h.update(chunk);
-      for (const [, h] of extras) h.update(chunk);
+      if (simd && hashers.length === 1 && extras.length === 0)
+        simd.commit(n); // the data is in its memory already
+      else {
+        const chunk = readBuf.subarray(0, n);
+        for (const [, h] of hashers) h.update(chunk);
+        for (const [, h] of extras) h.update(chunk);
+      }
       pos += n;
       if (pos === prefixLen) takePrefix(rec, hashers);
       if (!job.growing && (pos > expected || (n < want && pos === expected))) break;
