@@ -95,17 +95,17 @@ function threadSimd(): Blake3Simd | null {
 
 /** The thread's SIMD hasher as an IncrementalHash (made once; reset it before each file). */
 function simdHasher(h: Blake3Simd): IncrementalHash {
-  simdWrap ??= { update: (b) => h.update(b), peek: () => h.peekHex(), digest: () => h.digestHex() };
+  if (simdWrap?.of !== h) simdWrap = { of: h, update: (b) => h.update(b), peek: () => h.peekHex(), digest: () => h.digestHex() };
   return simdWrap;
 }
-let simdWrap: IncrementalHash | undefined;
+let simdWrap: (IncrementalHash & { of: Blake3Simd }) | undefined;
 
 /** The thread's native hasher as an IncrementalHash (made once; reset it before each file). */
 function nativeHasher(h: NativeBlake3): IncrementalHash {
-  nativeWrap ??= { update: (b) => void h.update(b), peek: () => h.digest('hex'), digest: () => h.digest('hex') };
+  if (nativeWrap?.of !== h) nativeWrap = { of: h, update: (b) => void h.update(b), peek: () => h.digest('hex'), digest: () => h.digest('hex') };
   return nativeWrap;
 }
-let nativeWrap: IncrementalHash | undefined;
+let nativeWrap: (IncrementalHash & { of: NativeBlake3 }) | undefined;
 
 /**
  * Files of at least this many bytes are hashed by the native BLAKE3 where it loads: below it the
