@@ -46,7 +46,7 @@ function compile(patterns: string[]): Matcher {
   res.delete('/');
   const few = res.size <= 8 ? [...res].map(([b, re]) => [b, `${b}/`, re] as const) : null;
   return (p) => {
-    if (literals.has(p)) return true;
+    if (literals.size > 0 && literals.has(p)) return true; // (a lookup hashes the whole path, even in an empty set)
     if (root?.test(p)) return true;
     if (res.size === 0) return false;
     if (few) {
