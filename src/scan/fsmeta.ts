@@ -62,10 +62,12 @@ export function readXattrs(real: Buffer, cpath?: Buffer): string | null {
   const n = load();
   if (!n) return null;
   const p = cpath ?? cstr(real);
-  // nearly every entry has none: answer that without the closures below
-  if (n.llistxattr(p, listBuf, listBuf.length) === 0) return '[]';
+  // nearly every entry has none: answered without the closures below
+  const len = n.llistxattr(p, listBuf, listBuf.length);
+  if (len === 0) return '[]';
   return xattrsVia(
     n,
+    len,
     (list, size) => n.llistxattr(p, list, size),
     (name, value, size) => n.lgetxattr(p, name, value, size),
   );
@@ -75,16 +77,24 @@ export function readXattrs(real: Buffer, cpath?: Buffer): string | null {
 export function readXattrsFd(fd: number): string | null {
   const n = load();
   if (!n) return null;
-  if (n.flistxattr(fd, listBuf, listBuf.length) === 0) return '[]';
+  const len = n.flistxattr(fd, listBuf, listBuf.length);
+  if (len === 0) return '[]';
   return xattrsVia(
     n,
+    len,
     (list, size) => n.flistxattr(fd, list, size),
     (name, value, size) => n.fgetxattr(fd, name, value, size),
   );
 }
 
-function xattrsVia(n: Native, list: (buf: Buffer, size: number) => number, get: (name: Buffer, value: Buffer, size: number) => number): string | null {
-  let len = list(listBuf, listBuf.length);
+/** `first`: what the caller's list call into listBuf answered (errno still that call's). */
+function xattrsVia(
+  n: Native,
+  first: number,
+  list: (buf: Buffer, size: number) => number,
+  get: (name: Buffer, value: Buffer, size: number) => number,
+): string | null {
+  let len = first;
   if (len < 0 && n.errno() === ERANGE) {
     const need = list(Buffer.alloc(0), 0);
     if (need > 0) {

@@ -63,20 +63,19 @@ export const FS_IOC_SETFLAGS = 0x40086602;
  */
 export const IOCTL_PROTO = 'int ioctl(int fd, unsigned long request, void *arg)';
 
-/** A NUL-terminated copy of b[from..] (a path's last component, say): one allocation, no view. */
-export function cstrFrom(b: Buffer, from: number): Buffer {
-  const out = Buffer.allocUnsafe(b.length - from + 1);
-  let o = 0;
-  for (let i = from; i < b.length; i++) out[o++] = b[i]!;
-  out[o] = 0;
-  return out;
+/**
+ * src[from, to) into dst at `at`, byte by byte: names are short, and Buffer#copy of part of a
+ * buffer makes a Uint8Array view on every call.
+ */
+export function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: number): void {
+  for (let i = from; i < to; i++) dst[at++] = src[i]!;
 }
 
-/** A NUL-terminated copy of a byte string, for a C `const char *` argument. */
-export function cstr(b: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(b.length + 1);
-  b.copy(out);
-  out[b.length] = 0;
+/** A NUL-terminated copy of b[from..] (the whole byte string by default), for a C `const char *` argument. */
+export function cstr(b: Buffer, from = 0): Buffer {
+  const out = Buffer.allocUnsafe(b.length - from + 1);
+  copyBytes(b, from, b.length, out, 0);
+  out[b.length - from] = 0;
   return out;
 }
 

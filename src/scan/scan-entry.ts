@@ -20,7 +20,7 @@ import {
   readLink,
   SAME,
 } from './fileio.js';
-import { cstr, cstrFrom } from './libc.js';
+import { cstr } from './libc.js';
 
 /** Work for one in-scope path. Paths travel as bytes; the worker never sees a lossy string. */
 export interface ScanJob {
@@ -54,7 +54,7 @@ interface Where {
 }
 
 function whereOf(job: ScanJob): Where {
-  if (job.dirFd !== undefined && job.dirFd >= 0 && atSupported()) return { dirfd: job.dirFd, cpath: cstrFrom(job.real, job.real.lastIndexOf(0x2f) + 1) };
+  if (job.dirFd !== undefined && job.dirFd >= 0 && atSupported()) return { dirfd: job.dirFd, cpath: cstr(job.real, job.real.lastIndexOf(0x2f) + 1) };
   return { dirfd: AT_FDCWD, cpath: cstr(job.real) };
 }
 

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import type { Selector } from '../core/selector.js';
 import type { Rule } from '../core/types.js';
 import { DT_DIR, DT_REG, DT_UNKNOWN, direntReader } from './dirents.js';
+import { copyBytes } from './libc.js';
 import { RootResolver } from './root-path.js';
 
 export type WalkEvent =
@@ -150,14 +151,6 @@ function joined(prefix: Buffer, pool: Buffer, start: number, len: number): Buffe
   prefix.copy(b, 0);
   copyBytes(pool, start, start + len, b, prefix.length);
   return b;
-}
-
-/**
- * src[from, to) into dst at `at`, byte by byte: names are short, and Buffer#copy of part of a
- * buffer makes a Uint8Array view for every call.
- */
-function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: number): void {
-  for (let i = from; i < to; i++) dst[at++] = src[i]!;
 }
 
 /**
