@@ -2,6 +2,7 @@ import { Selector } from '../core/selector.js';
 import type { IocMatch, ScanError } from '../core/types.js';
 import type { PackageMismatch } from '../pkg/dpkg.js';
 import { loadPackages } from '../pkg/packages.js';
+import { PackageCheck } from './package-check.js';
 import { scanBatches } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { type DirHandle, walk } from '../scan/walk.js';
@@ -45,6 +46,8 @@ export interface BaselineResult {
   conffilesModified: PackageMismatch[];
   /** how many packaged files were compared with their package's digest (0: no dpkg database) */
   packagedChecked: number;
+  /** packaged files that could not be compared: changed after the scan recorded them, or unreadable on the second read */
+  packagesUnverified: ScanError[];
   root: string;
   exitCode: number;
   /** files whose content was kept (keep_content) */
@@ -70,8 +73,6 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     if (!l) withAlgo.set(algo, (l = [...new Set([...extra, algo])]));
     return l;
   };
-  const mismatches: PackageMismatch[] = [];
-  let packagedChecked = 0;
   const started = Date.now();
   const db = openWritable(opts.db, { init: true });
   const repo = new BaselineRepo(db);
@@ -110,11 +111,12 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     let keptFiles = 0;
     const selector = new Selector(policy);
     let nextId = 0;
-    // Every packaged file in scope is checked against its package: its digest in the same read.
-    const dpkg = opts.packages === false ? null : await loadPackages(root);
+    // Every packaged file in scope is checked against its package (package-check.ts).
+    const index = opts.packages === false ? null : await loadPackages(root);
+    const packages = index ? new PackageCheck(index) : null;
     const packagedExtra = (p: Buffer): typeof extra => {
-      const shipped = dpkg?.lookup(p.toString('utf8'));
-      return shipped?.digest ? extraFor(shipped.algo) : extra;
+      const algo = packages?.inRead(p);
+      return algo ? extraFor(algo) : extra;
     };
     const jobs = function* (): Generator<ScanJob & { rule: string; dir: DirHandle | null }> {
       for (const ev of walk(selector, root, { holdDirs: true })) {
@@ -154,20 +156,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
               'known-bad content',
             );
           }
-          const shipped = dpkg && res.ok && res.rec.type === 'file' && res.rec.extra ? dpkg.lookup(job.path.toString('utf8')) : undefined;
-          const now = shipped ? res.rec.extra?.[shipped.algo] : undefined;
-          if (shipped?.digest && now) {
-            packagedChecked++;
-            if (shipped.digest !== now)
-              mismatches.push({
-                path: job.path,
-                package: { manager: dpkg!.manager, name: shipped.pkg.name, version: shipped.pkg.version },
-                algorithm: shipped.algo,
-                expected: shipped.digest,
-                actual: now,
-                conffile: shipped.conffile,
-              });
-          }
+          if (packages && res.ok) packages.add(job.path, job.real, res.rec);
           delete res.rec.extra;
           repo.insert(gen, job.rule, res.rec, res.ok ? null : res.code);
           if (res.ok && keep.wants(job.rule, res.rec)) {
@@ -184,7 +173,22 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
         progress?.update(entries, bytes);
       }
     throwIfAborted(ctx.signal);
-    const d = computeGenerationDigest(db, { id: gen, ...header });
+    // The package check's workers hash while this thread computes the generation digest (one
+    // core each); both finish before COMMIT, so an interrupted run still records nothing.
+    const stopCheck = new AbortController();
+    const checking = packages?.finish(opts.jobs, AbortSignal.any([ctx.signal, stopCheck.signal]), ctx.log);
+    checking?.catch(() => {}); // awaited below; this keeps a failure during the digest from counting as unhandled
+    let d: ReturnType<typeof computeGenerationDigest>;
+    try {
+      await new Promise<void>((r) => setImmediate(r)); // the workers get their shares before the digest holds this thread
+      d = computeGenerationDigest(db, { id: gen, ...header });
+    } catch (e) {
+      stopCheck.abort();
+      await checking?.catch(() => {});
+      throw e;
+    }
+    await checking;
+    throwIfAborted(ctx.signal);
     const sig = sign ? sign(d.digest) : null;
     repo.finish(gen, d, d.digest, sig?.signature ?? null, sig?.keyId ?? null);
     commit(db);
@@ -192,7 +196,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     const generation = repo.get(gen)!;
     ctx.log.info({ generation: gen, entries, bytes, errors: errors.length, digest: d.digest, kept: keptFiles }, 'baseline recorded');
     iocMatches.sort((a, b) => Buffer.compare(a.path, b.path));
-    mismatches.sort((a, b) => Buffer.compare(a.path, b.path));
+    const mismatches = packages?.mismatches ?? [];
     if (mismatches.some((m) => !m.conffile))
       ctx.log.warn({ count: mismatches.filter((m) => !m.conffile).length }, 'packaged files differ from what their package shipped');
     const exitCode = exitCodeOf({ command: 'baseline', unreadable: errors.length, knownBad: iocMatches.length });
@@ -206,7 +210,8 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
       iocFeeds: ioc?.files ?? [],
       packageMismatches: mismatches.filter((m) => !m.conffile),
       conffilesModified: mismatches.filter((m) => m.conffile),
-      packagedChecked,
+      packagedChecked: packages?.checked ?? 0,
+      packagesUnverified: packages?.unverified ?? [],
       root: root || '/',
       exitCode,
       kept: keptFiles,

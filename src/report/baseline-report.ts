@@ -27,6 +27,7 @@ export function baselineJson(r: BaselineResult): Record<string, unknown> {
     packaged_checked: r.packagedChecked,
     package_mismatches: r.packageMismatches.map(mismatchJson),
     conffiles_modified: r.conffilesModified.map(mismatchJson),
+    packages_unverified: r.packagesUnverified.map((e) => ({ ...pathJson(e.path), code: e.code, message: e.message })),
     exit_code: r.exitCode,
   };
 }
@@ -54,6 +55,10 @@ export function baselineText(r: BaselineResult): string {
       ),
     );
     for (const m of r.conffilesModified) out.push(chalk.dim(`  edited  ${pathForTerminal(m.path)}  (${m.package.name} ${m.package.version})`));
+  }
+  if (r.packagesUnverified.length) {
+    out.push(chalk.yellow(`NOT COMPARED WITH ITS PACKAGE (${r.packagesUnverified.length}) — changed or unreadable after it was recorded`));
+    for (const e of r.packagesUnverified) out.push(`  ${e.code.padEnd(8)} ${pathForTerminal(e.path)}: ${e.message}`);
   }
   if (r.errors.length) {
     out.push(chalk.magenta(`UNREADABLE (${r.errors.length}) — recorded by metadata only, or not at all`));

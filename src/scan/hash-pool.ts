@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { InterruptedError } from '../util/errors.js';
 import { packJobs, ResultBatch, type PackedResults } from './pool-protocol.js';
 import { READ_SIZE, scanEntry, type ScanJob } from './scan-entry.js';
+import { md5Files, packMd5Jobs, type Md5Job, type Md5Result } from './md5-lanes.js';
 
 /** Jobs per message: small enough that one large file does not hold many others hostage. */
 const BATCH = 32;
@@ -46,6 +47,53 @@ export async function* scanBatches<J extends ScanJob>(source: JobSource<J>, jobs
       await new Promise<void>((r) => setImmediate(r));
     }
   }
+  yield* poolBatches(pull, BATCH, jobs, signal, {
+    send: (batch) => {
+      const { msg, transfer } = packJobs(batch);
+      return { msg: { jobs: msg }, transfer };
+    },
+    receive: (batch, results) => ResultBatch.packed(batch, results as PackedResults),
+  });
+}
+
+/**
+ * MD5 of files in N worker threads, 8 at a time in each (md5-lanes.ts): each group goes to one
+ * worker as one message, largest files first is best (lanes then idle only over the last small
+ * files). Yields each group with its results, in completion order. `jobs = 0` hashes on the main
+ * thread.
+ */
+export async function* md5Groups<G extends readonly Md5Job[]>(groups: Iterable<G>, jobs: number, signal: AbortSignal): AsyncGenerator<[G, Md5Result[]]> {
+  const pull = puller(groups);
+  if (jobs <= 0) {
+    for (;;) {
+      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new InterruptedError();
+      const [group] = await pull(1);
+      if (!group) return;
+      yield [group, md5Files(group)];
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  }
+  yield* poolBatches(pull, 1, jobs, signal, {
+    send: ([group]) => {
+      const { msg, transfer } = packMd5Jobs(group!);
+      return { msg: { md5: msg }, transfer };
+    },
+    receive: ([group], results) => [group!, results as Md5Result[]] as [G, Md5Result[]],
+  });
+}
+
+/** How one kind of batch travels to a worker and back. */
+interface Codec<J, B> {
+  /** the message's payload (the worker dispatches on its key) and what to move rather than copy */
+  send(batch: J[]): { msg: object; transfer: ArrayBuffer[] };
+  receive(batch: J[], results: unknown): B;
+}
+
+/**
+ * The worker threads: batches of `size` jobs go out (at most INFLIGHT_PER_WORKER per worker), and
+ * come back decoded, in completion order. Stops the workers on the way out, however it ends.
+ */
+async function* poolBatches<J, B>(pull: Puller<J>, size: number, jobs: number, signal: AbortSignal, codec: Codec<J, B>): AsyncGenerator<B> {
   const file = workerFile();
   // Workers hold a read buffer, the hasher's wasm memory and one batch: small heaps keep the
   // process's peak RSS low without costing speed (measured on /usr).
@@ -56,7 +104,7 @@ export async function* scanBatches<J extends ScanJob>(source: JobSource<J>, jobs
   );
   const outstanding = new Map<number, { worker: number; jobs: J[] }>();
   const load = new Array<number>(jobs).fill(0);
-  const ready: Array<ResultBatch<J>> = [];
+  const ready: B[] = [];
   let failure: Error | null = null;
   let wake: (() => void) | null = null;
   const notify = (): void => {
@@ -65,11 +113,11 @@ export async function* scanBatches<J extends ScanJob>(source: JobSource<J>, jobs
     w?.();
   };
   workers.forEach((w, i) => {
-    w.on('message', (msg: { seq: number; results: PackedResults }) => {
+    w.on('message', (msg: { seq: number; results: unknown }) => {
       const batch = outstanding.get(msg.seq)!;
       outstanding.delete(msg.seq);
       load[i]! -= 1;
-      ready.push(ResultBatch.packed(batch.jobs, msg.results));
+      ready.push(codec.receive(batch.jobs, msg.results));
       notify();
     });
     w.on('error', (e) => {
@@ -92,14 +140,14 @@ export async function* scanBatches<J extends ScanJob>(source: JobSource<J>, jobs
         let best = 0;
         for (let i = 1; i < jobs; i++) if (load[i]! < load[best]!) best = i;
         if (load[best]! >= INFLIGHT_PER_WORKER) break;
-        const batch = await pull(BATCH);
-        if (batch.length < BATCH) exhausted = true;
+        const batch = await pull(size);
+        if (batch.length < size) exhausted = true;
         if (batch.length === 0) break;
         seq += 1;
         outstanding.set(seq, { worker: best, jobs: batch });
         load[best]! += 1;
-        const { msg, transfer } = packJobs(batch);
-        workers[best]!.postMessage({ seq, jobs: msg }, transfer);
+        const { msg, transfer } = codec.send(batch);
+        workers[best]!.postMessage({ seq, ...msg }, transfer);
       }
       while (ready.length > 0) yield ready.shift()!;
       if (failure) throw failure;
@@ -137,7 +185,9 @@ function leave(w: Worker): Promise<void> {
 }
 
 /** Pulls up to n jobs at a time from a JobSource (fewer only at its end). */
-function puller<J>(source: JobSource<J>): ((n: number) => Promise<J[]>) & { stop(): Promise<void> } {
+type Puller<J> = ((n: number) => Promise<J[]>) & { stop(): Promise<void> };
+
+function puller<J>(source: JobSource<J>): Puller<J> {
   if (Symbol.asyncIterator in source) {
     const it = source[Symbol.asyncIterator]();
     const f = async (n: number): Promise<J[]> => {
