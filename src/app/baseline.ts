@@ -8,7 +8,7 @@ import type { ScanJob } from '../scan/scan-entry.js';
 import { type DirHandle, walk } from '../scan/walk.js';
 import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
 import { beginWrite, commit, openWritable, rollbackQuietly, storeError } from '../store/db.js';
-import { computeGenerationDigest, policyDigest } from '../store/generation-digest.js';
+import { computeGenerationDigest, GenerationDigester, policyDigest } from '../store/generation-digest.js';
 import type { RunContext } from '../util/context.js';
 import { IntegError } from '../util/errors.js';
 import { exitCodeOf } from '../core/verdict.js';
@@ -140,7 +140,11 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
       }
     };
     ctx.log.info({ db: opts.db, policy: policy.source, root: root || '/', jobs: opts.jobs }, 'baseline started');
-    for await (const batch of scanBatches(jobs(), opts.jobs, ctx.signal))
+    // The generation digest is taken from the very values each INSERT binds, row by row in path
+    // order, instead of reading the generation back afterwards. Batches come back in completion
+    // order: they wait here until the ones before them are in.
+    let digester: GenerationDigester | null = new GenerationDigester({ id: gen, ...header }, db);
+    for await (const batch of inJobOrder(scanBatches(jobs(), opts.jobs, ctx.signal)))
       for (const [job, res] of batch) {
         job.dir?.release(); // the scan of this entry is done with its folder
         if (!res.ok) {
@@ -158,7 +162,15 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
           }
           if (packages && res.ok) packages.add(job.path, job.real, res.rec);
           delete res.rec.extra;
-          repo.insert(gen, job.rule, res.rec, res.ok ? null : res.code);
+          const row = repo.insert(gen, job.rule, res.rec, res.ok ? null : res.code);
+          if (digester)
+            try {
+              digester.addAt(row, 0);
+            } catch (e) {
+              // out of path order, or a row the digest refuses: read the generation back at the end, as before
+              ctx.log.debug({ err: (e as Error).message }, 'generation digest: computed from the store instead');
+              digester = null;
+            }
           if (res.ok && keep.wants(job.rule, res.rec)) {
             // Read again and keep only bytes that match the digest just recorded (it may have changed since).
             const data = readAsRecorded(job.real, res.rec, keep.maxBytes(job.rule));
@@ -173,15 +185,16 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
         progress?.update(entries, bytes);
       }
     throwIfAborted(ctx.signal);
-    // The package check's workers hash while this thread computes the generation digest (one
-    // core each); both finish before COMMIT, so an interrupted run still records nothing.
+    // The package check's workers hash while this thread finishes the generation digest (the kept
+    // rows; all of it where it had to be read back); both finish before COMMIT, so an interrupted
+    // run still records nothing.
     const stopCheck = new AbortController();
     const checking = packages?.finish(opts.jobs, AbortSignal.any([ctx.signal, stopCheck.signal]), ctx.log);
     checking?.catch(() => {}); // awaited below; this keeps a failure during the digest from counting as unhandled
     let d: ReturnType<typeof computeGenerationDigest>;
     try {
       await new Promise<void>((r) => setImmediate(r)); // the workers get their shares before the digest holds this thread
-      d = computeGenerationDigest(db, { id: gen, ...header });
+      d = digester ? digester.finish() : computeGenerationDigest(db, { id: gen, ...header });
     } catch (e) {
       stopCheck.abort();
       await checking?.catch(() => {});
@@ -224,4 +237,25 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     progress?.stop();
     db.close();
   }
+}
+
+/**
+ * The batches of a scan in job order (ids count up from 1 in walk order, and a batch is a run of
+ * consecutive ids): one that comes back early waits for those before it. At most the batches in
+ * flight wait.
+ */
+async function* inJobOrder<B extends { jobs: readonly { id: number }[] }>(batches: AsyncIterable<B>): AsyncGenerator<B> {
+  const waiting = new Map<number, B>();
+  let next = 1;
+  for await (const b of batches) {
+    if (b.jobs.length === 0) continue;
+    waiting.set(b.jobs[0]!.id, b);
+    for (let w = waiting.get(next); w; w = waiting.get(next)) {
+      waiting.delete(next);
+      next = w.jobs[w.jobs.length - 1]!.id + 1;
+      yield w;
+    }
+  }
+  // the scan ended early (it throws then) or ids had a gap: whatever waits still goes, in id order
+  for (const id of [...waiting.keys()].sort((a, b) => a - b)) yield waiting.get(id)!;
 }

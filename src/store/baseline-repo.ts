@@ -117,8 +117,11 @@ export class BaselineRepo {
     return Number(info.lastInsertRowid);
   }
 
-  insert(gen: number, rule: string, rec: EntryRecord, error: string | null): void {
-    this.insEntry!.run(gen, rec.path, rule, error, ...encodeEntryValues(rec).slice(0, this.insCount));
+  /** Insert an entry; returns the row as bound (path, rule, error, then the entry columns): a DigestRow. */
+  insert(gen: number, rule: string, rec: EntryRecord, error: string | null): unknown[] {
+    const row = [rec.path, rule, error, ...encodeEntryValues(rec).slice(0, this.insCount)];
+    this.insEntry!.run(gen, ...row);
+    return row;
   }
 
   /** Every entry of a generation in path byte order (SQLite compares BLOBs with memcmp, as Buffer.compare does). Streams. */
