@@ -1,0 +1,356 @@
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { md5Groups } from '../../src/scan/hash-pool.js';
+import { forceScalarMd5, LANES, Md5Lanes, md5Files, packMd5Jobs, unpackMd5Jobs, type Md5Job, type Md5Result } from '../../src/scan/md5-lanes.js';
+import { MD5_LANES_LAYOUT, MD5_LANES_WASM_BASE64 } from '../../src/scan/md5-lanes.wasm.js';
+import { REPO, tmpdir } from '../helpers/cli.js';
+import { editText } from '../helpers/tamper.js';
+
+// The oracle is node:crypto's MD5 (OpenSSL), the digest dpkg's md5sums hold.
+const md5 = (b: Uint8Array): string => crypto.createHash('md5').update(b).digest('hex');
+
+const GEN = path.join(REPO, 'tools/gen-md5-wasm.mjs');
+const WASM_TS = path.join(REPO, 'src/scan/md5-lanes.wasm.ts');
+const READ = MD5_LANES_LAYOUT.read; // what one read fills: 128 KiB
+
+const dir = tmpdir('integ-md5-');
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** deterministic PRNG (mulberry32), so a failing order or size set can be replayed from its seed */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffle<T>(xs: T[], rnd: () => number): T[] {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/** What a scan recorded for `file`, as md5Files takes it. */
+function jobOf(file: string): Md5Job {
+  const st = fs.lstatSync(file, { bigint: true });
+  return { real: Buffer.from(file), size: st.size, inode: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
+}
+
+interface Made {
+  file: string;
+  job: Md5Job;
+  digest: string;
+}
+
+let seq = 0;
+/** A new file of `size` random bytes, with its job and its MD5. */
+function make(size: number): Made {
+  const file = path.join(dir, `f${seq++}-${size}`);
+  const data = crypto.randomBytes(size);
+  fs.writeFileSync(file, data);
+  return { file, job: jobOf(file), digest: md5(data) };
+}
+
+const changed = { code: 'ECHANGED', message: expect.any(String) };
+const interrupted = { code: 'EINTR', message: expect.any(String) };
+
+/** open descriptors of this process (to see that md5Files closes every file it opened) */
+const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+
+/**
+ * Run `fn` while a watchdog opens `fifo` for writing after 3 s. A blocking open(O_RDONLY) of the
+ * FIFO inside fn would be released by that writer instead of hanging the test file forever, and the
+ * elapsed time tells that it blocked.
+ */
+function withFifoWatchdog<T>(fifo: string, fn: () => T): { value: T; ms: number } {
+  const dog = spawn('sh', ['-c', 'sleep 3; exec 3>"$1"', 'sh', fifo], { stdio: 'ignore' });
+  const t0 = performance.now();
+  try {
+    return { value: fn(), ms: performance.now() - t0 };
+  } finally {
+    dog.kill('SIGKILL');
+  }
+}
+
+/** sizes on every MD5 padding boundary (55/56/64 in a block) and every read boundary */
+const BOUNDARY_SIZES = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 4095, 4096, READ - 1, READ, READ + 1, 3 * READ + 17];
+
+it('the lane module validates here, so md5Files runs the wasm lanes unless forced to node:crypto', () => {
+  expect(LANES).toBe(8);
+  expect(WebAssembly.validate(Buffer.from(MD5_LANES_WASM_BASE64, 'base64'))).toBe(true);
+});
+
+describe.each([
+  ['wasm SIMD lanes', false],
+  ['node:crypto (forceScalarMd5)', true],
+])('md5Files through %s', (_name, scalar) => {
+  beforeEach(() => forceScalarMd5(scalar));
+  afterEach(() => forceScalarMd5(false));
+
+  it('gives node:crypto’s MD5 of files of every boundary size and random sizes, in random order, lanes refilled', () => {
+    const rnd = prng(scalar ? 7 : 8);
+    const sizes = [...BOUNDARY_SIZES, ...Array.from({ length: 6 }, () => Math.floor(rnd() * 1024 * 1024))];
+    const files = shuffle(sizes.map(make), rnd);
+    expect(files.length).toBeGreaterThan(2 * LANES);
+    const got = md5Files(files.map((f) => f.job));
+    expect(got).toEqual(files.map((f) => f.digest));
+  });
+
+  it('one large file on a lane while the other lanes go through many small ones (and the same job twice)', () => {
+    const rnd = prng(scalar ? 21 : 22);
+    const big = make(5 * READ + 3);
+    const small = Array.from({ length: 40 }, () => make(Math.floor(rnd() * 300)));
+    const files = [big, ...small, small[3]!];
+    expect(md5Files(files.map((f) => f.job))).toEqual(files.map((f) => f.digest));
+  });
+
+  describe('a file that is no longer what was recorded is not hashed', () => {
+    const off: [string, (j: Md5Job) => Md5Job][] = [
+      ['size + 1', (j) => ({ ...j, size: j.size + 1n })],
+      ['size - 1', (j) => ({ ...j, size: j.size - 1n })],
+      ['inode + 1', (j) => ({ ...j, inode: j.inode + 1n })],
+      ['mtime + 1 ns', (j) => ({ ...j, mtimeNs: j.mtimeNs + 1n })],
+      ['mtime - 1 ns', (j) => ({ ...j, mtimeNs: j.mtimeNs - 1n })],
+      ['ctime + 1 ns', (j) => ({ ...j, ctimeNs: j.ctimeNs + 1n })],
+      ['ctime - 1 ns', (j) => ({ ...j, ctimeNs: j.ctimeNs - 1n })],
+    ];
+    it.each(off)('recorded %s: ECHANGED, its neighbours unaffected', (_what, skew) => {
+      for (const size of [100, 2 * READ + 5]) {
+        const [a, x, b] = [make(size), make(size), make(size + 7)];
+        expect(md5Files([x.job])).toEqual([x.digest]); // the unskewed job hashes
+        expect(md5Files([a.job, skew(x.job), b.job])).toEqual([a.digest, changed, b.digest]);
+      }
+    });
+
+    it('a byte appended after the lstat: ECHANGED', () => {
+      for (const size of [0, 64, READ]) {
+        const x = make(size);
+        fs.appendFileSync(x.file, 'x');
+        expect(fs.lstatSync(x.file, { bigint: true }).size).toBe(x.job.size + 1n);
+        expect(md5Files([x.job])).toEqual([changed]);
+      }
+    });
+  });
+
+  it('a missing file: ENOENT; a symlink at the path: ELOOP (not followed)', () => {
+    const target = make(1000);
+    const link = path.join(dir, `link${seq++}`);
+    fs.symlinkSync(target.file, link);
+    const missing = { ...target.job, real: Buffer.from(path.join(dir, 'no-such-file')) };
+    const viaLink = { ...target.job, real: Buffer.from(link) };
+    expect(md5Files([missing, viaLink, target.job])).toEqual([
+      { code: 'ENOENT', message: expect.any(String) },
+      { code: 'ELOOP', message: expect.any(String) },
+      target.digest,
+    ]);
+  });
+
+  it('a FIFO does not hang the read and gives ECHANGED (not a regular file)', () => {
+    const fifo = path.join(dir, `fifo${seq++}`);
+    execFileSync('mkfifo', [fifo]);
+    const { value, ms } = withFifoWatchdog(fifo, () => md5Files([jobOf(fifo)]));
+    expect(ms, 'md5Files blocked on the FIFO until a writer came').toBeLessThan(2000);
+    expect(value).toEqual([changed]);
+  });
+
+  it('errors in the middle of a list leave every other digest of the call right, and every descriptor closed', () => {
+    const rnd = prng(scalar ? 31 : 32);
+    const good = Array.from({ length: 14 }, () => make(Math.floor(rnd() * 3 * READ)));
+    const fifo = path.join(dir, `fifo${seq++}`);
+    execFileSync('mkfifo', [fifo]);
+    const link = path.join(dir, `link${seq++}`);
+    fs.symlinkSync(good[0]!.file, link);
+    const grown = make(5000);
+    fs.appendFileSync(grown.file, 'more');
+    const skewed = make(READ + 100);
+    const bad: [Md5Job, Md5Result][] = [
+      [
+        { ...good[1]!.job, real: Buffer.from(path.join(dir, 'gone')) },
+        { code: 'ENOENT', message: expect.any(String) },
+      ],
+      [
+        { ...good[0]!.job, real: Buffer.from(link) },
+        { code: 'ELOOP', message: expect.any(String) },
+      ],
+      [jobOf(fifo), changed],
+      [grown.job, changed],
+      [{ ...skewed.job, ctimeNs: skewed.job.ctimeNs + 1n }, changed],
+    ];
+    // the bad ones spread through the list: first, among the first lane fill, in the refills, last
+    const list: [Md5Job, Md5Result][] = good.map((g) => [g.job, g.digest]);
+    list.splice(0, 0, bad[0]!);
+    list.splice(4, 0, bad[1]!);
+    list.splice(10, 0, bad[2]!);
+    list.splice(13, 0, bad[3]!);
+    list.push(bad[4]!);
+    const fds = openFds();
+    const { value, ms } = withFifoWatchdog(fifo, () => md5Files(list.map(([j]) => j)));
+    expect(ms, 'md5Files blocked on the FIFO until a writer came').toBeLessThan(2000);
+    expect(openFds()).toBe(fds);
+    expect(value).toEqual(list.map(([, r]) => r));
+  });
+
+  it('stop() true from the start: every job EINTR, nothing left open', () => {
+    const files = Array.from({ length: 12 }, (_, i) => make(100 * i));
+    const fds = openFds();
+    expect(
+      md5Files(
+        files.map((f) => f.job),
+        () => true,
+      ),
+    ).toEqual(files.map(() => interrupted));
+    expect(md5Files([], () => true)).toEqual([]);
+    expect(openFds()).toBe(fds);
+  });
+
+  it('stop() turning true midway: each job has its right digest or EINTR, the rest EINTR, nothing left open', () => {
+    const files = Array.from({ length: 20 }, () => make(2 * READ + 1));
+    let calls = 0;
+    const fds = openFds();
+    const got = md5Files(
+      files.map((f) => f.job),
+      () => ++calls > 3,
+    );
+    expect(openFds()).toBe(fds);
+    got.forEach((r, i) => {
+      if (typeof r !== 'string') expect(r).toEqual(interrupted);
+      else expect(r).toBe(files[i]!.digest);
+    });
+    expect(got.filter((r) => typeof r !== 'string').length).toBeGreaterThan(0);
+    expect(got[got.length - 1]).toEqual(interrupted);
+  });
+});
+
+describe('packMd5Jobs / unpackMd5Jobs', () => {
+  /** the jobs of an unpacked group (read by index, as md5Files reads them) */
+  const all = (jobs: ReturnType<typeof unpackMd5Jobs>): Md5Job[] => Array.from({ length: jobs.length }, (_, i) => jobs.at(i)!);
+  const plain = (jobs: Md5Job[]): object[] => jobs.map((j) => ({ ...j, real: Buffer.from(j.real).toString('hex') }));
+
+  it('round-trip through one transferred buffer: non-UTF-8 path bytes, inodes from 2^63, 64-bit sizes and times', () => {
+    const jobs: Md5Job[] = [
+      {
+        real: Buffer.from([0x2f, 0x74, 0xff, 0xfe]),
+        size: 0n,
+        inode: 2n ** 64n - 5n,
+        mtimeNs: -1_500_000_000_000_000_001n,
+        ctimeNs: 1_700_000_000_123_456_789n,
+      },
+      { real: Buffer.from('/usr/lib/x86_64-linux-gnu/libc.so.6'), size: 2n ** 63n - 1n, inode: 2n ** 63n, mtimeNs: 0n, ctimeNs: 2n ** 62n + 3n },
+      { real: new Uint8Array(0), size: 1n, inode: 2n ** 63n - 1n, mtimeNs: 2n ** 63n - 1n, ctimeNs: -(2n ** 63n) },
+      { real: Buffer.from('/é/ü'), size: 131072n, inode: 1n, mtimeNs: 1n, ctimeNs: 2n },
+      // a path in the middle of a larger buffer
+      { real: Buffer.from('xx/etc/passwdyy').subarray(2, 13), size: 4096n, inode: 12345678901234n, mtimeNs: 5n, ctimeNs: 6n },
+    ];
+    const { msg, transfer } = packMd5Jobs(jobs);
+    expect(msg.n).toBe(jobs.length);
+    expect(transfer).toHaveLength(1);
+    expect(transfer[0]).toBe(msg.buf);
+    const moved = structuredClone(msg, { transfer });
+    expect(msg.buf.byteLength, 'the buffer was moved, not copied').toBe(0);
+    const back = all(unpackMd5Jobs(moved));
+    expect(plain(back)).toEqual(plain(jobs));
+    expect(back.map((j) => typeof j.inode)).toEqual(jobs.map(() => 'bigint'));
+    expect(back.every((j) => j.inode >= 0n)).toBe(true);
+  });
+
+  it('an empty list', () => {
+    const { msg, transfer } = packMd5Jobs([]);
+    expect(msg.n).toBe(0);
+    const back = unpackMd5Jobs(structuredClone(msg, { transfer }));
+    expect(back.length).toBe(0);
+    expect(all(back)).toEqual([]);
+  });
+
+  it('unpacked jobs hash like the originals', () => {
+    const files = [make(10), make(READ + 1), make(77)];
+    const back = unpackMd5Jobs(packMd5Jobs(files.map((f) => f.job)).msg);
+    expect(md5Files(back)).toEqual(files.map((f) => f.digest));
+  });
+});
+
+describe('md5Groups', () => {
+  it('worker threads (jobs = 2) and the main thread (jobs = 0) give what md5Files gives, each group once', async () => {
+    const rnd = prng(41);
+    const groups = Array.from({ length: 5 }, () => Array.from({ length: 3 + Math.floor(rnd() * 12) }, () => make(Math.floor(rnd() * 2 * READ)).job));
+    groups[2]!.splice(1, 0, { ...groups[2]![0]!, real: Buffer.from(path.join(dir, 'absent')) });
+    groups[3]!.push({ ...groups[3]![0]!, ctimeNs: groups[3]![0]!.ctimeNs + 1n });
+    const expected = new Map(groups.map((g) => [g, md5Files(g)]));
+    expect(expected.get(groups[2]!)![1]).toMatchObject({ code: 'ENOENT' });
+    expect(expected.get(groups[3]!)!.at(-1)).toMatchObject({ code: 'ECHANGED' });
+    for (const jobs of [2, 0]) {
+      const got = new Map<Md5Job[], Md5Result[]>();
+      for await (const [g, r] of md5Groups(groups, jobs, new AbortController().signal)) {
+        expect(got.has(g), `jobs=${jobs}: a group came back twice`).toBe(false);
+        got.set(g, r);
+      }
+      expect(got.size).toBe(groups.length);
+      for (const g of groups) expect(got.get(g), `jobs=${jobs}`).toEqual(expected.get(g));
+    }
+  });
+});
+
+it('the committed module is exactly what the generator emits (--check), and --check notices a difference', () => {
+  const ok = spawnSync(process.execPath, [GEN, '--check'], { encoding: 'utf8' });
+  expect(ok.status, ok.stderr).toBe(0);
+  // The header names the npm script that regenerates it, and package.json has that script.
+  const script = /\(npm run ([\w:-]+)\)/.exec(fs.readFileSync(WASM_TS, 'utf8').split('\n')[0]!)?.[1];
+  expect(script).toBe('gen:md5');
+  const scripts = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  expect(scripts['gen:md5']).toBe('node tools/gen-md5-wasm.mjs');
+  const tampered = path.join(dir, 'md5-lanes.wasm.ts');
+  fs.copyFileSync(WASM_TS, tampered);
+  const same = spawnSync(process.execPath, [GEN, '--check', '--out', tampered], { encoding: 'utf8' });
+  expect(same.status, same.stderr).toBe(0); // --out is honoured: the untouched copy passes
+  editText(tampered, (t) => t.replace(/A/, 'B'));
+  const bad = spawnSync(process.execPath, [GEN, '--check', '--out', tampered], { encoding: 'utf8' });
+  expect(bad.status).toBe(1);
+  expect(bad.stderr).toMatch(/is not what the generator emits/);
+  expect(fs.readFileSync(WASM_TS, 'utf8'), '--check wrote nothing').not.toBe(fs.readFileSync(tampered, 'utf8'));
+});
+
+describe('Md5Lanes fed in pieces of any size', () => {
+  it('short reads (less than a block, as a network file system may return) do not lose or overwrite bytes', () => {
+    const wasm = (globalThis as unknown as { WebAssembly: { Module: new (b: Uint8Array) => object } }).WebAssembly;
+    const eng = new Md5Lanes(new wasm.Module(Buffer.from(MD5_LANES_WASM_BASE64, 'base64')));
+    const rnd = prng(7);
+    for (let round = 0; round < 4; round++) {
+      // each lane: its own input, cut into pieces of 1..200 bytes with an occasional whole read
+      const inputs = Array.from({ length: LANES }, (_, l) => crypto.randomBytes(l * 97 + Math.floor(rnd() * 3 * READ)));
+      const fedSoFar = new Array<number>(LANES).fill(0);
+      const digests = new Array<string | null>(LANES).fill(null);
+      for (let l = 0; l < LANES; l++) eng.begin(l);
+      for (;;) {
+        let n = Infinity;
+        for (let l = 0; l < LANES; l++) {
+          if (!eng.isBusy(l)) continue;
+          while (eng.blocks(l) === 0) {
+            const rest = inputs[l]!.length - fedSoFar[l]!;
+            if (rest === 0) {
+              eng.finish(l);
+              break;
+            }
+            const piece = Math.min(rest, rnd() < 0.1 ? READ : 1 + Math.floor(rnd() * 200));
+            inputs[l]!.copy(eng.readBuffer(l), 0, fedSoFar[l]!, fedSoFar[l]! + piece);
+            eng.fed(l, piece);
+            fedSoFar[l]! += piece;
+          }
+          n = Math.min(n, eng.blocks(l));
+        }
+        if (n === Infinity) break;
+        eng.step(n);
+        for (let l = 0; l < LANES; l++) if (eng.isBusy(l) && eng.done(l)) digests[l] = eng.digest(l);
+      }
+      expect(digests).toEqual(inputs.map(md5));
+    }
+  });
+});
