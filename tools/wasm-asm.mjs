@@ -282,3 +282,23 @@ export function generatorMain(argv, { rootDir, outFile: defaultOut, build, rende
   console.log(`wrote ${path.relative(rootDir, outFile)} (${bytes.length} bytes of wasm)`);
   return 0;
 }
+
+/**
+ * The generated TypeScript file: `header` comment lines, the module as base64 in `name`, and the
+ * memory layout the module's users need as `layoutName` (documented by `layoutDoc`).
+ */
+export function renderModule(bytes, { header, name, layoutName, layoutDoc, layout }) {
+  const b64 = Buffer.from(bytes).toString('base64');
+  const lines = b64.match(/.{1,100}/g) ?? [''];
+  return [
+    ...header,
+    '',
+    `export const ${name} =\n  '${lines.join("' +\n  '")}';`,
+    '',
+    `/** ${layoutDoc} */`,
+    `export const ${layoutName} = {`,
+    ...Object.entries(layout).map(([k, v]) => `  ${k}: ${v},`),
+    '} as const;',
+    '',
+  ].join('\n');
+}

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
 import { Blake3Simd, blake3SimdHex, simdSupported } from '../../src/scan/blake3-simd.js';
 import { editText } from '../helpers/tamper.js';
+import { mulberry32 as prng } from '../../bench/lib/tree.js'; // deterministic: a failure replays from its seed
 
 // The oracle: blake3-wasm, the implementation the stack prescribes.
 const oracleLib = createRequire(import.meta.url)('blake3-wasm') as {
@@ -24,18 +25,6 @@ function pattern(n: number): Buffer {
   const b = Buffer.allocUnsafe(n);
   for (let i = 0; i < n; i++) b[i] = i % 251;
   return b;
-}
-
-/** deterministic PRNG (mulberry32), so a failure can be replayed from its seed */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomBytes(n: number, rnd: () => number): Buffer {

@@ -8,6 +8,7 @@ import { forceScalarMd5, LANES, Md5Lanes, md5Files, packMd5Jobs, unpackMd5Jobs, 
 import { MD5_LANES_LAYOUT, MD5_LANES_WASM_BASE64 } from '../../src/scan/md5-lanes.wasm.js';
 import { REPO, tmpdir } from '../helpers/cli.js';
 import { editText } from '../helpers/tamper.js';
+import { mulberry32 as prng } from '../../bench/lib/tree.js'; // deterministic: a failure replays from its seed
 
 // The oracle is node:crypto's MD5 (OpenSSL), the digest dpkg's md5sums hold.
 const md5 = (b: Uint8Array): string => crypto.createHash('md5').update(b).digest('hex');
@@ -18,18 +19,6 @@ const READ = MD5_LANES_LAYOUT.read; // what one read fills: 128 KiB
 
 const dir = tmpdir('integ-md5-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-/** deterministic PRNG (mulberry32), so a failing order or size set can be replayed from its seed */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(xs: T[], rnd: () => number): T[] {
   const out = [...xs];

@@ -9,21 +9,10 @@ import type { Observed } from '../../src/core/types.js';
 import type { PackageIndex } from '../../src/pkg/dpkg.js';
 import { loadPackages } from '../../src/pkg/packages.js';
 import { tmpdir } from '../helpers/cli.js';
+import { mulberry32 as prng } from '../../bench/lib/tree.js'; // deterministic: a failure replays from its seed
 
 const md5 = (b: string | Buffer): string => crypto.createHash('md5').update(b).digest('hex');
 const silent = pino({ level: 'silent' });
-
-/** deterministic PRNG (mulberry32) */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('sharesBySize', () => {
   type F = { id: number; size: bigint };
