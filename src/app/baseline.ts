@@ -2,7 +2,7 @@ import { Selector } from '../core/selector.js';
 import type { IocMatch, ScanError } from '../core/types.js';
 import type { PackageMismatch } from '../pkg/dpkg.js';
 import { loadPackages } from '../pkg/packages.js';
-import { PackageCheck } from './package-check.js';
+import { PackageCheck, type Shipped } from './package-check.js';
 import { scanBatches } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { type DirHandle, walk } from '../scan/walk.js';
@@ -112,18 +112,20 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     const selector = new Selector(policy);
     let nextId = 0;
     // Every packaged file in scope is checked against its package (package-check.ts).
-    const index = opts.packages === false ? null : await loadPackages(root);
+    const index = opts.packages === false ? null : await loadPackages(root, { digestsOnly: true });
     const packages = index ? new PackageCheck(index) : null;
-    const packagedExtra = (p: Buffer): typeof extra => {
-      const algo = packages?.inRead(p);
+    const packagedExtra = (shipped: Shipped | null): typeof extra => {
+      const algo = PackageCheck.inRead(shipped);
       return algo ? extraFor(algo) : extra;
     };
-    const jobs = function* (): Generator<ScanJob & { rule: string; dir: DirHandle | null }> {
+    const jobs = function* (): Generator<ScanJob & { rule: string; dir: DirHandle | null; shipped: Shipped | null }> {
       for (const ev of walk(selector, root, { holdDirs: true })) {
         if (ev.kind === 'error') {
           errors.push({ path: ev.path, code: ev.code, message: ev.message });
           continue;
         }
+        // one package lookup an entry: the job carries it to add()
+        const shipped = packages ? packages.shippedFor(ev.path) : null;
         yield {
           id: ++nextId,
           path: ev.path,
@@ -132,7 +134,8 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
           growing: false,
           prefixLen: null,
           ...metaWanted(ev.rule),
-          extra: packagedExtra(ev.path),
+          extra: packagedExtra(shipped),
+          shipped,
           rule: ev.rule.name,
           dir: ev.dir,
           dirFd: ev.dir ? ev.dir.fd : -1,
@@ -160,7 +163,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
               'known-bad content',
             );
           }
-          if (packages && res.ok) packages.add(job.path, job.real, res.rec);
+          if (packages && res.ok) packages.add(job.path, job.real, res.rec, job.shipped);
           delete res.rec.extra;
           const row = repo.insert(gen, job.rule, res.rec, res.ok ? null : res.code);
           if (digester)

@@ -4,7 +4,7 @@ import { md5Groups } from '../scan/hash-pool.js';
 import type { Md5Job } from '../scan/md5-lanes.js';
 import type { Logger } from 'pino';
 
-type Shipped = NonNullable<ReturnType<PackageIndex['lookup']>>;
+export type Shipped = NonNullable<ReturnType<PackageIndex['lookup']>>;
 interface Pending extends Md5Job {
   path: Buffer;
   shipped: Shipped;
@@ -30,17 +30,20 @@ export class PackageCheck {
 
   constructor(private readonly index: PackageIndex) {}
 
-  /** The package digest to compute in the scan's read of this path, if any (not MD5: see above). */
-  inRead(path: Buffer): ExtraAlgo | null {
+  /** What the package database recorded for this path, when it recorded a digest (one lookup: keep it for add()). */
+  shippedFor(path: Buffer): Shipped | null {
     const shipped = this.index.lookup(path.toString('utf8'));
-    return shipped?.digest && shipped.algo !== 'md5' ? shipped.algo : null;
+    return shipped?.digest ? shipped : null;
+  }
+
+  /** The package digest to compute in the scan's read of a file, if any (not MD5: see above). */
+  static inRead(shipped: Shipped | null): ExtraAlgo | null {
+    return shipped && shipped.algo !== 'md5' ? shipped.algo : null;
   }
 
   /** An entry the scan recorded: compared now if its digest came with it, else queued for finish(). */
-  add(path: Buffer, real: Buffer, rec: Observed): void {
-    if (rec.type !== 'file') return;
-    const shipped = this.index.lookup(path.toString('utf8'));
-    if (!shipped?.digest) return;
+  add(path: Buffer, real: Buffer, rec: Observed, shipped: Shipped | null = this.shippedFor(path)): void {
+    if (rec.type !== 'file' || !shipped) return;
     const now = rec.extra?.[shipped.algo];
     if (now) this.compare(path, shipped, now);
     else if (shipped.algo === 'md5') this.pending.push({ path, real, size: rec.size, inode: rec.inode, mtimeNs: rec.mtimeNs, ctimeNs: rec.ctimeNs, shipped });
