@@ -14,8 +14,8 @@
  */
 import { BLAKE3_SIMD_LAYOUT, BLAKE3_SIMD_WASM_BASE64 } from './blake3-simd.wasm.js';
 
-/** The parts of the WebAssembly API used here (@types/node does not declare them). */
-interface WasmApi {
+/** The parts of the WebAssembly API integ uses (@types/node does not declare them). */
+export interface WasmApi {
   validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: unknown };
@@ -27,7 +27,8 @@ interface Blake3Exports {
   finalize(out: number): void;
 }
 
-const WA = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+/** The runtime's WebAssembly, where it has one (shared with md5-lanes.ts). */
+export const WA = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 const INPUT = BLAKE3_SIMD_LAYOUT.input;
 const CAPACITY = BLAKE3_SIMD_LAYOUT.inputCapacity;
 const OUT = BLAKE3_SIMD_LAYOUT.out;

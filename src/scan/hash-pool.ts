@@ -31,28 +31,22 @@ export type JobSource<J> = Iterable<J | Promise<unknown>> | AsyncIterable<J>;
  * scans on the main thread through the same interface. The source is pulled lazily, so the walk
  * streams and memory stays bounded by the work in flight.
  */
-export async function* scanBatches<J extends ScanJob>(source: JobSource<J>, jobs: number, signal: AbortSignal): AsyncGenerator<ResultBatch<J>> {
-  const pull = puller(source);
-  if (jobs <= 0) {
-    const buf = Buffer.allocUnsafe(READ_SIZE);
-    for (;;) {
-      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new InterruptedError();
-      const batch = await pull(BATCH);
-      if (batch.length === 0) return;
-      yield ResultBatch.plain(
-        batch,
-        batch.map((job) => scanEntry(job, buf)),
-      );
-      // Let signals and the progress display run now and then.
-      await new Promise<void>((r) => setImmediate(r));
-    }
-  }
-  yield* poolBatches(pull, BATCH, jobs, signal, {
+export function scanBatches<J extends ScanJob>(source: JobSource<J>, jobs: number, signal: AbortSignal): AsyncGenerator<ResultBatch<J>> {
+  let buf: Buffer | null = null;
+  return poolBatches(puller(source), BATCH, jobs, signal, {
     send: (batch) => {
       const { msg, transfer } = packJobs(batch);
       return { msg: { jobs: msg }, transfer };
     },
     receive: (batch, results) => ResultBatch.packed(batch, results as PackedResults),
+    here: (batch) => {
+      buf ??= Buffer.allocUnsafe(READ_SIZE);
+      const b = buf;
+      return ResultBatch.plain(
+        batch,
+        batch.map((job) => scanEntry(job, b)),
+      );
+    },
   });
 }
 
@@ -62,38 +56,42 @@ export async function* scanBatches<J extends ScanJob>(source: JobSource<J>, jobs
  * files). Yields each group with its results, in completion order. `jobs = 0` hashes on the main
  * thread.
  */
-export async function* md5Groups<G extends readonly Md5Job[]>(groups: Iterable<G>, jobs: number, signal: AbortSignal): AsyncGenerator<[G, Md5Result[]]> {
-  const pull = puller(groups);
-  if (jobs <= 0) {
-    for (;;) {
-      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new InterruptedError();
-      const [group] = await pull(1);
-      if (!group) return;
-      yield [group, md5Files(group)];
-      await new Promise<void>((r) => setImmediate(r));
-    }
-  }
-  yield* poolBatches(pull, 1, jobs, signal, {
+export function md5Groups<G extends readonly Md5Job[]>(groups: Iterable<G>, jobs: number, signal: AbortSignal): AsyncGenerator<[G, Md5Result[]]> {
+  return poolBatches(puller(groups), 1, jobs, signal, {
     send: ([group]) => {
       const { msg, transfer } = packMd5Jobs(group!);
       return { msg: { md5: msg }, transfer };
     },
     receive: ([group], results) => [group!, results as Md5Result[]] as [G, Md5Result[]],
+    here: ([group]) => [group!, md5Files(group!)] as [G, Md5Result[]],
   });
 }
 
-/** How one kind of batch travels to a worker and back. */
+/** How one kind of batch travels to a worker and back, or is done on this thread. */
 interface Codec<J, B> {
   /** the message's payload (the worker dispatches on its key) and what to move rather than copy */
   send(batch: J[]): { msg: object; transfer: ArrayBuffer[] };
   receive(batch: J[], results: unknown): B;
+  /** the same work on this thread (`jobs` = 0) */
+  here(batch: J[]): B;
 }
 
 /**
  * The worker threads: batches of `size` jobs go out (at most INFLIGHT_PER_WORKER per worker), and
  * come back decoded, in completion order. Stops the workers on the way out, however it ends.
+ * `jobs` = 0: each batch is done on this thread, in order.
  */
 async function* poolBatches<J, B>(pull: Puller<J>, size: number, jobs: number, signal: AbortSignal, codec: Codec<J, B>): AsyncGenerator<B> {
+  if (jobs <= 0) {
+    for (;;) {
+      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new InterruptedError();
+      const batch = await pull(size);
+      if (batch.length === 0) return;
+      yield codec.here(batch);
+      // Let signals and the progress display run now and then.
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  }
   const file = workerFile();
   // Workers hold a read buffer, the hasher's wasm memory and one batch: small heaps keep the
   // process's peak RSS low without costing speed (measured on /usr).

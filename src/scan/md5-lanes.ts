@@ -13,17 +13,11 @@
  * Where the runtime has no wasm SIMD, each file goes through node:crypto's MD5 instead.
  */
 import crypto from 'node:crypto';
-import { constants as C } from 'node:fs';
 import { MD5_LANES_LAYOUT as LAY, MD5_LANES_WASM_BASE64 } from './md5-lanes.wasm.js';
-import { closeFile, fstatFile, openFile, readFile } from './fileio.js';
+import { closeFile, fstatFile, readFile } from './fileio.js';
 import { cstr } from './libc.js';
-
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
-const WA = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+import { WA } from './blake3-simd.js';
+import { errInfo, openForRead } from './scan-entry.js';
 
 export const LANES: number = LAY.lanes;
 const IV = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
@@ -194,7 +188,6 @@ export interface Md5Jobs {
 }
 
 const CHANGED = { code: 'ECHANGED', message: 'changed after it was recorded; not compared with its package' };
-const OPEN_FLAGS = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
 
 /** After the last read: still the inode recorded, unchanged since (size, mtime, ctime), and all of it read. */
 function unchanged(fd: number, job: Md5Job, read: number): boolean {
@@ -209,9 +202,11 @@ function unchanged(fd: number, job: Md5Job, read: number): boolean {
   );
 }
 
-function errOf(e: unknown): { code: string; message: string } {
-  const err = e as NodeJS.ErrnoException;
-  return { code: err.code ?? 'EIO', message: err.message ?? String(e) };
+const STOPPED = { code: 'EINTR', message: 'the run was stopped' };
+
+/** Open a job's file as the scan opens what it reads (scan-entry's openForRead: O_NOFOLLOW, O_NONBLOCK, O_NOATIME). */
+function openJob(j: Md5Job): number {
+  return openForRead(cstr(Buffer.from(j.real.buffer, j.real.byteOffset, j.real.length)));
 }
 
 /**
@@ -223,7 +218,7 @@ export function md5Files(jobs: Md5Jobs, stop: () => boolean = () => false): Md5R
   const out = new Array<Md5Result>(jobs.length);
   const eng = threadLanes();
   if (!eng) {
-    for (let i = 0; i < jobs.length; i++) out[i] = stop() ? { code: 'EINTR', message: 'the run was stopped' } : scalarMd5(jobs.at(i)!);
+    for (let i = 0; i < jobs.length; i++) out[i] = stop() ? STOPPED : scalarMd5(jobs.at(i)!);
     return out;
   }
   const fds = new Array<number>(LANES).fill(-1);
@@ -251,10 +246,10 @@ export function md5Files(jobs: Md5Jobs, stop: () => boolean = () => false): Md5R
           const i = next++;
           try {
             const j = jobs.at(i)!;
-            fds[l] = openFile(cstr(Buffer.from(j.real.buffer, j.real.byteOffset, j.real.length)), OPEN_FLAGS);
+            fds[l] = openJob(j);
             job[l] = j;
           } catch (e) {
-            out[i] = errOf(e);
+            out[i] = errInfo(e);
             continue;
           }
           idx[l] = i;
@@ -277,7 +272,7 @@ export function md5Files(jobs: Md5Jobs, stop: () => boolean = () => false): Md5R
             eng.finish(l);
           }
         } catch (e) {
-          fail(l, e === CHANGED ? CHANGED : errOf(e));
+          fail(l, e === CHANGED ? CHANGED : errInfo(e));
           l--; // the lane is free: give it the next file
           continue;
         }
@@ -299,7 +294,7 @@ export function md5Files(jobs: Md5Jobs, stop: () => boolean = () => false): Md5R
         eng.drop(l);
       }
   }
-  for (let i = 0; i < jobs.length; i++) out[i] ??= { code: 'EINTR', message: 'the run was stopped' };
+  for (let i = 0; i < jobs.length; i++) out[i] ??= STOPPED;
   return out;
 }
 
@@ -309,7 +304,7 @@ const scalarBuf = Buffer.allocUnsafe(LAY.read);
 function scalarMd5(job: Md5Job): Md5Result {
   let fd = -1;
   try {
-    fd = openFile(cstr(Buffer.from(job.real.buffer, job.real.byteOffset, job.real.length)), OPEN_FLAGS);
+    fd = openJob(job);
     const h = crypto.createHash('md5');
     let read = 0;
     for (;;) {
@@ -321,7 +316,7 @@ function scalarMd5(job: Md5Job): Md5Result {
     }
     return unchanged(fd, job, read) ? h.digest('hex') : CHANGED;
   } catch (e) {
-    return errOf(e);
+    return errInfo(e);
   } finally {
     if (fd >= 0) closeFile(fd);
   }

@@ -161,7 +161,8 @@ const BASE_FLAGS = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
 // O_NOATIME keeps reads from disturbing access times (evidence); only the owner or root may use it.
 let noatime: number = (C as Record<string, number>).O_NOATIME ?? 0;
 
-function errInfo(e: unknown): { code: string; message: string } {
+/** A failure as a result's code and one-line message (errno codes get plain words). */
+export function errInfo(e: unknown): { code: string; message: string } {
   const err = e as NodeJS.ErrnoException;
   const code = err.code ?? 'EIO';
   const messages: Record<string, string> = {
@@ -281,14 +282,26 @@ let readMs = 0;
 /** A regular file opened ahead of its scan, or why it could not be. */
 type Opened = { fd: number; closed: boolean } | { err: unknown };
 
-function openRegular(w: Where): Opened {
+/**
+ * open(2) of a file to read its content: never through a symlink, never blocking (a FIFO swapped
+ * in), and with O_NOATIME where this thread may use it. Throws what open throws.
+ */
+export function openForRead(cpath: Buffer, dirfd = AT_FDCWD): number {
   try {
-    return { fd: openFile(w.cpath, BASE_FLAGS | noatime, w.dirfd), closed: false };
+    return openFile(cpath, BASE_FLAGS | noatime, dirfd);
   } catch (e) {
     if (noatime && (e as NodeJS.ErrnoException).code === 'EPERM') {
       noatime = 0; // not the owner: fall back for the rest of this thread's life
-      return openRegular(w);
+      return openForRead(cpath, dirfd);
     }
+    throw e;
+  }
+}
+
+function openRegular(w: Where): Opened {
+  try {
+    return { fd: openForRead(w.cpath, w.dirfd), closed: false };
+  } catch (e) {
     return { err: e };
   }
 }

@@ -171,10 +171,9 @@ export class GenerationDigester {
  * string is the text in quotes with quotes escaped), flags a 32-bit integer. A batch with any
  * other row is read again row by row and formatted in JavaScript.
  *
- * `fsattrs`: whether the table has the xattrs and flags columns (migration 3). `cmps` false leaves
- * the compare texts out (NULL): the digest alone needs only the lines and the paths.
+ * `fsattrs`: whether the table has the xattrs and flags columns (migration 3).
  */
-export function batchSql(fsattrs: boolean, after: boolean, cmps = true): string {
+export function batchSql(fsattrs: boolean, after: boolean): string {
   const x = fsattrs ? 'xattrs' : 'NULL';
   const f = fsattrs ? 'flags' : 'NULL';
   const hexOr = (c: string): string => `CASE WHEN ${c} IS NULL THEN '-' WHEN length(${c}) = 0 THEN '""' ELSE lower(hex(${c})) END`;
@@ -205,103 +204,19 @@ export function batchSql(fsattrs: boolean, after: boolean, cmps = true): string 
       coalesce(sum(CASE WHEN ok AND type = 'file' THEN size ELSE 0 END), 0) AS bytes, count(error) AS errs,
       group_concat(${line}, '') AS lines,
       CAST(group_concat(path, X'00') AS BLOB) AS paths,
-      ${cmps ? `CAST(group_concat(${cmp}, char(10)) AS BLOB)` : 'NULL'} AS cmps
+      CAST(group_concat(${cmp}, char(10)) AS BLOB) AS cmps
     FROM (SELECT path, rule, error, type, size, ${x} AS x, ${f} AS f, (${ok}) AS ok, ${mid} AS m
           FROM entries WHERE gen = :gen${after ? ' AND path > :after' : ''} ORDER BY path LIMIT :lim)`;
 }
 
-interface BatchRow {
-  n: number;
-  okn: number;
-  bytes: number;
-  errs: number;
-  lines: string | null;
-  paths: Buffer | null;
-  cmps: Buffer | null;
+/** The rows of a generation in path byte order, as the digest reads them. */
+function orderedRows(db: DB, gen: number): Iterable<DigestRow> {
+  return db
+    .prepare<[number], DigestRow>(`SELECT ${digestColumns(db)} FROM entries WHERE gen = ? ORDER BY path`)
+    .raw(true)
+    .safeIntegers(true)
+    .iterate(gen);
 }
-
-/** Offsets just past each of the n parts of `b` separated by byte `sep`; null when the count is wrong. */
-function ends(b: Buffer, n: number, sep: number): Uint32Array | null {
-  const out = new Uint32Array(n);
-  let pos = 0;
-  for (let i = 0; i < n - 1; i++) {
-    const k = b.indexOf(sep, pos);
-    if (k < 0) return null;
-    out[i] = k;
-    pos = k + 1;
-  }
-  if (b.indexOf(sep, pos) >= 0) return null;
-  out[n - 1] = b.length;
-  return out;
-}
-
-/** Whether the NUL-separated paths come in strictly increasing byte order. */
-function increasing(b: Buffer, end: Uint32Array): boolean {
-  let s = 0;
-  for (let i = 1; i < end.length; i++) {
-    const s1 = end[i - 1]! + 1;
-    if (b.compare(b, s1, end[i]!, s, end[i - 1]!) >= 0) return false; // path i-1 must sort before path i
-    s = s1;
-  }
-  return true;
-}
-
-/** A batch of generationBatches(): formatted by SQLite (`fast`), or rows to format in JavaScript. */
-export type GenerationBatch =
-  | { fast: true; n: number; paths: Buffer; pathEnd: Uint32Array; cmps: Buffer | null; cmpEnd: Uint32Array | null }
-  | { fast: false; n: number; rows: DigestRow[] };
-
-/**
- * A generation in path order, `lim` rows a batch, each batch already added to `digester`. A batch
- * is one SQL statement (batchSql): SQLite makes the digest lines, the NUL-separated paths and,
- * with `cmps`, the compare texts, and JavaScript touches no per-row value. A batch with a row of
- * another shape (see `okn` there) is read again as rows, added row by row (GenerationDigester.add
- * refuses what integ never writes) and yielded as rows. Keyset pagination on the path index.
- */
-export function* generationBatches(db: DB, digester: GenerationDigester, gen: number, lim: number, cmps: boolean): Generator<GenerationBatch> {
-  const cols = digestColumns(db);
-  const hasFsattrs = !cols.includes('NULL AS xattrs');
-  const firstBatch = db.prepare<{ gen: number; lim: number }, BatchRow>(batchSql(hasFsattrs, false, cmps));
-  const nextBatch = db.prepare<{ gen: number; lim: number; after: Buffer }, BatchRow>(batchSql(hasFsattrs, true, cmps));
-  const rowsSql = (where: string): string => `SELECT ${cols} FROM entries WHERE gen = :gen ${where} ORDER BY path LIMIT :lim`;
-  const firstRows = db.prepare(rowsSql('')).raw(true).safeIntegers(true);
-  const nextRows = db.prepare(rowsSql('AND path > :after')).raw(true).safeIntegers(true);
-  const countPath = db.prepare<[number, Buffer], number>('SELECT count(*) FROM entries WHERE gen = ? AND path = ?').pluck(true);
-  let after: Buffer | null = null;
-  for (;;) {
-    const p = { gen, lim };
-    const r: BatchRow | undefined = after === null ? firstBatch.get(p) : nextBatch.get({ ...p, after });
-    if (!r || r.n === 0) break;
-    // Keyset pagination would skip a second row with the path a batch ended on: the unique
-    // index rules that out, and this makes sure of it (within a batch, paths must increase).
-    if (after !== null && countPath.get(gen, after) !== 1) throw new Error('generation digest: rows out of path order');
-    let b: GenerationBatch | null = null;
-    if (r.okn === r.n && r.lines && r.paths && (r.cmps || !cmps)) {
-      const pathEnd = ends(r.paths, r.n, 0);
-      const cmpEnd = r.cmps ? ends(r.cmps, r.n, 10) : null;
-      if (pathEnd && (cmpEnd || !cmps) && increasing(r.paths, pathEnd)) {
-        const first = r.paths.subarray(0, pathEnd[0]!);
-        const last = r.paths.subarray(r.n > 1 ? pathEnd[r.n - 2]! + 1 : 0, pathEnd[r.n - 1]!);
-        digester.addLines(r.lines, r.n, r.bytes, r.errs, first, last);
-        b = { fast: true, n: r.n, paths: r.paths, pathEnd, cmps: r.cmps, cmpEnd };
-        after = Buffer.from(last);
-      }
-    }
-    if (!b) {
-      const rows = (after === null ? firstRows.all(p) : nextRows.all({ ...p, after })) as DigestRow[];
-      for (const row of rows) digester.add(row);
-      if (rows.length === 0) break;
-      b = { fast: false, n: rows.length, rows };
-      after = rows[rows.length - 1]![0];
-    }
-    const n = b.n;
-    yield b; // the consumer may move b's buffers away: nothing below reads them
-    if (n < lim) break;
-  }
-}
-
-/** Rows a batch when the whole generation is digested on this thread. */
-const DIGEST_BATCH = 4096;
 
 /** The kept-content rows of a generation in path byte order (none before migration 4). */
 export function keptRows(db: DB, gen: number): Iterable<[Buffer, string]> {
@@ -309,12 +224,9 @@ export function keptRows(db: DB, gen: number): Iterable<[Buffer, string]> {
   return db.prepare('SELECT path, digest FROM kept WHERE gen = ? ORDER BY path').raw(true).all(gen) as [Buffer, string][];
 }
 
-/** The digest of generation g as stored, computed by SQLite in batches where the rows allow (see generationBatches). */
 export function computeGenerationDigest(db: DB, g: Header): GenerationDigestResult {
   const d = new GenerationDigester(g, db);
-  for (const _ of generationBatches(db, d, g.id, DIGEST_BATCH, false)) {
-    // each batch is in the digest already
-  }
+  for (const r of orderedRows(db, g.id)) d.add(r);
   return d.finish();
 }
 
