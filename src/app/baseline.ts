@@ -135,6 +135,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
           prefixLen: null,
           ...metaWanted(ev.rule),
           extra: packagedExtra(shipped),
+          md5Lanes: shipped?.algo === 'md5',
           shipped,
           rule: ev.rule.name,
           dir: ev.dir,

@@ -271,3 +271,38 @@ export function closeFile(fd: number): void {
   if (!n) fs.closeSync(fd);
   else n.close(fd);
 }
+
+const READ_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+// O_NOATIME keeps reads from disturbing access times (evidence); only the owner or root may use it.
+let noatime: number = (fs.constants as Record<string, number>).O_NOATIME ?? 0;
+
+/**
+ * open(2) of a file to read its content: never through a symlink, never blocking (a FIFO swapped
+ * in), and with O_NOATIME where this thread may use it. Throws what open throws.
+ */
+export function openForRead(cpath: Buffer, dirfd = AT_FDCWD): number {
+  try {
+    return openFile(cpath, READ_FLAGS | noatime, dirfd);
+  } catch (e) {
+    if (noatime && (e as NodeJS.ErrnoException).code === 'EPERM') {
+      noatime = 0; // not the owner: fall back for the rest of this thread's life
+      return openForRead(cpath, dirfd);
+    }
+    throw e;
+  }
+}
+
+/** A failure as a result's code and one-line message (errno codes get plain words). */
+export function errInfo(e: unknown): { code: string; message: string } {
+  const err = e as NodeJS.ErrnoException;
+  const code = err.code ?? 'EIO';
+  const messages: Record<string, string> = {
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    ENOENT: 'vanished while scanning',
+    ELOOP: 'replaced by a symbolic link while scanning',
+    EIO: 'I/O error',
+    ENAMETOOLONG: 'path too long',
+  };
+  return { code, message: messages[code] ?? err.message ?? String(e) };
+}

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { InterruptedError } from '../util/errors.js';
 import { packJobs, ResultBatch, type PackedResults } from './pool-protocol.js';
-import { READ_SIZE, scanEntry, type ScanJob } from './scan-entry.js';
+import { READ_SIZE, scanBatch, type ScanJob } from './scan-entry.js';
 import { md5Files, packMd5Jobs, type Md5Job, type Md5Result } from './md5-lanes.js';
 
 /** Jobs per message: small enough that one large file does not hold many others hostage. */
@@ -42,10 +42,7 @@ export function scanBatches<J extends ScanJob>(source: JobSource<J>, jobs: numbe
     here: (batch) => {
       buf ??= Buffer.allocUnsafe(READ_SIZE);
       const b = buf;
-      return ResultBatch.plain(
-        batch,
-        batch.map((job) => scanEntry(job, b)),
-      );
+      return ResultBatch.plain(batch, scanBatch(batch, b));
     },
   });
 }

@@ -14,12 +14,13 @@
  */
 import crypto from 'node:crypto';
 import { MD5_LANES_LAYOUT as LAY, MD5_LANES_WASM_BASE64 } from './md5-lanes.wasm.js';
-import { closeFile, fstatFile, readFile } from './fileio.js';
+import { closeFile, errInfo, fstatFile, openForRead, readFile } from './fileio.js';
 import { cstr } from './libc.js';
 import { WA } from './blake3-simd.js';
-import { errInfo, openForRead } from './scan-entry.js';
 
 export const LANES: number = LAY.lanes;
+/** Bytes a lane's read buffer holds: a file of at most this many bytes fits one lane whole. */
+export const LANE_READ: number = LAY.read;
 const IV = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
 
 let compiled: object | null | undefined;
@@ -84,6 +85,14 @@ export class Md5Lanes {
   /** Where the next read for lane l goes (LAY.read bytes); only while blocks(l) is 0. */
   readBuffer(l: number): Buffer {
     return this.reads[l]!;
+  }
+
+  /** A whole input of n bytes (at most LANE_READ) is already in readBuffer(l): start it and pad it. */
+  whole(l: number, n: number): void {
+    this.begin(l);
+    this.end[l]! += n;
+    this.total[l] = n;
+    this.finish(l);
   }
 
   /** n bytes were read into readBuffer(l). */
@@ -160,7 +169,8 @@ export class Md5Lanes {
 }
 
 let lanes: Md5Lanes | null | undefined;
-function threadLanes(): Md5Lanes | null {
+/** This thread's lanes (made on first use), or null without wasm SIMD (or when a test forces node:crypto). */
+export function threadLanes(): Md5Lanes | null {
   if (forceScalar) return null;
   if (lanes === undefined) {
     const m = compiledModule();
@@ -204,7 +214,7 @@ function unchanged(fd: number, job: Md5Job, read: number): boolean {
 
 const STOPPED = { code: 'EINTR', message: 'the run was stopped' };
 
-/** Open a job's file as the scan opens what it reads (scan-entry's openForRead: O_NOFOLLOW, O_NONBLOCK, O_NOATIME). */
+/** Open a job's file as the scan opens what it reads (fileio's openForRead: O_NOFOLLOW, O_NONBLOCK, O_NOATIME). */
 function openJob(j: Md5Job): number {
   return openForRead(cstr(Buffer.from(j.real.buffer, j.real.byteOffset, j.real.length)));
 }

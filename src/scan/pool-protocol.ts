@@ -16,6 +16,7 @@ interface JobOpts {
   xattrs: boolean;
   flags: boolean;
   extra: ExtraAlgo[] | null;
+  md5Lanes: boolean;
 }
 
 export interface PackedJobs {
@@ -113,14 +114,22 @@ export function packJobs(jobs: readonly ScanJob[]): { msg: PackedJobs; transfer:
     const extra = j.extra?.length ? j.extra : null;
     // Jobs in a row nearly always ask the same (the same arrays, even): no key text for those.
     if (
-      !(prev && prev.algos === j.algos && prev.extra === (j.extra ?? null) && prev.growing === j.growing && prev.xattrs === j.xattrs && prev.flags === j.flags)
+      !(
+        prev &&
+        prev.algos === j.algos &&
+        prev.extra === (j.extra ?? null) &&
+        prev.growing === j.growing &&
+        prev.xattrs === j.xattrs &&
+        prev.flags === j.flags &&
+        prev.md5Lanes === j.md5Lanes
+      )
     ) {
-      const key = `${j.algos.join(',')}|${j.growing ? 1 : 0}${j.xattrs ? 1 : 0}${j.flags ? 1 : 0}|${extra ? extra.join(',') : ''}`;
+      const key = `${j.algos.join(',')}|${j.growing ? 1 : 0}${j.xattrs ? 1 : 0}${j.flags ? 1 : 0}${j.md5Lanes ? 1 : 0}|${extra ? extra.join(',') : ''}`;
       let k = keys.get(key);
       if (k === undefined) {
         k = opts.length;
         keys.set(key, k);
-        opts.push({ algos: j.algos, growing: j.growing, xattrs: j.xattrs === true, flags: j.flags === true, extra });
+        opts.push({ algos: j.algos, growing: j.growing, xattrs: j.xattrs === true, flags: j.flags === true, extra, md5Lanes: j.md5Lanes === true });
       }
       prevK = k;
       prev = j;
@@ -148,6 +157,7 @@ export function unpackJobs(m: PackedJobs): ScanJob[] {
       xattrs: o.xattrs,
       flags: o.flags,
       extra: o.extra ?? undefined,
+      md5Lanes: o.md5Lanes,
       dirFd: v.dirFd[i]!,
     };
   }

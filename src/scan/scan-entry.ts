@@ -10,17 +10,20 @@ import {
   atSupported,
   CHANGED,
   closeFile,
+  errInfo,
   type FileStat,
   fstatFile,
   fstatSameFile,
   lstatFile,
   OTHER,
   openFile,
+  openForRead,
   readFile,
   readLink,
   SAME,
 } from './fileio.js';
 import { cstr } from './libc.js';
+import { LANE_READ, LANES, threadLanes } from './md5-lanes.js';
 
 /** Work for one in-scope path. Paths travel as bytes; the worker never sees a lossy string. */
 export interface ScanJob {
@@ -39,6 +42,13 @@ export interface ScanJob {
   flags?: boolean;
   /** further digests to compute in the same read (IOC feeds, package digests); not stored */
   extra?: ExtraAlgo[];
+  /**
+   * MD5 too, in the same read, when this is a regular file small enough to fit one lane of
+   * md5-lanes (LANE_READ): scanBatch hashes such files 8 at a time and puts the digest in
+   * rec.extra.md5. A larger file comes back without it (the caller hashes those apart, where
+   * 8 large files can share the lanes; one alone would leave 7 of them idle).
+   */
+  md5Lanes?: boolean;
   /**
    * An open descriptor of the folder the walk listed this entry in, held until the result is
    * back (walk's DirHandle): the entry is then looked up by its name in that folder.
@@ -157,24 +167,6 @@ export function recordFromStat(path: Buffer, st: FileStat): EntryRecord {
 }
 
 const C = fs.constants;
-const BASE_FLAGS = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
-// O_NOATIME keeps reads from disturbing access times (evidence); only the owner or root may use it.
-let noatime: number = (C as Record<string, number>).O_NOATIME ?? 0;
-
-/** A failure as a result's code and one-line message (errno codes get plain words). */
-export function errInfo(e: unknown): { code: string; message: string } {
-  const err = e as NodeJS.ErrnoException;
-  const code = err.code ?? 'EIO';
-  const messages: Record<string, string> = {
-    EACCES: 'permission denied',
-    EPERM: 'operation not permitted',
-    ENOENT: 'vanished while scanning',
-    ELOOP: 'replaced by a symbolic link while scanning',
-    EIO: 'I/O error',
-    ENAMETOOLONG: 'path too long',
-  };
-  return { code, message: messages[code] ?? err.message ?? String(e) };
-}
 
 /**
  * Scan one path: lstat; for a symlink read its target; for a regular file open it with
@@ -212,7 +204,7 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
   const advise = adviseBatches > 0;
   let files = 0;
   let bytes = 0;
-  const pre: Array<{ w: Where; st: FileStat; open: Opened | null } | { err: unknown }> = new Array(jobs.length);
+  const pre: Pre[] = new Array(jobs.length);
   for (let i = 0; i < jobs.length; i++) {
     const job = jobs[i]!;
     try {
@@ -233,7 +225,9 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
   }
   const out = new Array<ScanResult>(jobs.length);
   readMs = 0;
+  hashInLanes(jobs, pre, buf, out);
   for (let i = 0; i < jobs.length; i++) {
+    if (out[i]) continue; // hashed in the lanes
     const job = jobs[i]!;
     const p = pre[i]!;
     if (stopping()) {
@@ -261,6 +255,57 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
   return out;
 }
 
+type Pre = { w: Where; st: FileStat; open: Opened | null } | { err: unknown };
+
+/**
+ * The batch's md5Lanes files that fit one lane, scanned into the lanes' own memory and hashed
+ * there 8 at a time: BLAKE3 (and whatever else the job asks) as each file is read, exactly as
+ * hashFile reads any file, then MD5 of all lanes side by side. A lane takes the next file when its
+ * file's MD5 ends; largest first, so the lanes idle only over the last few small files. Fills
+ * out[i] for each file it takes; a file whose scan failed, or that changed, gets no MD5.
+ */
+function hashInLanes(jobs: readonly ScanJob[], pre: readonly Pre[], buf: Buffer, out: ScanResult[]): void {
+  const take: number[] = [];
+  for (let i = 0; i < jobs.length; i++) {
+    const j = jobs[i]!;
+    const p = pre[i]!;
+    if (j.md5Lanes && !j.growing && 'open' in p && p.open && 'fd' in p.open && p.st.size <= BigInt(LANE_READ)) take.push(i);
+  }
+  if (take.length === 0) return;
+  const eng = threadLanes();
+  if (!eng) return;
+  take.sort((a, b) => Number((pre[b] as { st: FileStat }).st.size - (pre[a] as { st: FileStat }).st.size));
+  const idx = new Array<number>(LANES).fill(-1);
+  let next = 0;
+  for (;;) {
+    let n = Infinity;
+    for (let l = 0; l < LANES; l++) {
+      while (!eng.isBusy(l) && next < take.length && !stopping()) {
+        const i = take[next++]!;
+        const p = pre[i] as { w: Where; st: FileStat; open: Opened };
+        const r = (out[i] = hashFile(jobs[i]!, p.st, recordFromStat(jobs[i]!.path, p.st), buf, p.open, p.w, eng.readBuffer(l)));
+        // the whole file, unchanged while read, is in the lane: its MD5 can be trusted as its BLAKE3 is
+        if (r.ok && r.rec.type === 'file') {
+          eng.whole(l, Number(r.rec.size));
+          idx[l] = i;
+        }
+      }
+      if (eng.isBusy(l)) n = Math.min(n, eng.blocks(l));
+    }
+    if (n === Infinity) return;
+    eng.step(n);
+    for (let l = 0; l < LANES; l++)
+      if (eng.isBusy(l) && eng.done(l)) {
+        const rec = (out[idx[l]!] as { rec: Observed }).rec;
+        (rec.extra ??= {}).md5 = eng.digest(l);
+      }
+    if (stopping()) {
+      for (let l = 0; l < LANES; l++) if (eng.isBusy(l)) eng.drop(l);
+      return;
+    }
+  }
+}
+
 /**
  * Set by the pool when the run is being abandoned (Ctrl-C, an error): a worker then stops within
  * one read of its current file instead of being terminated inside a native call, which can take
@@ -281,22 +326,6 @@ let readMs = 0;
 
 /** A regular file opened ahead of its scan, or why it could not be. */
 type Opened = { fd: number; closed: boolean } | { err: unknown };
-
-/**
- * open(2) of a file to read its content: never through a symlink, never blocking (a FIFO swapped
- * in), and with O_NOATIME where this thread may use it. Throws what open throws.
- */
-export function openForRead(cpath: Buffer, dirfd = AT_FDCWD): number {
-  try {
-    return openFile(cpath, BASE_FLAGS | noatime, dirfd);
-  } catch (e) {
-    if (noatime && (e as NodeJS.ErrnoException).code === 'EPERM') {
-      noatime = 0; // not the owner: fall back for the rest of this thread's life
-      return openForRead(cpath, dirfd);
-    }
-    throw e;
-  }
-}
 
 function openRegular(w: Where): Opened {
   try {
@@ -417,6 +446,7 @@ export function hashFile(
   buf: Buffer,
   opened: Opened = openRegular(whereOf(job)),
   w: Where | null = null,
+  into: Buffer | null = null,
 ): ScanResult {
   if ('err' in opened) {
     pathXattrs(job, rec, w);
@@ -435,7 +465,8 @@ export function hashFile(
     const wantsBlake3 = job.algos.includes('blake3');
     const native = wantsBlake3 && expected >= NATIVE_MIN ? threadNativeBlake3() : null;
     const simd = wantsBlake3 && !native ? threadSimd() : null;
-    const readBuf = simd ? simd.inputBuffer() : buf;
+    // `into`: the whole file is kept there, read after read (a lane of md5-lanes hashes it next)
+    const readBuf = into ?? (simd ? simd.inputBuffer() : buf);
     simd?.reset();
     native?.reset();
     const hashers = hashersFor(job.algos, native ? nativeHasher(native) : simd ? simdHasher(simd) : null);
@@ -448,14 +479,15 @@ export function hashFile(
     // that grew meanwhile is caught by the fstat below (size or mtime changed).
     const t = performance.now();
     for (;;) {
-      const want = prefixLen > pos ? Math.min(readBuf.length, prefixLen - pos) : readBuf.length;
+      const at = into ? pos : 0;
+      const want = prefixLen > pos ? Math.min(readBuf.length - at, prefixLen - pos) : readBuf.length - at;
       if (stopping()) throw STOPPED;
-      const n = readFile(fd, readBuf, want);
+      const n = want > 0 ? readFile(fd, at ? readBuf.subarray(at) : readBuf, want) : 0;
       if (n === 0) break;
-      if (simd && hashers.length === 1 && extras.length === 0)
+      if (simd && !into && hashers.length === 1 && extras.length === 0)
         simd.commit(n); // the data is in its memory already
       else {
-        const chunk = readBuf.subarray(0, n);
+        const chunk = readBuf.subarray(at, at + n);
         for (const [, h] of hashers) h.update(chunk);
         for (const [, h] of extras) h.update(chunk);
       }

@@ -164,6 +164,43 @@ function rpmHeader(tags: Array<[number, 'string' | 'strings' | 'int32', string |
   return Buffer.concat([head, ...entries, ...data]);
 }
 
+describe('package provenance (dpkg): small files in the scan read, large ones after it', () => {
+  it('compares both the same way: a file that fits an MD5 lane (128 KiB) and one that does not, matching or not', () => {
+    const R3 = path.join(d, 'root3');
+    const files: Record<string, Buffer> = {};
+    const shipped: Record<string, Buffer> = {};
+    for (const [name, size] of [
+      ['small-ok', 1000],
+      ['small-bad', 131_072],
+      ['big-ok', 131_073],
+      ['big-bad', 300_000],
+    ] as const) {
+      shipped[name] = crypto.randomBytes(size);
+      files[name] = name.endsWith('bad') ? Buffer.concat([shipped[name].subarray(0, size - 1), Buffer.from([shipped[name][size - 1]! ^ 1])]) : shipped[name];
+      fs.mkdirSync(path.join(R3, 'usr/bin'), { recursive: true });
+      fs.writeFileSync(path.join(R3, 'usr/bin', name), files[name]);
+    }
+    const md5b = (b: Buffer): string => crypto.createHash('md5').update(b).digest('hex');
+    fs.mkdirSync(path.join(R3, 'var/lib/dpkg/info'), { recursive: true });
+    fs.writeFileSync(path.join(R3, 'var/lib/dpkg/status'), 'Package: bigpkg\nStatus: install ok installed\nVersion: 2\nArchitecture: amd64\n\n');
+    fs.writeFileSync(
+      path.join(R3, 'var/lib/dpkg/info/bigpkg.md5sums'),
+      Object.entries(shipped)
+        .map(([n, b]) => `${md5b(b)}  usr/bin/${n}\n`)
+        .join(''),
+    );
+    for (const jobs of ['2', '0']) {
+      const r = integ(['baseline', '--db', path.join(d, `s3-${jobs}.db`), '--policy', policy, '--root', R3, '--jobs', jobs, '--format', 'json']);
+      expect(r.code).toBe(0);
+      const doc = JSON.parse(r.stdout) as { packaged_checked: number; package_mismatches: Array<{ path: string; expected: string; actual: string }> };
+      expect(doc.packaged_checked).toBe(4);
+      expect(doc.package_mismatches.map((m) => [m.path, m.expected, m.actual])).toEqual(
+        ['big-bad', 'small-bad'].map((n) => [`/usr/bin/${n}`, md5b(shipped[n]!), md5b(files[n]!)]),
+      );
+    }
+  });
+});
+
 describe('package provenance (rpm, SQLite database) under --root', () => {
   it('baseline and check name the rpm package, compare its sha256 digests, and treat %config files as conffiles', async () => {
     const { default: Database } = await import('better-sqlite3');

@@ -7,6 +7,9 @@ import { md5Groups } from '../../src/scan/hash-pool.js';
 import { forceScalarMd5, LANES, Md5Lanes, md5Files, packMd5Jobs, unpackMd5Jobs, type Md5Job, type Md5Result } from '../../src/scan/md5-lanes.js';
 import { MD5_LANES_LAYOUT, MD5_LANES_WASM_BASE64 } from '../../src/scan/md5-lanes.wasm.js';
 import { REPO, tmpdir } from '../helpers/cli.js';
+import { createRequire } from 'node:module';
+import { fileStatOf } from '../../src/scan/fileio.js';
+import { hashFile, recordFromStat, scanBatch, setStopFlag, type ScanJob } from '../../src/scan/scan-entry.js';
 import { editText } from '../helpers/tamper.js';
 import { mulberry32 as prng } from '../../bench/lib/tree.js'; // deterministic: a failure replays from its seed
 
@@ -364,5 +367,119 @@ describe('md5Files leaves access times alone', () => {
     const [r] = md5Files([jobOf(file)]);
     expect(atime()).toBe(before);
     expect(r).toBe(md5(fs.readFileSync(file)));
+  });
+});
+
+describe('scanBatch: MD5 of small packaged files in the scan read (md5Lanes)', () => {
+  const blake3 = createRequire(import.meta.url)('blake3-wasm') as { createHash(): { update(b: Uint8Array): { digest(e: 'hex'): string } } };
+  const b3 = (b: Uint8Array): string => blake3.createHash().update(b).digest('hex');
+  const scanJob = (file: string, id: number, over: Partial<ScanJob> = {}): ScanJob => ({
+    id,
+    path: Buffer.from(file),
+    real: Buffer.from(file),
+    algos: ['blake3'],
+    growing: false,
+    prefixLen: null,
+    md5Lanes: true,
+    ...over,
+  });
+  const sizes = [...BOUNDARY_SIZES, 1000, 2047, 2048, 2049, 70_000];
+  afterEach(() => forceScalarMd5(false));
+
+  it('gives every file that fits a lane its MD5, with the BLAKE3 and the rest of the record as without it; larger files, other entries and jobs without md5Lanes get none', () => {
+    const rnd = prng(7);
+    const made = shuffle([...sizes, ...sizes.map((s) => s + 3)], rnd).map((s) => ({ ...make(s), data: null as Buffer | null }));
+    for (const m of made) m.data = fs.readFileSync(m.file);
+    const fifo = path.join(dir, 'lanes-fifo');
+    if (!fs.existsSync(fifo)) execFileSync('mkfifo', [fifo]);
+    const link = path.join(dir, 'lanes-link');
+    if (!fs.existsSync(link)) fs.symlinkSync(made[0]!.file, link);
+    const plain = make(3000);
+    let id = 0;
+    const jobs = [
+      ...made.map((m) => scanJob(m.file, ++id, { xattrs: true, flags: true })),
+      scanJob(fifo, ++id),
+      scanJob(link, ++id),
+      scanJob(dir, ++id),
+      scanJob(path.join(dir, 'no-such-file'), ++id),
+      scanJob(plain.file, ++id, { md5Lanes: false }),
+    ];
+    const buf = Buffer.allocUnsafe(256 * 1024);
+    const got = scanBatch(jobs, buf);
+    const without = scanBatch(
+      jobs.map((j) => ({ ...j, md5Lanes: false })),
+      buf,
+    );
+    for (const [i, m] of made.entries()) {
+      const r = got[i]!;
+      expect(r.ok, m.file).toBe(true);
+      expect(r.rec!.blake3).toBe(b3(m.data!));
+      expect(r.rec!.extra?.md5).toBe(m.data!.length <= READ ? m.digest : undefined);
+      // apart from the MD5, exactly the record of a scan without it
+      const { extra: _, ...rest } = r.rec!;
+      expect(rest).toEqual(without[i]!.rec);
+    }
+    expect(made.filter((m) => m.data!.length <= READ).length).toBeGreaterThan(2 * LANES); // lanes were refilled
+    for (const r of got.slice(made.length)) expect(r.rec?.extra).toBeUndefined();
+    expect(got.slice(made.length)).toEqual(without.slice(made.length));
+  });
+
+  it('adds the MD5 to what else the job asks in the same read (SHA-256, an IOC feed digest)', () => {
+    const m = make(10_000);
+    const data = fs.readFileSync(m.file);
+    const [r] = scanBatch([scanJob(m.file, 1, { algos: ['blake3', 'sha256'], extra: ['sha1'] })], Buffer.allocUnsafe(256 * 1024));
+    expect(r!.rec).toMatchObject({
+      blake3: b3(data),
+      sha256: crypto.createHash('sha256').update(data).digest('hex'),
+      extra: { sha1: crypto.createHash('sha1').update(data).digest('hex'), md5: m.digest },
+    });
+  });
+
+  it('gives no MD5 where the lanes are not available (the caller compares those files apart)', () => {
+    forceScalarMd5(true);
+    const m = make(5000);
+    const [r] = scanBatch([scanJob(m.file, 1)], Buffer.allocUnsafe(256 * 1024));
+    expect(r).toMatchObject({ ok: true, rec: { blake3: b3(fs.readFileSync(m.file)) } });
+    expect(r!.rec!.extra).toBeUndefined();
+  });
+
+  it('reads into the lane exactly as into its own buffer: a file that grew after lstat is ECHANGED, with no digest', () => {
+    const m = make(5000);
+    const st = fileStatOf(fs.lstatSync(m.file, { bigint: true }));
+    fs.appendFileSync(m.file, 'more');
+    const j = scanJob(m.file, 1);
+    const lane = Buffer.alloc(READ);
+    const r = hashFile(j, st, recordFromStat(j.path, st), Buffer.allocUnsafe(256 * 1024), undefined, null, lane);
+    expect(r).toMatchObject({ ok: false, code: 'ECHANGED', rec: { blake3: null } });
+    // and one that did not change is read whole into it
+    const st2 = fileStatOf(fs.lstatSync(m.file, { bigint: true }));
+    const r2 = hashFile(j, st2, recordFromStat(j.path, st2), Buffer.allocUnsafe(256 * 1024), undefined, null, lane);
+    expect(r2.ok).toBe(true);
+    expect(lane.subarray(0, 5004)).toEqual(fs.readFileSync(m.file));
+  });
+
+  it('leaves no descriptor open and every lane free, even when stopped between files', () => {
+    const files = Array.from({ length: 20 }, (_, i) => make(1000 * i + 1).file);
+    const before = openFds();
+    const buf = Buffer.allocUnsafe(256 * 1024);
+    const stop = new Int32Array(new SharedArrayBuffer(4));
+    setStopFlag(stop);
+    try {
+      Atomics.store(stop, 0, 1);
+      const stopped = scanBatch(
+        files.map((f, i) => scanJob(f, i + 1)),
+        buf,
+      );
+      expect(stopped.every((r) => !r.ok && r.code === 'EINTR')).toBe(true);
+      Atomics.store(stop, 0, 0);
+      const again = scanBatch(
+        files.map((f, i) => scanJob(f, i + 1)),
+        buf,
+      );
+      expect(again.map((r) => r.rec?.extra?.md5)).toEqual(files.map((f) => md5(fs.readFileSync(f))));
+    } finally {
+      Atomics.store(stop, 0, 0);
+    }
+    expect(openFds()).toBe(before);
   });
 });
