@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadDpkg } from '../../src/pkg/dpkg.js';
+import { loadDpkg, PackageIndex, parseMd5sums } from '../../src/pkg/dpkg.js';
+import { mulberry32 as prng } from '../../bench/lib/tree.js';
 import { tmpdir } from '../helpers/cli.js';
 
 /** A root with merged /usr (bin -> usr/bin) and a dpkg database of two packages, one removed. */
@@ -51,5 +52,52 @@ describe('the dpkg index', () => {
     expect(lean.lookup('/usr/share/tool')).toBeUndefined();
     for (const p of ['/usr/bin/tool', '/usr/share/tool/data', '/etc/tool.conf']) expect(lean.lookup(p)).toEqual(full.lookup(p));
     expect(lean.size).toBeLessThan(full.size);
+  });
+});
+
+describe('parseMd5sums', () => {
+  /** The reference: each line through the expression, as the loader read md5sums before. */
+  function reference(text: string, pkg: string, idx: PackageIndex): void {
+    for (const line of text.split('\n')) {
+      const m = /^([0-9a-f]{32})\s+(.+)$/.exec(line);
+      if (m) idx.addPath(`/${m[2]!.replace(/^\/+/, '')}`, pkg, m[1]!);
+    }
+  }
+  const entries = (idx: PackageIndex): unknown[] => [...(idx as unknown as { paths: Map<string, unknown> }).paths];
+
+  it('reads every line exactly as the expression does, on random lines of every shape', () => {
+    const rnd = prng(5);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    const hex = [...'0123456789abcdef'];
+    const pieces = ['a', 'b/c', '/', '//', ' ', '  ', '\t', '\r', '\u2028', '\u00a0', 'é', 'x y', 'A', 'G', '.', '\v'];
+    for (let round = 0; round < 400; round++) {
+      const lines: string[] = [];
+      for (let n = Math.floor(rnd() * 8); n > 0; n--) {
+        let d = '';
+        const len = rnd() < 0.9 ? 32 : Math.floor(rnd() * 40);
+        for (let k = 0; k < len; k++) d += rnd() < 0.97 ? pick(hex) : pick(['A', 'g', ' ']);
+        let sep = rnd() < 0.8 ? '  ' : pick([' ', '\t', '   ', '', ' \t', '\u00a0 ']);
+        let p = '';
+        for (let k = Math.floor(rnd() * 6); k > 0; k--) p += pick(pieces);
+        if (rnd() < 0.3) sep += pick(['/', '//', ' ', '']);
+        lines.push(d + sep + p);
+      }
+      const text = lines.join('\n') + (rnd() < 0.5 ? '\n' : '');
+      const a = new PackageIndex('', 'dpkg');
+      const b = new PackageIndex('', 'dpkg');
+      parseMd5sums(text, 'p', a);
+      reference(text, 'p', b);
+      expect(entries(a), JSON.stringify(text)).toEqual(entries(b));
+    }
+  });
+
+  it('takes the lines dpkg writes by hand (no expression), paths made /-rooted once', () => {
+    const idx = new PackageIndex('', 'dpkg');
+    parseMd5sums(`${A}  usr/bin/x\n${B}  //etc/y\n\n${C}  usr/share/doc/a b\n`, 'p', idx);
+    expect(entries(idx)).toEqual([
+      ['/usr/bin/x', expect.objectContaining({ digest: A })],
+      ['/etc/y', expect.objectContaining({ digest: B })],
+      ['/usr/share/doc/a b', expect.objectContaining({ digest: C })],
+    ]);
   });
 });
