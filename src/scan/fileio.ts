@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { bindLibc, errnoError, O_CLOEXEC } from './libc.js';
+import { bindLibc, EINVAL, ENOSYS, ENOTSUP, errnoError, loadLibc, O_CLOEXEC } from './libc.js';
 
 /**
  * The hash workers' per-file system calls (statx, open, read, close) through koffi, into
@@ -245,6 +245,61 @@ export function readFile(fd: number, buf: Buffer, len: number): number {
     if (r >= 0) return r;
     const e = n.errno();
     if (e !== EINTR) throw errnoError(e, 'read');
+  }
+}
+
+interface NoWait {
+  preadv2(fd: number, iov: Buffer, iovcnt: number, offset: number, flags: number): number;
+  errno(): number;
+  address(b: Buffer): bigint;
+}
+let noWait: NoWait | null | undefined;
+function loadNoWait(): NoWait | null {
+  if (noWait === undefined) {
+    // preadv2 needs glibc 2.26; where it is missing, no read is ever asked not to wait
+    const f = load() ? bindLibc<{ preadv2: NoWait['preadv2'] }>({ preadv2: 'long preadv2(int fd, void *iov, int iovcnt, int64_t offset, int flags)' }) : null;
+    const koffi = loadLibc()?.koffi;
+    noWait = f && koffi ? { ...f, address: (b) => BigInt(koffi.address(b) as bigint) } : null;
+  }
+  return noWait;
+}
+/** One struct iovec {base, len}, pointing into the buffer last read into (the address is taken once per buffer). */
+const iov = Buffer.alloc(16);
+let iovBuf: Buffer | null = null;
+const RWF_NOWAIT = 8;
+const EAGAIN = 11;
+/** Devices whose file system refused RWF_NOWAIT: not asked again. */
+const noWaitRefused = new Set<number>();
+
+/** readNoWait: the data is not in the page cache (nothing was read). */
+export const NOT_CACHED = -1;
+
+/**
+ * A read(2) at the current offset that does not wait for the disk (preadv2 with RWF_NOWAIT): the
+ * byte count (fewer than asked when only the start is cached, 0 at the end), or NOT_CACHED. null
+ * where that cannot be asked (no koffi or preadv2, or the file system of device `dev` refuses it):
+ * nothing was read then. The scan's first read of each file, so that whether the cache is cold
+ * is known from the kernel, not guessed from how long reads took.
+ */
+export function readNoWait(fd: number, buf: Buffer, len: number, dev: number): number | null {
+  const n = loadNoWait();
+  if (!n || noWaitRefused.has(dev)) return null;
+  if (iovBuf !== buf) {
+    iov.writeBigUInt64LE(n.address(buf), 0);
+    iovBuf = buf;
+  }
+  iov.writeUInt32LE(len >>> 0, 8); // len < 2^32: the upper half stays 0
+  for (;;) {
+    const r = n.preadv2(fd, iov, 1, -1, RWF_NOWAIT);
+    if (r >= 0) return r;
+    const e = n.errno();
+    if (e === EAGAIN) return NOT_CACHED;
+    if (e === EINTR) continue;
+    if (e === ENOTSUP || e === EINVAL || e === ENOSYS) {
+      noWaitRefused.add(dev);
+      return null;
+    }
+    throw errnoError(e, 'read');
   }
 }
 

@@ -15,11 +15,13 @@ import {
   fstatFile,
   fstatSameFile,
   lstatFile,
+  NOT_CACHED,
   OTHER,
   openFile,
   openForRead,
   readFile,
   readLink,
+  readNoWait,
   SAME,
 } from './fileio.js';
 import { cstr } from './libc.js';
@@ -202,8 +204,6 @@ const ADVISE_MAX = 512 * 1024;
 export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
   if (stopping()) return jobs.map((job) => ({ id: job.id, ok: false, ...errInfo(STOPPED), rec: null }));
   const advise = adviseBatches > 0;
-  let files = 0;
-  let bytes = 0;
   const pre: Pre[] = new Array(jobs.length);
   for (let i = 0; i < jobs.length; i++) {
     const job = jobs[i]!;
@@ -213,10 +213,7 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
       let open: Opened | null = null;
       if ((st.mode & S_IFMT) === S_IFREG) {
         open = openRegular(w);
-        const size = Number(st.size);
-        files++;
-        bytes += size;
-        if (advise && 'fd' in open) adviseWillNeed(open.fd, Math.min(size, ADVISE_MAX));
+        if (advise && 'fd' in open) adviseWillNeed(open.fd, Math.min(Number(st.size), ADVISE_MAX));
       }
       pre[i] = { w, st, open };
     } catch (e) {
@@ -224,7 +221,7 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
     }
   }
   const out = new Array<ScanResult>(jobs.length);
-  readMs = 0;
+  uncached = timedFiles = timedBytes = readMs = 0;
   hashInLanes(jobs, pre, buf, out);
   for (let i = 0; i < jobs.length; i++) {
     if (out[i]) continue; // hashed in the lanes
@@ -247,10 +244,12 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
     }
   }
   // The advice costs a call per file and only pays when reads would block: keep it on for a
-  // while after a batch whose reads took much longer than copying cached data does (~5 us a
-  // file + 0.5 ns a byte; an uncached read waits for the disk, ~100 us and more a file), off
-  // otherwise. Only the reads are timed: hashing and the other calls vary with the machine.
-  const slow = readMs > 0.2 + files * 0.03 + bytes * 1.5e-6;
+  // while after a batch with a file whose start was not in the page cache (the kernel says so: the
+  // first read of each file does not wait), off otherwise. Where the kernel cannot say, a batch
+  // counts as uncached when its reads took much longer than copying cached data does (~5 us a file
+  // + 0.5 ns a byte; an uncached read waits for the disk, ~100 us and more a file): a guess that a
+  // busy machine can fool, which is why it is only the fallback.
+  const slow = uncached > 0 || (timedFiles > 0 && readMs > 0.2 + timedFiles * 0.03 + timedBytes * 1.5e-6);
   adviseBatches = slow ? ADVISE_AFTER_SLOW : Math.max(0, adviseBatches - 1);
   return out;
 }
@@ -318,10 +317,17 @@ export function setStopFlag(flag: Int32Array): void {
 export const stopping = (): boolean => stopFlag !== null && Atomics.load(stopFlag, 0) !== 0;
 const STOPPED = Object.assign(new Error('the run was stopped'), { code: 'EINTR' });
 
+/** How many more batches will be advised (tests). */
+export const advisedBatches = (): number => adviseBatches;
+
 /** Batches advised after one that looked uncached (and at the start: a cold run gains most there). */
 const ADVISE_AFTER_SLOW = 16;
 let adviseBatches = ADVISE_AFTER_SLOW;
-/** milliseconds spent in read calls during the current batch */
+/** In the current batch: files whose first read found no data in the page cache */
+let uncached = 0;
+/** In the current batch, for files the kernel could not tell about: their count, bytes and milliseconds of reads */
+let timedFiles = 0;
+let timedBytes = 0;
 let readMs = 0;
 
 /** A regular file opened ahead of its scan, or why it could not be. */
@@ -477,12 +483,29 @@ export function hashFile(
     // Syscalls are what small files cost (each one is dear in a VM): stop without the extra
     // read that would return 0 when a short read ends exactly at the expected size. A file
     // that grew meanwhile is caught by the fstat below (size or mtime changed).
-    const t = performance.now();
+    let t = -1;
     for (;;) {
       const at = into ? pos : 0;
       const want = prefixLen > pos ? Math.min(readBuf.length - at, prefixLen - pos) : readBuf.length - at;
       if (stopping()) throw STOPPED;
-      const n = want > 0 ? readFile(fd, at ? readBuf.subarray(at) : readBuf, want) : 0;
+      let n: number;
+      if (pos > 0 || want === 0 || t >= 0) n = want > 0 ? readFile(fd, at ? readBuf.subarray(at) : readBuf, want) : 0;
+      else {
+        // the first read: is the file's start in the page cache? (see scanBatch)
+        const r = readNoWait(fd, readBuf, want, st.dev);
+        if (r === null) {
+          t = performance.now();
+          timedFiles++;
+          timedBytes += expected;
+          n = readFile(fd, readBuf, want);
+        } else if (r === NOT_CACHED) {
+          uncached++;
+          n = readFile(fd, readBuf, want);
+        } else {
+          if (r < want && r < expected) uncached++; // only part of it was there
+          n = r;
+        }
+      }
       if (n === 0) break;
       if (simd && !into && hashers.length === 1 && extras.length === 0)
         simd.commit(n); // the data is in its memory already
@@ -495,7 +518,7 @@ export function hashFile(
       if (pos === prefixLen) takePrefix(rec, hashers);
       if (!job.growing && (pos > expected || (n < want && pos === expected))) break;
     }
-    readMs += performance.now() - t;
+    if (t >= 0) readMs += performance.now() - t;
     // Growing files take the new size and times from the descriptor; the rest only compare.
     const after = job.growing ? fstatFile(fd) : null;
     const same = after ? (sameFile(after, st) ? SAME : OTHER) : fstatSameFile(fd, st);

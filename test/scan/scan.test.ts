@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cmpText } from '../../src/core/entry-cmp.js';
 import { Selector } from '../../src/core/selector.js';
 import { scanBatches } from '../../src/scan/hash-pool.js';
-import { fileStatOf } from '../../src/scan/fileio.js';
-import { hashFile, recordFromStat, scanBatch, scanEntry, type ScanJob, type ScanResult } from '../../src/scan/scan-entry.js';
+import { fileStatOf, NOT_CACHED, readNoWait } from '../../src/scan/fileio.js';
+import { advisedBatches, hashFile, recordFromStat, scanBatch, scanEntry, type ScanJob, type ScanResult } from '../../src/scan/scan-entry.js';
 import { type DirHandle, MAX_HELD_DIRS, walk, type WalkEvent } from '../../src/scan/walk.js';
 import { direntReader, forceDirReader } from '../../src/scan/dirents.js';
 import { createRequire } from 'node:module';
@@ -324,6 +324,88 @@ describe('scanBatch', () => {
     const before = fds();
     for (let k = 0; k < 5; k++) scanBatch(jobs, Buffer.allocUnsafe(256 * 1024));
     expect(fds()).toBe(before);
+  });
+});
+
+describe('a cold page cache, as the kernel tells it', () => {
+  /**
+   * Drop `file`'s pages from the page cache (fsync, then POSIX_FADV_DONTNEED), and say whether they
+   * are gone, as fincore (util-linux) counts them: null where fincore is missing.
+   */
+  function evict(file: string): boolean | null {
+    execFileSync('python3', ['-c', 'import os,sys\nfd=os.open(sys.argv[1],os.O_RDONLY)\nos.fsync(fd)\nos.posix_fadvise(fd,0,0,os.POSIX_FADV_DONTNEED)', file]);
+    try {
+      return execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' }).trim() === '0';
+    } catch {
+      return null;
+    }
+  }
+  const why = (gone: boolean | null): string =>
+    gone === null ? 'fincore (util-linux-extra) is not installed' : `the file system of ${dir} keeps the pages (tmpfs?)`;
+
+  it('readNoWait reads what is cached and reads nothing of what is not', (ctx) => {
+    const file = path.join(dir, 'cold-one');
+    const data = crypto.randomBytes(300_000);
+    fs.writeFileSync(file, data);
+    const w = fs.openSync(file, 'r');
+    fs.fsyncSync(w); // written back now (see below)
+    fs.closeSync(w);
+    const buf = Buffer.alloc(256 * 1024);
+    const fd = fs.openSync(file, 'r');
+    try {
+      const dev = Number(fs.fstatSync(fd).dev);
+      const n = readNoWait(fd, buf, buf.length, dev);
+      if (n === null) {
+        console.log('skipped: preadv2 with RWF_NOWAIT is not available here');
+        return ctx.skip();
+      }
+      expect(n).toBe(buf.length);
+      expect(buf).toEqual(data.subarray(0, buf.length));
+      expect(readNoWait(fd, buf, buf.length, dev)).toBe(data.length - buf.length); // on from the current offset
+      expect(readNoWait(fd, buf, buf.length, dev)).toBe(0);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const gone = evict(file);
+    if (!gone) {
+      console.log(`skipped the uncached half: ${why(gone)}`);
+      return ctx.skip();
+    }
+    const fd2 = fs.openSync(file, 'r');
+    try {
+      expect(readNoWait(fd2, buf, buf.length, Number(fs.fstatSync(fd2).dev))).toBe(NOT_CACHED);
+      expect(fs.readSync(fd2, buf, 0, 10, null)).toBe(10); // and a plain read still reads it
+    } finally {
+      fs.closeSync(fd2);
+    }
+  });
+
+  it('advises reads ahead only after a batch that found a file out of the page cache, and stops some batches after', (ctx) => {
+    const files = Array.from({ length: 8 }, (_, i) => {
+      const f = path.join(dir, `cold-batch-${i}`);
+      fs.writeFileSync(f, crypto.randomBytes(20_000));
+      // written back now: a page the kernel is writing back is locked for a moment, and a read
+      // that must not wait says EAGAIN then, as for a page that is not there
+      const fd = fs.openSync(f, 'r');
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      return f;
+    });
+    const jobs = files.map((f, i) => job(f, { id: i + 1 }));
+    const buf = Buffer.allocUnsafe(256 * 1024);
+    for (let k = 0; k < 40 && advisedBatches() > 0; k++) scanBatch(jobs, buf);
+    expect(advisedBatches()).toBe(0); // a warm cache: nothing advised, however slow this machine is
+    const gone = evict(files[5]!);
+    if (!gone) {
+      console.log(`skipped: ${why(gone)}`);
+      return ctx.skip();
+    }
+    const r = scanBatch(jobs, buf);
+    expect(r[5]).toMatchObject({ ok: true, rec: { blake3: blake3Hex(fs.readFileSync(files[5]!)) } });
+    expect(advisedBatches()).toBeGreaterThan(8);
+    // the next batches find every file cached again (a few tries: another process's I/O can lock a page for a moment)
+    for (let k = 0; k < 5 && advisedBatches() >= 16; k++) scanBatch(jobs, buf);
+    expect(advisedBatches()).toBeLessThan(16);
   });
 });
 

@@ -14,7 +14,12 @@ import { mulberry32 as prng } from '../../bench/lib/tree.js';
 const rnd = prng(11);
 vi.mock('../../src/scan/fileio.js', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/scan/fileio.js')>();
-  return { ...real, readFile: (fd: number, buf: Buffer, len: number): number => real.readFile(fd, buf, Math.min(len, 1 + Math.floor(rnd() * 3000))) };
+  const cut = (len: number): number => Math.min(len, 1 + Math.floor(rnd() * 3000));
+  return {
+    ...real,
+    readFile: (fd: number, buf: Buffer, len: number): number => real.readFile(fd, buf, cut(len)),
+    readNoWait: (fd: number, buf: Buffer, len: number, dev: number): number | null => real.readNoWait(fd, buf, cut(len), dev),
+  };
 });
 
 const { scanBatch } = await import('../../src/scan/scan-entry.js');
