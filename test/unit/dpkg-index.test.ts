@@ -65,7 +65,7 @@ describe('parseMd5sums', () => {
   }
   const entries = (idx: PackageIndex): unknown[] => [...(idx as unknown as { paths: Map<string, unknown> }).paths];
 
-  it('reads every line exactly as the expression does, on random lines of every shape', () => {
+  it('reads every line exactly as the expression does the decoded text, on random lines of every shape', () => {
     const rnd = prng(5);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     const hex = [...'0123456789abcdef'];
@@ -82,10 +82,17 @@ describe('parseMd5sums', () => {
         if (rnd() < 0.3) sep += pick(['/', '//', ' ', '']);
         lines.push(d + sep + p);
       }
-      const text = lines.join('\n') + (rnd() < 0.5 ? '\n' : '');
+      // bytes that are not UTF-8 too (a lone continuation byte, a sequence cut by the newline, 0xff)
+      const raw = [Buffer.from([0x80]), Buffer.from([0xe2, 0x80]), Buffer.from([0xff])];
+      const bytes = Buffer.concat(
+        lines
+          .flatMap((l, k) => [...(k ? [Buffer.from('\n')] : []), Buffer.from(l), ...(rnd() < 0.1 ? [pick(raw)] : [])])
+          .concat(rnd() < 0.5 ? [Buffer.from('\n')] : []),
+      );
+      const text = bytes.toString('utf8');
       const a = new PackageIndex('', 'dpkg');
       const b = new PackageIndex('', 'dpkg');
-      parseMd5sums(text, 'p', a);
+      parseMd5sums(Buffer.from(bytes), 'p', a);
       reference(text, 'p', b);
       expect(entries(a), JSON.stringify(text)).toEqual(entries(b));
     }
@@ -93,7 +100,7 @@ describe('parseMd5sums', () => {
 
   it('takes the lines dpkg writes by hand (no expression), paths made /-rooted once', () => {
     const idx = new PackageIndex('', 'dpkg');
-    parseMd5sums(`${A}  usr/bin/x\n${B}  //etc/y\n\n${C}  usr/share/doc/a b\n`, 'p', idx);
+    parseMd5sums(Buffer.from(`${A}  usr/bin/x\n${B}  //etc/y\n\n${C}  usr/share/doc/a b\n`), 'p', idx);
     expect(entries(idx)).toEqual([
       ['/usr/bin/x', expect.objectContaining({ digest: A })],
       ['/etc/y', expect.objectContaining({ digest: B })],
