@@ -255,9 +255,10 @@ interface NoWait {
 }
 let noWait: NoWait | null | undefined;
 function loadNoWait(): NoWait | null {
+  if (!load()) return null; // fs's reads (no koffi, or a test asked for them)
   if (noWait === undefined) {
     // preadv2 needs glibc 2.26; where it is missing, no read is ever asked not to wait
-    const f = load() ? bindLibc<{ preadv2: NoWait['preadv2'] }>({ preadv2: 'long preadv2(int fd, void *iov, int iovcnt, int64_t offset, int flags)' }) : null;
+    const f = bindLibc<{ preadv2: NoWait['preadv2'] }>({ preadv2: 'long preadv2(int fd, void *iov, int iovcnt, int64_t offset, int flags)' });
     const koffi = loadLibc()?.koffi;
     noWait = f && koffi ? { ...f, address: (b) => BigInt(koffi.address(b) as bigint) } : null;
   }
@@ -296,7 +297,14 @@ export function readNoWait(fd: number, buf: Buffer, len: number, dev: number): n
     if (e === EAGAIN) return NOT_CACHED;
     if (e === EINTR) continue;
     if (e === ENOTSUP || e === EINVAL || e === ENOSYS) {
-      noWaitRefused.add(dev);
+      // the file system refuses it, unless this is not a regular file of that device at all (a
+      // FIFO swapped in for the file says ENOTSUP too): the caller's plain read then tells the race
+      try {
+        const st = fstatFile(fd);
+        if ((st.mode & 0o170000) === 0o100000 && st.dev === dev) noWaitRefused.add(dev);
+      } catch {
+        // not known: ask again next time
+      }
       return null;
     }
     throw errnoError(e, 'read');
