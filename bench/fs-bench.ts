@@ -69,6 +69,29 @@ async function repeated<T extends Measured>(ready: () => Promise<void>, n: numbe
   };
 }
 
+/**
+ * Run the `fns` round by round, `n` rounds (each round runs every one of them once, in order):
+ * one Repeated per fn. On a machine whose speed drifts over minutes (a shared VM), a ratio of
+ * two medians is only fair when both were timed over the same minutes.
+ */
+async function rounds(ready: () => Promise<void>, n: number, fns: Array<(i: number) => Promise<Measured>>): Promise<Array<Repeated<Measured>>> {
+  const runs: Measured[][] = fns.map(() => []);
+  for (let i = 0; i < n; i++)
+    for (const [k, fn] of fns.entries()) {
+      await ready();
+      runs[k]!.push(await fn(i));
+    }
+  return Promise.all(
+    runs.map((r) =>
+      repeated(
+        async () => {},
+        r.length,
+        async (i) => r[i]!,
+      ),
+    ),
+  );
+}
+
 function rowOf(tool: string, command: string, r: Repeated<Measured>): Row {
   return { tool, command, wallS: r.wallS, samples: r.samples, peakRssMiB: r.peak, cpuS: r.cpuS, busy: r.busy, exitCode: r.last.exitCode };
 }
@@ -210,20 +233,43 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
     const slug = hash.replace(/[^a-z0-9]+/g, '-');
     const policy = writePolicy(path.join(dir, `policy-${slug}.yml`), roots, v.hash, v);
     const db = path.join(dir, `integ-${slug}.db`);
-    log(`integ baseline (${hash}) …`);
-    await ready();
-    const base = await integBaseline(db, policy, jobs, dir, `integ-baseline-${slug}`);
-    setupRows.push(rowOfOne(`integ baseline (${hash})`, `node bin/integ.js baseline --db DB --policy P --jobs ${jobs}`, base));
+    const baseCmd = `node bin/integ.js baseline --db DB --policy P --jobs ${jobs}`;
+    let r: Repeated<IntegCheck>;
     if (hash === 'blake3') {
-      // The package comparison (each packaged file's dpkg/rpm digest in the same read) is
-      // baseline's own extra work; without it, baseline does what check does plus the inserts.
-      log('integ baseline (blake3, --no-packages) …');
+      // The targets' three measures, and the floor again, timed in the same rounds: a round is a
+      // baseline (a new store each time), check against it, baseline --no-packages (without the
+      // package comparison, baseline does what check does plus the inserts), and b3sum's floor.
+      log(`integ baseline, check, baseline --no-packages${b3Row ? ' and the b3sum floor' : ''}, ${opts.repeat} round(s) …`);
+      const checks: IntegCheck[] = [];
+      const fns: Array<(i: number) => Promise<Measured>> = [
+        (i) => integBaseline(db, policy, jobs, dir, `integ-baseline-${slug}-${i}`),
+        async (i) => {
+          const c = await integCheck(db, policy, jobs, dir, `integ-check-${slug}-${i}`);
+          checks.push(c);
+          return c;
+        },
+        (i) => integBaseline(path.join(dir, 'integ-no-packages.db'), policy, jobs, dir, `integ-baseline-no-packages-${i}`, ['--no-packages']),
+      ];
+      const floorNoMmap = b3Row?.tool.includes('--no-mmap') ?? false;
+      if (b3Row && b3) fns.push(() => runB3sum(b3, roots, jobs, dir, floorNoMmap, stats.files));
+      const [base, check, np, floor] = await rounds(ready, opts.repeat, fns);
+      setupRows.push(rowOf(`integ baseline (${hash})`, baseCmd, base!));
+      setupRows.push(rowOf('integ baseline (blake3, --no-packages)', `node bin/integ.js baseline --no-packages --db DB --policy P --jobs ${jobs}`, np!));
+      r = { ...check!, last: checks[checks.length - 1]! };
+      if (floor && b3Row) {
+        Object.assign(b3Row, { wallS: floor.wallS, samples: floor.samples, peakRssMiB: floor.peak, cpuS: floor.cpuS, busy: floor.busy });
+        notes.push(
+          `the b3sum floor is timed again in the rounds of integ's blake3 baseline, check and baseline --no-packages (its first ${opts.repeat} run(s) chose the floor)`,
+        );
+      }
+    } else {
+      log(`integ baseline (${hash}) …`);
       await ready();
-      const np = await integBaseline(path.join(dir, 'integ-no-packages.db'), policy, jobs, dir, 'integ-baseline-no-packages', ['--no-packages']);
-      setupRows.push(rowOfOne('integ baseline (blake3, --no-packages)', `node bin/integ.js baseline --no-packages --db DB --policy P --jobs ${jobs}`, np));
+      const base = await integBaseline(db, policy, jobs, dir, `integ-baseline-${slug}`);
+      setupRows.push(rowOfOne(`integ baseline (${hash})`, baseCmd, base));
+      log(`integ check (${hash}) …`);
+      r = await repeated<IntegCheck>(ready, opts.repeat, (i) => integCheck(db, policy, jobs, dir, `integ-check-${slug}-${i}`));
     }
-    log(`integ check (${hash}) …`);
-    const r = await repeated<IntegCheck>(ready, opts.repeat, (i) => integCheck(db, policy, jobs, dir, `integ-check-${slug}-${i}`));
     const row = rowOf(`integ check (${hash})`, `node bin/integ.js check --db DB --policy P --jobs ${jobs} --no-snapshot --format json`, r);
     if (r.last.exitCode !== 0) {
       row.note = `UNEXPECTED ${describeFailure(r.last)}`;
