@@ -184,10 +184,24 @@ export function parseMd5sums(buf: Buffer, pkgKey: string, idx: PackageIndex): vo
   }
 }
 
-/** Load ROOT/var/lib/dpkg, or null when there is no dpkg database there. */
 /**
- * `digestsOnly`: skip the .list files, which only add paths without a digest (directories,
- * symlinks): what baseline's comparison needs, in ~half the time (124,000 lines fewer on /usr).
+ * The lines of one package's .list (its bytes, UTF-8) into `idx`: each absolute path but "/.",
+ * without a digest. Each decoded on its own, a flat string, as parseMd5sums does (a line split out
+ * of the decoded text would keep that text alive and be flattened by its first lookup).
+ */
+function parseList(buf: Buffer, pkgKey: string, idx: PackageIndex): void {
+  for (let i = 0; i < buf.length; ) {
+    let nl = buf.indexOf(10, i);
+    if (nl < 0) nl = buf.length;
+    if (buf[i] === 47 && !(nl - i === 2 && buf[i + 1] === 46)) idx.addPath(buf.toString('utf8', i, nl), pkgKey, null);
+    i = nl + 1;
+  }
+}
+
+/**
+ * Load ROOT/var/lib/dpkg, or null when there is no dpkg database there. `digestsOnly`: skip the
+ * .list files, which only add paths without a digest (directories, symlinks): what baseline's
+ * comparison needs, in ~half the time (124,000 lines fewer on /usr).
  */
 export function loadDpkg(root: string, digestsOnly = false): PackageIndex | null {
   const base = path.join(root || '/', 'var/lib/dpkg');
@@ -217,7 +231,7 @@ export function loadDpkg(root: string, digestsOnly = false): PackageIndex | null
         continue;
       }
       if (ext === '.md5sums') parseMd5sums(bytes, pkgKey, idx);
-      else for (const line of bytes.toString('utf8').split('\n')) if (line.startsWith('/') && line !== '/.') idx.addPath(line, pkgKey, null);
+      else parseList(bytes, pkgKey, idx);
     }
   }
   return idx;

@@ -260,7 +260,7 @@ function loadNoWait(): NoWait | null {
     // preadv2 needs glibc 2.26; where it is missing, no read is ever asked not to wait
     const f = bindLibc<{ preadv2: NoWait['preadv2'] }>({ preadv2: 'long preadv2(int fd, void *iov, int iovcnt, int64_t offset, int flags)' });
     const koffi = loadLibc()?.koffi;
-    noWait = f && koffi ? { ...f, address: (b) => BigInt(koffi.address(b) as bigint) } : null;
+    noWait = f && koffi ? { ...f, address: (b) => koffi.address(b) as bigint } : null;
   }
   return noWait;
 }

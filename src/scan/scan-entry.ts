@@ -255,6 +255,7 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
 }
 
 type Pre = { w: Where; st: FileStat; open: Opened | null } | { err: unknown };
+const LANE_READ_N = BigInt(LANE_READ);
 
 /**
  * The batch's md5Lanes files that fit one lane, scanned into the lanes' own memory and hashed
@@ -268,7 +269,7 @@ function hashInLanes(jobs: readonly ScanJob[], pre: readonly Pre[], buf: Buffer,
   for (let i = 0; i < jobs.length; i++) {
     const j = jobs[i]!;
     const p = pre[i]!;
-    if (j.md5Lanes && !j.growing && 'open' in p && p.open && 'fd' in p.open && p.st.size <= BigInt(LANE_READ)) take.push(i);
+    if (j.md5Lanes && !j.growing && 'open' in p && p.open && 'fd' in p.open && p.st.size <= LANE_READ_N) take.push(i);
   }
   if (take.length === 0) return;
   const eng = threadLanes();
