@@ -11,7 +11,8 @@ export type PackageDigestAlgo = ExtraAlgo;
  * under --root on a mounted image too):
  * - `var/lib/dpkg/status`: installed packages, their versions and their conffiles with md5;
  * - `var/lib/dpkg/info/<pkg>[:<arch>].md5sums`: md5 of every regular file the package shipped;
- * - `var/lib/dpkg/info/<pkg>[:<arch>].list`: every path it owns (directories, symlinks too).
+ * - `var/lib/dpkg/info/<pkg>[:<arch>].list`: every path it owns (directories, symlinks too);
+ * - `var/lib/dpkg/diversions`: files dpkg installs under another name than the package lists.
  * md5 is what dpkg records: it catches accidental and naive changes, not a crafted collision.
  * Debian's merged /usr is handled: /bin/ls and /usr/bin/ls are the same file when /bin is a
  * symlink, whichever name the package lists.
@@ -22,6 +23,12 @@ interface Owned {
   digest: string | null;
   algo: PackageDigestAlgo;
   conffile: boolean;
+}
+
+/** A dpkg diversion of a path: where other packages' file of that name goes instead. */
+interface Diversion {
+  to: string;
+  by: string | null; // the diverting package's name (its own file stays put); null: a local diversion, which exempts none
 }
 
 export interface DpkgPackage {
@@ -35,6 +42,7 @@ export class PackageIndex {
   private readonly paths = new Map<string, Owned>();
   private readonly packages = new Map<string, DpkgPackage>();
   private readonly aliased: string[];
+  private diversions: Map<string, Diversion> | null = null;
 
   constructor(
     readonly root: string,
@@ -60,12 +68,40 @@ export class PackageIndex {
     if (!this.packages.has(p.name)) this.packages.set(p.name, p);
   }
 
-  /** Record that `pkg` owns `p`, with the digest it shipped (null: not a regular file, or unknown). */
+  /**
+   * Divert `from` to `to` (dpkg-divert): a file `from` of any package but `by` (a name, without
+   * :arch; null for none) is recorded, and looked up, at `to`. Call it before any addPath.
+   */
+  addDiversion(from: string, to: string, by: string | null): void {
+    (this.diversions ??= new Map()).set(from, { to, by });
+  }
+
+  /**
+   * Record that `pkg` owns `p` (as the package lists it: a diversion moves it), with the digest
+   * it shipped (null: not a regular file, or unknown).
+   */
   addPath(p: string, pkg: string, digest: string | null, conffile = false, algo: PackageDigestAlgo = 'md5'): void {
+    // one Map lookup, and only when there are diversions: this runs for every md5sums line
+    if (this.diversions !== null) p = this.diverted(p, pkg);
     const cur = this.paths.get(p);
     if (!cur) this.paths.set(p, { pkg, digest, algo, conffile });
     else if (conffile) this.paths.set(p, { pkg, digest, algo, conffile: true });
     else if (cur.digest === null && digest !== null && cur.pkg === pkg) Object.assign(cur, { digest, algo });
+  }
+
+  /**
+   * Where dpkg put `pkg`'s file `p`. The path is matched as dpkg does, literally (a diversion of
+   * /bin/x does not divert a usr/bin/x); a `to` under an alias, /bin/x.y, is still found as
+   * /usr/bin/x.y by candidates(). The diverter's own file keeps `from`, and as no other package's
+   * entry lands there, it owns `from` whatever order the packages are read in.
+   */
+  private diverted(p: string, pkg: string): string {
+    const d = this.diversions!.get(p);
+    if (d === undefined) return p;
+    const by = d.by;
+    // pkg is name or name:arch (a status key, or an info file's name)
+    if (by !== null && pkg.startsWith(by) && (pkg.length === by.length || pkg.charCodeAt(by.length) === 58)) return p;
+    return d.to;
   }
 
   private candidates(p: string): string[] {
@@ -199,6 +235,26 @@ function parseList(buf: Buffer, pkgKey: string, idx: PackageIndex): void {
 }
 
 /**
+ * dpkg's diversions file (its bytes, UTF-8) into `idx`: groups of three lines, the diverted path,
+ * where it goes instead, and the diverting package (":" for a local one, the admin's). A group that
+ * is not two absolute paths and a name is skipped, and so is an incomplete one at the end: a
+ * damaged file costs those diversions, not the index.
+ */
+export function parseDiversions(buf: Buffer, idx: PackageIndex): void {
+  const lines: string[] = [];
+  for (let i = 0; i < buf.length; ) {
+    let nl = buf.indexOf(10, i);
+    if (nl < 0) nl = buf.length;
+    lines.push(buf.toString('utf8', i, nl));
+    i = nl + 1;
+  }
+  for (let k = 0; k + 2 < lines.length; k += 3) {
+    const [from, to, by] = [lines[k]!, lines[k + 1]!, lines[k + 2]!];
+    if (from.startsWith('/') && to.startsWith('/') && by !== '') idx.addDiversion(from, to, by === ':' ? null : by);
+  }
+}
+
+/**
  * Load ROOT/var/lib/dpkg, or null when there is no dpkg database there. `digestsOnly`: skip the
  * .list files, which only add paths without a digest (directories, symlinks): what baseline's
  * comparison needs, in ~half the time (124,000 lines fewer on /usr).
@@ -212,6 +268,12 @@ export function loadDpkg(root: string, digestsOnly = false): PackageIndex | null
     return null;
   }
   const idx = new PackageIndex(root, 'dpkg');
+  // before any path is added: status's conffiles are diverted too
+  try {
+    parseDiversions(fs.readFileSync(path.join(base, 'diversions')), idx);
+  } catch {
+    // none (a system that never diverted anything has no such file)
+  }
   parseStatus(status, idx);
   let names: string[] = [];
   try {

@@ -201,6 +201,43 @@ describe('package provenance (dpkg): small files in the scan read, large ones af
   });
 });
 
+describe('package provenance (dpkg) with diversions', () => {
+  it('baseline takes a diverted file for the diverting package’s, and the package it was diverted from at the new name', () => {
+    // As on Debian with postgresql-common and libpq-dev, both shipping usr/bin/pg_config; plus a local
+    // diversion (":") of a file that was changed since, and a last group cut short
+    const R4 = path.join(d, 'divroot');
+    const put = (rel: string, text: string): void => {
+      fs.mkdirSync(path.dirname(path.join(R4, rel)), { recursive: true });
+      fs.writeFileSync(path.join(R4, rel), text);
+    };
+    put('usr/bin/pg_config', 'wrapper\n');
+    put('usr/bin/pg_config.libpq-dev', 'real pg_config\n');
+    put('usr/bin/ecpg.orig', 'trojaned ecpg\n');
+    put(
+      'var/lib/dpkg/status',
+      'Package: postgresql-common\nStatus: install ok installed\nVersion: 248\nArchitecture: all\n\n' +
+        'Package: libpq-dev\nStatus: install ok installed\nVersion: 16.3-1\nArchitecture: amd64\n',
+    );
+    put('var/lib/dpkg/diversions', '/usr/bin/pg_config\n/usr/bin/pg_config.libpq-dev\npostgresql-common\n/usr/bin/ecpg\n/usr/bin/ecpg.orig\n:\n/usr/bin/cut\n');
+    put('var/lib/dpkg/info/postgresql-common.md5sums', `${md5('wrapper\n')}  usr/bin/pg_config\n`);
+    put('var/lib/dpkg/info/libpq-dev:amd64.md5sums', `${md5('real pg_config\n')}  usr/bin/pg_config\n${md5('ecpg\n')}  usr/bin/ecpg\n`);
+    const r = integ(['baseline', '--db', path.join(d, 's4.db'), '--policy', policy, '--root', R4, '--jobs', '1', '--format', 'json']);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout) as { packaged_checked: number; package_mismatches: Array<Record<string, unknown>> };
+    expect(doc.packaged_checked).toBe(3);
+    expect(doc.package_mismatches).toEqual([
+      {
+        path: '/usr/bin/ecpg.orig',
+        package: { manager: 'dpkg', name: 'libpq-dev', version: '16.3-1' },
+        algorithm: 'md5',
+        expected: md5('ecpg\n'),
+        actual: md5('trojaned ecpg\n'),
+        conffile: false,
+      },
+    ]);
+  });
+});
+
 describe('package provenance (rpm, SQLite database) under --root', () => {
   it('baseline and check name the rpm package, compare its sha256 digests, and treat %config files as conffiles', async () => {
     const { default: Database } = await import('better-sqlite3');

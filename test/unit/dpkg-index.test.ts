@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadDpkg, PackageIndex, parseMd5sums } from '../../src/pkg/dpkg.js';
+import { loadDpkg, PackageIndex, parseDiversions, parseMd5sums } from '../../src/pkg/dpkg.js';
 import { mulberry32 as prng } from '../../bench/lib/tree.js';
 import { tmpdir } from '../helpers/cli.js';
 
@@ -52,6 +52,128 @@ describe('the dpkg index', () => {
     expect(lean.lookup('/usr/share/tool')).toBeUndefined();
     for (const p of ['/usr/bin/tool', '/usr/share/tool/data', '/etc/tool.conf']) expect(lean.lookup(p)).toEqual(full.lookup(p));
     expect(lean.size).toBeLessThan(full.size);
+  });
+});
+
+/**
+ * A root with merged /usr whose dpkg database has diversions, as dpkg-divert writes them: from, to,
+ * diverter (":" for a local one). postgresql-common diverts libpq-dev's pg_config (the case on a
+ * real Debian), and a file it does not ship itself; the admin diverted one locally; dash diverts
+ * /bin/sh, which another package lists under the alias; libpq-dev's conffile is diverted too.
+ */
+const V = tmpdir('integ-dpkg-div-');
+afterAll(() => fs.rmSync(V, { recursive: true, force: true }));
+const wv = (rel: string, text: string | Buffer): void => {
+  fs.mkdirSync(path.dirname(path.join(V, rel)), { recursive: true });
+  fs.writeFileSync(path.join(V, rel), text);
+};
+fs.mkdirSync(path.join(V, 'usr/bin'), { recursive: true });
+fs.symlinkSync('usr/bin', path.join(V, 'bin'));
+const D = 'd'.repeat(32);
+const E = 'e'.repeat(32);
+const F = 'f'.repeat(32);
+const DIVERSIONS = [
+  '/usr/bin/pg_config\n/usr/bin/pg_config.libpq-dev\npostgresql-common\n',
+  '/usr/bin/ghost\n/usr/bin/ghost.real\npostgresql-common\n',
+  '/usr/bin/local\n/usr/bin/local.orig\n:\n',
+  '/bin/sh\n/bin/sh.distrib\ndash\n',
+  '/etc/pq.conf\n/etc/pq.conf.dist\npostgresql-common\n',
+].join('');
+wv('var/lib/dpkg/diversions', DIVERSIONS);
+wv(
+  'var/lib/dpkg/status',
+  ['libpq-dev', 'postgresql-common', 'dash', 'sh-alt']
+    .map((n) => `Package: ${n}\nStatus: install ok installed\nVersion: 1\nArchitecture: ${n === 'postgresql-common' ? 'all' : 'amd64'}\n`)
+    .join('\n')
+    .replace('Architecture: amd64\n', `Architecture: amd64\nConffiles:\n /etc/pq.conf ${E}\n`),
+);
+wv('var/lib/dpkg/info/libpq-dev:amd64.md5sums', `${A}  usr/bin/pg_config\n${B}  usr/bin/ghost\n${C}  usr/bin/local\n`);
+wv('var/lib/dpkg/info/libpq-dev:amd64.list', '/.\n/usr/bin/pg_config\n/usr/bin/ghost\n/usr/bin/local\n/etc/pq.conf\n');
+wv('var/lib/dpkg/info/postgresql-common.md5sums', `${D}  usr/bin/pg_config\n`);
+wv('var/lib/dpkg/info/postgresql-common.list', '/.\n/usr/bin/pg_config\n');
+wv('var/lib/dpkg/info/dash:amd64.list', '/.\n/bin/sh\n');
+wv('var/lib/dpkg/info/sh-alt.md5sums', `${F}  bin/sh\n`);
+
+describe('the dpkg index with diversions', () => {
+  it('finds a file diverted away from a package at the diversion’s target, with its digest; the diverter’s own file keeps the name', () => {
+    for (const idx of [loadDpkg(V)!, loadDpkg(V, true)!]) {
+      expect(idx.lookup('/usr/bin/pg_config')).toMatchObject({ digest: D, pkg: { name: 'postgresql-common' } });
+      expect(idx.lookup('/usr/bin/pg_config.libpq-dev')).toMatchObject({ digest: A, conffile: false, pkg: { name: 'libpq-dev' } });
+      // status's conffiles are diverted too
+      expect(idx.lookup('/etc/pq.conf.dist')).toMatchObject({ digest: E, conffile: true, pkg: { name: 'libpq-dev' } });
+      expect(idx.lookup('/etc/pq.conf')).toBeUndefined();
+      // a `to` under a merged-/usr alias is found by the walk's path too
+      expect(idx.lookup('/usr/bin/sh.distrib')).toMatchObject({ digest: F, pkg: { name: 'sh-alt' } });
+      expect(idx.lookup('/bin/sh.distrib')).toMatchObject({ digest: F });
+    }
+    // the diverter's .list entry (dash:amd64.list: the name without :arch is what the diversion names)
+    expect(loadDpkg(V)!.lookup('/usr/bin/sh')).toMatchObject({ digest: null, pkg: { name: 'dash' } });
+  });
+
+  it('the diverter owns the diverted name whichever package is read first', () => {
+    for (const diverterFirst of [true, false]) {
+      const idx = new PackageIndex('', 'dpkg');
+      for (const name of ['libpq-dev', 'postgresql-common']) idx.addPackage({ name, arch: 'amd64', version: '1' });
+      parseDiversions(Buffer.from(DIVERSIONS), idx);
+      const reads = [
+        () => parseMd5sums(Buffer.from(`${D}  usr/bin/pg_config\n`), 'postgresql-common:amd64', idx),
+        () => parseMd5sums(Buffer.from(`${A}  usr/bin/pg_config\n`), 'libpq-dev', idx),
+      ];
+      for (const read of diverterFirst ? reads : reads.reverse()) read();
+      expect(idx.lookup('/usr/bin/pg_config')).toMatchObject({ digest: D, pkg: { name: 'postgresql-common' } });
+      expect(idx.lookup('/usr/bin/pg_config.libpq-dev')).toMatchObject({ digest: A, pkg: { name: 'libpq-dev' } });
+    }
+  });
+
+  it('a package whose name only begins with the diverter’s is diverted like any other', () => {
+    const idx = new PackageIndex('', 'dpkg');
+    idx.addPackage({ name: 'dash-extra', arch: 'amd64', version: '1' });
+    idx.addDiversion('/usr/bin/x', '/usr/bin/x.orig', 'dash');
+    parseMd5sums(Buffer.from(`${A}  usr/bin/x\n`), 'dash-extra:amd64', idx);
+    expect(idx.lookup('/usr/bin/x.orig')).toMatchObject({ digest: A });
+    expect(idx.lookup('/usr/bin/x')).toBeUndefined();
+  });
+
+  it('a local diversion (":") moves every package’s file: the diverted name is nobody’s', () => {
+    const idx = loadDpkg(V)!;
+    expect(idx.lookup('/usr/bin/local.orig')).toMatchObject({ digest: C, pkg: { name: 'libpq-dev' } });
+    expect(idx.lookup('/usr/bin/local')).toBeUndefined();
+  });
+
+  it('a diversion by a package that ships nothing at that name: the other package’s file is at the target, the name is nobody’s', () => {
+    const idx = loadDpkg(V)!;
+    expect(idx.lookup('/usr/bin/ghost.real')).toMatchObject({ digest: B, pkg: { name: 'libpq-dev' } });
+    expect(idx.lookup('/usr/bin/ghost')).toBeUndefined();
+  });
+
+  it('a damaged diversions file costs only its damaged groups; a missing one, nothing', () => {
+    const at = (idx: PackageIndex) =>
+      ['/usr/bin/pg_config', '/usr/bin/pg_config.libpq-dev', '/usr/bin/ghost', '/usr/bin/ghost.real'].map((p) => idx.lookup(p)?.pkg.name);
+    const first = '/usr/bin/pg_config\n/usr/bin/pg_config.libpq-dev\npostgresql-common\n';
+    const undiverted = [expect.any(String), undefined, 'libpq-dev', undefined]; // pg_config: whichever package was read first
+    const cases: Array<[string | Buffer, unknown[]]> = [
+      // an incomplete group at the end, with and without its last newline: the complete ones count
+      [`${first}/usr/bin/ghost\n/usr/bin/ghost.real\n`, ['postgresql-common', 'libpq-dev', 'libpq-dev', undefined]],
+      [`${first}/usr/bin/ghost\n/usr/bin/ghost.real`, ['postgresql-common', 'libpq-dev', 'libpq-dev', undefined]],
+      [`${first}/usr/bin/ghost`, ['postgresql-common', 'libpq-dev', 'libpq-dev', undefined]],
+      // cut inside the first group: no diversion
+      ['/usr/bin/pg_config\n/usr/bin/pg_config.libpq-dev\n', undiverted],
+      // not paths, empty, not text
+      ['pg_config\npg_config.libpq-dev\npostgresql-common\n', undiverted],
+      [`/usr/bin/pg_config\n/usr/bin/pg_config.libpq-dev\n\n`, undiverted],
+      ['', undiverted],
+      [Buffer.from([0xff, 0x00, 0x0a, 0x0a, 0x0a, 0x80, 0x0a]), undiverted],
+    ];
+    try {
+      for (const [text, want] of cases) {
+        wv('var/lib/dpkg/diversions', text);
+        expect(at(loadDpkg(V)!), JSON.stringify(text.toString())).toEqual(want);
+      }
+      fs.rmSync(path.join(V, 'var/lib/dpkg/diversions'));
+      expect(at(loadDpkg(V)!)).toEqual(undiverted);
+    } finally {
+      wv('var/lib/dpkg/diversions', DIVERSIONS);
+    }
   });
 });
 
