@@ -80,6 +80,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
   let entries = 0;
   let bytes = 0;
   let open = false;
+  let stopPackages: (() => Promise<void>) | null = null;
   try {
     beginWrite(db, opts.db);
     open = true;
@@ -114,6 +115,11 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     // Every packaged file in scope is checked against its package (package-check.ts).
     const index = opts.packages === false ? null : await loadPackages(root, { digestsOnly: true });
     const packages = index ? new PackageCheck(index) : null;
+    // The package check's larger files are hashed by background workers while the scan goes on;
+    // a failed digest stops them too (below).
+    const stopCheck = new AbortController();
+    const checkSignal = AbortSignal.any([ctx.signal, stopCheck.signal]);
+    if (packages?.stream(opts.jobs, checkSignal, ctx.log)) stopPackages = () => packages.stop();
     const packagedExtra = (shipped: Shipped | null): typeof extra => {
       const algo = PackageCheck.inRead(shipped);
       return algo ? extraFor(algo) : extra;
@@ -192,8 +198,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     // The package check's workers hash while this thread finishes the generation digest (the kept
     // rows; all of it where it had to be read back); both finish before COMMIT, so an interrupted
     // run still records nothing.
-    const stopCheck = new AbortController();
-    const checking = packages?.finish(opts.jobs, AbortSignal.any([ctx.signal, stopCheck.signal]), ctx.log);
+    const checking = packages?.finish(opts.jobs, checkSignal, ctx.log);
     checking?.catch(() => {}); // awaited below; this keeps a failure during the digest from counting as unhandled
     let d: ReturnType<typeof computeGenerationDigest>;
     try {
@@ -234,6 +239,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
       kept: keptFiles,
     };
   } catch (e) {
+    await stopPackages?.();
     if (open) rollbackQuietly(db);
     if (e instanceof IntegError) throw e;
     throw storeError(e, opts.db);

@@ -1,8 +1,12 @@
 import type { ExtraAlgo, Observed, ScanError } from '../core/types.js';
 import type { PackageIndex, PackageMismatch } from '../pkg/dpkg.js';
-import { md5Groups } from '../scan/hash-pool.js';
-import type { Md5Job } from '../scan/md5-lanes.js';
+import { md5Groups, md5Stream, type Md5Streamer } from '../scan/hash-pool.js';
+import { canRaisePriority } from '../scan/thread-priority.js';
+import type { Md5Job, Md5Result } from '../scan/md5-lanes.js';
 import type { Logger } from 'pino';
+
+/** Where the background MD5 workers run: below everything else, on CPU time nothing else wants. */
+const BACKGROUND_NICE = 19;
 
 export type Shipped = NonNullable<ReturnType<PackageIndex['lookup']>>;
 interface Pending extends Md5Job {
@@ -23,6 +27,9 @@ interface Pending extends Md5Job {
  *   one would be alone and leave 7 lanes idle). Such a file is compared only if it is still
  *   exactly what the generation recorded (inode, size, mtime, ctime); one that changed in between
  *   is reported, not compared.
+ * With stream(), the larger files are hashed while the scan goes on, by workers at the lowest
+ * priority (nice 19) that use the CPU time the scan leaves idle and take the rest at the
+ * process's own priority once finish() is called (hash-pool's md5Stream).
  */
 export class PackageCheck {
   readonly mismatches: PackageMismatch[] = [];
@@ -30,8 +37,30 @@ export class PackageCheck {
   readonly unverified: ScanError[] = [];
   checked = 0;
   private pending: Pending[] = [];
+  private streamer: Md5Streamer<Pending> | null = null;
+  private log: Logger | null = null;
 
   constructor(private readonly index: PackageIndex) {}
+
+  /**
+   * Hash the larger files in `jobs` background workers as add() queues them, instead of all in
+   * finish(). Only where those workers can come back from nice 19 to the process's priority for
+   * what is left at the end (CAP_SYS_NICE, as root): elsewhere that rest would crawl on a busy
+   * host, and finish() hashes everything as before.
+   */
+  stream(jobs: number, signal: AbortSignal, log: Logger, force = false): boolean {
+    if (this.streamer || jobs <= 0 || !(force || canRaisePriority())) return false;
+    this.log = log;
+    this.streamer = md5Stream<Pending>(jobs, signal, (p, r) => this.settle(p, r), BACKGROUND_NICE);
+    return true;
+  }
+
+  /** Stop the background workers (a scan that failed); nothing more is compared. */
+  async stop(): Promise<void> {
+    const s = this.streamer;
+    this.streamer = null;
+    await s?.close();
+  }
 
   /** What the package database recorded for this path, when it recorded a digest (one lookup: keep it for add()). */
   shippedFor(path: Buffer): Shipped | null {
@@ -49,27 +78,38 @@ export class PackageCheck {
     if (rec.type !== 'file' || !shipped) return;
     const now = rec.extra?.[shipped.algo];
     if (now) this.compare(path, shipped, now);
-    else if (shipped.algo === 'md5') this.pending.push({ path, real, size: rec.size, inode: rec.inode, mtimeNs: rec.mtimeNs, ctimeNs: rec.ctimeNs, shipped });
+    else if (shipped.algo === 'md5') {
+      const p = { path, real, size: rec.size, inode: rec.inode, mtimeNs: rec.mtimeNs, ctimeNs: rec.ctimeNs, shipped };
+      if (this.streamer) this.streamer.add(p, p);
+      else this.pending.push(p);
+    }
   }
 
   /** Hash and compare what add() queued, in `jobs` worker threads. */
   async finish(jobs: number, signal: AbortSignal, log: Logger): Promise<void> {
+    this.log = log;
     const pending = this.pending;
     this.pending = [];
-    if (pending.length === 0) return;
-    log.debug({ files: pending.length }, 'comparing packaged files with their packages');
-    for await (const [group, results] of md5Groups(sharesBySize(pending, jobs), jobs, signal))
-      group.forEach((p, i) => {
-        const r = results[i]!;
-        if (typeof r === 'string') this.compare(p.path, p.shipped, r);
-        else {
-          this.unverified.push({ path: p.path, code: r.code, message: r.message });
-          log.warn({ path: p.path.toString('utf8'), code: r.code }, `not compared with its package: ${r.message}`);
-        }
-      });
+    if (this.streamer) {
+      const s = this.streamer;
+      this.streamer = null;
+      await s.end();
+    } else if (pending.length > 0) {
+      log.debug({ files: pending.length }, 'comparing packaged files with their packages');
+      for await (const [group, results] of md5Groups(sharesBySize(pending, jobs), jobs, signal)) group.forEach((p, i) => this.settle(p, results[i]!));
+    }
     const byPath = (a: { path: Buffer }, b: { path: Buffer }): number => Buffer.compare(a.path, b.path);
     this.mismatches.sort(byPath);
     this.unverified.sort(byPath);
+  }
+
+  /** A file hashed apart: compared, or unverified (and logged) when it has no digest. */
+  private settle(p: Pending, r: Md5Result): void {
+    if (typeof r === 'string') this.compare(p.path, p.shipped, r);
+    else {
+      this.unverified.push({ path: p.path, code: r.code, message: r.message });
+      this.log?.warn({ path: p.path.toString('utf8'), code: r.code }, `not compared with its package: ${r.message}`);
+    }
   }
 
   private compare(path: Buffer, shipped: Shipped, now: string): void {

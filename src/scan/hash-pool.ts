@@ -89,14 +89,7 @@ async function* poolBatches<J, B>(pull: Puller<J>, size: number, jobs: number, s
       await new Promise<void>((r) => setImmediate(r));
     }
   }
-  const file = workerFile();
-  // Workers hold a read buffer, the hasher's wasm memory and one batch: small heaps keep the
-  // process's peak RSS low without costing speed (measured on /usr).
-  const stop = new SharedArrayBuffer(4);
-  const workers = Array.from(
-    { length: jobs },
-    () => new Worker(file, { workerData: { stop }, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 128 } }),
-  );
+  const { workers, stop } = startWorkers(jobs);
   const outstanding = new Map<number, { worker: number; jobs: J[] }>();
   const load = new Array<number>(jobs).fill(0);
   const ready: B[] = [];
@@ -162,6 +155,144 @@ async function* poolBatches<J, B>(pull: Puller<J>, size: number, jobs: number, s
     if (!exhausted || outstanding.size > 0) Atomics.store(new Int32Array(stop), 0, 1);
     await Promise.all(workers.map((w) => leave(w)));
   }
+}
+
+/**
+ * `n` hash workers and the flag that tells them to stop. `nice`: each lowers its own thread's
+ * priority to this at start (thread-priority.ts) and goes back to its first one for md5end.
+ */
+function startWorkers(n: number, nice?: number): { workers: Worker[]; stop: SharedArrayBuffer } {
+  const file = workerFile();
+  const stop = new SharedArrayBuffer(4);
+  // Workers hold a read buffer, the hasher's wasm memory and one batch: small heaps keep the
+  // process's peak RSS low without costing speed (measured on /usr).
+  const workers = Array.from(
+    { length: n },
+    () =>
+      new Worker(file, {
+        workerData: nice === undefined ? { stop } : { stop, nice },
+        resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 128 },
+      }),
+  );
+  return { workers, stop };
+}
+
+/** Files MD5ed in the background while the caller goes on; see md5Stream. */
+export interface Md5Streamer<T> {
+  /** Queue a file; its result goes to the callback given to md5Stream, with `tag`. */
+  add(job: Md5Job, tag: T): void;
+  /** No more files: resolves once every one was answered (rejects when a worker failed or the signal aborted). */
+  end(): Promise<void>;
+  /** Stop the workers now; what was not answered yet never will be. */
+  close(): Promise<void>;
+}
+
+/** Files a worker gets at a time: with fewer than its 8 lanes it would not start. */
+const STREAM_SEND = 8;
+
+/**
+ * MD5 of files that keep coming (baseline's large packaged files, as the scan finds them), in
+ * `jobs` worker threads started at nice `nice`: their lanes (md5-lanes.ts, Md5Stream) take each
+ * next file as one ends and wait, rather than idle, while fewer than 8 are queued, so they hash
+ * on the CPU time the rest of the process leaves, and at full priority what is left after
+ * end(). A file goes to the worker with the fewest bytes outstanding. Results come to
+ * `onResult` on this thread, in completion order.
+ */
+export function md5Stream<T>(jobs: number, signal: AbortSignal, onResult: (tag: T, r: Md5Result) => void, nice?: number): Md5Streamer<T> {
+  let pool: { workers: Worker[]; stop: SharedArrayBuffer } | null = null;
+  const waiting = new Map<number, { tag: T; size: number; worker: number }>();
+  const bytes = new Array<number>(Math.max(1, jobs)).fill(0);
+  let drained = 0;
+  let unsent: Array<{ id: number; job: Md5Job }> = [];
+  let nextId = 0;
+  let ended = false;
+  let failure: Error | null = null;
+  let settle: { resolve(): void; reject(e: Error): void } | null = null;
+  const check = (): void => {
+    if (!settle) return;
+    if (failure) settle.reject(failure);
+    else if (pool && waiting.size === 0 && drained === pool.workers.length) settle.resolve();
+    else if (!pool && waiting.size === 0) settle.resolve();
+    else return;
+    settle = null;
+  };
+  const fail = (e: Error): void => {
+    failure ??= e;
+    check();
+  };
+  const onAbort = (): void => fail(signal.reason instanceof Error ? signal.reason : new InterruptedError());
+  signal.addEventListener('abort', onAbort, { once: true });
+  const start = (): { workers: Worker[]; stop: SharedArrayBuffer } => {
+    const p = startWorkers(jobs, nice);
+    p.workers.forEach((w) => {
+      w.on('message', (msg: { md5done?: Array<[number, Md5Result]>; md5drained?: true }) => {
+        if (msg.md5drained) drained++;
+        for (const [id, r] of msg.md5done ?? []) {
+          const e = waiting.get(id)!;
+          waiting.delete(id);
+          bytes[e.worker]! -= e.size;
+          try {
+            onResult(e.tag, r);
+          } catch (err) {
+            fail(err as Error);
+          }
+        }
+        check();
+      });
+      w.on('error', (e) => fail(e));
+      w.on('exit', (code) => {
+        if (!ended || waiting.size > 0) fail(new Error(`hash worker exited with code ${code}`));
+      });
+    });
+    return p;
+  };
+  const send = (): void => {
+    if (unsent.length === 0) return;
+    pool ??= start();
+    let w = 0;
+    for (let i = 1; i < pool.workers.length; i++) if (bytes[i]! < bytes[w]!) w = i;
+    for (const u of unsent) {
+      const size = Number(u.job.size);
+      bytes[w]! += size;
+      waiting.get(u.id)!.worker = w;
+    }
+    const { msg, transfer } = packMd5Jobs(unsent.map((u) => u.job));
+    pool.workers[w]!.postMessage({ md5add: msg, first: unsent[0]!.id }, transfer);
+    unsent = [];
+  };
+  const stopAll = async (): Promise<void> => {
+    signal.removeEventListener('abort', onAbort);
+    if (!pool) return;
+    const p = pool;
+    if (waiting.size > 0 || drained < p.workers.length) Atomics.store(new Int32Array(p.stop), 0, 1);
+    await Promise.all(p.workers.map((w) => leave(w)));
+  };
+  return {
+    add(job, tag) {
+      if (ended) throw new Error('md5Stream: add() after end()');
+      const id = nextId++;
+      waiting.set(id, { tag, size: Number(job.size), worker: -1 });
+      unsent.push({ id, job });
+      if (unsent.length >= STREAM_SEND) send();
+    },
+    async end() {
+      ended = true;
+      send();
+      for (const w of pool?.workers ?? []) w.postMessage({ md5end: true });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          settle = { resolve, reject };
+          check();
+        });
+      } finally {
+        await stopAll();
+      }
+    },
+    async close() {
+      ended = true;
+      await stopAll();
+    },
+  };
 }
 
 const STOP_GRACE_MS = 5000;

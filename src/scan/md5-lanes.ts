@@ -226,86 +226,145 @@ function openJob(j: Md5Job): number {
  */
 export function md5Files(jobs: Md5Jobs, stop: () => boolean = () => false): Md5Result[] {
   const out = new Array<Md5Result>(jobs.length);
-  const eng = threadLanes();
-  if (!eng) {
-    for (let i = 0; i < jobs.length; i++) out[i] = stop() ? STOPPED : scalarMd5(jobs.at(i)!);
-    return out;
-  }
-  const fds = new Array<number>(LANES).fill(-1);
-  const idx = new Array<number>(LANES).fill(-1);
-  const job = new Array<Md5Job | null>(LANES).fill(null);
-  const read = new Array<number>(LANES).fill(0);
-  let next = 0;
-  const close = (l: number): void => {
-    closeFile(fds[l]!);
-    fds[l] = -1;
-  };
-  const fail = (l: number, r: Md5Result): void => {
-    out[idx[l]!] = r;
-    close(l);
-    eng.drop(l);
-  };
+  const s = new Md5Stream(threadLanes());
   try {
-    for (;;) {
-      if (stop()) break;
+    for (let i = 0; i < jobs.length; i++) s.add(i, jobs.at(i)!);
+    for (const [i, r] of s.pump(true, Infinity, stop)) out[i] = r;
+  } finally {
+    s.close();
+  }
+  for (let i = 0; i < jobs.length; i++) out[i] ??= STOPPED;
+  return out;
+}
+
+/**
+ * Files to MD5 that keep coming: each is queued with an id, and a lane takes the next queued file
+ * whenever its own ends, so the lanes stay busy across any number of add()s (md5Files is one
+ * add() of everything, then one pump()). Used on one thread only; `eng` null: node:crypto, one
+ * file after the other.
+ */
+export class Md5Stream {
+  private queue: Array<{ id: number; job: Md5Job }> = [];
+  private head = 0;
+  private readonly fds = new Array<number>(LANES).fill(-1);
+  private readonly ids = new Array<number>(LANES).fill(-1);
+  private readonly job = new Array<Md5Job | null>(LANES).fill(null);
+  private readonly read = new Array<number>(LANES).fill(0);
+  private inLanes = 0;
+
+  constructor(private readonly eng: Md5Lanes | null) {}
+
+  add(id: number, job: Md5Job): void {
+    this.queue.push({ id, job });
+  }
+
+  /** Whether pump(drain) would hash now: a lane can take a queued file, or every lane has one (or, draining, any file is left). */
+  ready(drain: boolean): boolean {
+    const queued = this.queue.length - this.head;
+    if (!this.eng) return queued > 0;
+    return drain ? queued + this.inLanes > 0 : queued > 0 || this.inLanes === LANES;
+  }
+
+  /** Files added and not yet answered by pump(). */
+  get pending(): number {
+    return this.queue.length - this.head + this.inLanes;
+  }
+
+  /**
+   * Hash, and return the files that ended ([id, digest or why not]), after at most `budget`
+   * blocks of 64 bytes a lane (at least one step), when no file is left, or when `stop()`. Unless
+   * `drain`, it also returns as soon as a lane would idle for want of a queued file: 8 lanes
+   * cost what 1 does, so a caller that will add more files waits for them rather than waste lanes.
+   */
+  pump(drain: boolean, budget: number, stop: () => boolean = () => false): Array<[number, Md5Result]> {
+    const out: Array<[number, Md5Result]> = [];
+    const eng = this.eng;
+    if (!eng) {
+      while (this.head < this.queue.length && budget > 0 && !stop()) {
+        const { id, job } = this.queue[this.head++]!;
+        out.push([id, scalarMd5(job)]);
+        budget -= Math.max(1, Number(job.size) / 64);
+      }
+      this.compact();
+      return out;
+    }
+    while (budget > 0 && !stop()) {
       // every lane busy (while files remain), with at least one block ready
       let busy = 0;
       let n = Infinity;
       for (let l = 0; l < LANES; l++) {
-        while (!eng.isBusy(l) && next < jobs.length) {
-          const i = next++;
+        while (!eng.isBusy(l) && this.head < this.queue.length) {
+          const { id, job } = this.queue[this.head++]!;
           try {
-            const j = jobs.at(i)!;
-            fds[l] = openJob(j);
-            job[l] = j;
+            this.fds[l] = openJob(job);
           } catch (e) {
-            out[i] = errInfo(e);
+            out.push([id, errInfo(e)]);
             continue;
           }
-          idx[l] = i;
-          read[l] = 0;
+          this.job[l] = job;
+          this.ids[l] = id;
+          this.read[l] = 0;
+          this.inLanes++;
           eng.begin(l);
         }
         if (!eng.isBusy(l)) continue;
         try {
           while (eng.blocks(l) === 0) {
-            const j = job[l]!;
+            const j = this.job[l]!;
             // a read that brings the recorded size is taken as the end; the fstat after it says whether it was
-            const got = BigInt(read[l]!) === j.size ? 0 : readFile(fds[l]!, eng.readBuffer(l), LAY.read);
+            const got = BigInt(this.read[l]!) === j.size ? 0 : readFile(this.fds[l]!, eng.readBuffer(l), LAY.read);
             if (got > 0) {
-              read[l]! += got;
+              this.read[l]! += got;
               eng.fed(l, got);
-              if (BigInt(read[l]!) > j.size) throw CHANGED;
+              if (BigInt(this.read[l]!) > j.size) throw CHANGED;
               continue;
             }
-            if (!unchanged(fds[l]!, j, read[l]!)) throw CHANGED;
+            if (!unchanged(this.fds[l]!, j, this.read[l]!)) throw CHANGED;
             eng.finish(l);
           }
         } catch (e) {
-          fail(l, e === CHANGED ? CHANGED : errInfo(e));
+          out.push([this.ids[l]!, e === CHANGED ? CHANGED : errInfo(e)]);
+          this.release(l);
           l--; // the lane is free: give it the next file
           continue;
         }
         busy++;
         n = Math.min(n, eng.blocks(l));
       }
-      if (busy === 0) break;
+      if (busy === 0 || (!drain && busy < LANES)) break;
+      n = Math.min(n, Math.max(1, Math.floor(budget)));
       eng.step(n);
+      budget -= n;
       for (let l = 0; l < LANES; l++)
         if (eng.isBusy(l) && eng.done(l)) {
-          out[idx[l]!] = eng.digest(l);
-          close(l);
+          out.push([this.ids[l]!, eng.digest(l)]);
+          this.release(l);
         }
     }
-  } finally {
-    for (let l = 0; l < LANES; l++)
-      if (fds[l]! >= 0) {
-        close(l);
-        eng.drop(l);
-      }
+    this.compact();
+    return out;
   }
-  for (let i = 0; i < jobs.length; i++) out[i] ??= STOPPED;
-  return out;
+
+  /** Close every file still open (the rest is not answered). */
+  close(): void {
+    for (let l = 0; l < LANES; l++) if (this.fds[l]! >= 0) this.release(l);
+  }
+
+  private release(l: number): void {
+    closeFile(this.fds[l]!);
+    this.fds[l] = -1;
+    this.job[l] = null;
+    this.inLanes--;
+    this.eng?.drop(l);
+  }
+
+  /** Drop the answered part of the queue now and then (not on every call: that would copy it). */
+  private compact(): void {
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+  }
 }
 
 const scalarBuf = Buffer.allocUnsafe(LAY.read);

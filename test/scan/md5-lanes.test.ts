@@ -3,8 +3,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { md5Groups } from '../../src/scan/hash-pool.js';
-import { forceScalarMd5, LANES, Md5Lanes, md5Files, packMd5Jobs, unpackMd5Jobs, type Md5Job, type Md5Result } from '../../src/scan/md5-lanes.js';
+import { md5Groups, md5Stream } from '../../src/scan/hash-pool.js';
+import { canRaisePriority } from '../../src/scan/thread-priority.js';
+import { forceScalarMd5, LANES, Md5Lanes, md5Files, Md5Stream, packMd5Jobs, unpackMd5Jobs, type Md5Job, type Md5Result } from '../../src/scan/md5-lanes.js';
 import { MD5_LANES_LAYOUT, MD5_LANES_WASM_BASE64 } from '../../src/scan/md5-lanes.wasm.js';
 import { REPO, tmpdir } from '../helpers/cli.js';
 import { createRequire } from 'node:module';
@@ -481,5 +482,184 @@ describe('scanBatch: MD5 of small packaged files in the scan read (md5Lanes)', (
       Atomics.store(stop, 0, 0);
     }
     expect(openFds()).toBe(before);
+  });
+});
+
+describe('Md5Stream: files that keep coming', () => {
+  const eng = (): Md5Lanes =>
+    new Md5Lanes(
+      new (globalThis as unknown as { WebAssembly: { Module: new (b: Buffer) => object } }).WebAssembly.Module(Buffer.from(MD5_LANES_WASM_BASE64, 'base64')),
+    );
+
+  it('waits while fewer files than lanes are queued; a drain hashes the rest; each file answered once, rightly', () => {
+    const rnd = prng(93);
+    const files = Array.from({ length: 3 * LANES + 5 }, () => make(Math.floor(rnd() * 3 * READ)));
+    const s = new Md5Stream(eng());
+    const got = new Map<number, Md5Result>();
+    const take = (out: Array<[number, Md5Result]>): void => {
+      for (const [id, r] of out) {
+        expect(got.has(id), `file ${id} answered twice`).toBe(false);
+        got.set(id, r);
+      }
+    };
+    for (let i = 0; i < LANES - 1; i++) s.add(i, files[i]!.job);
+    expect(s.pump(false, Infinity), 'one lane would idle: nothing hashed').toEqual([]);
+    expect(s.ready(false), 'files in lanes, one lane empty, none queued').toBe(false);
+    expect(s.pending).toBe(LANES - 1);
+    for (let i = LANES - 1; i < files.length; i++) {
+      s.add(i, files[i]!.job);
+      if (s.ready(false)) take(s.pump(false, Infinity));
+    }
+    // without a drain, it stops once a lane has nothing left to take
+    expect(s.pending).toBeGreaterThan(0);
+    expect(s.pending).toBeLessThan(LANES);
+    expect(s.ready(false)).toBe(false);
+    expect(s.ready(true)).toBe(true);
+    take(s.pump(true, Infinity));
+    expect(s.pending).toBe(0);
+    expect(got.size).toBe(files.length);
+    files.forEach((f, i) => expect(got.get(i), f.file).toBe(f.digest));
+  });
+
+  it('a budget returns between steps with the lanes kept; the next pump goes on where it stopped', () => {
+    const files = Array.from({ length: LANES }, () => make(4 * READ + 3));
+    const s = new Md5Stream(eng());
+    files.forEach((f, i) => s.add(i, f.job));
+    let pumps = 0;
+    const got: Array<[number, Md5Result]> = [];
+    while (s.pending > 0) {
+      got.push(...s.pump(false, 64)); // 4 KiB a lane at a time
+      pumps++;
+      expect(pumps).toBeLessThan(1000);
+    }
+    expect(pumps, 'stopped at its budget').toBeGreaterThan(20);
+    expect(new Map(got)).toEqual(new Map(files.map((f, i) => [i, f.digest])));
+  });
+
+  it('a file that changed or vanished after it was recorded is answered with why; close() shuts what is still open', () => {
+    const fds = openFds();
+    const files = Array.from({ length: LANES + 2 }, () => make(2 * READ));
+    const s = new Md5Stream(eng());
+    files.forEach((f, i) => s.add(i, f.job));
+    s.add(100, { ...files[0]!.job, ctimeNs: files[0]!.job.ctimeNs + 1n });
+    s.add(101, { ...files[0]!.job, real: Buffer.from(path.join(dir, 'absent')) });
+    const got = new Map(s.pump(true, Infinity));
+    expect(got.get(100)).toEqual(changed);
+    expect(got.get(101)).toMatchObject({ code: 'ENOENT' });
+    files.forEach((f, i) => expect(got.get(i)).toBe(f.digest));
+    const t = new Md5Stream(eng());
+    files.forEach((f, i) => t.add(i, f.job));
+    t.pump(false, 1); // every lane has a file open
+    expect(openFds()).toBeGreaterThanOrEqual(fds + LANES);
+    t.close();
+    expect(openFds()).toBe(fds);
+  });
+
+  it('without wasm SIMD (node:crypto), files are hashed one after the other, lanes or not', () => {
+    const files = Array.from({ length: 3 }, () => make(READ + 5));
+    const s = new Md5Stream(null);
+    files.forEach((f, i) => s.add(i, f.job));
+    expect(s.ready(false)).toBe(true);
+    expect(new Map(s.pump(false, Infinity))).toEqual(new Map(files.map((f, i) => [i, f.digest])));
+  });
+});
+
+describe('md5Stream: background workers', () => {
+  const answers = (): { got: Map<number, Md5Result>; onResult: (tag: number, r: Md5Result) => void } => {
+    const got = new Map<number, Md5Result>();
+    return {
+      got,
+      onResult: (tag, r) => {
+        expect(got.has(tag), `file ${tag} answered twice`).toBe(false);
+        got.set(tag, r);
+      },
+    };
+  };
+
+  it('files added over time, a few at a time, all answered rightly by end() (2 workers at nice 19)', async () => {
+    const rnd = prng(17);
+    const files = Array.from({ length: 45 }, () => make(Math.floor(rnd() * 4 * READ)));
+    const { got, onResult } = answers();
+    const s = md5Stream<number>(2, new AbortController().signal, onResult, 19);
+    for (let i = 0; i < files.length; i++) {
+      s.add(files[i]!.job, i);
+      if (i % 7 === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    s.add({ ...files[3]!.job, mtimeNs: files[3]!.job.mtimeNs - 1n }, 1000);
+    await s.end();
+    expect(got.size).toBe(files.length + 1);
+    files.forEach((f, i) => expect(got.get(i), f.file).toBe(f.digest));
+    expect(got.get(1000)).toEqual(changed);
+  });
+
+  it('nothing added: end() resolves without starting a worker', async () => {
+    const s = md5Stream<number>(2, new AbortController().signal, () => {
+      throw new Error('no file');
+    });
+    await s.end();
+  });
+
+  it('an abort rejects end() and the workers leave with every file closed; close() stops without waiting for the rest', async () => {
+    const fds = openFds();
+    const files = Array.from({ length: 24 }, () => make(8 * READ));
+    const ac = new AbortController();
+    const s = md5Stream<number>(2, ac.signal, () => {});
+    files.forEach((f, i) => s.add(f.job, i));
+    ac.abort();
+    await expect(s.end()).rejects.toThrow(/interrupt|abort/i);
+    const t = md5Stream<number>(2, new AbortController().signal, () => {});
+    files.forEach((f, i) => t.add(f.job, i));
+    await t.close();
+    expect(openFds()).toBe(fds);
+  });
+
+  it('a worker started at nice 19 hashes at nice 19 and goes back to its first priority for md5end', async () => {
+    const tasks = (): Map<string, number> =>
+      new Map(
+        fs.readdirSync('/proc/self/task').map((t) => {
+          const st = fs.readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
+          return [t, Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[16])] as const;
+        }),
+      );
+    const before = tasks();
+    const { Worker } = await import('node:worker_threads');
+    const w = new Worker(path.join(REPO, 'dist/src/scan/hash.worker.js'), { workerData: { stop: new SharedArrayBuffer(4), nice: 19 } });
+    try {
+      const files = Array.from({ length: LANES }, () => make(READ));
+      const { msg, transfer } = packMd5Jobs(files.map((f) => f.job));
+      const got = new Map<number, Md5Result>();
+      const drained = new Promise<void>((resolve) =>
+        w.on('message', (m: { md5done?: Array<[number, Md5Result]>; md5drained?: true }) => {
+          for (const [id, r] of m.md5done ?? []) got.set(id, r);
+          if (m.md5drained) resolve();
+        }),
+      );
+      w.postMessage({ md5add: msg, first: 10 }, transfer);
+      let mine: string | undefined;
+      for (let i = 0; i < 200 && !mine; i++) {
+        mine = [...tasks()].find(([t, nice]) => !before.has(t) && nice === 19)?.[0];
+        if (!mine) await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(mine, 'a new thread at nice 19').toBeDefined();
+      w.postMessage({ md5end: true });
+      await drained;
+      files.forEach((f, i) => expect(got.get(10 + i)).toBe(f.digest));
+      if (!canRaisePriority()) {
+        console.log('skipped: back to the first priority needs CAP_SYS_NICE (run as root)');
+        return;
+      }
+      expect(tasks().get(mine!), 'back at nice 0').toBe(0);
+    } finally {
+      await w.terminate();
+    }
+  });
+
+  it('canRaisePriority says what the kernel allows: root here, not nobody', () => {
+    const probe = `import(${JSON.stringify(path.join(REPO, 'dist/src/scan/thread-priority.js'))}).then((m) => process.stdout.write(String(m.canRaisePriority())))`;
+    const me = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
+    expect(me.stdout).toBe(String(process.getuid?.() === 0));
+    if (process.getuid?.() !== 0) return console.log('skipped: the unprivileged half needs root to drop to nobody');
+    const nobody = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', probe], { encoding: 'utf8' });
+    expect(nobody.stdout, nobody.stderr).toBe('false');
   });
 });

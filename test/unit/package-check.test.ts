@@ -227,19 +227,20 @@ describe('PackageCheck', () => {
 
   it('finish() in 2 worker threads gives what it gives on the main thread', async () => {
     const idx = await load();
-    const run = async (jobs: number): Promise<PackageCheck> => {
+    const run = async (jobs: number, streamed = false): Promise<PackageCheck> => {
       const pc = new PackageCheck(idx);
+      if (streamed) expect(pc.stream(jobs, new AbortController().signal, silent, true)).toBe(true);
       for (const p of shipped.keys()) add(pc, p, p === data[4] ? { ctimeNs: recOf(p).ctimeNs + 1n } : {});
       add(pc, '/etc/tool.conf');
       add(pc, '/usr/bin/stray');
       await pc.finish(jobs, new AbortController().signal, silent);
       return pc;
     };
-    const [inThreads, onMain] = [await run(2), await run(0)];
+    const [inThreads, onMain, streamed] = [await run(2), await run(0), await run(2, true)];
     // the expected outcome, worked out here: the edited data files, other and the conffile differ; data4 is unverified
     const differs = [...shipped].filter(([p, f]) => p !== data[4] && !f.disk.equals(f.shipped)).map(([p]) => p);
     expect(differs.length).toBeGreaterThan(5);
-    for (const pc of [inThreads, onMain]) {
+    for (const pc of [inThreads, onMain, streamed]) {
       expect(pc.checked).toBe(shipped.size - 1 + 1);
       expect(pc.unverified).toEqual([{ path: Buffer.from(data[4]!), code: 'ECHANGED', message: expect.any(String) }]);
       expect(pc.mismatches.map((m) => m.path.toString())).toEqual(['/etc/tool.conf', ...differs].sort());
@@ -248,5 +249,28 @@ describe('PackageCheck', () => {
     expect(inThreads.checked).toBe(onMain.checked);
     expect(inThreads.mismatches).toEqual(onMain.mismatches);
     expect(inThreads.unverified).toEqual(onMain.unverified);
+    expect(streamed.mismatches).toEqual(onMain.mismatches);
+    expect(streamed.unverified).toEqual(onMain.unverified);
+  });
+
+  it('stream(): the larger files are compared while the scan goes on, before finish()', async () => {
+    const pc = new PackageCheck(await load());
+    expect(pc.stream(0, new AbortController().signal, silent, true), 'not on the main thread').toBe(false);
+    expect(pc.stream(2, new AbortController().signal, silent, true)).toBe(true);
+    // 24 files without their MD5 in the record: enough to fill both workers' 8 lanes
+    for (const p of data) add(pc, p);
+    for (let i = 0; i < 500 && pc.checked === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(pc.checked, 'compared in the background').toBeGreaterThan(0);
+    await pc.finish(2, new AbortController().signal, silent);
+    expect(pc.checked).toBe(data.length);
+    expect(pc.mismatches.map((m) => m.path.toString())).toEqual(data.filter((p) => !shipped.get(p)!.disk.equals(shipped.get(p)!.shipped)).sort());
+  });
+
+  it('stop() ends a stream that finish() will never see (a scan that failed)', async () => {
+    const pc = new PackageCheck(await load());
+    expect(pc.stream(2, new AbortController().signal, silent, true)).toBe(true);
+    for (const p of data) add(pc, p);
+    await pc.stop();
+    await pc.stop();
   });
 });
