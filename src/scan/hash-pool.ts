@@ -211,8 +211,7 @@ export function md5Stream<T>(jobs: number, signal: AbortSignal, onResult: (tag: 
   const check = (): void => {
     if (!settle) return;
     if (failure) settle.reject(failure);
-    else if (pool && waiting.size === 0 && drained === pool.workers.length) settle.resolve();
-    else if (!pool && waiting.size === 0) settle.resolve();
+    else if (waiting.size === 0 && (!pool || drained === pool.workers.length)) settle.resolve();
     else return;
     settle = null;
   };
