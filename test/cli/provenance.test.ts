@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { integ, tmpdir } from '../helpers/cli.js';
+import { integ, tmpdir, writerUnder } from '../helpers/cli.js';
 
 /** A root holding a small dpkg database the test makes: one package with two binaries and a conffile. */
 const md5 = (s: string): string => crypto.createHash('md5').update(s).digest('hex');
@@ -11,10 +11,7 @@ const sha256 = (s: string): string => crypto.createHash('sha256').update(s).dige
 const d = tmpdir();
 afterAll(() => fs.rmSync(d, { recursive: true, force: true }));
 const R = path.join(d, 'root');
-const w = (rel: string, text: string): void => {
-  fs.mkdirSync(path.dirname(path.join(R, rel)), { recursive: true });
-  fs.writeFileSync(path.join(R, rel), text);
-};
+const w = writerUnder(R);
 function packageDb(version: string, files: Record<string, string>, conf: Record<string, string>): void {
   w(
     'var/lib/dpkg/status',
@@ -206,10 +203,7 @@ describe('package provenance (dpkg) with diversions', () => {
     // As on Debian with postgresql-common and libpq-dev, both shipping usr/bin/pg_config; plus a local
     // diversion (":") of a file that was changed since, and a last group cut short
     const R4 = path.join(d, 'divroot');
-    const put = (rel: string, text: string): void => {
-      fs.mkdirSync(path.dirname(path.join(R4, rel)), { recursive: true });
-      fs.writeFileSync(path.join(R4, rel), text);
-    };
+    const put = writerUnder(R4);
     put('usr/bin/pg_config', 'wrapper\n');
     put('usr/bin/pg_config.libpq-dev', 'real pg_config\n');
     put('usr/bin/ecpg.orig', 'trojaned ecpg\n');
@@ -242,10 +236,7 @@ describe('package provenance (rpm, SQLite database) under --root', () => {
   it('baseline and check name the rpm package, compare its sha256 digests, and treat %config files as conffiles', async () => {
     const { default: Database } = await import('better-sqlite3');
     const R2 = path.join(d, 'rpmroot');
-    const put = (rel: string, text: string): void => {
-      fs.mkdirSync(path.dirname(path.join(R2, rel)), { recursive: true });
-      fs.writeFileSync(path.join(R2, rel), text);
-    };
+    const put = writerUnder(R2);
     put('usr/bin/curl', 'curl 8\n');
     put('usr/bin/wget', 'trojaned wget\n');
     put('etc/curlrc', 'edited\n');

@@ -99,6 +99,14 @@ export function waitForStderr(child: ChildProcessWithoutNullStreams, re: RegExp)
 }
 
 /** A fresh temp folder for one test. */
+/** A writer of files under `root`: `data` at `rel`, the folders on the way made as needed. */
+export function writerUnder(root: string): (rel: string, data: string | Buffer) => void {
+  return (rel, data) => {
+    fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+    fs.writeFileSync(path.join(root, rel), data);
+  };
+}
+
 export function tmpdir(prefix = 'integ-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }

@@ -3,15 +3,12 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadDpkg, PackageIndex, parseDiversions, parseMd5sums } from '../../src/pkg/dpkg.js';
 import { mulberry32 as prng } from '../../bench/lib/tree.js';
-import { tmpdir } from '../helpers/cli.js';
+import { tmpdir, writerUnder } from '../helpers/cli.js';
 
 /** A root with merged /usr (bin -> usr/bin) and a dpkg database of two packages, one removed. */
 const R = tmpdir('integ-dpkg-');
 afterAll(() => fs.rmSync(R, { recursive: true, force: true }));
-const w = (rel: string, text: string): void => {
-  fs.mkdirSync(path.dirname(path.join(R, rel)), { recursive: true });
-  fs.writeFileSync(path.join(R, rel), text);
-};
+const w = writerUnder(R);
 fs.mkdirSync(path.join(R, 'usr/bin'), { recursive: true });
 fs.symlinkSync('usr/bin', path.join(R, 'bin'));
 const A = 'a'.repeat(32);
@@ -63,10 +60,7 @@ describe('the dpkg index', () => {
  */
 const V = tmpdir('integ-dpkg-div-');
 afterAll(() => fs.rmSync(V, { recursive: true, force: true }));
-const wv = (rel: string, text: string | Buffer): void => {
-  fs.mkdirSync(path.dirname(path.join(V, rel)), { recursive: true });
-  fs.writeFileSync(path.join(V, rel), text);
-};
+const wv = writerUnder(V);
 fs.mkdirSync(path.join(V, 'usr/bin'), { recursive: true });
 fs.symlinkSync('usr/bin', path.join(V, 'bin'));
 const D = 'd'.repeat(32);

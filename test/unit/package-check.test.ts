@@ -8,7 +8,7 @@ import { PackageCheck, sharesBySize } from '../../src/app/package-check.js';
 import type { Observed } from '../../src/core/types.js';
 import type { PackageIndex } from '../../src/pkg/dpkg.js';
 import { loadPackages } from '../../src/pkg/packages.js';
-import { tmpdir } from '../helpers/cli.js';
+import { tmpdir, writerUnder } from '../helpers/cli.js';
 import { mulberry32 as prng } from '../../bench/lib/tree.js'; // deterministic: a failure replays from its seed
 
 const md5 = (b: string | Buffer): string => crypto.createHash('md5').update(b).digest('hex');
@@ -84,10 +84,7 @@ describe('PackageCheck', () => {
   const d = tmpdir('integ-pkgcheck-');
   afterAll(() => fs.rmSync(d, { recursive: true, force: true }));
   const R = path.join(d, 'root');
-  const w = (rel: string, data: string | Buffer): void => {
-    fs.mkdirSync(path.dirname(path.join(R, rel)), { recursive: true });
-    fs.writeFileSync(path.join(R, rel), data);
-  };
+  const w = writerUnder(R);
 
   /** packaged files: what the package shipped (its md5 goes to md5sums) and what is on disk now */
   const shipped = new Map<string, { shipped: Buffer; disk: Buffer }>();
