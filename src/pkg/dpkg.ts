@@ -241,13 +241,7 @@ function parseList(buf: Buffer, pkgKey: string, idx: PackageIndex): void {
  * damaged file costs those diversions, not the index.
  */
 export function parseDiversions(buf: Buffer, idx: PackageIndex): void {
-  const lines: string[] = [];
-  for (let i = 0; i < buf.length; ) {
-    let nl = buf.indexOf(10, i);
-    if (nl < 0) nl = buf.length;
-    lines.push(buf.toString('utf8', i, nl));
-    i = nl + 1;
-  }
+  const lines = buf.toString('utf8').split('\n');
   for (let k = 0; k + 2 < lines.length; k += 3) {
     const [from, to, by] = [lines[k]!, lines[k + 1]!, lines[k + 2]!];
     if (from.startsWith('/') && to.startsWith('/') && by !== '') idx.addDiversion(from, to, by === ':' ? null : by);

@@ -26,6 +26,11 @@ let scheduled = false;
 /** Blocks a lane per slice of a stream (1 MiB a lane): messages (more files, exit) are seen in between. */
 const SLICE = 16_384;
 
+/** This worker's stream, made when the first files (or md5end) come. */
+function theStream(): Md5Stream {
+  return (stream ??= new Md5Stream(threadLanes()));
+}
+
 function pumpSoon(): void {
   if (scheduled) return;
   scheduled = true;
@@ -49,15 +54,14 @@ parentPort.on('message', (msg: Msg) => {
     return parentPort.close();
   }
   if ('md5add' in msg) {
-    stream ??= new Md5Stream(threadLanes());
     const jobs = unpackMd5Jobs(msg.md5add);
-    for (let i = 0; i < jobs.length; i++) stream.add(msg.first + i, jobs.at(i)!);
+    for (let i = 0; i < jobs.length; i++) theStream().add(msg.first + i, jobs.at(i)!);
     return pumpSoon();
   }
   if ('md5end' in msg) {
     draining = true;
     if (startNice !== null) setThreadNice(startNice);
-    stream ??= new Md5Stream(threadLanes());
+    theStream();
     return pumpSoon();
   }
   if ('md5' in msg) {

@@ -228,8 +228,14 @@ export function md5Files(jobs: Md5Jobs, stop: () => boolean = () => false): Md5R
   const out = new Array<Md5Result>(jobs.length);
   const s = new Md5Stream(threadLanes());
   try {
-    for (let i = 0; i < jobs.length; i++) s.add(i, jobs.at(i)!);
-    for (const [i, r] of s.pump(true, Infinity, stop)) out[i] = r;
+    // Jobs are taken from `jobs` as lanes need them (a packed group makes each when asked: it can hold ~50,000).
+    let next = 0;
+    for (;;) {
+      while (next < jobs.length && s.queued < 2 * LANES) s.add(next, jobs.at(next++)!);
+      const last = next === jobs.length;
+      for (const [i, r] of s.pump(last, Infinity, stop)) out[i] = r;
+      if (stop() || (last && s.pending === 0)) break;
+    }
   } finally {
     s.close();
   }
@@ -263,6 +269,11 @@ export class Md5Stream {
     const queued = this.queue.length - this.head;
     if (!this.eng) return queued > 0;
     return drain ? queued + this.inLanes > 0 : queued > 0 || this.inLanes === LANES;
+  }
+
+  /** Files added and not yet in a lane. */
+  get queued(): number {
+    return this.queue.length - this.head;
   }
 
   /** Files added and not yet answered by pump(). */
