@@ -322,13 +322,16 @@ const UPGRADE_ATTRS: ReadonlySet<string> = new Set(['content', 'size', 'mtime', 
  * and that carries no risk tag (a package's set-uid file is still for a person to accept).
  */
 export async function packagedFindings(open: StoredFinding[], root: string): Promise<StoredFinding[]> {
-  const dpkg = await loadPackages(root);
-  if (!dpkg) return [];
-  const prefix = Buffer.from(root.replace(/\/+$/, ''), 'utf8');
-  return open.filter((f) => {
+  const candidates = open.filter((f) => {
     if (f.kind === 'removed' || !f.after || f.after.type !== 'file') return false;
     if (!f.attributes.every((a) => UPGRADE_ATTRS.has(a))) return false;
-    if (riskTags({ path: f.path, kind: f.kind, before: null, after: f.after }).length) return false;
+    return riskTags({ path: f.path, kind: f.kind, before: null, after: f.after }).length === 0;
+  });
+  if (!candidates.length) return [];
+  const dpkg = await loadPackages(root, { only: candidates.map((f) => f.path.toString('utf8')) });
+  if (!dpkg) return [];
+  const prefix = Buffer.from(root.replace(/\/+$/, ''), 'utf8');
+  return candidates.filter((f) => {
     const p = f.path.toString('utf8');
     const shipped = dpkg.lookup(p);
     if (!shipped?.digest) return false;

@@ -292,7 +292,8 @@ export function recordCheckRun(r: CheckResult, db: string): void {
 /** Which package owns each finding's path and whether the content now is what it shipped (dpkg or rpm's database, read under --root). */
 async function attachProvenance(findings: Finding[], root: string): Promise<void> {
   if (!findings.length) return;
-  const dpkg = await loadPackages(root);
+  // only the findings' paths are looked up: dpkg's files that cannot mention them are not parsed
+  const dpkg = await loadPackages(root, { only: findings.map((f) => f.path.toString('utf8')) });
   if (!dpkg) return;
   const prefix = Buffer.from(root.replace(/\/+$/, ''), 'utf8');
   for (const f of findings) {

@@ -76,6 +76,11 @@ export class PackageIndex {
     (this.diversions ??= new Map()).set(from, { to, by });
   }
 
+  /** Each diversion as [from, to]. */
+  *divertedPaths(): Iterable<[string, string]> {
+    for (const [from, d] of this.diversions ?? []) yield [from, d.to];
+  }
+
   /**
    * Record that `pkg` owns `p` (as the package lists it: a diversion moves it), with the digest
    * it shipped (null: not a regular file, or unknown).
@@ -248,12 +253,41 @@ export function parseDiversions(buf: Buffer, idx: PackageIndex): void {
   }
 }
 
+/** Above this many names to look for, reading every file in full costs less than searching each for them. */
+const MAX_NAMES = 8;
+
+/**
+ * The bytes a package's md5sums or .list must contain to say anything about `paths`: their last
+ * names, and the last names of diversions whose target has one of them (a package lists the
+ * diverted file under its old name). Every form lookup() tries (a merged-/usr alias) ends in the
+ * same name, so a file without any of them cannot list one of those paths. null where this does
+ * not pay (too many names) or cannot be relied on (a name that is not valid UTF-8: the file's
+ * bytes would not contain its decoded form).
+ */
+function namesToFind(paths: readonly string[], idx: PackageIndex): Buffer[] | null {
+  const last = (p: string): string => p.slice(p.lastIndexOf('/') + 1);
+  const names = new Set<string>();
+  for (const p of paths) {
+    const n = last(p);
+    if (n === '' || n.includes('\uFFFD')) return null;
+    names.add(n);
+  }
+  for (const [from, to] of idx.divertedPaths()) if (names.has(last(to))) names.add(last(from));
+  if (names.size > MAX_NAMES) return null;
+  return [...names].map((n) => Buffer.from(n, 'utf8'));
+}
+
 /**
  * Load ROOT/var/lib/dpkg, or null when there is no dpkg database there. `digestsOnly`: skip the
  * .list files, which only add paths without a digest (directories, symlinks): what baseline's
  * comparison needs, in ~half the time (124,000 lines fewer on /usr).
+ *
+ * `only`: the index is asked about these paths and no others (check's findings): a package file
+ * that cannot mention any of them (namesToFind) is read but not parsed. What lookup() says of
+ * those paths is what the full index says: the files that list them are parsed in the same order.
+ * On /usr with a few findings: ~40 ms instead of ~240 ms, which a check paid after its scan.
  */
-export function loadDpkg(root: string, digestsOnly = false): PackageIndex | null {
+export function loadDpkg(root: string, digestsOnly = false, only?: readonly string[]): PackageIndex | null {
   const base = path.join(root || '/', 'var/lib/dpkg');
   let status: string;
   try {
@@ -269,6 +303,7 @@ export function loadDpkg(root: string, digestsOnly = false): PackageIndex | null
     // none (a system that never diverted anything has no such file)
   }
   parseStatus(status, idx);
+  const needles = only ? namesToFind(only, idx) : null;
   let names: string[] = [];
   try {
     names = fs.readdirSync(path.join(base, 'info'));
@@ -286,6 +321,7 @@ export function loadDpkg(root: string, digestsOnly = false): PackageIndex | null
       } catch {
         continue;
       }
+      if (needles && !needles.some((b) => bytes.includes(b))) continue;
       if (ext === '.md5sums') parseMd5sums(bytes, pkgKey, idx);
       else parseList(bytes, pkgKey, idx);
     }

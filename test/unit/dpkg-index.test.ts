@@ -224,3 +224,95 @@ describe('parseMd5sums', () => {
     ]);
   });
 });
+
+describe('the dpkg index for a few paths (check’s findings, accept --packaged)', () => {
+  const same = (root: string, paths: string[], digestsOnly = false): void => {
+    const full = loadDpkg(root, digestsOnly)!;
+    const few = loadDpkg(root, digestsOnly, paths)!;
+    for (const p of paths) expect(few.lookup(p), p).toEqual(full.lookup(p));
+  };
+
+  it('says of each path what the full index says: aliases, diversions, conffiles, removed packages, unknown paths', () => {
+    const paths = [
+      ...[
+        '/usr/bin/tool',
+        '/bin/tool',
+        '/usr/share/tool/data',
+        '/usr/share/tool/link',
+        '/usr/share/tool',
+        '/etc/tool.conf',
+        '/usr/bin/gone',
+        '/usr/bin/nope',
+      ].map((p) => [R, p] as const),
+      ...[
+        '/usr/bin/pg_config',
+        '/usr/bin/pg_config.libpq-dev',
+        '/etc/pq.conf',
+        '/etc/pq.conf.dist',
+        '/usr/bin/sh',
+        '/bin/sh',
+        '/usr/bin/sh.distrib',
+        '/bin/sh.distrib',
+        '/usr/bin/local',
+        '/usr/bin/local.orig',
+        '/usr/bin/ghost',
+        '/usr/bin/ghost.real',
+      ].map((p) => [V, p] as const),
+    ];
+    for (const [root, p] of paths) for (const digestsOnly of [false, true]) same(root, [p], digestsOnly);
+    same(
+      V,
+      paths.filter(([r]) => r === V).map(([, p]) => p),
+    ); // more names than it searches for: read in full
+    same(V, ['/usr/bin/pg_config.libpq-dev', '/usr/bin/ghost.real', '/bin/sh.distrib']);
+  });
+
+  it('parses only the package files that can mention them; a diverted file is found through the name its package lists', () => {
+    const full = loadDpkg(R)!;
+    const few = loadDpkg(R, false, ['/usr/bin/tool'])!;
+    expect(few.size).toBeLessThan(full.size);
+    expect(loadDpkg(R, false, ['/usr/bin/nope'])!.size).toBe(1); // status's conffile only
+    // libpq-dev lists it as usr/bin/pg_config: without the diversion's name it would be nobody's
+    expect(loadDpkg(V, false, ['/usr/bin/pg_config.libpq-dev'])!.lookup('/usr/bin/pg_config.libpq-dev')).toMatchObject({
+      digest: A,
+      pkg: { name: 'libpq-dev' },
+    });
+  });
+
+  it('a path that is not UTF-8 is looked up in the full index', () => {
+    const name = Buffer.concat([Buffer.from('usr/bin/'), Buffer.from([0xff, 0x41])]);
+    try {
+      w('var/lib/dpkg/info/odd.md5sums', Buffer.concat([Buffer.from(`${A}  `), name, Buffer.from('\n')]));
+      w(
+        'var/lib/dpkg/status',
+        `${fs.readFileSync(path.join(R, 'var/lib/dpkg/status'), 'utf8')}\nPackage: odd\nStatus: install ok installed\nVersion: 3\nArchitecture: all\n`,
+      );
+      const p = `/${name.toString('utf8')}`;
+      expect(loadDpkg(R)!.lookup(p)).toMatchObject({ digest: A, pkg: { name: 'odd' } });
+      same(R, [p]);
+    } finally {
+      fs.rmSync(path.join(R, 'var/lib/dpkg/info/odd.md5sums'));
+    }
+  });
+
+  const real = fs.existsSync('/var/lib/dpkg/status') && fs.existsSync('/var/lib/dpkg/info');
+  it.skipIf(!real)('on this host’s dpkg database: the same answers for random packaged paths, alone and eight at a time', () => {
+    if (!real) console.log('skipped: no dpkg database on this host');
+    const rnd = prng(12);
+    const lists = fs.readdirSync('/var/lib/dpkg/info').filter((n) => n.endsWith('.list'));
+    const paths: string[] = [];
+    for (let k = 0; k < 24 && lists.length; k++) {
+      const lines = fs.readFileSync(path.join('/var/lib/dpkg/info', lists[Math.floor(rnd() * lists.length)]!), 'utf8').split('\n');
+      const p = lines[Math.floor(rnd() * lines.length)];
+      if (p?.startsWith('/') && p !== '/.') paths.push(p);
+    }
+    paths.push('/usr/bin/pg_config', '/usr/bin/pg_config.libpq-dev', '/usr/lib/x86_64-linux-gnu/libpthread.so.0', '/etc/passwd', '/usr/bin/integ-nothing');
+    const full = loadDpkg('/')!;
+    for (let k = 0; k < paths.length; k += 8) {
+      const group = paths.slice(k, k + 8);
+      const few = loadDpkg('/', false, group)!;
+      for (const p of group) expect(few.lookup(p), p).toEqual(full.lookup(p));
+    }
+    for (const p of paths.slice(0, 6)) expect(loadDpkg('/', false, [p])!.lookup(p), p).toEqual(full.lookup(p));
+  });
+});
