@@ -251,6 +251,20 @@ describe('GenerationStream (the generation read, digested and handed over by a w
     }
   });
 
+  it('rows whose digest line is longer than the digester stages at once (64 KiB) digest as SQLite’s lines do', async () => {
+    const long = new Set([5, 6, 40]);
+    const { file } = makeStore('long.db', 120, (i) => {
+      const base = randomRow(rng(i + 900), i);
+      if (!long.has(i)) return base;
+      // printable ASCII without a backslash: SQLite makes these lines too; 25,000 and 70,000 characters
+      const v = 'abc d~='.repeat(i === 40 ? 10_000 : 3_600);
+      return { ...base, rule: 'régle', rec: { ...base.rec, xattrs: `[["user.big",${JSON.stringify(v)}]]` } };
+    });
+    await withStream(file, { batch: 16, window: 2 }, async (s, { gen }) => {
+      expect((await s.finish()).digest).toBe(gen.digest);
+    });
+  });
+
   it('a batch with a row of another shape is read row by row: same digest, same entries, compared in full', async () => {
     const odd = new Set([3, 250, 251]);
     const { file, paths } = makeStore('odd.db', 400, (i) => {
