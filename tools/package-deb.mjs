@@ -19,8 +19,8 @@ const lock = JSON.parse(fs.readFileSync(path.join(REPO, 'package-lock.json'), 'u
 const arch = execFileSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).trim();
 const version = `${pkg.version}-1`;
 
-if (!fs.existsSync(path.join(REPO, 'dist', 'src', 'cli.js'))) {
-  console.error('package:deb: dist/src/cli.js is missing; run "npm run build" first');
+if (!fs.existsSync(path.join(REPO, 'dist', 'bundle', 'cli.js'))) {
+  console.error('package:deb: dist/bundle/cli.js is missing; run "npm run build" first');
   process.exit(66);
 }
 
@@ -73,8 +73,9 @@ try {
   };
   write(`${app}/package.json`, `${JSON.stringify(runtimePkg, null, 2)}\n`);
   put(`${app}/bin/integ.js`, 'bin/integ.js', 0o755);
-  mkdir(`${app}/dist/src`);
-  copyTree(path.join(REPO, 'dist', 'src'), root(`${app}/dist/src`), (r) => r.endsWith('.map'));
+  // What bin/integ.js runs: the bundle (tools/bundle.mjs), not tsc's module tree.
+  mkdir(`${app}/dist/bundle`);
+  copyTree(path.join(REPO, 'dist', 'bundle'), root(`${app}/dist/bundle`), (r) => r.endsWith('.map'));
   mkdir(`${app}/baselines`);
   copyTree(path.join(REPO, 'baselines'), root(`${app}/baselines`));
   // Production dependencies only, as package-lock.json resolves them.

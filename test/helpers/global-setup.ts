@@ -2,7 +2,8 @@
  * vitest global setup: the tests run the code they claim to.
  *
  * 1. dist/ is rebuilt when any source under src/ or bench/ is newer than its output (or the
- *    output is missing), so a CLI test never runs yesterday's build. A failing build fails the run.
+ *    output is missing), and dist/bundle/ (what bin/integ.js runs) when tsc's output is newer
+ *    than it, so a CLI test never runs yesterday's build. A failing build fails the run.
  * 2. When running as root, the runtime files (bin/, dist/, baselines/, package.json and the
  *    production dependencies) are staged in a world-readable temporary folder, so the tests that
  *    drop privileges to `nobody` work from any checkout, even one in a private 0700 home.
@@ -50,14 +51,47 @@ export function staleSource(repo = REPO): string | null {
   return null;
 }
 
+function* builtFiles(dir: string): Generator<string> {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) yield* builtFiles(p);
+    else if (e.name.endsWith('.js')) yield p;
+  }
+}
+
+/**
+ * What bin/integ.js runs, dist/bundle/ (tools/bundle.mjs), when it is missing, empty or older than
+ * a file of tsc's output it is made from: that file (or the bundle folder), else null.
+ */
+export function staleBundle(repo = REPO): string | null {
+  const dir = path.join(repo, 'dist/bundle');
+  let oldest = Number.POSITIVE_INFINITY;
+  try {
+    for (const f of builtFiles(dir)) oldest = Math.min(oldest, fs.statSync(f).mtimeMs);
+  } catch {
+    return dir;
+  }
+  if (oldest === Number.POSITIVE_INFINITY) return dir;
+  for (const f of builtFiles(path.join(repo, 'dist/src'))) if (fs.statSync(f).mtimeMs > oldest) return f;
+  return null;
+}
+
 function build(): void {
   const stale = staleSource();
-  if (!stale) return;
-  process.stderr.write(`global setup: ${path.relative(REPO, stale)} is newer than its build, running tsc\n`);
-  const r = spawnSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', path.join(REPO, 'tsconfig.json')], { stdio: 'inherit' });
-  if (r.status !== 0) throw new Error('global setup: the build failed (tsc -p tsconfig.json); the tests would run stale code');
-  const still = staleSource();
-  if (still) throw new Error(`global setup: dist/ is still older than ${still} after the build`);
+  if (stale) {
+    process.stderr.write(`global setup: ${path.relative(REPO, stale)} is newer than its build, running tsc\n`);
+    const r = spawnSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', path.join(REPO, 'tsconfig.json')], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('global setup: the build failed (tsc -p tsconfig.json); the tests would run stale code');
+    const still = staleSource();
+    if (still) throw new Error(`global setup: dist/ is still older than ${still} after the build`);
+  }
+  const old = staleBundle();
+  if (!old) return;
+  process.stderr.write(`global setup: the bundle is older than ${path.relative(REPO, old)}, running tools/bundle.mjs\n`);
+  const r = spawnSync(process.execPath, [path.join(REPO, 'tools/bundle.mjs')], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('global setup: the bundle failed (node tools/bundle.mjs); the CLI tests would run stale code');
+  const still = staleBundle();
+  if (still) throw new Error(`global setup: dist/bundle/ is still older than ${still} after bundling`);
 }
 
 /** Package names the production dependencies need, transitively (npm hoists them into node_modules/). */

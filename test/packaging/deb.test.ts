@@ -57,8 +57,9 @@ describe.runIf(hasDpkg)('npm run package:deb', () => {
     for (const f of [
       './usr/bin/integ',
       './usr/lib/integ/bin/integ.js',
-      './usr/lib/integ/dist/src/cli.js',
-      './usr/lib/integ/dist/src/scan/hash.worker.js',
+      './usr/lib/integ/dist/bundle/cli.js',
+      './usr/lib/integ/dist/bundle/hash.worker.js',
+      './usr/lib/integ/dist/bundle/generation-reader.worker.js',
       './usr/lib/integ/baselines/default.yml',
       './usr/lib/integ/node_modules/better-sqlite3/build/Release/better_sqlite3.node',
       './usr/lib/integ/node_modules/commander/package.json',
@@ -76,7 +77,9 @@ describe.runIf(hasDpkg)('npm run package:deb', () => {
       './usr/share/bash-completion/completions/integ',
     ])
       expect(files, f).toContain(f);
-    for (const dev of ['vitest', 'typescript', '@elastic/ecs', '@types/node'])
+    // the bundle, not tsc's module tree (which the bundle is made from)
+    expect(files.some((f) => f.startsWith('./usr/lib/integ/dist/src/'))).toBe(false);
+    for (const dev of ['vitest', 'typescript', '@elastic/ecs', '@types/node', 'esbuild'])
       expect(
         files.some((f) => f.startsWith(`./usr/lib/integ/node_modules/${dev}/`)),
         dev,
