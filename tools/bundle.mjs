@@ -3,11 +3,12 @@
 // one per worker thread, which is what bin/integ.js runs.
 //
 // Why: node loads an ES module graph file by file (resolve, read, compile, link ~130 of integ's
-// modules and ~150 of its dependencies'), and a bundled program also runs faster once loaded
-// (README, Performance, ninth round: check of /usr ~0.2 s and ~0.3 CPU s less, check of /etc
-// 0.34 -> 0.28 s). esbuild (well kept, no runtime dependency, one prebuilt binary) does it in well
-// under a second; the code it bundles is tsc's own output, so what the tests type-check and
-// exercise under dist/src is what runs.
+// modules and ~150 of its dependencies'), in each of a check's four isolates, and the bundled
+// program also runs a little faster once loaded (README, Performance, ninth round: check of /usr
+// ~0.1 s and ~0.2 CPU s less, baseline ~0.3 s, check of /etc 0.33 -> 0.28 s). esbuild (well kept,
+// the most used JavaScript bundler, one prebuilt binary, nothing of it at run time) does it in
+// under a second. It bundles tsc's own output: the worker tests run that JavaScript under
+// dist/src, and every CLI test runs the bundle through bin/integ.js.
 //
 //   node tools/bundle.mjs          write dist/bundle/{cli,hash.worker,generation-reader.worker}.js
 //
@@ -61,7 +62,8 @@ export async function bundle(root = ROOT) {
     banner: { js: BANNER },
     // Whitespace and syntax only (names stay, so errors and logs name the same functions): a
     // third less to parse at every start, and ~2-4 MB less peak RSS across the four isolates.
-    // The source map beside each bundle leads back to tsc's output (node --enable-source-maps).
+    // The source map beside each bundle leads back to src/*.ts through tsc's maps (for
+    // node --enable-source-maps in a checkout; the deb ships no maps).
     minifyWhitespace: true,
     minifySyntax: true,
     sourcemap: 'linked',
