@@ -111,6 +111,15 @@ export function tmpdir(prefix = 'integ-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/**
+ * For a copy of the app run outside the checkout (the deb's, the bundle's): a one-rule policy over
+ * DIR/tree, and a scrubbed environment that names it and the store DIR/s.db.
+ */
+export function treeRunEnv(dir: string): NodeJS.ProcessEnv {
+  const policy = writePolicy(dir, path.join(dir, 'tree'));
+  return { PATH: process.env.PATH, HOME: dir, INTEG_CONFIG: '/dev/null', INTEG_DB: path.join(dir, 's.db'), INTEG_POLICY: policy, NO_COLOR: '1' };
+}
+
 /** A policy covering `tree` with one rule; extra YAML appended to the rule. */
 export function writePolicy(dir: string, tree: string, ruleExtra = '', top = ''): string {
   const p = path.join(dir, 'policy.yml');

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tmpdir } from '../helpers/cli.js';
+import { tmpdir, treeRunEnv } from '../helpers/cli.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -70,15 +70,7 @@ describe('the bundle', () => {
     const t = path.join(app, 'work');
     fs.mkdirSync(path.join(t, 'tree'), { recursive: true });
     for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(t, 'tree', `f${i}`), `content ${i}\n`.repeat(i));
-    fs.writeFileSync(path.join(t, 'p.yml'), `version: 1\nrules:\n  - name: t\n    paths: ["${t}/tree/**"]\n`);
-    const env = {
-      PATH: process.env.PATH,
-      HOME: t,
-      INTEG_CONFIG: '/dev/null',
-      INTEG_DB: path.join(t, 's.db'),
-      INTEG_POLICY: path.join(t, 'p.yml'),
-      NO_COLOR: '1',
-    };
+    const env = treeRunEnv(t);
     const integ = (...args: string[]) =>
       spawnSync(process.execPath, [path.join(app, 'bin/integ.js'), ...args], { env, cwd: t, encoding: 'utf8', timeout: 60_000 });
     const b = integ('baseline', '--jobs', '2');

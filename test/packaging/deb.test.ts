@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO, tmpdir } from '../helpers/cli.js';
+import { REPO, tmpdir, treeRunEnv } from '../helpers/cli.js';
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const hasDpkg = has('dpkg-deb');
@@ -94,16 +94,8 @@ describe.runIf(hasDpkg)('npm run package:deb', () => {
     const t = path.join(dir, 'run');
     fs.mkdirSync(path.join(t, 'tree'), { recursive: true });
     fs.writeFileSync(path.join(t, 'tree', 'f'), '1\n');
-    fs.writeFileSync(path.join(t, 'p.yml'), `version: 1\nrules:\n  - name: t\n    paths: ["${t}/tree/**"]\n`);
     const bin = path.join(rootfs, 'usr/lib/integ/bin/integ.js');
-    const env = {
-      PATH: process.env.PATH,
-      HOME: t,
-      INTEG_CONFIG: '/dev/null',
-      INTEG_DB: path.join(t, 's.db'),
-      INTEG_POLICY: path.join(t, 'p.yml'),
-      NO_COLOR: '1',
-    };
+    const env = treeRunEnv(t);
     expect(run(process.execPath, [bin, '--version'], { env, cwd: t }).stdout.trim()).toBe(
       JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).version,
     );
