@@ -70,8 +70,22 @@ function whereOf(job: ScanJob): Where {
   return { dirfd: AT_FDCWD, cpath: cstr(job.real) };
 }
 
-/** The full path as a C string where `w` has it (for the path-based xattr reads), else undefined. */
-const fullPath = (w: Where | null): Buffer | undefined => (w && w.dirfd === AT_FDCWD ? w.cpath : undefined);
+let procFd: boolean | undefined;
+
+/**
+ * The C path the path-based attribute calls (llistxattr, lgetxattr: symlinks, devices, FIFOs,
+ * sockets, and files that could not be opened) take, or undefined for the job's full path. With a
+ * folder the walk holds open it is `/proc/self/fd/N/NAME`: the kernel resolves that link to the
+ * open folder itself, as statx and openat relative to it do, so a folder of the path swapped for a
+ * symlink after the listing cannot make the attributes come from another entry than the one lstat
+ * described. Without /proc (or without a held folder), the full path, as before.
+ */
+function attrPath(w: Where | null): Buffer | undefined {
+  if (!w) return undefined;
+  if (w.dirfd === AT_FDCWD) return w.cpath;
+  procFd ??= fs.existsSync('/proc/self/fd');
+  return procFd ? Buffer.concat([Buffer.from(`/proc/self/fd/${w.dirfd}/`), w.cpath]) : undefined;
+}
 
 export type ScanResult =
   | { id: number; ok: true; rec: Observed }
@@ -346,7 +360,7 @@ function scanStat(job: ScanJob, w: Where, st: FileStat, buf: Buffer, opened: Ope
   const rec: Observed = recordFromStat(job.path, st);
   if (rec.type === 'file') return hashFile(job, st, rec, buf, opened ?? openRegular(w), w);
   if (rec.type === 'dir' && (job.flags || job.xattrs)) dirMeta(job, w, st, rec);
-  else if (job.xattrs) rec.xattrs = readXattrs(job.real, fullPath(w));
+  else if (job.xattrs) rec.xattrs = readXattrs(job.real, attrPath(w));
   if (rec.type === 'symlink') return readSymlink(job, rec, w);
   return { id: job.id, ok: true, rec };
 }
@@ -389,7 +403,7 @@ function dirMeta(job: ScanJob, w: Where, st: FileStat, rec: Observed): void {
     if (fd >= 0) closeFile(fd);
   }
   if (job.flags) rec.flags = null;
-  if (job.xattrs) rec.xattrs = readXattrs(job.real, fullPath(w));
+  if (job.xattrs) rec.xattrs = readXattrs(job.real, attrPath(w));
 }
 
 /** The descriptor holds the regular file lstat described (same inode on the same device). */
@@ -422,7 +436,7 @@ function takePrefix(rec: Observed, hashers: Hashers<HashAlgo>): void {
 
 /** Attributes of a file whose descriptor cannot be used for them: read by path. */
 function pathXattrs(job: ScanJob, rec: Observed, w: Where | null): void {
-  if (job.xattrs) rec.xattrs = readXattrs(job.real, fullPath(w));
+  if (job.xattrs) rec.xattrs = readXattrs(job.real, attrPath(w));
 }
 
 function race(job: ScanJob, rec: Observed): ScanResult {

@@ -478,6 +478,53 @@ describe('folders held open by the walk (holdDirs)', () => {
     expect(linkByPath.rec?.target?.toString()).toBe('planted-target');
   });
 
+  // trusted.* is the namespace a symlink or FIFO can carry (user.* is for files and folders), and only root may set it
+  it.skipIf(process.getuid?.() !== 0)(
+    "a symlink's and a FIFO's extended attributes come from the folder the walk listed, even when that folder is swapped for a symlink",
+    () => {
+      const base = path.join(dir, 'held-attrs');
+      for (const [d, v] of [
+        ['a', 'listed'],
+        ['evil', 'planted'],
+      ] as const) {
+        fs.mkdirSync(path.join(base, d), { recursive: true });
+        fs.symlinkSync(`${v}-target`, path.join(base, d, 'l'));
+        execFileSync('mkfifo', [path.join(base, d, 'p')]);
+        for (const e of ['l', 'p']) execFileSync('setfattr', ['-h', '-n', 'trusted.k', '-v', v, path.join(base, d, e)]);
+      }
+      const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${base}/a/**`] })] });
+      const it = walk(sel, '', { holdDirs: true });
+      const entries = new Map<string, WalkEvent & { kind: 'entry' }>();
+      while (entries.size < 2) {
+        const e = it.next().value;
+        if (!e) break;
+        if (e.kind === 'entry' && /\/a\/[lp]$/.test(e.path.toString())) entries.set(e.path.toString().slice(-1), e);
+      }
+      if (!entries.get('l')?.dir || !entries.get('p')?.dir) throw new Error('no held entries for a/l and a/p');
+      fs.renameSync(path.join(base, 'a'), path.join(base, 'a-moved'));
+      fs.symlinkSync(path.join(base, 'evil'), path.join(base, 'a'));
+      const buf = Buffer.allocUnsafe(256 * 1024);
+      const attrs = (name: string): { held: string | null | undefined; byPath: string | null | undefined } => {
+        const ev = entries.get(name)!;
+        const held = scanEntry(job(ev.path, { xattrs: true, dirFd: ev.dir!.fd }), buf);
+        const byPath = scanEntry(job(ev.path, { xattrs: true }), buf);
+        ev.dir!.release();
+        return { held: held.rec?.xattrs, byPath: byPath.rec?.xattrs };
+      };
+      const l = attrs('l');
+      const p = attrs('p');
+      it.return(undefined);
+      const enc = (v: string): string => Buffer.from(v).toString('base64');
+      for (const r of [l, p]) {
+        expect(r.held).toContain('trusted.k');
+        expect(r.held).toContain(enc('listed'));
+        expect(r.held).not.toContain(enc('planted'));
+        // what a lookup by path reads now (the reason for reading relative to the held folder)
+        expect(r.byPath).toContain(enc('planted'));
+      }
+    },
+  );
+
   it(`a tree deeper than ${MAX_HELD_DIRS} levels holds at most ${MAX_HELD_DIRS} folders and is walked completely`, () => {
     const deep = path.join(dir, 'held-deep');
     let p = deep;
