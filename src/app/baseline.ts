@@ -67,6 +67,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
   const ioc = await loadIoc(policy, opts.ioc);
   const iocMatches: IocMatch[] = [];
   const extra = ioc?.algorithms() ?? [];
+  const iocMd5 = extra.includes('md5');
   const withAlgo = new Map<string, typeof extra>();
   const extraFor = (algo: (typeof extra)[number]): typeof extra => {
     let l = withAlgo.get(algo);
@@ -141,7 +142,8 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
           prefixLen: null,
           ...metaWanted(ev.rule),
           extra: packagedExtra(shipped),
-          md5Lanes: shipped?.algo === 'md5',
+          // the package's MD5, or a feed's (the lanes give it to files that fit one; see check.ts)
+          md5Lanes: shipped?.algo === 'md5' || iocMd5,
           shipped,
           rule: ev.rule.name,
           dir: ev.dir,

@@ -48,7 +48,9 @@ export interface ScanJob {
    * MD5 too, in the same read, when this is a regular file small enough to fit one lane of
    * md5-lanes (LANE_READ): scanBatch hashes such files 8 at a time and puts the digest in
    * rec.extra.md5. A larger file comes back without it (the caller hashes those apart, where
-   * 8 large files can share the lanes; one alone would leave 7 of them idle).
+   * 8 large files can share the lanes; one alone would leave 7 of them idle), unless 'md5' is
+   * among `extra` too (an IOC feed's MD5s): then it gets it from node:crypto in its read, and a
+   * file in a lane from the lane only.
    */
   md5Lanes?: boolean;
   /**
@@ -425,9 +427,12 @@ function hashersFor(algos: readonly HashAlgo[], blake3: IncrementalHash | null):
 }
 const onlyBlake3 = new Map<IncrementalHash, Hashers<HashAlgo>>();
 
-/** Hashers for the digests asked in the same read that are not among the stored ones. */
-function extraHashers(job: ScanJob): Hashers<ExtraAlgo> {
-  return (job.extra ?? []).filter((a) => !(job.algos as string[]).includes(a)).map((a) => [a, createHasher(a)] as const);
+/**
+ * Hashers for the digests asked in the same read that are not among the stored ones. `inLane`: the
+ * file is read into an md5-lanes lane, which gives its MD5 (hashInLanes): no second MD5 for it.
+ */
+function extraHashers(job: ScanJob, inLane: boolean): Hashers<ExtraAlgo> {
+  return (job.extra ?? []).filter((a) => !(job.algos as string[]).includes(a) && !(inLane && a === 'md5')).map((a) => [a, createHasher(a)] as const);
 }
 
 function takePrefix(rec: Observed, hashers: Hashers<HashAlgo>): void {
@@ -491,7 +496,7 @@ export function hashFile(
     simd?.reset();
     native?.reset();
     const hashers = hashersFor(job.algos, native ? nativeHasher(native) : simd ? simdHasher(simd) : null);
-    const extras: Hashers<ExtraAlgo> = job.extra?.length ? extraHashers(job) : NO_HASHERS;
+    const extras: Hashers<ExtraAlgo> = job.extra?.length ? extraHashers(job, into !== null) : NO_HASHERS;
     const prefixLen = job.growing && job.prefixLen !== null ? job.prefixLen : -1;
     let pos = 0;
     if (prefixLen === 0) takePrefix(rec, hashers);

@@ -113,3 +113,39 @@ describe('integ check/baseline --ioc', () => {
     expect(m.stderr).toMatch(/^integ: known-bad hash list not found: /);
   });
 });
+
+describe('an md5 feed: files that fit an md5-lanes lane get their MD5 there, larger ones from their read', () => {
+  it('baseline and check name a small and a large known-bad file by MD5, in worker threads and on the main thread', () => {
+    const d = tmpdir();
+    dirs.push(d);
+    const tree = path.join(d, 'tree');
+    fs.mkdirSync(tree);
+    const small = 'small implant\n'.repeat(100); // 1.4 KB: in a lane
+    const large = 'large implant\n'.repeat(20_000); // 280 KB: past a lane's 128 KiB
+    fs.writeFileSync(path.join(tree, 'small'), small);
+    fs.writeFileSync(path.join(tree, 'large'), large);
+    for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(tree, `clean${i}`), `clean ${i}\n`.repeat(i * 50));
+    const feed = path.join(d, 'md5.txt');
+    fs.writeFileSync(feed, `${hash('md5', small)} small.kit\n${hash('md5', large)} large.kit\n`);
+    const policy = writePolicy(d, tree);
+    const db = path.join(d, 's.db');
+    const matched = (stdout: string) =>
+      (JSON.parse(stdout) as { ioc_matches: Array<{ path: string; algorithm: string; label: string }> }).ioc_matches.map((m) => [
+        path.basename(m.path),
+        m.algorithm,
+        m.label,
+      ]);
+    const want = [
+      ['large', 'md5', 'large.kit'],
+      ['small', 'md5', 'small.kit'],
+    ];
+    const b = integ(['baseline', '--db', db, '--policy', policy, '--ioc', feed, '--format', 'json']);
+    expect(b.code, b.stderr).toBe(32);
+    expect(matched(b.stdout)).toEqual(want);
+    for (const jobs of ['2', '0']) {
+      const c = integ(['check', '--db', db, '--policy', policy, '--jobs', jobs, '--no-snapshot', '--ioc', feed, '--format', 'json']);
+      expect(c.code, c.stderr).toBe(32);
+      expect(matched(c.stdout)).toEqual(want);
+    }
+  });
+});

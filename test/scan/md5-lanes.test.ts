@@ -2,7 +2,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { md5Groups, md5Stream } from '../../src/scan/hash-pool.js';
 import { canRaisePriority } from '../../src/scan/thread-priority.js';
 import { forceScalarMd5, LANES, Md5Lanes, md5Files, Md5Stream, packMd5Jobs, unpackMd5Jobs, type Md5Job, type Md5Result } from '../../src/scan/md5-lanes.js';
@@ -434,6 +434,27 @@ describe('scanBatch: MD5 of small packaged files in the scan read (md5Lanes)', (
       sha256: crypto.createHash('sha256').update(data).digest('hex'),
       extra: { sha1: crypto.createHash('sha1').update(data).digest('hex'), md5: m.digest },
     });
+  });
+
+  it("an IOC feed's MD5 (extra md5) with md5Lanes: the lane gives it to a file that fits one, node:crypto in the read to a larger one, each file hashed once", () => {
+    const small = make(10_000);
+    const large = make(READ + 5000);
+    const jobs = [scanJob(small.file, 1, { extra: ['md5'] }), scanJob(large.file, 2, { extra: ['md5'] })];
+    const buf = Buffer.allocUnsafe(256 * 1024);
+    const spy = vi.spyOn(crypto, 'createHash');
+    let got: ReturnType<typeof scanBatch>;
+    let md5Made: number;
+    try {
+      got = scanBatch(jobs, buf);
+      md5Made = spy.mock.calls.filter(([a]) => a === 'md5').length;
+    } finally {
+      spy.mockRestore();
+    }
+    expect(got.map((r) => r.rec?.extra?.md5)).toEqual([small.digest, large.digest]);
+    expect(md5Made).toBe(1); // the larger file's; the small one's MD5 came from its lane alone
+    // where the lanes are not available, node:crypto gives both, the same digests
+    forceScalarMd5(true);
+    expect(scanBatch(jobs, buf).map((r) => r.rec?.extra?.md5)).toEqual([small.digest, large.digest]);
   });
 
   it('gives no MD5 where the lanes are not available (the caller compares those files apart)', () => {
