@@ -391,18 +391,25 @@ describe('a cold page cache, as the kernel tells it', () => {
     } finally {
       fs.closeSync(fd);
     }
-    const gone = evict(file);
-    if (!gone) {
-      console.log(`skipped the uncached half: ${why(gone)}`);
-      return ctx.skip();
+    // Up to three tries: in a suite that runs test files side by side, something else (a scan of a
+    // tree above this folder, a readahead still in flight) can bring the pages back between
+    // fincore's count and the read. A readNoWait that reads what is not cached fails all three.
+    const answers: number[] = [];
+    for (let tries = 0; tries < 3 && answers.at(-1) !== NOT_CACHED; tries++) {
+      const gone = evict(file);
+      if (!gone) {
+        console.log(`skipped the uncached half: ${why(gone)}`);
+        return ctx.skip();
+      }
+      const fd2 = fs.openSync(file, 'r');
+      try {
+        answers.push(readNoWait(fd2, buf, buf.length, Number(fs.fstatSync(fd2).dev))!);
+        expect(fs.readSync(fd2, buf, 0, 10, null)).toBe(10); // and a plain read still reads it
+      } finally {
+        fs.closeSync(fd2);
+      }
     }
-    const fd2 = fs.openSync(file, 'r');
-    try {
-      expect(readNoWait(fd2, buf, buf.length, Number(fs.fstatSync(fd2).dev))).toBe(NOT_CACHED);
-      expect(fs.readSync(fd2, buf, 0, 10, null)).toBe(10); // and a plain read still reads it
-    } finally {
-      fs.closeSync(fd2);
-    }
+    expect(answers.at(-1)).toBe(NOT_CACHED);
   });
 
   it('advises reads ahead only after a batch that found a file out of the page cache, and stops some batches after', (ctx) => {
