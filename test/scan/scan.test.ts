@@ -447,6 +447,22 @@ describe('a cold page cache, as the kernel tells it', () => {
 
 describe('folders held open by the walk (holdDirs)', () => {
   const fds = (): number => fs.readdirSync('/proc/self/fd').length;
+  /**
+   * Walk BASE/a with its folders held until the entries named by the characters of `names` are
+   * listed; the walk is left open (its entries hold their folders) for the caller to end.
+   */
+  function heldEntries(base: string, names: string): { walker: ReturnType<typeof walk>; entries: Map<string, WalkEvent & { kind: 'entry' }> } {
+    const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${base}/a/**`] })] });
+    const walker = walk(sel, '', { holdDirs: true });
+    const entries = new Map<string, WalkEvent & { kind: 'entry' }>();
+    const wanted = new RegExp(`/a/[${names}]$`);
+    while (entries.size < names.length) {
+      const e = walker.next().value;
+      if (!e) break;
+      if (e.kind === 'entry' && wanted.test(e.path.toString())) entries.set(e.path.toString().slice(-1), e);
+    }
+    return { walker, entries };
+  }
 
   it('a file is read from the folder the walk listed, even when that folder is swapped for a symlink before the read', () => {
     const base = path.join(dir, 'held');
@@ -456,14 +472,7 @@ describe('folders held open by the walk (holdDirs)', () => {
     fs.writeFileSync(path.join(base, 'evil', 'f'), 'planted');
     fs.symlinkSync('listed-target', path.join(base, 'a', 'l'));
     fs.symlinkSync('planted-target', path.join(base, 'evil', 'l'));
-    const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${base}/a/**`] })] });
-    const it = walk(sel, '', { holdDirs: true });
-    const entries = new Map<string, WalkEvent & { kind: 'entry' }>();
-    while (entries.size < 2) {
-      const e = it.next().value;
-      if (!e) break;
-      if (e.kind === 'entry' && /\/a\/[fl]$/.test(e.path.toString())) entries.set(e.path.toString().slice(-1), e);
-    }
+    const { walker: it, entries } = heldEntries(base, 'fl');
     const ev = entries.get('f');
     const link = entries.get('l');
     if (!ev?.dir || !link?.dir) throw new Error('no held entries for a/f and a/l');
@@ -499,14 +508,7 @@ describe('folders held open by the walk (holdDirs)', () => {
         execFileSync('mkfifo', [path.join(base, d, 'p')]);
         for (const e of ['l', 'p']) execFileSync('setfattr', ['-h', '-n', 'trusted.k', '-v', v, path.join(base, d, e)]);
       }
-      const sel = new Selector({ exclude: [], rules: [rule({ paths: [`${base}/a/**`] })] });
-      const it = walk(sel, '', { holdDirs: true });
-      const entries = new Map<string, WalkEvent & { kind: 'entry' }>();
-      while (entries.size < 2) {
-        const e = it.next().value;
-        if (!e) break;
-        if (e.kind === 'entry' && /\/a\/[lp]$/.test(e.path.toString())) entries.set(e.path.toString().slice(-1), e);
-      }
+      const { walker: it, entries } = heldEntries(base, 'lp');
       if (!entries.get('l')?.dir || !entries.get('p')?.dir) throw new Error('no held entries for a/l and a/p');
       fs.renameSync(path.join(base, 'a'), path.join(base, 'a-moved'));
       fs.symlinkSync(path.join(base, 'evil'), path.join(base, 'a'));
