@@ -24,11 +24,12 @@ declare module 'vitest' {
   }
 }
 
-function* sources(dir: string): Generator<string> {
+/** Every file below `dir` whose name ends with `ext` (declaration files excluded for '.ts'). */
+export function* filesUnder(dir: string, ext: '.ts' | '.js'): Generator<string> {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) yield* sources(p);
-    else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) yield p;
+    if (e.isDirectory()) yield* filesUnder(p, ext);
+    else if (e.name.endsWith(ext) && !e.name.endsWith('.d.ts')) yield p;
   }
 }
 
@@ -37,7 +38,7 @@ export function staleSource(repo = REPO): string | null {
   for (const top of ['src', 'bench']) {
     const dir = path.join(repo, top);
     if (!fs.existsSync(dir)) continue;
-    for (const src of sources(dir)) {
+    for (const src of filesUnder(dir, '.ts')) {
       const out = path.join(repo, 'dist', path.relative(repo, src)).replace(/\.ts$/, '.js');
       let outMtime: number;
       try {
@@ -51,14 +52,6 @@ export function staleSource(repo = REPO): string | null {
   return null;
 }
 
-function* builtFiles(dir: string): Generator<string> {
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) yield* builtFiles(p);
-    else if (e.name.endsWith('.js')) yield p;
-  }
-}
-
 /**
  * What bin/integ.js runs, dist/bundle/ (tools/bundle.mjs), when it is missing, empty or older than
  * a file of tsc's output it is made from: that file (or the bundle folder), else null.
@@ -67,12 +60,12 @@ export function staleBundle(repo = REPO): string | null {
   const dir = path.join(repo, 'dist/bundle');
   let oldest = Number.POSITIVE_INFINITY;
   try {
-    for (const f of builtFiles(dir)) oldest = Math.min(oldest, fs.statSync(f).mtimeMs);
+    for (const f of filesUnder(dir, '.js')) oldest = Math.min(oldest, fs.statSync(f).mtimeMs);
   } catch {
     return dir;
   }
   if (oldest === Number.POSITIVE_INFINITY) return dir;
-  for (const f of builtFiles(path.join(repo, 'dist/src'))) if (fs.statSync(f).mtimeMs > oldest) return f;
+  for (const f of filesUnder(path.join(repo, 'dist/src'), '.js')) if (fs.statSync(f).mtimeMs > oldest) return f;
   return null;
 }
 
@@ -96,6 +89,12 @@ function build(): void {
 
 /** Package names the production dependencies need, transitively (npm hoists them into node_modules/). */
 function runtimePackages(repo: string): string[] {
+  const top = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  return packageClosure(repo, Object.keys(top.dependencies));
+}
+
+/** These packages and every package they need, transitively, as installed in repo/node_modules. */
+export function packageClosure(repo: string, names: readonly string[]): string[] {
   const seen = new Set<string>();
   const visit = (name: string): void => {
     if (seen.has(name)) return;
@@ -105,8 +104,7 @@ function runtimePackages(repo: string): string[] {
     const m = JSON.parse(fs.readFileSync(pj, 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
     for (const d of Object.keys({ ...m.dependencies, ...m.optionalDependencies })) visit(d);
   };
-  const top = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-  for (const d of Object.keys(top.dependencies)) visit(d);
+  for (const d of names) visit(d);
   return [...seen].sort();
 }
 

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tmpdir, treeRunEnv } from '../helpers/cli.js';
+import { filesUnder, packageClosure } from '../helpers/global-setup.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -27,29 +28,11 @@ afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-function* tsFiles(dir: string): Generator<string> {
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) yield* tsFiles(p);
-    else if (e.name.endsWith('.ts')) yield p;
-  }
-}
-
-/** A package and what it needs, transitively, copied from the repository's node_modules. */
-function copyPackage(name: string, into: string, seen: Set<string>): void {
-  if (seen.has(name)) return;
-  const from = path.join(REPO, 'node_modules', name);
-  if (!fs.existsSync(path.join(from, 'package.json'))) return; // an optional dependency for another platform
-  seen.add(name);
-  fs.cpSync(from, path.join(into, 'node_modules', name), { recursive: true });
-  const m = JSON.parse(fs.readFileSync(path.join(from, 'package.json'), 'utf8')) as { dependencies?: object; optionalDependencies?: object };
-  for (const d of Object.keys({ ...m.dependencies, ...m.optionalDependencies })) copyPackage(d, into, seen);
-}
-
 describe('the bundle', () => {
   it('has a bundle for every worker thread the code starts, under the name its starter resolves', () => {
     const started = new Set<string>();
-    for (const f of tsFiles(path.join(REPO, 'src'))) for (const m of fs.readFileSync(f, 'utf8').matchAll(/'([\w-]+\.worker)\.js'/g)) started.add(m[1]!);
+    for (const f of filesUnder(path.join(REPO, 'src'), '.ts'))
+      for (const m of fs.readFileSync(f, 'utf8').matchAll(/'([\w-]+\.worker)\.js'/g)) started.add(m[1]!);
     expect(started.size).toBeGreaterThanOrEqual(2);
     for (const w of started) {
       expect(Object.keys(tool.ENTRIES), w).toContain(w);
@@ -63,8 +46,8 @@ describe('the bundle', () => {
     const app = tmpdir();
     dirs.push(app);
     for (const p of ['bin', tool.OUT_DIR, 'baselines', 'package.json']) fs.cpSync(path.join(REPO, p), path.join(app, p), { recursive: true });
-    const seen = new Set<string>();
-    for (const name of tool.EXTERNAL) copyPackage(name, app, seen);
+    for (const name of packageClosure(REPO, tool.EXTERNAL))
+      fs.cpSync(path.join(REPO, 'node_modules', name), path.join(app, 'node_modules', name), { recursive: true });
     expect(fs.existsSync(path.join(app, 'dist/src'))).toBe(false);
     expect(fs.existsSync(path.join(app, 'node_modules/zod'))).toBe(false); // bundled, not installed
     const t = path.join(app, 'work');
