@@ -14,7 +14,8 @@ import { IntegError } from '../util/errors.js';
 import { exitCodeOf } from '../core/verdict.js';
 import { throwIfAborted } from '../util/abort.js';
 import type { Progress } from '../report/progress.js';
-import { iocMatchOf, loadIoc, loadPolicy, resolveRoot, whoami } from './common.js';
+import { IocCheck } from './ioc-check.js';
+import { loadIoc, loadPolicy, resolveRoot, whoami } from './common.js';
 import { VERSION } from '../version.js';
 import { signDigest } from './signing.js';
 import { metaWanted } from './entries.js';
@@ -64,10 +65,11 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
   const root = resolveRoot(opts.root);
   const who = whoami();
   const sign = opts.signKey ? await signDigest(opts.signKey) : null;
-  const ioc = await loadIoc(policy, opts.ioc);
-  const iocMatches: IocMatch[] = [];
-  const extra = ioc?.algorithms() ?? [];
-  const iocMd5 = extra.includes('md5');
+  const iocSet = await loadIoc(policy, opts.ioc);
+  // The feeds: SHA-256/SHA-1 in each read, MD5 from the lanes (ioc-check.ts).
+  const ioc = iocSet ? new IocCheck(iocSet, ctx.log) : null;
+  const extra = ioc?.scanExtra() ?? [];
+  const iocMd5 = ioc?.md5 === true;
   const withAlgo = new Map<string, typeof extra>();
   const extraFor = (algo: (typeof extra)[number]): typeof extra => {
     let l = withAlgo.get(algo);
@@ -164,15 +166,12 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
           ctx.log.warn({ path: job.path.toString('utf8'), code: res.code }, res.message);
         }
         if (res.rec) {
-          const hit = ioc && res.ok ? iocMatchOf(ioc, job.path, job.rule, res.rec) : null;
-          if (hit) {
-            iocMatches.push(hit);
-            ctx.log.error(
-              { path: job.path.toString('utf8'), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source },
-              'known-bad content',
-            );
+          if (res.ok) {
+            // one second read for a large packaged file: the package check's MD5 is the feeds' too
+            const then = ioc ? ioc.matchOrThen(job.path, job.rule, res.rec) : null;
+            const queued = packages ? packages.add(job.path, job.real, res.rec, job.shipped, then) : false;
+            if (then && !queued) ioc!.later(job.real, res.rec, then);
           }
-          if (packages && res.ok) packages.add(job.path, job.real, res.rec, job.shipped);
           delete res.rec.extra;
           const row = repo.insert(gen, job.rule, res.rec, res.ok ? null : res.code);
           if (digester)
@@ -200,26 +199,30 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     // The package check's workers hash while this thread finishes the generation digest (the kept
     // rows; all of it where it had to be read back); both finish before COMMIT, so an interrupted
     // run still records nothing.
-    const checking = packages?.finish(opts.jobs, checkSignal, ctx.log);
-    checking?.catch(() => {}); // awaited below; this keeps a failure during the digest from counting as unhandled
+    const checking = Promise.all([packages?.finish(opts.jobs, checkSignal, ctx.log), ioc?.finish(opts.jobs, checkSignal)]);
+    checking.catch(() => {}); // awaited below; this keeps a failure during the digest from counting as unhandled
     let d: ReturnType<typeof computeGenerationDigest>;
     try {
       await new Promise<void>((r) => setImmediate(r)); // the workers get their shares before the digest holds this thread
       d = digester ? digester.finish() : computeGenerationDigest(db, { id: gen, ...header });
     } catch (e) {
       stopCheck.abort();
-      await checking?.catch(() => {});
+      await checking.catch(() => {});
       throw e;
     }
     await checking;
     throwIfAborted(ctx.signal);
+    const { matches: iocMatches, errors: iocErrors } = ioc?.results() ?? { matches: [], errors: [] };
+    if (iocErrors.length) {
+      errors.push(...iocErrors);
+      errors.sort((a, b) => Buffer.compare(a.path, b.path));
+    }
     const sig = sign ? sign(d.digest) : null;
     repo.finish(gen, d, d.digest, sig?.signature ?? null, sig?.keyId ?? null);
     commit(db);
     open = false;
     const generation = repo.get(gen)!;
     ctx.log.info({ generation: gen, entries, bytes, errors: errors.length, digest: d.digest, kept: keptFiles }, 'baseline recorded');
-    iocMatches.sort((a, b) => Buffer.compare(a.path, b.path));
     const mismatches = packages?.mismatches ?? [];
     if (mismatches.some((m) => !m.conffile))
       ctx.log.warn({ count: mismatches.filter((m) => !m.conffile).length }, 'packaged files differ from what their package shipped');
@@ -231,7 +234,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
       seconds: (Date.now() - started) / 1000,
       errors,
       iocMatches,
-      iocFeeds: ioc?.files ?? [],
+      iocFeeds: ioc?.set.files ?? [],
       packageMismatches: mismatches.filter((m) => !m.conffile),
       conffilesModified: mismatches.filter((m) => m.conffile),
       packagedChecked: packages?.checked ?? 0,
@@ -242,6 +245,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     };
   } catch (e) {
     await stopPackages?.();
+    await ioc?.stop();
     if (open) rollbackQuietly(db);
     if (e instanceof IntegError) throw e;
     throw storeError(e, opts.db);

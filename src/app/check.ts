@@ -1,7 +1,7 @@
 import { compareEntry } from '../core/compare.js';
 import { pathToText } from '../core/pathenc.js';
 import { Selector } from '../core/selector.js';
-import type { Finding, IocMatch, Rule, ScanError } from '../core/types.js';
+import type { Finding, Rule, ScanError } from '../core/types.js';
 import { exitCodeOf, summarize } from '../core/verdict.js';
 import type { CheckResult } from '../core/check-result.js';
 import { scanBatches } from '../scan/hash-pool.js';
@@ -18,7 +18,8 @@ import type { Progress } from '../report/progress.js';
 import type { RunContext } from '../util/context.js';
 import { CantCreateError, IntegError, NoInputError, TrustError } from '../util/errors.js';
 import { blake3Hex } from '../scan/blake3.js';
-import { iocMatchOf, loadIoc, loadPolicy, resolveRoot, whoami } from './common.js';
+import { IocCheck } from './ioc-check.js';
+import { loadIoc, loadPolicy, resolveRoot, whoami } from './common.js';
 import { riskTags } from '../core/risk.js';
 import { fileDigest } from '../pkg/dpkg.js';
 import { loadPackages } from '../pkg/packages.js';
@@ -75,12 +76,14 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
   const who = whoami();
   const startedAt = new Date().toISOString();
   const notices: string[] = [];
-  const ioc = await loadIoc(policy, opts.ioc);
-  const iocMatches: IocMatch[] = [];
-  const extra = ioc?.algorithms();
-  // A feed's MD5s: files that fit an md5-lanes lane get theirs 8 at a time (several times
-  // node:crypto's speed), larger ones from node:crypto in their read.
-  const md5Lanes = extra?.includes('md5') === true;
+  const iocSet = await loadIoc(policy, opts.ioc);
+  // The feeds: SHA-256/SHA-1 in each read, MD5 from the lanes (ioc-check.ts).
+  const ioc = iocSet ? new IocCheck(iocSet, ctx.log) : null;
+  const extra = ioc?.scanExtra();
+  const md5Lanes = ioc?.md5 === true;
+  // a failed trust check stops the feeds' second reads too
+  const stopIoc = new AbortController();
+  const iocSignal = AbortSignal.any([ctx.signal, stopIoc.signal]);
   const db = openReadOnly(opts.db);
   // A copy written by `integ export` (not in WAL mode) is evidence: never written to.
   const live = isLiveStore(db);
@@ -167,8 +170,13 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
         scanned++;
         const base = job.base;
         // Unchanged (nearly every entry): the observed compare text is the stored one, so no
-        // attribute differs; nothing is decoded. Growing files and known-bad lists need the record.
-        if (base?.fast && !job.growing && !ioc && batch.sameAs(i, base.cmp, base.cmpStart, base.cmpEnd)) {
+        // attribute differs; nothing is decoded but, for the known-bad lists, the digests the
+        // read computed. Growing files need the record.
+        if (base?.fast && !job.growing && batch.sameAs(i, base.cmp, base.cmpStart, base.cmpEnd)) {
+          if (ioc) {
+            const res = batch.result(i);
+            if (res.ok && res.rec) ioc.add(job.path, job.real, job.rule.name, res.rec);
+          }
           if (progress) progress.update(scanned, (bytes += batch.fileBytes(i)));
           continue;
         }
@@ -182,24 +190,27 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
           // A vanished entry (no rec) is an error, not a removal: we cannot tell which it is.
           const f = compareEntry((job.full ?? (base ? stream.entry(base) : null))?.rec ?? null, res.rec, job.rule);
           if (f) findings.push(f);
-          const hit = ioc && res.ok ? iocMatchOf(ioc, job.path, job.rule.name, res.rec) : null;
-          if (hit) {
-            iocMatches.push(hit);
-            ctx.log.error(
-              { path: pathToText(job.path), algorithm: hit.algorithm, digest: hit.digest, label: hit.label, source: hit.source },
-              'known-bad content',
-            );
-          }
+          if (ioc && res.ok) ioc.add(job.path, job.real, job.rule.name, res.rec);
         }
         progress?.update(scanned, bytes);
       }
     throwIfAborted(ctx.signal);
-    // Nothing is used before the generation's content is known to be what was recorded.
-    const problem = contentProblemOf(await stream.finish(), cur);
-    if (problem) {
-      ctx.log.debug({ generation: cur.id }, problem); // the CLI prints and logs the failure once
-      throw new TrustError(`baseline not trustworthy, nothing compared:\n  - ${problem}`);
+    // The feeds' MD5s of the larger files are read while the reader finishes the digest.
+    const matching = ioc?.finish(opts.jobs, iocSignal);
+    matching?.catch(() => {}); // awaited below; this keeps a failure in between from counting as unhandled
+    try {
+      // Nothing is used before the generation's content is known to be what was recorded.
+      const problem = contentProblemOf(await stream.finish(), cur);
+      if (problem) {
+        ctx.log.debug({ generation: cur.id }, problem); // the CLI prints and logs the failure once
+        throw new TrustError(`baseline not trustworthy, nothing compared:\n  - ${problem}`);
+      }
+    } catch (e) {
+      stopIoc.abort();
+      await matching?.catch(() => {});
+      throw e;
     }
+    await matching;
     // Removed: rows the merge passed over (as the reader handed and digested them), still in
     // scope, not found by an out-of-order lookup, and not below a directory we could not list.
     for (const e of stream.unmatched()) {
@@ -215,13 +226,16 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     throw storeError(e, opts.db);
   } finally {
     progress?.stop();
+    stopIoc.abort(); // after a failed scan (a finished one has nothing left)
+    await ioc?.stop();
     await merge?.close();
     db.close();
   }
   for (const f of findings) f.risk = riskTags(f);
   await attachProvenance(findings, root);
   sortFindings(findings);
-  iocMatches.sort((a, b) => Buffer.compare(a.path, b.path));
+  const { matches: iocMatches, errors: iocErrors } = ioc?.results() ?? { matches: [], errors: [] };
+  errors.push(...iocErrors);
   errors.sort((a, b) => Buffer.compare(a.path, b.path));
   const summary = summarize(scanned, findings, errors.length);
   return {
@@ -235,7 +249,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     findings,
     errors,
     iocMatches,
-    iocFeeds: ioc?.files ?? [],
+    iocFeeds: ioc?.set.files ?? [],
     findingsDigest: findingsDigest(findings),
     evidence: null,
     notices,

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { PACKAGE_ROOT } from '../util/package-root.js';
 import { parsePolicy } from '../core/policy.js';
 import { mergeDropIns } from '../config/policy-d.js';
-import type { IocMatch, Observed, Policy } from '../core/types.js';
+import type { Policy } from '../core/types.js';
 import { NoInputError, UsageError } from '../util/errors.js';
 import { readInputFile } from '../util/input-file.js';
 
@@ -34,13 +34,6 @@ export async function loadIoc(policy: Policy, flags: string[] | undefined): Prom
   if (!files.length) return null;
   const { loadIocFeeds } = await import('../core/ioc.js');
   return loadIocFeeds([...new Set(files)]);
-}
-
-/** Match one scanned file against the feeds; digests computed in the same read (rec.extra) or stored. */
-export function iocMatchOf(ioc: import('../core/ioc.js').IocSet, path: Buffer, rule: string, rec: Observed): IocMatch | null {
-  if (rec.type !== 'file') return null;
-  const hit = ioc.match({ sha256: rec.extra?.sha256 ?? rec.sha256, sha1: rec.extra?.sha1, md5: rec.extra?.md5 });
-  return hit ? { path, rule, ...hit } : null;
 }
 
 /** Validate --root: an existing directory; returns "" for "/" (no prefix). */

@@ -48,9 +48,9 @@ export interface ScanJob {
    * MD5 too, in the same read, when this is a regular file small enough to fit one lane of
    * md5-lanes (LANE_READ): scanBatch hashes such files 8 at a time and puts the digest in
    * rec.extra.md5. A larger file comes back without it (the caller hashes those apart, where
-   * 8 large files can share the lanes; one alone would leave 7 of them idle), unless 'md5' is
-   * among `extra` too (an IOC feed's MD5s): then it gets it from node:crypto in its read, and a
-   * file in a lane from the lane only.
+   * 8 large files can share the lanes; one alone would leave 7 of them idle: deferred-md5.ts),
+   * unless 'md5' is among `extra` too: then it gets it from node:crypto in its read, and a file
+   * in a lane from the lane only.
    */
   md5Lanes?: boolean;
   /**

@@ -114,7 +114,7 @@ describe('integ check/baseline --ioc', () => {
   });
 });
 
-describe('an md5 feed: files that fit an md5-lanes lane get their MD5 there, larger ones from their read', () => {
+describe('an md5 feed: files that fit an md5-lanes lane get their MD5 there, larger ones from a second read in the lanes', () => {
   it('baseline and check name a small and a large known-bad file by MD5, in worker threads and on the main thread', () => {
     const d = tmpdir();
     dirs.push(d);
@@ -139,13 +139,22 @@ describe('an md5 feed: files that fit an md5-lanes lane get their MD5 there, lar
       ['large', 'md5', 'large.kit'],
       ['small', 'md5', 'small.kit'],
     ];
-    const b = integ(['baseline', '--db', db, '--policy', policy, '--ioc', feed, '--format', 'json']);
+    // the debug log says how many files the second read took: the large one (280 KB) alone
+    const debug = { env: { INTEG_LOG_LEVEL: 'debug' } };
+    const secondRead = (stderr: string): number[] =>
+      stderr
+        .split('\n')
+        .filter((l) => l.includes('MD5 of the larger files for the known-bad lists'))
+        .map((l) => (JSON.parse(l) as { files: number }).files);
+    const b = integ(['baseline', '--db', db, '--policy', policy, '--ioc', feed, '--format', 'json'], debug);
     expect(b.code, b.stderr).toBe(32);
     expect(matched(b.stdout)).toEqual(want);
+    expect(secondRead(b.stderr)).toEqual([1]);
     for (const jobs of ['2', '0']) {
-      const c = integ(['check', '--db', db, '--policy', policy, '--jobs', jobs, '--no-snapshot', '--ioc', feed, '--format', 'json']);
+      const c = integ(['check', '--db', db, '--policy', policy, '--jobs', jobs, '--no-snapshot', '--ioc', feed, '--format', 'json'], debug);
       expect(c.code, c.stderr).toBe(32);
       expect(matched(c.stdout)).toEqual(want);
+      expect(secondRead(c.stderr)).toEqual([1]);
     }
   });
 });

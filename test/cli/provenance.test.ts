@@ -195,6 +195,27 @@ describe('package provenance (dpkg): small files in the scan read, large ones af
         ['big-bad', 'small-bad'].map((n) => [`/usr/bin/${n}`, md5b(shipped[n]!), md5b(files[n]!)]),
       );
     }
+    // With an md5 feed, the package check's second read of the large packaged files gives the
+    // feed their MD5 too: the feeds' own second read (its debug line) takes none of them.
+    const feed = path.join(d, 'md5-feed.txt');
+    fs.writeFileSync(feed, `${md5b(files['big-bad']!)} big.kit\n${md5b(files['small-ok']!)} small.kit\n${md5b(files['big-ok']!)} big-ok.kit\n`);
+    const r = integ(['baseline', '--db', path.join(d, 's3-feed.db'), '--policy', policy, '--root', R3, '--ioc', feed, '--format', 'json'], {
+      env: { INTEG_LOG_LEVEL: 'debug' },
+    });
+    expect(r.code, r.stderr).toBe(32);
+    const doc = JSON.parse(r.stdout) as {
+      packaged_checked: number;
+      package_mismatches: Array<{ path: string }>;
+      ioc_matches: Array<{ path: string; label: string }>;
+    };
+    expect(doc.ioc_matches.map((m) => [m.path, m.label])).toEqual([
+      ['/usr/bin/big-bad', 'big.kit'],
+      ['/usr/bin/big-ok', 'big-ok.kit'],
+      ['/usr/bin/small-ok', 'small.kit'],
+    ]);
+    expect(doc.packaged_checked).toBe(4);
+    expect(doc.package_mismatches.map((m) => m.path)).toEqual(['/usr/bin/big-bad', '/usr/bin/small-bad']);
+    expect(r.stderr).not.toContain('MD5 of the larger files for the known-bad lists');
   });
 });
 

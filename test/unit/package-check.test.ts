@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PackageCheck, sharesBySize } from '../../src/app/package-check.js';
+import { PackageCheck } from '../../src/app/package-check.js';
 import type { Observed } from '../../src/core/types.js';
 import type { PackageIndex } from '../../src/pkg/dpkg.js';
 import { loadPackages } from '../../src/pkg/packages.js';
@@ -13,72 +13,6 @@ import { mulberry32 as prng } from '../../bench/lib/tree.js'; // deterministic: 
 
 const md5 = (b: string | Buffer): string => crypto.createHash('md5').update(b).digest('hex');
 const silent = pino({ level: 'silent' });
-
-describe('sharesBySize', () => {
-  type F = { id: number; size: bigint };
-  const files = (sizes: number[]): F[] => sizes.map((s, id) => ({ id, size: BigInt(s) }));
-  const total = (share: F[]): number => share.reduce((t, f) => t + Number(f.size), 0);
-
-  function expectPartition(shares: F[][], input: F[]): void {
-    const ids = shares.flat().map((f) => f.id);
-    expect(ids.length).toBe(input.length);
-    expect(new Set(ids).size).toBe(input.length);
-    expect([...ids].sort((a, b) => a - b)).toEqual(input.map((f) => f.id));
-    for (const s of shares) {
-      expect(s.length).toBeGreaterThan(0);
-      for (let i = 1; i < s.length; i++) expect(s[i - 1]!.size >= s[i]!.size, `share not largest first at ${i}`).toBe(true);
-    }
-  }
-
-  it('n = 2 over many random sizes: every file once, each share largest first, totals within the largest file', () => {
-    for (const seed of [1, 2, 3]) {
-      const rnd = prng(seed);
-      // mostly small files, a few large ones, some equal sizes
-      const input = files(Array.from({ length: 600 }, () => (rnd() < 0.05 ? Math.floor(rnd() * 50e6) : rnd() < 0.2 ? 4096 : Math.floor(rnd() * 200_000))));
-      const shares = sharesBySize(input, 2);
-      expect(shares).toHaveLength(2);
-      expectPartition(shares, input);
-      const largest = Math.max(...input.map((f) => Number(f.size)));
-      expect(Math.abs(total(shares[0]!) - total(shares[1]!))).toBeLessThanOrEqual(largest);
-    }
-  });
-
-  it('n = 2 with one file far larger than the rest: it has a share of its own', () => {
-    const input = files([1_000_000, 10, 20, 30, 40]);
-    const shares = sharesBySize(input, 2);
-    expectPartition(shares, input);
-    expect(shares.map((s) => s.map((f) => f.id))).toEqual([[0], [4, 3, 2, 1]]);
-  });
-
-  it('n = 3 and n = 8: every file once, sorted shares, none empty', () => {
-    const rnd = prng(9);
-    const input = files(Array.from({ length: 100 }, () => Math.floor(rnd() * 1e6)));
-    for (const n of [3, 8]) {
-      const shares = sharesBySize(input, n);
-      expect(shares).toHaveLength(n);
-      expectPartition(shares, input);
-    }
-    // fewer files than shares: no empty share
-    const two = files([5, 7]);
-    const shares = sharesBySize(two, 4);
-    expect(shares).toHaveLength(2);
-    expectPartition(shares, two);
-  });
-
-  it('n = 0 or 1: one share of all, largest first', () => {
-    const input = files([3, 100, 0, 100, 7, 2 ** 40]);
-    for (const n of [0, 1]) {
-      const shares = sharesBySize(input, n);
-      expect(shares).toHaveLength(1);
-      expectPartition(shares, input);
-      expect(shares[0]!.map((f) => Number(f.size))).toEqual([2 ** 40, 100, 100, 7, 3, 0]);
-    }
-  });
-
-  it('no files: no shares', () => {
-    for (const n of [0, 1, 2, 8]) expect(sharesBySize([], n)).toEqual([]);
-  });
-});
 
 describe('PackageCheck', () => {
   const d = tmpdir('integ-pkgcheck-');
@@ -151,7 +85,7 @@ describe('PackageCheck', () => {
       ...over,
     };
   }
-  const add = (pc: PackageCheck, p: string, over: Partial<Observed> = {}): void => pc.add(Buffer.from(p), Buffer.from(path.join(R, p)), recOf(p, over));
+  const add = (pc: PackageCheck, p: string, over: Partial<Observed> = {}): boolean => pc.add(Buffer.from(p), Buffer.from(path.join(R, p)), recOf(p, over));
 
   const mismatch = (p: string, expected: string, actual: string, conffile = false): object => ({
     path: Buffer.from(p),
@@ -220,6 +154,28 @@ describe('PackageCheck', () => {
     expect(pc.checked).toBe(3);
     expect(pc.unverified).toEqual([]);
     expect(pc.mismatches).toEqual([mismatch('/usr/bin/extra-ok', md5('extra v1\n'), wrong)]);
+  });
+
+  it("add() with `then`: a queued file's MD5 (or why it has none) is handed on as well, for a feed's match without a third read", async () => {
+    const pc = new PackageCheck(await load());
+    const told = new Map<string, unknown>();
+    const then = (p: string) => (r: unknown) => told.set(p, r);
+    const big = '/usr/share/tool/big';
+    expect(pc.add(Buffer.from(big), Buffer.from(path.join(R, big)), recOf(big), undefined, then(big)), 'queued').toBe(true);
+    const other = '/usr/bin/other';
+    expect(pc.add(Buffer.from(other), Buffer.from(path.join(R, other)), recOf(other, { ctimeNs: recOf(other).ctimeNs + 1n }), undefined, then(other))).toBe(
+      true,
+    );
+    // compared at once (its MD5 came with the record), or not packaged: not queued, `then` never told
+    const tool = '/usr/bin/tool';
+    expect(pc.add(Buffer.from(tool), Buffer.from(path.join(R, tool)), recOf(tool, { extra: { md5: md5('tool v1\n') } }), undefined, then(tool))).toBe(false);
+    const stray = '/usr/bin/stray';
+    expect(pc.add(Buffer.from(stray), Buffer.from(path.join(R, stray)), recOf(stray), undefined, then(stray))).toBe(false);
+    await pc.finish(2, new AbortController().signal, silent);
+    expect([...told.keys()].sort()).toEqual([other, big]);
+    expect(told.get(big)).toBe(md5(shipped.get(big)!.disk));
+    expect(told.get(other)).toMatchObject({ code: 'ECHANGED' });
+    expect(pc.checked).toBe(2); // tool (at once) and big
   });
 
   it('finish() in 2 worker threads gives what it gives on the main thread', async () => {

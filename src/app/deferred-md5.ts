@@ -1,0 +1,94 @@
+import type { Logger } from 'pino';
+import { md5Groups, md5Stream, type Md5Streamer } from '../scan/hash-pool.js';
+import type { Md5Job, Md5Result } from '../scan/md5-lanes.js';
+import { canRaisePriority } from '../scan/thread-priority.js';
+
+/** Where the background MD5 workers run: below everything else, on CPU time nothing else wants. */
+const BACKGROUND_NICE = 19;
+
+/**
+ * The MD5 of files too large for a scan batch's lanes, computed after their scan, 8 files at a
+ * time in the SIMD lanes (md5-lanes.ts, ~4x node:crypto's speed). dpkg records only MD5 and IOC
+ * feeds often do: a baseline's package check and a check or baseline with an md5 feed queue
+ * their larger files here instead of hashing each with node:crypto in its read. In a scan batch
+ * one large file would be alone and leave 7 lanes idle; here the large files of the whole scan
+ * share them.
+ *
+ * The second read is from the page cache the scan just filled. A worker answers a file only if
+ * it is still exactly what the scan recorded (inode, size, mtime, ctime: md5-lanes' unchanged());
+ * one that changed in between is answered with ECHANGED, never with the digest of other content.
+ *
+ * With stream(), the files are hashed while the scan goes on, by workers at the lowest priority
+ * (nice 19) that use the CPU time the scan leaves idle and take the rest at the process's own
+ * priority once finish() is called (hash-pool's md5Stream). Otherwise finish() hashes them all,
+ * one share of nearly equal bytes per worker, largest first.
+ */
+export class DeferredMd5<T> {
+  private pending: Array<Md5Job & { tag: T }> = [];
+  private streamer: Md5Streamer<T> | null = null;
+
+  /** `settle` gets each file's tag with its digest, or why it has none; on this thread, in completion order. */
+  constructor(private readonly settle: (tag: T, r: Md5Result) => void) {}
+
+  /**
+   * Hash in `jobs` background workers as add() queues files, instead of all in finish(). Only
+   * where those workers can come back from nice 19 to the process's priority for what is left at
+   * the end (CAP_SYS_NICE, as root): elsewhere that rest would crawl on a busy host, and finish()
+   * hashes everything as before.
+   */
+  stream(jobs: number, signal: AbortSignal, force = false): boolean {
+    if (this.streamer || jobs <= 0 || !(force || canRaisePriority())) return false;
+    this.streamer = md5Stream<T>(jobs, signal, this.settle, BACKGROUND_NICE);
+    return true;
+  }
+
+  get streaming(): boolean {
+    return this.streamer !== null;
+  }
+
+  /** Queue a file the scan recorded (its inode, size, mtime and ctime as recorded). */
+  add(job: Md5Job, tag: T): void {
+    if (this.streamer) this.streamer.add(job, tag);
+    else this.pending.push({ real: job.real, size: job.size, inode: job.inode, mtimeNs: job.mtimeNs, ctimeNs: job.ctimeNs, tag });
+  }
+
+  /** Stop the background workers (a scan that failed); nothing more is answered. */
+  async stop(): Promise<void> {
+    const s = this.streamer;
+    this.streamer = null;
+    this.pending = [];
+    await s?.close();
+  }
+
+  /** Hash what add() queued, in `jobs` worker threads (0: on this thread); resolves once every file was answered. */
+  async finish(jobs: number, signal: AbortSignal, log: Logger, what: string): Promise<void> {
+    const pending = this.pending;
+    this.pending = [];
+    if (this.streamer) {
+      const s = this.streamer;
+      this.streamer = null;
+      await s.end();
+    } else if (pending.length > 0) {
+      log.debug({ files: pending.length }, what);
+      for await (const [group, results] of md5Groups(sharesBySize(pending, jobs), jobs, signal)) group.forEach((p, i) => this.settle(p.tag, results[i]!));
+    }
+  }
+}
+
+/**
+ * One share for each worker, of nearly equal bytes: largest first, each file to the share with the
+ * fewest bytes so far (longest processing time first). A worker gets its share as one message, so
+ * its 8 lanes take the next file whenever one ends and idle only over the last few small files;
+ * the largest file starts first, on a lane of its own, while the other lanes work through the rest.
+ */
+export function sharesBySize<T extends { size: bigint }>(files: readonly T[], n: number): T[][] {
+  const sorted = [...files].sort((a, b) => (a.size < b.size ? 1 : a.size > b.size ? -1 : 0));
+  const shares = Array.from({ length: Math.max(1, n) }, () => ({ files: [] as T[], bytes: 0 }));
+  for (const f of sorted) {
+    let least = shares[0]!;
+    for (const s of shares) if (s.bytes < least.bytes) least = s;
+    least.files.push(f);
+    least.bytes += Number(f.size);
+  }
+  return shares.map((s) => s.files).filter((f) => f.length > 0);
+}

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { sharesBySize } from '../../src/app/deferred-md5.js';
+import { mulberry32 as prng } from '../../bench/lib/tree.js'; // deterministic: a failure replays from its seed
+
+describe('sharesBySize', () => {
+  type F = { id: number; size: bigint };
+  const files = (sizes: number[]): F[] => sizes.map((s, id) => ({ id, size: BigInt(s) }));
+  const total = (share: F[]): number => share.reduce((t, f) => t + Number(f.size), 0);
+
+  function expectPartition(shares: F[][], input: F[]): void {
+    const ids = shares.flat().map((f) => f.id);
+    expect(ids.length).toBe(input.length);
+    expect(new Set(ids).size).toBe(input.length);
+    expect([...ids].sort((a, b) => a - b)).toEqual(input.map((f) => f.id));
+    for (const s of shares) {
+      expect(s.length).toBeGreaterThan(0);
+      for (let i = 1; i < s.length; i++) expect(s[i - 1]!.size >= s[i]!.size, `share not largest first at ${i}`).toBe(true);
+    }
+  }
+
+  it('n = 2 over many random sizes: every file once, each share largest first, totals within the largest file', () => {
+    for (const seed of [1, 2, 3]) {
+      const rnd = prng(seed);
+      // mostly small files, a few large ones, some equal sizes
+      const input = files(Array.from({ length: 600 }, () => (rnd() < 0.05 ? Math.floor(rnd() * 50e6) : rnd() < 0.2 ? 4096 : Math.floor(rnd() * 200_000))));
+      const shares = sharesBySize(input, 2);
+      expect(shares).toHaveLength(2);
+      expectPartition(shares, input);
+      const largest = Math.max(...input.map((f) => Number(f.size)));
+      expect(Math.abs(total(shares[0]!) - total(shares[1]!))).toBeLessThanOrEqual(largest);
+    }
+  });
+
+  it('n = 2 with one file far larger than the rest: it has a share of its own', () => {
+    const input = files([1_000_000, 10, 20, 30, 40]);
+    const shares = sharesBySize(input, 2);
+    expectPartition(shares, input);
+    expect(shares.map((s) => s.map((f) => f.id))).toEqual([[0], [4, 3, 2, 1]]);
+  });
+
+  it('n = 3 and n = 8: every file once, sorted shares, none empty', () => {
+    const rnd = prng(9);
+    const input = files(Array.from({ length: 100 }, () => Math.floor(rnd() * 1e6)));
+    for (const n of [3, 8]) {
+      const shares = sharesBySize(input, n);
+      expect(shares).toHaveLength(n);
+      expectPartition(shares, input);
+    }
+    // fewer files than shares: no empty share
+    const two = files([5, 7]);
+    const shares = sharesBySize(two, 4);
+    expect(shares).toHaveLength(2);
+    expectPartition(shares, two);
+  });
+
+  it('n = 0 or 1: one share of all, largest first', () => {
+    const input = files([3, 100, 0, 100, 7, 2 ** 40]);
+    for (const n of [0, 1]) {
+      const shares = sharesBySize(input, n);
+      expect(shares).toHaveLength(1);
+      expectPartition(shares, input);
+      expect(shares[0]!.map((f) => Number(f.size))).toEqual([2 ** 40, 100, 100, 7, 3, 0]);
+    }
+  });
+
+  it('no files: no shares', () => {
+    for (const n of [0, 1, 2, 8]) expect(sharesBySize([], n)).toEqual([]);
+  });
+});
