@@ -31,6 +31,8 @@ export interface BaselineOptions {
   ioc?: string[];
   /** compare packaged files with the package database (default true; --no-packages) */
   packages?: boolean;
+  /** large files the package check or a feed's MD5 may wait for before they are read mid-scan (DeferredMd5's maxQueued; tests lower it) */
+  md5Queue?: number;
 }
 
 export interface BaselineResult {
@@ -67,7 +69,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
   const sign = opts.signKey ? await signDigest(opts.signKey) : null;
   const iocSet = await loadIoc(policy, opts.ioc);
   // The feeds: SHA-256/SHA-1 in each read, MD5 from the lanes (ioc-check.ts).
-  const ioc = iocSet ? new IocCheck(iocSet, ctx.log) : null;
+  const ioc = iocSet ? new IocCheck(iocSet, ctx.log, opts.md5Queue) : null;
   const extra = ioc?.scanExtra() ?? [];
   const iocMd5 = ioc?.md5 === true;
   const withAlgo = new Map<string, typeof extra>();
@@ -117,7 +119,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     let nextId = 0;
     // Every packaged file in scope is checked against its package (package-check.ts).
     const index = opts.packages === false ? null : await loadPackages(root, { digestsOnly: true });
-    const packages = index ? new PackageCheck(index) : null;
+    const packages = index ? new PackageCheck(index, opts.md5Queue) : null;
     // The package check's larger files are hashed by background workers while the scan goes on;
     // a failed digest stops them too (below).
     const stopCheck = new AbortController();
@@ -158,7 +160,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     // order, instead of reading the generation back afterwards. Batches come back in completion
     // order: they wait here until the ones before them are in.
     let digester: GenerationDigester | null = new GenerationDigester({ id: gen, ...header }, db);
-    for await (const batch of inJobOrder(scanBatches(jobs(), opts.jobs, ctx.signal)))
+    for await (const batch of inJobOrder(scanBatches(jobs(), opts.jobs, ctx.signal))) {
       for (const [job, res] of batch) {
         job.dir?.release(); // the scan of this entry is done with its folder
         if (!res.ok) {
@@ -195,6 +197,10 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
         }
         progress?.update(entries, bytes);
       }
+      // Memory stays flat however many large files wait for their MD5 (deferred-md5.ts).
+      if (packages?.backlogged) await packages.drain(opts.jobs, checkSignal, ctx.log);
+      if (ioc?.backlogged) await ioc.drain(opts.jobs, checkSignal);
+    }
     throwIfAborted(ctx.signal);
     // The package check's workers hash while this thread finishes the generation digest (the kept
     // rows; all of it where it had to be read back); both finish before COMMIT, so an interrupted

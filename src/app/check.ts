@@ -35,6 +35,8 @@ export interface CheckOptions {
   expectDigest?: string;
   /** known-bad hash lists (--ioc, repeatable), besides the policy's `ioc:` */
   ioc?: string[];
+  /** large files a feed's MD5 may wait for before they are read mid-scan (DeferredMd5's maxQueued; tests lower it) */
+  md5Queue?: number;
 }
 
 export type { CheckResult, EvidenceRef } from '../core/check-result.js';
@@ -78,7 +80,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
   const notices: string[] = [];
   const iocSet = await loadIoc(policy, opts.ioc);
   // The feeds: SHA-256/SHA-1 in each read, MD5 from the lanes (ioc-check.ts).
-  const ioc = iocSet ? new IocCheck(iocSet, ctx.log) : null;
+  const ioc = iocSet ? new IocCheck(iocSet, ctx.log, opts.md5Queue) : null;
   const extra = ioc?.scanExtra();
   const md5Lanes = ioc?.md5 === true;
   // a failed trust check stops the feeds' second reads too
@@ -163,7 +165,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
       }
     };
     let bytes = 0;
-    for await (const batch of scanBatches(jobs(), opts.jobs, ctx.signal))
+    for await (const batch of scanBatches(jobs(), opts.jobs, ctx.signal)) {
       for (let i = 0; i < batch.length; i++) {
         const job = batch.jobs[i]!;
         job.dir?.release(); // the scan of this entry is done with its folder
@@ -194,6 +196,9 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
         }
         progress?.update(scanned, bytes);
       }
+      // Memory stays flat however many large files a feed's MD5 waits for (deferred-md5.ts).
+      if (ioc?.backlogged) await ioc.drain(opts.jobs, iocSignal);
+    }
     throwIfAborted(ctx.signal);
     // The feeds' MD5s of the larger files are read while the reader finishes the digest.
     const matching = ioc?.finish(opts.jobs, iocSignal);

@@ -7,6 +7,12 @@ import { canRaisePriority } from '../scan/thread-priority.js';
 const BACKGROUND_NICE = 19;
 
 /**
+ * Files queued before the caller is to drain() them mid-scan: ~0.5 KB each, so memory stays flat
+ * with the number of large files (4 MB at most). /usr has ~2,500 files past a lane: never reached there.
+ */
+export const MAX_QUEUED = 8192;
+
+/**
  * The MD5 of files too large for a scan batch's lanes, computed after their scan, 8 files at a
  * time in the SIMD lanes (md5-lanes.ts, ~4x node:crypto's speed). dpkg records only MD5 and IOC
  * feeds often do: a baseline's package check and a check or baseline with an md5 feed queue
@@ -28,7 +34,10 @@ export class DeferredMd5<T> {
   private streamer: Md5Streamer<T> | null = null;
 
   /** `settle` gets each file's tag with its digest, or why it has none; on this thread, in completion order. */
-  constructor(private readonly settle: (tag: T, r: Md5Result) => void) {}
+  constructor(
+    private readonly settle: (tag: T, r: Md5Result) => void,
+    private readonly maxQueued = MAX_QUEUED,
+  ) {}
 
   /**
    * Hash in `jobs` background workers as add() queues files, instead of all in finish(). Only
@@ -60,18 +69,27 @@ export class DeferredMd5<T> {
     await s?.close();
   }
 
-  /** Hash what add() queued, in `jobs` worker threads (0: on this thread); resolves once every file was answered. */
-  async finish(jobs: number, signal: AbortSignal, log: Logger, what: string): Promise<void> {
+  /** maxQueued files wait for their second read: drain() them before adding more (not when streaming: the workers take them as they come). */
+  get backlogged(): boolean {
+    return this.pending.length >= this.maxQueued;
+  }
+
+  /** Hash what add() queued so far, in `jobs` worker threads (0: on this thread); resolves once every file was answered. */
+  async drain(jobs: number, signal: AbortSignal, log: Logger, what: string): Promise<void> {
     const pending = this.pending;
     this.pending = [];
+    if (pending.length === 0) return;
+    log.debug({ files: pending.length }, what);
+    for await (const [group, results] of md5Groups(sharesBySize(pending, jobs), jobs, signal)) group.forEach((p, i) => this.settle(p.tag, results[i]!));
+  }
+
+  /** No more files: hash the rest (drain(), or the end of the stream). */
+  async finish(jobs: number, signal: AbortSignal, log: Logger, what: string): Promise<void> {
     if (this.streamer) {
       const s = this.streamer;
       this.streamer = null;
       await s.end();
-    } else if (pending.length > 0) {
-      log.debug({ files: pending.length }, what);
-      for await (const [group, results] of md5Groups(sharesBySize(pending, jobs), jobs, signal)) group.forEach((p, i) => this.settle(p.tag, results[i]!));
-    }
+    } else await this.drain(jobs, signal, log, what);
   }
 }
 

@@ -5,6 +5,9 @@ import { pathToText } from '../core/pathenc.js';
 import type { Md5Result } from '../scan/md5-lanes.js';
 import { DeferredMd5 } from './deferred-md5.js';
 
+/** the debug line of each second read (with the number of files) */
+const MD5_READ = 'MD5 of the larger files for the known-bad lists';
+
 /** What a file whose MD5 comes later is matched with, once it has it. */
 export type Md5Then = (r: Md5Result) => void;
 
@@ -31,13 +34,16 @@ export class IocCheck {
   private readonly errors: ScanError[] = [];
   /** the feeds list MD5s: the scan's jobs want md5Lanes */
   readonly md5: boolean;
-  private readonly deferred = new DeferredMd5<Md5Then>((then, r) => then(r));
+  private readonly deferred: DeferredMd5<Md5Then>;
 
+  /** maxQueued: see DeferredMd5 (tests lower it) */
   constructor(
     readonly set: IocSet,
     private readonly log: Logger,
+    maxQueued?: number,
   ) {
     this.md5 = set.algorithms().includes('md5');
+    this.deferred = new DeferredMd5<Md5Then>((then, r) => then(r), maxQueued);
   }
 
   /** The digests to compute in each file's read: the feeds' algorithms but MD5 (see above). */
@@ -89,9 +95,19 @@ export class IocCheck {
     return this.deferred.stop();
   }
 
+  /** So many files wait for later()'s read that the caller is to drain() them before the scan goes on. */
+  get backlogged(): boolean {
+    return this.deferred.backlogged;
+  }
+
+  /** Match what later() queued so far. */
+  drain(jobs: number, signal: AbortSignal): Promise<void> {
+    return this.deferred.drain(jobs, signal, this.log, MD5_READ);
+  }
+
   /** Match what later() queued. */
   finish(jobs: number, signal: AbortSignal): Promise<void> {
-    return this.deferred.finish(jobs, signal, this.log, 'MD5 of the larger files for the known-bad lists');
+    return this.deferred.finish(jobs, signal, this.log, MD5_READ);
   }
 
   /** The matches and errors in path order, once finish() and whatever else was given a callback are done. */

@@ -4,6 +4,9 @@ import type { PackageIndex, PackageMismatch } from '../pkg/dpkg.js';
 import type { Md5Result } from '../scan/md5-lanes.js';
 import { DeferredMd5 } from './deferred-md5.js';
 
+/** the debug line of each second read (with the number of files) */
+const COMPARING = 'comparing packaged files with their packages';
+
 export type Shipped = NonNullable<ReturnType<PackageIndex['lookup']>>;
 interface Pending {
   path: Buffer;
@@ -31,10 +34,16 @@ export class PackageCheck {
   /** packaged files that could not be compared: changed after they were recorded, or unreadable on the second read */
   readonly unverified: ScanError[] = [];
   checked = 0;
-  private readonly later = new DeferredMd5<Pending>((p, r) => this.settle(p, r));
+  private readonly later: DeferredMd5<Pending>;
   private log: Logger | null = null;
 
-  constructor(private readonly index: PackageIndex) {}
+  /** maxQueued: see DeferredMd5 (tests lower it) */
+  constructor(
+    private readonly index: PackageIndex,
+    maxQueued?: number,
+  ) {
+    this.later = new DeferredMd5<Pending>((p, r) => this.settle(p, r), maxQueued);
+  }
 
   /** Hash the larger files in `jobs` background workers as add() queues them (DeferredMd5.stream). */
   stream(jobs: number, signal: AbortSignal, log: Logger, force = false): boolean {
@@ -74,10 +83,21 @@ export class PackageCheck {
     return false;
   }
 
+  /** So many files wait for their second read that the caller is to drain() them before the scan goes on. */
+  get backlogged(): boolean {
+    return this.later.backlogged;
+  }
+
+  /** Hash and compare what add() queued so far. */
+  drain(jobs: number, signal: AbortSignal, log: Logger): Promise<void> {
+    this.log = log;
+    return this.later.drain(jobs, signal, log, COMPARING);
+  }
+
   /** Hash and compare what add() queued, in `jobs` worker threads. */
   async finish(jobs: number, signal: AbortSignal, log: Logger): Promise<void> {
     this.log = log;
-    await this.later.finish(jobs, signal, log, 'comparing packaged files with their packages');
+    await this.later.finish(jobs, signal, log, COMPARING);
     const byPath = (a: { path: Buffer }, b: { path: Buffer }): number => Buffer.compare(a.path, b.path);
     this.mismatches.sort(byPath);
     this.unverified.sort(byPath);

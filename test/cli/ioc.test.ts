@@ -1,7 +1,11 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runBaseline } from '../../src/app/baseline.js';
+import { runCheck } from '../../src/app/check.js';
 import { loadIocFeeds, parseIocText } from '../../src/core/ioc.js';
 import { integ, tmpdir, writePolicy } from '../helpers/cli.js';
 
@@ -156,5 +160,73 @@ describe('an md5 feed: files that fit an md5-lanes lane get their MD5 there, lar
       expect(matched(c.stdout)).toEqual(want);
       expect(secondRead(c.stderr)).toEqual([1]);
     }
+  });
+});
+
+describe('an md5 feed over many large files: they are read again in rounds, so memory stays flat', () => {
+  it('baseline and check (in this process, at most 3 files queued) drain the queue mid-scan and still match every file', async () => {
+    const d = tmpdir();
+    dirs.push(d);
+    const tree = path.join(d, 'tree');
+    fs.mkdirSync(tree);
+    // 400 entries (7 scan batches of 64), a large file (past a lane) every 25th
+    const large: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      const name = `f${String(i).padStart(3, '0')}`;
+      const big = i % 25 === 0;
+      fs.writeFileSync(path.join(tree, name), big ? crypto.randomBytes(140_000 + i) : `small ${i}\n`);
+      if (big) large.push(name);
+    }
+    const known = [large[1]!, large[7]!, large[15]!];
+    const feed = path.join(d, 'md5.txt');
+    fs.writeFileSync(
+      feed,
+      known
+        .map(
+          (n) =>
+            `${crypto
+              .createHash('md5')
+              .update(fs.readFileSync(path.join(tree, n)))
+              .digest('hex')} ${n}.kit\n`,
+        )
+        .join(''),
+    );
+    const policy = writePolicy(d, tree);
+    const db = path.join(d, 's.db');
+    const lines: string[] = [];
+    const log = pino(
+      { level: 'debug' },
+      new Writable({
+        write(chunk, _enc, cb) {
+          lines.push(String(chunk));
+          cb();
+        },
+      }),
+    );
+    const ctx = { log, signal: new AbortController().signal, env: {}, interactive: false, argv: [] };
+    /** the file counts of the second reads the last run logged */
+    const rounds = (): number[] =>
+      lines
+        .splice(0)
+        .map((l) => JSON.parse(l) as { msg: string; files?: number })
+        .filter((l) => l.msg === 'MD5 of the larger files for the known-bad lists')
+        .map((l) => l.files!);
+    const want = known.map((n) => [n, `${n}.kit`]);
+    const b = await runBaseline({ db, policy, note: null, jobs: 2, ioc: [feed], packages: false, md5Queue: 3 }, ctx);
+    expect(b.iocMatches.map((m) => [path.basename(m.path.toString()), m.label])).toEqual(want);
+    const bRounds = rounds();
+    expect(bRounds.length, `rounds ${bRounds}`).toBeGreaterThan(2);
+    expect(bRounds.reduce((a, n) => a + n, 0)).toBe(large.length);
+    for (const jobs of [2, 0]) {
+      const c = await runCheck({ db, policy, jobs, ioc: [feed], md5Queue: 3 }, ctx);
+      expect(c.iocMatches.map((m) => [path.basename(m.path.toString()), m.label])).toEqual(want);
+      expect(c.errors).toEqual([]);
+      const cRounds = rounds();
+      expect(cRounds.length, `rounds ${cRounds}`).toBeGreaterThan(2);
+      expect(cRounds.reduce((a, n) => a + n, 0)).toBe(large.length);
+    }
+    // without the cap, one read after the scan takes them all
+    await runCheck({ db, policy, jobs: 2, ioc: [feed] }, ctx);
+    expect(rounds()).toEqual([large.length]);
   });
 });

@@ -178,6 +178,24 @@ describe('PackageCheck', () => {
     expect(pc.checked).toBe(2); // tool (at once) and big
   });
 
+  it('at most maxQueued files wait: backlogged says when to drain(), which compares those; finish() the rest', async () => {
+    const pc = new PackageCheck(await load(), 4);
+    const queued = data.slice(0, 6);
+    for (const [i, p] of queued.entries()) {
+      expect(pc.backlogged, `before file ${i}`).toBe(i >= 4);
+      add(pc, p);
+    }
+    expect(pc.backlogged).toBe(true);
+    await pc.drain(2, new AbortController().signal, silent);
+    expect(pc.checked).toBe(6);
+    expect(pc.backlogged).toBe(false);
+    add(pc, '/usr/share/tool/big');
+    await pc.finish(0, new AbortController().signal, silent);
+    expect(pc.checked).toBe(7);
+    const differs = [...queued, '/usr/share/tool/big'].filter((p) => !shipped.get(p)!.disk.equals(shipped.get(p)!.shipped)).sort();
+    expect(pc.mismatches.map((m) => m.path.toString())).toEqual(differs);
+  });
+
   it('finish() in 2 worker threads gives what it gives on the main thread', async () => {
     const idx = await load();
     const run = async (jobs: number, streamed = false): Promise<PackageCheck> => {
