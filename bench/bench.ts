@@ -41,7 +41,8 @@ Options:
   --wait-idle       before each timed run, wait (up to 2 min) until other processes use < 10% CPU
   --no-rewarm       do not re-read the tree before every timed run (only once at the start)
   --variants A,B    fs section: only these integ variants besides blake3 (sha256,
-                    blake3-no-xattrs-flags, blake3-sha256-ioc-feed; default all)
+                    blake3-no-xattrs-flags, blake3-sha256-ioc-feed, blake3-md5-ioc-feed;
+                    default all)
   --cold            drop the page cache (echo 3 > /proc/sys/vm/drop_caches, as root) before every
                     timed run instead of warming it; says so when not permitted
   --procs N         snapshot section: start N extra idle processes first

@@ -78,6 +78,53 @@ function withFifoWatchdog<T>(fifo: string, fn: () => T): { value: T; ms: number 
 /** sizes on every MD5 padding boundary (55/56/64 in a block) and every read boundary */
 const BOUNDARY_SIZES = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 4095, 4096, READ - 1, READ, READ + 1, 3 * READ + 17];
 
+describe('md5Files: a file that would be the lanes’ long tail goes through node:crypto', () => {
+  /** md5Files(jobs), and how many node:crypto MD5s it made */
+  function counted(jobs: Md5Job[], stop?: () => boolean): { got: Md5Result[]; scalar: number } {
+    const spy = vi.spyOn(crypto, 'createHash');
+    try {
+      const got = md5Files(jobs, stop);
+      return { got, scalar: spy.mock.calls.filter(([a]) => a === 'md5').length };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  it('one file far larger than the rest of its share: node:crypto; the rest, and files of similar size, in the lanes', () => {
+    const huge = make(4 * 1024 * 1024);
+    const small = Array.from({ length: 10 }, (_, i) => make(1000 + i));
+    const one = counted([huge, ...small].map((f) => f.job));
+    expect(one.got).toEqual([huge, ...small].map((f) => f.digest));
+    expect(one.scalar).toBe(1);
+    // a huge one and a large one: each in turn would be the lanes' tail; both apart
+    const huge2 = make(1024 * 1024);
+    const two = counted([huge, huge2, ...small].map((f) => f.job));
+    expect(two.got).toEqual([huge, huge2, ...small].map((f) => f.digest));
+    expect(two.scalar).toBe(2);
+    // files of similar size run side by side in the lanes (faster than one after the other)
+    const similar = [make(4 * 1024 * 1024), make(3 * 1024 * 1024), make(2 * READ + 5), make(2 * READ + 3), make(2 * READ)];
+    const three = counted(similar.map((f) => f.job));
+    expect(three.got).toEqual(similar.map((f) => f.digest));
+    expect(three.scalar).toBe(0);
+  });
+
+  it('is stopped within a long file (every 32 MB), answering EINTR, with nothing left open', () => {
+    const file = path.join(dir, 'sparse-96m');
+    fs.writeFileSync(file, '');
+    fs.truncateSync(file, 96 * 1024 * 1024); // sparse: read as zeros, no disk
+    const small = make(100);
+    const before = openFds();
+    let calls = 0;
+    // false for md5Files' own test before the file, true from the first test inside it
+    const r = counted([jobOf(file), small.job], () => ++calls > 1);
+    expect(r.got).toEqual([interrupted, interrupted]);
+    expect(r.scalar).toBe(1);
+    expect(calls).toBeGreaterThan(1);
+    expect(openFds()).toBe(before);
+    expect(md5Files([jobOf(file)])).toEqual([md5(Buffer.alloc(96 * 1024 * 1024))]);
+  });
+});
+
 it('the lane module validates here, so md5Files runs the wasm lanes unless forced to node:crypto', () => {
   expect(LANES).toBe(8);
   expect(WebAssembly.validate(Buffer.from(MD5_LANES_WASM_BASE64, 'base64'))).toBe(true);
@@ -101,8 +148,9 @@ describe.each([
 
   it('one large file on a lane while the other lanes go through many small ones (and the same job twice)', () => {
     const rnd = prng(scalar ? 21 : 22);
-    const big = make(5 * READ + 3);
-    const small = Array.from({ length: 40 }, () => make(Math.floor(rnd() * 300)));
+    // not so large that it would go through node:crypto (aloneFirst): 393 KB against 2.8 MB
+    const big = make(3 * READ + 3);
+    const small = Array.from({ length: 40 }, () => make(65_000 + Math.floor(rnd() * 10_000)));
     const files = [big, ...small, small[3]!];
     expect(md5Files(files.map((f) => f.job))).toEqual(files.map((f) => f.digest));
   });
