@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { fsSection } from './fs-bench.js';
+import { fsSection, VARIANTS } from './fs-bench.js';
 import { REPO_ROOT } from './lib/integ.js';
 import { machineInfo } from './lib/machine.js';
 import { gnuTimeAvailable } from './lib/proc.js';
@@ -57,6 +57,20 @@ Options:
 
 Synthetic trees are cached under ${path.join(os.tmpdir(), 'integ-bench-tree-v1')}; delete it to rebuild.
 AIDE and b3sum come from "apt-get install aide b3sum"; without them their columns are skipped.`;
+
+/** --variants A,B: names from VARIANTS; an unknown one is a usage error (64), not silently dropped. */
+function variantsArg(list: string): string[] {
+  const names = list
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  const unknown = names.filter((n) => !(VARIANTS as readonly string[]).includes(n));
+  if (unknown.length) {
+    process.stderr.write(`bench: --variants: unknown ${unknown.join(', ')} (known: ${VARIANTS.join(', ')})\n`);
+    process.exit(64);
+  }
+  return names;
+}
 
 function intArg(name: string, v: string | undefined, dflt: number, min = 0): number {
   if (v === undefined) return dflt;
@@ -129,12 +143,7 @@ function parse(argv: string[]): { opts: BenchOptions; sections: Section[]; stric
     waitIdle: v['wait-idle'] ?? false,
     rewarm: !(v['no-rewarm'] ?? false) && !(v.cold ?? false),
     cold: v.cold ?? false,
-    variants: v.variants
-      ? v.variants
-          .split(',')
-          .map((x) => x.trim())
-          .filter(Boolean)
-      : undefined,
+    variants: v.variants ? variantsArg(v.variants) : undefined,
     procs: intArg('--procs', v.procs, 0),
     uac: v.uac ?? null,
   };

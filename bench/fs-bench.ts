@@ -92,6 +92,12 @@ async function rounds(ready: () => Promise<void>, n: number, fns: Array<(i: numb
   );
 }
 
+/** --variants names: a variant's key in lower case, runs of other characters as one '-' */
+const slugOf = (key: string): string => key.toLowerCase().replace(/[^a-z0-9]+/g, '-');
+
+/** The integ variants the fs section can time (--variants), as named on the command line. */
+export const VARIANTS = ['blake3', 'sha256', 'blake3-no-xattrs-flags', 'blake3-sha256-ioc-feed', 'blake3-md5-ioc-feed'] as const;
+
 function rowOf(tool: string, command: string, r: Repeated<Measured>): Row {
   return { tool, command, wallS: r.wallS, samples: r.samples, peakRssMiB: r.peak, cpuS: r.cpuS, busy: r.busy, exitCode: r.last.exitCode };
 }
@@ -230,7 +236,8 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
     { key: 'blake3 + sha256 IOC feed', hash: 'blake3', ioc: feed },
     { key: 'blake3 + md5 IOC feed', hash: 'blake3', ioc: md5Feed },
   ];
-  const wanted = opts.variants?.length ? variants.filter((v) => opts.variants!.includes(v.key.replace(/[^a-z0-9]+/g, '-'))) : variants;
+  if (variants.map((v) => slugOf(v.key)).join(',') !== VARIANTS.join(',')) throw new Error('fs-bench: VARIANTS differs from the variants run');
+  const wanted = opts.variants?.length ? variants.filter((v) => opts.variants!.includes(slugOf(v.key))) : variants;
   if (!wanted.some((v) => v.key === 'blake3')) wanted.unshift(variants[0]!);
   const addRow = (hash: string, r: Repeated<IntegCheck>): void => {
     const row = rowOf(`integ check (${hash})`, `node bin/integ.js check --db DB --policy P --jobs ${jobs} --no-snapshot --format json`, r);
@@ -246,7 +253,7 @@ export async function runFsBench(ctx: BenchContext): Promise<SectionResult> {
   /** the other variants' checks, timed in alternating rounds after their baselines (so that a slow spell of the host is shared) */
   const others: Array<{ hash: string; slug: string; policy: string; db: string; checks: IntegCheck[] }> = [];
   for (const { key: hash, ...v } of wanted) {
-    const slug = hash.replace(/[^a-z0-9]+/g, '-');
+    const slug = slugOf(hash);
     const policy = writePolicy(path.join(dir, `policy-${slug}.yml`), roots, v.hash, v);
     const db = path.join(dir, `integ-${slug}.db`);
     const baseCmd = `node bin/integ.js baseline --db DB --policy P --jobs ${jobs}`;
