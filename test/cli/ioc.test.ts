@@ -1,13 +1,12 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runBaseline } from '../../src/app/baseline.js';
 import { runCheck } from '../../src/app/check.js';
 import { loadIocFeeds, parseIocText } from '../../src/core/ioc.js';
 import { integ, tmpdir, writePolicy } from '../helpers/cli.js';
+import { capturedLog } from '../helpers/records.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -193,16 +192,7 @@ describe('an md5 feed over many large files: they are read again in rounds, so m
     );
     const policy = writePolicy(d, tree);
     const db = path.join(d, 's.db');
-    const lines: string[] = [];
-    const log = pino(
-      { level: 'debug' },
-      new Writable({
-        write(chunk, _enc, cb) {
-          lines.push(String(chunk));
-          cb();
-        },
-      }),
-    );
+    const { log, lines } = capturedLog('debug');
     const ctx = { log, signal: new AbortController().signal, env: {}, interactive: false, argv: [] };
     /** the file counts of the second reads the last run logged */
     const rounds = (): number[] =>

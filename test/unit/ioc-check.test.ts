@@ -1,13 +1,13 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IocCheck } from '../../src/app/ioc-check.js';
 import { parseIocText } from '../../src/core/ioc.js';
 import type { Observed } from '../../src/core/types.js';
 import { tmpdir } from '../helpers/cli.js';
+import { capturedLog, recordOf } from '../helpers/records.js';
 
 const hash = (algo: string, b: string | Buffer): string => crypto.createHash(algo).update(b).digest('hex');
 const silent = pino({ level: 'silent' });
@@ -35,26 +35,7 @@ describe('IocCheck: the feeds’ MD5 of a file its read did not give comes from 
   const feed = () => parseIocText(feedText, 'feed.txt');
 
   /** The record a scan made of p, with the digests its read computed (no MD5: past a lane). */
-  function recOf(p: string, over: Partial<Observed> = {}): Observed {
-    const st = fs.lstatSync(p, { bigint: true });
-    return {
-      path: Buffer.from(p),
-      type: 'file',
-      mode: Number(st.mode & 0o7777n),
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      size: st.size,
-      mtimeNs: st.mtimeNs,
-      ctimeNs: st.ctimeNs,
-      inode: st.ino,
-      nlink: Number(st.nlink),
-      target: null,
-      blake3: 'ab'.repeat(32),
-      sha256: null,
-      extra: { sha256: hash('sha256', files.get(p)!) },
-      ...over,
-    };
-  }
+  const recOf = (p: string, over: Partial<Observed> = {}): Observed => recordOf(p, p, { extra: { sha256: hash('sha256', files.get(p)!) }, ...over });
   const matched = (c: IocCheck): string[][] => c.results().matches.map((m) => [path.basename(m.path.toString()), m.algorithm, m.label ?? '']);
 
   it('the read is asked for the feeds’ other digests, never MD5; a feed without MD5 never defers', () => {
@@ -85,16 +66,7 @@ describe('IocCheck: the feeds’ MD5 of a file its read did not give comes from 
 
   for (const jobs of [0, 2])
     it(`later() + finish(${jobs}): matched by the MD5 of a second read; a file that changed in between is an error, still matched by SHA-256`, async () => {
-      const lines: string[] = [];
-      const log = pino(
-        { level: 'warn' },
-        new Writable({
-          write(chunk, _enc, cb) {
-            lines.push(String(chunk));
-            cb();
-          },
-        }),
-      );
+      const { log, lines } = capturedLog('warn');
       const c = new IocCheck(feed(), log);
       for (const p of [clean, bad, bySha, badToo])
         c.add(Buffer.from(p), Buffer.from(p), 'r', recOf(p, p === bySha || p === badToo ? { ctimeNs: recOf(p).ctimeNs + 1n } : {}));

@@ -1,7 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PackageCheck } from '../../src/app/package-check.js';
@@ -9,6 +8,7 @@ import type { Observed } from '../../src/core/types.js';
 import type { PackageIndex } from '../../src/pkg/dpkg.js';
 import { loadPackages } from '../../src/pkg/packages.js';
 import { tmpdir, writerUnder } from '../helpers/cli.js';
+import { capturedLog, recordOf } from '../helpers/records.js';
 import { mulberry32 as prng } from '../../bench/lib/tree.js'; // deterministic: a failure replays from its seed
 
 const md5 = (b: string | Buffer): string => crypto.createHash('md5').update(b).digest('hex');
@@ -66,25 +66,7 @@ describe('PackageCheck', () => {
   };
 
   /** What the scan recorded for path p (as seen inside the root), from its lstat. */
-  function recOf(p: string, over: Partial<Observed> = {}): Observed {
-    const st = fs.lstatSync(path.join(R, p), { bigint: true });
-    return {
-      path: Buffer.from(p),
-      type: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'unknown',
-      mode: Number(st.mode & 0o7777n),
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      size: st.size,
-      mtimeNs: st.mtimeNs,
-      ctimeNs: st.ctimeNs,
-      inode: st.ino,
-      nlink: Number(st.nlink),
-      target: st.isSymbolicLink() ? fs.readlinkSync(path.join(R, p), { encoding: 'buffer' }) : null,
-      blake3: st.isFile() ? 'ab'.repeat(32) : null,
-      sha256: null,
-      ...over,
-    };
-  }
+  const recOf = (p: string, over: Partial<Observed> = {}): Observed => recordOf(path.join(R, p), p, over);
   const add = (pc: PackageCheck, p: string, over: Partial<Observed> = {}): boolean => pc.add(Buffer.from(p), Buffer.from(path.join(R, p)), recOf(p, over));
 
   const mismatch = (p: string, expected: string, actual: string, conffile = false): object => ({
@@ -112,16 +94,7 @@ describe('PackageCheck', () => {
 
   it('a file whose recorded ctime is off by one is unverified (ECHANGED): not compared, not counted, logged', async () => {
     const pc = new PackageCheck(await load());
-    const lines: string[] = [];
-    const log = pino(
-      { level: 'warn' },
-      new Writable({
-        write(chunk, _enc, cb) {
-          lines.push(String(chunk));
-          cb();
-        },
-      }),
-    );
+    const { log, lines } = capturedLog('warn');
     const other = recOf('/usr/bin/other');
     add(pc, '/usr/bin/other', { ctimeNs: other.ctimeNs + 1n }); // its content differs: compared, it would be a mismatch
     add(pc, '/usr/bin/tool');
