@@ -64,7 +64,7 @@ function variantsArg(list: string): string[] {
     .split(',')
     .map((x) => x.trim())
     .filter(Boolean);
-  const unknown = names.filter((n) => !(VARIANTS as readonly string[]).includes(n));
+  const unknown = names.filter((n) => !VARIANTS.includes(n));
   if (unknown.length) {
     process.stderr.write(`bench: --variants: unknown ${unknown.join(', ')} (known: ${VARIANTS.join(', ')})\n`);
     process.exit(64);

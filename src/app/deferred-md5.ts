@@ -14,7 +14,7 @@ export const MAX_QUEUED = 8192;
 
 /**
  * The MD5 of files too large for a scan batch's lanes, computed after their scan, 8 files at a
- * time in the SIMD lanes (md5-lanes.ts, ~4x node:crypto's speed). dpkg records only MD5 and IOC
+ * time in the SIMD lanes (md5-lanes.ts, ~3.5x node:crypto's speed). dpkg records only MD5 and IOC
  * feeds often do: a baseline's package check and a check or baseline with an md5 feed queue
  * their larger files here instead of hashing each with node:crypto in its read. In a scan batch
  * one large file would be alone and leave 7 lanes idle; here the large files of the whole scan
@@ -49,10 +49,6 @@ export class DeferredMd5<T> {
     if (this.streamer || jobs <= 0 || !(force || canRaisePriority())) return false;
     this.streamer = md5Stream<T>(jobs, signal, this.settle, BACKGROUND_NICE);
     return true;
-  }
-
-  get streaming(): boolean {
-    return this.streamer !== null;
   }
 
   /** Queue a file the scan recorded (its inode, size, mtime and ctime as recorded). */

@@ -222,7 +222,8 @@ function openJob(j: Md5Job): number {
 /**
  * MD5 hex digest of each file, in job order, or why there is none: it could not be opened or
  * read, or it is no longer what was recorded (another inode, or its size, mtime or ctime moved:
- * a write, even one that put mtime back, moves ctime). `stop()` true abandons the rest.
+ * a write, even one that put mtime back, moves ctime). `stop()` true abandons the rest. Jobs come
+ * largest first (sharesBySize); the largest may go through node:crypto instead (aloneFirst).
  */
 export function md5Files(jobs: Md5Jobs, stop: () => boolean = () => false): Md5Result[] {
   const out = new Array<Md5Result>(jobs.length);
@@ -253,24 +254,27 @@ const SCALAR = 700e6;
 
 /**
  * How many of the largest files (jobs sorted largest first, as callers hand them over) to hash
- * with node:crypto rather than in the lanes. The lanes run in lockstep, so a file that outlasts
- * the others runs alone at an eighth of their throughput: one 1 GB file takes 3.2 s in the lanes
- * and 1.4 s in node:crypto. Files i.. take about max(size_i / LANE_ALONE, bytes / LANES_ALL) in
- * the lanes; the largest goes apart while that plus its node:crypto time is shorter. A share that
- * is one huge file and some small ones (a disk image under an md5 feed) then takes the huge one's
- * node:crypto time; three files of similar size stay in the lanes.
+ * with node:crypto, one after the other, rather than in the lanes. The lanes run in lockstep, so a
+ * file that outlasts the others runs alone at an eighth of their throughput: one 1 GB file takes
+ * 3.2 s in the lanes and 1.4 s in node:crypto, and two large files side by side in the lanes
+ * (2 x 310 MB/s) are still slower than one after the other in node:crypto. With the first k apart,
+ * the share takes about sum(size_i < k) / SCALAR + max(size_k / LANE_ALONE, rest / LANES_ALL):
+ * the k with the least. A disk image under an md5 feed goes apart; many files of similar size stay
+ * in the lanes.
  */
 function aloneFirst(jobs: Md5Jobs): number {
   const sizes = Array.from({ length: jobs.length }, (_, i) => Number(jobs.at(i)!.size));
   let rest = sizes.reduce((a, b) => a + b, 0);
-  const inLanes = (i: number, bytes: number): number => Math.max((sizes[i] ?? 0) / LANE_ALONE, bytes / LANES_ALL);
-  let k = 0;
-  for (; k < sizes.length; k++) {
-    const after = rest - sizes[k]!;
-    if (sizes[k]! <= LANE_READ || sizes[k]! / SCALAR + inLanes(k + 1, after) >= inLanes(k, rest)) break;
-    rest = after;
+  let apart = 0;
+  let best = { k: 0, t: Infinity };
+  for (let k = 0; ; k++) {
+    const t = apart / SCALAR + Math.max((sizes[k] ?? 0) / LANE_ALONE, rest / LANES_ALL);
+    if (t < best.t) best = { k, t };
+    if (k === sizes.length || sizes[k]! <= LANE_READ) break; // a file that fits a lane stays there
+    apart += sizes[k]!;
+    rest -= sizes[k]!;
   }
-  return k;
+  return best.k;
 }
 
 /**
@@ -410,7 +414,7 @@ export class Md5Stream {
 
 const scalarBuf = Buffer.allocUnsafe(LAY.read);
 
-/** One file through node:crypto (no wasm SIMD here, or a test asked for it). */
+/** One file through node:crypto: no wasm SIMD here, a test asked for it, or the file would be the lanes' long tail (aloneFirst). */
 function scalarMd5(job: Md5Job, stop: () => boolean = () => false): Md5Result {
   let fd = -1;
   try {
