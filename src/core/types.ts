@@ -65,8 +65,11 @@ export interface Observed extends EntryRecord {
   extra?: Partial<Record<ExtraAlgo, string>>;
 }
 
-/** Digests a scan can compute besides the stored ones (for IOC feeds and package digests). */
-export type ExtraAlgo = 'sha256' | 'sha1' | 'md5';
+/**
+ * Digests a scan can compute besides the stored ones, as node:crypto names them: the known-bad
+ * lists' (sha256, sha1, md5) and the package databases' (rpm also records SHA-224/384/512).
+ */
+export type ExtraAlgo = 'sha256' | 'sha1' | 'md5' | 'sha224' | 'sha384' | 'sha512';
 
 export interface Rule {
   name: string;

@@ -28,7 +28,12 @@ const TYPE = { INT16: 3, INT32: 4, STRING: 6, STRING_ARRAY: 8, I18NSTRING: 9 } a
 /** RPMFILE_CONFIG: %config files, the counterpart of dpkg's conffiles */
 const RPMFILE_CONFIG = 1;
 /** PGPHASHALGO values rpm records in FILEDIGESTALGO (md5 when absent) */
-const HASH_ALGO: Record<number, PackageDigestAlgo | undefined> = { 1: 'md5', 2: 'sha1', 8: 'sha256' };
+/**
+ * rpm's FILEDIGESTALGO (OpenPGP's hash algorithm numbers) as node:crypto names them. Another one
+ * (RIPEMD-160, MD2, TIGER, HAVAL, or a newer rpm's SHA-3) leaves the package's files uncompared:
+ * they count neither as compared nor as differing.
+ */
+const HASH_ALGO: Record<number, PackageDigestAlgo | undefined> = { 1: 'md5', 2: 'sha1', 8: 'sha256', 9: 'sha384', 10: 'sha512', 11: 'sha224' };
 
 type Value = string | string[] | number[];
 

@@ -254,53 +254,63 @@ describe('package provenance (dpkg) with diversions', () => {
 });
 
 describe('package provenance (rpm, SQLite database) under --root', () => {
-  it('baseline and check name the rpm package, compare its sha256 digests, and treat %config files as conffiles', async () => {
-    const { default: Database } = await import('better-sqlite3');
-    const R2 = path.join(d, 'rpmroot');
-    const put = writerUnder(R2);
-    put('usr/bin/curl', 'curl 8\n');
-    put('usr/bin/wget', 'trojaned wget\n');
-    put('etc/curlrc', 'edited\n');
-    fs.mkdirSync(path.join(R2, 'var/lib/rpm'), { recursive: true });
-    const rdb = new Database(path.join(R2, 'var/lib/rpm/rpmdb.sqlite'));
-    rdb.exec('CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)');
-    rdb.prepare('INSERT INTO Packages (blob) VALUES (?)').run(
-      rpmHeader([
-        [1000, 'string', 'curl'],
-        [1001, 'string', '8.2.1'],
-        [1002, 'string', '3.fc39'],
-        [1003, 'int32', [1]],
-        [1022, 'string', 'x86_64'],
-        [1035, 'strings', [sha256('curl 8\n'), sha256('wget 1\n'), sha256('shipped\n'), '']],
-        [1037, 'int32', [0, 0, 1, 0]],
-        [1116, 'int32', [0, 0, 1, 0]],
-        [1117, 'strings', ['curl', 'wget', 'curlrc', 'bin']],
-        [1118, 'strings', ['/usr/bin/', '/etc/', '/usr/']],
-        [5011, 'int32', [8]],
-      ]),
-    );
-    rdb.close();
-    const db2 = path.join(d, 'rpm.db');
-    const run2 = (cmd: string, ...a: string[]) =>
-      integ([cmd, '--db', db2, '--policy', policy, '--root', R2, '--jobs', '1', ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
-    const b = JSON.parse(run2('baseline', '--format', 'json').stdout) as Record<string, unknown>;
-    expect(b.packaged_checked).toBe(3);
-    expect(b.package_mismatches).toEqual([
-      {
-        path: '/usr/bin/wget',
-        package: { manager: 'rpm', name: 'curl', version: '1:8.2.1-3.fc39' },
-        algorithm: 'sha256',
-        expected: sha256('wget 1\n'),
-        actual: sha256('trojaned wget\n'),
-        conffile: false,
-      },
-    ]);
-    expect(b.conffiles_modified).toEqual([expect.objectContaining({ path: '/etc/curlrc', conffile: true })]);
-    put('usr/bin/curl', 'curl 9, not from the package\n');
-    put('usr/bin/wget', 'wget 1\n');
-    const c = JSON.parse(run2('check', '--format', 'json').stdout) as { changes: Change[] };
-    const by = (p: string) => c.changes.find((x) => x.path === p)!;
-    expect(by('/usr/bin/curl').package).toEqual({ manager: 'rpm', name: 'curl', version: '1:8.2.1-3.fc39', digest_matches: false, conffile: false });
-    expect(by('/usr/bin/wget').package).toEqual({ manager: 'rpm', name: 'curl', version: '1:8.2.1-3.fc39', digest_matches: true, conffile: false });
-  });
+  // rpm's file digest algorithms (FILEDIGESTALGO, OpenPGP's numbers): SHA-256 is the default of
+  // every current distribution; SHA-512 and SHA-224 are what a packager may choose instead.
+  it.each([
+    [8, 'sha256'],
+    [10, 'sha512'],
+    [11, 'sha224'],
+  ] as const)(
+    'baseline and check name the rpm package, compare its digests (algorithm %i: %s), and treat its config files as conffiles',
+    async (algoId, algo) => {
+      const { default: Database } = await import('better-sqlite3');
+      const digest = (t: string): string => crypto.createHash(algo).update(t).digest('hex');
+      const R2 = path.join(d, `rpmroot-${algo}`);
+      const put = writerUnder(R2);
+      put('usr/bin/curl', 'curl 8\n');
+      put('usr/bin/wget', 'trojaned wget\n');
+      put('etc/curlrc', 'edited\n');
+      fs.mkdirSync(path.join(R2, 'var/lib/rpm'), { recursive: true });
+      const rdb = new Database(path.join(R2, 'var/lib/rpm/rpmdb.sqlite'));
+      rdb.exec('CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)');
+      rdb.prepare('INSERT INTO Packages (blob) VALUES (?)').run(
+        rpmHeader([
+          [1000, 'string', 'curl'],
+          [1001, 'string', '8.2.1'],
+          [1002, 'string', '3.fc39'],
+          [1003, 'int32', [1]],
+          [1022, 'string', 'x86_64'],
+          [1035, 'strings', [digest('curl 8\n'), digest('wget 1\n'), digest('shipped\n'), '']],
+          [1037, 'int32', [0, 0, 1, 0]],
+          [1116, 'int32', [0, 0, 1, 0]],
+          [1117, 'strings', ['curl', 'wget', 'curlrc', 'bin']],
+          [1118, 'strings', ['/usr/bin/', '/etc/', '/usr/']],
+          [5011, 'int32', [algoId]],
+        ]),
+      );
+      rdb.close();
+      const db2 = path.join(d, `rpm-${algo}.db`);
+      const run2 = (cmd: string, ...a: string[]) =>
+        integ([cmd, '--db', db2, '--policy', policy, '--root', R2, '--jobs', '1', ...(cmd === 'check' ? ['--no-snapshot'] : []), ...a]);
+      const b = JSON.parse(run2('baseline', '--format', 'json').stdout) as Record<string, unknown>;
+      expect(b.packaged_checked).toBe(3);
+      expect(b.package_mismatches).toEqual([
+        {
+          path: '/usr/bin/wget',
+          package: { manager: 'rpm', name: 'curl', version: '1:8.2.1-3.fc39' },
+          algorithm: algo,
+          expected: digest('wget 1\n'),
+          actual: digest('trojaned wget\n'),
+          conffile: false,
+        },
+      ]);
+      expect(b.conffiles_modified).toEqual([expect.objectContaining({ path: '/etc/curlrc', conffile: true })]);
+      put('usr/bin/curl', 'curl 9, not from the package\n');
+      put('usr/bin/wget', 'wget 1\n');
+      const c = JSON.parse(run2('check', '--format', 'json').stdout) as { changes: Change[] };
+      const by = (p: string) => c.changes.find((x) => x.path === p)!;
+      expect(by('/usr/bin/curl').package).toEqual({ manager: 'rpm', name: 'curl', version: '1:8.2.1-3.fc39', digest_matches: false, conffile: false });
+      expect(by('/usr/bin/wget').package).toEqual({ manager: 'rpm', name: 'curl', version: '1:8.2.1-3.fc39', digest_matches: true, conffile: false });
+    },
+  );
 });
