@@ -65,13 +65,31 @@ export class DeferredMd5<T> {
     await s?.close();
   }
 
-  /** maxQueued files wait for their second read: drain() them before adding more (not when streaming: the workers take them as they come). */
+  /**
+   * maxQueued files wait for their second read: drain() them before adding more. Streaming, the
+   * files sent to the workers and not answered yet count (at nice 19 during a busy scan, most wait),
+   * and never fewer than four times what the workers may hold back (Md5Streamer.held).
+   */
   get backlogged(): boolean {
-    return this.pending.length >= this.maxQueued;
+    const s = this.streamer;
+    return s ? s.outstanding >= this.streamLimit(s) : this.pending.length >= this.maxQueued;
   }
 
-  /** Hash what add() queued so far, in `jobs` worker threads (0: on this thread); resolves once every file was answered. */
+  private streamLimit(s: Md5Streamer<T>): number {
+    return Math.max(this.maxQueued, 4 * s.held);
+  }
+
+  /**
+   * Hash what add() queued so far, in `jobs` worker threads (0: on this thread); resolves once every
+   * file was answered. Streaming: once half of the limit is left, the workers having had the CPU
+   * time that the caller, waiting here, leaves them.
+   */
   async drain(jobs: number, signal: AbortSignal, log: Logger, what: string): Promise<void> {
+    const s = this.streamer;
+    if (s) {
+      log.debug({ files: s.outstanding }, what);
+      return s.below(this.streamLimit(s) / 2);
+    }
     const pending = this.pending;
     this.pending = [];
     if (pending.length === 0) return;

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { InterruptedError } from '../util/errors.js';
 import { packJobs, ResultBatch, type PackedResults } from './pool-protocol.js';
 import { READ_SIZE, scanBatch, type ScanJob } from './scan-entry.js';
-import { md5Files, packMd5Jobs, type Md5Job, type Md5Result } from './md5-lanes.js';
+import { LANES, md5Files, packMd5Jobs, type Md5Job, type Md5Result } from './md5-lanes.js';
 
 /**
  * Jobs per message: small enough that one large file does not hold many others hostage, large
@@ -190,6 +190,15 @@ export interface Md5Streamer<T> {
   end(): Promise<void>;
   /** Stop the workers now; what was not answered yet never will be. */
   close(): Promise<void>;
+  /** Files added and not answered yet. */
+  readonly outstanding: number;
+  /**
+   * Files the workers may hold without hashing them before end(): a worker's lanes wait for 8 of
+   * them, and add() sends 8 at a time. below() a number larger than this always resolves.
+   */
+  readonly held: number;
+  /** Resolves once fewer than `n` files are outstanding (rejects when a worker failed or the signal aborted). */
+  below(n: number): Promise<void>;
 }
 
 /** Files a worker gets at a time: with fewer than its 8 lanes it would not start. */
@@ -213,7 +222,15 @@ export function md5Stream<T>(jobs: number, signal: AbortSignal, onResult: (tag: 
   let ended = false;
   let failure: Error | null = null;
   let settle: { resolve(): void; reject(e: Error): void } | null = null;
+  let lows: Array<{ n: number; resolve(): void; reject(e: Error): void }> = [];
   const check = (): void => {
+    if (lows.length)
+      lows = lows.filter((l) => {
+        if (failure) l.reject(failure);
+        else if (waiting.size < l.n) l.resolve();
+        else return true;
+        return false;
+      });
     if (!settle) return;
     if (failure) settle.reject(failure);
     else if (waiting.size === 0 && (!pool || drained === pool.workers.length)) settle.resolve();
@@ -295,6 +312,16 @@ export function md5Stream<T>(jobs: number, signal: AbortSignal, onResult: (tag: 
     async close() {
       ended = true;
       await stopAll();
+    },
+    get outstanding() {
+      return waiting.size;
+    },
+    held: Math.max(1, jobs) * LANES + STREAM_SEND,
+    below(n) {
+      return new Promise<void>((resolve, reject) => {
+        lows.push({ n, resolve, reject });
+        check();
+      });
     },
   };
 }

@@ -1,5 +1,11 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { sharesBySize } from '../../src/app/deferred-md5.js';
+import { DeferredMd5, sharesBySize } from '../../src/app/deferred-md5.js';
+import type { Md5Result } from '../../src/scan/md5-lanes.js';
+import { tmpdir } from '../helpers/cli.js';
 import { mulberry32 as prng } from '../../bench/lib/tree.js'; // deterministic: a failure replays from its seed
 
 describe('sharesBySize', () => {
@@ -65,5 +71,36 @@ describe('sharesBySize', () => {
 
   it('no files: no shares', () => {
     for (const n of [0, 1, 2, 8]) expect(sharesBySize([], n)).toEqual([]);
+  });
+});
+
+describe('DeferredMd5 streaming: the files the background workers have not answered count against the bound', () => {
+  it('backlogged past max(maxQueued, 4 x what the workers hold back); drain() waits until half is left; every file answered rightly', async () => {
+    const d = tmpdir('integ-deferred-');
+    try {
+      const files = Array.from({ length: 120 }, (_, i) => {
+        const p = path.join(d, `f${i}`);
+        fs.writeFileSync(p, crypto.randomBytes(1000 + i * 37));
+        return p;
+      });
+      const got = new Map<string, Md5Result>();
+      const q = new DeferredMd5<string>((p, r) => got.set(p, r), 4);
+      const signal = new AbortController().signal;
+      expect(q.stream(2, signal, true)).toBe(true);
+      for (const p of files) {
+        const st = fs.statSync(p, { bigint: true });
+        q.add({ real: Buffer.from(p), size: st.size, inode: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs }, p);
+      }
+      // 2 workers hold back at most 2 x 8 + 8 files: the limit is 96, not 4; no answer can have come yet
+      expect(q.backlogged).toBe(true);
+      await q.drain(2, signal, pino({ level: 'silent' }), 'test');
+      expect(got.size).toBeGreaterThan(120 - 48);
+      expect(q.backlogged).toBe(false);
+      await q.finish(2, signal, pino({ level: 'silent' }), 'test');
+      expect(got.size).toBe(120);
+      for (const p of files) expect(got.get(p)).toBe(crypto.createHash('md5').update(fs.readFileSync(p)).digest('hex'));
+    } finally {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
   });
 });
