@@ -69,22 +69,20 @@ export function staleBundle(repo = REPO): string | null {
   return null;
 }
 
-function build(): void {
-  const stale = staleSource();
-  if (stale) {
-    process.stderr.write(`global setup: ${path.relative(REPO, stale)} is newer than its build, running tsc\n`);
-    const r = spawnSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', path.join(REPO, 'tsconfig.json')], { stdio: 'inherit' });
-    if (r.status !== 0) throw new Error('global setup: the build failed (tsc -p tsconfig.json); the tests would run stale code');
-    const still = staleSource();
-    if (still) throw new Error(`global setup: dist/ is still older than ${still} after the build`);
-  }
-  const old = staleBundle();
+/** Run a build step (a node script) when `stale()` names a file, and fail unless nothing is stale after it. */
+function refresh(stale: () => string | null, what: string, script: string, ...args: string[]): void {
+  const old = stale();
   if (!old) return;
-  process.stderr.write(`global setup: the bundle is older than ${path.relative(REPO, old)}, running tools/bundle.mjs\n`);
-  const r = spawnSync(process.execPath, [path.join(REPO, 'tools/bundle.mjs')], { stdio: 'inherit' });
-  if (r.status !== 0) throw new Error('global setup: the bundle failed (node tools/bundle.mjs); the CLI tests would run stale code');
-  const still = staleBundle();
-  if (still) throw new Error(`global setup: dist/bundle/ is still older than ${still} after bundling`);
+  process.stderr.write(`global setup: ${what} is older than ${path.relative(REPO, old)}, running ${path.basename(script)}\n`);
+  const r = spawnSync(process.execPath, [path.join(REPO, script), ...args], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`global setup: ${script} failed; the tests would run stale code`);
+  const still = stale();
+  if (still) throw new Error(`global setup: ${what} is still older than ${still} after ${path.basename(script)}`);
+}
+
+function build(): void {
+  refresh(staleSource, 'dist/', 'node_modules/typescript/bin/tsc', '-p', path.join(REPO, 'tsconfig.json'));
+  refresh(staleBundle, 'dist/bundle/', 'tools/bundle.mjs');
 }
 
 /** Package names the production dependencies need, transitively (npm hoists them into node_modules/). */

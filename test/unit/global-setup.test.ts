@@ -9,22 +9,26 @@ afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
+const T = new Date('2026-01-01T00:00:00Z');
+/** Write a file (and its folders) modified `seconds` after T. */
+function writeAt(file: string, seconds = 0): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (!fs.existsSync(file)) fs.writeFileSync(file, 'export {};\n');
+  const t = new Date(T.getTime() + seconds * 1000);
+  fs.utimesSync(file, t, t);
+}
+
 describe('global setup: the tests never run a stale build', () => {
   it('finds a source with no output, or one newer than its output, and nothing when dist/ is current', () => {
     const repo = tmpdir();
     dirs.push(repo);
     const src = path.join(repo, 'src', 'app', 'x.ts');
     const out = path.join(repo, 'dist', 'src', 'app', 'x.js');
-    fs.mkdirSync(path.dirname(src), { recursive: true });
-    fs.writeFileSync(src, 'export {};\n');
+    writeAt(src);
     expect(staleSource(repo)).toBe(src); // never built
-    fs.mkdirSync(path.dirname(out), { recursive: true });
-    fs.writeFileSync(out, 'export {};\n');
-    const t = new Date('2026-01-01T00:00:00Z');
-    fs.utimesSync(src, t, t);
+    writeAt(out, 1);
     expect(staleSource(repo)).toBeNull(); // built after the last edit
-    fs.utimesSync(src, new Date(t.getTime() + 1000), new Date(t.getTime() + 1000));
-    fs.utimesSync(out, t, t);
+    writeAt(src, 2);
     expect(staleSource(repo)).toBe(src); // edited after the build
   });
 
@@ -33,17 +37,13 @@ describe('global setup: the tests never run a stale build', () => {
     dirs.push(repo);
     const out = path.join(repo, 'dist', 'src', 'scan', 'x.js');
     const bundled = path.join(repo, 'dist', 'bundle', 'cli.js');
-    fs.mkdirSync(path.dirname(out), { recursive: true });
-    fs.writeFileSync(out, 'export {};\n');
+    writeAt(out);
     expect(staleBundle(repo)).toBe(path.dirname(bundled)); // never bundled
     fs.mkdirSync(path.dirname(bundled), { recursive: true });
     expect(staleBundle(repo)).toBe(path.dirname(bundled)); // an empty folder is no bundle
-    fs.writeFileSync(bundled, 'export {};\n');
-    const t = new Date('2026-01-01T00:00:00Z');
-    fs.utimesSync(out, t, t);
+    writeAt(bundled, 1);
     expect(staleBundle(repo)).toBeNull(); // bundled after the last build
-    fs.utimesSync(out, new Date(t.getTime() + 1000), new Date(t.getTime() + 1000));
-    fs.utimesSync(bundled, t, t);
+    writeAt(out, 2);
     expect(staleBundle(repo)).toBe(out); // rebuilt after the bundle
   });
 });
