@@ -76,6 +76,11 @@ try {
   // What bin/integ.js runs: the bundle (tools/bundle.mjs), not tsc's module tree.
   mkdir(`${app}/dist/bundle`);
   copyTree(path.join(REPO, 'dist', 'bundle'), root(`${app}/dist/bundle`), (r) => r.endsWith('.map'));
+  // integ's multi-buffer MD5 (tools/build-native.mjs), where this machine built it: hosts need no compiler
+  if (fs.existsSync(path.join(REPO, 'dist', 'native'))) {
+    mkdir(`${app}/dist/native`);
+    copyTree(path.join(REPO, 'dist', 'native'), root(`${app}/dist/native`), (r) => !r.endsWith('.so'));
+  }
   mkdir(`${app}/baselines`);
   copyTree(path.join(REPO, 'baselines'), root(`${app}/baselines`));
   // Production dependencies only, as package-lock.json resolves them.

@@ -4,6 +4,7 @@ import type { PackageMismatch } from '../pkg/dpkg.js';
 import { loadPackages } from '../pkg/packages.js';
 import { PackageCheck, type Shipped } from './package-check.js';
 import { scanBatches } from '../scan/hash-pool.js';
+import { md5Implementation } from '../scan/md5-lanes.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { type DirHandle, walk } from '../scan/walk.js';
 import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
@@ -120,6 +121,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     // Every packaged file in scope is checked against its package (package-check.ts).
     const index = opts.packages === false ? null : await loadPackages(root, { digestsOnly: true });
     const packages = index ? new PackageCheck(index, opts.md5Queue) : null;
+    if (packages) ctx.log.debug({ md5: md5Implementation() }, 'packaged files: compared with their packages');
     // The package check's larger files are hashed by background workers while the scan goes on;
     // a failed digest stops them too (below).
     const stopCheck = new AbortController();

@@ -110,7 +110,7 @@ export class DeferredMd5<T> {
 /**
  * One share for each worker, of nearly equal bytes: largest first, each file to the share with the
  * fewest bytes so far (longest processing time first). A worker gets its share as one message, so
- * its 8 lanes take the next file whenever one ends and idle only over the last few small files;
+ * its lanes (8 or 16) take the next file whenever one ends and idle only over the last few small files;
  * the largest file starts first, on a lane of its own, while the other lanes work through the rest.
  */
 export function sharesBySize<T extends { size: bigint }>(files: readonly T[], n: number): T[][] {

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { InterruptedError } from '../util/errors.js';
 import { packJobs, ResultBatch, type PackedResults } from './pool-protocol.js';
 import { READ_SIZE, scanBatch, type ScanJob } from './scan-entry.js';
-import { LANES, md5Files, packMd5Jobs, type Md5Job, type Md5Result } from './md5-lanes.js';
+import { MAX_LANES, md5Files, packMd5Jobs, type Md5Job, type Md5Result } from './md5-lanes.js';
 
 /**
  * Jobs per message: small enough that one large file does not hold many others hostage, large
@@ -193,21 +193,21 @@ export interface Md5Streamer<T> {
   /** Files added and not answered yet. */
   readonly outstanding: number;
   /**
-   * Files the workers may hold without hashing them before end(): a worker's lanes wait for 8 of
-   * them, and add() sends 8 at a time. below() a number larger than this always resolves.
+   * Files the workers may hold without hashing them before end(): a worker's lanes wait for 8 or
+   * 16 of them (wasm, native), and add() sends 16 at a time. below() a number larger than this always resolves.
    */
   readonly held: number;
   /** Resolves once fewer than `n` files are outstanding (rejects when a worker failed or the signal aborted). */
   below(n: number): Promise<void>;
 }
 
-/** Files a worker gets at a time: with fewer than its 8 lanes it would not start. */
-const STREAM_SEND = 8;
+/** Files a worker gets at a time: with fewer than its lanes (8 in wasm, 16 native) it would not start. */
+const STREAM_SEND = MAX_LANES;
 
 /**
  * MD5 of files that keep coming (baseline's large packaged files, as the scan finds them), in
  * `jobs` worker threads started at nice `nice`: their lanes (md5-lanes.ts, Md5Stream) take each
- * next file as one ends and wait, rather than idle, while fewer than 8 are queued, so they hash
+ * next file as one ends and wait, rather than idle, while fewer than their lanes are queued, so they hash
  * on the CPU time the rest of the process leaves, and at full priority what is left after
  * end(). A file goes to the worker with the fewest bytes outstanding. Results come to
  * `onResult` on this thread, in completion order.
@@ -316,7 +316,7 @@ export function md5Stream<T>(jobs: number, signal: AbortSignal, onResult: (tag: 
     get outstanding() {
       return waiting.size;
     },
-    held: Math.max(1, jobs) * LANES + STREAM_SEND,
+    held: Math.max(1, jobs) * MAX_LANES + STREAM_SEND,
     below(n) {
       return new Promise<void>((resolve, reject) => {
         lows.push({ n, resolve, reject });

@@ -10,25 +10,36 @@
  * and the hash), runs all lanes for as many blocks as the shortest has, and gives a lane the next
  * file when its file ends. Callers hand over files largest first, so lanes idle only over the last
  * few small files.
- * Where the runtime has no wasm SIMD, each file goes through node:crypto's MD5 instead.
+ * Where integ's native AVX-512 library loads (src/scan/md5-native.ts), the same lanes run 16 at a
+ * time in it instead, ~2.6x the wasm version's throughput. Where the runtime has no wasm SIMD
+ * either, each file goes through node:crypto's MD5.
  */
 import crypto from 'node:crypto';
 import { MD5_LANES_LAYOUT as LAY, MD5_LANES_WASM_BASE64 } from './md5-lanes.wasm.js';
 import { closeFile, errInfo, fstatFile, openForRead, readFile } from './fileio.js';
 import { cstr } from './libc.js';
 import { WA } from './blake3-simd.js';
+import { NATIVE_LANES, nativeMd5, nativeMd5Why } from './md5-native.js';
 
-export const LANES: number = LAY.lanes;
+/** The most lanes an engine has (the native one's 16; the wasm one has 8): for bounds sized before the engine is known. */
+export const MAX_LANES: number = Math.max(LAY.lanes, NATIVE_LANES);
 /** Bytes a lane's read buffer holds: a file of at most this many bytes fits one lane whole. */
 export const LANE_READ: number = LAY.read;
 const IV = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
 
 let compiled: object | null | undefined;
-let forceScalar = false;
+/** Tests: which engine this thread uses (null: the best available). */
+let forced: 'native' | 'wasm' | 'scalar' | null = null;
 
-/** Tests: hash with node:crypto even where wasm SIMD is available. */
+/** Tests: hash with node:crypto even where the lanes are available. */
 export function forceScalarMd5(on: boolean): void {
-  forceScalar = on;
+  forceMd5Engine(on ? 'scalar' : null);
+}
+
+/** Tests: use this engine on this thread ('native' where it does not load: none, as 'scalar'). */
+export function forceMd5Engine(kind: 'native' | 'wasm' | 'scalar' | null): void {
+  forced = kind;
+  lanes = undefined;
 }
 
 function compiledModule(): object | null {
@@ -43,34 +54,105 @@ function compiledModule(): object | null {
   return compiled;
 }
 
+/** Where a lane engine keeps its state and inputs, and how it runs them. */
+interface LaneEngine {
+  kind: 'native' | 'wasm';
+  lanes: number;
+  mem: Buffer;
+  run(n: number): void;
+  /** offset of word w (0-3) of lane l's MD5 state */
+  word(l: number, w: number): number;
+  /** MD5 throughput (bytes/s) with every lane busy, and of one file alone in the lanes (aloneFirst) */
+  rateAll: number;
+  rateAlone: number;
+  /**
+   * n blocks of lane l alone, from offset `ptr`, on its own state (native only): the lanes' tail,
+   * with at most `oneMax` lanes busy, costs less this way than all lanes in lockstep.
+   */
+  one?: (l: number, ptr: number, n: number) => void;
+  oneMax: number;
+}
+
+/** The 8 wasm SIMD lanes: the module's memory, laid out by tools/gen-md5-wasm.mjs (state in groups of 4 lanes). */
+function wasmEngine(module: object): LaneEngine {
+  const x = new WA!.Instance(module, {}).exports as { run(n: number): void; memory: { buffer: ArrayBuffer } };
+  return {
+    kind: 'wasm',
+    lanes: LAY.lanes,
+    mem: Buffer.from(x.memory.buffer),
+    run: x.run,
+    word: (l, w) => LAY.state + (4 * (l >> 2) + w) * 16 + 4 * (l & 3),
+    rateAll: 2.5e9,
+    rateAlone: 310e6,
+    oneMax: 0,
+  };
+}
+
+/** The 16 native AVX-512 lanes: the same layout in a Buffer of their own (state word-major, 64 bytes a word). */
+function nativeEngine(): LaneEngine | null {
+  const n = nativeMd5();
+  if (!n) return null;
+  const mem = Buffer.alloc(LAY.lane0 + NATIVE_LANES * LAY.laneBytes);
+  return {
+    kind: 'native',
+    lanes: NATIVE_LANES,
+    mem,
+    run: (blocks) => n.run(mem, LAY.state, LAY.ptrs, blocks),
+    word: (l, w) => LAY.state + 64 * w + 4 * l,
+    rateAll: 5e9,
+    // a file alone: in C on its own (integ_md5x1, ~0.89 GB/s here), not in lanes at 1/16 of 5.8 GB/s
+    rateAlone: 850e6,
+    one: (l, ptr, blocks) => n.one(mem, LAY.state, l, ptr, blocks),
+    // two lanes cost 2/16 of a lockstep step (~0.72 GB/s together) against ~0.89 GB/s one after the other in C
+    oneMax: 2,
+  };
+}
+
 /**
- * The 8 lanes and their memory. Lane l's region holds, from its start: HEAD bytes of room for the
- * partial block carried over from the last read, the READ bytes a read fills, and room for the
- * padding. Pending input of a lane is [start, end); run() consumes whole blocks of it.
+ * The lanes (8 in wasm, 16 native) and their memory. Lane l's region holds, from its start: HEAD
+ * bytes of room for the partial block carried over from the last read, the READ bytes a read
+ * fills, and room for the padding. Pending input of a lane is [start, end); run() consumes whole
+ * blocks of it.
  */
 export class Md5Lanes {
+  readonly lanes: number;
+  readonly kind: 'native' | 'wasm';
+  readonly rateAll: number;
+  readonly rateAlone: number;
+  /** steps run one lane after the other in C, with few lanes busy (tests, debugging) */
+  aloneSteps = 0;
   private readonly run: (n: number) => void;
+  private readonly one: ((l: number, ptr: number, n: number) => void) | undefined;
+  private readonly oneMax: number;
   private readonly mem: Buffer;
-  private readonly start = new Array<number>(LANES).fill(0);
-  private readonly end = new Array<number>(LANES).fill(0);
-  private readonly total = new Array<number>(LANES).fill(0);
-  private readonly padded = new Array<boolean>(LANES).fill(false);
-  private readonly busy = new Array<boolean>(LANES).fill(false);
+  private readonly word: (l: number, w: number) => number;
+  private readonly start: number[];
+  private readonly end: number[];
+  private readonly total: number[];
+  private readonly padded: boolean[];
+  private readonly busy: boolean[];
   private readonly reads: Buffer[];
 
-  constructor(module: object) {
-    const x = new WA!.Instance(module, {}).exports as { run(n: number): void; memory: { buffer: ArrayBuffer } };
-    this.run = x.run;
-    this.mem = Buffer.from(x.memory.buffer);
-    this.reads = Array.from({ length: LANES }, (_, l) => this.mem.subarray(this.base(l) + LAY.head, this.base(l) + LAY.head + LAY.read));
+  constructor(e: LaneEngine) {
+    this.lanes = e.lanes;
+    this.kind = e.kind;
+    this.rateAll = e.rateAll;
+    this.rateAlone = e.rateAlone;
+    this.run = e.run;
+    this.one = e.one;
+    this.oneMax = e.oneMax;
+    this.mem = e.mem;
+    this.word = e.word;
+    this.start = new Array<number>(e.lanes).fill(0);
+    this.end = new Array<number>(e.lanes).fill(0);
+    this.total = new Array<number>(e.lanes).fill(0);
+    this.padded = new Array<boolean>(e.lanes).fill(false);
+    this.busy = new Array<boolean>(e.lanes).fill(false);
+    this.reads = Array.from({ length: e.lanes }, (_, l) => this.mem.subarray(this.base(l) + LAY.head, this.base(l) + LAY.head + LAY.read));
   }
 
   private base(l: number): number {
     return LAY.lane0 + l * LAY.laneBytes;
-  }
-
-  private word(l: number, w: number): number {
-    return LAY.state + (4 * (l >> 2) + w) * 16 + 4 * (l & 3);
   }
 
   /** Start a new input on lane l. */
@@ -156,11 +238,21 @@ export class Md5Lanes {
     this.busy[l] = false;
   }
 
-  /** Compress n blocks on every busy lane (n <= blocks(l) for each); idle lanes hash their own region, unused. */
+  /**
+   * Compress n blocks on every busy lane (n <= blocks(l) for each); idle lanes hash their own
+   * region, unused. With few lanes busy (native: 2 or fewer), each goes through one MD5 in C instead.
+   */
   step(n: number): void {
-    for (let l = 0; l < LANES; l++) this.mem.writeUInt32LE(this.busy[l] ? this.start[l]! : this.base(l), LAY.ptrs + 4 * l);
-    this.run(n);
-    for (let l = 0; l < LANES; l++) {
+    let busy = 0;
+    for (let l = 0; l < this.lanes; l++) if (this.busy[l]) busy++;
+    if (this.one && busy <= this.oneMax) {
+      this.aloneSteps++;
+      for (let l = 0; l < this.lanes; l++) if (this.busy[l]) this.one(l, this.start[l]!, n);
+    } else {
+      for (let l = 0; l < this.lanes; l++) this.mem.writeUInt32LE(this.busy[l] ? this.start[l]! : this.base(l), LAY.ptrs + 4 * l);
+      this.run(n);
+    }
+    for (let l = 0; l < this.lanes; l++) {
       if (!this.busy[l]) continue;
       this.start[l]! += 64 * n;
       this.carry(l);
@@ -169,12 +261,28 @@ export class Md5Lanes {
 }
 
 let lanes: Md5Lanes | null | undefined;
-/** This thread's lanes (made on first use), or null without wasm SIMD (or when a test forces node:crypto). */
+/** Which MD5 integ hashes packaged files and md5 known-bad lists with here (bench header, baseline's debug log). */
+export function md5Implementation(): string {
+  if (nativeMd5()) return `native AVX-512, ${NATIVE_LANES} lanes`;
+  return compiledModule() ? `wasm SIMD, ${LAY.lanes} lanes (native: ${nativeMd5Why()})` : `node:crypto (no wasm SIMD; native: ${nativeMd5Why()})`;
+}
+
+/** New lanes of one engine, or null where it is not available here (native: md5-native.ts says why). */
+export function createMd5Lanes(kind: 'native' | 'wasm'): Md5Lanes | null {
+  if (kind === 'native') {
+    const e = nativeEngine();
+    return e ? new Md5Lanes(e) : null;
+  }
+  const m = compiledModule();
+  return m ? new Md5Lanes(wasmEngine(m)) : null;
+}
+
+/** This thread's lanes (made on first use): native where it loads, else wasm SIMD, else null (node:crypto). */
 export function threadLanes(): Md5Lanes | null {
-  if (forceScalar) return null;
   if (lanes === undefined) {
-    const m = compiledModule();
-    lanes = m ? new Md5Lanes(m) : null;
+    if (forced === 'scalar') lanes = null;
+    else if (forced) lanes = createMd5Lanes(forced);
+    else lanes = createMd5Lanes('native') ?? createMd5Lanes('wasm');
   }
   return lanes;
 }
@@ -231,11 +339,11 @@ export function md5Files(jobs: Md5Jobs, stop: () => boolean = () => false): Md5R
   const s = new Md5Stream(eng);
   try {
     // The largest files first, each through node:crypto while it would be the lanes' long tail.
-    let next = eng ? aloneFirst(jobs) : 0;
+    let next = eng ? aloneFirst(jobs, eng) : 0;
     for (let i = 0; i < next && !stop(); i++) out[i] = scalarMd5(jobs.at(i)!, stop);
     // Jobs are taken from `jobs` as lanes need them (a packed group makes each when asked: it can hold ~50,000).
     for (;;) {
-      while (next < jobs.length && s.queued < 2 * LANES) s.add(next, jobs.at(next++)!);
+      while (next < jobs.length && s.queued < 2 * (eng?.lanes ?? 1)) s.add(next, jobs.at(next++)!);
       const last = next === jobs.length;
       for (const [i, r] of s.pump(last, Infinity, stop)) out[i] = r;
       if (stop() || (last && s.pending === 0)) break;
@@ -247,28 +355,27 @@ export function md5Files(jobs: Md5Jobs, stop: () => boolean = () => false): Md5R
   return out;
 }
 
-/** MD5 throughput measured here (bytes/s): one file alone in the lanes, all 8 lanes busy, node:crypto */
-const LANE_ALONE = 310e6;
-const LANES_ALL = 2.5e9;
+/** node:crypto's MD5 throughput measured here (bytes/s); the lanes' are the engine's (rateAll, rateAlone) */
 const SCALAR = 700e6;
 
 /**
  * How many of the largest files (jobs sorted largest first, as callers hand them over) to hash
  * with node:crypto, one after the other, rather than in the lanes. The lanes run in lockstep, so a
- * file that outlasts the others runs alone at an eighth of their throughput: one 1 GB file takes
- * 3.2 s in the lanes and 1.4 s in node:crypto, and two large files side by side in the lanes
- * (2 x 310 MB/s) are still slower than one after the other in node:crypto. With the first k apart,
- * the share takes about sum(size_i < k) / SCALAR + max(size_k / LANE_ALONE, rest / LANES_ALL):
+ * file that outlasts the others runs alone at an eighth (wasm) or a sixteenth (native) of their
+ * throughput: one 1 GB file takes 3.2 s in the wasm lanes and 1.4 s in node:crypto, and two large
+ * files side by side in the wasm lanes (2 x 310 MB/s) are still slower than one after the other in
+ * node:crypto. With the first k apart, the share takes about
+ * sum(size_i < k) / SCALAR + max(size_k / rateAlone, rest / rateAll):
  * the k with the least. A disk image under an md5 feed goes apart; many files of similar size stay
  * in the lanes.
  */
-function aloneFirst(jobs: Md5Jobs): number {
+function aloneFirst(jobs: Md5Jobs, eng: Md5Lanes): number {
   const sizes = Array.from({ length: jobs.length }, (_, i) => Number(jobs.at(i)!.size));
   let rest = sizes.reduce((a, b) => a + b, 0);
   let apart = 0;
   let best = { k: 0, t: Infinity };
   for (let k = 0; ; k++) {
-    const t = apart / SCALAR + Math.max((sizes[k] ?? 0) / LANE_ALONE, rest / LANES_ALL);
+    const t = apart / SCALAR + Math.max((sizes[k] ?? 0) / eng.rateAlone, rest / eng.rateAll);
     if (t < best.t) best = { k, t };
     if (k === sizes.length || sizes[k]! <= LANE_READ) break; // a file that fits a lane stays there
     apart += sizes[k]!;
@@ -286,10 +393,10 @@ function aloneFirst(jobs: Md5Jobs): number {
 export class Md5Stream {
   private queue: Array<{ id: number; job: Md5Job }> = [];
   private head = 0;
-  private readonly fds = new Array<number>(LANES).fill(-1);
-  private readonly ids = new Array<number>(LANES).fill(-1);
-  private readonly job = new Array<Md5Job | null>(LANES).fill(null);
-  private readonly read = new Array<number>(LANES).fill(0);
+  private readonly fds = new Array<number>(MAX_LANES).fill(-1);
+  private readonly ids = new Array<number>(MAX_LANES).fill(-1);
+  private readonly job = new Array<Md5Job | null>(MAX_LANES).fill(null);
+  private readonly read = new Array<number>(MAX_LANES).fill(0);
   private inLanes = 0;
 
   constructor(private readonly eng: Md5Lanes | null) {}
@@ -302,7 +409,7 @@ export class Md5Stream {
   ready(drain: boolean): boolean {
     const queued = this.queue.length - this.head;
     if (!this.eng) return queued > 0;
-    return drain ? queued + this.inLanes > 0 : queued > 0 || this.inLanes === LANES;
+    return drain ? queued + this.inLanes > 0 : queued > 0 || this.inLanes === this.eng.lanes;
   }
 
   /** Files added and not yet in a lane. */
@@ -318,7 +425,7 @@ export class Md5Stream {
   /**
    * Hash, and return the files that ended ([id, digest or why not]), after at most `budget`
    * blocks of 64 bytes a lane (at least one step), when no file is left, or when `stop()`. Unless
-   * `drain`, it also returns as soon as a lane would idle for want of a queued file: 8 lanes
+   * `drain`, it also returns as soon as a lane would idle for want of a queued file: all lanes
    * cost what 1 does, so a caller that will add more files waits for them rather than waste lanes.
    */
   pump(drain: boolean, budget: number, stop: () => boolean = () => false): Array<[number, Md5Result]> {
@@ -337,7 +444,7 @@ export class Md5Stream {
       // every lane busy (while files remain), with at least one block ready
       let busy = 0;
       let n = Infinity;
-      for (let l = 0; l < LANES; l++) {
+      for (let l = 0; l < eng.lanes; l++) {
         while (!eng.isBusy(l) && this.head < this.queue.length) {
           const { id, job } = this.queue[this.head++]!;
           try {
@@ -376,11 +483,11 @@ export class Md5Stream {
         busy++;
         n = Math.min(n, eng.blocks(l));
       }
-      if (busy === 0 || (!drain && busy < LANES)) break;
+      if (busy === 0 || (!drain && busy < eng.lanes)) break;
       n = Math.min(n, Math.max(1, Math.floor(budget)));
       eng.step(n);
       budget -= n;
-      for (let l = 0; l < LANES; l++)
+      for (let l = 0; l < eng.lanes; l++)
         if (eng.isBusy(l) && eng.done(l)) {
           out.push([this.ids[l]!, eng.digest(l)]);
           this.release(l);
@@ -392,7 +499,7 @@ export class Md5Stream {
 
   /** Close every file still open (the rest is not answered). */
   close(): void {
-    for (let l = 0; l < LANES; l++) if (this.fds[l]! >= 0) this.release(l);
+    for (let l = 0; l < MAX_LANES; l++) if (this.fds[l]! >= 0) this.release(l);
   }
 
   private release(l: number): void {

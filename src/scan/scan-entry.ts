@@ -25,7 +25,7 @@ import {
   SAME,
 } from './fileio.js';
 import { cstr } from './libc.js';
-import { LANE_READ, LANES, threadLanes } from './md5-lanes.js';
+import { LANE_READ, MAX_LANES, threadLanes } from './md5-lanes.js';
 
 /** Work for one in-scope path. Paths travel as bytes; the worker never sees a lossy string. */
 export interface ScanJob {
@@ -46,7 +46,7 @@ export interface ScanJob {
   extra?: ExtraAlgo[];
   /**
    * MD5 too, in the same read, when this is a regular file small enough to fit one lane of
-   * md5-lanes (LANE_READ): scanBatch hashes such files 8 at a time and puts the digest in
+   * md5-lanes (LANE_READ): scanBatch hashes such files 8 or 16 at a time and puts the digest in
    * rec.extra.md5. A larger file comes back without it (the caller hashes those apart, where
    * 8 large files can share the lanes; one alone would leave 7 of them idle: deferred-md5.ts),
    * unless 'md5' is among `extra` too: then it gets it from node:crypto in its read, and a file
@@ -275,7 +275,7 @@ const LANE_READ_N = BigInt(LANE_READ);
 
 /**
  * The batch's md5Lanes files that fit one lane, scanned into the lanes' own memory and hashed
- * there 8 at a time: BLAKE3 (and whatever else the job asks) as each file is read, exactly as
+ * there 8 (wasm) or 16 (native) at a time: BLAKE3 (and whatever else the job asks) as each file is read, exactly as
  * hashFile reads any file, then MD5 of all lanes side by side. A lane takes the next file when its
  * file's MD5 ends; largest first, so the lanes idle only over the last few small files. Fills
  * out[i] for each file it takes; a file whose scan failed, or that changed, gets no MD5.
@@ -291,11 +291,11 @@ function hashInLanes(jobs: readonly ScanJob[], pre: readonly Pre[], buf: Buffer,
   const eng = threadLanes();
   if (!eng) return;
   take.sort((a, b) => Number((pre[b] as { st: FileStat }).st.size - (pre[a] as { st: FileStat }).st.size));
-  const idx = new Array<number>(LANES).fill(-1);
+  const idx = new Array<number>(MAX_LANES).fill(-1);
   let next = 0;
   for (;;) {
     let n = Infinity;
-    for (let l = 0; l < LANES; l++) {
+    for (let l = 0; l < eng.lanes; l++) {
       while (!eng.isBusy(l) && next < take.length && !stopping()) {
         const i = take[next++]!;
         const p = pre[i] as { w: Where; st: FileStat; open: Opened };
@@ -310,13 +310,13 @@ function hashInLanes(jobs: readonly ScanJob[], pre: readonly Pre[], buf: Buffer,
     }
     if (n === Infinity) return;
     eng.step(n);
-    for (let l = 0; l < LANES; l++)
+    for (let l = 0; l < eng.lanes; l++)
       if (eng.isBusy(l) && eng.done(l)) {
         const rec = (out[idx[l]!] as { rec: Observed }).rec;
         (rec.extra ??= {}).md5 = eng.digest(l);
       }
     if (stopping()) {
-      for (let l = 0; l < LANES; l++) if (eng.isBusy(l)) eng.drop(l);
+      for (let l = 0; l < eng.lanes; l++) if (eng.isBusy(l)) eng.drop(l);
       return;
     }
   }

@@ -3,7 +3,8 @@
  *
  * 1. dist/ is rebuilt when any source under src/ or bench/ is newer than its output (or the
  *    output is missing), and dist/bundle/ (what bin/integ.js runs) when tsc's output is newer
- *    than it, so a CLI test never runs yesterday's build. A failing build fails the run.
+ *    than it, so a CLI test never runs yesterday's build; dist/native/ (tools/build-native.mjs)
+ *    when native/md5x16.c is newer than it. A failing build fails the run.
  * 2. When running as root, the runtime files (bin/, dist/, baselines/, package.json and the
  *    production dependencies) are staged in a world-readable temporary folder, so the tests that
  *    drop privileges to `nobody` work from any checkout, even one in a private 0700 home.
@@ -83,6 +84,9 @@ function refresh(stale: () => string | null, what: string, script: string, ...ar
 function build(): void {
   refresh(staleSource, 'dist/', 'node_modules/typescript/bin/tsc', '-p', path.join(REPO, 'tsconfig.json'));
   refresh(staleBundle, 'dist/bundle/', 'tools/bundle.mjs');
+  // the native MD5 lanes: the tool itself does nothing when dist/native is newer than native/*.c
+  const r = spawnSync(process.execPath, [path.join(REPO, 'tools/build-native.mjs')], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('global setup: tools/build-native.mjs failed; the tests would run stale code');
 }
 
 /** Package names the production dependencies need, transitively (npm hoists them into node_modules/). */

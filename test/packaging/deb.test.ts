@@ -3,6 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, tmpdir, treeRunEnv } from '../helpers/cli.js';
+import { nativeMd5 } from '../../src/scan/md5-native.js';
+
+const NATIVE_OUT = 'dist/native/libinteg-md5x16.so';
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const hasDpkg = has('dpkg-deb');
@@ -77,6 +80,9 @@ describe.runIf(hasDpkg)('npm run package:deb', () => {
       './usr/share/bash-completion/completions/integ',
     ])
       expect(files, f).toContain(f);
+    // integ's native MD5 lanes, wherever this machine built them (tools/build-native.mjs: CI does)
+    if (fs.existsSync(path.join(REPO, NATIVE_OUT))) expect(files).toContain(`./usr/lib/integ/${NATIVE_OUT}`);
+    else console.log(`not built here, so not packaged: ${NATIVE_OUT}`);
     // the bundle, not tsc's module tree (which the bundle is made from)
     expect(files.some((f) => f.startsWith('./usr/lib/integ/dist/src/'))).toBe(false);
     for (const dev of ['vitest', 'typescript', '@elastic/ecs', '@types/node', 'esbuild'])
@@ -99,7 +105,11 @@ describe.runIf(hasDpkg)('npm run package:deb', () => {
     expect(run(process.execPath, [bin, '--version'], { env, cwd: t }).stdout.trim()).toBe(
       JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).version,
     );
-    expect(run(process.execPath, [bin, 'baseline'], { env, cwd: t }).status).toBe(0);
+    const b = run(process.execPath, [bin, 'baseline'], { env: { ...env, INTEG_LOG_LEVEL: 'debug' }, cwd: t });
+    expect(b.status, b.stderr).toBe(0);
+    // the packaged MD5 lanes load from /usr/lib/integ/dist/native where they were built and the CPU has AVX-512F
+    const md5 = /"md5":"([^"]+)".*"msg":"packaged files: compared with their packages"/.exec(b.stderr)?.[1];
+    expect(md5).toBe(fs.existsSync(path.join(REPO, NATIVE_OUT)) && nativeMd5() ? 'native AVX-512, 16 lanes' : expect.stringMatching(/^wasm SIMD, 8 lanes/));
     fs.writeFileSync(path.join(t, 'tree', 'f'), '2\n');
     const c = run(process.execPath, [bin, 'check', '--no-snapshot', '--format', 'ecs'], { env, cwd: t });
     expect(c.status, c.stderr).toBe(4);

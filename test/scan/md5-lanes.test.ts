@@ -5,7 +5,22 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { md5Groups, md5Stream } from '../../src/scan/hash-pool.js';
 import { canRaisePriority } from '../../src/scan/thread-priority.js';
-import { forceScalarMd5, LANES, Md5Lanes, md5Files, Md5Stream, packMd5Jobs, unpackMd5Jobs, type Md5Job, type Md5Result } from '../../src/scan/md5-lanes.js';
+import {
+  createMd5Lanes,
+  forceMd5Engine,
+  forceScalarMd5,
+  MAX_LANES,
+  md5Files,
+  md5Implementation,
+  Md5Stream,
+  packMd5Jobs,
+  threadLanes,
+  unpackMd5Jobs,
+  type Md5Job,
+  type Md5Lanes,
+  type Md5Result,
+} from '../../src/scan/md5-lanes.js';
+import { nativeMd5, nativeMd5Why } from '../../src/scan/md5-native.js';
 import { MD5_LANES_LAYOUT, MD5_LANES_WASM_BASE64 } from '../../src/scan/md5-lanes.wasm.js';
 import { REPO, tmpdir } from '../helpers/cli.js';
 import { createRequire } from 'node:module';
@@ -61,6 +76,26 @@ const interrupted = { code: 'EINTR', message: expect.any(String) };
 const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
 
 /**
+ * The lane engines: integ's native AVX-512 library (16 lanes; built by npm run build where a C
+ * compiler is, loaded where the CPU has AVX-512F) and the wasm SIMD module (8 lanes). A test of the
+ * native one says why it skips where it cannot load; the test below fails when it should have.
+ */
+const ENGINES = [
+  ['native AVX-512 lanes', 'native'],
+  ['wasm SIMD lanes', 'wasm'],
+] as const;
+function lanesOr(kind: 'native' | 'wasm', ctx: { skip(note?: string): void }): Md5Lanes {
+  const e = createMd5Lanes(kind);
+  if (!e) {
+    console.log(`skipped: native MD5 lanes not available here (${nativeMd5Why()})`);
+    ctx.skip();
+  }
+  return e!;
+}
+const hasCc = spawnSync('cc', ['--version']).status === 0;
+const hasAvx512 = process.arch === 'x64' && /^flags\s*:.*\bavx512f\b/m.test(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+
+/**
  * Run `fn` while a watchdog opens `fifo` for writing after 3 s. A blocking open(O_RDONLY) of the
  * FIFO inside fn would be released by that writer instead of hanging the test file forever, and the
  * elapsed time tells that it blocked.
@@ -78,7 +113,9 @@ function withFifoWatchdog<T>(fifo: string, fn: () => T): { value: T; ms: number 
 /** sizes on every MD5 padding boundary (55/56/64 in a block) and every read boundary */
 const BOUNDARY_SIZES = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 4095, 4096, READ - 1, READ, READ + 1, 3 * READ + 17];
 
-describe('md5Files: a file that would be the lanes’ long tail goes through node:crypto', () => {
+describe('md5Files: a file that would be the wasm lanes’ long tail goes through node:crypto', () => {
+  beforeEach(() => forceMd5Engine('wasm'));
+  afterEach(() => forceMd5Engine(null));
   /** md5Files(jobs), and how many node:crypto MD5s it made */
   function counted(jobs: Md5Job[], stop?: () => boolean): { got: Md5Result[]; scalar: number } {
     const spy = vi.spyOn(crypto, 'createHash');
@@ -113,6 +150,19 @@ describe('md5Files: a file that would be the lanes’ long tail goes through nod
     expect(three.scalar).toBe(0);
   });
 
+  it('native lanes: the tail runs one lane at a time in C instead (no node:crypto), with the right digests', (ctx) => {
+    lanesOr('native', ctx);
+    forceMd5Engine('native');
+    const huge = make(4 * 1024 * 1024);
+    const pair = [make(2 * 1024 * 1024), make(2 * 1024 * 1024 - 9)];
+    const small = Array.from({ length: 20 }, (_, i) => make(1000 + 37 * i));
+    const before = threadLanes()!.aloneSteps;
+    const r = counted([huge, ...pair, ...small].map((f) => f.job));
+    expect(r.got).toEqual([huge, ...pair, ...small].map((f) => f.digest));
+    expect(r.scalar).toBe(0);
+    expect(threadLanes()!.aloneSteps - before, 'steps with 2 lanes or fewer busy went through integ_md5x1').toBeGreaterThan(0);
+  });
+
   it('is stopped within a long file (every 32 MB), answering EINTR, with nothing left open', () => {
     const file = path.join(dir, 'sparse-96m');
     fs.writeFileSync(file, '');
@@ -130,23 +180,47 @@ describe('md5Files: a file that would be the lanes’ long tail goes through nod
   });
 });
 
-it('the lane module validates here, so md5Files runs the wasm lanes unless forced to node:crypto', () => {
-  expect(LANES).toBe(8);
+it('the lane module validates here, so md5Files runs the wasm lanes where the native ones do not load', () => {
   expect(WebAssembly.validate(Buffer.from(MD5_LANES_WASM_BASE64, 'base64'))).toBe(true);
+  expect(createMd5Lanes('wasm')!.lanes).toBe(8);
+  forceMd5Engine(null);
+  expect(threadLanes()!.kind).toBe(nativeMd5() ? 'native' : 'wasm');
+  expect(md5Implementation()).toMatch(nativeMd5() ? /^native AVX-512, 16 lanes$/ : /^wasm SIMD, 8 lanes \(native: .+\)$/);
+});
+
+it('the native lanes are built and load wherever a C compiler and AVX-512F are (as in CI): npm run build did not lose them', () => {
+  console.log(`MD5 here: ${md5Implementation()}; cc ${hasCc ? 'present' : 'absent'}, AVX-512F ${hasAvx512 ? 'present' : 'absent'}`);
+  if (hasCc && hasAvx512 && process.platform === 'linux') {
+    expect(nativeMd5(), nativeMd5Why()).not.toBeNull();
+    expect(createMd5Lanes('native')!.lanes).toBe(16);
+  } else expect(nativeMd5()).toBeNull();
+});
+
+it('INTEG_MD5=wasm asks for the wasm lanes even where the native ones load, and says so', () => {
+  const mod = path.join(REPO, 'dist/src/scan/md5-lanes.js');
+  const code = `import(${JSON.stringify(mod)}).then((m) => console.log(m.md5Implementation(), m.threadLanes().kind))`;
+  const r = spawnSync(process.execPath, ['-e', code], { env: { ...process.env, INTEG_MD5: 'wasm' }, encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+  expect(r.stdout.trim()).toBe('wasm SIMD, 8 lanes (native: INTEG_MD5=wasm) wasm');
 });
 
 describe.each([
-  ['wasm SIMD lanes', false],
-  ['node:crypto (forceScalarMd5)', true],
-])('md5Files through %s', (_name, scalar) => {
-  beforeEach(() => forceScalarMd5(scalar));
-  afterEach(() => forceScalarMd5(false));
+  ['native AVX-512 lanes', 'native'],
+  ['wasm SIMD lanes', 'wasm'],
+  ['node:crypto', 'scalar'],
+] as const)('md5Files through %s', (_name, kind) => {
+  const scalar = kind === 'scalar';
+  beforeEach((ctx) => {
+    if (kind === 'native') lanesOr('native', ctx);
+    forceMd5Engine(kind);
+  });
+  afterEach(() => forceMd5Engine(null));
 
   it('gives node:crypto’s MD5 of files of every boundary size and random sizes, in random order, lanes refilled', () => {
     const rnd = prng(scalar ? 7 : 8);
-    const sizes = [...BOUNDARY_SIZES, ...Array.from({ length: 6 }, () => Math.floor(rnd() * 1024 * 1024))];
+    const sizes = [...BOUNDARY_SIZES, ...Array.from({ length: 16 }, () => Math.floor(rnd() * 1024 * 1024))];
     const files = shuffle(sizes.map(make), rnd);
-    expect(files.length).toBeGreaterThan(2 * LANES);
+    expect(files.length).toBeGreaterThan(2 * 16);
     const got = md5Files(files.map((f) => f.job));
     expect(got).toEqual(files.map((f) => f.digest));
   });
@@ -364,10 +438,10 @@ it('the committed module is exactly what the generator emits (--check), and --ch
   expect(fs.readFileSync(WASM_TS, 'utf8'), '--check wrote nothing').not.toBe(fs.readFileSync(tampered, 'utf8'));
 });
 
-describe('Md5Lanes fed in pieces of any size', () => {
-  it('short reads (less than a block, as a network file system may return) do not lose or overwrite bytes', () => {
-    const wasm = (globalThis as unknown as { WebAssembly: { Module: new (b: Uint8Array) => object } }).WebAssembly;
-    const eng = new Md5Lanes(new wasm.Module(Buffer.from(MD5_LANES_WASM_BASE64, 'base64')));
+describe.each(ENGINES)('%s fed in pieces of any size', (_name, kind) => {
+  it('short reads (less than a block, as a network file system may return) do not lose or overwrite bytes; lanes end apart', (ctx) => {
+    const eng = lanesOr(kind, ctx);
+    const LANES = eng.lanes;
     const rnd = prng(7);
     for (let round = 0; round < 4; round++) {
       // each lane: its own input, cut into pieces of 1..200 bytes with an occasional whole read
@@ -398,6 +472,8 @@ describe('Md5Lanes fed in pieces of any size', () => {
       }
       expect(digests).toEqual(inputs.map(md5));
     }
+    // the native lanes' last steps, with two lanes or fewer left, ran one lane at a time in C
+    if (kind === 'native') expect(eng.aloneSteps).toBeGreaterThan(0);
   });
 });
 
@@ -440,43 +516,48 @@ describe('scanBatch: MD5 of small packaged files in the scan read (md5Lanes)', (
   const sizes = [...BOUNDARY_SIZES, 1000, 2047, 2048, 2049, 70_000];
   afterEach(() => forceScalarMd5(false));
 
-  it('gives every file that fits a lane its MD5, with the BLAKE3 and the rest of the record as without it; larger files, other entries and jobs without md5Lanes get none', () => {
-    const rnd = prng(7);
-    const made = shuffle([...sizes, ...sizes.map((s) => s + 3)], rnd).map((s) => ({ ...make(s), data: null as Buffer | null }));
-    for (const m of made) m.data = fs.readFileSync(m.file);
-    const fifo = path.join(dir, 'lanes-fifo');
-    if (!fs.existsSync(fifo)) execFileSync('mkfifo', [fifo]);
-    const link = path.join(dir, 'lanes-link');
-    if (!fs.existsSync(link)) fs.symlinkSync(made[0]!.file, link);
-    const plain = make(3000);
-    let id = 0;
-    const jobs = [
-      ...made.map((m) => scanJob(m.file, ++id, { xattrs: true, flags: true })),
-      scanJob(fifo, ++id),
-      scanJob(link, ++id),
-      scanJob(dir, ++id),
-      scanJob(path.join(dir, 'no-such-file'), ++id),
-      scanJob(plain.file, ++id, { md5Lanes: false }),
-    ];
-    const buf = Buffer.allocUnsafe(256 * 1024);
-    const got = scanBatch(jobs, buf);
-    const without = scanBatch(
-      jobs.map((j) => ({ ...j, md5Lanes: false })),
-      buf,
-    );
-    for (const [i, m] of made.entries()) {
-      const r = got[i]!;
-      expect(r.ok, m.file).toBe(true);
-      expect(r.rec!.blake3).toBe(b3(m.data!));
-      expect(r.rec!.extra?.md5).toBe(m.data!.length <= READ ? m.digest : undefined);
-      // apart from the MD5, exactly the record of a scan without it
-      const { extra: _, ...rest } = r.rec!;
-      expect(rest).toEqual(without[i]!.rec);
-    }
-    expect(made.filter((m) => m.data!.length <= READ).length).toBeGreaterThan(2 * LANES); // lanes were refilled
-    for (const r of got.slice(made.length)) expect(r.rec?.extra).toBeUndefined();
-    expect(got.slice(made.length)).toEqual(without.slice(made.length));
-  });
+  it.for(ENGINES)(
+    '%s: every file that fits a lane gets its MD5, with the BLAKE3 and the rest of the record as without it; larger files, other entries and jobs without md5Lanes get none',
+    ([, kind], ctx) => {
+      const LANES = lanesOr(kind, ctx).lanes;
+      forceMd5Engine(kind);
+      const rnd = prng(7);
+      const made = shuffle([...sizes, ...sizes.map((s) => s + 3)], rnd).map((s) => ({ ...make(s), data: null as Buffer | null }));
+      for (const m of made) m.data = fs.readFileSync(m.file);
+      const fifo = path.join(dir, 'lanes-fifo');
+      if (!fs.existsSync(fifo)) execFileSync('mkfifo', [fifo]);
+      const link = path.join(dir, 'lanes-link');
+      if (!fs.existsSync(link)) fs.symlinkSync(made[0]!.file, link);
+      const plain = make(3000);
+      let id = 0;
+      const jobs = [
+        ...made.map((m) => scanJob(m.file, ++id, { xattrs: true, flags: true })),
+        scanJob(fifo, ++id),
+        scanJob(link, ++id),
+        scanJob(dir, ++id),
+        scanJob(path.join(dir, 'no-such-file'), ++id),
+        scanJob(plain.file, ++id, { md5Lanes: false }),
+      ];
+      const buf = Buffer.allocUnsafe(256 * 1024);
+      const got = scanBatch(jobs, buf);
+      const without = scanBatch(
+        jobs.map((j) => ({ ...j, md5Lanes: false })),
+        buf,
+      );
+      for (const [i, m] of made.entries()) {
+        const r = got[i]!;
+        expect(r.ok, m.file).toBe(true);
+        expect(r.rec!.blake3).toBe(b3(m.data!));
+        expect(r.rec!.extra?.md5).toBe(m.data!.length <= READ ? m.digest : undefined);
+        // apart from the MD5, exactly the record of a scan without it
+        const { extra: _, ...rest } = r.rec!;
+        expect(rest).toEqual(without[i]!.rec);
+      }
+      expect(made.filter((m) => m.data!.length <= READ).length).toBeGreaterThan(2 * LANES); // lanes were refilled
+      for (const r of got.slice(made.length)) expect(r.rec?.extra).toBeUndefined();
+      expect(got.slice(made.length)).toEqual(without.slice(made.length));
+    },
+  );
 
   it('adds the MD5 to what else the job asks in the same read (SHA-256, an IOC feed digest)', () => {
     const m = make(10_000);
@@ -559,11 +640,13 @@ describe('scanBatch: MD5 of small packaged files in the scan read (md5Lanes)', (
   });
 });
 
-describe('Md5Stream: files that keep coming', () => {
-  const eng = (): Md5Lanes =>
-    new Md5Lanes(
-      new (globalThis as unknown as { WebAssembly: { Module: new (b: Buffer) => object } }).WebAssembly.Module(Buffer.from(MD5_LANES_WASM_BASE64, 'base64')),
-    );
+describe.each(ENGINES)('Md5Stream through %s: files that keep coming', (_name, kind) => {
+  let LANES = 0;
+  let eng: () => Md5Lanes;
+  beforeEach((ctx) => {
+    LANES = lanesOr(kind, ctx).lanes;
+    eng = () => createMd5Lanes(kind)!;
+  });
 
   it('waits while fewer files than lanes are queued; a drain hashes the rest; each file answered once, rightly', () => {
     const rnd = prng(93);
@@ -699,7 +782,7 @@ describe('md5Stream: background workers', () => {
     const { Worker } = await import('node:worker_threads');
     const w = new Worker(path.join(REPO, 'dist/src/scan/hash.worker.js'), { workerData: { stop: new SharedArrayBuffer(4), nice: 19 } });
     try {
-      const files = Array.from({ length: LANES }, () => make(READ));
+      const files = Array.from({ length: MAX_LANES }, () => make(READ)); // every lane of either engine busy
       const { msg, transfer } = packMd5Jobs(files.map((f) => f.job));
       const got = new Map<number, Md5Result>();
       const drained = new Promise<void>((resolve) =>

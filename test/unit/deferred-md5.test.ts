@@ -4,7 +4,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { DeferredMd5, sharesBySize } from '../../src/app/deferred-md5.js';
-import type { Md5Result } from '../../src/scan/md5-lanes.js';
+import { MAX_LANES, type Md5Result } from '../../src/scan/md5-lanes.js';
 import { tmpdir } from '../helpers/cli.js';
 import { mulberry32 as prng } from '../../bench/lib/tree.js'; // deterministic: a failure replays from its seed
 
@@ -78,7 +78,10 @@ describe('DeferredMd5 streaming: the files the background workers have not answe
   it('backlogged past max(maxQueued, 4 x what the workers hold back); drain() waits until half is left; every file answered rightly', async () => {
     const d = tmpdir('integ-deferred-');
     try {
-      const files = Array.from({ length: 120 }, (_, i) => {
+      // 2 workers hold back at most 2 x MAX_LANES files in their lanes + MAX_LANES sent: the bound is 4 x that, not 4
+      const limit = 4 * (2 * MAX_LANES + MAX_LANES);
+      const n = limit + 30;
+      const files = Array.from({ length: n }, (_, i) => {
         const p = path.join(d, `f${i}`);
         fs.writeFileSync(p, crypto.randomBytes(1000 + i * 37));
         return p;
@@ -91,13 +94,13 @@ describe('DeferredMd5 streaming: the files the background workers have not answe
         const st = fs.statSync(p, { bigint: true });
         q.add({ real: Buffer.from(p), size: st.size, inode: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs }, p);
       }
-      // 2 workers hold back at most 2 x 8 + 8 files: the limit is 96, not 4; no answer can have come yet
+      // no answer can have come yet
       expect(q.backlogged).toBe(true);
       await q.drain(2, signal, pino({ level: 'silent' }), 'test');
-      expect(got.size).toBeGreaterThan(120 - 48);
+      expect(got.size).toBeGreaterThan(n - limit / 2);
       expect(q.backlogged).toBe(false);
       await q.finish(2, signal, pino({ level: 'silent' }), 'test');
-      expect(got.size).toBe(120);
+      expect(got.size).toBe(n);
       for (const p of files) expect(got.get(p)).toBe(crypto.createHash('md5').update(fs.readFileSync(p)).digest('hex'));
     } finally {
       fs.rmSync(d, { recursive: true, force: true });
