@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { md5Groups, md5Stream, type Md5Streamer } from '../scan/hash-pool.js';
 import type { Md5Job, Md5Result } from '../scan/md5-lanes.js';
+import { nativeMd5 } from '../scan/md5-native.js';
 import { canRaisePriority } from '../scan/thread-priority.js';
 
 /** Where the background MD5 workers run: below everything else, on CPU time nothing else wants. */
@@ -43,10 +44,13 @@ export class DeferredMd5<T> {
    * Hash in `jobs` background workers as add() queues files, instead of all in finish(). Only
    * where those workers can come back from nice 19 to the process's priority for what is left at
    * the end (CAP_SYS_NICE, as root): elsewhere that rest would crawl on a busy host, and finish()
-   * hashes everything as before.
+   * hashes everything as before. And only with the wasm lanes: the native ones (md5-native.ts) make
+   * MD5 cheap enough that two more threads during the scan cost more than they save (README,
+   * Performance, eleventh round: baseline of /usr 0.6 CPU s and 27 MB of peak RSS less without).
+   * `force` (tests): stream wherever there are workers.
    */
   stream(jobs: number, signal: AbortSignal, force = false): boolean {
-    if (this.streamer || jobs <= 0 || !(force || canRaisePriority())) return false;
+    if (this.streamer || jobs <= 0 || !(force || (canRaisePriority() && !nativeMd5()))) return false;
     this.streamer = md5Stream<T>(jobs, signal, this.settle, BACKGROUND_NICE);
     return true;
   }

@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { DeferredMd5, sharesBySize } from '../../src/app/deferred-md5.js';
 import { MAX_LANES, type Md5Result } from '../../src/scan/md5-lanes.js';
 import { tmpdir } from '../helpers/cli.js';
+import { nativeMd5, nativeMd5Why } from '../../src/scan/md5-native.js';
+import { canRaisePriority } from '../../src/scan/thread-priority.js';
 import { mulberry32 as prng } from '../../bench/lib/tree.js'; // deterministic: a failure replays from its seed
 
 describe('sharesBySize', () => {
@@ -71,6 +73,22 @@ describe('sharesBySize', () => {
 
   it('no files: no shares', () => {
     for (const n of [0, 1, 2, 8]) expect(sharesBySize([], n)).toEqual([]);
+  });
+});
+
+describe('DeferredMd5 streaming: only with the wasm lanes, where CAP_SYS_NICE allows', () => {
+  it('not where the native lanes load (MD5 is cheap enough after the scan); force streams anyway', async () => {
+    const signal = new AbortController().signal;
+    const q = new DeferredMd5<string>(() => {});
+    if (nativeMd5()) expect(q.stream(2, signal)).toBe(false);
+    else {
+      console.log(`native MD5 lanes not loaded here (${nativeMd5Why()}): stream() follows CAP_SYS_NICE alone`);
+      expect(q.stream(2, signal)).toBe(canRaisePriority());
+    }
+    const f = new DeferredMd5<string>(() => {});
+    expect(f.stream(2, signal, true)).toBe(true);
+    await f.stop();
+    await q.stop();
   });
 });
 
