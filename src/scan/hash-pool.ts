@@ -94,7 +94,7 @@ async function* poolBatches<J, B>(pull: Puller<J>, size: number, jobs: number, s
       await new Promise<void>((r) => setImmediate(r));
     }
   }
-  const { workers, stop } = startWorkers(jobs);
+  const { workers, stop } = startWorkers(jobs, undefined, true);
   const outstanding = new Map<number, { worker: number; jobs: J[] }>();
   const load = new Array<number>(jobs).fill(0);
   const ready: B[] = [];
@@ -105,22 +105,28 @@ async function* poolBatches<J, B>(pull: Puller<J>, size: number, jobs: number, s
     wake = null;
     w?.();
   };
-  workers.forEach((w, i) => {
-    w.on('message', (msg: { seq: number; results: unknown }) => {
-      const batch = outstanding.get(msg.seq)!;
-      outstanding.delete(msg.seq);
-      load[i]! -= 1;
-      ready.push(codec.receive(batch.jobs, msg.results));
-      notify();
-    });
-    w.on('error', (e) => {
-      failure = e;
-      notify();
-    });
-    w.on('exit', (code) => {
-      if (code !== 0 && !failure) failure = new Error(`hash worker exited with code ${code}`);
-      notify();
-    });
+  const listeners = workers.map((w, i) => {
+    const on = {
+      message: (msg: { seq: number; results: unknown }) => {
+        const batch = outstanding.get(msg.seq)!;
+        outstanding.delete(msg.seq);
+        load[i]! -= 1;
+        ready.push(codec.receive(batch.jobs, msg.results));
+        notify();
+      },
+      error: (e: Error) => {
+        failure = e;
+        notify();
+      },
+      exit: (code: number) => {
+        if (code !== 0 && !failure) failure = new Error(`hash worker exited with code ${code}`);
+        notify();
+      },
+    };
+    w.on('message', on.message);
+    w.on('error', on.error);
+    w.on('exit', on.exit);
+    return on;
   });
   const onAbort = (): void => notify();
   signal.addEventListener('abort', onAbort);
@@ -157,16 +163,62 @@ async function* poolBatches<J, B>(pull: Puller<J>, size: number, jobs: number, s
     // Not worker.terminate(): a thread terminated inside a native call (koffi, N-API) can abort the
     // whole process. Workers finish the read they are in, skip the rest and leave on their own;
     // terminate() only one that has not left after STOP_GRACE_MS (a read stuck on a dead mount).
-    if (!exhausted || outstanding.size > 0) Atomics.store(new Int32Array(stop), 0, 1);
-    await Promise.all(workers.map((w) => leave(w)));
+    const clean = exhausted && outstanding.size === 0 && !failure && !signal.aborted;
+    if (!clean) Atomics.store(new Int32Array(stop), 0, 1);
+    workers.forEach((w, i) => {
+      w.off('message', listeners[i]!.message);
+      w.off('error', listeners[i]!.error);
+      w.off('exit', listeners[i]!.exit);
+    });
+    if (clean) park({ workers, stop });
+    else await Promise.all(workers.map((w) => leave(w)));
   }
+}
+
+/**
+ * The workers of the last pool that ended cleanly, kept for the next pool of the same size in
+ * this process (baseline's and check's second reads come right after the scan): a new worker
+ * costs its start, loading the bundle and compiling the same hot functions again (~0.1 CPU s
+ * each). Unreferenced while parked, so they never keep the process alive; idle, so ending the
+ * process with them is safe.
+ */
+let spare: { workers: Worker[]; stop: SharedArrayBuffer } | null = null;
+
+/** A parked worker that fails is not taken again (startWorkers checks threadId); its error must not throw. */
+const parkedError = (): void => {};
+
+function park(p: { workers: Worker[]; stop: SharedArrayBuffer }): void {
+  const old = spare;
+  spare = p;
+  for (const w of p.workers) {
+    w.on('error', parkedError);
+    w.unref();
+  }
+  if (old) for (const w of old.workers) void leave(w);
+}
+
+/** Stop the parked workers, if any (tests; a long-lived caller done with hashing). */
+export async function releaseSpareWorkers(): Promise<void> {
+  const old = spare;
+  spare = null;
+  if (old) await Promise.all(old.workers.map((w) => leave(w)));
 }
 
 /**
  * `n` hash workers and the flag that tells them to stop. `nice`: each lowers its own thread's
  * priority to this at start (thread-priority.ts) and goes back to its first one for md5end.
+ * `reuse` (poolBatches): take the workers the last clean pool parked, when there are as many.
  */
-function startWorkers(n: number, nice?: number): { workers: Worker[]; stop: SharedArrayBuffer } {
+function startWorkers(n: number, nice?: number, reuse = false): { workers: Worker[]; stop: SharedArrayBuffer } {
+  if (reuse && spare && nice === undefined && spare.workers.length === n && spare.workers.every((w) => w.threadId >= 0)) {
+    const p = spare;
+    spare = null;
+    for (const w of p.workers) {
+      w.off('error', parkedError);
+      w.ref();
+    }
+    return p;
+  }
   const file = workerFile();
   const stop = new SharedArrayBuffer(4);
   // Workers hold a read buffer, the hasher's wasm memory and one batch: small heaps keep the

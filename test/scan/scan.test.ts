@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cmpText } from '../../src/core/entry-cmp.js';
 import { Selector } from '../../src/core/selector.js';
-import { scanBatches } from '../../src/scan/hash-pool.js';
+import { md5Groups, releaseSpareWorkers, scanBatches } from '../../src/scan/hash-pool.js';
 import { fileStatOf, NOT_CACHED, readNoWait } from '../../src/scan/fileio.js';
 import { advisedBatches, hashFile, recordFromStat, scanBatch, scanEntry, type ScanJob, type ScanResult } from '../../src/scan/scan-entry.js';
 import { type DirHandle, MAX_HELD_DIRS, walk, type WalkEvent } from '../../src/scan/walk.js';
@@ -709,6 +709,81 @@ describe('scanBatches', () => {
       for await (const b of scanBatches(jobs, 2, ac.signal)) if ((n += b.length) >= 10) ac.abort(new Error('stop now'));
     };
     await expect(run()).rejects.toThrow('stop now');
+  });
+
+  describe('workers kept for the next pool (the second reads right after the scan)', () => {
+    const threads = (): Set<string> => new Set(fs.readdirSync('/proc/self/task'));
+    const gone = async (ts: string[]): Promise<boolean> => {
+      for (let i = 0; i < 300; i++) {
+        const now = threads();
+        if (!ts.some((t) => now.has(t))) return true;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return false;
+    };
+    const scanAll = async (n: number, signal = new AbortController().signal): Promise<number> => {
+      let seen = 0;
+      for await (const b of scanBatches(
+        Array.from({ length: 300 }, (_, i) => job(path.join(tree, 'file'), { id: i })),
+        n,
+        signal,
+      ))
+        seen += b.length;
+      return seen;
+    };
+    const md5Job = (p: string) => {
+      const st = fs.lstatSync(p, { bigint: true });
+      return { real: Buffer.from(p), size: st.size, inode: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
+    };
+
+    it('a pool that ended cleanly leaves its threads to the next pool of the same size: md5Groups starts none', async () => {
+      await releaseSpareWorkers();
+      const before = threads();
+      expect(await scanAll(2)).toBe(300);
+      const parked = [...threads()].filter((t) => !before.has(t));
+      expect(parked.length, 'the two workers stay, parked').toBeGreaterThanOrEqual(2);
+      const groups = [[md5Job(path.join(tree, 'file'))], [md5Job(path.join(tree, 'empty'))]];
+      const got: string[] = [];
+      for await (const [, r] of md5Groups(groups, 2, new AbortController().signal)) got.push(...(r as string[]));
+      expect(got.sort()).toEqual([crypto.createHash('md5').update('').digest('hex'), crypto.createHash('md5').update('hello\n').digest('hex')].sort());
+      const after = [...threads()].filter((t) => !before.has(t));
+      expect(
+        after.filter((t) => !parked.includes(t)),
+        'no new thread for the second pool',
+      ).toEqual([]);
+      await releaseSpareWorkers();
+      expect(await gone(parked), 'released: the threads leave').toBe(true);
+    });
+
+    it('a pool of another size, or one that was aborted, does not take or leave workers', async () => {
+      await releaseSpareWorkers();
+      const before = threads();
+      await scanAll(2);
+      const parked = [...threads()].filter((t) => !before.has(t));
+      await scanAll(1); // one worker: a new one; the two parked ones leave
+      expect(await gone(parked)).toBe(true);
+      await releaseSpareWorkers();
+      const mid = threads();
+      const ac = new AbortController();
+      ac.abort(new Error('stop now'));
+      await expect(scanAll(2, ac.signal)).rejects.toThrow('stop now');
+      expect(await gone([...threads()].filter((t) => !mid.has(t))), 'an aborted pool parks nothing').toBe(true);
+    });
+
+    it('parked workers never keep the process alive', () => {
+      const mod = path.join(path.dirname(new URL(import.meta.url).pathname), '../../dist/src/scan/hash-pool.js');
+      const code = `const { scanBatches } = await import(${JSON.stringify(mod)});
+        let n = 0;
+        for await (const b of scanBatches([{ id: 1, path: Buffer.from(${JSON.stringify(path.join(tree, 'file'))}), real: Buffer.from(${JSON.stringify(path.join(tree, 'file'))}), algos: ['blake3'], growing: false, prefixLen: null }], 2, new AbortController().signal)) n += b.length;
+        console.log('scanned', n);`;
+      const script = path.join(dir, 'parked.mjs');
+      fs.writeFileSync(script, code);
+      const t0 = Date.now();
+      const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe('scanned 1');
+      expect(Date.now() - t0).toBeLessThan(10_000);
+    });
   });
 });
 
