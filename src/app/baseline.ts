@@ -3,7 +3,7 @@ import type { IocMatch, ScanError } from '../core/types.js';
 import type { PackageMismatch } from '../pkg/dpkg.js';
 import { loadPackages } from '../pkg/packages.js';
 import { PackageCheck, type Shipped } from './package-check.js';
-import { scanBatches } from '../scan/hash-pool.js';
+import { releaseSpareWorkers, scanBatches } from '../scan/hash-pool.js';
 import { md5Implementation } from '../scan/md5-lanes.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { type DirHandle, walk } from '../scan/walk.js';
@@ -162,7 +162,8 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     // order, instead of reading the generation back afterwards. Batches come back in completion
     // order: they wait here until the ones before them are in.
     let digester: GenerationDigester | null = new GenerationDigester({ id: gen, ...header }, db);
-    for await (const batch of inJobOrder(scanBatches(jobs(), opts.jobs, ctx.signal))) {
+    // the scan's workers are kept for the large files' second read (packages.finish, ioc.finish)
+    for await (const batch of inJobOrder(scanBatches(jobs(), opts.jobs, ctx.signal, { park: packages !== null || ioc?.md5 === true }))) {
       for (const [job, res] of batch) {
         job.dir?.release(); // the scan of this entry is done with its folder
         if (!res.ok) {
@@ -219,6 +220,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
       throw e;
     }
     await checking;
+    await releaseSpareWorkers(); // kept for the second reads, which had nothing for them or are done
     throwIfAborted(ctx.signal);
     const { matches: iocMatches, errors: iocErrors } = ioc?.results() ?? { matches: [], errors: [] };
     if (iocErrors.length) {
@@ -259,6 +261,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     throw storeError(e, opts.db);
   } finally {
     progress?.stop();
+    await releaseSpareWorkers();
     db.close();
   }
 }

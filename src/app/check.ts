@@ -4,7 +4,7 @@ import { Selector } from '../core/selector.js';
 import type { Finding, Rule, ScanError } from '../core/types.js';
 import { exitCodeOf, summarize } from '../core/verdict.js';
 import type { CheckResult } from '../core/check-result.js';
-import { scanBatches } from '../scan/hash-pool.js';
+import { releaseSpareWorkers, scanBatches } from '../scan/hash-pool.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { type DirHandle, walk } from '../scan/walk.js';
 import { BaselineRepo, type Generation, type StoredEntry } from '../store/baseline-repo.js';
@@ -165,7 +165,8 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
       }
     };
     let bytes = 0;
-    for await (const batch of scanBatches(jobs(), opts.jobs, ctx.signal)) {
+    // with an md5 feed, the scan's workers are kept for the large files' second read (ioc.finish)
+    for await (const batch of scanBatches(jobs(), opts.jobs, ctx.signal, { park: md5Lanes })) {
       for (let i = 0; i < batch.length; i++) {
         const job = batch.jobs[i]!;
         job.dir?.release(); // the scan of this entry is done with its folder
@@ -216,6 +217,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
       throw e;
     }
     await matching;
+    await releaseSpareWorkers(); // kept for ioc.finish, which had nothing for them or is done
     // Removed: rows the merge passed over (as the reader handed and digested them), still in
     // scope, not found by an out-of-order lookup, and not below a directory we could not list.
     for (const e of stream.unmatched()) {
@@ -233,6 +235,7 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
     progress?.stop();
     stopIoc.abort(); // after a failed scan (a finished one has nothing left)
     await ioc?.stop();
+    await releaseSpareWorkers();
     await merge?.close();
     db.close();
   }

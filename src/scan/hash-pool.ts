@@ -34,11 +34,17 @@ export type JobSource<J> = Iterable<J | Promise<unknown>> | AsyncIterable<J>;
  * Hashes in N worker threads (restic's file saver, in Node): paths go out in small batches,
  * results come back a batch at a time in completion order, each paired with its job. `jobs = 0`
  * scans on the main thread through the same interface. The source is pulled lazily, so the walk
- * streams and memory stays bounded by the work in flight.
+ * streams and memory stays bounded by the work in flight. `park`: workers left for md5Groups
+ * right after (the caller releases them with releaseSpareWorkers() when it has no second reads).
  */
-export function scanBatches<J extends ScanJob>(source: JobSource<J>, jobs: number, signal: AbortSignal): AsyncGenerator<ResultBatch<J>> {
+export function scanBatches<J extends ScanJob>(
+  source: JobSource<J>,
+  jobs: number,
+  signal: AbortSignal,
+  opts: { park?: boolean } = {},
+): AsyncGenerator<ResultBatch<J>> {
   let buf: Buffer | null = null;
-  return poolBatches(puller(source), BATCH, jobs, signal, {
+  return poolBatches(puller(source), BATCH, jobs, signal, opts.park === true, {
     send: (batch) => {
       const { msg, transfer } = packJobs(batch);
       return { msg: { jobs: msg }, transfer };
@@ -59,7 +65,7 @@ export function scanBatches<J extends ScanJob>(source: JobSource<J>, jobs: numbe
  * thread.
  */
 export function md5Groups<G extends readonly Md5Job[]>(groups: Iterable<G>, jobs: number, signal: AbortSignal): AsyncGenerator<[G, Md5Result[]]> {
-  return poolBatches(puller(groups), 1, jobs, signal, {
+  return poolBatches(puller(groups), 1, jobs, signal, false, {
     send: ([group]) => {
       const { msg, transfer } = packMd5Jobs(group!);
       return { msg: { md5: msg }, transfer };
@@ -83,7 +89,7 @@ interface Codec<J, B> {
  * come back decoded, in completion order. Stops the workers on the way out, however it ends.
  * `jobs` = 0: each batch is done on this thread, in order.
  */
-async function* poolBatches<J, B>(pull: Puller<J>, size: number, jobs: number, signal: AbortSignal, codec: Codec<J, B>): AsyncGenerator<B> {
+async function* poolBatches<J, B>(pull: Puller<J>, size: number, jobs: number, signal: AbortSignal, parkAtEnd: boolean, codec: Codec<J, B>): AsyncGenerator<B> {
   if (jobs <= 0) {
     for (;;) {
       if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new InterruptedError();
@@ -170,17 +176,17 @@ async function* poolBatches<J, B>(pull: Puller<J>, size: number, jobs: number, s
       w.off('error', listeners[i]!.error);
       w.off('exit', listeners[i]!.exit);
     });
-    if (clean) park({ workers, stop });
+    if (clean && parkAtEnd) park({ workers, stop });
     else await Promise.all(workers.map((w) => leave(w)));
   }
 }
 
 /**
- * The workers of the last pool that ended cleanly, kept for the next pool of the same size in
- * this process (baseline's and check's second reads come right after the scan): a new worker
- * costs its start, loading the bundle and compiling the same hot functions again (~0.1 CPU s
- * each). Unreferenced while parked, so they never keep the process alive; idle, so ending the
- * process with them is safe.
+ * The workers of the last scan that ended cleanly and was asked to park them, kept for the next
+ * pool of the same size in this process (baseline's and check's second reads come right after the
+ * scan): a new worker costs its start, loading the bundle and compiling the same hot functions
+ * again (~0.1 CPU s each). Unreferenced while parked, so they never keep the process alive; idle,
+ * so ending the process with them is safe. Their memory stays until they are taken or released.
  */
 let spare: { workers: Worker[]; stop: SharedArrayBuffer } | null = null;
 

@@ -721,12 +721,13 @@ describe('scanBatches', () => {
       }
       return false;
     };
-    const scanAll = async (n: number, signal = new AbortController().signal): Promise<number> => {
+    const scanAll = async (n: number, signal = new AbortController().signal, park = true): Promise<number> => {
       let seen = 0;
       for await (const b of scanBatches(
         Array.from({ length: 300 }, (_, i) => job(path.join(tree, 'file'), { id: i })),
         n,
         signal,
+        { park },
       ))
         seen += b.length;
       return seen;
@@ -736,7 +737,7 @@ describe('scanBatches', () => {
       return { real: Buffer.from(p), size: st.size, inode: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
     };
 
-    it('a pool that ended cleanly leaves its threads to the next pool of the same size: md5Groups starts none', async () => {
+    it('a scan asked to park, ended cleanly, leaves its threads to the next pool of the same size: md5Groups starts none, and parks none', async () => {
       await releaseSpareWorkers();
       const before = threads();
       expect(await scanAll(2)).toBe(300);
@@ -751,8 +752,19 @@ describe('scanBatches', () => {
         after.filter((t) => !parked.includes(t)),
         'no new thread for the second pool',
       ).toEqual([]);
+      expect(await gone(parked), 'md5Groups does not park them again: they leave').toBe(true);
+      await scanAll(2);
+      const again = [...threads()].filter((t) => !before.has(t));
+      expect(again.length).toBeGreaterThanOrEqual(2);
       await releaseSpareWorkers();
-      expect(await gone(parked), 'released: the threads leave').toBe(true);
+      expect(await gone(again), 'released: the threads leave').toBe(true);
+    });
+
+    it('a scan not asked to park leaves with its workers', async () => {
+      await releaseSpareWorkers();
+      const before = threads();
+      expect(await scanAll(2, new AbortController().signal, false)).toBe(300);
+      expect(await gone([...threads()].filter((t) => !before.has(t)))).toBe(true);
     });
 
     it('a pool of another size, or one that was aborted, does not take or leave workers', async () => {
@@ -774,7 +786,7 @@ describe('scanBatches', () => {
       const mod = path.join(path.dirname(new URL(import.meta.url).pathname), '../../dist/src/scan/hash-pool.js');
       const code = `const { scanBatches } = await import(${JSON.stringify(mod)});
         let n = 0;
-        for await (const b of scanBatches([{ id: 1, path: Buffer.from(${JSON.stringify(path.join(tree, 'file'))}), real: Buffer.from(${JSON.stringify(path.join(tree, 'file'))}), algos: ['blake3'], growing: false, prefixLen: null }], 2, new AbortController().signal)) n += b.length;
+        for await (const b of scanBatches([{ id: 1, path: Buffer.from(${JSON.stringify(path.join(tree, 'file'))}), real: Buffer.from(${JSON.stringify(path.join(tree, 'file'))}), algos: ['blake3'], growing: false, prefixLen: null }], 2, new AbortController().signal, { park: true })) n += b.length;
         console.log('scanned', n);`;
       const script = path.join(dir, 'parked.mjs');
       fs.writeFileSync(script, code);
