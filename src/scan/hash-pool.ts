@@ -203,7 +203,7 @@ function park(p: { workers: Worker[]; stop: SharedArrayBuffer }): void {
   if (old) for (const w of old.workers) void leave(w);
 }
 
-/** Stop the parked workers, if any (tests; a long-lived caller done with hashing). */
+/** Stop the parked workers, if any: the caller of a parking scan, once its second reads are done (or it had none). */
 export async function releaseSpareWorkers(): Promise<void> {
   const old = spare;
   spare = null;
