@@ -121,7 +121,8 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     // Every packaged file in scope is checked against its package (package-check.ts).
     const index = opts.packages === false ? null : await loadPackages(root, { digestsOnly: true });
     const packages = index ? new PackageCheck(index, opts.md5Queue) : null;
-    if (packages) ctx.log.debug({ md5: md5Implementation() }, 'packaged files: compared with their packages');
+    // asked only when logged: it loads the MD5 engines on this thread, which hashes nothing itself
+    if (packages && ctx.log.isLevelEnabled('debug')) ctx.log.debug({ md5: md5Implementation() }, 'packaged files: compared with their packages');
     // The package check's larger files are hashed by background workers while the scan goes on;
     // a failed digest stops them too (below).
     const stopCheck = new AbortController();

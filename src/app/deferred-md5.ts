@@ -14,11 +14,11 @@ const BACKGROUND_NICE = 19;
 export const MAX_QUEUED = 8192;
 
 /**
- * The MD5 of files too large for a scan batch's lanes, computed after their scan, 8 files at a
- * time in the SIMD lanes (md5-lanes.ts, ~3.5x node:crypto's speed). dpkg records only MD5 and IOC
+ * The MD5 of files too large for a scan batch's lanes, computed after their scan, 16 files at a
+ * time in the native lanes or 8 in the wasm ones (md5-lanes.ts, ~6x or ~3.5x node:crypto's speed). dpkg records only MD5 and IOC
  * feeds often do: a baseline's package check and a check or baseline with an md5 feed queue
  * their larger files here instead of hashing each with node:crypto in its read. In a scan batch
- * one large file would be alone and leave 7 lanes idle; here the large files of the whole scan
+ * one large file would be alone in the lanes; here the large files of the whole scan
  * share them.
  *
  * The second read is from the page cache the scan just filled. A worker answers a file only if

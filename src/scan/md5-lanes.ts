@@ -116,16 +116,9 @@ function nativeEngine(): LaneEngine | null {
  */
 export class Md5Lanes {
   readonly lanes: number;
-  readonly kind: 'native' | 'wasm';
-  readonly rateAll: number;
-  readonly rateAlone: number;
   /** steps run one lane after the other in C, with few lanes busy (tests, debugging) */
   aloneSteps = 0;
-  private readonly run: (n: number) => void;
-  private readonly one: ((l: number, ptr: number, n: number) => void) | undefined;
-  private readonly oneMax: number;
   private readonly mem: Buffer;
-  private readonly word: (l: number, w: number) => number;
   private readonly start: number[];
   private readonly end: number[];
   private readonly total: number[];
@@ -133,16 +126,9 @@ export class Md5Lanes {
   private readonly busy: boolean[];
   private readonly reads: Buffer[];
 
-  constructor(e: LaneEngine) {
+  constructor(private readonly e: LaneEngine) {
     this.lanes = e.lanes;
-    this.kind = e.kind;
-    this.rateAll = e.rateAll;
-    this.rateAlone = e.rateAlone;
-    this.run = e.run;
-    this.one = e.one;
-    this.oneMax = e.oneMax;
     this.mem = e.mem;
-    this.word = e.word;
     this.start = new Array<number>(e.lanes).fill(0);
     this.end = new Array<number>(e.lanes).fill(0);
     this.total = new Array<number>(e.lanes).fill(0);
@@ -151,13 +137,25 @@ export class Md5Lanes {
     this.reads = Array.from({ length: e.lanes }, (_, l) => this.mem.subarray(this.base(l) + LAY.head, this.base(l) + LAY.head + LAY.read));
   }
 
+  get kind(): 'native' | 'wasm' {
+    return this.e.kind;
+  }
+
+  get rateAll(): number {
+    return this.e.rateAll;
+  }
+
+  get rateAlone(): number {
+    return this.e.rateAlone;
+  }
+
   private base(l: number): number {
     return LAY.lane0 + l * LAY.laneBytes;
   }
 
   /** Start a new input on lane l. */
   begin(l: number): void {
-    for (let w = 0; w < 4; w++) this.mem.writeUInt32LE(IV[w]!, this.word(l, w));
+    for (let w = 0; w < 4; w++) this.mem.writeUInt32LE(IV[w]!, this.e.word(l, w));
     this.start[l] = this.end[l] = this.base(l) + LAY.head;
     this.total[l] = 0;
     this.padded[l] = false;
@@ -229,7 +227,7 @@ export class Md5Lanes {
   digest(l: number): string {
     this.busy[l] = false;
     let hex = '';
-    for (let w = 0; w < 4; w++) hex += this.mem.toString('hex', this.word(l, w), this.word(l, w) + 4);
+    for (let w = 0; w < 4; w++) hex += this.mem.toString('hex', this.e.word(l, w), this.e.word(l, w) + 4);
     return hex;
   }
 
@@ -245,12 +243,13 @@ export class Md5Lanes {
   step(n: number): void {
     let busy = 0;
     for (let l = 0; l < this.lanes; l++) if (this.busy[l]) busy++;
-    if (this.one && busy <= this.oneMax) {
+    const one = this.e.one;
+    if (one && busy <= this.e.oneMax) {
       this.aloneSteps++;
-      for (let l = 0; l < this.lanes; l++) if (this.busy[l]) this.one(l, this.start[l]!, n);
+      for (let l = 0; l < this.lanes; l++) if (this.busy[l]) one(l, this.start[l]!, n);
     } else {
       for (let l = 0; l < this.lanes; l++) this.mem.writeUInt32LE(this.busy[l] ? this.start[l]! : this.base(l), LAY.ptrs + 4 * l);
-      this.run(n);
+      this.e.run(n);
     }
     for (let l = 0; l < this.lanes; l++) {
       if (!this.busy[l]) continue;
@@ -338,8 +337,9 @@ export function md5Files(jobs: Md5Jobs, stop: () => boolean = () => false): Md5R
   const eng = threadLanes();
   const s = new Md5Stream(eng);
   try {
-    // The largest files first, each through node:crypto while it would be the lanes' long tail.
-    let next = eng ? aloneFirst(jobs, eng) : 0;
+    // The largest files first, each through node:crypto while it would be the lanes' long tail
+    // (never with the native lanes: their tail runs in C, faster than node:crypto).
+    let next = eng && eng.rateAlone < SCALAR ? aloneFirst(jobs, eng) : 0;
     for (let i = 0; i < next && !stop(); i++) out[i] = scalarMd5(jobs.at(i)!, stop);
     // Jobs are taken from `jobs` as lanes need them (a packed group makes each when asked: it can hold ~50,000).
     for (;;) {

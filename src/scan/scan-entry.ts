@@ -25,7 +25,7 @@ import {
   SAME,
 } from './fileio.js';
 import { cstr } from './libc.js';
-import { LANE_READ, MAX_LANES, threadLanes } from './md5-lanes.js';
+import { LANE_READ, threadLanes } from './md5-lanes.js';
 
 /** Work for one in-scope path. Paths travel as bytes; the worker never sees a lossy string. */
 export interface ScanJob {
@@ -48,7 +48,7 @@ export interface ScanJob {
    * MD5 too, in the same read, when this is a regular file small enough to fit one lane of
    * md5-lanes (LANE_READ): scanBatch hashes such files 8 or 16 at a time and puts the digest in
    * rec.extra.md5. A larger file comes back without it (the caller hashes those apart, where
-   * 8 large files can share the lanes; one alone would leave 7 of them idle: deferred-md5.ts),
+   * the large files of the whole scan share the lanes; one alone would leave the others idle: deferred-md5.ts),
    * unless 'md5' is among `extra` too: then it gets it from node:crypto in its read, and a file
    * in a lane from the lane only.
    */
@@ -291,7 +291,7 @@ function hashInLanes(jobs: readonly ScanJob[], pre: readonly Pre[], buf: Buffer,
   const eng = threadLanes();
   if (!eng) return;
   take.sort((a, b) => Number((pre[b] as { st: FileStat }).st.size - (pre[a] as { st: FileStat }).st.size));
-  const idx = new Array<number>(MAX_LANES).fill(-1);
+  const idx = new Array<number>(eng.lanes).fill(-1);
   let next = 0;
   for (;;) {
     let n = Infinity;
