@@ -8,6 +8,7 @@ import { md5Implementation } from '../scan/md5-lanes.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { type DirHandle, walk } from '../scan/walk.js';
 import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
+import { Md5Cache } from '../store/md5-cache.js';
 import { beginWrite, commit, openWritable, rollbackQuietly, storeError } from '../store/db.js';
 import { computeGenerationDigest, GenerationDigester, policyDigest } from '../store/generation-digest.js';
 import type { RunContext } from '../util/context.js';
@@ -120,7 +121,10 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     let nextId = 0;
     // Every packaged file in scope is checked against its package (package-check.ts).
     const index = opts.packages === false ? null : await loadPackages(root, { digestsOnly: true });
-    const packages = index ? new PackageCheck(index, opts.md5Queue) : null;
+    // large files whose content an earlier baseline hashed are not read again for their MD5 (md5-cache.ts)
+    const md5Cache = index || iocMd5 ? new Md5Cache(db, gen) : null;
+    if (ioc) ioc.known = md5Cache;
+    const packages = index ? new PackageCheck(index, opts.md5Queue, md5Cache) : null;
     // asked only when logged: it loads the MD5 engines on this thread, which hashes nothing itself
     if (packages && ctx.log.isLevelEnabled('debug')) ctx.log.debug({ md5: md5Implementation() }, 'packaged files: compared with their packages');
     // The package check's larger files are hashed by background workers while the scan goes on;
@@ -227,6 +231,10 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     if (iocErrors.length) {
       errors.push(...iocErrors);
       errors.sort((a, b) => Buffer.compare(a.path, b.path));
+    }
+    if (md5Cache) {
+      md5Cache.flush();
+      ctx.log.debug(md5Cache.counts, 'large files: MD5s reused from earlier baselines, and learned');
     }
     const sig = sign ? sign(d.digest) : null;
     repo.finish(gen, d, d.digest, sig?.signature ?? null, sig?.keyId ?? null);

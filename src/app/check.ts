@@ -19,6 +19,7 @@ import type { RunContext } from '../util/context.js';
 import { CantCreateError, IntegError, NoInputError, TrustError } from '../util/errors.js';
 import { blake3Hex } from '../scan/blake3.js';
 import { IocCheck } from './ioc-check.js';
+import { Md5Cache } from '../store/md5-cache.js';
 import { loadIoc, loadPolicy, resolveRoot, whoami } from './common.js';
 import { riskTags } from '../core/risk.js';
 import { fileDigest } from '../pkg/dpkg.js';
@@ -87,6 +88,8 @@ export async function runCheck(opts: CheckOptions, ctx: RunContext, progress?: P
   const stopIoc = new AbortController();
   const iocSignal = AbortSignal.any([ctx.signal, stopIoc.signal]);
   const db = openReadOnly(opts.db);
+  // a large file whose content a baseline hashed gets its MD5 for the feeds without a second read (md5-cache.ts)
+  if (ioc?.md5) ioc.known = Md5Cache.reader(db);
   // A copy written by `integ export` (not in WAL mode) is evidence: never written to.
   const live = isLiveStore(db);
   let writable = false;

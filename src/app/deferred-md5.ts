@@ -1,8 +1,21 @@
 import type { Logger } from 'pino';
 import { md5Groups, md5Stream, type Md5Streamer } from '../scan/hash-pool.js';
+import type { Observed } from '../core/types.js';
 import type { Md5Job, Md5Result } from '../scan/md5-lanes.js';
 import { nativeMd5 } from '../scan/md5-native.js';
 import { canRaisePriority } from '../scan/thread-priority.js';
+
+/**
+ * MD5s of content seen before, by content digest (the store's md5-cache.ts): a file whose MD5 it
+ * knows is not read again.
+ */
+export interface KnownMd5 {
+  /** the file's key (its content digest), or null where it has none */
+  keyOf(rec: Pick<Observed, 'blake3' | 'sha256'>): string | null;
+  get(key: string): string | null;
+  /** an MD5 a second read computed */
+  put(key: string, md5: string): void;
+}
 
 /** Where the background MD5 workers run: below everything else, on CPU time nothing else wants. */
 const BACKGROUND_NICE = 19;

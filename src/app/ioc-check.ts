@@ -3,7 +3,7 @@ import type { IocSet } from '../core/ioc.js';
 import type { ExtraAlgo, IocMatch, Observed, ScanError } from '../core/types.js';
 import { pathToText } from '../core/pathenc.js';
 import type { Md5Result } from '../scan/md5-lanes.js';
-import { DeferredMd5 } from './deferred-md5.js';
+import { DeferredMd5, type KnownMd5 } from './deferred-md5.js';
 
 /** the debug line of each second read (with the number of files) */
 const MD5_READ = 'MD5 of the larger files for the known-bad lists';
@@ -35,6 +35,10 @@ export class IocCheck {
   /** the feeds list MD5s: the scan's jobs want md5Lanes */
   readonly md5: boolean;
   private readonly deferred: DeferredMd5<Md5Then>;
+  /** MD5s known by content digest (the store's md5-cache.ts): such a file is not read again */
+  known: KnownMd5 | null = null;
+  /** files matched with a known MD5 instead of a second read */
+  reused = 0;
 
   /** maxQueued: see DeferredMd5 (tests lower it) */
   constructor(
@@ -80,9 +84,26 @@ export class IocCheck {
     };
   }
 
-  /** Read the file again for its MD5 (deferred-md5.ts), as recorded in `rec`, and then match it. */
+  /**
+   * Read the file again for its MD5 (deferred-md5.ts), as recorded in `rec`, and then match it;
+   * at once where `known` has the MD5 of its content.
+   */
   later(real: Buffer, rec: Observed, then: Md5Then): void {
-    this.deferred.add({ real, size: rec.size, inode: rec.inode, mtimeNs: rec.mtimeNs, ctimeNs: rec.ctimeNs }, then);
+    const key = this.known?.keyOf(rec) ?? null;
+    const md5 = key === null ? null : this.known!.get(key);
+    if (md5 !== null) {
+      this.reused++;
+      then(md5);
+      return;
+    }
+    const learn: Md5Then =
+      key === null
+        ? then
+        : (r) => {
+            if (typeof r === 'string') this.known?.put(key, r);
+            then(r);
+          };
+    this.deferred.add({ real, size: rec.size, inode: rec.inode, mtimeNs: rec.mtimeNs, ctimeNs: rec.ctimeNs }, learn);
   }
 
   /** matchOrThen, and what is left for later() handed to it. */

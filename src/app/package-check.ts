@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { ExtraAlgo, Observed, ScanError } from '../core/types.js';
 import type { PackageIndex, PackageMismatch } from '../pkg/dpkg.js';
 import type { Md5Result } from '../scan/md5-lanes.js';
-import { DeferredMd5 } from './deferred-md5.js';
+import { DeferredMd5, type KnownMd5 } from './deferred-md5.js';
 
 /** the debug line of each second read (with the number of files) */
 const COMPARING = 'comparing packaged files with their packages';
@@ -11,6 +11,8 @@ export type Shipped = NonNullable<ReturnType<PackageIndex['lookup']>>;
 interface Pending {
   path: Buffer;
   shipped: Shipped;
+  /** the file's key in `known`, whose MD5 the second read tells it */
+  key: string | null;
   /** also told the MD5, or why there is none (a feed's match of the same file) */
   then: ((r: Md5Result) => void) | null;
 }
@@ -28,6 +30,8 @@ interface Pending {
  *   recorded (inode, size, mtime, ctime); one that changed in between is reported, not compared.
  *   With stream() (as root), those are hashed while the scan goes on, at nice 19.
  * A feed's MD5 of a large packaged file comes from the same second read (add()'s `then`).
+ * With `known`, a large file whose content an earlier baseline hashed is not read again: its MD5
+ * is known by its content digest (md5-cache.ts).
  */
 export class PackageCheck {
   readonly mismatches: PackageMismatch[] = [];
@@ -37,10 +41,14 @@ export class PackageCheck {
   private readonly later: DeferredMd5<Pending>;
   private log: Logger | null = null;
 
+  /** large packaged files compared with an MD5 `known` gave (not read again) */
+  reused = 0;
+
   /** maxQueued: see DeferredMd5 (tests lower it) */
   constructor(
     private readonly index: PackageIndex,
     maxQueued?: number,
+    private readonly known: KnownMd5 | null = null,
   ) {
     this.later = new DeferredMd5<Pending>((p, r) => this.settle(p, r), maxQueued);
   }
@@ -68,16 +76,25 @@ export class PackageCheck {
   }
 
   /**
-   * An entry the scan recorded: compared now if its digest came with it, else queued for
-   * finish(). True when it was queued: `then`, if given, is then told the MD5 too (or why there
-   * is none), so that a caller that needs it as well does not read the file a third time.
+   * An entry the scan recorded: compared now if its digest came with it or `known` has its MD5,
+   * else queued for finish(). True when its MD5 is known or queued: `then`, if given, is told the
+   * MD5 too (now, or when it comes, or why there is none), so that a caller that needs it as well
+   * does not read the file again.
    */
   add(path: Buffer, real: Buffer, rec: Observed, shipped: Shipped | null = this.shippedFor(path), then: Pending['then'] = null): boolean {
     if (rec.type !== 'file' || !shipped) return false;
     const now = rec.extra?.[shipped.algo];
     if (now) this.compare(path, shipped, now);
     else if (shipped.algo === 'md5') {
-      this.later.add({ real, size: rec.size, inode: rec.inode, mtimeNs: rec.mtimeNs, ctimeNs: rec.ctimeNs }, { path, shipped, then });
+      const key = this.known?.keyOf(rec) ?? null;
+      const md5 = key === null ? null : this.known!.get(key);
+      if (md5 !== null) {
+        this.reused++;
+        this.compare(path, shipped, md5);
+        then?.(md5);
+        return true;
+      }
+      this.later.add({ real, size: rec.size, inode: rec.inode, mtimeNs: rec.mtimeNs, ctimeNs: rec.ctimeNs }, { path, shipped, then, key });
       return true;
     }
     return false;
@@ -106,8 +123,10 @@ export class PackageCheck {
   /** A file hashed apart: compared, or unverified (and logged) when it has no digest. */
   private settle(p: Pending, r: Md5Result): void {
     p.then?.(r);
-    if (typeof r === 'string') this.compare(p.path, p.shipped, r);
-    else {
+    if (typeof r === 'string') {
+      this.compare(p.path, p.shipped, r);
+      if (p.key !== null) this.known?.put(p.key, r);
+    } else {
       this.unverified.push({ path: p.path, code: r.code, message: r.message });
       this.log?.warn({ path: p.path.toString('utf8'), code: r.code }, `not compared with its package: ${r.message}`);
     }

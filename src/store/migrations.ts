@@ -205,6 +205,20 @@ CREATE TABLE IF NOT EXISTS policies (
 INSERT OR IGNORE INTO policies (digest, source, text) SELECT policy_digest, policy_source, policy_text FROM generations ORDER BY id;
 `,
   },
+  {
+    // Issue 12 (performance): the MD5 of large packaged files by the content digest a generation
+    // recorded for them, so that a baseline re-reads only those whose content is new
+    // (md5-cache.ts). \`gen\` is the last generation that used a row: pruning it drops the row.
+    version: 6,
+    sql: `
+CREATE TABLE IF NOT EXISTS md5_cache (
+  digest TEXT PRIMARY KEY,
+  md5 TEXT NOT NULL,
+  gen INTEGER NOT NULL REFERENCES generations(id) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS md5_cache_gen ON md5_cache(gen);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -153,12 +154,20 @@ describe('an md5 feed: files that fit an md5-lanes lane get their MD5 there, lar
     expect(b.code, b.stderr).toBe(32);
     expect(matched(b.stdout)).toEqual(want);
     expect(secondRead(b.stderr)).toEqual([1]);
-    for (const jobs of ['2', '0']) {
-      const c = integ(['check', '--db', db, '--policy', policy, '--jobs', jobs, '--no-snapshot', '--ioc', feed, '--format', 'json'], debug);
-      expect(c.code, c.stderr).toBe(32);
-      expect(matched(c.stdout)).toEqual(want);
-      expect(secondRead(c.stderr)).toEqual([1]);
-    }
+    // check: the baseline hashed the large file's content, so its MD5 is known (md5-cache.ts);
+    // against a baseline taken without the feed, the check reads it again itself
+    const db2 = path.join(d, 's2.db');
+    expect(integ(['baseline', '--db', db2, '--policy', policy]).code).toBe(0);
+    for (const [store, reads] of [
+      [db, []],
+      [db2, [1]],
+    ] as const)
+      for (const jobs of ['2', '0']) {
+        const c = integ(['check', '--db', store, '--policy', policy, '--jobs', jobs, '--no-snapshot', '--ioc', feed, '--format', 'json'], debug);
+        expect(c.code, c.stderr).toBe(32);
+        expect(matched(c.stdout)).toEqual(want);
+        expect(secondRead(c.stderr)).toEqual(reads);
+      }
   });
 });
 
@@ -207,6 +216,14 @@ describe('an md5 feed over many large files: they are read again in rounds, so m
     const bRounds = rounds();
     expect(bRounds.length, `rounds ${bRounds}`).toBeGreaterThan(2);
     expect(bRounds.reduce((a, n) => a + n, 0)).toBe(large.length);
+    // the baseline learned every large file's MD5 (md5-cache.ts): a check reads none of them again
+    const c0 = await runCheck({ db, policy, jobs: 2, ioc: [feed], md5Queue: 3 }, ctx);
+    expect(c0.iocMatches.map((m) => [path.basename(m.path.toString()), m.label])).toEqual(want);
+    expect(rounds()).toEqual([]);
+    // with no MD5 known, the check reads them all again, in rounds
+    const sdb = new Database(db);
+    expect(sdb.prepare('DELETE FROM md5_cache').run().changes).toBe(large.length);
+    sdb.close();
     for (const jobs of [2, 0]) {
       const c = await runCheck({ db, policy, jobs, ioc: [feed], md5Queue: 3 }, ctx);
       expect(c.iocMatches.map((m) => [path.basename(m.path.toString()), m.label])).toEqual(want);

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -216,6 +217,73 @@ describe('package provenance (dpkg): small files in the scan read, large ones af
     expect(doc.packaged_checked).toBe(4);
     expect(doc.package_mismatches.map((m) => m.path)).toEqual(['/usr/bin/big-bad', '/usr/bin/small-bad']);
     expect(r.stderr).not.toContain('MD5 of the larger files for the known-bad lists');
+  });
+});
+
+describe('package provenance (dpkg): a baseline reuses the MD5 of large files an earlier one hashed', () => {
+  it('reads again only large packaged files whose content is new, and still compares every one with the package database', () => {
+    const R4 = path.join(d, 'root4');
+    const md5b = (b: Buffer): string => crypto.createHash('md5').update(b).digest('hex');
+    const put = (p: string, b: Buffer | string): void => {
+      fs.mkdirSync(path.dirname(path.join(R4, p)), { recursive: true });
+      fs.writeFileSync(path.join(R4, p), b);
+    };
+    // three files past an MD5 lane (128 KiB): read again after the scan on a first baseline
+    const shipped: Record<string, Buffer> = { same: crypto.randomBytes(200_000), edited: crypto.randomBytes(300_000), bad: crypto.randomBytes(150_000) };
+    const onDisk: Record<string, Buffer> = { ...shipped, bad: Buffer.concat([shipped.bad!.subarray(1), Buffer.from([shipped.bad![0]! ^ 1])]) };
+    for (const [n, b] of Object.entries(onDisk)) put(`usr/bin/${n}`, b);
+    const md5sums = (m: Record<string, Buffer>): void =>
+      put(
+        'var/lib/dpkg/info/bigpkg.md5sums',
+        Object.entries(m)
+          .map(([n, b]) => `${md5b(b)}  usr/bin/${n}\n`)
+          .join(''),
+      );
+    put('var/lib/dpkg/status', 'Package: bigpkg\nStatus: install ok installed\nVersion: 2\nArchitecture: amd64\n\n');
+    md5sums(shipped);
+    const s4 = path.join(d, 's4.db');
+    const baseline = () => {
+      const r = integ(['baseline', '--db', s4, '--policy', policy, '--root', R4, '--format', 'json'], { env: { INTEG_LOG_LEVEL: 'debug' } });
+      expect(r.code, r.stderr).toBe(0);
+      const doc = JSON.parse(r.stdout) as { packaged_checked: number; package_mismatches: Array<{ path: string; expected: string; actual: string }> };
+      const second = /"files":(\d+),"msg":"comparing packaged files with their packages"/.exec(r.stderr);
+      const cache = /"reused":(\d+),"learned":(\d+),"msg":"large files: MD5s reused/.exec(r.stderr);
+      return {
+        checked: doc.packaged_checked,
+        mismatches: doc.package_mismatches.map((m) => [m.path, m.expected, m.actual]),
+        readAgain: second ? Number(second[1]) : 0,
+        reused: Number(cache?.[1]),
+        learned: Number(cache?.[2]),
+      };
+    };
+    const bad = ['/usr/bin/bad', md5b(shipped.bad!), md5b(onDisk.bad!)];
+    expect(baseline()).toEqual({ checked: 3, mismatches: [bad], readAgain: 3, reused: 0, learned: 3 });
+    // unchanged: nothing read again, the same comparison
+    expect(baseline()).toEqual({ checked: 3, mismatches: [bad], readAgain: 0, reused: 3, learned: 0 });
+
+    // one file edited (a byte flipped: new content, new digest), and the package database now
+    // expecting other content for an unchanged one: the edited file alone is read again, and the
+    // unchanged one is compared with its known MD5
+    const edited = Buffer.from(onDisk.edited!);
+    edited[1000] = edited[1000]! ^ 0xff;
+    put('usr/bin/edited', edited);
+    const upgraded = crypto.randomBytes(200_000);
+    md5sums({ ...shipped, same: upgraded });
+    expect(baseline()).toEqual({
+      checked: 3,
+      mismatches: [bad, ['/usr/bin/edited', md5b(shipped.edited!), md5b(edited)], ['/usr/bin/same', md5b(upgraded), md5b(shipped.same!)]],
+      readAgain: 1,
+      reused: 2,
+      learned: 1,
+    });
+
+    // the comparison uses the known MD5 instead of a read: a row made to lie shows through
+    // (the trust this takes is the package database's own: README, Performance, twelfth round)
+    const sdb = new Database(s4);
+    const n = sdb.prepare('UPDATE md5_cache SET md5 = ? WHERE md5 = ?').run('0'.repeat(32), md5b(onDisk.bad!)).changes;
+    sdb.close();
+    expect(n).toBe(1);
+    expect(baseline().mismatches[0]).toEqual(['/usr/bin/bad', md5b(shipped.bad!), '0'.repeat(32)]);
   });
 });
 

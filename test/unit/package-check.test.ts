@@ -151,6 +151,44 @@ describe('PackageCheck', () => {
     expect(pc.checked).toBe(2); // tool (at once) and big
   });
 
+  it('with `known` MD5s: a file whose content digest is known is compared at once (and `then` told), the others are read and their MD5 learned', async () => {
+    const learned = new Map<string, string>();
+    const asked: string[] = [];
+    const wrong = 'e'.repeat(32);
+    const known = {
+      keyOf: (rec: Observed) => (rec.blake3 ? `blake3:${rec.blake3}` : null),
+      get: (key: string) => {
+        asked.push(key);
+        return key === 'blake3:known' ? wrong : null;
+      },
+      put: (key: string, m: string) => void learned.set(key, m),
+    };
+    const pc = new PackageCheck(await load(), undefined, known);
+    const told = new Map<string, unknown>();
+    const then = (p: string) => (r: unknown) => told.set(p, r);
+    const big = '/usr/share/tool/big';
+    const other = '/usr/bin/other';
+    // ctime off by one: were it read again, it would be ECHANGED instead of compared
+    const rec = recOf(big, { blake3: 'known', ctimeNs: recOf(big).ctimeNs + 1n });
+    expect(pc.add(Buffer.from(big), Buffer.from(path.join(R, big)), rec, undefined, then(big))).toBe(true);
+    expect(told.get(big), 'told at once').toBe(wrong);
+    expect(pc.checked).toBe(1);
+    expect(pc.add(Buffer.from(other), Buffer.from(path.join(R, other)), recOf(other, { blake3: 'new' }), undefined, then(other))).toBe(true);
+    // no content digest (an error row, or a policy without one): no key, read as before
+    const tool = '/usr/bin/tool';
+    expect(pc.add(Buffer.from(tool), Buffer.from(path.join(R, tool)), recOf(tool, { blake3: null, sha256: null }))).toBe(true);
+    await pc.finish(0, new AbortController().signal, silent);
+    expect(asked).toEqual(['blake3:known', 'blake3:new']);
+    expect(pc.reused).toBe(1);
+    expect(pc.checked).toBe(3);
+    expect(told.get(other)).toBe(md5('other, trojaned\n'));
+    expect([...learned]).toEqual([['blake3:new', md5('other, trojaned\n')]]);
+    expect(pc.mismatches).toEqual([
+      mismatch('/usr/bin/other', md5('other v1\n'), md5('other, trojaned\n')),
+      mismatch(big, md5(shipped.get(big)!.shipped), wrong),
+    ]);
+  });
+
   it('at most maxQueued files wait: backlogged says when to drain(), which compares those; finish() the rest', async () => {
     const pc = new PackageCheck(await load(), 4);
     const queued = data.slice(0, 6);
