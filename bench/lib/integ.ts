@@ -24,8 +24,17 @@ export interface IntegCheck extends Measured {
   summary: Record<string, number> | null;
 }
 
-export async function integBaseline(db: string, policy: string, jobs: number, scratch: string, label: string, extra: string[] = []): Promise<Measured> {
-  for (const f of [db, `${db}-wal`, `${db}-shm`]) fs.rmSync(f, { force: true });
+export async function integBaseline(
+  db: string,
+  policy: string,
+  jobs: number,
+  scratch: string,
+  label: string,
+  extra: string[] = [],
+  /** false: a baseline into the store as it is (a new generation after the ones there), not into a new store */
+  fresh = true,
+): Promise<Measured> {
+  if (fresh) for (const f of [db, `${db}-wal`, `${db}-shm`]) fs.rmSync(f, { force: true });
   const m = await runMeasured(process.execPath, [INTEG_BIN, 'baseline', '--db', db, '--policy', policy, '--jobs', String(jobs), ...extra], {
     scratch,
     label,
