@@ -73,6 +73,26 @@ interface LaneEngine {
   oneMax: number;
 }
 
+/** The engines' MD5 throughput with every lane busy, and the native one's of one file alone in C (bytes/s, measured here) */
+const WASM_RATE_ALL = 2.5e9;
+const NATIVE_RATE_ALL = 5e9;
+const NATIVE_RATE_ALONE = 850e6;
+
+/**
+ * What the second read's shares are balanced with (sharesBySize): the lanes a worker has, their
+ * throughput with all busy, and that of a file hashed alone once the lanes run dry (in C with
+ * the native lanes; node:crypto with the wasm ones, aloneFirst). Asks md5-native.ts, which loads
+ * the library on this thread once.
+ */
+export interface LaneRates {
+  lanes: number;
+  all: number;
+  alone: number;
+}
+export function laneRates(): LaneRates {
+  return nativeMd5() ? { lanes: NATIVE_LANES, all: NATIVE_RATE_ALL, alone: NATIVE_RATE_ALONE } : { lanes: LAY.lanes, all: WASM_RATE_ALL, alone: SCALAR };
+}
+
 /** The 8 wasm SIMD lanes: the module's memory, laid out by tools/gen-md5-wasm.mjs (state in groups of 4 lanes). */
 function wasmEngine(module: object): LaneEngine {
   const x = new WA!.Instance(module, {}).exports as { run(n: number): void; memory: { buffer: ArrayBuffer } };
@@ -82,7 +102,7 @@ function wasmEngine(module: object): LaneEngine {
     mem: Buffer.from(x.memory.buffer),
     run: x.run,
     word: (l, w) => LAY.state + (4 * (l >> 2) + w) * 16 + 4 * (l & 3),
-    rateAll: 2.5e9,
+    rateAll: WASM_RATE_ALL,
     rateAlone: 310e6,
     oneMax: 0,
   };
@@ -99,9 +119,9 @@ function nativeEngine(): LaneEngine | null {
     mem,
     run: (blocks) => n.run(mem, LAY.state, LAY.ptrs, blocks),
     word: (l, w) => LAY.state + 64 * w + 4 * l,
-    rateAll: 5e9,
+    rateAll: NATIVE_RATE_ALL,
     // a file alone: in C on its own (integ_md5x1, ~0.89 GB/s here), not in lanes at 1/16 of 5.8 GB/s
-    rateAlone: 850e6,
+    rateAlone: NATIVE_RATE_ALONE,
     one: (l, ptr, blocks) => n.one(mem, LAY.state, l, ptr, blocks),
     // two lanes cost 2/16 of a lockstep step (~0.72 GB/s together) against ~0.89 GB/s one after the other in C
     oneMax: 2,

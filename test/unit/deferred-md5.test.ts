@@ -71,6 +71,32 @@ describe('sharesBySize', () => {
     }
   });
 
+  it('with lane rates: a share holding a file far larger than the rest gets fewer other bytes, and ends no later than by bytes alone', () => {
+    const rates = { lanes: 16, all: 5e9, alone: 850e6 };
+    // /usr's shape: one 297 MB file, a few around 100 MB, ~2,000 files of 128 KiB to 5 MB
+    const rnd = prng(12);
+    const sizes = [297e6, 146e6, 129e6, 127e6, 117e6, 110e6, ...Array.from({ length: 2000 }, () => 131_073 + Math.floor(rnd() ** 3 * 5e6))];
+    const input = files(sizes);
+    /** a share's time as sharesBySize estimates it (with a page-cache copy of 6 GB/s) */
+    const time = (share: F[]): number => {
+      const b = total(share);
+      const largest = Math.max(...share.map((f) => Number(f.size)));
+      return b / rates.all + b / 6e9 + Math.max(0, largest - b / rates.lanes) / rates.alone;
+    };
+    const byBytes = sharesBySize(input, 2);
+    const byRates = sharesBySize(input, 2, rates);
+    expectPartition(byRates, input);
+    const big = byRates.find((s) => s.some((f) => f.id === 0))!;
+    const other = byRates.find((s) => s !== big)!;
+    expect(total(big)).toBeLessThan(total(other));
+    expect(Math.max(...byRates.map(time))).toBeLessThan(Math.max(...byBytes.map(time)));
+    // with files of about one size there is no tail to weigh: shares of nearly equal bytes, as by bytes
+    const even = files(Array.from({ length: 64 }, () => 1e6 + Math.floor(rnd() * 1000)));
+    const evenShares = sharesBySize(even, 2, rates);
+    expectPartition(evenShares, even);
+    expect(Math.abs(total(evenShares[0]!) - total(evenShares[1]!))).toBeLessThanOrEqual(1e6 + 1000);
+  });
+
   it('no files: no shares', () => {
     for (const n of [0, 1, 2, 8]) expect(sharesBySize([], n)).toEqual([]);
   });
