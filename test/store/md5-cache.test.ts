@@ -52,6 +52,22 @@ describe('Md5Cache (migration 6)', () => {
     expect(repo.get(g)!.digest).toBe(digest);
   });
 
+  it('a reader (check) finds the rows but never writes; a store from before migration 6 has no reader', () => {
+    const old = new Database(':memory:');
+    migrate(old, ':memory:', MIGRATIONS.filter((m) => m.version < 6).at(-1)!.version);
+    expect(Md5Cache.reader(old)).toBeNull();
+    const db = new Database(':memory:');
+    migrate(db, ':memory:');
+    const repo = new BaselineRepo(db);
+    const g = generation(db, repo);
+    const writer = new Md5Cache(db, g);
+    writer.put('blake3:x', A);
+    writer.flush();
+    const reader = Md5Cache.reader(db)!;
+    expect(reader.get('blake3:x')).toBe(A);
+    expect(() => reader.flush()).toThrow(/does not write/);
+  });
+
   it('keys by content digest with its algorithm, writes only on flush, and moves what a baseline used to its generation', () => {
     const db = new Database(':memory:');
     migrate(db, ':memory:');
