@@ -138,8 +138,8 @@ const READ_RATE = 6e9;
  * lanes busy, plus what its largest file has left once the others are done: in a lane that file
  * moves at 1/lanes of the lanes' throughput, and a file far larger than the rest (chromium's 297 MB
  * on /usr, where a share is ~2 GB) then ends alone, hashed on at `alone`. Such a share gets fewer
- * other bytes: on /usr the second read went from 1.09-1.20 s to 0.95-1.07 s (README, Performance,
- * twelfth round).
+ * other bytes: on /usr the second read went from 993 to 948 ms (medians of 10; README,
+ * Performance, twelfth round).
  */
 export function sharesBySize<T extends { size: bigint }>(files: readonly T[], n: number, rates: LaneRates | null = null): T[][] {
   const sorted = [...files].sort((a, b) => (a.size < b.size ? 1 : a.size > b.size ? -1 : 0));

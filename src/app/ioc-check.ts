@@ -37,8 +37,6 @@ export class IocCheck {
   private readonly deferred: DeferredMd5<Md5Then>;
   /** MD5s known by content digest (the store's md5-cache.ts): such a file is not read again */
   known: KnownMd5 | null = null;
-  /** files matched with a known MD5 instead of a second read */
-  reused = 0;
 
   /** maxQueued: see DeferredMd5 (tests lower it) */
   constructor(
@@ -92,7 +90,6 @@ export class IocCheck {
     const key = this.known?.keyOf(rec) ?? null;
     const md5 = key === null ? null : this.known!.get(key);
     if (md5 !== null) {
-      this.reused++;
       then(md5);
       return;
     }

@@ -4,18 +4,19 @@ import type { DB } from './db.js';
 const MD5_HEX = /^[0-9a-f]{32}$/;
 
 /**
- * The MD5 of large packaged files by the content digest a generation recorded for them
- * (migration 6), so that a baseline reads again only the large packaged files whose content it
- * has not seen: on an unchanged /usr, the ~1 s second read of ~2,000 files (README, Performance,
- * twelfth round). A file with the same BLAKE3 (or SHA-256) digest has the same bytes, so the same
- * MD5; the MD5 is still compared with what the package database says now.
+ * The MD5 of large files by the content digest a generation recorded for them (migration 6), so
+ * that a baseline reads again only the large files whose content it has not seen: on an unchanged
+ * /usr, the ~1 s second read of ~2,000 packaged files (README, Performance, twelfth round). A file
+ * with the same BLAKE3 (or SHA-256) digest has the same bytes, so the same MD5; the MD5 is still
+ * compared with what the package database (or a feed) says now.
  *
- * A check with an MD5 feed reads it too: a large file's MD5 for the feeds, by the content digest
- * the check just computed.
+ * A check with an MD5 feed reads the rows too: a large file's MD5 for the feeds, by the content
+ * digest the check just computed.
  *
  * Only MD5s integ computed itself go in, from the second read of a baseline (its package check's
- * or an MD5 feed's), and only with that baseline's generation (they are written in its transaction: an interrupted run adds none).
- * `gen` is the last generation that used a row: a row goes when that generation is pruned.
+ * or an MD5 feed's), and only with that baseline's generation: they are written in its
+ * transaction, so an interrupted run adds none. `gen` is the last generation that used a row: a
+ * row goes when that generation is pruned.
  *
  * Trust: a row is as trustworthy as the package database and the feeds it is compared with, and
  * needs the same privilege to forge (root writes the 0600 store, /var/lib/dpkg and the feeds). It

@@ -206,9 +206,9 @@ INSERT OR IGNORE INTO policies (digest, source, text) SELECT policy_digest, poli
 `,
   },
   {
-    // Issue 12 (performance): the MD5 of large packaged files by the content digest a generation
-    // recorded for them, so that a baseline re-reads only those whose content is new
-    // (md5-cache.ts). \`gen\` is the last generation that used a row: pruning it drops the row.
+    // Issue 12 (performance): the MD5 of large files (packaged, or for an md5 feed) by the content
+    // digest a generation recorded for them, so that a baseline re-reads only those whose content
+    // is new (md5-cache.ts). \`gen\` is the last generation that used a row: pruning it drops the row.
     version: 6,
     sql: `
 CREATE TABLE IF NOT EXISTS md5_cache (

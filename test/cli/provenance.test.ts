@@ -278,7 +278,7 @@ describe('package provenance (dpkg): a baseline reuses the MD5 of large files an
     });
 
     // the comparison uses the known MD5 instead of a read: a row made to lie shows through
-    // (the trust this takes is the package database's own: README, Performance, twelfth round)
+    // (it takes the trust the package database takes: README, Trust model)
     const sdb = new Database(s4);
     const n = sdb.prepare('UPDATE md5_cache SET md5 = ? WHERE md5 = ?').run('0'.repeat(32), md5b(onDisk.bad!)).changes;
     sdb.close();
