@@ -41,3 +41,23 @@ export function capturedLog(level: pino.Level): { log: Logger; lines: string[] }
   );
   return { log, lines };
 }
+
+/** A generation header for store tests (fixed values; `parent` chains it). */
+export function generationHeader(parent: { id: number; digest: string } | null) {
+  return {
+    createdAt: '2026-11-21T23:00:00.000Z',
+    kind: 'baseline' as const,
+    user: 'root',
+    uid: 0,
+    hostname: 'web1',
+    note: 'n',
+    root: '/',
+    policySource: 'p.yml',
+    policyText: 'version: 1',
+    policyDigest: 'blake3:p',
+    hashAlgos: 'blake3',
+    parentId: parent?.id ?? null,
+    parentDigest: parent?.digest ?? null,
+    toolVersion: '0.1.0',
+  };
+}

@@ -5,23 +5,7 @@ import { MIGRATIONS } from '../../src/store/migrations.js';
 import { BaselineRepo } from '../../src/store/baseline-repo.js';
 import { computeGenerationDigest } from '../../src/store/generation-digest.js';
 import { Md5Cache } from '../../src/store/md5-cache.js';
-
-const header = (parent: { id: number; digest: string } | null) => ({
-  createdAt: '2026-12-03T10:00:00.000Z',
-  kind: 'baseline' as const,
-  user: 'root',
-  uid: 0,
-  hostname: 'web1',
-  note: null,
-  root: '/',
-  policySource: 'p.yml',
-  policyText: 'version: 1',
-  policyDigest: 'blake3:p',
-  hashAlgos: 'blake3',
-  parentId: parent?.id ?? null,
-  parentDigest: parent?.digest ?? null,
-  toolVersion: '0.1.0',
-});
+import { generationHeader as header } from '../helpers/records.js';
 
 /** a finished, empty generation (what the cache's rows refer to) */
 function generation(db: Database.Database, repo: BaselineRepo): number {
@@ -31,6 +15,14 @@ function generation(db: Database.Database, repo: BaselineRepo): number {
   const d = computeGenerationDigest(db, { id: g, ...h });
   repo.finish(g, d, d.digest, null, null);
   return g;
+}
+
+/** a store at the current schema, foreign keys on (as openWritable sets them: prune cascades) */
+function store(): { db: Database.Database; repo: BaselineRepo } {
+  const db = new Database(':memory:');
+  migrate(db, ':memory:');
+  db.pragma('foreign_keys = ON');
+  return { db, repo: new BaselineRepo(db) };
 }
 
 const rows = (db: Database.Database): unknown[] => db.prepare('SELECT digest, md5, gen FROM md5_cache ORDER BY digest').all();
@@ -56,9 +48,7 @@ describe('Md5Cache (migration 6)', () => {
     const old = new Database(':memory:');
     migrate(old, ':memory:', MIGRATIONS.filter((m) => m.version < 6).at(-1)!.version);
     expect(Md5Cache.reader(old)).toBeNull();
-    const db = new Database(':memory:');
-    migrate(db, ':memory:');
-    const repo = new BaselineRepo(db);
+    const { db, repo } = store();
     const g = generation(db, repo);
     const writer = new Md5Cache(db, g);
     writer.put('blake3:x', A);
@@ -69,10 +59,7 @@ describe('Md5Cache (migration 6)', () => {
   });
 
   it('keys by content digest with its algorithm, writes only on flush, and moves what a baseline used to its generation', () => {
-    const db = new Database(':memory:');
-    migrate(db, ':memory:');
-    db.pragma('foreign_keys = ON');
-    const repo = new BaselineRepo(db);
+    const { db, repo } = store();
     const g1 = generation(db, repo);
     const c1 = new Md5Cache(db, g1);
     expect(c1.keyOf({ blake3: 'b3', sha256: 's2' })).toBe('blake3:b3');
@@ -100,10 +87,7 @@ describe('Md5Cache (migration 6)', () => {
   });
 
   it('drops a row with the generation that last used it (prune), and refuses a malformed one', () => {
-    const db = new Database(':memory:');
-    migrate(db, ':memory:');
-    db.pragma('foreign_keys = ON');
-    const repo = new BaselineRepo(db);
+    const { db, repo } = store();
     const g1 = generation(db, repo);
     const c1 = new Md5Cache(db, g1);
     c1.put('blake3:old', A);

@@ -5,29 +5,13 @@ import { MIGRATIONS, SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { BaselineRepo } from '../../src/store/baseline-repo.js';
 import { computeGenerationDigest } from '../../src/store/generation-digest.js';
 import { TrustError } from '../../src/util/errors.js';
+import { generationHeader } from '../helpers/records.js';
 
 const tables = (db: Database.Database): string[] =>
   (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
 const version = (db: Database.Database): number => db.pragma('user_version', { simple: true }) as number;
 
-function header(parent: { id: number; digest: string } | null) {
-  return {
-    createdAt: '2026-11-21T23:00:00.000Z',
-    kind: 'baseline' as const,
-    user: 'root',
-    uid: 0,
-    hostname: 'web1',
-    note: 'n',
-    root: '/',
-    policySource: 'p.yml',
-    policyText: 'version: 1',
-    policyDigest: 'blake3:p',
-    hashAlgos: 'blake3',
-    parentId: parent?.id ?? null,
-    parentDigest: parent?.digest ?? null,
-    toolVersion: '0.1.0',
-  };
-}
+const header = generationHeader;
 const rec = (p: string, size = 1n) => ({
   path: Buffer.from(p),
   type: 'file' as const,
