@@ -17,6 +17,12 @@ export interface KnownMd5 {
   put(key: string, md5: string): void;
 }
 
+/** A recorded file's key in `known` and the MD5 known for it (both null without `known` or a content digest). */
+export function knownMd5Of(known: KnownMd5 | null, rec: Pick<Observed, 'blake3' | 'sha256'>): { key: string | null; md5: string | null } {
+  const key = known ? known.keyOf(rec) : null;
+  return { key, md5: key === null ? null : known!.get(key) };
+}
+
 /** Where the background MD5 workers run: below everything else, on CPU time nothing else wants. */
 const BACKGROUND_NICE = 19;
 

@@ -3,7 +3,7 @@ import type { IocSet } from '../core/ioc.js';
 import type { ExtraAlgo, IocMatch, Observed, ScanError } from '../core/types.js';
 import { pathToText } from '../core/pathenc.js';
 import type { Md5Result } from '../scan/md5-lanes.js';
-import { DeferredMd5, type KnownMd5 } from './deferred-md5.js';
+import { DeferredMd5, knownMd5Of, type KnownMd5 } from './deferred-md5.js';
 
 /** the debug line of each second read (with the number of files) */
 const MD5_READ = 'MD5 of the larger files for the known-bad lists';
@@ -87,8 +87,7 @@ export class IocCheck {
    * at once where `known` has the MD5 of its content.
    */
   later(real: Buffer, rec: Observed, then: Md5Then): void {
-    const key = this.known?.keyOf(rec) ?? null;
-    const md5 = key === null ? null : this.known!.get(key);
+    const { key, md5 } = knownMd5Of(this.known, rec);
     if (md5 !== null) {
       then(md5);
       return;

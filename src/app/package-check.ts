@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { ExtraAlgo, Observed, ScanError } from '../core/types.js';
 import type { PackageIndex, PackageMismatch } from '../pkg/dpkg.js';
 import type { Md5Result } from '../scan/md5-lanes.js';
-import { DeferredMd5, type KnownMd5 } from './deferred-md5.js';
+import { DeferredMd5, knownMd5Of, type KnownMd5 } from './deferred-md5.js';
 
 /** the debug line of each second read (with the number of files) */
 const COMPARING = 'comparing packaged files with their packages';
@@ -86,8 +86,7 @@ export class PackageCheck {
     const now = rec.extra?.[shipped.algo];
     if (now) this.compare(path, shipped, now);
     else if (shipped.algo === 'md5') {
-      const key = this.known?.keyOf(rec) ?? null;
-      const md5 = key === null ? null : this.known!.get(key);
+      const { key, md5 } = knownMd5Of(this.known, rec);
       if (md5 !== null) {
         this.reused++;
         this.compare(path, shipped, md5);
