@@ -1,15 +1,16 @@
 /*
- * MD5 of 16 inputs side by side in AVX-512 registers: the multi-buffer MD5 behind dpkg's md5sums
+ * MD5 of 32 inputs side by side in AVX-512 registers: the multi-buffer MD5 behind dpkg's md5sums
  * check and md5 known-bad lists (src/scan/md5-native.ts loads it with koffi; README, Performance,
- * eleventh round). One MD5 is a chain of 64 dependent steps a block, so one input cannot go faster
- * than ~0.9 GB/s a core (OpenSSL here); 16 inputs in the 16 32-bit lanes of a zmm register take
- * the same steps at once, with a rotate (vprold) and each round's boolean function (vpternlogd) in
- * one instruction each. Where this library is not built, or the CPU has no AVX-512F, integ uses
+ * eleventh and thirteenth rounds). One MD5 is a chain of 64 dependent steps a block, so one input
+ * cannot go faster than ~0.9 GB/s a core (OpenSSL here); 16 inputs in the 16 32-bit lanes of a zmm
+ * register take the same steps at once, with a rotate (vprold) and each round's boolean function
+ * (vpternlogd) in one instruction each, and two such sets interleaved keep the core busy while
+ * each waits on its chain. Where this library is not built, or the CPU has no AVX-512F, integ uses
  * its 8-lane WebAssembly SIMD version (tools/gen-md5-wasm.mjs), then node:crypto.
  *
  * Built by tools/build-native.mjs with the system's C compiler; the AVX-512 code is confined to
- * the one function marked with target("avx512f"), so the library loads on any x86-64 CPU and
- * integ_md5x16_ok() says whether that function may be called.
+ * the functions marked with target("avx512f"), so the library loads on any x86-64 CPU and
+ * integ_md5x16_ok() says whether integ_md5x32 may be called.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -25,8 +26,14 @@ EXPORT int integ_md5x16_ok(void) {
 
 #define ADD(x, y) _mm512_add_epi32(x, y)
 /* a = b + rotl(a + f(b, c, d) + w[g] + k, s); a + w[g] + k does not wait for b, c, d */
-#define STEP(f, a, b, c, d, g, k, s) \
-  a = ADD(b, _mm512_rol_epi32(ADD(_mm512_ternarylogic_epi32(b, c, d, f), ADD(a, ADD(w[g], _mm512_set1_epi32((int)(k))))), s));
+#define STEP1(f, a, b, c, d, w, g, kv, s) a = ADD(b, _mm512_rol_epi32(ADD(_mm512_ternarylogic_epi32(b, c, d, f), ADD(a, ADD(w[g], kv))), s));
+/* the same step on both sets of 16 lanes: (a, b, c, d) on w, (a2, b2, c2, d2) on x */
+#define STEP(f, a, b, c, d, g, k, s)               \
+  {                                                \
+    const __m512i kv = _mm512_set1_epi32((int)(k)); \
+    STEP1(f, a, b, c, d, w, g, kv, s)              \
+    STEP1(f, a##2, b##2, c##2, d##2, x, g, kv, s)  \
+  }
 /* vpternlogd immediates with (b, c, d) as operands 1, 2, 3: F = b ? c : d, G = d ? b : c,
    H = b ^ c ^ d, I = c ^ (b | ~d) */
 #define F 0xCA
@@ -35,43 +42,58 @@ EXPORT int integ_md5x16_ok(void) {
 #define I 0x39
 
 /*
- * n blocks of 64 bytes on each of the 16 lanes. mem: the lanes' memory; state_off: 4 words x 16
- * lanes, word-major (word w of lane l at state_off + 64 w + 4 l); ptrs_off: 16 uint32 offsets
- * into mem, lane l's next block. Every lane must have n blocks from its offset.
+ * A 16 x 16 transpose of 32-bit words: row l (lane l's 64-byte block) in, word g of every lane
+ * out in r[g]. Unpacks of 32- and 64-bit pairs, then two rounds of 128-bit lane shuffles: all
+ * with immediates, so no register holds a permute index (the loop needs them all for data).
  */
-EXPORT __attribute__((target("avx512f"))) void integ_md5x16(uint8_t *mem, uint32_t state_off, uint32_t ptrs_off, int32_t n) {
+static inline __attribute__((always_inline, target("avx512f"))) void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int h = 0; h < 16; h += 8)
+    for (int i = 0; i < 4; i++) {
+      t[h + i] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0xdd);
+    }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+
+/*
+ * n blocks of 64 bytes on each of 32 lanes, as two sets of 16 whose steps interleave: one MD5
+ * step waits on the one before it (ternlog, add, rotate, add: four instructions in a chain), and
+ * the other set's step fills that wait, so 32 lanes take about the time 16 did alone (10.3-11.3
+ * against 5.7-5.9 GB/s here). mem: the lanes' memory; state_off: set s's state at
+ * state_off + 256 s, 4 words x 16 lanes, word-major (word w of its lane l at + 64 w + 4 l);
+ * ptrs_off: 32 uint32 offsets into mem, lane l's next block. Every lane must have n blocks from
+ * its offset.
+ */
+EXPORT __attribute__((target("avx512f"))) void integ_md5x32(uint8_t *mem, uint32_t state_off, uint32_t ptrs_off, int32_t n) {
   uint32_t *st = (uint32_t *)(mem + state_off);
   const uint32_t *ptrs = (const uint32_t *)(mem + ptrs_off);
-  const uint8_t *in[16];
-  for (int l = 0; l < 16; l++) in[l] = mem + ptrs[l];
+  const uint8_t *in[32];
+  for (int l = 0; l < 32; l++) in[l] = mem + ptrs[l];
   __m512i a = _mm512_loadu_si512(st), b = _mm512_loadu_si512(st + 16), c = _mm512_loadu_si512(st + 32),
           d = _mm512_loadu_si512(st + 48);
-  /* a 16 x 16 transpose of 32-bit words in four butterfly stages: at stage s, rows i and i + s
-     swap their s x s blocks (lo: row i's new words, hi: row i + s's) */
-  __m512i lo[4], hi[4];
-  for (int k = 0; k < 4; k++) {
-    const int s = 8 >> k;
-    uint32_t il[16], ih[16];
-    for (int x = 0; x < 16; x++) {
-      il[x] = (x & s) ? 16 + x - s : x;
-      ih[x] = (x & s) ? 16 + x : x + s;
-    }
-    lo[k] = _mm512_loadu_si512(il);
-    hi[k] = _mm512_loadu_si512(ih);
-  }
+  __m512i a2 = _mm512_loadu_si512(st + 64), b2 = _mm512_loadu_si512(st + 80), c2 = _mm512_loadu_si512(st + 96),
+          d2 = _mm512_loadu_si512(st + 112);
   for (int32_t blk = 0; blk < n; blk++) {
-    __m512i w[16];
+    __m512i w[16], x[16];
     for (int l = 0; l < 16; l++) w[l] = _mm512_loadu_si512(in[l] + 64 * (size_t)blk);
-    for (int k = 0; k < 4; k++) {
-      const int s = 8 >> k;
-      for (int i = 0; i < 16; i++)
-        if (!(i & s)) {
-          const __m512i x = w[i], y = w[i + s];
-          w[i] = _mm512_permutex2var_epi32(x, lo[k], y);
-          w[i + s] = _mm512_permutex2var_epi32(x, hi[k], y);
-        }
-    }
-    const __m512i a0 = a, b0 = b, c0 = c, d0 = d;
+    transpose16(w);
+    for (int l = 0; l < 16; l++) x[l] = _mm512_loadu_si512(in[16 + l] + 64 * (size_t)blk);
+    transpose16(x);
+    const __m512i a0 = a, b0 = b, c0 = c, d0 = d, a20 = a2, b20 = b2, c20 = c2, d20 = d2;
     STEP(F, a, b, c, d, 0, 0xd76aa478, 7) STEP(F, d, a, b, c, 1, 0xe8c7b756, 12)
     STEP(F, c, d, a, b, 2, 0x242070db, 17) STEP(F, b, c, d, a, 3, 0xc1bdceee, 22)
     STEP(F, a, b, c, d, 4, 0xf57c0faf, 7) STEP(F, d, a, b, c, 5, 0x4787c62a, 12)
@@ -108,15 +130,23 @@ EXPORT __attribute__((target("avx512f"))) void integ_md5x16(uint8_t *mem, uint32
     b = ADD(b, b0);
     c = ADD(c, c0);
     d = ADD(d, d0);
+    a2 = ADD(a2, a20);
+    b2 = ADD(b2, b20);
+    c2 = ADD(c2, c20);
+    d2 = ADD(d2, d20);
   }
   _mm512_storeu_si512(st, a);
   _mm512_storeu_si512(st + 16, b);
   _mm512_storeu_si512(st + 32, c);
   _mm512_storeu_si512(st + 48, d);
+  _mm512_storeu_si512(st + 64, a2);
+  _mm512_storeu_si512(st + 80, b2);
+  _mm512_storeu_si512(st + 96, c2);
+  _mm512_storeu_si512(st + 112, d2);
 }
 
-/* One MD5 in plain C: the lanes' tail, where one or two inputs are left and 16 lanes would run
-   almost empty (a lane alone runs at 1/16 of their throughput, ~360 MB/s here; this ~650 MB/s). */
+/* One MD5 in plain C: the lanes' tail, where one or two inputs are left and 32 lanes would run
+   almost empty (a lane alone runs at 1/32 of their throughput, ~340 MB/s here; this ~650-890 MB/s). */
 #define ROTL(x, s) (((x) << (s)) | ((x) >> (32 - (s))))
 #define S1(f, a, b, c, d, g, k, s) a = b + ROTL(a + (f) + m[g] + (uint32_t)(k), s);
 #define FF(b, c, d) (d ^ (b & (c ^ d)))
@@ -124,7 +154,8 @@ EXPORT __attribute__((target("avx512f"))) void integ_md5x16(uint8_t *mem, uint32
 #define HH(b, c, d) (b ^ c ^ d)
 #define II(b, c, d) (c ^ (b | ~d))
 
-/* n blocks of lane `lane` alone: its state in the lanes' layout (word w at state_off + 64 w + 4 lane), input at mem + ptr. */
+/* n blocks of lane `lane` (0-15) of a set alone: its state in the lanes' layout (word w at state_off + 64 w + 4 lane, state_off
+   its set's), input at mem + ptr. */
 EXPORT void integ_md5x1(uint8_t *mem, uint32_t state_off, uint32_t lane, uint32_t ptr, int32_t n) {
   uint32_t *st = (uint32_t *)(mem + state_off);
   uint32_t a = st[lane], b = st[16 + lane], c = st[32 + lane], d = st[48 + lane];

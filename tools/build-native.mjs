@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds integ's optional native code: native/md5x16.c (MD5 of 16 files at a time in AVX-512) into
+// Builds integ's optional native code: native/md5x16.c (MD5 of 32 files at a time in AVX-512) into
 // dist/native/libinteg-md5x16.so, which src/scan/md5-native.ts loads with koffi.
 //
 // Optional on purpose: on a machine without a C compiler, or not x86-64, nothing is built and

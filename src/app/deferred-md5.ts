@@ -33,7 +33,7 @@ const BACKGROUND_NICE = 19;
 export const MAX_QUEUED = 8192;
 
 /**
- * The MD5 of files too large for a scan batch's lanes, computed after their scan, 16 files at a
+ * The MD5 of files too large for a scan batch's lanes, computed after their scan, 32 files at a
  * time in the native lanes or 8 in the wasm ones (md5-lanes.ts, ~6x or ~3.5x node:crypto's speed). dpkg records only MD5 and IOC
  * feeds often do: a baseline's package check and a check or baseline with an md5 feed queue
  * their larger files here instead of hashing each with node:crypto in its read. In a scan batch
@@ -137,7 +137,7 @@ const READ_RATE = 6e9;
 /**
  * One share for each worker, largest first: each file, largest first, to the share that would end
  * soonest with it (longest processing time first). A worker gets its share as one message, so its
- * lanes (8 or 16) take the next file whenever one ends; the largest file starts first, on a lane of
+ * lanes (8 or 32) take the next file whenever one ends; the largest file starts first, on a lane of
  * its own, while the other lanes work through the rest.
  *
  * Without `rates`, a share's time is its bytes. With them, it is its bytes read and hashed with all

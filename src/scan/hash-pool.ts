@@ -252,14 +252,14 @@ export interface Md5Streamer<T> {
   readonly outstanding: number;
   /**
    * Files the workers may hold without hashing them before end(): a worker's lanes wait for 8 or
-   * 16 of them (wasm, native), and add() sends 16 at a time. below() a number larger than this always resolves.
+   * 32 of them (wasm, native), and add() sends 32 at a time. below() a number larger than this always resolves.
    */
   readonly held: number;
   /** Resolves once fewer than `n` files are outstanding (rejects when a worker failed or the signal aborted). */
   below(n: number): Promise<void>;
 }
 
-/** Files a worker gets at a time: with fewer than its lanes (8 in wasm, 16 native) it would not start. */
+/** Files a worker gets at a time: with fewer than its lanes (8 in wasm, 32 native) it would not start. */
 const STREAM_SEND = MAX_LANES;
 
 /**

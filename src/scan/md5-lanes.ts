@@ -10,8 +10,8 @@
  * and the hash), runs all lanes for as many blocks as the shortest has, and gives a lane the next
  * file when its file ends. Callers hand over files largest first, so lanes idle only over the last
  * few small files.
- * Where integ's native AVX-512 library loads (src/scan/md5-native.ts), the same lanes run 16 at a
- * time in it instead, ~2.6x the wasm version's throughput. Where the runtime has no wasm SIMD
+ * Where integ's native AVX-512 library loads (src/scan/md5-native.ts), the same lanes run 32 at a
+ * time in it instead, ~5x the wasm version's throughput. Where the runtime has no wasm SIMD
  * either, each file goes through node:crypto's MD5.
  */
 import crypto from 'node:crypto';
@@ -19,9 +19,9 @@ import { MD5_LANES_LAYOUT as LAY, MD5_LANES_WASM_BASE64 } from './md5-lanes.wasm
 import { closeFile, errInfo, fstatFile, openForRead, readFile } from './fileio.js';
 import { cstr } from './libc.js';
 import { WA } from './blake3-simd.js';
-import { NATIVE_LANES, nativeMd5, nativeMd5Why } from './md5-native.js';
+import { NATIVE_LANES, NATIVE_SET_STATE, nativeMd5, nativeMd5Why, nativeWord } from './md5-native.js';
 
-/** The most lanes an engine has (the native one's 16; the wasm one has 8): for bounds sized before the engine is known. */
+/** The most lanes an engine has (the native one's 32; the wasm one has 8): for bounds sized before the engine is known. */
 export const MAX_LANES: number = Math.max(LAY.lanes, NATIVE_LANES);
 /** Bytes a lane's read buffer holds: a file of at most this many bytes fits one lane whole. */
 export const LANE_READ: number = LAY.read;
@@ -60,6 +60,8 @@ interface LaneEngine {
   lanes: number;
   mem: Buffer;
   run(n: number): void;
+  /** offset of the lanes' uint32 offsets of their next blocks, which run() reads */
+  ptrs: number;
   /** offset of word w (0-3) of lane l's MD5 state */
   word(l: number, w: number): number;
   /** MD5 throughput (bytes/s) with every lane busy, and of one file alone in the lanes (aloneFirst) */
@@ -75,7 +77,7 @@ interface LaneEngine {
 
 /** The engines' MD5 throughput with every lane busy, and the native one's of one file alone in C (bytes/s, measured here) */
 const WASM_RATE_ALL = 2.5e9;
-const NATIVE_RATE_ALL = 5e9;
+const NATIVE_RATE_ALL = 10e9;
 const NATIVE_RATE_ALONE = 850e6;
 
 /**
@@ -101,6 +103,7 @@ function wasmEngine(module: object): LaneEngine {
     lanes: LAY.lanes,
     mem: Buffer.from(x.memory.buffer),
     run: x.run,
+    ptrs: LAY.ptrs,
     word: (l, w) => LAY.state + (4 * (l >> 2) + w) * 16 + 4 * (l & 3),
     rateAll: WASM_RATE_ALL,
     rateAlone: 310e6,
@@ -108,7 +111,14 @@ function wasmEngine(module: object): LaneEngine {
   };
 }
 
-/** The 16 native AVX-512 lanes: the same layout in a Buffer of their own (state word-major, 64 bytes a word). */
+/**
+ * Where the native lanes keep their state (two sets of 16 lanes, nativeWord()) and the 32 offsets
+ * of their next blocks: before lane 0's region, as in the wasm layout, which holds only 8 lanes'.
+ */
+const NATIVE_STATE = 0;
+const NATIVE_PTRS = NATIVE_STATE + 2 * NATIVE_SET_STATE;
+
+/** The 32 native AVX-512 lanes: a Buffer of their own, each lane's region as in the wasm layout. */
 function nativeEngine(): LaneEngine | null {
   const n = nativeMd5();
   if (!n) return null;
@@ -117,19 +127,20 @@ function nativeEngine(): LaneEngine | null {
     kind: 'native',
     lanes: NATIVE_LANES,
     mem,
-    run: (blocks) => n.run(mem, LAY.state, LAY.ptrs, blocks),
-    word: (l, w) => LAY.state + 64 * w + 4 * l,
+    run: (blocks) => n.run(mem, NATIVE_STATE, NATIVE_PTRS, blocks),
+    ptrs: NATIVE_PTRS,
+    word: (l, w) => NATIVE_STATE + nativeWord(l, w),
     rateAll: NATIVE_RATE_ALL,
-    // a file alone: in C on its own (integ_md5x1, ~0.89 GB/s here), not in lanes at 1/16 of 5.8 GB/s
+    // a file alone: in C on its own (integ_md5x1, ~0.89 GB/s here), not in lanes at 1/32 of ~11 GB/s
     rateAlone: NATIVE_RATE_ALONE,
-    one: (l, ptr, blocks) => n.one(mem, LAY.state, l, ptr, blocks),
-    // two lanes cost 2/16 of a lockstep step (~0.72 GB/s together) against ~0.89 GB/s one after the other in C
+    one: (l, ptr, blocks) => n.one(mem, NATIVE_STATE, l, ptr, blocks),
+    // two lanes cost 2/32 of a lockstep step (~0.69 GB/s together) against ~0.89 GB/s one after the other in C
     oneMax: 2,
   };
 }
 
 /**
- * The lanes (8 in wasm, 16 native) and their memory. Lane l's region holds, from its start: HEAD
+ * The lanes (8 in wasm, 32 native) and their memory. Lane l's region holds, from its start: HEAD
  * bytes of room for the partial block carried over from the last read, the READ bytes a read
  * fills, and room for the padding. Pending input of a lane is [start, end); run() consumes whole
  * blocks of it.
@@ -268,7 +279,7 @@ export class Md5Lanes {
       this.aloneSteps++;
       for (let l = 0; l < this.lanes; l++) if (this.busy[l]) one(l, this.start[l]!, n);
     } else {
-      for (let l = 0; l < this.lanes; l++) this.mem.writeUInt32LE(this.busy[l] ? this.start[l]! : this.base(l), LAY.ptrs + 4 * l);
+      for (let l = 0; l < this.lanes; l++) this.mem.writeUInt32LE(this.busy[l] ? this.start[l]! : this.base(l), this.e.ptrs + 4 * l);
       this.e.run(n);
     }
     for (let l = 0; l < this.lanes; l++) {
@@ -381,7 +392,7 @@ const SCALAR = 700e6;
 /**
  * How many of the largest files (jobs sorted largest first, as callers hand them over) to hash
  * with node:crypto, one after the other, rather than in the lanes. The lanes run in lockstep, so a
- * file that outlasts the others runs alone at an eighth (wasm) or a sixteenth (native) of their
+ * file that outlasts the others runs alone at an eighth (wasm) or a thirty-second (native) of their
  * throughput: one 1 GB file takes 3.2 s in the wasm lanes and 1.4 s in node:crypto, and two large
  * files side by side in the wasm lanes (2 x 310 MB/s) are still slower than one after the other in
  * node:crypto. With the first k apart, the share takes about

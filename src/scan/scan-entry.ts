@@ -46,7 +46,7 @@ export interface ScanJob {
   extra?: ExtraAlgo[];
   /**
    * MD5 too, in the same read, when this is a regular file small enough to fit one lane of
-   * md5-lanes (LANE_READ): scanBatch hashes such files 8 or 16 at a time and puts the digest in
+   * md5-lanes (LANE_READ): scanBatch hashes such files 8 or 32 at a time and puts the digest in
    * rec.extra.md5. A larger file comes back without it (the caller hashes those apart, where
    * the large files of the whole scan share the lanes; one alone would leave the others idle: deferred-md5.ts),
    * unless 'md5' is among `extra` too: then it gets it from node:crypto in its read, and a file
@@ -275,7 +275,7 @@ const LANE_READ_N = BigInt(LANE_READ);
 
 /**
  * The batch's md5Lanes files that fit one lane, scanned into the lanes' own memory and hashed
- * there 8 (wasm) or 16 (native) at a time: BLAKE3 (and whatever else the job asks) as each file is read, exactly as
+ * there 8 (wasm) or 32 (native) at a time: BLAKE3 (and whatever else the job asks) as each file is read, exactly as
  * hashFile reads any file, then MD5 of all lanes side by side. A lane takes the next file when its
  * file's MD5 ends; largest first, so the lanes idle only over the last few small files. Fills
  * out[i] for each file it takes; a file whose scan failed, or that changed, gets no MD5.

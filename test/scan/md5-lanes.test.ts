@@ -76,7 +76,7 @@ const interrupted = { code: 'EINTR', message: expect.any(String) };
 const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
 
 /**
- * The lane engines: integ's native AVX-512 library (16 lanes; built by npm run build where a C
+ * The lane engines: integ's native AVX-512 library (32 lanes; built by npm run build where a C
  * compiler is, loaded where the CPU has AVX-512F) and the wasm SIMD module (8 lanes). A test of the
  * native one says why it skips where it cannot load; the test below fails when it should have.
  */
@@ -185,14 +185,14 @@ it('the lane module validates here, so md5Files runs the wasm lanes where the na
   expect(createMd5Lanes('wasm')!.lanes).toBe(8);
   forceMd5Engine(null);
   expect(threadLanes()!.kind).toBe(nativeMd5() ? 'native' : 'wasm');
-  expect(md5Implementation()).toMatch(nativeMd5() ? /^native AVX-512, 16 lanes$/ : /^wasm SIMD, 8 lanes \(native: .+\)$/);
+  expect(md5Implementation()).toMatch(nativeMd5() ? /^native AVX-512, 32 lanes$/ : /^wasm SIMD, 8 lanes \(native: .+\)$/);
 });
 
 it('the native lanes are built and load wherever a C compiler and AVX-512F are (as in CI): npm run build did not lose them', () => {
   console.log(`MD5 here: ${md5Implementation()}; cc ${hasCc ? 'present' : 'absent'}, AVX-512F ${hasAvx512 ? 'present' : 'absent'}`);
   if (hasCc && hasAvx512 && process.platform === 'linux') {
     expect(nativeMd5(), nativeMd5Why()).not.toBeNull();
-    expect(createMd5Lanes('native')!.lanes).toBe(16);
+    expect(createMd5Lanes('native')!.lanes).toBe(32);
   } else expect(nativeMd5()).toBeNull();
 });
 
@@ -218,9 +218,9 @@ describe.each([
 
   it('gives node:crypto’s MD5 of files of every boundary size and random sizes, in random order, lanes refilled', () => {
     const rnd = prng(scalar ? 7 : 8);
-    const sizes = [...BOUNDARY_SIZES, ...Array.from({ length: 16 }, () => Math.floor(rnd() * 1024 * 1024))];
+    const sizes = [...BOUNDARY_SIZES, ...Array.from({ length: 2 * MAX_LANES }, () => Math.floor(rnd() * 1024 * 1024))];
     const files = shuffle(sizes.map(make), rnd);
-    expect(files.length).toBeGreaterThan(2 * 16);
+    expect(files.length).toBeGreaterThan(2 * MAX_LANES);
     const got = md5Files(files.map((f) => f.job));
     expect(got).toEqual(files.map((f) => f.digest));
   });
@@ -229,7 +229,7 @@ describe.each([
     const rnd = prng(scalar ? 21 : 22);
     // not so large that it would go through node:crypto (aloneFirst): 393 KB against 2.8 MB
     const big = make(3 * READ + 3);
-    const small = Array.from({ length: 40 }, () => make(65_000 + Math.floor(rnd() * 10_000)));
+    const small = Array.from({ length: 2 * MAX_LANES + 8 }, () => make(65_000 + Math.floor(rnd() * 10_000)));
     const files = [big, ...small, small[3]!];
     expect(md5Files(files.map((f) => f.job))).toEqual(files.map((f) => f.digest));
   });
@@ -334,7 +334,7 @@ describe.each([
   });
 
   it('stop() turning true midway: each job has its right digest or EINTR, the rest EINTR, nothing left open', () => {
-    const files = Array.from({ length: 20 }, () => make(2 * READ + 1));
+    const files = Array.from({ length: MAX_LANES + 4 }, () => make(2 * READ + 1));
     let calls = 0;
     const fds = openFds();
     const got = md5Files(
@@ -522,7 +522,10 @@ describe('scanBatch: MD5 of small packaged files in the scan read (md5Lanes)', (
       const LANES = lanesOr(kind, ctx).lanes;
       forceMd5Engine(kind);
       const rnd = prng(7);
-      const made = shuffle([...sizes, ...sizes.map((s) => s + 3)], rnd).map((s) => ({ ...make(s), data: null as Buffer | null }));
+      // enough files that fit a lane to fill every lane more than twice (the sizes again, 3 bytes longer each time)
+      const all: number[] = [];
+      for (let k = 0; all.filter((s) => s <= READ).length <= 2 * LANES; k++) all.push(...sizes.map((s) => s + 3 * k));
+      const made = shuffle(all, rnd).map((s) => ({ ...make(s), data: null as Buffer | null }));
       for (const m of made) m.data = fs.readFileSync(m.file);
       const fifo = path.join(dir, 'lanes-fifo');
       if (!fs.existsSync(fifo)) execFileSync('mkfifo', [fifo]);

@@ -7,6 +7,7 @@ import { PackageCheck } from '../../src/app/package-check.js';
 import type { Observed } from '../../src/core/types.js';
 import type { PackageIndex } from '../../src/pkg/dpkg.js';
 import { loadPackages } from '../../src/pkg/packages.js';
+import { MAX_LANES } from '../../src/scan/md5-lanes.js';
 import { tmpdir, writerUnder } from '../helpers/cli.js';
 import { capturedLog, recordOf } from '../helpers/records.js';
 import { mulberry32 as prng } from '../../bench/lib/tree.js'; // deterministic: a failure replays from its seed
@@ -32,7 +33,8 @@ describe('PackageCheck', () => {
   ship('/usr/share/tool/big', crypto.randomBytes(300_000));
   const rnd = prng(77);
   const data: string[] = [];
-  for (let i = 0; i < 24; i++) {
+  // enough to fill the lanes of two workers (stream() below)
+  for (let i = 0; i < 2 * MAX_LANES + 8; i++) {
     const p = `/usr/share/tool/data${i}`;
     const content = crypto.randomBytes(1 + Math.floor(rnd() * 400_000));
     if (i % 3 === 0) {
@@ -239,7 +241,7 @@ describe('PackageCheck', () => {
     const pc = new PackageCheck(await load());
     expect(pc.stream(0, new AbortController().signal, silent, true), 'not on the main thread').toBe(false);
     expect(pc.stream(2, new AbortController().signal, silent, true)).toBe(true);
-    // 24 files without their MD5 in the record: enough to fill both workers' 8 lanes
+    // files without their MD5 in the record: enough to fill both workers' lanes (a worker gets MAX_LANES at a time)
     for (const p of data) add(pc, p);
     for (let i = 0; i < 500 && pc.checked === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(pc.checked, 'compared in the background').toBeGreaterThan(0);
