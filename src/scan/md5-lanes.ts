@@ -131,10 +131,10 @@ function nativeEngine(): LaneEngine | null {
     ptrs: NATIVE_PTRS,
     word: (l, w) => NATIVE_STATE + nativeWord(l, w),
     rateAll: NATIVE_RATE_ALL,
-    // a file alone: in C on its own (integ_md5x1, ~0.89 GB/s here), not in lanes at 1/32 of ~11 GB/s
+    // a file alone: in C on its own (integ_md5x1, 0.74-0.89 GB/s here), not in lanes at 1/32 of ~11 GB/s
     rateAlone: NATIVE_RATE_ALONE,
     one: (l, ptr, blocks) => n.one(mem, NATIVE_STATE, l, ptr, blocks),
-    // two lanes cost 2/32 of a lockstep step (~0.69 GB/s together) against ~0.89 GB/s one after the other in C
+    // two lanes cost 2/32 of a lockstep step (~0.69 GB/s together) against 0.74-0.89 GB/s one after the other in C
     oneMax: 2,
   };
 }
