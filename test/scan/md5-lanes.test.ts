@@ -477,6 +477,39 @@ describe.each(ENGINES)('%s fed in pieces of any size', (_name, kind) => {
   });
 });
 
+describe('native lanes: two sets of 16 in the AVX-512 code', () => {
+  /** Hash `inputs` on exactly the lanes `busy` (each a whole input of at most READ bytes), the other lanes idle. */
+  function onLanes(eng: Md5Lanes, busy: number[], inputs: Buffer[]): string[] {
+    const digests = new Array<string>(busy.length);
+    busy.forEach((l, i) => {
+      inputs[i]!.copy(eng.readBuffer(l));
+      eng.whole(l, inputs[i]!.length);
+    });
+    for (;;) {
+      const left = busy.filter((l) => eng.isBusy(l));
+      if (left.length === 0) return digests;
+      eng.step(Math.min(...left.map((l) => eng.blocks(l))));
+      busy.forEach((l, i) => {
+        if (eng.isBusy(l) && eng.done(l)) digests[i] = eng.digest(l);
+      });
+    }
+  }
+
+  it('any lanes of either set, alone or together, give node:crypto’s MD5; a lane of the second set alone goes through C', (ctx) => {
+    const eng = lanesOr('native', ctx);
+    expect(eng.lanes).toBe(32);
+    const rnd = prng(16);
+    const subsets = [[16], [31], [15, 16], [0, 31], [3, 20, 29], [...Array(16).keys()], [...Array(16).keys()].map((l) => l + 16), [...Array(32).keys()]];
+    for (const busy of subsets) {
+      const inputs = busy.map(() => crypto.randomBytes(Math.floor(rnd() * 5000)));
+      const alone = eng.aloneSteps;
+      expect(onLanes(eng, busy, inputs), `lanes ${busy.join(',')}`).toEqual(inputs.map(md5));
+      // one or two lanes busy: one MD5 in C on that lane's set's state
+      if (busy.length <= 2) expect(eng.aloneSteps, `lanes ${busy.join(',')}`).toBeGreaterThan(alone);
+    }
+  });
+});
+
 describe('md5Files leaves access times alone', () => {
   it('opens with O_NOATIME, as the scan does (atime set two days back stays there; a plain read moves it)', (ctx) => {
     const file = path.join(dir, 'atime');
