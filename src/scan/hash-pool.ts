@@ -140,8 +140,9 @@ async function* poolBatches<J, B>(pull: Puller<J>, size: number, jobs: number, s
   let seq = 0;
   try {
     for (;;) {
-      // Fill every worker up to its in-flight limit.
-      while (!exhausted) {
+      // Fill every worker up to its in-flight limit (again after each batch taken: the caller may
+      // await between batches, and the workers should not idle meanwhile).
+      while (!exhausted && !failure && !signal.aborted) {
         let best = 0;
         for (let i = 1; i < jobs; i++) if (load[i]! < load[best]!) best = i;
         if (load[best]! >= INFLIGHT_PER_WORKER) break;
@@ -154,7 +155,10 @@ async function* poolBatches<J, B>(pull: Puller<J>, size: number, jobs: number, s
         const { msg, transfer } = codec.send(batch);
         workers[best]!.postMessage({ seq, ...msg }, transfer);
       }
-      while (ready.length > 0) yield ready.shift()!;
+      if (ready.length > 0) {
+        yield ready.shift()!;
+        continue;
+      }
       if (failure) throw failure;
       if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new InterruptedError();
       if (exhausted && outstanding.size === 0) return;

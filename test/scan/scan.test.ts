@@ -680,6 +680,36 @@ describe('scanBatches', () => {
     expect(out.sort()).toEqual([1, 2]);
   });
 
+  it('goes on when every batch in flight came back while the caller awaited something between two batches (no hang)', async () => {
+    // A caller that awaits between batches (check: the stored rows of a batch; baseline and check:
+    // a drain of the large files' second reads) can outlast every batch the workers hold. The pool
+    // once waited for an answer that no worker owed: the walk was not done, and nothing came back.
+    const n = 20 * 64; // many more batches than the workers hold at once (2 workers x 3 x 64)
+    const jobs = Array.from({ length: n }, (_, i) => job(path.join(tree, 'file'), { id: i + 1 }));
+    let pulled = 0;
+    const source = function* (): Generator<ScanJob> {
+      for (const j of jobs) {
+        pulled++;
+        yield j;
+      }
+    };
+    const seen: number[] = [];
+    let first = true;
+    for await (const batch of scanBatches(source(), 2, new AbortController().signal)) {
+      for (const [j, r] of batch) {
+        expect(r.ok).toBe(true);
+        seen.push(j.id);
+      }
+      if (first) {
+        first = false;
+        // the rest of what was sent is answered long before this ends (64 tiny files a batch)
+        expect(pulled).toBeLessThan(n);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+    expect(seen.sort((a, b) => a - b)).toEqual(jobs.map((j) => j.id));
+  }, 20_000);
+
   it('on an abort, workers stop within the read they are in and leave on their own (never terminated inside a native call)', async () => {
     const big = path.join(dir, 'big-sparse');
     fs.writeFileSync(big, '');
