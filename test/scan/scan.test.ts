@@ -681,9 +681,9 @@ describe('scanBatches', () => {
   });
 
   it('goes on when every batch in flight came back while the caller awaited something between two batches (no hang)', async () => {
-    // A caller that awaits between batches (check: the stored rows of a batch; baseline and check:
-    // a drain of the large files' second reads) can outlast every batch the workers hold. The pool
-    // once waited for an answer that no worker owed: the walk was not done, and nothing came back.
+    // A caller that awaits between batches (baseline and check drain the large files' second reads
+    // mid-scan once their queue is full) can outlast every batch the workers hold. The pool once
+    // waited for an answer that no worker owed: the walk was not done, and nothing came back.
     const n = 20 * 64; // many more batches than the workers hold at once (2 workers x 3 x 64)
     const jobs = Array.from({ length: n }, (_, i) => job(path.join(tree, 'file'), { id: i + 1 }));
     let pulled = 0;
