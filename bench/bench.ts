@@ -18,6 +18,7 @@ import { scaleSection } from './scale-bench.js';
 import { snapshotSection } from './snapshot-bench.js';
 import { md5Implementation } from '../src/scan/md5-lanes.js';
 import { blake3Implementation } from '../src/scan/blake3-native.js';
+import { scanImplementation } from '../src/scan/native-scan.js';
 import { stagesSection } from './stages-bench.js';
 
 /** Every section, in the order they run. A new section (e.g. snapshot) is one more entry here. */
@@ -217,7 +218,7 @@ async function main(): Promise<void> {
   const loadStart = os.loadavg();
   const load = loadStart.map((l) => l.toFixed(2)).join(' ');
   const revision = integRevision();
-  const header = `machine: nproc ${machine.nproc}, ${machine.cpu}, ${machine.memGiB} GiB RAM, Linux ${machine.kernel}, node ${machine.node}; load average at start ${load}\ninteg: ${revision}; MD5: ${md5Implementation()}; BLAKE3 of large files: ${blake3Implementation()}`;
+  const header = `machine: nproc ${machine.nproc}, ${machine.cpu}, ${machine.memGiB} GiB RAM, Linux ${machine.kernel}, node ${machine.node}; load average at start ${load}\ninteg: ${revision}; MD5: ${md5Implementation()}; scan of regular files: ${scanImplementation()}; BLAKE3 of large files otherwise: ${blake3Implementation()}`;
   // With --json, stdout carries only the JSON document; the human tables go to stderr.
   const human = opts.json ? process.stderr : process.stdout;
   human.write(`integ benchmark\n${header}\n`);

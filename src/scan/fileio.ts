@@ -339,6 +339,11 @@ const READ_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constant
 // O_NOATIME keeps reads from disturbing access times (evidence); only the owner or root may use it.
 let noatime: number = (fs.constants as Record<string, number>).O_NOATIME ?? 0;
 
+/** The flags openForRead opens with now (O_NOATIME until this thread was refused it). */
+export function readOpenFlags(): number {
+  return READ_FLAGS | noatime;
+}
+
 /**
  * open(2) of a file to read its content: never through a symlink, never blocking (a FIFO swapped
  * in), and with O_NOATIME where this thread may use it. Throws what open throws.

@@ -1,6 +1,7 @@
 import { packResults, unpackJobs, type PackedJobs } from './pool-protocol.js';
 import { parentPort as port, workerData } from 'node:worker_threads';
 import { READ_SIZE, scanBatch, setStopFlag, stopping } from './scan-entry.js';
+import { scanPacked } from './native-scan.js';
 import { md5Files, Md5Stream, threadLanes, unpackMd5Jobs, type PackedMd5Jobs } from './md5-lanes.js';
 import { setThreadNice, threadNice } from './thread-priority.js';
 
@@ -69,8 +70,7 @@ parentPort.on('message', (msg: Msg) => {
     if (!stopping()) parentPort.postMessage({ seq: msg.seq, results });
     return;
   }
-  const results = scanBatch(unpackJobs(msg.jobs), buf);
+  const { msg: packed, transfer } = scanPacked(msg.jobs, buf) ?? packResults(scanBatch(unpackJobs(msg.jobs), buf));
   if (stopping()) return; // the pool no longer waits for it
-  const { msg: packed, transfer } = packResults(results);
   parentPort.postMessage({ seq: msg.seq, results: packed }, transfer);
 });

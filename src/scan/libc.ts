@@ -1,5 +1,8 @@
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /**
  * libc through koffi (an FFI with prebuilt binaries for Linux x64/arm64: no compiler at install
@@ -33,6 +36,20 @@ export function loadLibc(): Libc | null {
     libc = null;
   }
   return libc;
+}
+
+/**
+ * Where one of integ's native libraries (tools/build-native.mjs) is: dist/native beside dist/bundle
+ * (the CLI), beside dist/src (tsc's output, the tests' workers), or under dist/ from src/scan (the
+ * tests' own thread). null where it was not built.
+ */
+export function nativeLibPath(name: string): string | null {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  for (const up of ['../native', '../../native', '../../dist/native']) {
+    const p = path.join(here, up, name);
+    if (fs.existsSync(p)) return p;
+  }
+  return null;
 }
 
 /** Declare libc functions (prototypes in C syntax), or null when libc or a symbol is missing. */

@@ -1,8 +1,5 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { loadLibc } from './libc.js';
+import { loadLibc, nativeLibPath } from './libc.js';
 
 /**
  * integ's multi-buffer MD5 in AVX-512 (native/md5x16.c, built by tools/build-native.mjs into
@@ -34,17 +31,9 @@ export interface NativeMd5 {
 let loaded: NativeMd5 | null | undefined;
 let why = '';
 
-/**
- * Where the library is: dist/native beside dist/bundle (the CLI), beside dist/src (tsc's output,
- * the tests' workers), or under dist/ from src/scan (the tests' own thread).
- */
+/** Where the library is (libc.ts nativeLibPath), or null where it was not built. */
 export function nativeMd5Path(): string | null {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  for (const up of ['../native', '../../native', '../../dist/native']) {
-    const p = path.join(here, up, NATIVE_MD5_LIB);
-    if (fs.existsSync(p)) return p;
-  }
-  return null;
+  return nativeLibPath(NATIVE_MD5_LIB);
 }
 
 export function nativeMd5(): NativeMd5 | null {

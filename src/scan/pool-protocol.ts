@@ -10,7 +10,7 @@ import type { ScanJob, ScanResult } from './scan-entry.js';
  */
 
 /** Per-batch job options, deduplicated (a run has a handful of distinct ones). */
-interface JobOpts {
+export interface JobOpts {
   algos: HashAlgo[];
   growing: boolean;
   xattrs: boolean;
@@ -139,28 +139,38 @@ export function packJobs(jobs: readonly ScanJob[]): { msg: PackedJobs; transfer:
   return { msg: { n, buf, pathBytes, realBytes: rb, opts }, transfer: [buf] };
 }
 
+/** The typed-array views of a packed job batch. */
+export type JobViews = ReturnType<typeof jobViews>;
+
+export function jobArrays(m: PackedJobs): JobViews {
+  return jobViews(new Cursor(m.buf), m.n, m.pathBytes, m.realBytes);
+}
+
+/** Job i of a packed batch, as an object. */
+export function unpackJob(m: PackedJobs, v: JobViews, i: number): ScanJob {
+  const path = v.paths.subarray(i > 0 ? v.pathEnd[i - 1]! : 0, v.pathEnd[i]!);
+  const real = v.reals ? v.reals.subarray(i > 0 ? v.realEnd![i - 1]! : 0, v.realEnd![i]!) : path;
+  const o = m.opts[v.opt[i]!]!;
+  const pl = v.prefixLen[i]!;
+  return {
+    id: v.ids[i]!,
+    path,
+    real,
+    algos: o.algos,
+    growing: o.growing,
+    prefixLen: pl < 0 ? null : pl,
+    xattrs: o.xattrs,
+    flags: o.flags,
+    extra: o.extra ?? undefined,
+    md5Lanes: o.md5Lanes,
+    dirFd: v.dirFd[i]!,
+  };
+}
+
 export function unpackJobs(m: PackedJobs): ScanJob[] {
-  const v = jobViews(new Cursor(m.buf), m.n, m.pathBytes, m.realBytes);
+  const v = jobArrays(m);
   const out = new Array<ScanJob>(m.n);
-  for (let i = 0; i < m.n; i++) {
-    const path = v.paths.subarray(i > 0 ? v.pathEnd[i - 1]! : 0, v.pathEnd[i]!);
-    const real = v.reals ? v.reals.subarray(i > 0 ? v.realEnd![i - 1]! : 0, v.realEnd![i]!) : path;
-    const o = m.opts[v.opt[i]!]!;
-    const pl = v.prefixLen[i]!;
-    out[i] = {
-      id: v.ids[i]!,
-      path,
-      real,
-      algos: o.algos,
-      growing: o.growing,
-      prefixLen: pl < 0 ? null : pl,
-      xattrs: o.xattrs,
-      flags: o.flags,
-      extra: o.extra ?? undefined,
-      md5Lanes: o.md5Lanes,
-      dirFd: v.dirFd[i]!,
-    };
-  }
+  for (let i = 0; i < m.n; i++) out[i] = unpackJob(m, v, i);
   return out;
 }
 
@@ -216,38 +226,105 @@ function resultViews(c: Cursor, n: number, targetBytes: number, cmpBytes: number
 /** Where packResults writes compare texts first (per thread; grows when a batch needs more). */
 let cmpScratch = Buffer.allocUnsafe(64 * 1024);
 
-export function packResults(results: readonly ScanResult[]): { msg: PackedResults; transfer: ArrayBuffer[] } {
+/** The fixed part of a results message for n results: everything before the targets and compare texts. */
+export type FixedResults = Omit<ReturnType<typeof resultViews>, 'targets' | 'cmps'> & { bytes: number };
+
+let fixedScratch = new ArrayBuffer(0);
+let fixedCache: FixedResults | null = null;
+
+/**
+ * This thread's scratch for the fixed part of n results (the views are kept while n stays the
+ * same, as it nearly always does). packResults writes each result's numbers there, then copies
+ * the whole part into the message in one piece; the native scan (native-scan.ts) writes its
+ * results there first.
+ */
+export function fixedResults(n: number): FixedResults {
+  if (!fixedCache || fixedCache.num.length !== n * N) {
+    const bytes = sizeOf((c) => resultViews(c, n, 0, 0));
+    if (fixedScratch.byteLength < bytes) fixedScratch = new ArrayBuffer(Math.max(bytes, 2 * fixedScratch.byteLength));
+    const v = resultViews(new Cursor(fixedScratch), n, 0, 0);
+    fixedCache = {
+      num: v.num,
+      big: v.big,
+      ino: v.ino,
+      targetStart: v.targetStart,
+      targetEnd: v.targetEnd,
+      cmpEnd: v.cmpEnd,
+      status: v.status,
+      xattrsState: v.xattrsState,
+      bytes,
+    };
+    fixedBytes = new Uint8Array(fixedScratch, 0, bytes);
+  }
+  fixedBytes.fill(0); // nothing of the batch before: a result without a record reads as zeros, as in a new buffer
+  return fixedCache;
+}
+let fixedBytes = new Uint8Array(0);
+
+/**
+ * Compare texts written elsewhere (the native scan): result i's from ends[i - 1] (or 0) to ends[i]
+ * of `text`, for the results packResults is given as undefined, whose numbers are in the fixed
+ * part already.
+ */
+export interface NativeTexts {
+  text: Buffer;
+  ends: Uint32Array;
+}
+
+function growScratch(need: number, keep: number): void {
+  let size = cmpScratch.length * 2;
+  while (size < need) size *= 2;
+  const bigger = Buffer.allocUnsafe(size);
+  cmpScratch.copy(bigger, 0, 0, keep);
+  cmpScratch = bigger;
+}
+
+/**
+ * Pack a batch's results. `results[i]` undefined: job i's result was written by the native scan
+ * (`native`'s text, and its numbers in `fv`, which must then be fixedResults(n)).
+ */
+export function packResults(
+  results: ReadonlyArray<ScanResult | undefined>,
+  native: NativeTexts | null = null,
+  fv: FixedResults = fixedResults(results.length),
+): { msg: PackedResults; transfer: ArrayBuffer[] } {
   const n = results.length;
   let targetBytes = 0;
   // The compare texts are written once, into this thread's scratch buffer, then copied in one piece.
   let cmpBytes = 0;
-  const scratchEnd = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
-    const r = results[i]!;
-    if (r.rec?.target) targetBytes += r.rec.target.length;
-    if (r.ok) {
-      let e = writeCmp(r.rec, cmpScratch, cmpBytes);
-      while (e < 0) {
-        const bigger = Buffer.allocUnsafe(cmpScratch.length * 2);
-        cmpScratch.copy(bigger, 0, 0, cmpBytes);
-        cmpScratch = bigger;
-        e = writeCmp(r.rec, cmpScratch, cmpBytes);
+    const r = results[i];
+    if (!r) {
+      const s = i > 0 ? native!.ends[i - 1]! : 0;
+      const e = native!.ends[i]!;
+      if (cmpScratch.length - cmpBytes < e - s) growScratch(cmpBytes + e - s, cmpBytes);
+      cmpBytes += native!.text.copy(cmpScratch, cmpBytes, s, e);
+    } else {
+      if (r.rec?.target) targetBytes += r.rec.target.length;
+      if (r.ok) {
+        let e = writeCmp(r.rec, cmpScratch, cmpBytes);
+        while (e < 0) {
+          growScratch(cmpScratch.length * 2, cmpBytes);
+          e = writeCmp(r.rec, cmpScratch, cmpBytes);
+        }
+        cmpBytes = e;
       }
-      cmpBytes = e;
     }
-    scratchEnd[i] = cmpBytes;
+    fv.cmpEnd[i] = cmpBytes;
   }
   const buf = new ArrayBuffer(sizeOf((c) => resultViews(c, n, targetBytes, cmpBytes)));
-  const { num, big, ino, targetStart, targetEnd, cmpEnd, status, xattrsState, targets, cmps } = resultViews(new Cursor(buf), n, targetBytes, cmpBytes);
+  const { targets, cmps } = resultViews(new Cursor(buf), n, targetBytes, cmpBytes);
+  const { num, big, ino, targetStart, targetEnd, status, xattrsState } = fv;
   cmpScratch.copy(cmps, 0, 0, cmpBytes);
-  cmpEnd.set(scratchEnd);
-  const strs = new Array<string | null | undefined>(n * S);
-  const extra = new Array<Observed['extra'] | undefined>(n);
+  let strs: Array<string | null | undefined> | null = null;
+  let extra: Array<Observed['extra'] | undefined> | null = null;
   let to = 0;
   for (let i = 0; i < n; i++) {
-    const r = results[i]!;
+    const r = results[i];
+    if (!r) continue; // written by the native scan
     const rec = r.rec;
     if (!r.ok) {
+      strs ??= new Array<string | null | undefined>(n * S);
       strs[i * S + 5] = r.code;
       strs[i * S + 6] = r.message;
     }
@@ -276,17 +353,20 @@ export function packResults(results: readonly ScanResult[]): { msg: PackedResult
     // A complete result's digests and xattrs are in its compare text: not sent twice.
     if (r.ok) xattrsState[i] = rec.xattrs === undefined ? X_ABSENT : rec.xattrs === null ? X_NULL : X_TEXT;
     else {
+      strs ??= new Array<string | null | undefined>(n * S);
       strs[i * S] = rec.blake3;
       strs[i * S + 1] = rec.sha256;
       strs[i * S + 2] = rec.xattrs;
     }
-    strs[i * S + 3] = rec.prefixBlake3;
-    strs[i * S + 4] = rec.prefixSha256;
-    if (rec.extra) extra[i] = rec.extra;
+    if (rec.prefixBlake3 !== undefined || rec.prefixSha256 !== undefined) {
+      strs ??= new Array<string | null | undefined>(n * S);
+      strs[i * S + 3] = rec.prefixBlake3;
+      strs[i * S + 4] = rec.prefixSha256;
+    }
+    if (rec.extra) (extra ??= new Array<Observed['extra'] | undefined>(n))[i] = rec.extra;
   }
-  const anyStr = strs.some((x) => x !== undefined);
-  const anyExtra = extra.some((x) => x !== undefined);
-  return { msg: { n, buf, targetBytes, cmpBytes, strs: anyStr ? strs : null, extra: anyExtra ? extra : null }, transfer: [buf] };
+  new Uint8Array(buf, 0, fv.bytes).set(fixedBytes);
+  return { msg: { n, buf, targetBytes, cmpBytes, strs, extra }, transfer: [buf] };
 }
 
 /**

@@ -217,7 +217,7 @@ const ADVISE_MAX = 512 * 1024;
  * requests instead of one synchronous read at a time. Each file is still checked (fstat on the
  * descriptor) to be the one lstat saw.
  */
-export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
+export function scanBatch(jobs: readonly ScanJob[], buf: Buffer, carried: ReadStats | null = null): ScanResult[] {
   if (stopping()) return jobs.map((job) => ({ id: job.id, ok: false, ...errInfo(STOPPED), rec: null }));
   const advise = adviseBatches > 0;
   const pre: Pre[] = new Array(jobs.length);
@@ -237,7 +237,10 @@ export function scanBatch(jobs: readonly ScanJob[], buf: Buffer): ScanResult[] {
     }
   }
   const out = new Array<ScanResult>(jobs.length);
-  uncached = timedFiles = timedBytes = readMs = 0;
+  uncached = carried?.[0] ?? 0;
+  timedFiles = carried?.[1] ?? 0;
+  timedBytes = carried?.[2] ?? 0;
+  readMs = carried?.[3] ?? 0;
   hashInLanes(jobs, pre, buf, out);
   for (let i = 0; i < jobs.length; i++) {
     if (out[i]) continue; // hashed in the lanes
@@ -332,10 +335,18 @@ export function setStopFlag(flag: Int32Array): void {
   stopFlag = flag;
 }
 export const stopping = (): boolean => stopFlag !== null && Atomics.load(stopFlag, 0) !== 0;
+/** The stop flag itself (the native scan reads it between files and reads), null outside a pool. */
+export const stopFlagArray = (): Int32Array | null => stopFlag;
 const STOPPED = Object.assign(new Error('the run was stopped'), { code: 'EINTR' });
 
-/** How many more batches will be advised (tests). */
+/** How many more batches will be advised (tests; the native scan: advise now while it is above 0). */
 export const advisedBatches = (): number => adviseBatches;
+
+/**
+ * What another scan of the same batch saw of its reads, for the cache heuristic below: files whose
+ * first read found them uncached, files read with a clock, their bytes, the milliseconds.
+ */
+export type ReadStats = Float64Array;
 
 /** Batches advised after one that looked uncached (and at the start: a cold run gains most there). */
 const ADVISE_AFTER_SLOW = 16;

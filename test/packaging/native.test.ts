@@ -1,6 +1,7 @@
 /**
  * tools/build-native.mjs: integ's optional native code (native/md5x16.c, MD5 of 32 files at a time in
- * AVX-512). Built where a C compiler is; without one the build goes on and the MD5 lanes run in
+ * AVX-512; native/scan.c with the vendored BLAKE3 C, a batch of files scanned in one call). Built
+ * where a C compiler is; without one the build goes on and the same work runs in JavaScript and
  * WebAssembly; a compiler that fails stops the build.
  */
 import { spawnSync } from 'node:child_process';
@@ -18,46 +19,49 @@ if (!hasCc || !x64) console.log(`skipping the native build test: ${hasCc ? 'not 
 const dir = tmpdir('integ-native-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const build = (out: string, env: NodeJS.ProcessEnv = {}) =>
-  spawnSync(process.execPath, [TOOL, '--out', out], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
+  spawnSync(process.execPath, [TOOL, '--out-dir', out], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
+const LIBS = ['libinteg-md5x16.so', 'libinteg-scan.so'];
 
 describe.runIf(x64)('tools/build-native.mjs', () => {
-  it('no C compiler: exit 0, one line saying the lanes run in WebAssembly, nothing built', () => {
-    const out = path.join(dir, 'none', 'lib.so');
+  it('no C compiler: exit 0, one line saying what runs in JavaScript and WebAssembly instead, nothing built', () => {
+    const out = path.join(dir, 'none');
     const r = build(out, { CC: path.join(dir, 'no-such-cc') });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^build-native: no C compiler \(.*no-such-cc\): .*lib\.so not built, MD5 lanes in WebAssembly\n$/);
-    expect(fs.existsSync(out)).toBe(false);
+    expect(r.stdout).toMatch(/^build-native: no C compiler \(.*no-such-cc\): .*none not built \(MD5 lanes in WebAssembly, files scanned in JavaScript\)\n$/);
+    expect(fs.readdirSync(out)).toEqual([]);
   });
 
   it('a compiler that fails: exit 1, one line, nothing built and no temporary file left', () => {
-    const out = path.join(dir, 'fail', 'lib.so');
+    const out = path.join(dir, 'fail');
     const r = build(out, { CC: 'false' });
     expect(r.status).toBe(1);
     expect(r.stderr).toBe('build-native: false failed on native/md5x16.c\n');
-    expect(fs.readdirSync(path.dirname(out))).toEqual([]);
+    expect(fs.readdirSync(out)).toEqual([]);
   });
 
-  it.runIf(hasCc)('builds a library koffi loads, exporting only its three functions; up to date: not built again', () => {
-    const out = path.join(dir, 'ok', 'lib.so');
+  it.runIf(hasCc)('builds libraries koffi loads, each exporting only its own functions; up to date: not built again', () => {
+    const out = path.join(dir, 'ok');
     const r = build(out);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^build-native: .*lib\.so \(\d+ KiB\)\n$/);
+    expect(r.stdout).toMatch(/^build-native: .*libinteg-md5x16\.so \(\d+ KiB\)\nbuild-native: .*libinteg-scan\.so \(\d+ KiB\)\n$/);
+    expect(fs.readdirSync(out).sort()).toEqual(LIBS);
     const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-    const lib = koffi.load(out);
-    expect(typeof lib.func('int integ_md5x16_ok(void)')).toBe('function');
-    const nm = spawnSync('nm', ['-D', '--defined-only', out], { encoding: 'utf8' });
-    if (nm.status === 0)
-      expect(
-        nm.stdout
-          .match(/ T (\w+)/g)
-          ?.map((m) => m.slice(3))
-          .sort(),
-      ).toEqual(['integ_md5x1', 'integ_md5x16_ok', 'integ_md5x32']);
-    const mtime = fs.statSync(out).mtimeMs;
+    expect(typeof koffi.load(path.join(out, LIBS[0]!)).func('int integ_md5x16_ok(void)')).toBe('function');
+    expect(typeof koffi.load(path.join(out, LIBS[1]!)).func('void integ_blake3_hex(const void *data, uint64_t len, void *out)')).toBe('function');
+    const exported = (lib: string): string[] | undefined =>
+      spawnSync('nm', ['-D', '--defined-only', path.join(out, lib)], { encoding: 'utf8' })
+        .stdout.match(/ T (\w+)/g)
+        ?.map((m) => m.slice(3))
+        .sort();
+    if (spawnSync('nm', ['--version']).status === 0) {
+      expect(exported(LIBS[0]!)).toEqual(['integ_md5x1', 'integ_md5x16_ok', 'integ_md5x32']);
+      expect(exported(LIBS[1]!)).toEqual(['integ_blake3_hex', 'integ_scan']); // BLAKE3's own symbols stay inside
+    }
+    const mtimes = LIBS.map((l) => fs.statSync(path.join(out, l)).mtimeMs);
     const again = build(out);
     expect(again.status).toBe(0);
     expect(again.stdout).toBe('');
-    expect(fs.statSync(out).mtimeMs).toBe(mtime);
+    expect(LIBS.map((l) => fs.statSync(path.join(out, l)).mtimeMs)).toEqual(mtimes);
   });
 
   it('npm run build runs it', () => {

@@ -1,0 +1,397 @@
+/*
+ * integ's scan of a batch of regular files in one call (src/scan/native-scan.ts calls it with
+ * koffi from the hash workers): for each file statx, openat, the reads (the first one with
+ * RWF_NOWAIT: is the cache cold?), BLAKE3 (the official C implementation, vendored in
+ * native/blake3/), fstat after the read, FS_IOC_GETFLAGS, flistxattr, close; and the result
+ * written where the worker's packed results want it, compare text included
+ * (src/core/entry-cmp.ts). It does only what scan-entry.ts's hashFile does on its common path,
+ * the same calls in the same order. Anything else (an error, a race, a change while reading, a
+ * name it may not encode, no room) leaves the job undone, and the worker scans that job again
+ * the JavaScript way, which decides: this file never reports a failure of its own.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blake3/blake3.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* take[i] on the way in: scan job i here (TAKE), with its xattrs (XATTRS) and flags (FLAGS) */
+#define TAKE 1
+#define XATTRS 2
+#define FLAGS 4
+/* take[i] on the way out: job i's result is written */
+#define DONE 0x80
+
+/* opts */
+#define ADVISE 1
+
+/* packed result codes (pool-protocol.ts) */
+#define STATUS_OK 1
+#define X_ABSENT 0
+#define X_TEXT 2
+
+#define ADVISE_MAX (512 * 1024)
+#define XATTR_INLINE_MAX 4096
+#define LIST_MAX 4096
+
+/* devices whose file system refused RWF_NOWAIT (scan-entry.ts asks the same once per device) */
+static __thread dev_t refused[16];
+static __thread int nrefused;
+
+static int nowait_refused(dev_t d) {
+  for (int i = 0; i < nrefused; i++)
+    if (refused[i] == d) return 1;
+  return 0;
+}
+
+static const char HEXD[] = "0123456789abcdef";
+
+static char *put_u64(char *o, uint64_t v) {
+  char t[24];
+  int k = 0;
+  do {
+    t[k++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (k) *o++ = t[--k];
+  return o;
+}
+
+static char *put_i64(char *o, int64_t v) {
+  if (v < 0) {
+    *o++ = '-';
+    return put_u64(o, (uint64_t)0 - (uint64_t)v);
+  }
+  return put_u64(o, (uint64_t)v);
+}
+
+static char *put_str(char *o, const char *s) {
+  while (*s) *o++ = *s++;
+  return o;
+}
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static char *put_b64(char *o, const uint8_t *p, size_t n) {
+  size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+    *o++ = B64[v >> 18];
+    *o++ = B64[(v >> 12) & 63];
+    *o++ = B64[(v >> 6) & 63];
+    *o++ = B64[v & 63];
+  }
+  if (n - i == 1) {
+    uint32_t v = (uint32_t)p[i] << 16;
+    *o++ = B64[v >> 18];
+    *o++ = B64[(v >> 12) & 63];
+    *o++ = '=';
+    *o++ = '=';
+  } else if (n - i == 2) {
+    uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+    *o++ = B64[v >> 18];
+    *o++ = B64[(v >> 12) & 63];
+    *o++ = B64[(v >> 6) & 63];
+    *o++ = '=';
+  }
+  return o;
+}
+
+/* nanoseconds since the epoch; 0 when it would not fit (the JavaScript way takes those) */
+static int ns_of(int64_t sec, uint32_t nsec, int64_t *out) {
+  if (sec > 9000000000LL || sec < -9000000000LL) return 0;
+  *out = sec * 1000000000LL + (int64_t)nsec;
+  return 1;
+}
+
+static int same_file(const struct statx *a, const struct statx *b) {
+  return S_ISREG(a->stx_mode) && a->stx_ino == b->stx_ino && a->stx_dev_major == b->stx_dev_major &&
+         a->stx_dev_minor == b->stx_dev_minor;
+}
+
+static int name_cmp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The xattrs of an open file in the stored encoding (fsmeta.ts readXattrsFd): "[]" when it has
+ * none, "unsupported" where the file system has none, else JSON pairs [name, base64 value]
+ * sorted by name. Returns the end of what it wrote, or NULL where the JavaScript way must decide:
+ * an error, a name that is not plain printable ASCII (JSON would escape it, or it is not UTF-8),
+ * a value too large to inline, a list or encoding past the room left.
+ */
+static char *put_xattrs(char *o, char *end, int fd) {
+  char list[LIST_MAX];
+  ssize_t len = flistxattr(fd, list, sizeof list);
+  if (len < 0) {
+    if (errno == ENOTSUP || errno == ENOSYS) return end - o >= 11 ? put_str(o, "unsupported") : NULL;
+    return NULL;
+  }
+  if (len == 0) return end - o >= 2 ? put_str(o, "[]") : NULL;
+  const char *names[LIST_MAX / 2];
+  int k = 0;
+  for (ssize_t i = 0, s = 0; i < len; i++) {
+    if (list[i] != 0) {
+      unsigned char c = (unsigned char)list[i];
+      if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') return NULL;
+      continue;
+    }
+    if (i > s) names[k++] = list + s;
+    s = i + 1;
+  }
+  if (len > 0 && list[len - 1] != 0) return NULL;
+  qsort(names, (size_t)k, sizeof names[0], name_cmp);
+  uint8_t value[XATTR_INLINE_MAX];
+  if (end - o < 2) return NULL;
+  *o++ = '[';
+  int first = 1;
+  for (int i = 0; i < k; i++) {
+    ssize_t v = fgetxattr(fd, names[i], value, sizeof value);
+    if (v < 0) {
+      if (errno == ENODATA) continue; /* removed between list and get: as readXattrsFd */
+      return NULL;
+    }
+    size_t nl = strlen(names[i]);
+    if ((size_t)(end - o) < nl + 4 * ((size_t)v / 3 + 1) + 8) return NULL;
+    if (!first) *o++ = ',';
+    first = 0;
+    *o++ = '[';
+    *o++ = '"';
+    memcpy(o, names[i], nl);
+    o += nl;
+    *o++ = '"';
+    *o++ = ',';
+    *o++ = '"';
+    o = put_b64(o, value, (size_t)v);
+    *o++ = '"';
+    *o++ = ']';
+  }
+  if (end - o < 1) return NULL;
+  *o++ = ']';
+  return o;
+}
+
+struct pre {
+  int fd;
+  struct statx st;
+};
+
+/*
+ * Scan the jobs with TAKE set in take[]. reals/ends: the paths to read, one after another (job i's
+ * from ends[i-1], or 0, to ends[i]); dirfds[i] >= 0: a folder the walk holds open, the entry is
+ * then its last name there. open_flags: what openForRead opens with (without O_CLOEXEC). stop: the
+ * pool's stop flag. buf: the read buffer. num (6 a job), big (3), ino, tstart, tend, status,
+ * xstate: the packed results' fixed part (pool-protocol.ts resultViews); text: compare texts, job
+ * i's from textend[i-1] (or 0) to textend[i], written for every job (empty when not done).
+ * stats: files found uncached, files read with a clock, their bytes, their milliseconds (the
+ * worker's cache heuristic). Returns the number of jobs done.
+ */
+EXPORT int integ_scan(const uint8_t *reals, const uint32_t *ends, const int32_t *dirfds, uint8_t *take, uint32_t n,
+                      uint32_t opts, int32_t open_flags, const volatile int32_t *stop, uint8_t *buf, uint32_t buflen,
+                      double *num, int64_t *big, uint64_t *ino, int32_t *tstart, int32_t *tend, uint8_t *status,
+                      uint8_t *xstate, char *text, uint32_t textcap, uint32_t *textend, double *stats) {
+  struct pre *pre = malloc(sizeof(struct pre) * (n ? n : 1));
+  if (!pre) return 0;
+  char name[4096];
+  int done = 0;
+  /* first every file's lstat and open (and the advice), then the reads: as scanBatch */
+  for (uint32_t i = 0; i < n; i++) {
+    pre[i].fd = -1;
+    if (!(take[i] & TAKE) || *stop) continue;
+    uint32_t s = i ? ends[i - 1] : 0, e = ends[i];
+    int dirfd = AT_FDCWD;
+    const uint8_t *p = reals + s;
+    uint32_t len = e - s;
+    if (dirfds[i] >= 0) {
+      uint32_t slash = len;
+      while (slash > 0 && p[slash - 1] != '/') slash--;
+      p += slash;
+      len -= slash;
+      dirfd = dirfds[i];
+    }
+    if (len == 0 || len >= sizeof name || memchr(p, 0, len)) continue;
+    memcpy(name, p, len);
+    name[len] = 0;
+    if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &pre[i].st) != 0) continue;
+    if (!S_ISREG(pre[i].st.stx_mode)) continue;
+    int fd;
+    do fd = openat(dirfd, name, open_flags | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) continue;
+    pre[i].fd = fd;
+    if (opts & ADVISE) {
+      uint64_t a = pre[i].st.stx_size < ADVISE_MAX ? pre[i].st.stx_size : ADVISE_MAX;
+      if (a > 0) posix_fadvise(fd, 0, (off_t)a, POSIX_FADV_WILLNEED);
+    }
+  }
+  uint32_t to = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    int fd = pre[i].fd;
+    if (fd < 0) {
+      textend[i] = to;
+      continue;
+    }
+    const struct statx *st = &pre[i].st;
+    if (*stop) goto close;
+    uint64_t expected = st->stx_size, pos = 0;
+    blake3_hasher h;
+    blake3_hasher_init(&h);
+    int first = 1, timed = 0;
+    struct timespec t0;
+    ssize_t r;
+    for (;;) {
+      if (*stop) goto close;
+      r = -1;
+      if (first) {
+        first = 0;
+        dev_t dev = makedev(st->stx_dev_major, st->stx_dev_minor);
+        if (!nowait_refused(dev)) {
+          struct iovec v = {buf, buflen};
+          do r = preadv2(fd, &v, 1, -1, RWF_NOWAIT);
+          while (r < 0 && errno == EINTR);
+          if (r < 0) {
+            if (errno == EAGAIN) {
+              stats[0] += 1;
+            } else if (errno == ENOTSUP || errno == EINVAL || errno == ENOSYS) {
+              /* refused by the file system, unless this is not that regular file any more */
+              struct statx now;
+              if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &now) == 0 && S_ISREG(now.stx_mode) &&
+                  now.stx_dev_major == st->stx_dev_major && now.stx_dev_minor == st->stx_dev_minor &&
+                  nrefused < 16)
+                refused[nrefused++] = dev;
+              goto close; /* the JavaScript way reads this one */
+            } else
+              goto close;
+          } else if ((uint64_t)r < buflen && (uint64_t)r < expected)
+            stats[0] += 1; /* only part of it was cached */
+        } else {
+          timed = 1;
+          clock_gettime(CLOCK_MONOTONIC, &t0);
+          stats[1] += 1;
+          stats[2] += (double)expected;
+        }
+      }
+      if (r < 0) {
+        do r = read(fd, buf, buflen);
+        while (r < 0 && errno == EINTR);
+        if (r < 0) goto close;
+      }
+      if (r == 0) break;
+      blake3_hasher_update(&h, buf, (size_t)r);
+      pos += (uint64_t)r;
+      if (pos > expected || ((uint64_t)r < buflen && pos == expected)) break;
+    }
+    if (timed) {
+      struct timespec t1;
+      clock_gettime(CLOCK_MONOTONIC, &t1);
+      stats[3] += (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    }
+    struct statx now;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &now) != 0 || !same_file(&now, st)) goto close;
+    if (now.stx_size != st->stx_size || now.stx_mtime.tv_sec != st->stx_mtime.tv_sec ||
+        now.stx_mtime.tv_nsec != st->stx_mtime.tv_nsec || pos != expected)
+      goto close;
+    int64_t mtime, ctime;
+    if (!ns_of(st->stx_mtime.tv_sec, st->stx_mtime.tv_nsec, &mtime) ||
+        !ns_of(st->stx_ctime.tv_sec, st->stx_ctime.tv_nsec, &ctime))
+      goto close;
+    /* room for the fixed fields: 8 numbers of at most 20 characters, the digest, separators */
+    char *o = text + to, *end = text + textcap;
+    if (end - o < 8 * 21 + 64 + 64) goto close;
+    int has_flags = 0;
+    int64_t flags = 0;
+    if (take[i] & FLAGS) {
+      int64_t v = 0; /* as fsmeta.ts readFlags: 8 bytes zeroed, the low 32 bits read */
+      if (ioctl(fd, FS_IOC_GETFLAGS, &v) < 0) {
+        if (errno != ENOTTY && errno != ENOTSUP && errno != EINVAL && errno != ENOSYS) goto close;
+        flags = -1; /* FLAGS_UNSUPPORTED */
+      } else
+        flags = (int64_t)(uint32_t)v;
+      has_flags = 1;
+    }
+    uint8_t digest[BLAKE3_OUT_LEN];
+    blake3_hasher_finalize(&h, digest, BLAKE3_OUT_LEN);
+    o = put_str(o, "file ");
+    o = put_u64(o, st->stx_mode & 07777);
+    *o++ = ' ';
+    o = put_u64(o, st->stx_uid);
+    *o++ = ' ';
+    o = put_u64(o, st->stx_gid);
+    *o++ = ' ';
+    o = put_u64(o, st->stx_size);
+    *o++ = ' ';
+    o = put_i64(o, mtime);
+    *o++ = ' ';
+    o = put_i64(o, ctime);
+    *o++ = ' ';
+    o = put_i64(o, (int64_t)st->stx_ino);
+    *o++ = ' ';
+    o = put_u64(o, st->stx_nlink);
+    o = put_str(o, " - ");
+    for (int b = 0; b < BLAKE3_OUT_LEN; b++) {
+      *o++ = HEXD[digest[b] >> 4];
+      *o++ = HEXD[digest[b] & 15];
+    }
+    o = put_str(o, " - ");
+    if (has_flags)
+      o = put_i64(o, flags);
+    else
+      *o++ = '-';
+    *o++ = ' ';
+    if (take[i] & XATTRS) {
+      *o++ = 'x';
+      o = put_xattrs(o, end, fd);
+      if (!o) goto close;
+    } else
+      *o++ = '-';
+    num[i * 6] = 0; /* file */
+    num[i * 6 + 1] = st->stx_mode & 07777;
+    num[i * 6 + 2] = st->stx_uid;
+    num[i * 6 + 3] = st->stx_gid;
+    num[i * 6 + 4] = st->stx_nlink;
+    num[i * 6 + 5] = has_flags ? (double)flags : __builtin_nan("");
+    big[i * 3] = (int64_t)st->stx_size;
+    big[i * 3 + 1] = mtime;
+    big[i * 3 + 2] = ctime;
+    ino[i] = st->stx_ino;
+    tstart[i] = -1;
+    tend[i] = -1;
+    status[i] = STATUS_OK;
+    xstate[i] = take[i] & XATTRS ? X_TEXT : X_ABSENT;
+    to = (uint32_t)(o - text);
+    take[i] |= DONE;
+    done++;
+  close:
+    close(fd);
+    textend[i] = to;
+  }
+  free(pre);
+  return done;
+}
+
+/* BLAKE3 of one buffer in hex (64 characters and a NUL): the known-answer test at load, and tests. */
+EXPORT void integ_blake3_hex(const uint8_t *in, uint64_t len, char *out) {
+  blake3_hasher h;
+  blake3_hasher_init(&h);
+  blake3_hasher_update(&h, in, (size_t)len);
+  uint8_t d[BLAKE3_OUT_LEN];
+  blake3_hasher_finalize(&h, d, BLAKE3_OUT_LEN);
+  for (int b = 0; b < BLAKE3_OUT_LEN; b++) {
+    out[2 * b] = HEXD[d[b] >> 4];
+    out[2 * b + 1] = HEXD[d[b] & 15];
+  }
+  out[64] = 0;
+}
