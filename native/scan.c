@@ -1,11 +1,12 @@
 /*
- * integ's scan of a batch of regular files in one call (src/scan/native-scan.ts calls it with
- * koffi from the hash workers): for each file statx, openat, the reads (the first one with
+ * integ's scan of a batch of regular files and folders in one call (src/scan/native-scan.ts calls
+ * it with koffi from the hash workers): for each file statx, openat, the reads (the first one with
  * RWF_NOWAIT: is the cache cold?), BLAKE3 (the official C implementation, vendored in
- * native/blake3/), fstat after the read, FS_IOC_GETFLAGS, flistxattr, close; and the result
+ * native/blake3/), fstat after the read, FS_IOC_GETFLAGS, flistxattr, close; for a folder statx,
+ * and where flags or xattrs are asked open, fstat, the same two reads, close. Each result is
  * written where the worker's packed results want it, compare text included
- * (src/core/entry-cmp.ts). It does only what scan-entry.ts's hashFile does on its common path,
- * the same calls in the same order. Anything else (an error, a race, a change while reading, a
+ * (src/core/entry-cmp.ts). It does only what scan-entry.ts's hashFile and dirMeta do on their
+ * common path, the same calls in the same order. Anything else (an error, a race, a change while reading, a
  * name it may not encode, no room) leaves the job undone, and the worker scans that job again
  * the JavaScript way, which decides: this file never reports a failure of its own.
  */
@@ -184,10 +185,89 @@ static char *put_xattrs(char *o, char *end, int fd) {
   return o;
 }
 
+/* what the first pass found of a job: nothing to do here, a regular file or a directory */
+enum kind { NONE, FILE_, DIR_ };
+
 struct pre {
-  int fd;
+  enum kind kind;
+  int fd; /* -1: none (a directory whose flags and xattrs are not asked is not opened) */
   struct statx st;
 };
+
+/*
+ * Read an open regular file to its end and BLAKE3 it, as hashFile does: the first read does not
+ * wait for the disk (so the cache's coldness is known), at most one buffer past lstat's size is
+ * read, and after the read the descriptor must still be that file, with lstat's size and mtime,
+ * all of it read. 1 with the digest, 0 where the JavaScript way must decide.
+ */
+static int read_hash(int fd, const struct statx *st, uint8_t *buf, uint32_t buflen, const volatile int32_t *stop,
+                     double *stats, uint8_t *digest) {
+  uint64_t expected = st->stx_size, pos = 0;
+  blake3_hasher h;
+  blake3_hasher_init(&h);
+  int first = 1, timed = 0;
+  struct timespec t0;
+  ssize_t r;
+  for (;;) {
+    if (*stop) return 0;
+    r = -1;
+    if (first) {
+      first = 0;
+      dev_t dev = makedev(st->stx_dev_major, st->stx_dev_minor);
+      if (!nowait_refused(dev)) {
+        struct iovec v = {buf, buflen};
+        do r = preadv2(fd, &v, 1, -1, RWF_NOWAIT);
+        while (r < 0 && errno == EINTR);
+        if (r < 0) {
+          if (errno != EAGAIN) {
+            /* refused by the file system, unless this is not that regular file any more */
+            struct statx now;
+            if ((errno == ENOTSUP || errno == EINVAL || errno == ENOSYS) &&
+                statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &now) == 0 && S_ISREG(now.stx_mode) &&
+                now.stx_dev_major == st->stx_dev_major && now.stx_dev_minor == st->stx_dev_minor && nrefused < 16)
+              refused[nrefused++] = dev;
+            return 0; /* the JavaScript way reads this one */
+          }
+          stats[0] += 1;
+        } else if ((uint64_t)r < buflen && (uint64_t)r < expected)
+          stats[0] += 1; /* only part of it was cached */
+      } else {
+        timed = 1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        stats[1] += 1;
+        stats[2] += (double)expected;
+      }
+    }
+    if (r < 0) {
+      do r = read(fd, buf, buflen);
+      while (r < 0 && errno == EINTR);
+      if (r < 0) return 0;
+    }
+    if (r == 0) break;
+    blake3_hasher_update(&h, buf, (size_t)r);
+    pos += (uint64_t)r;
+    if (pos > expected || ((uint64_t)r < buflen && pos == expected)) break;
+  }
+  if (timed) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    stats[3] += (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+  }
+  struct statx now;
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &now) != 0 || !same_file(&now, st)) return 0;
+  if (now.stx_size != st->stx_size || now.stx_mtime.tv_sec != st->stx_mtime.tv_sec ||
+      now.stx_mtime.tv_nsec != st->stx_mtime.tv_nsec || pos != expected)
+    return 0;
+  blake3_hasher_finalize(&h, digest, BLAKE3_OUT_LEN);
+  return 1;
+}
+
+/* a directory's descriptor is still the directory lstat saw (scan-entry.ts dirMeta) */
+static int same_dir(int fd, const struct statx *st) {
+  struct statx now;
+  return statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &now) == 0 && now.stx_ino == st->stx_ino &&
+         now.stx_dev_major == st->stx_dev_major && now.stx_dev_minor == st->stx_dev_minor;
+}
 
 /*
  * Scan the jobs with TAKE set in take[]. reals/ends: the paths to read, one after another (job i's
@@ -197,7 +277,7 @@ struct pre {
  * xstate: the packed results' fixed part (pool-protocol.ts resultViews); text: compare texts, job
  * i's from textend[i-1] (or 0) to textend[i], written for every job (empty when not done).
  * stats: files found uncached, files read with a clock, their bytes, their milliseconds (the
- * worker's cache heuristic). Returns the number of jobs done.
+ * worker's cache heuristic). Regular files and directories only. Returns the number of jobs done.
  */
 EXPORT int integ_scan(const uint8_t *reals, const uint32_t *ends, const int32_t *dirfds, uint8_t *take, uint32_t n,
                       uint32_t opts, int32_t open_flags, const volatile int32_t *stop, uint8_t *buf, uint32_t buflen,
@@ -207,8 +287,9 @@ EXPORT int integ_scan(const uint8_t *reals, const uint32_t *ends, const int32_t 
   if (!pre) return 0;
   char name[4096];
   int done = 0;
-  /* first every file's lstat and open (and the advice), then the reads: as scanBatch */
+  /* first every entry's lstat and every file's open (and the advice), then the reads: as scanBatch */
   for (uint32_t i = 0; i < n; i++) {
+    pre[i].kind = NONE;
     pre[i].fd = -1;
     if (!(take[i] & TAKE) || *stop) continue;
     uint32_t s = i ? ends[i - 1] : 0, e = ends[i];
@@ -226,105 +307,52 @@ EXPORT int integ_scan(const uint8_t *reals, const uint32_t *ends, const int32_t 
     memcpy(name, p, len);
     name[len] = 0;
     if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &pre[i].st) != 0) continue;
-    if (!S_ISREG(pre[i].st.stx_mode)) continue;
-    int fd;
-    do fd = openat(dirfd, name, open_flags | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0) continue;
+    int fd = -1;
+    if (S_ISREG(pre[i].st.stx_mode)) {
+      do fd = openat(dirfd, name, open_flags | O_CLOEXEC);
+      while (fd < 0 && errno == EINTR);
+      if (fd < 0) continue;
+      if (opts & ADVISE) {
+        uint64_t a = pre[i].st.stx_size < ADVISE_MAX ? pre[i].st.stx_size : ADVISE_MAX;
+        if (a > 0) posix_fadvise(fd, 0, (off_t)a, POSIX_FADV_WILLNEED);
+      }
+      pre[i].kind = FILE_;
+    } else if (S_ISDIR(pre[i].st.stx_mode)) {
+      if (take[i] & (FLAGS | XATTRS)) {
+        do fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_DIRECTORY | O_CLOEXEC);
+        while (fd < 0 && errno == EINTR);
+        if (fd < 0) continue;
+      }
+      pre[i].kind = DIR_;
+    } else
+      continue;
     pre[i].fd = fd;
-    if (opts & ADVISE) {
-      uint64_t a = pre[i].st.stx_size < ADVISE_MAX ? pre[i].st.stx_size : ADVISE_MAX;
-      if (a > 0) posix_fadvise(fd, 0, (off_t)a, POSIX_FADV_WILLNEED);
-    }
   }
   uint32_t to = 0;
   for (uint32_t i = 0; i < n; i++) {
-    int fd = pre[i].fd;
-    if (fd < 0) {
-      textend[i] = to;
-      continue;
-    }
     const struct statx *st = &pre[i].st;
-    if (*stop) goto close;
-    uint64_t expected = st->stx_size, pos = 0;
-    blake3_hasher h;
-    blake3_hasher_init(&h);
-    int first = 1, timed = 0;
-    struct timespec t0;
-    ssize_t r;
-    for (;;) {
-      if (*stop) goto close;
-      r = -1;
-      if (first) {
-        first = 0;
-        dev_t dev = makedev(st->stx_dev_major, st->stx_dev_minor);
-        if (!nowait_refused(dev)) {
-          struct iovec v = {buf, buflen};
-          do r = preadv2(fd, &v, 1, -1, RWF_NOWAIT);
-          while (r < 0 && errno == EINTR);
-          if (r < 0) {
-            if (errno == EAGAIN) {
-              stats[0] += 1;
-            } else if (errno == ENOTSUP || errno == EINVAL || errno == ENOSYS) {
-              /* refused by the file system, unless this is not that regular file any more */
-              struct statx now;
-              if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &now) == 0 && S_ISREG(now.stx_mode) &&
-                  now.stx_dev_major == st->stx_dev_major && now.stx_dev_minor == st->stx_dev_minor &&
-                  nrefused < 16)
-                refused[nrefused++] = dev;
-              goto close; /* the JavaScript way reads this one */
-            } else
-              goto close;
-          } else if ((uint64_t)r < buflen && (uint64_t)r < expected)
-            stats[0] += 1; /* only part of it was cached */
-        } else {
-          timed = 1;
-          clock_gettime(CLOCK_MONOTONIC, &t0);
-          stats[1] += 1;
-          stats[2] += (double)expected;
-        }
-      }
-      if (r < 0) {
-        do r = read(fd, buf, buflen);
-        while (r < 0 && errno == EINTR);
-        if (r < 0) goto close;
-      }
-      if (r == 0) break;
-      blake3_hasher_update(&h, buf, (size_t)r);
-      pos += (uint64_t)r;
-      if (pos > expected || ((uint64_t)r < buflen && pos == expected)) break;
-    }
-    if (timed) {
-      struct timespec t1;
-      clock_gettime(CLOCK_MONOTONIC, &t1);
-      stats[3] += (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    }
-    struct statx now;
-    if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &now) != 0 || !same_file(&now, st)) goto close;
-    if (now.stx_size != st->stx_size || now.stx_mtime.tv_sec != st->stx_mtime.tv_sec ||
-        now.stx_mtime.tv_nsec != st->stx_mtime.tv_nsec || pos != expected)
-      goto close;
-    int64_t mtime, ctime;
+    int fd = pre[i].fd, file = pre[i].kind == FILE_;
+    uint8_t digest[BLAKE3_OUT_LEN];
+    int64_t mtime, ctime, flags = 0;
+    int has_flags = 0;
+    char *o = text + to, *end = text + textcap;
+    if (pre[i].kind == NONE || *stop) goto next;
+    if (file ? !read_hash(fd, st, buf, buflen, stop, stats, digest) : fd >= 0 && !same_dir(fd, st)) goto next;
     if (!ns_of(st->stx_mtime.tv_sec, st->stx_mtime.tv_nsec, &mtime) ||
         !ns_of(st->stx_ctime.tv_sec, st->stx_ctime.tv_nsec, &ctime))
-      goto close;
+      goto next;
     /* room for the fixed fields: 8 numbers of at most 20 characters, the digest, separators */
-    char *o = text + to, *end = text + textcap;
-    if (end - o < 8 * 21 + 64 + 64) goto close;
-    int has_flags = 0;
-    int64_t flags = 0;
+    if (end - o < 8 * 21 + 64 + 64) goto next;
     if (take[i] & FLAGS) {
       int64_t v = 0; /* as fsmeta.ts readFlags: 8 bytes zeroed, the low 32 bits read */
       if (ioctl(fd, FS_IOC_GETFLAGS, &v) < 0) {
-        if (errno != ENOTTY && errno != ENOTSUP && errno != EINVAL && errno != ENOSYS) goto close;
+        if (errno != ENOTTY && errno != ENOTSUP && errno != EINVAL && errno != ENOSYS) goto next;
         flags = -1; /* FLAGS_UNSUPPORTED */
       } else
         flags = (int64_t)(uint32_t)v;
       has_flags = 1;
     }
-    uint8_t digest[BLAKE3_OUT_LEN];
-    blake3_hasher_finalize(&h, digest, BLAKE3_OUT_LEN);
-    o = put_str(o, "file ");
+    o = put_str(o, file ? "file " : "dir ");
     o = put_u64(o, st->stx_mode & 07777);
     *o++ = ' ';
     o = put_u64(o, st->stx_uid);
@@ -340,12 +368,15 @@ EXPORT int integ_scan(const uint8_t *reals, const uint32_t *ends, const int32_t 
     o = put_i64(o, (int64_t)st->stx_ino);
     *o++ = ' ';
     o = put_u64(o, st->stx_nlink);
-    o = put_str(o, " - ");
-    for (int b = 0; b < BLAKE3_OUT_LEN; b++) {
-      *o++ = HEXD[digest[b] >> 4];
-      *o++ = HEXD[digest[b] & 15];
-    }
-    o = put_str(o, " - ");
+    o = put_str(o, " - "); /* no symlink target */
+    if (file)
+      for (int b = 0; b < BLAKE3_OUT_LEN; b++) {
+        *o++ = HEXD[digest[b] >> 4];
+        *o++ = HEXD[digest[b] & 15];
+      }
+    else
+      *o++ = '-';
+    o = put_str(o, " - "); /* no SHA-256 */
     if (has_flags)
       o = put_i64(o, flags);
     else
@@ -354,10 +385,10 @@ EXPORT int integ_scan(const uint8_t *reals, const uint32_t *ends, const int32_t 
     if (take[i] & XATTRS) {
       *o++ = 'x';
       o = put_xattrs(o, end, fd);
-      if (!o) goto close;
+      if (!o) goto next;
     } else
       *o++ = '-';
-    num[i * 6] = 0; /* file */
+    num[i * 6] = file ? 0 : 1; /* pool-protocol.ts TYPES: file, dir */
     num[i * 6 + 1] = st->stx_mode & 07777;
     num[i * 6 + 2] = st->stx_uid;
     num[i * 6 + 3] = st->stx_gid;
@@ -374,8 +405,8 @@ EXPORT int integ_scan(const uint8_t *reals, const uint32_t *ends, const int32_t 
     to = (uint32_t)(o - text);
     take[i] |= DONE;
     done++;
-  close:
-    close(fd);
+  next:
+    if (fd >= 0) close(fd);
     textend[i] = to;
   }
   free(pre);

@@ -95,7 +95,9 @@ describe.runIf(built)('native scan', () => {
     expect(nt).toEqual(jt);
     const files = names.filter((n) => fs.lstatSync(path.join(dir, n)).isFile());
     expect(files.length).toBeGreaterThan(SIZES.length);
-    expect(nativeCounts.done - before, 'regular files done natively').toBe(files.length);
+    const dirs = names.filter((n) => fs.lstatSync(path.join(dir, n)).isDirectory());
+    expect(dirs).toEqual(['sub']);
+    expect(nativeCounts.done - before, 'regular files and folders done natively').toBe(files.length + dirs.length);
     for (const [i, n] of names.entries()) {
       const r = nat[i]!;
       expect(r.ok, n).toBe(true);
@@ -105,7 +107,7 @@ describe.runIf(built)('native scan', () => {
   });
 
   it('without xattrs or flags asked, by full path (no folder held), and with a --root prefix: the same', () => {
-    const names = SIZES.map((s) => `f${s}`);
+    const names = [...SIZES.map((s) => `f${s}`), 'sub'];
     for (const over of [{ xattrs: false, flags: false }, { xattrs: true, flags: false }, { dirFd: -1 }] as Array<Partial<ScanJob>>) {
       const [nat, js, nt, jt] = bothWays(names.map((n) => job(n, over)));
       expect(nat).toEqual(js);
@@ -136,7 +138,10 @@ describe.runIf(built)('native scan', () => {
     fs.writeFileSync(big, 'big');
     const hasBig = setXattr(big, 'user.big', crypto.randomBytes(4097));
     if (!hasBig) console.log(`not tested here: an xattr value past 4096 bytes (${dir}'s file system holds none)`);
-    const names = ['x-plain', 'x-odd', ...(hasBig ? ['x-big'] : [])];
+    const folder = path.join(dir, 'x-folder');
+    fs.mkdirSync(folder);
+    expect(setXattr(folder, 'user.f', Buffer.from('folder'))).toBe(true);
+    const names = ['x-plain', 'x-odd', 'x-folder', ...(hasBig ? ['x-big'] : [])];
     const before = { ...nativeCounts };
     const [nat, js, nt, jt] = bothWays(names.map((n) => job(n)));
     expect(nat).toEqual(js);
@@ -144,16 +149,16 @@ describe.runIf(built)('native scan', () => {
     const x = (nat[0] as { rec: { xattrs: string } }).rec.xattrs;
     expect(JSON.parse(x).map((p: string[]) => p[0])).toEqual(['user.a', 'user.b', 'user.c', 'user.d']);
     expect(JSON.parse((nat[1] as { rec: { xattrs: string } }).rec.xattrs)).toEqual([['user.caf\u00e9"', 'MQ==']]);
-    if (hasBig) expect((nat[2] as { rec: { xattrs: string } }).rec.xattrs).toMatch(/"sha256:[0-9a-f]{64}"/);
-    expect(nativeCounts.done - before.done).toBe(1);
-    expect(nativeCounts.left - before.left).toBe(names.length - 1);
+    expect(JSON.parse((nat[2] as { rec: { xattrs: string } }).rec.xattrs)).toEqual([['user.f', 'Zm9sZGVy']]);
+    if (hasBig) expect((nat[3] as { rec: { xattrs: string } }).rec.xattrs).toMatch(/"sha256:[0-9a-f]{64}"/);
+    expect(nativeCounts.done - before.done).toBe(2);
+    expect(nativeCounts.left - before.left).toBe(names.length - 2);
   });
 
   it('leaves vanished, unopenable and special entries and other options to the JavaScript way, whose results stand', () => {
     const before = { ...nativeCounts };
     const jobs = [
       job('no-such-file'),
-      job('sub'),
       job('link'),
       job('fifo'),
       job('f1', { algos: ['blake3', 'sha256'] }),
