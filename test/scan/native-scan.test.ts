@@ -13,8 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cmpText } from '../../src/core/entry-cmp.js';
 import { nativeBlake3Hex, nativeCounts, scanImplementation, scanPacked } from '../../src/scan/native-scan.js';
 import { packJobs, packResults, ResultBatch, unpackJobs } from '../../src/scan/pool-protocol.js';
-import { scanBatch, type ScanJob, type ScanResult, setStopFlag } from '../../src/scan/scan-entry.js';
+import { advisedBatches, scanBatch, type ScanJob, type ScanResult, setStopFlag } from '../../src/scan/scan-entry.js';
 import { tmpdir } from '../helpers/cli.js';
+import { evict, kernelNoWait, whyNotEvicted } from '../helpers/page-cache.js';
 
 const b3 = createRequire(import.meta.url)('blake3-wasm') as { createHash(): { update(b: Uint8Array): { digest(e: 'hex'): string } } };
 const blake3Hex = (d: Uint8Array): string => b3.createHash().update(d).digest('hex');
@@ -217,5 +218,33 @@ console.log(JSON.stringify({ same: JSON.stringify(a, (k, v) => typeof v === 'big
     } finally {
       Atomics.store(flag, 0, 0);
     }
+  });
+
+  it('tells the cache heuristic what the kernel said of its reads: advice on after a file found uncached', (ctx) => {
+    const files = Array.from({ length: 8 }, (_, i) => {
+      const f = path.join(dir, `x-cold-${i}`);
+      fs.writeFileSync(f, crypto.randomBytes(20_000));
+      return f;
+    });
+    if (!kernelNoWait(files[0]!)) {
+      console.log('skipped: preadv2 with RWF_NOWAIT is not available here (the scan times its reads instead)');
+      return ctx.skip();
+    }
+    const jobs = files.map((f, i) => ({ ...job(path.basename(f)), id: i + 1 }));
+    const scan = () => scanPacked(packJobs(jobs).msg, buf);
+    for (let k = 0; k < 40 && advisedBatches() > 0; k++) scan();
+    expect(advisedBatches()).toBe(0); // a warm cache: nothing advised
+    const before = nativeCounts.done;
+    for (let k = 0; k < 3 && advisedBatches() === 0; k++) {
+      const gone = evict(files[5]!);
+      if (!gone) {
+        console.log(`skipped: ${whyNotEvicted(gone, files[5]!)}`);
+        return ctx.skip();
+      }
+      const r = ResultBatch.packed(jobs, scan()!.msg).result(5);
+      expect(r).toMatchObject({ ok: true, rec: { blake3: blake3Hex(fs.readFileSync(files[5]!)) } });
+    }
+    expect(advisedBatches()).toBeGreaterThan(8);
+    expect(nativeCounts.done - before).toBeGreaterThanOrEqual(8); // read natively, uncached or not
   });
 });

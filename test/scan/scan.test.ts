@@ -15,6 +15,7 @@ import { direntReader, forceDirReader } from '../../src/scan/dirents.js';
 import { createRequire } from 'node:module';
 import { rule } from '../helpers/build.js';
 import { tmpdir } from '../helpers/cli.js';
+import { evict, kernelNoWait, whyNotEvicted } from '../helpers/page-cache.js';
 
 /** The reference digest: blake3-wasm, independent of integ's SIMD implementation. */
 const b3 = createRequire(import.meta.url)('blake3-wasm') as { createHash(): { update(b: Uint8Array | string): { digest(e: 'hex'): string } } };
@@ -328,30 +329,7 @@ describe('scanBatch', () => {
 });
 
 describe('a cold page cache, as the kernel tells it', () => {
-  /**
-   * Drop `file`'s pages from the page cache (fsync, then POSIX_FADV_DONTNEED), and say whether they
-   * are gone, as fincore (util-linux) counts them: null where fincore is missing.
-   */
-  function evict(file: string): boolean | null {
-    execFileSync('python3', ['-c', 'import os,sys\nfd=os.open(sys.argv[1],os.O_RDONLY)\nos.fsync(fd)\nos.posix_fadvise(fd,0,0,os.POSIX_FADV_DONTNEED)', file]);
-    try {
-      return execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' }).trim() === '0';
-    } catch {
-      return null;
-    }
-  }
-  /** Whether this kernel and file system take RWF_NOWAIT on `file`, asked through Python (independent of integ). */
-  function kernelNoWait(file: string): boolean {
-    const py = 'import os,sys\nfd=os.open(sys.argv[1],os.O_RDONLY)\ntry:\n  os.preadv(fd,[bytearray(16)],0,os.RWF_NOWAIT)\nexcept BlockingIOError:\n  pass';
-    try {
-      execFileSync('python3', ['-c', py, file], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  }
-  const why = (gone: boolean | null): string =>
-    gone === null ? 'fincore (util-linux-extra) is not installed' : `the file system of ${dir} keeps the pages (tmpfs?)`;
+  const why = (gone: boolean | null): string => whyNotEvicted(gone, path.join(dir, 'x'));
 
   it('readNoWait reads what is cached and reads nothing of what is not', (ctx) => {
     const file = path.join(dir, 'cold-one');
@@ -431,13 +409,17 @@ describe('a cold page cache, as the kernel tells it', () => {
     }
     for (let k = 0; k < 40 && advisedBatches() > 0; k++) scanBatch(jobs, buf);
     expect(advisedBatches()).toBe(0); // a warm cache: nothing advised, however slow this machine is
-    const gone = evict(files[5]!);
-    if (!gone) {
-      console.log(`skipped: ${why(gone)}`);
-      return ctx.skip();
+    // A few tries: on a busy machine (the whole suite in parallel) the pages have come back before
+    // the scan once, read by something else; a scan that never advises after an eviction still fails.
+    for (let k = 0; k < 3 && advisedBatches() === 0; k++) {
+      const gone = evict(files[5]!);
+      if (!gone) {
+        console.log(`skipped: ${why(gone)}`);
+        return ctx.skip();
+      }
+      const r = scanBatch(jobs, buf);
+      expect(r[5]).toMatchObject({ ok: true, rec: { blake3: blake3Hex(fs.readFileSync(files[5]!)) } });
     }
-    const r = scanBatch(jobs, buf);
-    expect(r[5]).toMatchObject({ ok: true, rec: { blake3: blake3Hex(fs.readFileSync(files[5]!)) } });
     expect(advisedBatches()).toBeGreaterThan(8);
     // the next batches find every file cached again (a few tries: another process's I/O can lock a page for a moment)
     for (let k = 0; k < 5 && advisedBatches() >= 16; k++) scanBatch(jobs, buf);
