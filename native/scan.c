@@ -33,8 +33,11 @@
 #define TAKE 1
 #define XATTRS 2
 #define FLAGS 4
-/* take[i] on the way out: job i's result is written */
+/* and its MD5 in a lane (MD5) */
+#define MD5 8
+/* take[i] on the way out: job i's result is written (DONE), with its MD5 (HAS_MD5) */
 #define DONE 0x80
+#define HAS_MD5 0x40
 
 /* opts */
 #define ADVISE 1
@@ -200,8 +203,8 @@ struct pre {
  * read, and after the read the descriptor must still be that file, with lstat's size and mtime,
  * all of it read. 1 with the digest, 0 where the JavaScript way must decide.
  */
-static int read_hash(int fd, const struct statx *st, uint8_t *buf, uint32_t buflen, const volatile int32_t *stop,
-                     double *stats, uint8_t *digest) {
+static int read_hash(int fd, const struct statx *st, uint8_t *buf, uint32_t buflen, int keep,
+                     const volatile int32_t *stop, double *stats, uint8_t *digest) {
   uint64_t expected = st->stx_size, pos = 0;
   blake3_hasher h;
   blake3_hasher_init(&h);
@@ -238,15 +241,19 @@ static int read_hash(int fd, const struct statx *st, uint8_t *buf, uint32_t bufl
         stats[2] += (double)expected;
       }
     }
+    /* keep: the whole file stays in buf, read after read (a lane hashes its MD5 next) */
+    uint8_t *at = keep ? buf + pos : buf;
+    uint64_t want = keep ? buflen - pos : buflen;
     if (r < 0) {
-      do r = read(fd, buf, buflen);
+      if (want == 0) break; /* a kept file past buflen: it changed (caught below) */
+      do r = read(fd, at, want);
       while (r < 0 && errno == EINTR);
       if (r < 0) return 0;
     }
     if (r == 0) break;
-    blake3_hasher_update(&h, buf, (size_t)r);
+    blake3_hasher_update(&h, at, (size_t)r);
     pos += (uint64_t)r;
-    if (pos > expected || ((uint64_t)r < buflen && pos == expected)) break;
+    if (pos > expected || ((uint64_t)r < want && pos == expected)) break;
   }
   if (timed) {
     struct timespec t1;
@@ -269,28 +276,185 @@ static int same_dir(int fd, const struct statx *st) {
          now.stx_dev_major == st->stx_dev_major && now.stx_dev_minor == st->stx_dev_minor;
 }
 
+/* where results go: the packed results' fixed part, and the compare texts */
+struct out {
+  double *num;
+  int64_t *big;
+  uint64_t *ino;
+  int32_t *tstart, *tend;
+  uint8_t *status, *xstate;
+  char *text;
+  uint32_t textcap, to;
+  uint32_t *textstart, *textend;
+};
+
+/*
+ * Job i's result, from its lstat st and (for a regular file) its digest: flags and xattrs through
+ * fd where asked, then the compare text and the numbers. 1 when written, 0 where the JavaScript
+ * way must decide (an error, xattrs it does not encode, no room left).
+ */
+static int finish(struct out *out, uint32_t i, uint8_t take, int fd, const struct statx *st, int file,
+                  const uint8_t *digest) {
+  int64_t mtime, ctime, flags = 0;
+  int has_flags = 0;
+  if (!ns_of(st->stx_mtime.tv_sec, st->stx_mtime.tv_nsec, &mtime) ||
+      !ns_of(st->stx_ctime.tv_sec, st->stx_ctime.tv_nsec, &ctime))
+    return 0;
+  char *o = out->text + out->to, *end = out->text + out->textcap;
+  /* room for the fixed fields: 8 numbers of at most 20 characters, the digest, separators */
+  if (end - o < 8 * 21 + 64 + 64) return 0;
+  if (take & FLAGS) {
+    int64_t v = 0; /* as fsmeta.ts readFlags: 8 bytes zeroed, the low 32 bits read */
+    if (ioctl(fd, FS_IOC_GETFLAGS, &v) < 0) {
+      if (errno != ENOTTY && errno != ENOTSUP && errno != EINVAL && errno != ENOSYS) return 0;
+      flags = -1; /* FLAGS_UNSUPPORTED */
+    } else
+      flags = (int64_t)(uint32_t)v;
+    has_flags = 1;
+  }
+  o = put_str(o, file ? "file " : "dir ");
+  o = put_u64(o, st->stx_mode & 07777);
+  *o++ = ' ';
+  o = put_u64(o, st->stx_uid);
+  *o++ = ' ';
+  o = put_u64(o, st->stx_gid);
+  *o++ = ' ';
+  o = put_u64(o, st->stx_size);
+  *o++ = ' ';
+  o = put_i64(o, mtime);
+  *o++ = ' ';
+  o = put_i64(o, ctime);
+  *o++ = ' ';
+  o = put_i64(o, (int64_t)st->stx_ino);
+  *o++ = ' ';
+  o = put_u64(o, st->stx_nlink);
+  o = put_str(o, " - "); /* no symlink target */
+  if (file)
+    for (int b = 0; b < BLAKE3_OUT_LEN; b++) {
+      *o++ = HEXD[digest[b] >> 4];
+      *o++ = HEXD[digest[b] & 15];
+    }
+  else
+    *o++ = '-';
+  o = put_str(o, " - "); /* no SHA-256 */
+  if (has_flags)
+    o = put_i64(o, flags);
+  else
+    *o++ = '-';
+  *o++ = ' ';
+  if (take & XATTRS) {
+    *o++ = 'x';
+    o = put_xattrs(o, end, fd);
+    if (!o) return 0;
+  } else
+    *o++ = '-';
+  out->num[i * 6] = file ? 0 : 1; /* pool-protocol.ts TYPES: file, dir */
+  out->num[i * 6 + 1] = st->stx_mode & 07777;
+  out->num[i * 6 + 2] = st->stx_uid;
+  out->num[i * 6 + 3] = st->stx_gid;
+  out->num[i * 6 + 4] = st->stx_nlink;
+  out->num[i * 6 + 5] = has_flags ? (double)flags : __builtin_nan("");
+  out->big[i * 3] = (int64_t)st->stx_size;
+  out->big[i * 3 + 1] = mtime;
+  out->big[i * 3 + 2] = ctime;
+  out->ino[i] = st->stx_ino;
+  out->tstart[i] = -1;
+  out->tend[i] = -1;
+  out->status[i] = STATUS_OK;
+  out->xstate[i] = take & XATTRS ? X_TEXT : X_ABSENT;
+  out->textstart[i] = out->to;
+  out->textend[i] = (uint32_t)(o - out->text);
+  out->to = out->textend[i];
+  return 1;
+}
+
+/*
+ * The MD5 lanes (md5x16.c): 32 files side by side. lanes: LANES_MEM bytes, the state of two sets of
+ * 16 lanes (4 words x 16 lanes each, word-major) at 0, the lanes' 32 offsets at 512, lane l's file
+ * at LANE_AT + l * LANE_STRIDE (a file of up to LANE_READ bytes and its padding).
+ */
+#define NLANES 32
+#define LANE_READ (128 * 1024) /* md5-lanes.ts LANE_READ */
+#define LANE_STRIDE (LANE_READ + 128)
+#define LANE_AT 1024
+#define LANES_MEM (LANE_AT + NLANES * LANE_STRIDE)
+
+void integ_md5x32(uint8_t *mem, uint32_t state_off, uint32_t ptrs_off, int32_t n);
+void integ_md5x1(uint8_t *mem, uint32_t state_off, uint32_t lane, uint32_t ptr, int32_t n);
+
+static uint32_t *lane_word(uint8_t *lanes, int l, int w) {
+  return (uint32_t *)(lanes + 256 * (l >> 4) + 64 * w + 4 * (l & 15));
+}
+
+/* lane l holds a whole file of len bytes: pad it as MD5 does and start its state; its block count */
+static int32_t lane_start(uint8_t *lanes, int l, uint64_t len) {
+  uint8_t *p = lanes + LANE_AT + (size_t)l * LANE_STRIDE;
+  int32_t blocks = (int32_t)((len + 8) / 64 + 1);
+  p[len] = 0x80;
+  memset(p + len + 1, 0, (size_t)blocks * 64 - 8 - len - 1);
+  uint64_t bits = len * 8;
+  memcpy(p + (size_t)blocks * 64 - 8, &bits, 8); /* little-endian x86-64 */
+  static const uint32_t iv[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
+  for (int w = 0; w < 4; w++) *lane_word(lanes, l, w) = iv[w];
+  ((uint32_t *)(lanes + 512))[l] = LANE_AT + (uint32_t)l * LANE_STRIDE;
+  return blocks;
+}
+
+static void lane_digest(uint8_t *lanes, int l, char *hex) {
+  for (int w = 0; w < 4; w++) {
+    uint32_t v = *lane_word(lanes, l, w);
+    for (int b = 0; b < 4; b++, v >>= 8) {
+      hex[8 * w + 2 * b] = HEXD[(v >> 4) & 15];
+      hex[8 * w + 2 * b + 1] = HEXD[v & 15];
+    }
+  }
+}
+
+/* job i's file is read whole into a lane and gets its MD5 there */
+#define IN_LANE(i) ((take[i] & MD5) && lanes && pre[i].kind == FILE_ && pre[i].st.stx_size <= LANE_READ)
+
+static const struct pre *sort_pre;
+static int by_size_desc(const void *a, const void *b) {
+  uint64_t x = sort_pre[*(const uint32_t *)a].st.stx_size, y = sort_pre[*(const uint32_t *)b].st.stx_size;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
 /*
  * Scan the jobs with TAKE set in take[]. reals/ends: the paths to read, one after another (job i's
  * from ends[i-1], or 0, to ends[i]); dirfds[i] >= 0: a folder the walk holds open, the entry is
  * then its last name there. open_flags: what openForRead opens with (without O_CLOEXEC). stop: the
  * pool's stop flag. buf: the read buffer. num (6 a job), big (3), ino, tstart, tend, status,
  * xstate: the packed results' fixed part (pool-protocol.ts resultViews); text: compare texts, job
- * i's from textend[i-1] (or 0) to textend[i], written for every job (empty when not done).
- * stats: files found uncached, files read with a clock, their bytes, their milliseconds (the
- * worker's cache heuristic). Regular files and directories only. Returns the number of jobs done.
+ * i's from textstart[i] to textend[i] where it is done. stats: files found uncached, files read
+ * with a clock, their bytes, their milliseconds (the worker's cache heuristic). Regular files and
+ * directories only.
+ *
+ * A job with MD5 set and a regular file of up to LANE_READ bytes is read whole into a lane of
+ * `lanes` (LANES_MEM bytes, where the caller's CPU may run md5x16.c: the caller checks) and gets
+ * its MD5 there too, 32 files side by side as md5-lanes.ts's hashInLanes does: its hex in
+ * md5hex[32 i], and HAS_MD5 in take[i]. Returns the number of jobs done.
  */
 EXPORT int integ_scan(const uint8_t *reals, const uint32_t *ends, const int32_t *dirfds, uint8_t *take, uint32_t n,
                       uint32_t opts, int32_t open_flags, const volatile int32_t *stop, uint8_t *buf, uint32_t buflen,
                       double *num, int64_t *big, uint64_t *ino, int32_t *tstart, int32_t *tend, uint8_t *status,
-                      uint8_t *xstate, char *text, uint32_t textcap, uint32_t *textend, double *stats) {
+                      uint8_t *xstate, char *text, uint32_t textcap, uint32_t *textstart, uint32_t *textend,
+                      double *stats, uint8_t *lanes, char *md5hex) {
   struct pre *pre = malloc(sizeof(struct pre) * (n ? n : 1));
-  if (!pre) return 0;
+  uint32_t *inlane = malloc(sizeof(uint32_t) * (n ? n : 1));
+  if (!pre || !inlane) {
+    free(pre);
+    free(inlane);
+    return 0;
+  }
+  struct out out = {num, big, ino, tstart, tend, status, xstate, text, textcap, 0, textstart, textend};
   char name[4096];
   int done = 0;
+  uint32_t nlane = 0;
   /* first every entry's lstat and every file's open (and the advice), then the reads: as scanBatch */
   for (uint32_t i = 0; i < n; i++) {
     pre[i].kind = NONE;
     pre[i].fd = -1;
+    textstart[i] = textend[i] = 0;
     if (!(take[i] & TAKE) || *stop) continue;
     uint32_t s = i ? ends[i - 1] : 0, e = ends[i];
     int dirfd = AT_FDCWD;
@@ -317,6 +481,7 @@ EXPORT int integ_scan(const uint8_t *reals, const uint32_t *ends, const int32_t 
         if (a > 0) posix_fadvise(fd, 0, (off_t)a, POSIX_FADV_WILLNEED);
       }
       pre[i].kind = FILE_;
+      if (IN_LANE(i)) inlane[nlane++] = i;
     } else if (S_ISDIR(pre[i].st.stx_mode)) {
       if (take[i] & (FLAGS | XATTRS)) {
         do fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_DIRECTORY | O_CLOEXEC);
@@ -328,87 +493,85 @@ EXPORT int integ_scan(const uint8_t *reals, const uint32_t *ends, const int32_t 
       continue;
     pre[i].fd = fd;
   }
-  uint32_t to = 0;
+  /* the files and folders that take no lane, in order */
   for (uint32_t i = 0; i < n; i++) {
+    if (pre[i].kind == NONE || IN_LANE(i)) continue;
     const struct statx *st = &pre[i].st;
     int fd = pre[i].fd, file = pre[i].kind == FILE_;
     uint8_t digest[BLAKE3_OUT_LEN];
-    int64_t mtime, ctime, flags = 0;
-    int has_flags = 0;
-    char *o = text + to, *end = text + textcap;
-    if (pre[i].kind == NONE || *stop) goto next;
-    if (file ? !read_hash(fd, st, buf, buflen, stop, stats, digest) : fd >= 0 && !same_dir(fd, st)) goto next;
-    if (!ns_of(st->stx_mtime.tv_sec, st->stx_mtime.tv_nsec, &mtime) ||
-        !ns_of(st->stx_ctime.tv_sec, st->stx_ctime.tv_nsec, &ctime))
-      goto next;
-    /* room for the fixed fields: 8 numbers of at most 20 characters, the digest, separators */
-    if (end - o < 8 * 21 + 64 + 64) goto next;
-    if (take[i] & FLAGS) {
-      int64_t v = 0; /* as fsmeta.ts readFlags: 8 bytes zeroed, the low 32 bits read */
-      if (ioctl(fd, FS_IOC_GETFLAGS, &v) < 0) {
-        if (errno != ENOTTY && errno != ENOTSUP && errno != EINVAL && errno != ENOSYS) goto next;
-        flags = -1; /* FLAGS_UNSUPPORTED */
-      } else
-        flags = (int64_t)(uint32_t)v;
-      has_flags = 1;
+    if (!*stop && (file ? read_hash(fd, st, buf, buflen, 0, stop, stats, digest) : fd < 0 || same_dir(fd, st)) &&
+        finish(&out, i, take[i], fd, st, file, digest)) {
+      take[i] |= DONE;
+      done++;
     }
-    o = put_str(o, file ? "file " : "dir ");
-    o = put_u64(o, st->stx_mode & 07777);
-    *o++ = ' ';
-    o = put_u64(o, st->stx_uid);
-    *o++ = ' ';
-    o = put_u64(o, st->stx_gid);
-    *o++ = ' ';
-    o = put_u64(o, st->stx_size);
-    *o++ = ' ';
-    o = put_i64(o, mtime);
-    *o++ = ' ';
-    o = put_i64(o, ctime);
-    *o++ = ' ';
-    o = put_i64(o, (int64_t)st->stx_ino);
-    *o++ = ' ';
-    o = put_u64(o, st->stx_nlink);
-    o = put_str(o, " - "); /* no symlink target */
-    if (file)
-      for (int b = 0; b < BLAKE3_OUT_LEN; b++) {
-        *o++ = HEXD[digest[b] >> 4];
-        *o++ = HEXD[digest[b] & 15];
-      }
-    else
-      *o++ = '-';
-    o = put_str(o, " - "); /* no SHA-256 */
-    if (has_flags)
-      o = put_i64(o, flags);
-    else
-      *o++ = '-';
-    *o++ = ' ';
-    if (take[i] & XATTRS) {
-      *o++ = 'x';
-      o = put_xattrs(o, end, fd);
-      if (!o) goto next;
-    } else
-      *o++ = '-';
-    num[i * 6] = file ? 0 : 1; /* pool-protocol.ts TYPES: file, dir */
-    num[i * 6 + 1] = st->stx_mode & 07777;
-    num[i * 6 + 2] = st->stx_uid;
-    num[i * 6 + 3] = st->stx_gid;
-    num[i * 6 + 4] = st->stx_nlink;
-    num[i * 6 + 5] = has_flags ? (double)flags : __builtin_nan("");
-    big[i * 3] = (int64_t)st->stx_size;
-    big[i * 3 + 1] = mtime;
-    big[i * 3 + 2] = ctime;
-    ino[i] = st->stx_ino;
-    tstart[i] = -1;
-    tend[i] = -1;
-    status[i] = STATUS_OK;
-    xstate[i] = take[i] & XATTRS ? X_TEXT : X_ABSENT;
-    to = (uint32_t)(o - text);
-    take[i] |= DONE;
-    done++;
-  next:
     if (fd >= 0) close(fd);
-    textend[i] = to;
   }
+  /*
+   * The lanes' files, largest first: a lane takes the next file when its own MD5 ends, so the lanes
+   * idle only over the last few small files; when two lanes or fewer are left busy, each ends alone
+   * in plain C (two in lockstep would cost 2/16 of a step for 2 lanes' work).
+   */
+  if (nlane > 0) {
+    sort_pre = pre;
+    qsort(inlane, nlane, sizeof inlane[0], by_size_desc);
+    int32_t left[NLANES];
+    uint32_t job[NLANES];
+    for (int l = 0; l < NLANES; l++) left[l] = 0;
+    uint32_t next = 0;
+    for (;;) {
+      int busy = 0;
+      for (int l = 0; l < NLANES; l++) {
+        while (left[l] == 0 && next < nlane && !*stop) {
+          uint32_t i = inlane[next++];
+          const struct statx *st = &pre[i].st;
+          uint8_t *at = lanes + LANE_AT + (size_t)l * LANE_STRIDE;
+          uint8_t digest[BLAKE3_OUT_LEN];
+          /* the whole file, unchanged while read, is in the lane: its MD5 can be trusted as its BLAKE3 is */
+          if (read_hash(pre[i].fd, st, at, LANE_READ + 1, 1, stop, stats, digest) &&
+              finish(&out, i, take[i], pre[i].fd, st, 1, digest)) {
+            take[i] |= DONE;
+            done++;
+            left[l] = lane_start(lanes, l, st->stx_size);
+            job[l] = i;
+          }
+          close(pre[i].fd);
+          pre[i].fd = -1;
+        }
+        if (left[l] > 0) busy++;
+      }
+      if (busy == 0 || *stop) break; /* stopped: the worker sends nothing of this batch */
+      int32_t steps = 0;
+      if (busy <= 2 && next == nlane) {
+        for (int l = 0; l < NLANES; l++)
+          if (left[l] > 0) {
+            integ_md5x1(lanes, 256 * (l >> 4), l & 15, ((uint32_t *)(lanes + 512))[l], left[l]);
+            left[l] = -left[l]; /* done below */
+          }
+      } else {
+        steps = INT32_MAX;
+        for (int l = 0; l < NLANES; l++) {
+          if (left[l] > 0 && left[l] < steps) steps = left[l];
+          /* an idle lane hashes its own memory, its state unused */
+          if (left[l] == 0) ((uint32_t *)(lanes + 512))[l] = LANE_AT + (uint32_t)l * LANE_STRIDE;
+        }
+        integ_md5x32(lanes, 0, 512, steps);
+      }
+      for (int l = 0; l < NLANES; l++) {
+        if (left[l] == 0) continue;
+        if (left[l] > 0) {
+          left[l] -= steps;
+          ((uint32_t *)(lanes + 512))[l] += (uint32_t)steps * 64;
+        } else
+          left[l] = 0;
+        if (left[l] == 0) {
+          lane_digest(lanes, l, md5hex + 32 * (size_t)job[l]);
+          take[job[l]] |= HAS_MD5;
+        }
+      }
+    }
+    for (uint32_t k = next; k < nlane; k++) close(pre[inlane[k]].fd); /* stopped before these */
+  }
+  free(inlane);
   free(pre);
   return done;
 }
@@ -425,4 +588,10 @@ EXPORT void integ_blake3_hex(const uint8_t *in, uint64_t len, char *out) {
     out[2 * b + 1] = HEXD[d[b] & 15];
   }
   out[64] = 0;
+}
+
+/* The lanes' layout, for the caller: the bytes `lanes` must have, and the largest file a lane takes. */
+EXPORT void integ_scan_lanes(uint32_t *out) {
+  out[0] = LANES_MEM;
+  out[1] = LANE_READ;
 }

@@ -9,7 +9,7 @@
 // integ runs the same code in JavaScript and WebAssembly instead (same results, more CPU time).
 // A compiler that is present but fails is an error: the build must not quietly lose the fast path.
 // The libraries depend on libc only and are built once, here: `npm run package:deb` ships them,
-// so monitored hosts need no compiler. Each exports only its integ_* functions.
+// so monitored hosts need no compiler. Each exports only the integ_* functions its loader calls.
 //
 //   node tools/build-native.mjs [--out-dir DIR]   (part of npm run build; CC: the compiler, default cc)
 
@@ -23,15 +23,18 @@ export const NATIVE_DIR = 'dist/native';
 const B3 = 'native/blake3/';
 export const LIBS = [
   // -O3: the unrolled rounds keep the 16 message vectors in registers (-O2: ~20 % slower here)
-  { name: 'libinteg-md5x16.so', srcs: ['native/md5x16.c'], deps: [], without: 'MD5 lanes in WebAssembly' },
+  { name: 'libinteg-md5x16.so', srcs: ['native/md5x16.c'], deps: [], exports: 'integ_*', without: 'MD5 lanes in WebAssembly' },
   {
     name: 'libinteg-scan.so',
+    // md5x16.c too: the scan's MD5 lanes (its functions stay inside this library)
     srcs: [
       'native/scan.c',
+      'native/md5x16.c',
       ...['blake3.c', 'blake3_dispatch.c', 'blake3_portable.c'].map((f) => B3 + f),
       ...['sse2', 'sse41', 'avx2', 'avx512'].map((s) => `${B3}blake3_${s}_x86-64_unix.S`),
     ],
     deps: [`${B3}blake3.h`, `${B3}blake3_impl.h`],
+    exports: 'integ_scan; integ_scan_lanes; integ_blake3_hex',
     without: 'files scanned in JavaScript',
   },
 ];
@@ -57,7 +60,7 @@ function main() {
     const out = path.join(dir, l.name);
     const tmp = `${out}.${process.pid}.tmp`;
     const exports = `${tmp}.map`;
-    fs.writeFileSync(exports, '{ global: integ_*; local: *; };\n');
+    fs.writeFileSync(exports, `{ global: ${l.exports}; local: *; };\n`);
     const r = spawnSync(
       cc,
       [

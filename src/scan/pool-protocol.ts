@@ -262,13 +262,15 @@ export function fixedResults(n: number): FixedResults {
 let fixedBytes = new Uint8Array(0);
 
 /**
- * Compare texts written elsewhere (the native scan): result i's from ends[i - 1] (or 0) to ends[i]
- * of `text`, for the results packResults is given as undefined, whose numbers are in the fixed
- * part already.
+ * Results written elsewhere (the native scan), for those packResults is given as undefined: their
+ * numbers are in the fixed part already, result i's compare text is `text` from starts[i] to
+ * ends[i], and extra[i] its further digests (an MD5 from the lanes).
  */
 export interface NativeTexts {
   text: Buffer;
+  starts: Uint32Array;
   ends: Uint32Array;
+  extra: Array<Observed['extra'] | undefined> | null;
 }
 
 function growScratch(need: number, keep: number): void {
@@ -295,7 +297,7 @@ export function packResults(
   for (let i = 0; i < n; i++) {
     const r = results[i];
     if (!r) {
-      const s = i > 0 ? native!.ends[i - 1]! : 0;
+      const s = native!.starts[i]!;
       const e = native!.ends[i]!;
       if (cmpScratch.length - cmpBytes < e - s) growScratch(cmpBytes + e - s, cmpBytes);
       cmpBytes += native!.text.copy(cmpScratch, cmpBytes, s, e);
@@ -321,7 +323,12 @@ export function packResults(
   let to = 0;
   for (let i = 0; i < n; i++) {
     const r = results[i];
-    if (!r) continue; // written by the native scan
+    if (!r) {
+      // written by the native scan
+      const x = native!.extra?.[i];
+      if (x) (extra ??= new Array<Observed['extra'] | undefined>(n))[i] = x;
+      continue;
+    }
     const rec = r.rec;
     if (!r.ok) {
       strs ??= new Array<string | null | undefined>(n * S);
