@@ -413,7 +413,7 @@ static void lane_digest(uint8_t *lanes, int l, char *hex) {
 /* job i's file is read whole into a lane and gets its MD5 there */
 #define IN_LANE(i) ((take[i] & MD5) && lanes && pre[i].kind == FILE_ && pre[i].st.stx_size <= LANE_READ)
 
-static const struct pre *sort_pre;
+static __thread const struct pre *sort_pre; /* per thread: both workers sort at once */
 static int by_size_desc(const void *a, const void *b) {
   uint64_t x = sort_pre[*(const uint32_t *)a].st.stx_size, y = sort_pre[*(const uint32_t *)b].st.stx_size;
   return x < y ? 1 : x > y ? -1 : 0;
