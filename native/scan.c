@@ -3,12 +3,14 @@
  * it with koffi from the hash workers): for each file statx, openat, the reads (the first one with
  * RWF_NOWAIT: is the cache cold?), BLAKE3 (the official C implementation, vendored in
  * native/blake3/), fstat after the read, FS_IOC_GETFLAGS, flistxattr, close; for a folder statx,
- * and where flags or xattrs are asked open, fstat, the same two reads, close. Each result is
- * written where the worker's packed results want it, compare text included
- * (src/core/entry-cmp.ts). It does only what scan-entry.ts's hashFile and dirMeta do on their
- * common path, the same calls in the same order. Anything else (an error, a race, a change while reading, a
- * name it may not encode, no room) leaves the job undone, and the worker scans that job again
- * the JavaScript way, which decides: this file never reports a failure of its own.
+ * and where flags or xattrs are asked open, fstat, the same two reads, close. A small packaged
+ * file is read whole into an MD5 lane and gets dpkg's MD5 there, 32 files side by side
+ * (md5x16.c), as md5-lanes.ts does. Each result is written where the worker's packed results want
+ * it, compare text included (src/core/entry-cmp.ts). It does only what scan-entry.ts's hashFile,
+ * dirMeta and hashInLanes do on their common path, the same calls in the same order. Anything else
+ * (an error, a race, a change while reading, xattrs it does not encode, no room) leaves the job
+ * undone, and the worker scans that job again the JavaScript way, which decides: this file never
+ * reports a failure of its own.
  */
 #define _GNU_SOURCE
 #include <errno.h>

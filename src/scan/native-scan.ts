@@ -68,12 +68,6 @@ let fn: ScanFn | null | undefined;
 let lanesBytes = 0;
 let lanes: Buffer | null = null;
 let why = '';
-let disabled = false;
-
-/** Tests: scan the JavaScript way on this thread even where the native scan loads. */
-export function disableNativeScan(off: boolean): void {
-  disabled = off;
-}
 
 /** BLAKE3 in the library's C, hex (the known-answer test; tests compare it with blake3-wasm). */
 export let nativeBlake3Hex: ((data: Uint8Array) => string) | null = null;
@@ -123,7 +117,7 @@ function load(): ScanFn | null {
   return fn;
 }
 
-/** Which scan the workers run here, for the bench's header and debug logs. */
+/** Which scan the workers run here, for the bench's header. */
 export function scanImplementation(): string {
   return load() && fileIoKind() === 'koffi' ? `native (${NATIVE_SCAN_LIB}, BLAKE3 C 1.8.6)` : `JavaScript (${why || 'system calls through fs'})`;
 }
@@ -158,7 +152,7 @@ export const nativeCounts = { done: 0, left: 0 };
  */
 export function scanPacked(m: PackedJobs, buf: Buffer): { msg: PackedResults; transfer: ArrayBuffer[] } | null {
   const n = m.n;
-  if (n === 0 || disabled || !load() || fileIoKind() !== 'koffi') return null;
+  if (n === 0 || !load() || fileIoKind() !== 'koffi') return null;
   const bits = m.opts.map(takeOf);
   if (!bits.some((b) => b !== 0)) return null;
   // the lanes' memory (~4.2 MB) only in a thread that is given MD5s to make

@@ -372,7 +372,7 @@ export function packResults(
     }
     if (rec.extra) (extra ??= new Array<Observed['extra'] | undefined>(n))[i] = rec.extra;
   }
-  new Uint8Array(buf, 0, fv.bytes).set(fixedBytes);
+  new Uint8Array(buf, 0, fv.bytes).set(new Uint8Array(fv.num.buffer, 0, fv.bytes));
   return { msg: { n, buf, targetBytes, cmpBytes, strs, extra }, transfer: [buf] };
 }
 
