@@ -74,6 +74,10 @@ beforeAll(() => {
   fs.writeFileSync(path.join(dir, 'old'), 'before 1970');
   fs.utimesSync(path.join(dir, 'old'), new Date('1960-03-04T05:06:07.891Z'), new Date('1960-03-04T05:06:07.891Z'));
   fs.writeFileSync(path.join(dir, `name with spaces and \u00e9`), 'y');
+  // sparse: 64 MiB of hole and one byte at the end
+  const sparse = fs.openSync(path.join(dir, 'sparse'), 'w');
+  fs.writeSync(sparse, Buffer.from('z'), 0, 1, 64 * 1024 * 1024);
+  fs.closeSync(sparse);
   dirFd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
 });
 afterAll(() => {
@@ -106,6 +110,20 @@ describe.runIf(built)('native scan', () => {
       if (fs.lstatSync(path.join(dir, n)).isFile()) expect((r as { rec: { blake3: string } }).rec.blake3).toBe(blake3Hex(fs.readFileSync(path.join(dir, n))));
       expect(nt[i]!.toString()).toBe(cmpText((r as { rec: Parameters<typeof cmpText>[0] }).rec));
     }
+  });
+
+  it('takes a name that is not UTF-8 by its bytes', () => {
+    const name = Buffer.concat([Buffer.from('x-bad-'), Buffer.from([0xff, 0xfe]), Buffer.from('name')]);
+    const full = Buffer.concat([Buffer.from(`${dir}/`), name]);
+    fs.writeFileSync(full, 'not utf-8');
+    const before = nativeCounts.done;
+    for (const dirFd_ of [dirFd, -1]) {
+      const [nat, js, nt, jt] = bothWays([{ ...job('unused'), path: full, real: full, dirFd: dirFd_ }]);
+      expect(nat).toEqual(js);
+      expect(nt).toEqual(jt);
+      expect((nat[0] as { rec: { blake3: string } }).rec.blake3).toBe(blake3Hex(Buffer.from('not utf-8')));
+    }
+    expect(nativeCounts.done - before).toBe(2);
   });
 
   it('without xattrs or flags asked, by full path (no folder held), and with a --root prefix: the same', () => {
