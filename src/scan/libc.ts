@@ -52,6 +52,17 @@ export function nativeLibPath(name: string): string | null {
   return null;
 }
 
+/**
+ * One of integ's native libraries loaded with koffi, or why it cannot be: not built (no C compiler
+ * at build time) or koffi missing. A library that is there but fails to load throws.
+ */
+export function loadNativeLib(name: string): { lib: Libc['lib'] } | { why: string } {
+  const p = nativeLibPath(name);
+  const koffi = loadLibc()?.koffi;
+  if (!p || !koffi) return { why: p ? 'koffi did not load' : `${name} was not built (no C compiler at build time)` };
+  return { lib: koffi.load(p) };
+}
+
 /** Declare libc functions (prototypes in C syntax), or null when libc or a symbol is missing. */
 export function bindLibc<T extends object>(decls: Record<keyof T, string>): (T & { errno(): number }) | null {
   const c = loadLibc();

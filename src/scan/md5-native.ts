@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { loadLibc, nativeLibPath } from './libc.js';
+import { loadNativeLib, nativeLibPath } from './libc.js';
 
 /**
  * integ's multi-buffer MD5 in AVX-512 (native/md5x16.c, built by tools/build-native.mjs into
@@ -47,14 +47,13 @@ export function nativeMd5(): NativeMd5 | null {
     why = `not built for ${process.platform}-${process.arch}`;
     return null;
   }
-  const p = nativeMd5Path();
-  const koffi = loadLibc()?.koffi;
-  if (!p || !koffi) {
-    why = p ? 'koffi did not load' : `${NATIVE_MD5_LIB} was not built (no C compiler at build time)`;
-    return null;
-  }
   try {
-    const lib = koffi.load(p);
+    const got = loadNativeLib(NATIVE_MD5_LIB);
+    if ('why' in got) {
+      why = got.why;
+      return null;
+    }
+    const lib = got.lib;
     const ok = lib.func('int integ_md5x16_ok(void)') as () => number;
     if (ok() !== 1) {
       why = 'the CPU has no AVX-512F';
@@ -64,7 +63,7 @@ export function nativeMd5(): NativeMd5 | null {
     const inSet = lib.func('void integ_md5x1(uint8_t *mem, uint32_t state, uint32_t lane, uint32_t ptr, int32_t n)') as NativeMd5['one'];
     // the C takes a lane of one set, on that set's state
     const one: NativeMd5['one'] = (m, s, l, ptr, n) => inSet(m, s + NATIVE_SET_STATE * (l >> 4), l & 15, ptr, n);
-    const engine = { run: fn, one, path: p };
+    const engine = { run: fn, one, path: nativeMd5Path()! };
     if (!knownAnswers(engine)) throw new Error('known-answer test failed');
     loaded = engine;
   } catch (e) {

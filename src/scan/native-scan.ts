@@ -1,6 +1,6 @@
 import { fileIoKind, readOpenFlags } from './fileio.js';
 import type { Observed } from '../core/types.js';
-import { loadLibc, nativeLibPath } from './libc.js';
+import { loadNativeLib } from './libc.js';
 import { LANE_READ } from './md5-lanes.js';
 import { nativeMd5 } from './md5-native.js';
 import { fixedResults, jobArrays, type JobOpts, type PackedJobs, type PackedResults, packResults, unpackJob } from './pool-protocol.js';
@@ -79,14 +79,13 @@ function load(): ScanFn | null {
     why = 'INTEG_SCAN=js';
     return null;
   }
-  const p = nativeLibPath(NATIVE_SCAN_LIB);
-  const koffi = loadLibc()?.koffi;
-  if (!p || !koffi) {
-    why = p ? 'koffi did not load' : `${NATIVE_SCAN_LIB} was not built (no C compiler at build time)`;
-    return null;
-  }
   try {
-    const lib = koffi.load(p);
+    const got = loadNativeLib(NATIVE_SCAN_LIB);
+    if ('why' in got) {
+      why = got.why;
+      return null;
+    }
+    const lib = got.lib;
     const hex = lib.func('void integ_blake3_hex(const void *data, uint64_t len, void *out)') as (d: Uint8Array, n: number, out: Buffer) => void;
     const out = Buffer.alloc(65);
     nativeBlake3Hex = (d) => {
