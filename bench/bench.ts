@@ -218,7 +218,7 @@ async function main(): Promise<void> {
   const loadStart = os.loadavg();
   const load = loadStart.map((l) => l.toFixed(2)).join(' ');
   const revision = integRevision();
-  const header = `machine: nproc ${machine.nproc}, ${machine.cpu}, ${machine.memGiB} GiB RAM, Linux ${machine.kernel}, node ${machine.node}; load average at start ${load}\ninteg: ${revision}; MD5: ${md5Implementation()}; scan of regular files: ${scanImplementation()}; BLAKE3 of large files otherwise: ${blake3Implementation()}`;
+  const header = `machine: nproc ${machine.nproc}, ${machine.cpu}, ${machine.memGiB} GiB RAM, Linux ${machine.kernel}, node ${machine.node}; load average at start ${load}\ninteg: ${revision}; MD5: ${md5Implementation()}; scan of files and folders: ${scanImplementation()}; BLAKE3 of large files otherwise: ${blake3Implementation()}`;
   // With --json, stdout carries only the JSON document; the human tables go to stderr.
   const human = opts.json ? process.stderr : process.stdout;
   human.write(`integ benchmark\n${header}\n`);
