@@ -76,7 +76,7 @@ try {
   // What bin/integ.js runs: the bundle (tools/bundle.mjs), not tsc's module tree.
   mkdir(`${app}/dist/bundle`);
   copyTree(path.join(REPO, 'dist', 'bundle'), root(`${app}/dist/bundle`), (r) => r.endsWith('.map'));
-  // integ's multi-buffer MD5 (tools/build-native.mjs), where this machine built it: hosts need no compiler
+  // integ's native libraries, the MD5 lanes and the scan (tools/build-native.mjs), where this machine built them: hosts need no compiler
   if (fs.existsSync(path.join(REPO, 'dist', 'native'))) {
     mkdir(`${app}/dist/native`);
     copyTree(path.join(REPO, 'dist', 'native'), root(`${app}/dist/native`), (r) => !r.endsWith('.so'));

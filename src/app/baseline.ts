@@ -5,6 +5,7 @@ import { loadPackages } from '../pkg/packages.js';
 import { PackageCheck, type Shipped } from './package-check.js';
 import { releaseSpareWorkers, scanBatches } from '../scan/hash-pool.js';
 import { md5Implementation } from '../scan/md5-lanes.js';
+import { scanImplementation } from '../scan/native-scan.js';
 import type { ScanJob } from '../scan/scan-entry.js';
 import { type DirHandle, walk } from '../scan/walk.js';
 import { BaselineRepo, type Generation } from '../store/baseline-repo.js';
@@ -127,6 +128,7 @@ export async function runBaseline(opts: BaselineOptions, ctx: RunContext, progre
     const packages = index ? new PackageCheck(index, opts.md5Queue, md5Cache) : null;
     // asked only when logged: it loads the MD5 engines on this thread, which hashes nothing itself
     if (packages && ctx.log.isLevelEnabled('debug')) ctx.log.debug({ md5: md5Implementation() }, 'packaged files: compared with their packages');
+    if (ctx.log.isLevelEnabled('debug')) ctx.log.debug({ scan: scanImplementation() }, 'files and folders: how they are scanned');
     // The package check's larger files are hashed by background workers while the scan goes on;
     // a failed digest stops them too (below).
     const stopCheck = new AbortController();

@@ -6,6 +6,7 @@ import { REPO, tmpdir, treeRunEnv } from '../helpers/cli.js';
 import { nativeMd5 } from '../../src/scan/md5-native.js';
 
 const NATIVE_OUT = 'dist/native/libinteg-md5x16.so';
+const NATIVE_SCAN = 'dist/native/libinteg-scan.so';
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const hasDpkg = has('dpkg-deb');
@@ -81,8 +82,9 @@ describe.runIf(hasDpkg)('npm run package:deb', () => {
     ])
       expect(files, f).toContain(f);
     // integ's native MD5 lanes, wherever this machine built them (tools/build-native.mjs: CI does)
-    if (fs.existsSync(path.join(REPO, NATIVE_OUT))) expect(files).toContain(`./usr/lib/integ/${NATIVE_OUT}`);
-    else console.log(`not built here, so not packaged: ${NATIVE_OUT}`);
+    for (const lib of [NATIVE_OUT, NATIVE_SCAN])
+      if (fs.existsSync(path.join(REPO, lib))) expect(files).toContain(`./usr/lib/integ/${lib}`);
+      else console.log(`not built here, so not packaged: ${lib}`);
     // the bundle, not tsc's module tree (which the bundle is made from)
     expect(files.some((f) => f.startsWith('./usr/lib/integ/dist/src/'))).toBe(false);
     for (const dev of ['vitest', 'typescript', '@elastic/ecs', '@types/node', 'esbuild'])
@@ -110,6 +112,9 @@ describe.runIf(hasDpkg)('npm run package:deb', () => {
     // the packaged MD5 lanes load from /usr/lib/integ/dist/native where they were built and the CPU has AVX-512F
     const md5 = /"md5":"([^"]+)".*"msg":"packaged files: compared with their packages"/.exec(b.stderr)?.[1];
     expect(md5).toBe(fs.existsSync(path.join(REPO, NATIVE_OUT)) && nativeMd5() ? 'native AVX-512, 32 lanes' : expect.stringMatching(/^wasm SIMD, 8 lanes/));
+    // and the packaged native scan from there too
+    const scan = /"scan":"([^"]+)".*"msg":"files and folders: how they are scanned"/.exec(b.stderr)?.[1];
+    expect(scan).toBe(fs.existsSync(path.join(REPO, NATIVE_SCAN)) ? 'native (libinteg-scan.so, BLAKE3 C 1.8.6)' : expect.stringMatching(/^JavaScript/));
     fs.writeFileSync(path.join(t, 'tree', 'f'), '2\n');
     const c = run(process.execPath, [bin, 'check', '--no-snapshot', '--format', 'ecs'], { env, cwd: t });
     expect(c.status, c.stderr).toBe(4);
