@@ -307,6 +307,17 @@ describe('the dpkg index for a few paths (check’s findings, accept --packaged)
       if (p?.startsWith('/') && p !== '/.') paths.push(p);
     }
     paths.push('/usr/bin/pg_config', '/usr/bin/pg_config.libpq-dev', '/usr/lib/x86_64-linux-gnu/libpthread.so.0', '/etc/passwd', '/usr/bin/integ-nothing');
+    // folders many packages list, and both forms of merged-/usr paths
+    paths.push(
+      '/usr/bin',
+      '/usr/local/bin',
+      '/usr/share/doc',
+      '/bin/sh',
+      '/usr/bin/sh',
+      '/lib/x86_64-linux-gnu/libc.so.6',
+      '/usr/lib/x86_64-linux-gnu/libc.so.6',
+      '/etc',
+    );
     const full = loadDpkg('/')!;
     for (let k = 0; k < paths.length; k += 8) {
       const group = paths.slice(k, k + 8);
@@ -314,5 +325,8 @@ describe('the dpkg index for a few paths (check’s findings, accept --packaged)
       for (const p of group) expect(few.lookup(p), p).toEqual(full.lookup(p));
     }
     for (const p of paths.slice(0, 6)) expect(loadDpkg('/', false, [p])!.lookup(p), p).toEqual(full.lookup(p));
+    for (const p of paths.slice(-8)) expect(loadDpkg('/', false, [p])!.lookup(p), p).toEqual(full.lookup(p));
+    // a folder's finding is searched for as its whole path, not its last name ("bin" is in nearly every package's files)
+    expect(loadDpkg('/', false, ['/usr/local/bin', '/usr/local/bin/convert'])!.size).toBeLessThan(full.size / 10);
   });
 });
