@@ -268,7 +268,7 @@ const MAX_NEEDLES = 16;
  * (too many paths) or cannot be relied on (a path that is not valid UTF-8: the file's bytes would
  * not contain its decoded form).
  */
-function pathsToFind(paths: readonly string[], idx: PackageIndex): Array<{ line: Buffer; last: Buffer }> | null {
+function pathsToFind(paths: readonly string[], idx: PackageIndex): Array<{ line: Buffer; rel: Buffer }> | null {
   const forms = new Set<string>();
   for (const p of paths) {
     if (!p.startsWith('/') || p.includes('\uFFFD')) return null;
@@ -277,16 +277,16 @@ function pathsToFind(paths: readonly string[], idx: PackageIndex): Array<{ line:
   for (const [from, to] of idx.divertedPaths()) if (forms.has(to)) forms.add(from);
   if (forms.size > MAX_NEEDLES) return null;
   return [...forms].map((f) => {
-    const last = Buffer.from(f.slice(1), 'utf8');
-    return { line: Buffer.concat([last, Buffer.from('\n')]), last };
+    const rel = Buffer.from(f.slice(1), 'utf8'); // as md5sums writes it; a .list line has the slash before it
+    return { line: Buffer.concat([rel, Buffer.from('\n')]), rel };
   });
 }
 
 /** Whether a package file's bytes have a line that ends with one of the needles (the last line may lack its newline). */
-function mentions(bytes: Buffer, needles: ReadonlyArray<{ line: Buffer; last: Buffer }>): boolean {
+function mentions(bytes: Buffer, needles: ReadonlyArray<{ line: Buffer; rel: Buffer }>): boolean {
   for (const n of needles) {
     if (bytes.includes(n.line)) return true;
-    if (bytes.length >= n.last.length && bytes.compare(n.last, 0, n.last.length, bytes.length - n.last.length) === 0) return true;
+    if (bytes.length >= n.rel.length && bytes.compare(n.rel, 0, n.rel.length, bytes.length - n.rel.length) === 0) return true;
   }
   return false;
 }

@@ -56,11 +56,11 @@ export function nativeLibPath(name: string): string | null {
  * One of integ's native libraries loaded with koffi, or why it cannot be: not built (no C compiler
  * at build time) or koffi missing. A library that is there but fails to load throws.
  */
-export function loadNativeLib(name: string): { lib: Libc['lib'] } | { why: string } {
+export function loadNativeLib(name: string): { lib: Libc['lib']; path: string } | { why: string } {
   const p = nativeLibPath(name);
   const koffi = loadLibc()?.koffi;
   if (!p || !koffi) return { why: p ? 'koffi did not load' : `${name} was not built (no C compiler at build time)` };
-  return { lib: koffi.load(p) };
+  return { lib: koffi.load(p), path: p };
 }
 
 /** Declare libc functions (prototypes in C syntax), or null when libc or a symbol is missing. */

@@ -227,7 +227,7 @@ function resultViews(c: Cursor, n: number, targetBytes: number, cmpBytes: number
 let cmpScratch = Buffer.allocUnsafe(64 * 1024);
 
 /** The fixed part of a results message for n results: everything before the targets and compare texts. */
-export type FixedResults = Omit<ReturnType<typeof resultViews>, 'targets' | 'cmps'> & { bytes: number };
+export type FixedResults = Omit<ReturnType<typeof resultViews>, 'targets' | 'cmps'> & { bytes: number; raw: Uint8Array };
 
 let fixedScratch = new ArrayBuffer(0);
 let fixedCache: FixedResults | null = null;
@@ -253,13 +253,12 @@ export function fixedResults(n: number): FixedResults {
       status: v.status,
       xattrsState: v.xattrsState,
       bytes,
+      raw: new Uint8Array(fixedScratch, 0, bytes),
     };
-    fixedBytes = new Uint8Array(fixedScratch, 0, bytes);
   }
-  fixedBytes.fill(0); // nothing of the batch before: a result without a record reads as zeros, as in a new buffer
+  fixedCache.raw.fill(0); // nothing of the batch before: a result without a record reads as zeros, as in a new buffer
   return fixedCache;
 }
-let fixedBytes = new Uint8Array(0);
 
 /**
  * Results written elsewhere (the native scan), for those packResults is given as undefined: their
@@ -372,7 +371,7 @@ export function packResults(
     }
     if (rec.extra) (extra ??= new Array<Observed['extra'] | undefined>(n))[i] = rec.extra;
   }
-  new Uint8Array(buf, 0, fv.bytes).set(new Uint8Array(fv.num.buffer, 0, fv.bytes));
+  new Uint8Array(buf, 0, fv.bytes).set(fv.raw);
   return { msg: { n, buf, targetBytes, cmpBytes, strs, extra }, transfer: [buf] };
 }
 
