@@ -303,6 +303,15 @@ describe('fd folders held across the bracket', () => {
     // (the exec-status pipe): wait until it runs sleep, so its fd folder holds still
     for (let k = 0; k < 200 && !/sleep$/.test(fs.readlinkSync(`/proc/${child.pid}/exe`)); k++) await new Promise((r) => setTimeout(r, 5));
     const dir = `/proc/${child.pid}/fd`;
+    // the exe link changes before exec closes the close-on-exec descriptors: wait until two listings
+    // 20 ms apart agree (flaked once in CI under load: 4 fds read, then 5 listed)
+    const listing = (): string => fs.readdirSync(dir).sort().join(',');
+    for (let k = 0, prev = listing(); k < 100; k++) {
+      await new Promise((r) => setTimeout(r, 20));
+      const now = listing();
+      if (now === prev) break;
+      prev = now;
+    }
     const held = openFdDir(dir);
     expect(held).not.toBeNull();
     try {
